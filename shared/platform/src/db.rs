@@ -1,0 +1,61 @@
+//! Opens the database a service owns (PostgreSQL in production, an SQLite file for the
+//! embedded default) and runs that service's migrations.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+/// How to reach the database and how large a pool to keep.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl DbSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+}
+
+/// Connects with a bounded pool. SQLite gets one connection: writers then queue in the
+/// pool instead of failing with "database is locked" when two transactions upgrade.
+pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(settings.url.clone());
+    let max = if settings.is_sqlite() { 1 } else { settings.max_connections };
+    options
+        .max_connections(max)
+        .min_connections(1)
+        .connect_timeout(settings.connect_timeout)
+        .acquire_timeout(settings.connect_timeout)
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+            .await?;
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration of `M`; safe to run on each start.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), DbErr> {
+    M::up(db, None).await
+}
+
+/// True for a unique-constraint violation, which callers treat as "someone else won".
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,12 @@
+//! What every aftersales service is built from: configuration from the environment,
+//! telemetry, the gRPC server kit, error-to-`Status` mapping, database connections and
+//! migrations, and idempotency-key storage. Nothing here knows any business domain.
+
+pub mod config;
+pub mod db;
+pub mod idempotency;
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+pub use tokio_util::sync::CancellationToken;

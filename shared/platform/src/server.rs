@@ -1,0 +1,234 @@
+//! The gRPC server kit every service runs on: health and reflection, tower layers for
+//! request timeouts, per-connection concurrency limits with load shedding and a span per
+//! RPC (continuing the caller's W3C trace), and a graceful shutdown that first reports
+//! NOT_SERVING, then drains in-flight RPCs within a bound.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::RoutesBuilder,
+    transport::Server,
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::Service;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::{ConfigError, Env};
+
+/// Limits and timings of one server, from the environment.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Longest an RPC may run before it answers `Cancelled` (GRPC_REQUEST_TIMEOUT_MS).
+    pub request_timeout: Duration,
+    /// RPCs in flight per connection before new ones are shed (GRPC_CONCURRENCY_LIMIT).
+    pub concurrency_per_connection: usize,
+    /// After NOT_SERVING, how long load balancers get to notice (SHUTDOWN_HEALTH_GRACE_MS).
+    pub health_grace: Duration,
+    /// The bound on draining in-flight RPCs (SHUTDOWN_DRAIN_TIMEOUT_MS).
+    pub drain_timeout: Duration,
+}
+
+impl ServerSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            request_timeout: env.millis("GRPC_REQUEST_TIMEOUT_MS", 10_000, false)?,
+            concurrency_per_connection: env.positive("GRPC_CONCURRENCY_LIMIT", 256)?,
+            health_grace: env.millis("SHUTDOWN_HEALTH_GRACE_MS", 2_000, true)?,
+            drain_timeout: env.millis("SHUTDOWN_DRAIN_TIMEOUT_MS", 20_000, false)?,
+        })
+    }
+
+    /// Settings for tests: no grace period, short drain.
+    pub fn for_tests() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            concurrency_per_connection: 256,
+            health_grace: Duration::ZERO,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The application services one server exposes, with the names health reports on.
+#[derive(Default)]
+pub struct GrpcServices {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl GrpcServices {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+}
+
+/// Errors that stop a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Binds an address (port 0 picks a free one); the listener's `local_addr` tells which.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves `services` plus health and reflection on `listener` until `shutdown` fires,
+/// then reports NOT_SERVING, waits the health grace, and drains within the bound.
+pub async fn serve(
+    listener: TcpListener,
+    settings: ServerSettings,
+    services: GrpcServices,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let GrpcServices { mut routes, names } = services;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    routes
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+
+    let drain = CancellationToken::new();
+    let server = Server::builder()
+        .timeout(settings.request_timeout)
+        .concurrency_limit_per_connection(settings.concurrency_per_connection)
+        .load_shed(true)
+        .layer(RpcTraceLayer)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain.clone().cancelled_owned());
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = shutdown.cancelled() => {}
+    }
+    tracing::info!(services = ?names, "shutting down: reporting NOT_SERVING");
+    set_not_serving(&health, &names).await;
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = tokio::time::sleep(settings.health_grace) => {}
+    }
+    drain.cancel();
+    match tokio::time::timeout(settings.drain_timeout, &mut server).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            tracing::warn!(timeout = ?settings.drain_timeout, "drain timed out; dropping remaining RPCs");
+            Ok(())
+        }
+    }
+}
+
+/// Reflection over every aftersales contract and health; v1alpha too, for older grpcurl.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(aftersales_protos::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn set_not_serving(health: &HealthReporter, names: &[&'static str]) {
+    health.set_service_status("", ServingStatus::NotServing).await;
+    for name in names {
+        health.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+}
+
+/// Opens a span per RPC named after its method, continuing the caller's trace context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcTraceLayer;
+
+impl<S> tower::Layer<S> for RpcTraceLayer {
+    type Service = RpcTrace<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcTrace { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcTrace<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcTrace<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %request.uri().path(),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let _ = span.set_parent(crate::telemetry::context_from_headers(request.headers()));
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = future.await;
+                if let Ok(response) = &result {
+                    // Trailers-only responses (errors) carry the code in the headers.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("0");
+                    tracing::Span::current().record("rpc.grpc.status_code", code);
+                }
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "rpc done");
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
