@@ -1,0 +1,208 @@
+//! The Redis schedule: per shard a `due` sorted set (score = due instant) and a `lease`
+//! sorted set (score = lease expiry), both under one hash tag so the claim script touches
+//! one cluster slot. A marker key tells when Redis has lost its data.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use redis::{Script, aio::ConnectionManager};
+use tokio::sync::Notify;
+
+use crate::{Claim, Millis, QueueStats};
+
+/// Moves due members (and members whose lease ran out) into the lease set, atomically.
+/// Returns flat triples: member, score, reclaimed flag.
+const CLAIM_LUA: &str = r#"
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local lease_until = ARGV[3]
+local out = {}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #expired, 2 do
+  redis.call('ZADD', KEYS[2], lease_until, expired[i])
+  out[#out + 1] = expired[i]; out[#out + 1] = expired[i + 1]; out[#out + 1] = '1'
+end
+local room = limit - #expired / 2
+if room > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, room)
+  for i = 1, #due, 2 do
+    redis.call('ZREM', KEYS[1], due[i])
+    redis.call('ZADD', KEYS[2], lease_until, due[i])
+    out[#out + 1] = due[i]; out[#out + 1] = due[i + 1]; out[#out + 1] = '0'
+  end
+end
+return out
+"#;
+
+/// Where the schedule lives in Redis.
+#[derive(Debug, Clone)]
+pub struct RedisQueueSettings {
+    /// Prepended to every key, e.g. `aftersales:` (tests use a unique prefix each).
+    pub key_prefix: String,
+    /// The queue's name, e.g. `sla`.
+    pub name: String,
+    /// How many sorted-set pairs to spread members over.
+    pub shards: usize,
+}
+
+struct ShardKeys {
+    due: String,
+    lease: String,
+}
+
+#[derive(Clone)]
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    shards: Arc<Vec<ShardKeys>>,
+    marker: String,
+    claim_script: Arc<Script>,
+    next_shard: Arc<AtomicUsize>,
+    pub(crate) wakeup: Arc<Notify>,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("marker", &self.marker)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+impl RedisQueue {
+    pub fn new(conn: ConnectionManager, settings: &RedisQueueSettings) -> Self {
+        let RedisQueueSettings { key_prefix, name, shards } = settings;
+        let shards = (0..(*shards).max(1))
+            .map(|i| ShardKeys {
+                due: format!("{key_prefix}{name}:{{{name}-{i}}}:due"),
+                lease: format!("{key_prefix}{name}:{{{name}-{i}}}:lease"),
+            })
+            .collect();
+        Self {
+            conn,
+            shards: Arc::new(shards),
+            marker: format!("{key_prefix}{name}:intact"),
+            claim_script: Arc::new(Script::new(CLAIM_LUA)),
+            next_shard: Arc::new(AtomicUsize::new(0)),
+            wakeup: Arc::new(Notify::new()),
+        }
+    }
+
+    fn shard_of(&self, id: &str) -> &ShardKeys {
+        // FNV-1a: stable across processes and releases, unlike the std hasher.
+        let hash = id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        &self.shards[(hash % self.shards.len() as u64) as usize]
+    }
+
+    /// Groups ids by the shard that holds them.
+    fn by_shard<'a, T>(&'a self, items: &'a [T], id: impl Fn(&T) -> &str) -> Vec<(&'a ShardKeys, Vec<&'a T>)> {
+        let mut groups: Vec<(&ShardKeys, Vec<&T>)> = Vec::new();
+        for item in items {
+            let keys = self.shard_of(id(item));
+            match groups.iter_mut().find(|(k, _)| std::ptr::eq(*k, keys)) {
+                Some((_, members)) => members.push(item),
+                None => groups.push((keys, vec![item])),
+            }
+        }
+        groups
+    }
+
+    pub(crate) async fn schedule(&self, items: &[(String, Millis)]) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (keys, members) in self.by_shard(items, |(id, _)| id) {
+            let cmd = pipe.cmd("ZADD").arg(&keys.due).arg("LT");
+            for (id, due) in members {
+                cmd.arg(*due).arg(id);
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    pub(crate) async fn cancel(&self, ids: &[String]) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (keys, members) in self.by_shard(ids, |id| id) {
+            pipe.cmd("ZREM").arg(&keys.due).arg(members).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    pub(crate) async fn claim(&self, now: Millis, limit: usize, lease_ms: Millis) -> redis::RedisResult<Vec<Claim>> {
+        let mut conn = self.conn.clone();
+        let mut claims = Vec::new();
+        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..self.shards.len() {
+            if claims.len() >= limit {
+                break;
+            }
+            let keys = &self.shards[(start + offset) % self.shards.len()];
+            let flat: Vec<String> = self
+                .claim_script
+                .key(&keys.due)
+                .key(&keys.lease)
+                .arg(now)
+                .arg(limit - claims.len())
+                .arg(now + lease_ms)
+                .invoke_async(&mut conn)
+                .await?;
+            for triple in flat.chunks_exact(3) {
+                claims.push(Claim {
+                    id: triple[0].clone(),
+                    due_ms: triple[1].parse::<f64>().map(|s| s as Millis).unwrap_or(now),
+                    reclaimed: triple[2] == "1",
+                });
+            }
+        }
+        Ok(claims)
+    }
+
+    pub(crate) async fn ack(&self, ids: &[String]) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (keys, members) in self.by_shard(ids, |id| id) {
+            pipe.cmd("ZREM").arg(&keys.lease).arg(members).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    pub(crate) async fn next_due(&self) -> redis::RedisResult<Option<Millis>> {
+        let mut pipe = redis::pipe();
+        for keys in self.shards.iter() {
+            pipe.cmd("ZRANGE").arg(&keys.due).arg(0).arg(0).arg("WITHSCORES");
+            pipe.cmd("ZRANGE").arg(&keys.lease).arg(0).arg(0).arg("WITHSCORES");
+        }
+        let firsts: Vec<Vec<(String, f64)>> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(firsts
+            .iter()
+            .flatten()
+            .map(|(_, score)| *score as Millis)
+            .min())
+    }
+
+    pub(crate) async fn check_lost(&self) -> redis::RedisResult<bool> {
+        // SET NX succeeds only when the marker is gone: first start or lost data.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&self.marker)
+            .arg("1")
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    pub(crate) async fn stats(&self) -> redis::RedisResult<QueueStats> {
+        let mut pipe = redis::pipe();
+        for keys in self.shards.iter() {
+            pipe.cmd("ZCARD").arg(&keys.due);
+            pipe.cmd("ZCARD").arg(&keys.lease);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(QueueStats {
+            scheduled: counts.iter().step_by(2).sum(),
+            in_flight: counts.iter().skip(1).step_by(2).sum(),
+        })
+    }
+}
