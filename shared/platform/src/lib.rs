@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod db;
+pub mod redis_conn;
 pub mod idempotency;
 pub mod server;
 pub mod status;

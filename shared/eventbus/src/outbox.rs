@@ -1,0 +1,71 @@
+//! Writing events into the outbox, inside the caller's transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+
+use crate::entity::outbox;
+
+/// An event to publish once the surrounding transaction commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Unique and stable: consumers dedupe on it.
+    pub event_id: String,
+    /// The stream it goes to, e.g. `tickets`.
+    pub stream: String,
+    pub event_type: String,
+    pub subject_id: String,
+    pub payload: Vec<u8>,
+}
+
+/// Adds events to the outbox with the current trace context, so the consumer's span
+/// continues the trace of the request that caused it.
+pub async fn enqueue<C: ConnectionTrait>(conn: &C, events: Vec<NewEvent>, now: DateTime<Utc>) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let headers = encode_headers(&aftersales_platform::telemetry::current_trace_headers());
+    let rows = events.into_iter().map(|e| outbox::ActiveModel {
+        event_id: Set(e.event_id),
+        stream: Set(e.stream),
+        event_type: Set(e.event_type),
+        subject_id: Set(e.subject_id),
+        payload: Set(e.payload),
+        headers: Set(headers.clone()),
+        created_at: Set(now),
+        ..Default::default()
+    });
+    outbox::Entity::insert_many(rows).exec(conn).await?;
+    Ok(())
+}
+
+/// `k=v` lines: header names and W3C values never contain `=` in the name or newlines.
+pub(crate) fn encode_headers(headers: &HashMap<String, String>) -> String {
+    let mut lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+pub(crate) fn decode_headers(encoded: &str) -> HashMap<String, String> {
+    encoded
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        let headers = HashMap::from([
+            ("traceparent".to_owned(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned()),
+            ("tracestate".to_owned(), "a=b".to_owned()),
+        ]);
+        assert_eq!(decode_headers(&encode_headers(&headers)), headers);
+        assert!(decode_headers("").is_empty());
+    }
+}

@@ -1,0 +1,180 @@
+//! Redis Streams as the bus: `XADD` (trimmed to an approximate length), consumer groups
+//! read with `XREADGROUP`, stale deliveries taken over with `XAUTOCLAIM`.
+
+use std::{collections::HashMap, time::Duration};
+
+use redis::{
+    Value,
+    aio::ConnectionManager,
+    streams::{StreamAutoClaimReply, StreamId, StreamReadReply},
+};
+
+use crate::{BusError, BusMessage, Delivery};
+
+#[derive(Clone)]
+pub struct RedisBus {
+    /// For writes and short commands.
+    conn: ConnectionManager,
+    /// For blocking reads, so they never hold up publishing.
+    reader: ConnectionManager,
+    key_prefix: String,
+    max_len: usize,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus").field("key_prefix", &self.key_prefix).finish()
+    }
+}
+
+const HEADER_FIELD: &str = "h:";
+
+impl RedisBus {
+    /// `reader` must have a response timeout longer than the longest `block` of a read.
+    pub fn new(conn: ConnectionManager, reader: ConnectionManager, key_prefix: impl Into<String>) -> Self {
+        Self {
+            conn,
+            reader,
+            key_prefix: key_prefix.into(),
+            max_len: 1_000_000,
+        }
+    }
+
+    pub fn stream_key(&self, stream: &str) -> String {
+        format!("{}events:{stream}", self.key_prefix)
+    }
+
+    pub(crate) async fn publish(&self, stream: &str, messages: &[BusMessage]) -> Result<(), BusError> {
+        let key = self.stream_key(stream);
+        let mut pipe = redis::pipe();
+        for m in messages {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.max_len)
+                .arg("*")
+                .arg("id")
+                .arg(&m.event_id)
+                .arg("type")
+                .arg(&m.event_type)
+                .arg("subject")
+                .arg(&m.subject_id)
+                .arg("payload")
+                .arg(&m.payload);
+            for (name, value) in &m.headers {
+                cmd.arg(format!("{HEADER_FIELD}{name}")).arg(value);
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
+        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.stream_key(stream))
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn.clone())
+            .await;
+        match result {
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    pub(crate) async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let key = self.stream_key(stream);
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .query_async(&mut self.reader.clone())
+            .await?;
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        entries.map(|entry| to_delivery(stream, entry)).collect()
+    }
+
+    pub(crate) async fn ack(&self, stream: &str, group: &str, delivery_ids: &[String]) -> Result<(), BusError> {
+        redis::cmd("XACK")
+            .arg(self.stream_key(stream))
+            .arg(group)
+            .arg(delivery_ids)
+            .query_async::<()>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.stream_key(stream))
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        reply.claimed.into_iter().map(|entry| to_delivery(stream, entry)).collect()
+    }
+}
+
+fn to_delivery(stream: &str, entry: StreamId) -> Result<Delivery, BusError> {
+    let malformed = |reason: &str| BusError::Malformed {
+        stream: stream.to_owned(),
+        delivery_id: entry.id.clone(),
+        reason: reason.to_owned(),
+    };
+    let bytes = |field: &str| -> Result<Vec<u8>, BusError> {
+        match entry.map.get(field) {
+            Some(Value::BulkString(bytes)) => Ok(bytes.clone()),
+            Some(Value::SimpleString(s)) => Ok(s.clone().into_bytes()),
+            _ => Err(malformed(&format!("field {field} missing"))),
+        }
+    };
+    let text = |field: &str| -> Result<String, BusError> {
+        String::from_utf8(bytes(field)?).map_err(|_| malformed(&format!("field {field} is not UTF-8")))
+    };
+    let mut headers = HashMap::new();
+    for (name, value) in &entry.map {
+        if let (Some(header), Value::BulkString(v)) = (name.strip_prefix(HEADER_FIELD), value) {
+            headers.insert(header.to_owned(), String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    Ok(Delivery {
+        message: BusMessage {
+            event_id: text("id")?,
+            event_type: text("type")?,
+            subject_id: text("subject")?,
+            payload: bytes("payload")?,
+            headers,
+        },
+        delivery_id: entry.id.clone(),
+    })
+}
