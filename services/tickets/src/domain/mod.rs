@@ -1,0 +1,142 @@
+//! The tickets domain: ticket lifecycle, escalation, SLA policies, business calendars and
+//! SLA clocks. Pure rules over plain data: no I/O, no tonic, no sea-orm, no Redis; every
+//! function that needs the time takes it as an argument.
+
+pub mod calendar;
+pub mod clock;
+pub mod error;
+pub mod policy;
+pub mod ticket;
+
+pub use error::DomainError;
+
+/// Declares an enum stored and exchanged as a lower-case text code.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($code => Ok($name::$variant),)+
+                    other => Err(DomainError::UnknownCode { kind: stringify!($name), code: other.to_owned() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where the customer reached us.
+    Channel {
+        Hotline = "hotline",
+        Chat = "chat",
+        Email = "email",
+        App = "app",
+        MarketplaceReview = "marketplace_review",
+        Store = "store",
+        Social = "social",
+    }
+);
+
+text_enum!(
+    Category {
+        Inquiry = "inquiry",
+        Complaint = "complaint",
+        ReturnExchange = "return_exchange",
+        Repair = "repair",
+        TechnicalSupport = "technical_support",
+    }
+);
+
+text_enum!(
+    /// The handbook's three grades: urgent (safety, media risk), important (batch
+    /// complaints), general.
+    Severity {
+        Urgent = "urgent",
+        Important = "important",
+        General = "general",
+    }
+);
+
+text_enum!(
+    Tier {
+        Vip = "vip",
+        Potential = "potential",
+        Regular = "regular",
+    }
+);
+
+text_enum!(
+    Status {
+        New = "new",
+        Open = "open",
+        PendingCustomer = "pending_customer",
+        Resolved = "resolved",
+        Closed = "closed",
+        Reopened = "reopened",
+    }
+);
+
+text_enum!(
+    /// Who holds the ticket; ordered, so a breach moves it one step up.
+    Level {
+        Agent = "agent",
+        Supervisor = "supervisor",
+        Manager = "manager",
+    }
+);
+
+text_enum!(
+    Author {
+        Agent = "agent",
+        Customer = "customer",
+    }
+);
+
+text_enum!(
+    ClockKind {
+        FirstResponse = "first_response",
+        Resolution = "resolution",
+        PeriodicUpdate = "periodic_update",
+    }
+);
+
+text_enum!(
+    ClockState {
+        Running = "running",
+        Paused = "paused",
+        Met = "met",
+        Breached = "breached",
+        Cancelled = "cancelled",
+    }
+);
+
+impl Level {
+    /// The next level up, if there is one.
+    pub fn above(self) -> Option<Level> {
+        match self {
+            Level::Agent => Some(Level::Supervisor),
+            Level::Supervisor => Some(Level::Manager),
+            Level::Manager => None,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! SLA policies: which targets apply to a ticket, matched in priority order on severity,
+//! category, customer tier and channel (first match wins; a catch-all must exist).
+//! Policies are versioned: a ticket keeps the version it was matched against.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Category, Channel, DomainError, Level, Severity, Status, Tier, calendar::DEFAULT_CALENDAR_ID};
+
+/// One target: how long, measured on which calendar (`None` = 24x7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaTarget {
+    pub seconds: u64,
+    pub calendar_id: Option<String>,
+}
+
+impl SlaTarget {
+    pub fn always_on(seconds: u64) -> Self {
+        Self { seconds, calendar_id: None }
+    }
+
+    pub fn business(seconds: u64, calendar_id: &str) -> Self {
+        Self {
+            seconds,
+            calendar_id: Some(calendar_id.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaPolicy {
+    pub id: String,
+    pub version: u32,
+    pub name: String,
+    /// Lower is tried first.
+    pub priority: i32,
+    /// Empty lists match anything.
+    pub match_severities: Vec<Severity>,
+    pub match_categories: Vec<Category>,
+    pub match_tiers: Vec<Tier>,
+    pub match_channels: Vec<Channel>,
+    pub first_response: SlaTarget,
+    pub resolution: SlaTarget,
+    pub periodic_update: Option<SlaTarget>,
+    /// Statuses that stop the clocks.
+    pub pause_statuses: Vec<Status>,
+    /// Percent of a target at which a warning fires.
+    pub warning_percent: u8,
+    pub escalate_on_breach: bool,
+    /// The level a new ticket starts at.
+    pub initial_level: Level,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a policy is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub severity: Severity,
+    pub category: Category,
+    pub tier: Tier,
+    pub channel: Channel,
+}
+
+fn admits<T: PartialEq>(allowed: &[T], value: &T) -> bool {
+    allowed.is_empty() || allowed.contains(value)
+}
+
+impl SlaPolicy {
+    pub fn matches(&self, facts: &TicketFacts) -> bool {
+        admits(&self.match_severities, &facts.severity)
+            && admits(&self.match_categories, &facts.category)
+            && admits(&self.match_tiers, &facts.tier)
+            && admits(&self.match_channels, &facts.channel)
+    }
+
+    pub fn is_catch_all(&self) -> bool {
+        self.match_severities.is_empty()
+            && self.match_categories.is_empty()
+            && self.match_tiers.is_empty()
+            && self.match_channels.is_empty()
+    }
+
+    pub fn pauses_in(&self, status: Status) -> bool {
+        self.pause_statuses.contains(&status)
+    }
+
+    /// Checks the rules a policy must keep on its own.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.id.trim().is_empty() {
+            return Err(DomainError::invalid("policy.id", "is required"));
+        }
+        if self.first_response.seconds == 0 {
+            return Err(DomainError::invalid("policy.first_response.seconds", "must be greater than zero"));
+        }
+        if self.resolution.seconds == 0 {
+            return Err(DomainError::invalid("policy.resolution.seconds", "must be greater than zero"));
+        }
+        if self.periodic_update.as_ref().is_some_and(|t| t.seconds == 0) {
+            return Err(DomainError::invalid("policy.periodic_update.seconds", "must be greater than zero"));
+        }
+        if !(1..=99).contains(&self.warning_percent) {
+            return Err(DomainError::invalid("policy.warning_percent", "must be between 1 and 99"));
+        }
+        if self.pause_statuses.iter().any(|s| matches!(s, Status::Resolved | Status::Closed)) {
+            return Err(DomainError::invalid(
+                "policy.pause_statuses",
+                "resolved and closed stop the clocks for good; they cannot pause them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every calendar the policy's targets use.
+    pub fn calendar_ids(&self) -> impl Iterator<Item = &str> {
+        [Some(&self.first_response), Some(&self.resolution), self.periodic_update.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.calendar_id.as_deref())
+    }
+}
+
+/// The first policy, in priority order, that matches.
+pub fn select<'a>(policies: &'a [SlaPolicy], facts: &TicketFacts) -> Option<&'a SlaPolicy> {
+    let mut ordered: Vec<&SlaPolicy> = policies.iter().collect();
+    ordered.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    ordered.into_iter().find(|p| p.matches(facts))
+}
+
+/// Checks that replacing (or adding) `candidate` among the current policies still leaves
+/// a catch-all, so every ticket gets a policy.
+pub fn check_catch_all_remains(current: &[SlaPolicy], candidate: &SlaPolicy) -> Result<(), DomainError> {
+    let remains = candidate.is_catch_all() || current.iter().any(|p| p.id != candidate.id && p.is_catch_all());
+    if remains {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "policy.match_*",
+            "this change would leave no catch-all policy (one with no match conditions)",
+        ))
+    }
+}
+
+const HOUR: u64 = 3600;
+/// A working day of the default calendar (09:00–12:00, 13:00–18:00).
+const WORKING_DAY: u64 = 8 * HOUR;
+
+/// The handbook's defaults: first response within 1 hour around the clock; general
+/// problems resolved within 24 hours; urgent and important ("complex") problems within
+/// 3 working days; urgent tickets go to a supervisor at once.
+pub fn default_policies(now: DateTime<Utc>) -> Vec<SlaPolicy> {
+    let base = |id: &str, name: &str, priority: i32| SlaPolicy {
+        id: id.into(),
+        version: 1,
+        name: name.into(),
+        priority,
+        match_severities: Vec::new(),
+        match_categories: Vec::new(),
+        match_tiers: Vec::new(),
+        match_channels: Vec::new(),
+        first_response: SlaTarget::always_on(HOUR),
+        resolution: SlaTarget::always_on(24 * HOUR),
+        periodic_update: None,
+        pause_statuses: vec![Status::PendingCustomer],
+        warning_percent: 75,
+        escalate_on_breach: true,
+        initial_level: Level::Agent,
+        created_at: now,
+    };
+    let complex = SlaTarget::business(3 * WORKING_DAY, DEFAULT_CALENDAR_ID);
+    vec![
+        SlaPolicy {
+            match_severities: vec![Severity::Urgent],
+            resolution: complex.clone(),
+            initial_level: Level::Supervisor,
+            ..base("urgent", "Urgent: supervisor at once, 3 working days", 10)
+        },
+        SlaPolicy {
+            match_severities: vec![Severity::Important],
+            resolution: complex,
+            ..base("important", "Important: 3 working days", 20)
+        },
+        base("default", "General: respond in 1 h, resolve in 24 h", 1000),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(severity: Severity) -> TicketFacts {
+        TicketFacts {
+            severity,
+            category: Category::Complaint,
+            tier: Tier::Regular,
+            channel: Channel::Hotline,
+        }
+    }
+
+    #[test]
+    fn the_first_match_in_priority_order_wins() {
+        let policies = default_policies(Utc::now());
+        assert_eq!(select(&policies, &facts(Severity::Urgent)).unwrap().id, "urgent");
+        assert_eq!(select(&policies, &facts(Severity::Important)).unwrap().id, "important");
+        assert_eq!(select(&policies, &facts(Severity::General)).unwrap().id, "default");
+        let urgent = select(&policies, &facts(Severity::Urgent)).unwrap();
+        assert_eq!(urgent.initial_level, Level::Supervisor);
+        assert_eq!(urgent.first_response.seconds, 3600);
+    }
+
+    #[test]
+    fn a_vip_policy_can_sit_in_front() {
+        let mut policies = default_policies(Utc::now());
+        policies.push(SlaPolicy {
+            id: "vip".into(),
+            priority: 5,
+            match_tiers: vec![Tier::Vip],
+            first_response: SlaTarget::always_on(900),
+            ..policies[2].clone()
+        });
+        let vip = TicketFacts { tier: Tier::Vip, ..facts(Severity::Urgent) };
+        assert_eq!(select(&policies, &vip).unwrap().id, "vip");
+        assert_eq!(select(&policies, &facts(Severity::Urgent)).unwrap().id, "urgent");
+    }
+
+    #[test]
+    fn the_catch_all_cannot_be_narrowed_away() {
+        let policies = default_policies(Utc::now());
+        let narrowed = SlaPolicy {
+            match_channels: vec![Channel::Email],
+            ..policies[2].clone()
+        };
+        assert!(check_catch_all_remains(&policies, &narrowed).is_err());
+        let other = SlaPolicy { id: "email".into(), ..narrowed };
+        assert!(check_catch_all_remains(&policies, &other).is_ok());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for p in default_policies(Utc::now()) {
+            p.validate().unwrap();
+        }
+    }
+}
