@@ -6,3 +6,11 @@
 //! the SLA clocks.
 
 pub mod domain;
+pub mod store;
+pub mod error;
+pub mod events;
+pub mod proto;
+pub mod service;
+pub mod api;
+pub mod worker;
+pub mod app;

@@ -1,0 +1,62 @@
+//! The shared moving parts every service in a process uses: the deadline queue and the
+//! event bus, on Redis when `REDIS_URL` is set and in-process otherwise.
+
+use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings};
+use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
+use aftersales_platform::{
+    config::Env,
+    redis_conn::{self, COMMAND_TIMEOUT},
+};
+use anyhow::Context;
+
+pub struct Backbone {
+    pub bus: EventBus,
+    redis: Option<(redis::aio::ConnectionManager, String, usize)>,
+    memory_queue: MemoryQueue,
+}
+
+impl Backbone {
+    pub fn in_process() -> Self {
+        Self {
+            bus: EventBus::Memory(MemoryBus::new()),
+            redis: None,
+            memory_queue: MemoryQueue::new(),
+        }
+    }
+
+    /// Redis when `REDIS_URL` is set (`REDIS_KEY_PREFIX`, `SLA_SHARDS`), else in-process.
+    pub async fn from_env(env: &Env) -> anyhow::Result<Self> {
+        let Some(url) = env.raw("REDIS_URL") else {
+            tracing::warn!("REDIS_URL is not set: deadlines and events stay inside this process");
+            return Ok(Self::in_process());
+        };
+        let prefix = env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "aftersales:".into());
+        let shards = env.positive("SLA_SHARDS", 16)?;
+        let conn = redis_conn::connect(&url, COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("REDIS_URL={url}: cannot connect"))?;
+        let reader = redis_conn::connect(&url, COMMAND_TIMEOUT * 2)
+            .await
+            .with_context(|| format!("REDIS_URL={url}: cannot connect"))?;
+        Ok(Self {
+            bus: EventBus::Redis(RedisBus::new(conn.clone(), reader, prefix.clone())),
+            redis: Some((conn, prefix, shards)),
+            memory_queue: MemoryQueue::new(),
+        })
+    }
+
+    /// The deadline queue named `name` (one per kind of deadline: `sla`, …).
+    pub fn queue(&self, name: &str) -> DeadlineQueue {
+        match &self.redis {
+            Some((conn, prefix, shards)) => DeadlineQueue::Redis(RedisQueue::new(
+                conn.clone(),
+                &RedisQueueSettings {
+                    key_prefix: prefix.clone(),
+                    name: name.into(),
+                    shards: *shards,
+                },
+            )),
+            None => DeadlineQueue::Memory(self.memory_queue.clone()),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The gRPC face of the tickets service: decode and validate (`request`), call the use
+//! case, encode (`crate::proto`); errors become statuses in `status`.
+
+mod request;
+mod status;
+
+use std::sync::Arc;
+
+use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
+use chrono::Utc;
+use tonic::{Request, Response, Status};
+
+use crate::{proto, service::TicketsCore};
+
+pub use pb::ticket_service_server::TicketServiceServer;
+
+pub struct TicketsApi {
+    core: Arc<TicketsCore>,
+}
+
+impl TicketsApi {
+    pub fn new(core: Arc<TicketsCore>) -> Self {
+        Self { core }
+    }
+
+    pub fn into_server(self) -> TicketServiceServer<Self> {
+        TicketServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl TicketService for TicketsApi {
+    async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        let (new, idem) = request::create_ticket(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.create_ticket(new, idem.as_ref(), &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        request::ticket_id(&r.id).map_err(|_| aftersales_platform::status::invalid_field("id", "is required"))?;
+        let ticket = self.core.get_ticket(&r.id).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let (filter, cursor, size) = request::list_tickets(request.get_ref())?;
+        let (tickets, next) = self.core.list_tickets(&filter, cursor.as_deref(), size).await?;
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets: tickets.iter().map(proto::ticket).collect(),
+            next_page_token: next.as_deref().map(request::page_token).unwrap_or_default(),
+        }))
+    }
+
+    async fn add_reply(&self, request: Request<pb::AddReplyRequest>) -> Result<Response<pb::AddReplyResponse>, Status> {
+        let r = request.into_inner();
+        let (author, idem) = request::add_reply(&r)?;
+        let (reply, ticket) = self
+            .core
+            .add_reply(&r.ticket_id, author, &r.author_id, &r.body, idem.as_ref())
+            .await?;
+        Ok(Response::new(pb::AddReplyResponse {
+            reply: Some(proto::reply(&reply)),
+            ticket: Some(proto::ticket(&ticket)),
+        }))
+    }
+
+    async fn change_status(&self, request: Request<pb::ChangeStatusRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        let to = request::change_status(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.change_status(&r.ticket_id, to, &r.reason, &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn assign(&self, request: Request<pb::AssignRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        request::assign(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.assign(&r.ticket_id, &r.assignee, &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn set_severity(&self, request: Request<pb::SetSeverityRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        let severity = request::set_severity(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.set_severity(&r.ticket_id, severity, &r.reason, &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn escalate(&self, request: Request<pb::EscalateRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        let to = request::escalate(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.escalate(&r.ticket_id, to, &r.reason, &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn reopen_ticket(&self, request: Request<pb::ReopenTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+        let r = request.into_inner();
+        request::reopen(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        let ticket = self.core.reopen(&r.ticket_id, &r.reason, &actor).await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn get_sla_status(&self, request: Request<pb::GetSlaStatusRequest>) -> Result<Response<pb::SlaStatus>, Status> {
+        let r = request.into_inner();
+        request::ticket_id(&r.ticket_id)?;
+        let (ticket, clocks) = self.core.sla_status(&r.ticket_id).await?;
+        let now = Utc::now();
+        Ok(Response::new(pb::SlaStatus {
+            ticket_id: ticket.id,
+            policy_id: ticket.policy_id,
+            policy_version: ticket.policy_version,
+            clocks: clocks.iter().map(|c| proto::clock(c, now)).collect(),
+            breached: ticket.breached,
+        }))
+    }
+
+    async fn upsert_sla_policy(&self, request: Request<pb::UpsertSlaPolicyRequest>) -> Result<Response<pb::SlaPolicy>, Status> {
+        let policy = request::policy(request.get_ref())?;
+        let stored = self.core.upsert_policy(policy).await?;
+        Ok(Response::new(proto::policy(&stored)))
+    }
+
+    async fn list_sla_policies(
+        &self,
+        _request: Request<pb::ListSlaPoliciesRequest>,
+    ) -> Result<Response<pb::ListSlaPoliciesResponse>, Status> {
+        let policies = self.core.list_policies().await?;
+        Ok(Response::new(pb::ListSlaPoliciesResponse {
+            policies: policies.iter().map(proto::policy).collect(),
+        }))
+    }
+
+    async fn upsert_business_calendar(
+        &self,
+        request: Request<pb::UpsertBusinessCalendarRequest>,
+    ) -> Result<Response<pb::BusinessCalendar>, Status> {
+        let calendar = request::calendar(request.get_ref())?;
+        let stored = self.core.upsert_calendar(calendar).await?;
+        Ok(Response::new(proto::calendar(&stored)))
+    }
+}

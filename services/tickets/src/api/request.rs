@@ -1,0 +1,340 @@
+//! Decoding and validating requests: every problem is reported with the field it is in,
+//! and the result is a domain value.
+
+use std::collections::BTreeSet;
+
+use aftersales_platform::{idempotency::fingerprint, status::Violations};
+use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{NaiveDate, Utc};
+use prost::Message;
+use tonic::Status;
+
+use crate::{
+    domain::{
+        Author, Level, Severity, Status as TicketStatus, Tier,
+        calendar::{BusinessCalendar, Slot, parse_time_of_day},
+        policy::{SlaPolicy, SlaTarget},
+        ticket::NewTicket,
+    },
+    proto::ProtoEnum,
+    service::{Actor, Idempotency},
+    store::TicketFilter,
+};
+
+pub const MAX_ID: usize = 128;
+pub const MAX_SUBJECT: usize = 200;
+pub const MAX_TEXT: usize = 10_000;
+pub const MAX_EVIDENCE: usize = 20;
+pub const DEFAULT_PAGE: u64 = 50;
+pub const MAX_PAGE: u64 = 500;
+
+/// A required enum: UNSPECIFIED and unknown values are violations.
+fn required_enum<T: ProtoEnum>(v: &mut Violations, field: &str, value: i32) -> Option<T> {
+    let parsed = T::from_proto(value);
+    if parsed.is_none() {
+        v.add(field, if value == 0 { "is required".to_owned() } else { format!("unknown value {value}") });
+    }
+    parsed
+}
+
+/// An optional enum: UNSPECIFIED means "not given"; unknown values are violations.
+fn optional_enum<T: ProtoEnum>(v: &mut Violations, field: &str, value: i32) -> Option<T> {
+    if value == 0 {
+        return None;
+    }
+    required_enum(v, field, value)
+}
+
+fn id_field(v: &mut Violations, field: &str, value: &str) {
+    v.require(field, value);
+    v.max_len(field, value, MAX_ID);
+}
+
+/// The key and the fingerprint of the request without it; `None` when no key was sent.
+fn idempotency<M: Message + Clone>(v: &mut Violations, key: &str, request: &M, clear_key: impl FnOnce(&mut M)) -> Option<Idempotency> {
+    v.max_len("idempotency_key", key, MAX_ID);
+    if key.is_empty() {
+        return None;
+    }
+    let mut keyless = request.clone();
+    clear_key(&mut keyless);
+    Some(Idempotency {
+        key: key.to_owned(),
+        fingerprint: fingerprint(&keyless.encode_to_vec()),
+    })
+}
+
+pub fn actor(actor: Option<&common::Actor>) -> Actor {
+    match actor {
+        Some(a) if !a.id.is_empty() => Actor {
+            id: a.id.chars().take(MAX_ID).collect(),
+            role: common::ActorRole::try_from(a.role)
+                .map(|r| r.as_str_name().trim_start_matches("ACTOR_ROLE_").to_lowercase())
+                .unwrap_or_else(|_| "unspecified".into()),
+        },
+        _ => Actor {
+            id: "anonymous".into(),
+            role: "unspecified".into(),
+        },
+    }
+}
+
+pub fn ticket_id(value: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", value);
+    v.finish()
+}
+
+pub fn create_ticket(r: &pb::CreateTicketRequest) -> Result<(NewTicket, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "customer_id", &r.customer_id);
+    v.max_len("order_id", &r.order_id, MAX_ID);
+    let channel = required_enum(&mut v, "channel", r.channel);
+    let category = required_enum(&mut v, "category", r.category);
+    let severity = optional_enum(&mut v, "severity", r.severity).unwrap_or(Severity::General);
+    let tier = optional_enum(&mut v, "customer_tier", r.customer_tier).unwrap_or(Tier::Regular);
+    v.require("subject", &r.subject);
+    v.max_len("subject", &r.subject, MAX_SUBJECT);
+    v.max_len("description", &r.description, MAX_TEXT);
+    if r.evidence.len() > MAX_EVIDENCE {
+        v.add("evidence", format!("at most {MAX_EVIDENCE} references"));
+    }
+    for (i, e) in r.evidence.iter().enumerate() {
+        let field = format!("evidence[{i}]");
+        v.require(&field, e);
+        v.max_len(&field, e, 2048);
+    }
+    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.finish()?;
+    let (Some(channel), Some(category)) = (channel, category) else {
+        return Err(Status::internal("validated fields missing"));
+    };
+    Ok((
+        NewTicket {
+            customer_id: r.customer_id.clone(),
+            order_id: r.order_id.clone(),
+            channel,
+            category,
+            severity,
+            subject: r.subject.trim().to_owned(),
+            description: r.description.clone(),
+            evidence: r.evidence.clone(),
+            tier,
+        },
+        idem,
+    ))
+}
+
+pub fn list_tickets(r: &pb::ListTicketsRequest) -> Result<(TicketFilter, Option<String>, u64), Status> {
+    let mut v = Violations::new();
+    let filter = TicketFilter {
+        status: optional_enum(&mut v, "status", r.status),
+        severity: optional_enum(&mut v, "severity", r.severity),
+        category: optional_enum(&mut v, "category", r.category),
+        assignee: non_empty(&r.assignee),
+        customer_id: non_empty(&r.customer_id),
+        order_id: non_empty(&r.order_id),
+        breached: r.breached,
+    };
+    let cursor = if r.page_token.is_empty() {
+        None
+    } else {
+        let decoded = URL_SAFE_NO_PAD
+            .decode(&r.page_token)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok());
+        if decoded.is_none() {
+            v.add("page_token", "is not a token from an earlier page");
+        }
+        decoded
+    };
+    v.finish()?;
+    let size = match u64::from(r.page_size) {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    Ok((filter, cursor, size))
+}
+
+pub fn page_token(last_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last_id)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    let author = required_enum(&mut v, "author", r.author);
+    id_field(&mut v, "author_id", &r.author_id);
+    v.require("body", &r.body);
+    v.max_len("body", &r.body, MAX_TEXT);
+    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.finish()?;
+    let author = author.ok_or_else(|| Status::internal("validated author missing"))?;
+    Ok((author, idem))
+}
+
+pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    let status = required_enum(&mut v, "status", r.status);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()?;
+    status.ok_or_else(|| Status::internal("validated status missing"))
+}
+
+pub fn assign(r: &pb::AssignRequest) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    id_field(&mut v, "assignee", &r.assignee);
+    v.finish()
+}
+
+pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    let severity = required_enum(&mut v, "severity", r.severity);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()?;
+    severity.ok_or_else(|| Status::internal("validated severity missing"))
+}
+
+pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    let level = optional_enum(&mut v, "to_level", r.to_level);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()?;
+    Ok(level)
+}
+
+pub fn reopen(r: &pb::ReopenTicketRequest) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()
+}
+
+fn target(v: &mut Violations, field: &str, t: Option<&pb::SlaTarget>, required: bool) -> Option<SlaTarget> {
+    match t {
+        None if required => {
+            v.add(field, "is required");
+            None
+        }
+        None => None,
+        Some(t) => {
+            if t.seconds == 0 {
+                v.add(format!("{field}.seconds"), "must be greater than zero");
+            }
+            Some(SlaTarget {
+                seconds: t.seconds,
+                calendar_id: non_empty(&t.calendar_id),
+            })
+        }
+    }
+}
+
+fn enum_list<T: ProtoEnum>(v: &mut Violations, field: &str, values: &[i32]) -> Vec<T> {
+    values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, value)| required_enum(v, &format!("{field}[{i}]"), *value))
+        .collect()
+}
+
+pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
+    let mut v = Violations::new();
+    let Some(p) = r.policy.as_ref() else {
+        v.add("policy", "is required");
+        v.finish()?;
+        return Err(Status::internal("unreachable"));
+    };
+    id_field(&mut v, "policy.id", &p.id);
+    v.max_len("policy.name", &p.name, MAX_SUBJECT);
+    let first_response = target(&mut v, "policy.first_response", p.first_response.as_ref(), true);
+    let resolution = target(&mut v, "policy.resolution", p.resolution.as_ref(), true);
+    let periodic_update = target(&mut v, "policy.periodic_update", p.periodic_update.as_ref(), false);
+    let mut pause_statuses = enum_list(&mut v, "policy.pause_statuses", &p.pause_statuses);
+    if pause_statuses.is_empty() {
+        pause_statuses.push(TicketStatus::PendingCustomer);
+    }
+    let warning_percent = match p.warning_percent {
+        0 => 75,
+        n if n < 100 => n as u8,
+        _ => {
+            v.add("policy.warning_percent", "must be below 100");
+            75
+        }
+    };
+    let policy = SlaPolicy {
+        id: p.id.clone(),
+        version: 0,
+        name: if p.name.is_empty() { p.id.clone() } else { p.name.clone() },
+        priority: p.priority,
+        match_severities: enum_list(&mut v, "policy.match_severities", &p.match_severities),
+        match_categories: enum_list(&mut v, "policy.match_categories", &p.match_categories),
+        match_tiers: enum_list(&mut v, "policy.match_tiers", &p.match_tiers),
+        match_channels: enum_list(&mut v, "policy.match_channels", &p.match_channels),
+        first_response: first_response.unwrap_or_else(|| SlaTarget::always_on(0)),
+        resolution: resolution.unwrap_or_else(|| SlaTarget::always_on(0)),
+        periodic_update,
+        pause_statuses,
+        warning_percent,
+        escalate_on_breach: p.escalate_on_breach,
+        initial_level: optional_enum(&mut v, "policy.initial_escalation_level", p.initial_escalation_level)
+            .unwrap_or(Level::Agent),
+        created_at: Utc::now(),
+    };
+    v.finish()?;
+    Ok(policy)
+}
+
+pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalendar, Status> {
+    let mut v = Violations::new();
+    let Some(c) = r.calendar.as_ref() else {
+        v.add("calendar", "is required");
+        v.finish()?;
+        return Err(Status::internal("unreachable"));
+    };
+    id_field(&mut v, "calendar.id", &c.id);
+    v.require("calendar.time_zone", &c.time_zone);
+    let mut week: [Vec<Slot>; 7] = Default::default();
+    let mut seen = BTreeSet::new();
+    for (i, day) in c.working_days.iter().enumerate() {
+        let field = format!("calendar.working_days[{i}]");
+        if !(1..=7).contains(&day.weekday) {
+            v.add(format!("{field}.weekday"), "must be 1 (Monday) to 7 (Sunday)");
+            continue;
+        }
+        if !seen.insert(day.weekday) {
+            v.add(format!("{field}.weekday"), "appears twice");
+            continue;
+        }
+        for (j, slot) in day.slots.iter().enumerate() {
+            let start = v.check(&format!("{field}.slots[{j}].start"), parse_time_of_day(&slot.start));
+            let end = v.check(&format!("{field}.slots[{j}].end"), parse_time_of_day(&slot.end));
+            if let (Some(start), Some(end)) = (start, end) {
+                week[day.weekday as usize - 1].push(Slot { start, end });
+            }
+        }
+    }
+    let mut holidays = BTreeSet::new();
+    for (i, h) in c.holidays.iter().enumerate() {
+        if let Some(date) = v.check(&format!("calendar.holidays[{i}]"), NaiveDate::parse_from_str(h, "%Y-%m-%d")) {
+            holidays.insert(date);
+        }
+    }
+    v.finish()?;
+    let name = if c.name.is_empty() { c.id.clone() } else { c.name.clone() };
+    BusinessCalendar::new(c.id.clone(), name, c.time_zone.clone(), week, holidays).map_err(|e| match e {
+        crate::domain::DomainError::Invalid { field, reason } => {
+            aftersales_platform::status::invalid_field(&format!("calendar.{field}"), reason)
+        }
+        other => Status::invalid_argument(other.to_string()),
+    })
+}

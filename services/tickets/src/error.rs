@@ -1,0 +1,20 @@
+//! The one error type of the tickets service. `api::status` maps every variant to a gRPC
+//! status in one exhaustive match.
+
+use sea_orm::DbErr;
+
+use crate::domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketsError {
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("no SLA policy matches the ticket; a catch-all policy must exist")]
+    NoPolicy,
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}

@@ -1,0 +1,183 @@
+//! Conversions between domain types and the protobuf contract, shared by the gRPC API and
+//! the published events. The only place that knows both.
+
+use aftersales_protos::tickets::v1 as pb;
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+
+use crate::domain::{
+    Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier,
+    calendar::{BusinessCalendar, format_time_of_day},
+    clock::SlaClock,
+    policy::{SlaPolicy, SlaTarget},
+    ticket::{Reply, Ticket},
+};
+
+/// A domain enum with a protobuf twin whose zero value means "unspecified".
+pub trait ProtoEnum: Sized + Copy {
+    fn to_proto(self) -> i32;
+    /// `None` for UNSPECIFIED and for values this build does not know.
+    fn from_proto(value: i32) -> Option<Self>;
+}
+
+macro_rules! proto_enum {
+    ($domain:ty => $proto:ty { $($variant:ident => $pvariant:ident),+ $(,)? }) => {
+        impl ProtoEnum for $domain {
+            fn to_proto(self) -> i32 {
+                match self { $(<$domain>::$variant => <$proto>::$pvariant as i32),+ }
+            }
+            fn from_proto(value: i32) -> Option<Self> {
+                match <$proto>::try_from(value).ok()? {
+                    $(<$proto>::$pvariant => Some(<$domain>::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+proto_enum!(Channel => pb::Channel {
+    Hotline => Hotline, Chat => Chat, Email => Email, App => App,
+    MarketplaceReview => MarketplaceReview, Store => Store, Social => Social,
+});
+proto_enum!(Category => pb::Category {
+    Inquiry => Inquiry, Complaint => Complaint, ReturnExchange => ReturnExchange,
+    Repair => Repair, TechnicalSupport => TechnicalSupport,
+});
+proto_enum!(Severity => pb::Severity { Urgent => Urgent, Important => Important, General => General });
+proto_enum!(Tier => pb::CustomerTier { Vip => Vip, Potential => Potential, Regular => Regular });
+proto_enum!(Status => pb::TicketStatus {
+    New => New, Open => Open, PendingCustomer => PendingCustomer,
+    Resolved => Resolved, Closed => Closed, Reopened => Reopened,
+});
+proto_enum!(Level => pb::EscalationLevel { Agent => Agent, Supervisor => Supervisor, Manager => Manager });
+proto_enum!(Author => pb::ReplyAuthor { Agent => Agent, Customer => Customer });
+proto_enum!(ClockKind => pb::ClockKind {
+    FirstResponse => FirstResponse, Resolution => Resolution, PeriodicUpdate => PeriodicUpdate,
+});
+proto_enum!(ClockState => pb::ClockState {
+    Running => Running, Paused => Paused, Met => Met, Breached => Breached, Cancelled => Cancelled,
+});
+
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
+    t.map(timestamp)
+}
+
+pub fn ticket(t: &Ticket) -> pb::Ticket {
+    pb::Ticket {
+        id: t.id.clone(),
+        customer_id: t.customer_id.clone(),
+        order_id: t.order_id.clone(),
+        channel: t.channel.to_proto(),
+        category: t.category.to_proto(),
+        severity: t.severity.to_proto(),
+        subject: t.subject.clone(),
+        description: t.description.clone(),
+        evidence: t.evidence.clone(),
+        customer_tier: t.tier.to_proto(),
+        assignee: t.assignee.clone().unwrap_or_default(),
+        escalation_level: t.level.to_proto(),
+        status: t.status.to_proto(),
+        created_at: Some(timestamp(t.created_at)),
+        updated_at: Some(timestamp(t.updated_at)),
+        resolved_at: opt_timestamp(t.resolved_at),
+        reopen_count: t.reopen_count,
+        breached: t.breached,
+        sla_policy_id: t.policy_id.clone(),
+        sla_policy_version: t.policy_version,
+    }
+}
+
+pub fn reply(r: &Reply) -> pb::Reply {
+    pb::Reply {
+        id: r.id.clone(),
+        ticket_id: r.ticket_id.clone(),
+        author: r.author.to_proto(),
+        author_id: r.author_id.clone(),
+        body: r.body.clone(),
+        created_at: Some(timestamp(r.created_at)),
+    }
+}
+
+pub fn clock(c: &SlaClock, now: DateTime<Utc>) -> pb::SlaClock {
+    pb::SlaClock {
+        id: c.id.clone(),
+        kind: c.kind.to_proto(),
+        state: c.state.to_proto(),
+        target_seconds: c.target_seconds,
+        calendar_id: c.calendar_id.clone().unwrap_or_default(),
+        started_at: Some(timestamp(c.started_at)),
+        due_at: Some(timestamp(c.due_at)),
+        warning_at: Some(timestamp(c.warning_at)),
+        warned: c.warned,
+        met_at: opt_timestamp(c.met_at),
+        breached_at: opt_timestamp(c.breached_at),
+        paused_at: opt_timestamp(c.paused_at),
+        lateness_seconds: c.lateness_seconds(now),
+    }
+}
+
+fn target(t: &SlaTarget) -> pb::SlaTarget {
+    pb::SlaTarget {
+        seconds: t.seconds,
+        calendar_id: t.calendar_id.clone().unwrap_or_default(),
+    }
+}
+
+fn codes<T: ProtoEnum>(values: &[T]) -> Vec<i32> {
+    values.iter().map(|v| v.to_proto()).collect()
+}
+
+pub fn policy(p: &SlaPolicy) -> pb::SlaPolicy {
+    pb::SlaPolicy {
+        id: p.id.clone(),
+        version: p.version,
+        name: p.name.clone(),
+        priority: p.priority,
+        match_severities: codes(&p.match_severities),
+        match_categories: codes(&p.match_categories),
+        match_tiers: codes(&p.match_tiers),
+        match_channels: codes(&p.match_channels),
+        first_response: Some(target(&p.first_response)),
+        resolution: Some(target(&p.resolution)),
+        periodic_update: p.periodic_update.as_ref().map(target),
+        pause_statuses: codes(&p.pause_statuses),
+        warning_percent: u32::from(p.warning_percent),
+        escalate_on_breach: p.escalate_on_breach,
+        initial_escalation_level: p.initial_level.to_proto(),
+        created_at: Some(timestamp(p.created_at)),
+    }
+}
+
+pub fn calendar(c: &BusinessCalendar) -> pb::BusinessCalendar {
+    pb::BusinessCalendar {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        time_zone: c.time_zone.clone(),
+        working_days: c
+            .week
+            .iter()
+            .enumerate()
+            .filter(|(_, slots)| !slots.is_empty())
+            .map(|(i, slots)| pb::WorkingDay {
+                weekday: i as u32 + 1,
+                slots: slots
+                    .iter()
+                    .map(|s| pb::TimeSlot {
+                        start: format_time_of_day(s.start),
+                        end: format_time_of_day(s.end),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        holidays: c.holidays.iter().map(|d| d.to_string()).collect(),
+    }
+}
+

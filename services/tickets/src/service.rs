@@ -1,0 +1,475 @@
+//! The use cases of the tickets service. Each command is one database transaction that
+//! locks the ticket, applies a domain rule, writes the ticket, its clocks, an audit line,
+//! the outbox events (and the idempotency record) together; after the commit the clocks
+//! are put on the deadline queue and the outbox relay is woken. The database is the
+//! truth: if the queue write is lost, the worker's rebuild puts the clock back.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_platform::{
+    db::is_unique_violation,
+    idempotency::{self, Recall},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use tokio::sync::Notify;
+
+use crate::{
+    domain::{
+        Author, DomainError, Level, Severity, Status,
+        calendar::{BusinessCalendar, default_calendar},
+        clock::SlaClock,
+        policy::{self, SlaPolicy, TicketFacts, check_catch_all_remains, default_policies},
+        ticket::{NewTicket, Reply, Schedules, Ticket, TicketAggregate, TicketEvent, new_id},
+    },
+    error::TicketsError,
+    events,
+    store::{self, Activity, TicketFilter},
+};
+
+/// Who issues a command, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            id: "tickets".into(),
+            role: "system".into(),
+        }
+    }
+}
+
+/// An idempotency key with the fingerprint of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Which policy a change is judged by.
+enum PolicyChoice {
+    /// The version the ticket already has.
+    Kept,
+    /// The current policy matching the ticket with this new severity.
+    Rematch(Severity),
+}
+
+/// A change in progress: the locked ticket before and after, inside its transaction.
+struct Change {
+    txn: DatabaseTransaction,
+    agg: TicketAggregate,
+    policy: SlaPolicy,
+    schedules: Schedules,
+    now: DateTime<Utc>,
+}
+
+const CREATE_SCOPE: &str = "tickets.CreateTicket";
+const REPLY_SCOPE: &str = "tickets.AddReply";
+
+pub struct TicketsCore {
+    db: DatabaseConnection,
+    queue: DeadlineQueue,
+    relay_nudge: Arc<Notify>,
+    /// Policy versions never change once written, so they are cached for good.
+    policy_versions: RwLock<HashMap<(String, u32), SlaPolicy>>,
+}
+
+impl TicketsCore {
+    pub fn new(db: DatabaseConnection, queue: DeadlineQueue, relay_nudge: Arc<Notify>) -> Self {
+        Self {
+            db,
+            queue,
+            relay_nudge,
+            policy_versions: RwLock::default(),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Seeds the handbook's default policies and calendar into an empty database.
+    pub async fn ensure_defaults(&self) -> Result<(), TicketsError> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        store::insert_calendar_if_missing(&txn, &default_calendar(), now).await?;
+        if !store::has_policies(&txn).await? {
+            for p in default_policies(now) {
+                store::insert_policy_if_missing(&txn, &p).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_ticket(&self, new: NewTicket, idem: Option<&Idempotency>, actor: &Actor) -> Result<Ticket, TicketsError> {
+        match self.try_create_ticket(&new, idem, actor).await {
+            // A concurrent twin with the same key committed first: answer with its result.
+            Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
+                self.try_create_ticket(&new, idem, actor).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_create_ticket(&self, new: &NewTicket, idem: Option<&Idempotency>, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        if let Some(replayed) = recall::<Ticket>(&txn, CREATE_SCOPE, idem).await? {
+            return Ok(replayed);
+        }
+        let policies = store::current_policies(&txn).await?;
+        let policy = policy::select(&policies, &new.facts()).ok_or(TicketsError::NoPolicy)?;
+        let schedules = self.schedules(&txn, policy, &[]).await?;
+        let (agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, now);
+        store::insert_aggregate(&txn, &agg).await?;
+        self.write_side_effects(&txn, &agg, &events, actor, "create", String::new(), now).await?;
+        remember(&txn, CREATE_SCOPE, idem, &agg.ticket, now).await?;
+        txn.commit().await?;
+        self.after_commit(&agg).await;
+        Ok(agg.ticket)
+    }
+
+    pub async fn get_ticket(&self, id: &str) -> Result<Ticket, TicketsError> {
+        store::get_ticket(&self.db, id).await?.ok_or_else(|| not_found("ticket", id))
+    }
+
+    /// A page of tickets, newest first, and the cursor of the next page if there is one.
+    pub async fn list_tickets(
+        &self,
+        filter: &TicketFilter,
+        before_id: Option<&str>,
+        page_size: u64,
+    ) -> Result<(Vec<Ticket>, Option<String>), TicketsError> {
+        let mut tickets = store::list_tickets(&self.db, filter, before_id, page_size + 1).await?;
+        let next = (tickets.len() as u64 > page_size).then(|| {
+            tickets.truncate(page_size as usize);
+            tickets.last().map(|t| t.id.clone())
+        });
+        Ok((tickets, next.flatten()))
+    }
+
+    pub async fn add_reply(
+        &self,
+        ticket_id: &str,
+        author: Author,
+        author_id: &str,
+        body: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<(Reply, Ticket), TicketsError> {
+        match self.try_add_reply(ticket_id, author, author_id, body, idem).await {
+            Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
+                self.try_add_reply(ticket_id, author, author_id, body, idem).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_add_reply(
+        &self,
+        ticket_id: &str,
+        author: Author,
+        author_id: &str,
+        body: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<(Reply, Ticket), TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        if let Some(replayed) = recall::<(Reply, Ticket)>(&change.txn, REPLY_SCOPE, idem).await? {
+            return Ok(replayed);
+        }
+        let events = change.agg.add_reply(author, &change.policy, &change.schedules, change.now)?;
+        let reply = Reply {
+            id: new_id(),
+            ticket_id: ticket_id.to_owned(),
+            author,
+            author_id: author_id.to_owned(),
+            body: body.to_owned(),
+            created_at: change.now,
+        };
+        store::insert_reply(&change.txn, &reply).await?;
+        let result = (reply, change.agg.ticket.clone());
+        remember(&change.txn, REPLY_SCOPE, idem, &result, change.now).await?;
+        let actor = Actor {
+            id: author_id.to_owned(),
+            role: author.as_str().to_owned(),
+        };
+        self.finish_change(change, events, &actor, "reply", result.0.id.clone()).await?;
+        Ok(result)
+    }
+
+    pub async fn change_status(&self, ticket_id: &str, to: Status, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        let events = change.agg.change_status(to, reason, &change.policy, &change.schedules, change.now)?;
+        let detail = format!("{to}: {reason}");
+        Ok(self.finish_change(change, events, actor, "change_status", detail).await?.ticket)
+    }
+
+    pub async fn reopen(&self, ticket_id: &str, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        let events = change.agg.reopen(reason, &change.policy, &change.schedules, change.now)?;
+        Ok(self.finish_change(change, events, actor, "reopen", reason.to_owned()).await?.ticket)
+    }
+
+    pub async fn assign(&self, ticket_id: &str, assignee: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        change.agg.assign(assignee.to_owned(), change.now)?;
+        Ok(self.finish_change(change, Vec::new(), actor, "assign", assignee.to_owned()).await?.ticket)
+    }
+
+    pub async fn escalate(&self, ticket_id: &str, to: Option<Level>, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        let events = change.agg.escalate(to, reason, change.now)?;
+        Ok(self.finish_change(change, events, actor, "escalate", reason.to_owned()).await?.ticket)
+    }
+
+    pub async fn set_severity(&self, ticket_id: &str, severity: Severity, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Rematch(severity)).await?;
+        let events = change
+            .agg
+            .set_severity(severity, reason, &change.policy, &change.schedules, change.now)?;
+        let detail = format!("{severity}: {reason}");
+        Ok(self.finish_change(change, events, actor, "set_severity", detail).await?.ticket)
+    }
+
+    pub async fn sla_status(&self, ticket_id: &str) -> Result<(Ticket, Vec<SlaClock>), TicketsError> {
+        let agg = store::load_aggregate(&self.db, ticket_id, false)
+            .await?
+            .ok_or_else(|| not_found("ticket", ticket_id))?;
+        Ok((agg.ticket, agg.clocks))
+    }
+
+    /// Fires one clock (called by the SLA worker). Idempotent: a clock already warned or
+    /// breached does nothing, one not due yet is only put back on the schedule.
+    pub async fn fire_clock(&self, clock_id: &str) -> Result<(), TicketsError> {
+        let Some(ticket_id) = store::clock_ticket_id(&self.db, clock_id).await? else {
+            return Ok(());
+        };
+        let mut change = self.begin_change(&ticket_id, PolicyChoice::Kept).await?;
+        let events = change.agg.fire_clock(clock_id, &change.policy, change.now);
+        if events.is_empty() {
+            change.txn.rollback().await?;
+            self.after_commit(&change.agg).await;
+            return Ok(());
+        }
+        for event in &events {
+            if let TicketEvent::SlaBreached { clock } = event {
+                let late_ms = (change.now - clock.due_at).num_milliseconds();
+                tracing::info!(ticket_id, clock_id, kind = %clock.kind, late_ms, "SLA breached");
+            }
+        }
+        self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned()).await?;
+        Ok(())
+    }
+
+    /// Puts every clock that can still fire back on the schedule; returns how many.
+    pub async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
+        const PAGE: u64 = 5_000;
+        let mut after = String::new();
+        let mut count = 0;
+        loop {
+            let page = store::pending_fire_times(&self.db, &after, PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let items: Vec<(String, i64)> = page.into_iter().map(|(id, at)| (id, at.timestamp_millis())).collect();
+            queue
+                .schedule(&items)
+                .await
+                .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}"))))?;
+            count += items.len() as u64;
+        }
+        Ok(count)
+    }
+
+    pub async fn list_policies(&self) -> Result<Vec<SlaPolicy>, TicketsError> {
+        Ok(store::current_policies(&self.db).await?)
+    }
+
+    /// Stores a policy as its next version. The same content again changes nothing.
+    pub async fn upsert_policy(&self, mut candidate: SlaPolicy) -> Result<SlaPolicy, TicketsError> {
+        candidate.validate()?;
+        let txn = self.db.begin().await?;
+        let current = store::current_policies(&txn).await?;
+        check_catch_all_remains(&current, &candidate)?;
+        let wanted: Vec<String> = candidate.calendar_ids().map(str::to_owned).collect();
+        let found = store::calendars(&txn, &wanted).await?;
+        if let Some(missing) = wanted.iter().find(|id| !found.iter().any(|c| &c.id == *id)) {
+            return Err(DomainError::invalid("policy.*.calendar_id", format!("unknown business calendar {missing:?}")).into());
+        }
+        let previous = current.iter().find(|p| p.id == candidate.id);
+        if let Some(previous) = previous {
+            let same = SlaPolicy {
+                version: previous.version,
+                created_at: previous.created_at,
+                ..candidate.clone()
+            };
+            if &same == previous {
+                return Ok(previous.clone());
+            }
+        }
+        candidate.version = previous.map_or(1, |p| p.version + 1);
+        candidate.created_at = Utc::now();
+        store::insert_policy_version(&txn, &candidate).await?;
+        txn.commit().await?;
+        Ok(candidate)
+    }
+
+    pub async fn upsert_calendar(&self, calendar: BusinessCalendar) -> Result<BusinessCalendar, TicketsError> {
+        store::upsert_calendar(&self.db, &calendar, Utc::now()).await?;
+        Ok(calendar)
+    }
+
+    async fn begin_change(&self, ticket_id: &str, choice: PolicyChoice) -> Result<Change, TicketsError> {
+        let txn = self.db.begin().await?;
+        let agg = store::load_aggregate(&txn, ticket_id, true)
+            .await?
+            .ok_or_else(|| not_found("ticket", ticket_id))?;
+        let policy = match choice {
+            PolicyChoice::Kept => self.policy_of(&txn, &agg.ticket).await?,
+            PolicyChoice::Rematch(severity) => {
+                let t = &agg.ticket;
+                let facts = TicketFacts {
+                    severity,
+                    category: t.category,
+                    tier: t.tier,
+                    channel: t.channel,
+                };
+                let current = store::current_policies(&txn).await?;
+                policy::select(&current, &facts).cloned().ok_or(TicketsError::NoPolicy)?
+            }
+        };
+        let schedules = self.schedules(&txn, &policy, &agg.clocks).await?;
+        Ok(Change {
+            txn,
+            agg,
+            policy,
+            schedules,
+            now: Utc::now(),
+        })
+    }
+
+    async fn finish_change(
+        &self,
+        change: Change,
+        events: Vec<TicketEvent>,
+        actor: &Actor,
+        action: &str,
+        detail: String,
+    ) -> Result<TicketAggregate, TicketsError> {
+        let Change { txn, agg, now, .. } = change;
+        store::save_aggregate(&txn, &agg).await?;
+        self.write_side_effects(&txn, &agg, &events, actor, action, detail, now).await?;
+        txn.commit().await?;
+        self.after_commit(&agg).await;
+        Ok(agg)
+    }
+
+    /// The audit line and the outbox events of a change.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_side_effects<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        agg: &TicketAggregate,
+        events: &[TicketEvent],
+        actor: &Actor,
+        action: &str,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), TicketsError> {
+        store::record_activity(
+            conn,
+            Activity {
+                ticket_id: &agg.ticket.id,
+                actor_id: &actor.id,
+                actor_role: &actor.role,
+                action,
+                detail,
+                at: now,
+            },
+        )
+        .await?;
+        aftersales_eventbus::outbox::enqueue(conn, events::encode(&agg.ticket, events, now), now).await?;
+        Ok(())
+    }
+
+    /// Schedules the clocks that can fire, drops the ones that cannot, wakes the relay.
+    async fn after_commit(&self, agg: &TicketAggregate) {
+        let (live, done): (Vec<_>, Vec<_>) = agg.clocks.iter().partition(|c| c.next_fire_at().is_some());
+        let items: Vec<(String, i64)> = live
+            .iter()
+            .filter_map(|c| c.next_fire_at().map(|at| (c.id.clone(), at.timestamp_millis())))
+            .collect();
+        let finished: Vec<String> = done.iter().map(|c| c.id.clone()).collect();
+        if let Err(err) = self.queue.schedule(&items).await {
+            tracing::warn!(error = %err, ticket_id = %agg.ticket.id, "scheduling clocks failed; the next rebuild restores them");
+        }
+        if let Err(err) = self.queue.cancel(&finished).await {
+            tracing::debug!(error = %err, "unscheduling finished clocks failed; the worker skips them");
+        }
+        self.relay_nudge.notify_one();
+    }
+
+    async fn policy_of<C: ConnectionTrait>(&self, conn: &C, ticket: &Ticket) -> Result<SlaPolicy, TicketsError> {
+        let key = (ticket.policy_id.clone(), ticket.policy_version);
+        if let Some(p) = self.policy_versions.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let p = store::policy_version(conn, &key.0, key.1).await?.ok_or(TicketsError::NoPolicy)?;
+        if let Ok(mut cache) = self.policy_versions.write() {
+            cache.insert(key, p.clone());
+        }
+        Ok(p)
+    }
+
+    /// The calendars a policy and a ticket's clocks measure on.
+    async fn schedules<C: ConnectionTrait>(&self, conn: &C, policy: &SlaPolicy, clocks: &[SlaClock]) -> Result<Schedules, TicketsError> {
+        let mut ids: Vec<String> = policy
+            .calendar_ids()
+            .map(str::to_owned)
+            .chain(clocks.iter().filter_map(|c| c.calendar_id.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(Schedules::new(store::calendars(conn, &ids).await?))
+    }
+}
+
+fn not_found(what: &'static str, id: &str) -> TicketsError {
+    TicketsError::NotFound { what, id: id.to_owned() }
+}
+
+/// The stored first result for this key, if the request was seen before.
+async fn recall<T: serde::de::DeserializeOwned>(
+    conn: &DatabaseTransaction,
+    scope: &str,
+    idem: Option<&Idempotency>,
+) -> Result<Option<T>, TicketsError> {
+    let Some(idem) = idem else { return Ok(None) };
+    match idempotency::recall(conn, scope, &idem.key, &idem.fingerprint).await? {
+        Recall::Fresh => Ok(None),
+        Recall::Replay(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(format!("stored idempotent result: {e}")))),
+        Recall::Mismatch => Err(TicketsError::IdempotencyKeyReused { key: idem.key.clone() }),
+    }
+}
+
+async fn remember<T: serde::Serialize>(
+    conn: &DatabaseTransaction,
+    scope: &str,
+    idem: Option<&Idempotency>,
+    result: &T,
+    now: DateTime<Utc>,
+) -> Result<(), TicketsError> {
+    let Some(idem) = idem else { return Ok(()) };
+    let bytes = serde_json::to_vec(result).map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+    idempotency::remember(conn, scope, &idem.key, &idem.fingerprint, bytes, now).await?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! sea-orm entities of the tickets database. Enums are stored as their text codes and
+//! lists and policy bodies as JSON text, so the schema is the same on PostgreSQL and SQLite.
+
+pub mod ticket {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub customer_id: String,
+        pub order_id: String,
+        pub channel: String,
+        pub category: String,
+        pub severity: String,
+        pub subject: String,
+        #[sea_orm(column_type = "Text")]
+        pub description: String,
+        #[sea_orm(column_type = "Text")]
+        pub evidence: String,
+        pub customer_tier: String,
+        pub assignee: Option<String>,
+        pub escalation_level: String,
+        pub status: String,
+        pub policy_id: String,
+        pub policy_version: i32,
+        pub breached: bool,
+        pub reopen_count: i32,
+        pub first_response_at: Option<ChronoDateTimeUtc>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+        pub resolved_at: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod clock {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sla_clocks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub ticket_id: String,
+        pub kind: String,
+        pub state: String,
+        pub target_seconds: i64,
+        pub calendar_id: Option<String>,
+        pub warning_percent: i32,
+        pub started_at: ChronoDateTimeUtc,
+        pub paused_seconds: i64,
+        pub paused_at: Option<ChronoDateTimeUtc>,
+        pub due_at: ChronoDateTimeUtc,
+        pub warning_at: ChronoDateTimeUtc,
+        pub warned: bool,
+        pub met_at: Option<ChronoDateTimeUtc>,
+        pub breached_at: Option<ChronoDateTimeUtc>,
+        pub cycle: i32,
+        /// When the worker must look next; null when nothing can fire. Drives reconciling.
+        pub next_fire_at: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod reply {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ticket_replies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub ticket_id: String,
+        pub author: String,
+        pub author_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod activity {
+    use sea_orm::entity::prelude::*;
+
+    /// Who did what to a ticket, and when: the audit trail of every command.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ticket_activity")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub ticket_id: String,
+        pub actor_id: String,
+        pub actor_role: String,
+        pub action: String,
+        #[sea_orm(column_type = "Text")]
+        pub detail: String,
+        pub at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod policy {
+    use sea_orm::entity::prelude::*;
+
+    /// Every version of every policy; `is_current` marks the one new tickets match.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sla_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        pub is_current: bool,
+        pub priority: i32,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod calendar {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "business_calendars")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,178 @@
+//! The tickets database schema, oldest migration first. Shared tables (idempotency keys,
+//! outbox) come from the crates that own their code.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(aftersales_platform::idempotency::migration::CreateIdempotencyKeys),
+            Box::new(aftersales_eventbus::migration::CreateOutbox),
+            Box::new(CreateTicketTables),
+        ]
+    }
+}
+
+struct CreateTicketTables;
+
+impl MigrationName for CreateTicketTables {
+    fn name(&self) -> &str {
+        "m20261123_000010_create_ticket_tables"
+    }
+}
+
+fn ts(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+}
+
+fn ts_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
+}
+
+fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string().not_null().to_owned()
+}
+
+fn index(name: &str, table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(*column);
+    }
+    index.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTicketTables {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("tickets")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(text("order_id"))
+                .col(text("channel"))
+                .col(text("category"))
+                .col(text("severity"))
+                .col(text("subject"))
+                .col(ColumnDef::new("description").text().not_null())
+                .col(ColumnDef::new("evidence").text().not_null())
+                .col(text("customer_tier"))
+                .col(ColumnDef::new("assignee").string().null())
+                .col(text("escalation_level"))
+                .col(text("status"))
+                .col(text("policy_id"))
+                .col(ColumnDef::new("policy_version").integer().not_null())
+                .col(ColumnDef::new("breached").boolean().not_null())
+                .col(ColumnDef::new("reopen_count").integer().not_null())
+                .col(ts_null("first_response_at"))
+                .col(ts("created_at"))
+                .col(ts("updated_at"))
+                .col(ts_null("resolved_at"))
+                .to_owned(),
+        )
+        .await?;
+        for (name, columns) in [
+            ("tickets_status", &["status", "id"][..]),
+            ("tickets_customer", &["customer_id", "id"][..]),
+            ("tickets_order", &["order_id"][..]),
+            ("tickets_assignee", &["assignee", "id"][..]),
+        ] {
+            m.create_index(index(name, "tickets", columns)).await?;
+        }
+
+        m.create_table(
+            Table::create()
+                .table("sla_clocks")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("ticket_id"))
+                .col(text("kind"))
+                .col(text("state"))
+                .col(ColumnDef::new("target_seconds").big_integer().not_null())
+                .col(ColumnDef::new("calendar_id").string().null())
+                .col(ColumnDef::new("warning_percent").integer().not_null())
+                .col(ts("started_at"))
+                .col(ColumnDef::new("paused_seconds").big_integer().not_null())
+                .col(ts_null("paused_at"))
+                .col(ts("due_at"))
+                .col(ts("warning_at"))
+                .col(ColumnDef::new("warned").boolean().not_null())
+                .col(ts_null("met_at"))
+                .col(ts_null("breached_at"))
+                .col(ColumnDef::new("cycle").integer().not_null())
+                .col(ts_null("next_fire_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("sla_clocks_ticket", "sla_clocks", &["ticket_id"])).await?;
+        m.create_index(index("sla_clocks_next_fire", "sla_clocks", &["next_fire_at", "id"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("ticket_replies")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("ticket_id"))
+                .col(text("author"))
+                .col(text("author_id"))
+                .col(ColumnDef::new("body").text().not_null())
+                .col(ts("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("ticket_replies_ticket", "ticket_replies", &["ticket_id", "created_at"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("ticket_activity")
+                .if_not_exists()
+                .col(ColumnDef::new("seq").big_integer().not_null().auto_increment().primary_key())
+                .col(text("ticket_id"))
+                .col(text("actor_id"))
+                .col(text("actor_role"))
+                .col(text("action"))
+                .col(ColumnDef::new("detail").text().not_null())
+                .col(ts("at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("ticket_activity_ticket", "ticket_activity", &["ticket_id", "seq"])).await?;
+
+        m.create_table(
+            Table::create()
+                .table("sla_policies")
+                .if_not_exists()
+                .col(text("id"))
+                .col(ColumnDef::new("version").integer().not_null())
+                .col(ColumnDef::new("is_current").boolean().not_null())
+                .col(ColumnDef::new("priority").integer().not_null())
+                .col(ColumnDef::new("body").text().not_null())
+                .col(ts("created_at"))
+                .primary_key(Index::create().col("id").col("version"))
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table("business_calendars")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(ColumnDef::new("body").text().not_null())
+                .col(ts("updated_at"))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["business_calendars", "sla_policies", "ticket_activity", "ticket_replies", "sla_clocks", "tickets"] {
+            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,443 @@
+//! Reading and writing the tickets database. Functions take any connection, so the
+//! service composes them inside one transaction; rows are converted to domain types here
+//! and nowhere else.
+
+pub mod entity;
+pub mod migration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
+};
+
+use crate::domain::{
+    calendar::BusinessCalendar,
+    clock::SlaClock,
+    policy::SlaPolicy,
+    ticket::{Reply, Ticket, TicketAggregate},
+};
+use entity::{activity, calendar, clock, policy, reply, ticket};
+
+/// A stored value that no longer parses: a bug or a hand-edited row, never user input.
+fn corrupt(what: &str, err: impl std::fmt::Display) -> DbErr {
+    DbErr::Custom(format!("corrupt {what} row: {err}"))
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, DbErr>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| corrupt(what, e))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
+    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("encoding JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DbErr> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
+    Ok(Ticket {
+        channel: parse("ticket", &row.channel)?,
+        category: parse("ticket", &row.category)?,
+        severity: parse("ticket", &row.severity)?,
+        evidence: from_json("ticket", &row.evidence)?,
+        tier: parse("ticket", &row.customer_tier)?,
+        level: parse("ticket", &row.escalation_level)?,
+        status: parse("ticket", &row.status)?,
+        policy_version: row.policy_version as u32,
+        reopen_count: row.reopen_count as u32,
+        id: row.id,
+        customer_id: row.customer_id,
+        order_id: row.order_id,
+        subject: row.subject,
+        description: row.description,
+        assignee: row.assignee,
+        policy_id: row.policy_id,
+        breached: row.breached,
+        first_response_at: row.first_response_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        resolved_at: row.resolved_at,
+    })
+}
+
+fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
+    Ok(ticket::ActiveModel {
+        id: Set(t.id.clone()),
+        customer_id: Set(t.customer_id.clone()),
+        order_id: Set(t.order_id.clone()),
+        channel: Set(t.channel.as_str().into()),
+        category: Set(t.category.as_str().into()),
+        severity: Set(t.severity.as_str().into()),
+        subject: Set(t.subject.clone()),
+        description: Set(t.description.clone()),
+        evidence: Set(to_json(&t.evidence)?),
+        customer_tier: Set(t.tier.as_str().into()),
+        assignee: Set(t.assignee.clone()),
+        escalation_level: Set(t.level.as_str().into()),
+        status: Set(t.status.as_str().into()),
+        policy_id: Set(t.policy_id.clone()),
+        policy_version: Set(t.policy_version as i32),
+        breached: Set(t.breached),
+        reopen_count: Set(t.reopen_count as i32),
+        first_response_at: Set(t.first_response_at),
+        created_at: Set(t.created_at),
+        updated_at: Set(t.updated_at),
+        resolved_at: Set(t.resolved_at),
+    })
+}
+
+fn clock_from_row(row: clock::Model) -> Result<SlaClock, DbErr> {
+    Ok(SlaClock {
+        kind: parse("sla_clock", &row.kind)?,
+        state: parse("sla_clock", &row.state)?,
+        target_seconds: row.target_seconds as u64,
+        warning_percent: row.warning_percent as u8,
+        paused_seconds: row.paused_seconds as u64,
+        cycle: row.cycle as u32,
+        id: row.id,
+        ticket_id: row.ticket_id,
+        calendar_id: row.calendar_id,
+        started_at: row.started_at,
+        paused_at: row.paused_at,
+        due_at: row.due_at,
+        warning_at: row.warning_at,
+        warned: row.warned,
+        met_at: row.met_at,
+        breached_at: row.breached_at,
+    })
+}
+
+fn clock_to_row(c: &SlaClock) -> clock::ActiveModel {
+    clock::ActiveModel {
+        id: Set(c.id.clone()),
+        ticket_id: Set(c.ticket_id.clone()),
+        kind: Set(c.kind.as_str().into()),
+        state: Set(c.state.as_str().into()),
+        target_seconds: Set(c.target_seconds as i64),
+        calendar_id: Set(c.calendar_id.clone()),
+        warning_percent: Set(i32::from(c.warning_percent)),
+        started_at: Set(c.started_at),
+        paused_seconds: Set(c.paused_seconds as i64),
+        paused_at: Set(c.paused_at),
+        due_at: Set(c.due_at),
+        warning_at: Set(c.warning_at),
+        warned: Set(c.warned),
+        met_at: Set(c.met_at),
+        breached_at: Set(c.breached_at),
+        cycle: Set(c.cycle as i32),
+        next_fire_at: Set(c.next_fire_at()),
+    }
+}
+
+/// Loads a ticket with its clocks. With `lock`, the ticket row is locked until the
+/// transaction ends (PostgreSQL; SQLite's single writer serialises anyway), so concurrent
+/// commands and the SLA worker change a ticket one at a time.
+pub async fn load_aggregate<C: ConnectionTrait>(conn: &C, ticket_id: &str, lock: bool) -> Result<Option<TicketAggregate>, DbErr> {
+    let mut query = ticket::Entity::find_by_id(ticket_id.to_owned());
+    if lock && conn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let Some(row) = query.one(conn).await? else {
+        return Ok(None);
+    };
+    let clocks = clock::Entity::find()
+        .filter(clock::Column::TicketId.eq(ticket_id))
+        .order_by_asc(clock::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(clock_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Some(TicketAggregate {
+        ticket: ticket_from_row(row)?,
+        clocks,
+    }))
+}
+
+pub async fn insert_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAggregate) -> Result<(), DbErr> {
+    ticket::Entity::insert(ticket_to_row(&aggregate.ticket)?).exec_without_returning(conn).await?;
+    clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes back a changed aggregate: the ticket row and every clock (new or changed).
+pub async fn save_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAggregate) -> Result<(), DbErr> {
+    ticket::Entity::update(ticket_to_row(&aggregate.ticket)?).exec(conn).await?;
+    let all_columns = [
+        clock::Column::State,
+        clock::Column::TargetSeconds,
+        clock::Column::CalendarId,
+        clock::Column::WarningPercent,
+        clock::Column::StartedAt,
+        clock::Column::PausedSeconds,
+        clock::Column::PausedAt,
+        clock::Column::DueAt,
+        clock::Column::WarningAt,
+        clock::Column::Warned,
+        clock::Column::MetAt,
+        clock::Column::BreachedAt,
+        clock::Column::Cycle,
+        clock::Column::NextFireAt,
+    ];
+    clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
+        .on_conflict(OnConflict::column(clock::Column::Id).update_columns(all_columns).to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn get_ticket<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Ticket>, DbErr> {
+    ticket::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(ticket_from_row)
+        .transpose()
+}
+
+/// Filters for listing; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<crate::domain::Status>,
+    pub severity: Option<crate::domain::Severity>,
+    pub category: Option<crate::domain::Category>,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub breached: Option<bool>,
+}
+
+/// Newest first. Ids are UUIDv7, so id order is creation order and the last id of a page
+/// is the cursor for the next.
+pub async fn list_tickets<C: ConnectionTrait>(
+    conn: &C,
+    filter: &TicketFilter,
+    before_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Ticket>, DbErr> {
+    let mut query = ticket::Entity::find();
+    if let Some(s) = filter.status {
+        query = query.filter(ticket::Column::Status.eq(s.as_str()));
+    }
+    if let Some(s) = filter.severity {
+        query = query.filter(ticket::Column::Severity.eq(s.as_str()));
+    }
+    if let Some(c) = filter.category {
+        query = query.filter(ticket::Column::Category.eq(c.as_str()));
+    }
+    if let Some(a) = &filter.assignee {
+        query = query.filter(ticket::Column::Assignee.eq(a.as_str()));
+    }
+    if let Some(c) = &filter.customer_id {
+        query = query.filter(ticket::Column::CustomerId.eq(c.as_str()));
+    }
+    if let Some(o) = &filter.order_id {
+        query = query.filter(ticket::Column::OrderId.eq(o.as_str()));
+    }
+    if let Some(b) = filter.breached {
+        query = query.filter(ticket::Column::Breached.eq(b));
+    }
+    if let Some(before) = before_id {
+        query = query.filter(ticket::Column::Id.lt(before));
+    }
+    query
+        .order_by_desc(ticket::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(ticket_from_row)
+        .collect()
+}
+
+pub async fn insert_reply<C: ConnectionTrait>(conn: &C, r: &Reply) -> Result<(), DbErr> {
+    reply::Entity::insert(reply::ActiveModel {
+        id: Set(r.id.clone()),
+        ticket_id: Set(r.ticket_id.clone()),
+        author: Set(r.author.as_str().into()),
+        author_id: Set(r.author_id.clone()),
+        body: Set(r.body.clone()),
+        created_at: Set(r.created_at),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// One line of a ticket's audit trail.
+pub struct Activity<'a> {
+    pub ticket_id: &'a str,
+    pub actor_id: &'a str,
+    pub actor_role: &'a str,
+    pub action: &'a str,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn record_activity<C: ConnectionTrait>(conn: &C, a: Activity<'_>) -> Result<(), DbErr> {
+    activity::Entity::insert(activity::ActiveModel {
+        ticket_id: Set(a.ticket_id.to_owned()),
+        actor_id: Set(a.actor_id.to_owned()),
+        actor_role: Set(a.actor_role.to_owned()),
+        action: Set(a.action.to_owned()),
+        detail: Set(a.detail),
+        at: Set(a.at),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ticket a clock belongs to (the worker knows only clock ids).
+pub async fn clock_ticket_id<C: ConnectionTrait>(conn: &C, clock_id: &str) -> Result<Option<String>, DbErr> {
+    Ok(clock::Entity::find_by_id(clock_id.to_owned())
+        .select_only()
+        .column(clock::Column::TicketId)
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
+}
+
+/// Clocks that can still fire, by id after `after_id`, for rebuilding the schedule.
+pub async fn pending_fire_times<C: ConnectionTrait>(
+    conn: &C,
+    after_id: &str,
+    limit: u64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
+    clock::Entity::find()
+        .select_only()
+        .column(clock::Column::Id)
+        .column(clock::Column::NextFireAt)
+        .filter(clock::Column::NextFireAt.is_not_null())
+        .filter(clock::Column::Id.gt(after_id))
+        .order_by_asc(clock::Column::Id)
+        .limit(limit)
+        .into_tuple::<(String, DateTime<Utc>)>()
+        .all(conn)
+        .await
+}
+
+fn policy_from_row(row: policy::Model) -> Result<SlaPolicy, DbErr> {
+    from_json("sla_policy", &row.body)
+}
+
+/// The current version of every policy.
+pub async fn current_policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<SlaPolicy>, DbErr> {
+    let mut policies: Vec<SlaPolicy> = policy::Entity::find()
+        .filter(policy::Column::IsCurrent.eq(true))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(policy_from_row)
+        .collect::<Result<_, _>>()?;
+    policies.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    Ok(policies)
+}
+
+pub async fn policy_version<C: ConnectionTrait>(conn: &C, id: &str, version: u32) -> Result<Option<SlaPolicy>, DbErr> {
+    policy::Entity::find_by_id((id.to_owned(), version as i32))
+        .one(conn)
+        .await?
+        .map(policy_from_row)
+        .transpose()
+}
+
+/// Stores `p` as the current version of its policy; earlier versions stay for the
+/// tickets that use them.
+pub async fn insert_policy_version<C: ConnectionTrait>(conn: &C, p: &SlaPolicy) -> Result<(), DbErr> {
+    policy::Entity::update_many()
+        .col_expr(policy::Column::IsCurrent, sea_orm::sea_query::Expr::value(false))
+        .filter(policy::Column::Id.eq(p.id.as_str()))
+        .exec(conn)
+        .await?;
+    policy::Entity::insert(policy::ActiveModel {
+        id: Set(p.id.clone()),
+        version: Set(p.version as i32),
+        is_current: Set(true),
+        priority: Set(p.priority),
+        body: Set(to_json(p)?),
+        created_at: Set(p.created_at),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn calendars<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<BusinessCalendar>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    calendar::Entity::find()
+        .filter(calendar::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| {
+            from_json::<BusinessCalendar>("business_calendar", &row.body)?
+                .revalidated()
+                .map_err(|e| corrupt("business_calendar", e))
+        })
+        .collect()
+}
+
+pub async fn upsert_calendar<C: ConnectionTrait>(conn: &C, c: &BusinessCalendar, now: DateTime<Utc>) -> Result<(), DbErr> {
+    calendar::Entity::insert(calendar::ActiveModel {
+        id: Set(c.id.clone()),
+        body: Set(to_json(c)?),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(calendar::Column::Id)
+            .update_columns([calendar::Column::Body, calendar::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the calendar only if no calendar has its id (first start, concurrent replicas).
+pub async fn insert_calendar_if_missing<C: ConnectionTrait>(conn: &C, c: &BusinessCalendar, now: DateTime<Utc>) -> Result<(), DbErr> {
+    calendar::Entity::insert(calendar::ActiveModel {
+        id: Set(c.id.clone()),
+        body: Set(to_json(c)?),
+        updated_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(calendar::Column::Id).do_nothing().to_owned())
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a policy version unless that (id, version) exists.
+pub async fn insert_policy_if_missing<C: ConnectionTrait>(conn: &C, p: &SlaPolicy) -> Result<(), DbErr> {
+    policy::Entity::insert(policy::ActiveModel {
+        id: Set(p.id.clone()),
+        version: Set(p.version as i32),
+        is_current: Set(true),
+        priority: Set(p.priority),
+        body: Set(to_json(p)?),
+        created_at: Set(p.created_at),
+    })
+    .on_conflict(
+        OnConflict::columns([policy::Column::Id, policy::Column::Version])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether any policy exists at all (a database that was never seeded).
+pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
+    Ok(policy::Entity::find().one(conn).await?.is_some())
+}
+
