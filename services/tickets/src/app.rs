@@ -25,6 +25,8 @@ pub struct TicketsSettings {
     pub grpc_addr: SocketAddr,
     pub server: ServerSettings,
     pub worker: WorkerSettings,
+    /// False for API-only replicas (`SLA_WORKER_ENABLED=false`).
+    pub run_worker: bool,
 }
 
 impl TicketsSettings {
@@ -46,6 +48,7 @@ impl TicketsSettings {
             grpc_addr,
             server: ServerSettings::from_env(env)?,
             worker: worker_settings(env)?,
+            run_worker: env.or("SLA_WORKER_ENABLED", true)?,
         })
     }
 }
@@ -114,19 +117,23 @@ impl TicketsApp {
     /// their current batch, so no claim is left leased by a clean stop.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let background = CancellationToken::new();
-        let worker = tokio::spawn(aftersales_deadlines::worker::run(
-            self.queue.clone(),
-            Arc::new(SlaFiring::new(self.core.clone())),
-            self.settings.worker.clone(),
-            background.clone(),
-        ));
+        let worker = self.settings.run_worker.then(|| {
+            tokio::spawn(aftersales_deadlines::worker::run(
+                self.queue.clone(),
+                Arc::new(SlaFiring::new(self.core.clone())),
+                self.settings.worker.clone(),
+                background.clone(),
+            ))
+        });
         let relay = tokio::spawn(self.relay.clone().run(background.clone()));
         tracing::info!(addr = %self.local_addr(), "tickets service listening");
         let services = GrpcServices::new().add(TicketsApi::new(self.core.clone()).into_server());
         let served = server::serve(self.listener, self.settings.server.clone(), services, shutdown).await;
         background.cancel();
         let stopped = async {
-            let _ = worker.await;
+            if let Some(worker) = worker {
+                let _ = worker.await;
+            }
             let _ = relay.await;
         };
         if tokio::time::timeout(Duration::from_secs(10), stopped).await.is_err() {

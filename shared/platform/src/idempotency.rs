@@ -35,8 +35,13 @@ pub mod migration {
     //! The table, for the migrator of each service that stores keys.
     use sea_orm_migration::prelude::*;
 
-    #[derive(DeriveMigrationName)]
     pub struct CreateIdempotencyKeys;
+
+    impl MigrationName for CreateIdempotencyKeys {
+        fn name(&self) -> &str {
+            "m20261123_000003_create_idempotency_keys"
+        }
+    }
 
     #[async_trait::async_trait]
     impl MigrationTrait for CreateIdempotencyKeys {

@@ -1,0 +1,204 @@
+//! Spawning the service for a test, and typed shortcuts for the calls tests make.
+
+use std::{sync::Arc, time::Duration};
+
+use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings};
+use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
+use aftersales_platform::{CancellationToken, db::DbSettings, server::ServerSettings};
+use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
+pub use aftersales_testkit::Backend;
+use aftersales_tickets::{
+    app::{TicketsApp, TicketsSettings},
+    service::TicketsCore,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub client: TicketServiceClient<Channel>,
+    pub core: Arc<TicketsCore>,
+    pub queue: DeadlineQueue,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub run_worker: bool,
+    pub lease: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            run_worker: true,
+            lease: Duration::from_secs(2),
+        }
+    }
+}
+
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, Options::default()).await
+}
+
+pub fn worker_settings(lease: Duration) -> WorkerSettings {
+    WorkerSettings {
+        batch: 64,
+        lease,
+        max_idle: Duration::from_millis(200),
+        reconcile_every: Duration::from_secs(60),
+        lost_check_every: Duration::from_millis(200),
+    }
+}
+
+pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
+    let url = backend.fresh_url().await.expect("a fresh database");
+    let (bus, queue) = match backend {
+        Backend::Postgres => {
+            let prefix = aftersales_testkit::unique_prefix();
+            let conn = aftersales_testkit::redis_connection().await.expect("redis");
+            let reader = aftersales_testkit::redis_connection().await.expect("redis");
+            let queue = RedisQueue::new(
+                conn.clone(),
+                &RedisQueueSettings {
+                    key_prefix: prefix.clone(),
+                    name: "sla".into(),
+                    shards: 4,
+                },
+            );
+            (EventBus::Redis(RedisBus::new(conn, reader, prefix)), DeadlineQueue::Redis(queue))
+        }
+        Backend::Sqlite => (EventBus::Memory(MemoryBus::new()), DeadlineQueue::Memory(MemoryQueue::new())),
+    };
+    let settings = TicketsSettings {
+        database: DbSettings::new(url),
+        grpc_addr: "127.0.0.1:0".parse().expect("an address"),
+        server: ServerSettings::for_tests(),
+        worker: worker_settings(options.lease),
+        run_worker: options.run_worker,
+    };
+    let app = TicketsApp::build(settings, bus, queue.clone()).await.expect("the service builds");
+    let addr = app.local_addr();
+    let core = app.core();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        app.run(token).await.expect("the service runs");
+    });
+    let client = TicketServiceClient::connect(format!("http://{addr}")).await.expect("connects");
+    TestApp {
+        client,
+        core,
+        queue,
+
+        shutdown,
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+
+    /// A fast policy for the SOCIAL channel so tests see clocks fire in seconds.
+    pub async fn fast_policy(&mut self, first_response_s: u64, resolution_s: u64) {
+        self.client
+            .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
+                policy: Some(pb::SlaPolicy {
+                    id: "fast".into(),
+                    priority: 1,
+                    match_channels: vec![pb::Channel::Social as i32],
+                    first_response: Some(pb::SlaTarget { seconds: first_response_s, calendar_id: String::new() }),
+                    resolution: Some(pb::SlaTarget { seconds: resolution_s, calendar_id: String::new() }),
+                    escalate_on_breach: true,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("policy stored");
+    }
+
+    pub async fn create(&mut self, channel: pb::Channel, key: &str) -> pb::Ticket {
+        self.client
+            .create_ticket(create_request(channel, key))
+            .await
+            .expect("ticket created")
+            .into_inner()
+    }
+
+    pub async fn sla(&mut self, ticket_id: &str) -> pb::SlaStatus {
+        self.client
+            .get_sla_status(pb::GetSlaStatusRequest { ticket_id: ticket_id.into() })
+            .await
+            .expect("sla status")
+            .into_inner()
+    }
+
+    pub async fn ticket(&mut self, id: &str) -> pb::Ticket {
+        self.client
+            .get_ticket(pb::GetTicketRequest { id: id.into() })
+            .await
+            .expect("ticket")
+            .into_inner()
+    }
+
+    /// Polls until `done` holds for the SLA status, or panics after `limit`.
+    pub async fn wait_for_sla(&mut self, ticket_id: &str, limit: Duration, done: impl Fn(&pb::SlaStatus) -> bool) -> pb::SlaStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self.sla(ticket_id).await;
+            if done(&status) {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "condition not reached in {limit:?}: {status:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Outbox events of one type about one ticket.
+    pub async fn events(&self, ticket_id: &str, event_type: &str) -> usize {
+        let db = self.core.db();
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{ticket_id}' AND event_type = '{event_type}'"
+        );
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count") as usize
+    }
+}
+
+pub fn create_request(channel: pb::Channel, key: &str) -> pb::CreateTicketRequest {
+    pb::CreateTicketRequest {
+        idempotency_key: key.into(),
+        customer_id: "cust-1".into(),
+        order_id: "order-1".into(),
+        channel: channel as i32,
+        category: pb::Category::Complaint as i32,
+        severity: pb::Severity::General as i32,
+        subject: "Kettle leaks".into(),
+        description: "Water under the kettle after two days".into(),
+        evidence: vec!["s3://evidence/1.jpg".into()],
+        customer_tier: pb::CustomerTier::Regular as i32,
+        actor: None,
+    }
+}
+
+pub fn clock(status: &pb::SlaStatus, kind: pb::ClockKind) -> pb::SlaClock {
+    status
+        .clocks
+        .iter()
+        .find(|c| c.kind == kind as i32)
+        .cloned()
+        .expect("the clock exists")
+}
+
+pub fn millis(t: &Option<prost_types::Timestamp>) -> i64 {
+    let t = t.as_ref().expect("a timestamp");
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
