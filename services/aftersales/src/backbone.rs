@@ -30,7 +30,9 @@ impl Backbone {
             tracing::warn!("REDIS_URL is not set: deadlines and events stay inside this process");
             return Ok(Self::in_process());
         };
-        let prefix = env.raw("REDIS_KEY_PREFIX").unwrap_or_else(|| "aftersales:".into());
+        let prefix = env
+            .raw("REDIS_KEY_PREFIX")
+            .unwrap_or_else(|| "aftersales:".into());
         let shards = env.positive("SLA_SHARDS", 16)?;
         let conn = redis_conn::connect(&url, COMMAND_TIMEOUT)
             .await

@@ -19,7 +19,11 @@ use crate::{
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = Env::process();
     let dev = matches!(cli.command, Command::Dev { .. });
-    let format = if dev { LogFormat::Text } else { LogFormat::Json };
+    let format = if dev {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    };
     let _telemetry = telemetry::init(&TelemetrySettings::from_env(&env, "aftersales", format)?)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     match cli.command {
@@ -34,7 +38,8 @@ fn sqlite_url(data_dir: &Path, service: &str) -> String {
 }
 
 async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let backbone = Backbone::in_process();
     let shutdown = shutdown_signal();
     let tickets = TicketsSettings::from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
@@ -52,7 +57,8 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
         match service {
             ServiceName::Tickets => {
                 let settings = TicketsSettings::from_env(env, None)?;
-                let app = TicketsApp::build(settings, backbone.bus.clone(), backbone.queue("sla")).await?;
+                let app = TicketsApp::build(settings, backbone.bus.clone(), backbone.queue("sla"))
+                    .await?;
                 let shutdown = shutdown.clone();
                 running.spawn(async move { app.run(shutdown).await.map_err(anyhow::Error::from) });
             }
@@ -65,7 +71,11 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
 }
 
 async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
-    let services = if services.is_empty() { ServiceName::all() } else { dedup(services) };
+    let services = if services.is_empty() {
+        ServiceName::all()
+    } else {
+        dedup(services)
+    };
     for service in services {
         match service {
             ServiceName::Tickets => {

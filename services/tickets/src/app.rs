@@ -14,7 +14,10 @@ use aftersales_platform::{
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::{api::TicketsApi, error::TicketsError, service::TicketsCore, store::migration::Migrator, worker::SlaFiring};
+use crate::{
+    api::TicketsApi, error::TicketsError, service::TicketsCore, store::migration::Migrator,
+    worker::SlaFiring,
+};
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
 pub const DEFAULT_PORT: u16 = 50051;
@@ -36,13 +39,29 @@ impl TicketsSettings {
         let url = env
             .first_of(&["TICKETS_DATABASE_URL", "DATABASE_URL"])
             .or(default_database_url.map(str::to_owned))
-            .ok_or_else(|| ConfigError::new("DATABASE_URL", "", "is required (postgres://… or sqlite://…)"))?;
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
-            return Err(ConfigError::new("DATABASE_URL", &url, "must start with postgres:// or sqlite:"));
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "DATABASE_URL",
+                    "",
+                    "is required (postgres://… or sqlite://…)",
+                )
+            })?;
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                &url,
+                "must start with postgres:// or sqlite:",
+            ));
         }
         let mut database = DbSettings::new(url);
         database.max_connections = env.or("DATABASE_MAX_CONNECTIONS", 16u32)?;
-        let grpc_addr = env.or("TICKETS_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))?;
+        let grpc_addr = env.or(
+            "TICKETS_GRPC_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+        )?;
         Ok(Self {
             database,
             grpc_addr,
@@ -90,7 +109,11 @@ pub async fn migrate(database: &DbSettings) -> Result<DatabaseConnection, StartE
 }
 
 impl TicketsApp {
-    pub async fn build(settings: TicketsSettings, bus: EventBus, queue: DeadlineQueue) -> Result<Self, StartError> {
+    pub async fn build(
+        settings: TicketsSettings,
+        bus: EventBus,
+        queue: DeadlineQueue,
+    ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new(db.clone(), bus);
         let core = Arc::new(TicketsCore::new(db, queue.clone(), relay.nudge()));
@@ -106,7 +129,9 @@ impl TicketsApp {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.settings.grpc_addr)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.grpc_addr)
     }
 
     pub fn core(&self) -> Arc<TicketsCore> {
@@ -127,8 +152,14 @@ impl TicketsApp {
         });
         let relay = tokio::spawn(self.relay.clone().run(background.clone()));
         tracing::info!(addr = %self.local_addr(), "tickets service listening");
-        let services = GrpcServices::new().add(TicketsApi::new(self.core.clone()).into_server());
-        let served = server::serve(self.listener, self.settings.server.clone(), services, shutdown).await;
+        let services = GrpcServices::new().with(TicketsApi::new(self.core.clone()).into_server());
+        let served = server::serve(
+            self.listener,
+            self.settings.server.clone(),
+            services,
+            shutdown,
+        )
+        .await;
         background.cancel();
         let stopped = async {
             if let Some(worker) = worker {
@@ -136,7 +167,10 @@ impl TicketsApp {
             }
             let _ = relay.await;
         };
-        if tokio::time::timeout(Duration::from_secs(10), stopped).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), stopped)
+            .await
+            .is_err()
+        {
             tracing::warn!("tickets background tasks did not stop in time");
         }
         Ok(served?)

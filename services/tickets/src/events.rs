@@ -57,13 +57,20 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
         TicketEvent::Created => Payload::TicketCreated(ev::TicketCreated {
             ticket: Some(proto::ticket(ticket)),
         }),
-        TicketEvent::StatusChanged { from, to, reason } => Payload::TicketStatusChanged(ev::TicketStatusChanged {
-            ticket_id,
-            from: from.to_proto(),
-            to: to.to_proto(),
-            reason: reason.clone(),
-        }),
-        TicketEvent::Escalated { from, to, reason, clock_id } => Payload::TicketEscalated(ev::TicketEscalated {
+        TicketEvent::StatusChanged { from, to, reason } => {
+            Payload::TicketStatusChanged(ev::TicketStatusChanged {
+                ticket_id,
+                from: from.to_proto(),
+                to: to.to_proto(),
+                reason: reason.clone(),
+            })
+        }
+        TicketEvent::Escalated {
+            from,
+            to,
+            reason,
+            clock_id,
+        } => Payload::TicketEscalated(ev::TicketEscalated {
             ticket_id,
             from: from.to_proto(),
             to: to.to_proto(),

@@ -5,12 +5,12 @@
 //! one transaction each) → `domain` (pure rules) and `store` (sea-orm); `worker` fires
 //! the SLA clocks.
 
+pub mod api;
+pub mod app;
 pub mod domain;
-pub mod store;
 pub mod error;
 pub mod events;
 pub mod proto;
 pub mod service;
-pub mod api;
+pub mod store;
 pub mod worker;
-pub mod app;

@@ -180,4 +180,3 @@ pub fn calendar(c: &BusinessCalendar) -> pb::BusinessCalendar {
         holidays: c.holidays.iter().map(|d| d.to_string()).collect(),
     }
 }
-

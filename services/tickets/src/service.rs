@@ -110,7 +110,12 @@ impl TicketsCore {
         Ok(())
     }
 
-    pub async fn create_ticket(&self, new: NewTicket, idem: Option<&Idempotency>, actor: &Actor) -> Result<Ticket, TicketsError> {
+    pub async fn create_ticket(
+        &self,
+        new: NewTicket,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
         match self.try_create_ticket(&new, idem, actor).await {
             // A concurrent twin with the same key committed first: answer with its result.
             Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
@@ -120,7 +125,12 @@ impl TicketsCore {
         }
     }
 
-    async fn try_create_ticket(&self, new: &NewTicket, idem: Option<&Idempotency>, actor: &Actor) -> Result<Ticket, TicketsError> {
+    async fn try_create_ticket(
+        &self,
+        new: &NewTicket,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
         if let Some(replayed) = recall::<Ticket>(&txn, CREATE_SCOPE, idem).await? {
@@ -131,7 +141,8 @@ impl TicketsCore {
         let schedules = self.schedules(&txn, policy, &[]).await?;
         let (agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, now);
         store::insert_aggregate(&txn, &agg).await?;
-        self.write_side_effects(&txn, &agg, &events, actor, "create", String::new(), now).await?;
+        self.write_side_effects(&txn, &agg, &events, actor, "create", String::new(), now)
+            .await?;
         remember(&txn, CREATE_SCOPE, idem, &agg.ticket, now).await?;
         txn.commit().await?;
         self.after_commit(&agg).await;
@@ -139,7 +150,9 @@ impl TicketsCore {
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<Ticket, TicketsError> {
-        store::get_ticket(&self.db, id).await?.ok_or_else(|| not_found("ticket", id))
+        store::get_ticket(&self.db, id)
+            .await?
+            .ok_or_else(|| not_found("ticket", id))
     }
 
     /// A page of tickets, newest first, and the cursor of the next page if there is one.
@@ -165,9 +178,13 @@ impl TicketsCore {
         body: &str,
         idem: Option<&Idempotency>,
     ) -> Result<(Reply, Ticket), TicketsError> {
-        match self.try_add_reply(ticket_id, author, author_id, body, idem).await {
+        match self
+            .try_add_reply(ticket_id, author, author_id, body, idem)
+            .await
+        {
             Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
-                self.try_add_reply(ticket_id, author, author_id, body, idem).await
+                self.try_add_reply(ticket_id, author, author_id, body, idem)
+                    .await
             }
             other => other,
         }
@@ -185,7 +202,9 @@ impl TicketsCore {
         if let Some(replayed) = recall::<(Reply, Ticket)>(&change.txn, REPLY_SCOPE, idem).await? {
             return Ok(replayed);
         }
-        let events = change.agg.add_reply(author, &change.policy, &change.schedules, change.now)?;
+        let events = change
+            .agg
+            .add_reply(author, &change.policy, &change.schedules, change.now)?;
         let reply = Reply {
             id: new_id(),
             ticket_id: ticket_id.to_owned(),
@@ -201,45 +220,103 @@ impl TicketsCore {
             id: author_id.to_owned(),
             role: author.as_str().to_owned(),
         };
-        self.finish_change(change, events, &actor, "reply", result.0.id.clone()).await?;
+        self.finish_change(change, events, &actor, "reply", result.0.id.clone())
+            .await?;
         Ok(result)
     }
 
-    pub async fn change_status(&self, ticket_id: &str, to: Status, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+    pub async fn change_status(
+        &self,
+        ticket_id: &str,
+        to: Status,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
         let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events = change.agg.change_status(to, reason, &change.policy, &change.schedules, change.now)?;
+        let events =
+            change
+                .agg
+                .change_status(to, reason, &change.policy, &change.schedules, change.now)?;
         let detail = format!("{to}: {reason}");
-        Ok(self.finish_change(change, events, actor, "change_status", detail).await?.ticket)
+        Ok(self
+            .finish_change(change, events, actor, "change_status", detail)
+            .await?
+            .ticket)
     }
 
-    pub async fn reopen(&self, ticket_id: &str, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
+    pub async fn reopen(
+        &self,
+        ticket_id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
         let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events = change.agg.reopen(reason, &change.policy, &change.schedules, change.now)?;
-        Ok(self.finish_change(change, events, actor, "reopen", reason.to_owned()).await?.ticket)
-    }
-
-    pub async fn assign(&self, ticket_id: &str, assignee: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        change.agg.assign(assignee.to_owned(), change.now)?;
-        Ok(self.finish_change(change, Vec::new(), actor, "assign", assignee.to_owned()).await?.ticket)
-    }
-
-    pub async fn escalate(&self, ticket_id: &str, to: Option<Level>, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events = change.agg.escalate(to, reason, change.now)?;
-        Ok(self.finish_change(change, events, actor, "escalate", reason.to_owned()).await?.ticket)
-    }
-
-    pub async fn set_severity(&self, ticket_id: &str, severity: Severity, reason: &str, actor: &Actor) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Rematch(severity)).await?;
         let events = change
             .agg
-            .set_severity(severity, reason, &change.policy, &change.schedules, change.now)?;
-        let detail = format!("{severity}: {reason}");
-        Ok(self.finish_change(change, events, actor, "set_severity", detail).await?.ticket)
+            .reopen(reason, &change.policy, &change.schedules, change.now)?;
+        Ok(self
+            .finish_change(change, events, actor, "reopen", reason.to_owned())
+            .await?
+            .ticket)
     }
 
-    pub async fn sla_status(&self, ticket_id: &str) -> Result<(Ticket, Vec<SlaClock>), TicketsError> {
+    pub async fn assign(
+        &self,
+        ticket_id: &str,
+        assignee: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        change.agg.assign(assignee.to_owned(), change.now)?;
+        Ok(self
+            .finish_change(change, Vec::new(), actor, "assign", assignee.to_owned())
+            .await?
+            .ticket)
+    }
+
+    pub async fn escalate(
+        &self,
+        ticket_id: &str,
+        to: Option<Level>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
+        let events = change.agg.escalate(to, reason, change.now)?;
+        Ok(self
+            .finish_change(change, events, actor, "escalate", reason.to_owned())
+            .await?
+            .ticket)
+    }
+
+    pub async fn set_severity(
+        &self,
+        ticket_id: &str,
+        severity: Severity,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let mut change = self
+            .begin_change(ticket_id, PolicyChoice::Rematch(severity))
+            .await?;
+        let events = change.agg.set_severity(
+            severity,
+            reason,
+            &change.policy,
+            &change.schedules,
+            change.now,
+        )?;
+        let detail = format!("{severity}: {reason}");
+        Ok(self
+            .finish_change(change, events, actor, "set_severity", detail)
+            .await?
+            .ticket)
+    }
+
+    pub async fn sla_status(
+        &self,
+        ticket_id: &str,
+    ) -> Result<(Ticket, Vec<SlaClock>), TicketsError> {
         let agg = store::load_aggregate(&self.db, ticket_id, false)
             .await?
             .ok_or_else(|| not_found("ticket", ticket_id))?;
@@ -265,7 +342,8 @@ impl TicketsCore {
                 tracing::info!(ticket_id, clock_id, kind = %clock.kind, late_ms, "SLA breached");
             }
         }
-        self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned()).await?;
+        self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned())
+            .await?;
         Ok(())
     }
 
@@ -278,11 +356,13 @@ impl TicketsCore {
             let page = store::pending_fire_times(&self.db, &after, PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
-            let items: Vec<(String, i64)> = page.into_iter().map(|(id, at)| (id, at.timestamp_millis())).collect();
-            queue
-                .schedule(&items)
-                .await
-                .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}"))))?;
+            let items: Vec<(String, i64)> = page
+                .into_iter()
+                .map(|(id, at)| (id, at.timestamp_millis()))
+                .collect();
+            queue.schedule(&items).await.map_err(|e| {
+                TicketsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}")))
+            })?;
             count += items.len() as u64;
         }
         Ok(count)
@@ -301,7 +381,11 @@ impl TicketsCore {
         let wanted: Vec<String> = candidate.calendar_ids().map(str::to_owned).collect();
         let found = store::calendars(&txn, &wanted).await?;
         if let Some(missing) = wanted.iter().find(|id| !found.iter().any(|c| &c.id == *id)) {
-            return Err(DomainError::invalid("policy.*.calendar_id", format!("unknown business calendar {missing:?}")).into());
+            return Err(DomainError::invalid(
+                "policy.*.calendar_id",
+                format!("unknown business calendar {missing:?}"),
+            )
+            .into());
         }
         let previous = current.iter().find(|p| p.id == candidate.id);
         if let Some(previous) = previous {
@@ -321,12 +405,19 @@ impl TicketsCore {
         Ok(candidate)
     }
 
-    pub async fn upsert_calendar(&self, calendar: BusinessCalendar) -> Result<BusinessCalendar, TicketsError> {
+    pub async fn upsert_calendar(
+        &self,
+        calendar: BusinessCalendar,
+    ) -> Result<BusinessCalendar, TicketsError> {
         store::upsert_calendar(&self.db, &calendar, Utc::now()).await?;
         Ok(calendar)
     }
 
-    async fn begin_change(&self, ticket_id: &str, choice: PolicyChoice) -> Result<Change, TicketsError> {
+    async fn begin_change(
+        &self,
+        ticket_id: &str,
+        choice: PolicyChoice,
+    ) -> Result<Change, TicketsError> {
         let txn = self.db.begin().await?;
         let agg = store::load_aggregate(&txn, ticket_id, true)
             .await?
@@ -342,7 +433,9 @@ impl TicketsCore {
                     channel: t.channel,
                 };
                 let current = store::current_policies(&txn).await?;
-                policy::select(&current, &facts).cloned().ok_or(TicketsError::NoPolicy)?
+                policy::select(&current, &facts)
+                    .cloned()
+                    .ok_or(TicketsError::NoPolicy)?
             }
         };
         let schedules = self.schedules(&txn, &policy, &agg.clocks).await?;
@@ -365,7 +458,8 @@ impl TicketsCore {
     ) -> Result<TicketAggregate, TicketsError> {
         let Change { txn, agg, now, .. } = change;
         store::save_aggregate(&txn, &agg).await?;
-        self.write_side_effects(&txn, &agg, &events, actor, action, detail, now).await?;
+        self.write_side_effects(&txn, &agg, &events, actor, action, detail, now)
+            .await?;
         txn.commit().await?;
         self.after_commit(&agg).await;
         Ok(agg)
@@ -395,16 +489,21 @@ impl TicketsCore {
             },
         )
         .await?;
-        aftersales_eventbus::outbox::enqueue(conn, events::encode(&agg.ticket, events, now), now).await?;
+        aftersales_eventbus::outbox::enqueue(conn, events::encode(&agg.ticket, events, now), now)
+            .await?;
         Ok(())
     }
 
     /// Schedules the clocks that can fire, drops the ones that cannot, wakes the relay.
     async fn after_commit(&self, agg: &TicketAggregate) {
-        let (live, done): (Vec<_>, Vec<_>) = agg.clocks.iter().partition(|c| c.next_fire_at().is_some());
+        let (live, done): (Vec<_>, Vec<_>) =
+            agg.clocks.iter().partition(|c| c.next_fire_at().is_some());
         let items: Vec<(String, i64)> = live
             .iter()
-            .filter_map(|c| c.next_fire_at().map(|at| (c.id.clone(), at.timestamp_millis())))
+            .filter_map(|c| {
+                c.next_fire_at()
+                    .map(|at| (c.id.clone(), at.timestamp_millis()))
+            })
             .collect();
         let finished: Vec<String> = done.iter().map(|c| c.id.clone()).collect();
         if let Err(err) = self.queue.schedule(&items).await {
@@ -416,12 +515,23 @@ impl TicketsCore {
         self.relay_nudge.notify_one();
     }
 
-    async fn policy_of<C: ConnectionTrait>(&self, conn: &C, ticket: &Ticket) -> Result<SlaPolicy, TicketsError> {
+    async fn policy_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        ticket: &Ticket,
+    ) -> Result<SlaPolicy, TicketsError> {
         let key = (ticket.policy_id.clone(), ticket.policy_version);
-        if let Some(p) = self.policy_versions.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+        if let Some(p) = self
+            .policy_versions
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned())
+        {
             return Ok(p);
         }
-        let p = store::policy_version(conn, &key.0, key.1).await?.ok_or(TicketsError::NoPolicy)?;
+        let p = store::policy_version(conn, &key.0, key.1)
+            .await?
+            .ok_or(TicketsError::NoPolicy)?;
         if let Ok(mut cache) = self.policy_versions.write() {
             cache.insert(key, p.clone());
         }
@@ -429,7 +539,12 @@ impl TicketsCore {
     }
 
     /// The calendars a policy and a ticket's clocks measure on.
-    async fn schedules<C: ConnectionTrait>(&self, conn: &C, policy: &SlaPolicy, clocks: &[SlaClock]) -> Result<Schedules, TicketsError> {
+    async fn schedules<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        policy: &SlaPolicy,
+        clocks: &[SlaClock],
+    ) -> Result<Schedules, TicketsError> {
         let mut ids: Vec<String> = policy
             .calendar_ids()
             .map(str::to_owned)
@@ -442,7 +557,10 @@ impl TicketsCore {
 }
 
 fn not_found(what: &'static str, id: &str) -> TicketsError {
-    TicketsError::NotFound { what, id: id.to_owned() }
+    TicketsError::NotFound {
+        what,
+        id: id.to_owned(),
+    }
 }
 
 /// The stored first result for this key, if the request was seen before.
@@ -454,10 +572,14 @@ async fn recall<T: serde::de::DeserializeOwned>(
     let Some(idem) = idem else { return Ok(None) };
     match idempotency::recall(conn, scope, &idem.key, &idem.fingerprint).await? {
         Recall::Fresh => Ok(None),
-        Recall::Replay(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(format!("stored idempotent result: {e}")))),
-        Recall::Mismatch => Err(TicketsError::IdempotencyKeyReused { key: idem.key.clone() }),
+        Recall::Replay(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            TicketsError::Db(sea_orm::DbErr::Custom(format!(
+                "stored idempotent result: {e}"
+            )))
+        }),
+        Recall::Mismatch => Err(TicketsError::IdempotencyKeyReused {
+            key: idem.key.clone(),
+        }),
     }
 }
 
@@ -469,7 +591,8 @@ async fn remember<T: serde::Serialize>(
     now: DateTime<Utc>,
 ) -> Result<(), TicketsError> {
     let Some(idem) = idem else { return Ok(()) };
-    let bytes = serde_json::to_vec(result).map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+    let bytes = serde_json::to_vec(result)
+        .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
     idempotency::remember(conn, scope, &idem.key, &idem.fingerprint, bytes, now).await?;
     Ok(())
 }

@@ -23,7 +23,9 @@ impl DeadlineHandler for SlaFiring {
             match self.core.fire_clock(&claim.id).await {
                 Ok(()) => done.push(claim.id),
                 // Left unacknowledged: handed out again once the lease runs out.
-                Err(err) => tracing::warn!(clock_id = %claim.id, error = %err, "firing an SLA clock failed"),
+                Err(err) => {
+                    tracing::warn!(clock_id = %claim.id, error = %err, "firing an SLA clock failed")
+                }
             }
         }
         done

@@ -15,11 +15,21 @@ async fn a_clock_still_fires_after_redis_is_flushed() {
     let mut app = spawn(Backend::Postgres).await;
     app.fast_policy(3, 600).await;
     let t = app.create(pb::Channel::Social, "").await;
-    assert!(app.queue.stats().await.unwrap().scheduled >= 2, "the clocks are on the schedule");
+    assert!(
+        app.queue.stats().await.unwrap().scheduled >= 2,
+        "the clocks are on the schedule"
+    );
 
     let mut redis = aftersales_testkit::redis_connection().await.unwrap();
-    redis::cmd("FLUSHALL").query_async::<()>(&mut redis).await.unwrap();
-    assert_eq!(app.queue.stats().await.unwrap().scheduled, 0, "the schedule is gone");
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.queue.stats().await.unwrap().scheduled,
+        0,
+        "the schedule is gone"
+    );
 
     let status = app
         .wait_for_sla(&t.id, Duration::from_secs(15), |s| {
@@ -28,7 +38,10 @@ async fn a_clock_still_fires_after_redis_is_flushed() {
         .await;
     let first = clock(&status, pb::ClockKind::FirstResponse);
     assert!(millis(&first.breached_at) >= millis(&first.due_at));
-    assert_eq!(app.ticket(&t.id).await.escalation_level, pb::EscalationLevel::Supervisor as i32);
+    assert_eq!(
+        app.ticket(&t.id).await.escalation_level,
+        pb::EscalationLevel::Supervisor as i32
+    );
     assert_eq!(app.events(&t.id, "tickets.TicketEscalated").await, 1);
     app.stop().await;
 }

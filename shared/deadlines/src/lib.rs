@@ -83,7 +83,12 @@ impl DeadlineQueue {
 
     /// Claims up to `limit` items due at `now_ms`, leased until `now_ms + lease_ms`; items
     /// whose earlier lease ran out are claimed again first.
-    pub async fn claim(&self, now_ms: Millis, limit: usize, lease_ms: Millis) -> Result<Vec<Claim>, QueueError> {
+    pub async fn claim(
+        &self,
+        now_ms: Millis,
+        limit: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<Claim>, QueueError> {
         match self {
             Self::Redis(q) => Ok(q.claim(now_ms, limit, lease_ms).await?),
             Self::Memory(q) => Ok(q.claim(now_ms, limit, lease_ms)),

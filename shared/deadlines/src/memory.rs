@@ -72,7 +72,9 @@ impl MemoryQueue {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves consistent sets behind, so keep going.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn schedule(&self, items: &[(String, Millis)]) {
@@ -95,12 +97,20 @@ impl MemoryQueue {
         let mut claims = Vec::new();
         for (expired_at, id) in state.leases.due(now, limit) {
             state.leases.set(&id, lease_until);
-            claims.push(Claim { id, due_ms: expired_at, reclaimed: true });
+            claims.push(Claim {
+                id,
+                due_ms: expired_at,
+                reclaimed: true,
+            });
         }
         for (due, id) in state.due.due(now, limit - claims.len()) {
             state.due.remove(&id);
             state.leases.set(&id, lease_until);
-            claims.push(Claim { id, due_ms: due, reclaimed: false });
+            claims.push(Claim {
+                id,
+                due_ms: due,
+                reclaimed: false,
+            });
         }
         claims
     }

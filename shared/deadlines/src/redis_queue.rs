@@ -73,7 +73,11 @@ impl std::fmt::Debug for RedisQueue {
 
 impl RedisQueue {
     pub fn new(conn: ConnectionManager, settings: &RedisQueueSettings) -> Self {
-        let RedisQueueSettings { key_prefix, name, shards } = settings;
+        let RedisQueueSettings {
+            key_prefix,
+            name,
+            shards,
+        } = settings;
         let shards = (0..(*shards).max(1))
             .map(|i| ShardKeys {
                 due: format!("{key_prefix}{name}:{{{name}-{i}}}:due"),
@@ -92,14 +96,18 @@ impl RedisQueue {
 
     fn shard_of(&self, id: &str) -> &ShardKeys {
         // FNV-1a: stable across processes and releases, unlike the std hasher.
-        let hash = id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         &self.shards[(hash % self.shards.len() as u64) as usize]
     }
 
     /// Groups ids by the shard that holds them.
-    fn by_shard<'a, T>(&'a self, items: &'a [T], id: impl Fn(&T) -> &str) -> Vec<(&'a ShardKeys, Vec<&'a T>)> {
+    fn by_shard<'a, T>(
+        &'a self,
+        items: &'a [T],
+        id: impl Fn(&T) -> &str,
+    ) -> Vec<(&'a ShardKeys, Vec<&'a T>)> {
         let mut groups: Vec<(&ShardKeys, Vec<&T>)> = Vec::new();
         for item in items {
             let keys = self.shard_of(id(item));
@@ -131,7 +139,12 @@ impl RedisQueue {
         pipe.query_async::<()>(&mut self.conn.clone()).await
     }
 
-    pub(crate) async fn claim(&self, now: Millis, limit: usize, lease_ms: Millis) -> redis::RedisResult<Vec<Claim>> {
+    pub(crate) async fn claim(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_ms: Millis,
+    ) -> redis::RedisResult<Vec<Claim>> {
         let mut conn = self.conn.clone();
         let mut claims = Vec::new();
         let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
@@ -171,8 +184,16 @@ impl RedisQueue {
     pub(crate) async fn next_due(&self) -> redis::RedisResult<Option<Millis>> {
         let mut pipe = redis::pipe();
         for keys in self.shards.iter() {
-            pipe.cmd("ZRANGE").arg(&keys.due).arg(0).arg(0).arg("WITHSCORES");
-            pipe.cmd("ZRANGE").arg(&keys.lease).arg(0).arg(0).arg("WITHSCORES");
+            pipe.cmd("ZRANGE")
+                .arg(&keys.due)
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
+            pipe.cmd("ZRANGE")
+                .arg(&keys.lease)
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
         }
         let firsts: Vec<Vec<(String, f64)>> = pipe.query_async(&mut self.conn.clone()).await?;
         Ok(firsts

@@ -65,7 +65,8 @@ pub async fn run<H: DeadlineHandler>(
     let retry = Duration::from_millis(250);
 
     while !shutdown.is_cancelled() {
-        let lost_check_due = last_lost_check.is_none_or(|t| t.elapsed() >= settings.lost_check_every);
+        let lost_check_due =
+            last_lost_check.is_none_or(|t| t.elapsed() >= settings.lost_check_every);
         if lost_check_due {
             let lost = match queue.check_lost().await {
                 Ok(lost) => lost,

@@ -23,12 +23,17 @@ fn ids(claims: &[Claim]) -> Vec<String> {
 #[tokio::test]
 async fn claims_due_items_across_shards_and_never_early() {
     let q = queue(4).await;
-    let items: Vec<(String, i64)> = (0..20).map(|i| (format!("clock-{i:02}"), 1_000 + i)).collect();
+    let items: Vec<(String, i64)> = (0..20)
+        .map(|i| (format!("clock-{i:02}"), 1_000 + i))
+        .collect();
     q.schedule(&items).await.unwrap();
     assert_eq!(q.next_due().await.unwrap(), Some(1_000));
     assert!(q.claim(999, 100, 5_000).await.unwrap().is_empty());
     let claimed = q.claim(1_009, 100, 5_000).await.unwrap();
-    assert_eq!(ids(&claimed), (0..10).map(|i| format!("clock-{i:02}")).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&claimed),
+        (0..10).map(|i| format!("clock-{i:02}")).collect::<Vec<_>>()
+    );
     assert!(claimed.iter().all(|c| c.due_ms <= 1_009 && !c.reclaimed));
     let stats = q.stats().await.unwrap();
     assert_eq!((stats.scheduled, stats.in_flight), (10, 10));
@@ -45,7 +50,9 @@ async fn a_later_write_never_delays_an_item() {
 #[tokio::test]
 async fn an_unacknowledged_claim_is_handed_out_again_after_its_lease() {
     let q = queue(2).await;
-    q.schedule(&[("a".into(), 100), ("b".into(), 100)]).await.unwrap();
+    q.schedule(&[("a".into(), 100), ("b".into(), 100)])
+        .await
+        .unwrap();
     assert_eq!(q.claim(100, 10, 1_000).await.unwrap().len(), 2);
     q.ack(&["b".into()]).await.unwrap();
     assert!(q.claim(1_099, 10, 1_000).await.unwrap().is_empty());
@@ -59,7 +66,9 @@ async fn an_unacknowledged_claim_is_handed_out_again_after_its_lease() {
 #[tokio::test]
 async fn cancelled_items_do_not_fire() {
     let q = queue(3).await;
-    q.schedule(&[("a".into(), 100), ("b".into(), 100)]).await.unwrap();
+    q.schedule(&[("a".into(), 100), ("b".into(), 100)])
+        .await
+        .unwrap();
     q.cancel(&["a".into()]).await.unwrap();
     assert_eq!(ids(&q.claim(200, 10, 1_000).await.unwrap()), ["b"]);
 }
@@ -67,6 +76,9 @@ async fn cancelled_items_do_not_fire() {
 #[tokio::test]
 async fn reports_lost_data_once() {
     let q = queue(1).await;
-    assert!(q.check_lost().await.unwrap(), "a fresh prefix has no marker yet");
+    assert!(
+        q.check_lost().await.unwrap(),
+        "a fresh prefix has no marker yet"
+    );
     assert!(!q.check_lost().await.unwrap());
 }

@@ -78,7 +78,12 @@ impl EventBus {
         }
     }
 
-    pub async fn ack(&self, stream: &str, group: &str, delivery_ids: &[String]) -> Result<(), BusError> {
+    pub async fn ack(
+        &self,
+        stream: &str,
+        group: &str,
+        delivery_ids: &[String],
+    ) -> Result<(), BusError> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
@@ -102,7 +107,10 @@ impl EventBus {
         count: usize,
     ) -> Result<Vec<Delivery>, BusError> {
         match self {
-            Self::Redis(bus) => bus.claim_stale(stream, group, consumer, min_idle, count).await,
+            Self::Redis(bus) => {
+                bus.claim_stale(stream, group, consumer, min_idle, count)
+                    .await
+            }
             Self::Memory(bus) => Ok(bus.claim_stale(stream, group, consumer, min_idle, count)),
         }
     }

@@ -7,8 +7,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    TransactionTrait, sea_query::OnConflict,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,7 +17,11 @@ use crate::{BusError, BusMessage, Delivery, EventBus, entity::processed_event};
 
 /// What a consumer does with one event, inside the transaction that records it processed.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> impl Future<Output = Result<(), String>> + Send;
+    fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        message: &BusMessage,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -70,8 +74,18 @@ pub struct Consumer<H> {
 }
 
 impl<H: EventHandler> Consumer<H> {
-    pub fn new(db: DatabaseConnection, bus: EventBus, settings: ConsumerSettings, handler: Arc<H>) -> Self {
-        Self { db, bus, settings, handler }
+    pub fn new(
+        db: DatabaseConnection,
+        bus: EventBus,
+        settings: ConsumerSettings,
+        handler: Arc<H>,
+    ) -> Self {
+        Self {
+            db,
+            bus,
+            settings,
+            handler,
+        }
     }
 
     /// Reads one batch (stale deliveries first) and applies it; returns the outcomes.
@@ -83,7 +97,10 @@ impl<H: EventHandler> Consumer<H> {
             .claim_stale(&s.stream, &s.group, &s.consumer, s.stale_after, s.batch)
             .await?;
         if deliveries.is_empty() {
-            deliveries = self.bus.read(&s.stream, &s.group, &s.consumer, s.batch, s.block).await?;
+            deliveries = self
+                .bus
+                .read(&s.stream, &s.group, &s.consumer, s.batch, s.block)
+                .await?;
         }
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {

@@ -36,7 +36,9 @@ impl MemoryBus {
     }
 
     fn streams(&self) -> MutexGuard<'_, HashMap<String, StreamState>> {
-        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn publish(&self, stream: &str, messages: &[BusMessage]) {
@@ -76,7 +78,14 @@ impl MemoryBus {
         deliveries
     }
 
-    pub(crate) async fn read(&self, stream: &str, group: &str, _consumer: &str, count: usize, block: Duration) -> Vec<Delivery> {
+    pub(crate) async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        _consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + block;
         loop {
             let appended = self.appended.notified();
@@ -92,7 +101,10 @@ impl MemoryBus {
 
     pub(crate) fn ack(&self, stream: &str, group: &str, delivery_ids: &[String]) {
         let mut streams = self.streams();
-        if let Some(group) = streams.get_mut(stream).and_then(|s| s.groups.get_mut(group)) {
+        if let Some(group) = streams
+            .get_mut(stream)
+            .and_then(|s| s.groups.get_mut(group))
+        {
             for id in delivery_ids {
                 if let Ok(index) = id.parse::<usize>() {
                     group.pending.remove(&index);
@@ -101,7 +113,14 @@ impl MemoryBus {
         }
     }
 
-    pub(crate) fn claim_stale(&self, stream: &str, group: &str, _consumer: &str, min_idle: Duration, count: usize) -> Vec<Delivery> {
+    pub(crate) fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        _consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Vec<Delivery> {
         let mut streams = self.streams();
         let Some(state) = streams.get_mut(stream) else {
             return Vec::new();

@@ -18,15 +18,29 @@ impl MigrationTrait for CreateOutbox {
                 Table::create()
                     .table("outbox")
                     .if_not_exists()
-                    .col(ColumnDef::new("seq").big_integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new("seq")
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new("event_id").string().not_null().unique_key())
                     .col(ColumnDef::new("stream").string().not_null())
                     .col(ColumnDef::new("event_type").string().not_null())
                     .col(ColumnDef::new("subject_id").string().not_null())
                     .col(ColumnDef::new("payload").blob().not_null())
                     .col(ColumnDef::new("headers").text().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("published_at").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("published_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -44,7 +58,9 @@ impl MigrationTrait for CreateOutbox {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("outbox").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("outbox").to_owned())
+            .await
     }
 }
 
@@ -66,7 +82,11 @@ impl MigrationTrait for CreateProcessedEvents {
                     .if_not_exists()
                     .col(ColumnDef::new("consumer_group").string().not_null())
                     .col(ColumnDef::new("event_id").string().not_null())
-                    .col(ColumnDef::new("processed_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("processed_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("consumer_group").col("event_id"))
                     .to_owned(),
             )

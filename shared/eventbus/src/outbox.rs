@@ -21,7 +21,11 @@ pub struct NewEvent {
 
 /// Adds events to the outbox with the current trace context, so the consumer's span
 /// continues the trace of the request that caused it.
-pub async fn enqueue<C: ConnectionTrait>(conn: &C, events: Vec<NewEvent>, now: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    events: Vec<NewEvent>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
@@ -62,7 +66,10 @@ mod tests {
     #[test]
     fn headers_round_trip() {
         let headers = HashMap::from([
-            ("traceparent".to_owned(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned()),
+            (
+                "traceparent".to_owned(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+            ),
             ("tracestate".to_owned(), "a=b".to_owned()),
         ]);
         assert_eq!(decode_headers(&encode_headers(&headers)), headers);

@@ -23,7 +23,9 @@ pub struct RedisBus {
 
 impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBus").field("key_prefix", &self.key_prefix).finish()
+        f.debug_struct("RedisBus")
+            .field("key_prefix", &self.key_prefix)
+            .finish()
     }
 }
 
@@ -31,7 +33,11 @@ const HEADER_FIELD: &str = "h:";
 
 impl RedisBus {
     /// `reader` must have a response timeout longer than the longest `block` of a read.
-    pub fn new(conn: ConnectionManager, reader: ConnectionManager, key_prefix: impl Into<String>) -> Self {
+    pub fn new(
+        conn: ConnectionManager,
+        reader: ConnectionManager,
+        key_prefix: impl Into<String>,
+    ) -> Self {
         Self {
             conn,
             reader,
@@ -44,7 +50,11 @@ impl RedisBus {
         format!("{}events:{stream}", self.key_prefix)
     }
 
-    pub(crate) async fn publish(&self, stream: &str, messages: &[BusMessage]) -> Result<(), BusError> {
+    pub(crate) async fn publish(
+        &self,
+        stream: &str,
+        messages: &[BusMessage],
+    ) -> Result<(), BusError> {
         let key = self.stream_key(stream);
         let mut pipe = redis::pipe();
         for m in messages {
@@ -113,7 +123,12 @@ impl RedisBus {
         entries.map(|entry| to_delivery(stream, entry)).collect()
     }
 
-    pub(crate) async fn ack(&self, stream: &str, group: &str, delivery_ids: &[String]) -> Result<(), BusError> {
+    pub(crate) async fn ack(
+        &self,
+        stream: &str,
+        group: &str,
+        delivery_ids: &[String],
+    ) -> Result<(), BusError> {
         redis::cmd("XACK")
             .arg(self.stream_key(stream))
             .arg(group)
@@ -141,7 +156,11 @@ impl RedisBus {
             .arg(count)
             .query_async(&mut self.conn.clone())
             .await?;
-        reply.claimed.into_iter().map(|entry| to_delivery(stream, entry)).collect()
+        reply
+            .claimed
+            .into_iter()
+            .map(|entry| to_delivery(stream, entry))
+            .collect()
     }
 }
 
@@ -159,7 +178,8 @@ fn to_delivery(stream: &str, entry: StreamId) -> Result<Delivery, BusError> {
         }
     };
     let text = |field: &str| -> Result<String, BusError> {
-        String::from_utf8(bytes(field)?).map_err(|_| malformed(&format!("field {field} is not UTF-8")))
+        String::from_utf8(bytes(field)?)
+            .map_err(|_| malformed(&format!("field {field} is not UTF-8")))
     };
     let mut headers = HashMap::new();
     for (name, value) in &entry.map {

@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::LockBehavior, sea_query::LockType,
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::LockBehavior, sea_query::LockType,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +80,10 @@ impl Relay {
             self.bus.publish(stream, messages).await?;
         }
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::PublishedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .col_expr(
+                outbox::Column::PublishedAt,
+                sea_orm::sea_query::Expr::value(Utc::now()),
+            )
             .filter(outbox::Column::Seq.is_in(rows.iter().map(|r| r.seq)))
             .exec(&txn)
             .await?;

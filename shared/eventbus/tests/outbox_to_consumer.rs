@@ -36,14 +36,20 @@ async fn database(backend: Backend) -> DatabaseConnection {
     let db = aftersales_platform::db::connect(&aftersales_platform::db::DbSettings::new(url))
         .await
         .unwrap();
-    aftersales_platform::db::migrate::<Migrator>(&db).await.unwrap();
+    aftersales_platform::db::migrate::<Migrator>(&db)
+        .await
+        .unwrap();
     db
 }
 
 async fn redis_bus() -> EventBus {
     let conn = aftersales_testkit::redis_connection().await.unwrap();
     let reader = aftersales_testkit::redis_connection().await.unwrap();
-    EventBus::Redis(RedisBus::new(conn, reader, aftersales_testkit::unique_prefix()))
+    EventBus::Redis(RedisBus::new(
+        conn,
+        reader,
+        aftersales_testkit::unique_prefix(),
+    ))
 }
 
 fn event(n: u32) -> NewEvent {
@@ -58,11 +64,15 @@ fn event(n: u32) -> NewEvent {
 
 async fn each_event_is_applied_once(db: DatabaseConnection, bus: EventBus) {
     let txn = db.begin().await.unwrap();
-    enqueue(&txn, vec![event(1), event(2)], chrono::Utc::now()).await.unwrap();
+    enqueue(&txn, vec![event(1), event(2)], chrono::Utc::now())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
     // A rolled-back transaction publishes nothing.
     let txn = db.begin().await.unwrap();
-    enqueue(&txn, vec![event(3)], chrono::Utc::now()).await.unwrap();
+    enqueue(&txn, vec![event(3)], chrono::Utc::now())
+        .await
+        .unwrap();
     txn.rollback().await.unwrap();
 
     let relay = Relay::new(db.clone(), bus.clone());
@@ -74,7 +84,10 @@ async fn each_event_is_applied_once(db: DatabaseConnection, bus: EventBus) {
     let mut settings = ConsumerSettings::new("tickets", "care");
     settings.block = std::time::Duration::from_millis(100);
     let consumer = Consumer::new(db.clone(), bus.clone(), settings, recorder.clone());
-    assert_eq!(consumer.poll_once().await.unwrap(), [Outcome::Applied, Outcome::Applied]);
+    assert_eq!(
+        consumer.poll_once().await.unwrap(),
+        [Outcome::Applied, Outcome::Applied]
+    );
 
     // The relay died after publishing but before marking: the same event comes again.
     let again = BusMessage {
@@ -96,7 +109,11 @@ async fn postgres_outbox_through_redis_streams() {
 
 #[tokio::test]
 async fn sqlite_outbox_through_the_in_process_bus() {
-    each_event_is_applied_once(database(Backend::Sqlite).await, EventBus::Memory(MemoryBus::new())).await;
+    each_event_is_applied_once(
+        database(Backend::Sqlite).await,
+        EventBus::Memory(MemoryBus::new()),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -108,10 +125,19 @@ async fn a_delivery_left_unacknowledged_is_taken_over() {
         event_type: "t".into(),
         subject_id: "x".into(),
         payload: vec![],
-        headers: [("traceparent".to_owned(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned())].into(),
+        headers: [(
+            "traceparent".to_owned(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+        )]
+        .into(),
     };
-    bus.publish("s", std::slice::from_ref(&message)).await.unwrap();
-    let first = bus.read("s", "g", "dies", 10, std::time::Duration::from_millis(50)).await.unwrap();
+    bus.publish("s", std::slice::from_ref(&message))
+        .await
+        .unwrap();
+    let first = bus
+        .read("s", "g", "dies", 10, std::time::Duration::from_millis(50))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].message, message);
     let taken = bus

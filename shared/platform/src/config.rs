@@ -35,16 +35,26 @@ impl Env {
     }
 
     /// Only the given pairs: for tests that must not see the caller's environment.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
-            overrides: Some(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            overrides: Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
         }
     }
 
     /// The raw value; an empty string counts as unset.
     pub fn raw(&self, name: &str) -> Option<String> {
         let value = match &self.overrides {
-            Some(pairs) => pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            Some(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
             None => env::var(name).ok(),
         };
         value.filter(|v| !v.trim().is_empty())
@@ -57,7 +67,11 @@ impl Env {
         T::Err: Display,
     {
         self.raw(name)
-            .map(|raw| raw.trim().parse::<T>().map_err(|e| ConfigError::new(name, &raw, e)))
+            .map(|raw| {
+                raw.trim()
+                    .parse::<T>()
+                    .map_err(|e| ConfigError::new(name, &raw, e))
+            })
             .transpose()
     }
 
@@ -76,7 +90,12 @@ impl Env {
     }
 
     /// A duration given in milliseconds; zero is refused unless `allow_zero`.
-    pub fn millis(&self, name: &str, default_ms: u64, allow_zero: bool) -> Result<Duration, ConfigError> {
+    pub fn millis(
+        &self,
+        name: &str,
+        default_ms: u64,
+        allow_zero: bool,
+    ) -> Result<Duration, ConfigError> {
         let ms: u64 = self.or(name, default_ms)?;
         if ms == 0 && !allow_zero {
             return Err(ConfigError::new(name, "0", "must be greater than zero"));

@@ -32,7 +32,11 @@ impl DbSettings {
 /// pool instead of failing with "database is locked" when two transactions upgrade.
 pub async fn connect(settings: &DbSettings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.url.clone());
-    let max = if settings.is_sqlite() { 1 } else { settings.max_connections };
+    let max = if settings.is_sqlite() {
+        1
+    } else {
+        settings.max_connections
+    };
     options
         .max_connections(max)
         .min_connections(1)

@@ -55,7 +55,11 @@ pub mod migration {
                         .col(ColumnDef::new("key").string().not_null())
                         .col(ColumnDef::new("fingerprint").string().not_null())
                         .col(ColumnDef::new("response").blob().not_null())
-                        .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
+                        .col(
+                            ColumnDef::new("created_at")
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
                         .primary_key(Index::create().col("scope").col("key"))
                         .to_owned(),
                 )
@@ -126,7 +130,10 @@ pub async fn remember<C: ConnectionTrait>(
 }
 
 /// Drops keys older than `before`; run periodically so the table stays small.
-pub async fn forget_before<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn forget_before<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     let res = entity::Entity::delete_many()
         .filter(entity::Column::CreatedAt.lt(before))
         .exec(conn)

@@ -4,8 +4,8 @@
 
 pub mod config;
 pub mod db;
-pub mod redis_conn;
 pub mod idempotency;
+pub mod redis_conn;
 pub mod server;
 pub mod status;
 pub mod telemetry;

@@ -7,7 +7,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// Opens a self-reconnecting connection. `response_timeout` must exceed any blocking read
 /// (XREADGROUP BLOCK) made on it.
-pub async fn connect(url: &str, response_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+pub async fn connect(
+    url: &str,
+    response_timeout: Duration,
+) -> redis::RedisResult<ConnectionManager> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))

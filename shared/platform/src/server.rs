@@ -15,12 +15,7 @@ use std::{
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
-    transport::Server,
-};
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::Service;
 use tracing::Instrument;
@@ -74,7 +69,7 @@ impl GrpcServices {
         Self::default()
     }
 
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn with<S>(mut self, service: S) -> Self
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService
@@ -98,7 +93,10 @@ pub enum ServeError {
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Binds an address (port 0 picks a free one); the listener's `local_addr` tells which.
@@ -119,7 +117,9 @@ pub async fn serve(
     let GrpcServices { mut routes, names } = services;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     routes
         .add_service(health_service)
@@ -133,7 +133,10 @@ pub async fn serve(
         .load_shed(true)
         .layer(RpcTraceLayer)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            drain.clone().cancelled_owned(),
+        );
     tokio::pin!(server);
 
     tokio::select! {
@@ -164,9 +167,13 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 async fn set_not_serving(health: &HealthReporter, names: &[&'static str]) {
-    health.set_service_status("", ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     for name in names {
-        health.set_service_status(*name, ServingStatus::NotServing).await;
+        health
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
     }
 }
 
@@ -225,7 +232,10 @@ where
                         .unwrap_or("0");
                     tracing::Span::current().record("rpc.grpc.status_code", code);
                 }
-                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "rpc done");
+                tracing::debug!(
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "rpc done"
+                );
                 result
             }
             .instrument(span),

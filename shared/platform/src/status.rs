@@ -135,7 +135,10 @@ mod tests {
         let status = v.finish().unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("customer_id: is required"));
-        let fields: Vec<_> = field_violations(&status).into_iter().map(|v| v.field).collect();
+        let fields: Vec<_> = field_violations(&status)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
         assert_eq!(fields, ["customer_id", "subject"]);
     }
 }

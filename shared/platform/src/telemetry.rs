@@ -44,9 +44,15 @@ pub struct TelemetrySettings {
 }
 
 impl TelemetrySettings {
-    pub fn from_env(env: &Env, default_service: &str, default_format: LogFormat) -> Result<Self, ConfigError> {
+    pub fn from_env(
+        env: &Env,
+        default_service: &str,
+        default_format: LogFormat,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
-            service_name: env.raw("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service.to_owned()),
+            service_name: env
+                .raw("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| default_service.to_owned()),
             log_format: env.or("LOG_FORMAT", default_format)?,
             otlp_endpoint: env.raw("OTEL_EXPORTER_OTLP_ENDPOINT"),
         })
@@ -68,7 +74,9 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber and propagator. Call once, first thing in `main`.
-pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, Box<dyn std::error::Error + Send + Sync>> {
+pub fn init(
+    settings: &TelemetrySettings,
+) -> Result<TelemetryGuard, Box<dyn std::error::Error + Send + Sync>> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match settings.log_format {
@@ -160,7 +168,9 @@ pub fn adopt_trace_headers(span: &tracing::Span, headers: &HashMap<String, Strin
 }
 
 /// A tonic client interceptor that forwards the current trace context in metadata.
-pub fn propagate_trace(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn propagate_trace(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     for (key, value) in current_trace_headers() {
         if let (Ok(key), Ok(value)) = (
             tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),

@@ -7,7 +7,8 @@ use sea_orm::{ConnectionTrait, Database};
 
 /// The PostgreSQL server used to create test databases (`TEST_POSTGRES_URL`).
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The Redis server tests use (`TEST_REDIS_URL`).
@@ -28,13 +29,19 @@ pub async fn fresh_postgres_url() -> anyhow::Result<String> {
         .await
         .context("creating a test database")?;
     admin.close().await.ok();
-    let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(&admin_url);
     Ok(format!("{base}/{name}"))
 }
 
 /// An SQLite database file of its own for one test, under the system temp directory.
 pub fn fresh_sqlite_url() -> String {
-    let path = std::env::temp_dir().join(format!("aftersales-test-{}.db", uuid::Uuid::new_v4().simple()));
+    let path = std::env::temp_dir().join(format!(
+        "aftersales-test-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
@@ -49,7 +56,9 @@ pub async fn redis_connection() -> anyhow::Result<redis::aio::ConnectionManager>
     let client = redis::Client::open(url.as_str())?;
     redis::aio::ConnectionManager::new(client)
         .await
-        .with_context(|| format!("Redis at {url} is not reachable: run tests/setup/backends.sh (make test does)"))
+        .with_context(|| {
+            format!("Redis at {url} is not reachable: run tests/setup/backends.sh (make test does)")
+        })
 }
 
 /// Which database a service test runs on.

@@ -30,7 +30,10 @@ impl TicketsApi {
 
 #[tonic::async_trait]
 impl TicketService for TicketsApi {
-    async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn create_ticket(
+        &self,
+        request: Request<pb::CreateTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         let (new, idem) = request::create_ticket(&r)?;
         let actor = request::actor(r.actor.as_ref());
@@ -38,23 +41,36 @@ impl TicketService for TicketsApi {
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn get_ticket(
+        &self,
+        request: Request<pb::GetTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
-        request::ticket_id(&r.id).map_err(|_| aftersales_platform::status::invalid_field("id", "is required"))?;
+        request::ticket_id(&r.id)
+            .map_err(|_| aftersales_platform::status::invalid_field("id", "is required"))?;
         let ticket = self.core.get_ticket(&r.id).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, Status> {
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
         let (filter, cursor, size) = request::list_tickets(request.get_ref())?;
-        let (tickets, next) = self.core.list_tickets(&filter, cursor.as_deref(), size).await?;
+        let (tickets, next) = self
+            .core
+            .list_tickets(&filter, cursor.as_deref(), size)
+            .await?;
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: tickets.iter().map(proto::ticket).collect(),
             next_page_token: next.as_deref().map(request::page_token).unwrap_or_default(),
         }))
     }
 
-    async fn add_reply(&self, request: Request<pb::AddReplyRequest>) -> Result<Response<pb::AddReplyResponse>, Status> {
+    async fn add_reply(
+        &self,
+        request: Request<pb::AddReplyRequest>,
+    ) -> Result<Response<pb::AddReplyResponse>, Status> {
         let r = request.into_inner();
         let (author, idem) = request::add_reply(&r)?;
         let (reply, ticket) = self
@@ -67,15 +83,24 @@ impl TicketService for TicketsApi {
         }))
     }
 
-    async fn change_status(&self, request: Request<pb::ChangeStatusRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn change_status(
+        &self,
+        request: Request<pb::ChangeStatusRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         let to = request::change_status(&r)?;
         let actor = request::actor(r.actor.as_ref());
-        let ticket = self.core.change_status(&r.ticket_id, to, &r.reason, &actor).await?;
+        let ticket = self
+            .core
+            .change_status(&r.ticket_id, to, &r.reason, &actor)
+            .await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn assign(&self, request: Request<pb::AssignRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn assign(
+        &self,
+        request: Request<pb::AssignRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         request::assign(&r)?;
         let actor = request::actor(r.actor.as_ref());
@@ -83,23 +108,38 @@ impl TicketService for TicketsApi {
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn set_severity(&self, request: Request<pb::SetSeverityRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn set_severity(
+        &self,
+        request: Request<pb::SetSeverityRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         let severity = request::set_severity(&r)?;
         let actor = request::actor(r.actor.as_ref());
-        let ticket = self.core.set_severity(&r.ticket_id, severity, &r.reason, &actor).await?;
+        let ticket = self
+            .core
+            .set_severity(&r.ticket_id, severity, &r.reason, &actor)
+            .await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn escalate(&self, request: Request<pb::EscalateRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn escalate(
+        &self,
+        request: Request<pb::EscalateRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         let to = request::escalate(&r)?;
         let actor = request::actor(r.actor.as_ref());
-        let ticket = self.core.escalate(&r.ticket_id, to, &r.reason, &actor).await?;
+        let ticket = self
+            .core
+            .escalate(&r.ticket_id, to, &r.reason, &actor)
+            .await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn reopen_ticket(&self, request: Request<pb::ReopenTicketRequest>) -> Result<Response<pb::Ticket>, Status> {
+    async fn reopen_ticket(
+        &self,
+        request: Request<pb::ReopenTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
         request::reopen(&r)?;
         let actor = request::actor(r.actor.as_ref());
@@ -107,7 +147,10 @@ impl TicketService for TicketsApi {
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
-    async fn get_sla_status(&self, request: Request<pb::GetSlaStatusRequest>) -> Result<Response<pb::SlaStatus>, Status> {
+    async fn get_sla_status(
+        &self,
+        request: Request<pb::GetSlaStatusRequest>,
+    ) -> Result<Response<pb::SlaStatus>, Status> {
         let r = request.into_inner();
         request::ticket_id(&r.ticket_id)?;
         let (ticket, clocks) = self.core.sla_status(&r.ticket_id).await?;
@@ -121,7 +164,10 @@ impl TicketService for TicketsApi {
         }))
     }
 
-    async fn upsert_sla_policy(&self, request: Request<pb::UpsertSlaPolicyRequest>) -> Result<Response<pb::SlaPolicy>, Status> {
+    async fn upsert_sla_policy(
+        &self,
+        request: Request<pb::UpsertSlaPolicyRequest>,
+    ) -> Result<Response<pb::SlaPolicy>, Status> {
         let policy = request::policy(request.get_ref())?;
         let stored = self.core.upsert_policy(policy).await?;
         Ok(Response::new(proto::policy(&stored)))

@@ -33,7 +33,14 @@ pub const MAX_PAGE: u64 = 500;
 fn required_enum<T: ProtoEnum>(v: &mut Violations, field: &str, value: i32) -> Option<T> {
     let parsed = T::from_proto(value);
     if parsed.is_none() {
-        v.add(field, if value == 0 { "is required".to_owned() } else { format!("unknown value {value}") });
+        v.add(
+            field,
+            if value == 0 {
+                "is required".to_owned()
+            } else {
+                format!("unknown value {value}")
+            },
+        );
     }
     parsed
 }
@@ -52,7 +59,12 @@ fn id_field(v: &mut Violations, field: &str, value: &str) {
 }
 
 /// The key and the fingerprint of the request without it; `None` when no key was sent.
-fn idempotency<M: Message + Clone>(v: &mut Violations, key: &str, request: &M, clear_key: impl FnOnce(&mut M)) -> Option<Idempotency> {
+fn idempotency<M: Message + Clone>(
+    v: &mut Violations,
+    key: &str,
+    request: &M,
+    clear_key: impl FnOnce(&mut M),
+) -> Option<Idempotency> {
     v.max_len("idempotency_key", key, MAX_ID);
     if key.is_empty() {
         return None;
@@ -70,7 +82,11 @@ pub fn actor(actor: Option<&common::Actor>) -> Actor {
         Some(a) if !a.id.is_empty() => Actor {
             id: a.id.chars().take(MAX_ID).collect(),
             role: common::ActorRole::try_from(a.role)
-                .map(|r| r.as_str_name().trim_start_matches("ACTOR_ROLE_").to_lowercase())
+                .map(|r| {
+                    r.as_str_name()
+                        .trim_start_matches("ACTOR_ROLE_")
+                        .to_lowercase()
+                })
                 .unwrap_or_else(|_| "unspecified".into()),
         },
         _ => Actor {
@@ -86,7 +102,9 @@ pub fn ticket_id(value: &str) -> Result<(), Status> {
     v.finish()
 }
 
-pub fn create_ticket(r: &pb::CreateTicketRequest) -> Result<(NewTicket, Option<Idempotency>), Status> {
+pub fn create_ticket(
+    r: &pb::CreateTicketRequest,
+) -> Result<(NewTicket, Option<Idempotency>), Status> {
     let mut v = Violations::new();
     id_field(&mut v, "customer_id", &r.customer_id);
     v.max_len("order_id", &r.order_id, MAX_ID);
@@ -126,7 +144,9 @@ pub fn create_ticket(r: &pb::CreateTicketRequest) -> Result<(NewTicket, Option<I
     ))
 }
 
-pub fn list_tickets(r: &pb::ListTicketsRequest) -> Result<(TicketFilter, Option<String>, u64), Status> {
+pub fn list_tickets(
+    r: &pb::ListTicketsRequest,
+) -> Result<(TicketFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
     let filter = TicketFilter {
         status: optional_enum(&mut v, "status", r.status),
@@ -220,7 +240,12 @@ pub fn reopen(r: &pb::ReopenTicketRequest) -> Result<(), Status> {
     v.finish()
 }
 
-fn target(v: &mut Violations, field: &str, t: Option<&pb::SlaTarget>, required: bool) -> Option<SlaTarget> {
+fn target(
+    v: &mut Violations,
+    field: &str,
+    t: Option<&pb::SlaTarget>,
+    required: bool,
+) -> Option<SlaTarget> {
     match t {
         None if required => {
             v.add(field, "is required");
@@ -256,9 +281,19 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
     };
     id_field(&mut v, "policy.id", &p.id);
     v.max_len("policy.name", &p.name, MAX_SUBJECT);
-    let first_response = target(&mut v, "policy.first_response", p.first_response.as_ref(), true);
+    let first_response = target(
+        &mut v,
+        "policy.first_response",
+        p.first_response.as_ref(),
+        true,
+    );
     let resolution = target(&mut v, "policy.resolution", p.resolution.as_ref(), true);
-    let periodic_update = target(&mut v, "policy.periodic_update", p.periodic_update.as_ref(), false);
+    let periodic_update = target(
+        &mut v,
+        "policy.periodic_update",
+        p.periodic_update.as_ref(),
+        false,
+    );
     let mut pause_statuses = enum_list(&mut v, "policy.pause_statuses", &p.pause_statuses);
     if pause_statuses.is_empty() {
         pause_statuses.push(TicketStatus::PendingCustomer);
@@ -274,7 +309,11 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
     let policy = SlaPolicy {
         id: p.id.clone(),
         version: 0,
-        name: if p.name.is_empty() { p.id.clone() } else { p.name.clone() },
+        name: if p.name.is_empty() {
+            p.id.clone()
+        } else {
+            p.name.clone()
+        },
         priority: p.priority,
         match_severities: enum_list(&mut v, "policy.match_severities", &p.match_severities),
         match_categories: enum_list(&mut v, "policy.match_categories", &p.match_categories),
@@ -286,8 +325,12 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
         pause_statuses,
         warning_percent,
         escalate_on_breach: p.escalate_on_breach,
-        initial_level: optional_enum(&mut v, "policy.initial_escalation_level", p.initial_escalation_level)
-            .unwrap_or(Level::Agent),
+        initial_level: optional_enum(
+            &mut v,
+            "policy.initial_escalation_level",
+            p.initial_escalation_level,
+        )
+        .unwrap_or(Level::Agent),
         created_at: Utc::now(),
     };
     v.finish()?;
@@ -308,7 +351,10 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
     for (i, day) in c.working_days.iter().enumerate() {
         let field = format!("calendar.working_days[{i}]");
         if !(1..=7).contains(&day.weekday) {
-            v.add(format!("{field}.weekday"), "must be 1 (Monday) to 7 (Sunday)");
+            v.add(
+                format!("{field}.weekday"),
+                "must be 1 (Monday) to 7 (Sunday)",
+            );
             continue;
         }
         if !seen.insert(day.weekday) {
@@ -316,8 +362,14 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
             continue;
         }
         for (j, slot) in day.slots.iter().enumerate() {
-            let start = v.check(&format!("{field}.slots[{j}].start"), parse_time_of_day(&slot.start));
-            let end = v.check(&format!("{field}.slots[{j}].end"), parse_time_of_day(&slot.end));
+            let start = v.check(
+                &format!("{field}.slots[{j}].start"),
+                parse_time_of_day(&slot.start),
+            );
+            let end = v.check(
+                &format!("{field}.slots[{j}].end"),
+                parse_time_of_day(&slot.end),
+            );
             if let (Some(start), Some(end)) = (start, end) {
                 week[day.weekday as usize - 1].push(Slot { start, end });
             }
@@ -325,16 +377,25 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
     }
     let mut holidays = BTreeSet::new();
     for (i, h) in c.holidays.iter().enumerate() {
-        if let Some(date) = v.check(&format!("calendar.holidays[{i}]"), NaiveDate::parse_from_str(h, "%Y-%m-%d")) {
+        if let Some(date) = v.check(
+            &format!("calendar.holidays[{i}]"),
+            NaiveDate::parse_from_str(h, "%Y-%m-%d"),
+        ) {
             holidays.insert(date);
         }
     }
     v.finish()?;
-    let name = if c.name.is_empty() { c.id.clone() } else { c.name.clone() };
-    BusinessCalendar::new(c.id.clone(), name, c.time_zone.clone(), week, holidays).map_err(|e| match e {
-        crate::domain::DomainError::Invalid { field, reason } => {
-            aftersales_platform::status::invalid_field(&format!("calendar.{field}"), reason)
+    let name = if c.name.is_empty() {
+        c.id.clone()
+    } else {
+        c.name.clone()
+    };
+    BusinessCalendar::new(c.id.clone(), name, c.time_zone.clone(), week, holidays).map_err(|e| {
+        match e {
+            crate::domain::DomainError::Invalid { field, reason } => {
+                aftersales_platform::status::invalid_field(&format!("calendar.{field}"), reason)
+            }
+            other => Status::invalid_argument(other.to_string()),
         }
-        other => Status::invalid_argument(other.to_string()),
     })
 }

@@ -11,13 +11,15 @@ impl From<TicketsError> for Status {
         match err {
             TicketsError::NotFound { .. } => Status::not_found(err.to_string()),
             TicketsError::Domain(domain) => match domain {
-                DomainError::IllegalTransition { .. } | DomainError::CannotEscalate { .. } | DomainError::Precondition(_) => {
-                    Status::failed_precondition(domain.to_string())
-                }
+                DomainError::IllegalTransition { .. }
+                | DomainError::CannotEscalate { .. }
+                | DomainError::Precondition(_) => Status::failed_precondition(domain.to_string()),
                 DomainError::Invalid { field, reason } => invalid_field(&field, reason),
                 DomainError::UnknownCode { .. } => internal("decoding a stored value", &domain),
             },
-            TicketsError::IdempotencyKeyReused { .. } => invalid_field("idempotency_key", err.to_string()),
+            TicketsError::IdempotencyKeyReused { .. } => {
+                invalid_field("idempotency_key", err.to_string())
+            }
             TicketsError::NoPolicy => Status::failed_precondition(err.to_string()),
             TicketsError::Db(db) => match db {
                 DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => unavailable("database", &db),

@@ -65,9 +65,12 @@ impl BusinessCalendar {
         mut week: [Vec<Slot>; 7],
         holidays: BTreeSet<NaiveDate>,
     ) -> Result<Self, DomainError> {
-        let tz: Tz = time_zone
-            .parse()
-            .map_err(|_| DomainError::invalid("time_zone", format!("{time_zone:?} is not an IANA time zone")))?;
+        let tz: Tz = time_zone.parse().map_err(|_| {
+            DomainError::invalid(
+                "time_zone",
+                format!("{time_zone:?} is not an IANA time zone"),
+            )
+        })?;
         for (day, slots) in week.iter_mut().enumerate() {
             slots.sort();
             for slot in slots.iter() {
@@ -86,7 +89,10 @@ impl BusinessCalendar {
             }
         }
         if week.iter().all(Vec::is_empty) {
-            return Err(DomainError::invalid("working_days", "at least one working slot is required"));
+            return Err(DomainError::invalid(
+                "working_days",
+                "at least one working slot is required",
+            ));
         }
         Ok(Self {
             id,
@@ -110,7 +116,10 @@ impl BusinessCalendar {
     }
 
     /// Working intervals as instants, in order, from the local day before `from` on.
-    fn intervals_from(&self, from: DateTime<Utc>) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+    fn intervals_from(
+        &self,
+        from: DateTime<Utc>,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
         let first = from.with_timezone(&self.tz).date_naive() - Duration::days(1);
         (0..MAX_DAYS)
             .map(move |i| first + Duration::days(i))
@@ -118,7 +127,12 @@ impl BusinessCalendar {
             .flat_map(move |day| {
                 self.week[day.weekday().num_days_from_monday() as usize]
                     .iter()
-                    .map(move |slot| (self.to_instant(day, slot.start), self.to_instant(day, slot.end)))
+                    .map(move |slot| {
+                        (
+                            self.to_instant(day, slot.start),
+                            self.to_instant(day, slot.end),
+                        )
+                    })
             })
             .filter(move |(start, end)| end > start && *end > from)
     }
@@ -188,8 +202,25 @@ impl Schedule {
 
 /// The default calendar: Monday to Friday, 09:00–12:00 and 13:00–18:00, China time.
 pub fn default_calendar() -> BusinessCalendar {
-    let day = vec![Slot { start: 9 * 3600, end: 12 * 3600 }, Slot { start: 13 * 3600, end: 18 * 3600 }];
-    let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, Vec::new(), Vec::new()];
+    let day = vec![
+        Slot {
+            start: 9 * 3600,
+            end: 12 * 3600,
+        },
+        Slot {
+            start: 13 * 3600,
+            end: 18 * 3600,
+        },
+    ];
+    let week = [
+        day.clone(),
+        day.clone(),
+        day.clone(),
+        day.clone(),
+        day,
+        Vec::new(),
+        Vec::new(),
+    ];
     BusinessCalendar::new(
         DEFAULT_CALENDAR_ID.into(),
         "China working days".into(),
@@ -210,10 +241,18 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn calendar(tz: &str, slots: &[(&str, &str)], days: &[usize], holidays: &[&str]) -> BusinessCalendar {
+    fn calendar(
+        tz: &str,
+        slots: &[(&str, &str)],
+        days: &[usize],
+        holidays: &[&str],
+    ) -> BusinessCalendar {
         let slots: Vec<Slot> = slots
             .iter()
-            .map(|(a, b)| Slot { start: parse_time_of_day(a).unwrap(), end: parse_time_of_day(b).unwrap() })
+            .map(|(a, b)| Slot {
+                start: parse_time_of_day(a).unwrap(),
+                end: parse_time_of_day(b).unwrap(),
+            })
             .collect();
         let mut week: [Vec<Slot>; 7] = Default::default();
         for d in days {
@@ -229,37 +268,60 @@ mod tests {
     fn a_friday_afternoon_ticket_is_due_on_monday() {
         let c = default_calendar();
         // Friday 2026-11-20 17:00 China time = 09:00Z; 2 business hours → Monday 10:00.
-        assert_eq!(c.add(at("2026-11-20T09:00:00Z"), 7200), at("2026-11-23T02:00:00Z"));
+        assert_eq!(
+            c.add(at("2026-11-20T09:00:00Z"), 7200),
+            at("2026-11-23T02:00:00Z")
+        );
     }
 
     #[test]
     fn the_lunch_break_does_not_count() {
         let c = default_calendar();
         // Monday 11:00 local + 2h → 14:00 local (12:00–13:00 is not working time).
-        assert_eq!(c.add(at("2026-11-23T03:00:00Z"), 7200), at("2026-11-23T06:00:00Z"));
+        assert_eq!(
+            c.add(at("2026-11-23T03:00:00Z"), 7200),
+            at("2026-11-23T06:00:00Z")
+        );
     }
 
     #[test]
     fn a_ticket_created_at_the_weekend_starts_counting_on_monday_morning() {
         let c = default_calendar();
         // Saturday 2026-11-21 15:00 local + 2h → Monday 11:00 local.
-        assert_eq!(c.add(at("2026-11-21T07:00:00Z"), 7200), at("2026-11-23T03:00:00Z"));
+        assert_eq!(
+            c.add(at("2026-11-21T07:00:00Z"), 7200),
+            at("2026-11-23T03:00:00Z")
+        );
         // Outside hours the clock has not started, so no business time has passed yet.
-        assert_eq!(c.between(at("2026-11-21T07:00:00Z"), at("2026-11-23T01:00:00Z")), 0);
+        assert_eq!(
+            c.between(at("2026-11-21T07:00:00Z"), at("2026-11-23T01:00:00Z")),
+            0
+        );
     }
 
     #[test]
     fn holidays_are_skipped() {
-        let c = calendar("Asia/Shanghai", &[("09:00", "18:00")], WEEKDAYS, &["2026-11-23", "2026-11-24"]);
+        let c = calendar(
+            "Asia/Shanghai",
+            &[("09:00", "18:00")],
+            WEEKDAYS,
+            &["2026-11-23", "2026-11-24"],
+        );
         // Friday 17:00 local + 2h: 1h on Friday, Monday and Tuesday are holidays → Wed 10:00.
-        assert_eq!(c.add(at("2026-11-20T09:00:00Z"), 7200), at("2026-11-25T02:00:00Z"));
+        assert_eq!(
+            c.add(at("2026-11-20T09:00:00Z"), 7200),
+            at("2026-11-25T02:00:00Z")
+        );
     }
 
     #[test]
     fn working_hours_follow_the_local_clock_across_spring_forward() {
         let c = calendar("America/New_York", &[("09:00", "17:00")], WEEKDAYS, &[]);
         // Friday 2026-03-06 16:00 EST (21:00Z) + 2h → Monday 10:00 EDT = 14:00Z.
-        assert_eq!(c.add(at("2026-03-06T21:00:00Z"), 7200), at("2026-03-09T14:00:00Z"));
+        assert_eq!(
+            c.add(at("2026-03-06T21:00:00Z"), 7200),
+            at("2026-03-09T14:00:00Z")
+        );
     }
 
     #[test]
@@ -267,9 +329,15 @@ mod tests {
         let all_days = &[0, 1, 2, 3, 4, 5, 6];
         let c = calendar("America/New_York", &[("00:00", "24:00")], all_days, &[]);
         // Sunday 2026-03-08 00:00 EST = 05:00Z to Monday 00:00 EDT = 04:00Z.
-        assert_eq!(c.between(at("2026-03-08T05:00:00Z"), at("2026-03-09T04:00:00Z")), 23 * 3600);
+        assert_eq!(
+            c.between(at("2026-03-08T05:00:00Z"), at("2026-03-09T04:00:00Z")),
+            23 * 3600
+        );
         // Sunday 2026-11-01 00:00 EDT = 04:00Z to Monday 00:00 EST = 05:00Z.
-        assert_eq!(c.between(at("2026-11-01T04:00:00Z"), at("2026-11-02T05:00:00Z")), 25 * 3600);
+        assert_eq!(
+            c.between(at("2026-11-01T04:00:00Z"), at("2026-11-02T05:00:00Z")),
+            25 * 3600
+        );
         // Adding is the inverse of measuring across the change.
         let start = at("2026-03-07T17:00:00Z");
         let due = c.add(start, 24 * 3600);
@@ -281,20 +349,52 @@ mod tests {
     fn a_slot_inside_the_spring_gap_starts_when_the_clock_resumes() {
         let c = calendar("America/New_York", &[("02:30", "04:00")], &[6], &[]);
         // Sunday 2026-03-08: 02:30 does not exist; work runs 03:00–04:00 EDT (07:00–08:00Z).
-        assert_eq!(c.add(at("2026-03-08T00:00:00Z"), 60), at("2026-03-08T07:01:00Z"));
+        assert_eq!(
+            c.add(at("2026-03-08T00:00:00Z"), 60),
+            at("2026-03-08T07:01:00Z")
+        );
     }
 
     #[test]
     fn invalid_calendars_name_the_field() {
-        let err = BusinessCalendar::new("c".into(), "c".into(), "Mars/Base".into(), Default::default(), BTreeSet::new())
-            .unwrap_err();
+        let err = BusinessCalendar::new(
+            "c".into(),
+            "c".into(),
+            "Mars/Base".into(),
+            Default::default(),
+            BTreeSet::new(),
+        )
+        .unwrap_err();
         assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "time_zone"));
         let overlapping = [
-            vec![Slot { start: 0, end: 7200 }, Slot { start: 3600, end: 9000 }],
-            vec![], vec![], vec![], vec![], vec![], vec![],
+            vec![
+                Slot {
+                    start: 0,
+                    end: 7200,
+                },
+                Slot {
+                    start: 3600,
+                    end: 9000,
+                },
+            ],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
         ];
-        let err = BusinessCalendar::new("c".into(), "c".into(), "UTC".into(), overlapping, BTreeSet::new()).unwrap_err();
-        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "working_days[1].slots"));
+        let err = BusinessCalendar::new(
+            "c".into(),
+            "c".into(),
+            "UTC".into(),
+            overlapping,
+            BTreeSet::new(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DomainError::Invalid { ref field, .. } if field == "working_days[1].slots")
+        );
         assert!(parse_time_of_day("24:01").is_err());
         assert_eq!(parse_time_of_day("24:00"), Ok(86_400));
         assert_eq!(format_time_of_day(13 * 3600 + 5 * 60), "13:05");

@@ -85,7 +85,9 @@ impl SlaClock {
     /// When the worker must look at this clock next; `None` when nothing can fire.
     pub fn next_fire_at(&self) -> Option<DateTime<Utc>> {
         match self.state {
-            ClockState::Running if !self.warned && self.warning_at < self.due_at => Some(self.warning_at),
+            ClockState::Running if !self.warned && self.warning_at < self.due_at => {
+                Some(self.warning_at)
+            }
             ClockState::Running => Some(self.due_at),
             _ => None,
         }
@@ -141,7 +143,12 @@ impl SlaClock {
 
     /// Applies a new target (a severity change matched another policy) to a live clock;
     /// time already elapsed and paused keeps counting.
-    pub fn retarget(&mut self, target: &SlaTarget, warning_percent: u8, schedule: &Schedule) -> bool {
+    pub fn retarget(
+        &mut self,
+        target: &SlaTarget,
+        warning_percent: u8,
+        schedule: &Schedule,
+    ) -> bool {
         if !self.is_live() {
             return false;
         }
@@ -153,7 +160,13 @@ impl SlaClock {
     }
 
     /// Starts a new cycle from `now` (a reopened ticket, an agent update).
-    pub fn rearm(&mut self, target: &SlaTarget, warning_percent: u8, schedule: &Schedule, now: DateTime<Utc>) {
+    pub fn rearm(
+        &mut self,
+        target: &SlaTarget,
+        warning_percent: u8,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) {
         self.cycle += 1;
         self.state = ClockState::Running;
         self.target_seconds = target.seconds;
@@ -239,7 +252,11 @@ mod tests {
         let mut c = clock(100);
         assert!(c.pause(t(10)));
         assert_eq!(c.next_fire_at(), None);
-        assert_eq!(c.fire(t(500)), Fired::Nothing, "a paused clock does not breach");
+        assert_eq!(
+            c.fire(t(500)),
+            Fired::Nothing,
+            "a paused clock does not breach"
+        );
         assert!(c.resume(&Schedule::AlwaysOn, t(40)));
         assert_eq!(c.due_at, t(130));
         assert_eq!(c.warning_at, t(105));
@@ -272,6 +289,9 @@ mod tests {
         let mut c = clock(100);
         c.fire(t(100));
         c.rearm(&SlaTarget::always_on(100), 75, &Schedule::AlwaysOn, t(200));
-        assert_eq!((c.state, c.cycle, c.due_at, c.breached_at), (ClockState::Running, 2, t(300), None));
+        assert_eq!(
+            (c.state, c.cycle, c.due_at, c.breached_at),
+            (ClockState::Running, 2, t(300), None)
+        );
     }
 }

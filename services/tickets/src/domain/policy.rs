@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Category, Channel, DomainError, Level, Severity, Status, Tier, calendar::DEFAULT_CALENDAR_ID};
+use super::{
+    Category, Channel, DomainError, Level, Severity, Status, Tier, calendar::DEFAULT_CALENDAR_ID,
+};
 
 /// One target: how long, measured on which calendar (`None` = 24x7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +18,10 @@ pub struct SlaTarget {
 
 impl SlaTarget {
     pub fn always_on(seconds: u64) -> Self {
-        Self { seconds, calendar_id: None }
+        Self {
+            seconds,
+            calendar_id: None,
+        }
     }
 
     pub fn business(seconds: u64, calendar_id: &str) -> Self {
@@ -90,18 +95,38 @@ impl SlaPolicy {
             return Err(DomainError::invalid("policy.id", "is required"));
         }
         if self.first_response.seconds == 0 {
-            return Err(DomainError::invalid("policy.first_response.seconds", "must be greater than zero"));
+            return Err(DomainError::invalid(
+                "policy.first_response.seconds",
+                "must be greater than zero",
+            ));
         }
         if self.resolution.seconds == 0 {
-            return Err(DomainError::invalid("policy.resolution.seconds", "must be greater than zero"));
+            return Err(DomainError::invalid(
+                "policy.resolution.seconds",
+                "must be greater than zero",
+            ));
         }
-        if self.periodic_update.as_ref().is_some_and(|t| t.seconds == 0) {
-            return Err(DomainError::invalid("policy.periodic_update.seconds", "must be greater than zero"));
+        if self
+            .periodic_update
+            .as_ref()
+            .is_some_and(|t| t.seconds == 0)
+        {
+            return Err(DomainError::invalid(
+                "policy.periodic_update.seconds",
+                "must be greater than zero",
+            ));
         }
         if !(1..=99).contains(&self.warning_percent) {
-            return Err(DomainError::invalid("policy.warning_percent", "must be between 1 and 99"));
+            return Err(DomainError::invalid(
+                "policy.warning_percent",
+                "must be between 1 and 99",
+            ));
         }
-        if self.pause_statuses.iter().any(|s| matches!(s, Status::Resolved | Status::Closed)) {
+        if self
+            .pause_statuses
+            .iter()
+            .any(|s| matches!(s, Status::Resolved | Status::Closed))
+        {
             return Err(DomainError::invalid(
                 "policy.pause_statuses",
                 "resolved and closed stop the clocks for good; they cannot pause them",
@@ -112,10 +137,14 @@ impl SlaPolicy {
 
     /// Every calendar the policy's targets use.
     pub fn calendar_ids(&self) -> impl Iterator<Item = &str> {
-        [Some(&self.first_response), Some(&self.resolution), self.periodic_update.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.calendar_id.as_deref())
+        [
+            Some(&self.first_response),
+            Some(&self.resolution),
+            self.periodic_update.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.calendar_id.as_deref())
     }
 }
 
@@ -128,8 +157,14 @@ pub fn select<'a>(policies: &'a [SlaPolicy], facts: &TicketFacts) -> Option<&'a 
 
 /// Checks that replacing (or adding) `candidate` among the current policies still leaves
 /// a catch-all, so every ticket gets a policy.
-pub fn check_catch_all_remains(current: &[SlaPolicy], candidate: &SlaPolicy) -> Result<(), DomainError> {
-    let remains = candidate.is_catch_all() || current.iter().any(|p| p.id != candidate.id && p.is_catch_all());
+pub fn check_catch_all_remains(
+    current: &[SlaPolicy],
+    candidate: &SlaPolicy,
+) -> Result<(), DomainError> {
+    let remains = candidate.is_catch_all()
+        || current
+            .iter()
+            .any(|p| p.id != candidate.id && p.is_catch_all());
     if remains {
         Ok(())
     } else {
@@ -199,9 +234,18 @@ mod tests {
     #[test]
     fn the_first_match_in_priority_order_wins() {
         let policies = default_policies(Utc::now());
-        assert_eq!(select(&policies, &facts(Severity::Urgent)).unwrap().id, "urgent");
-        assert_eq!(select(&policies, &facts(Severity::Important)).unwrap().id, "important");
-        assert_eq!(select(&policies, &facts(Severity::General)).unwrap().id, "default");
+        assert_eq!(
+            select(&policies, &facts(Severity::Urgent)).unwrap().id,
+            "urgent"
+        );
+        assert_eq!(
+            select(&policies, &facts(Severity::Important)).unwrap().id,
+            "important"
+        );
+        assert_eq!(
+            select(&policies, &facts(Severity::General)).unwrap().id,
+            "default"
+        );
         let urgent = select(&policies, &facts(Severity::Urgent)).unwrap();
         assert_eq!(urgent.initial_level, Level::Supervisor);
         assert_eq!(urgent.first_response.seconds, 3600);
@@ -217,9 +261,15 @@ mod tests {
             first_response: SlaTarget::always_on(900),
             ..policies[2].clone()
         });
-        let vip = TicketFacts { tier: Tier::Vip, ..facts(Severity::Urgent) };
+        let vip = TicketFacts {
+            tier: Tier::Vip,
+            ..facts(Severity::Urgent)
+        };
         assert_eq!(select(&policies, &vip).unwrap().id, "vip");
-        assert_eq!(select(&policies, &facts(Severity::Urgent)).unwrap().id, "urgent");
+        assert_eq!(
+            select(&policies, &facts(Severity::Urgent)).unwrap().id,
+            "urgent"
+        );
     }
 
     #[test]
@@ -230,7 +280,10 @@ mod tests {
             ..policies[2].clone()
         };
         assert!(check_catch_all_remains(&policies, &narrowed).is_err());
-        let other = SlaPolicy { id: "email".into(), ..narrowed };
+        let other = SlaPolicy {
+            id: "email".into(),
+            ..narrowed
+        };
         assert!(check_catch_all_remains(&policies, &other).is_ok());
     }
 

@@ -78,12 +78,27 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TicketEvent {
     Created,
-    StatusChanged { from: Status, to: Status, reason: String },
-    Escalated { from: Level, to: Level, reason: String, clock_id: Option<String> },
-    SlaWarning { clock: SlaClock },
-    SlaBreached { clock: SlaClock },
+    StatusChanged {
+        from: Status,
+        to: Status,
+        reason: String,
+    },
+    Escalated {
+        from: Level,
+        to: Level,
+        reason: String,
+        clock_id: Option<String>,
+    },
+    SlaWarning {
+        clock: SlaClock,
+    },
+    SlaBreached {
+        clock: SlaClock,
+    },
     Resolved,
-    Reopened { reason: String },
+    Reopened {
+        reason: String,
+    },
 }
 
 /// Calendars by id, resolved into the schedule a clock measures on.
@@ -92,7 +107,12 @@ pub struct Schedules(HashMap<String, Arc<BusinessCalendar>>);
 
 impl Schedules {
     pub fn new(calendars: impl IntoIterator<Item = BusinessCalendar>) -> Self {
-        Self(calendars.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect())
+        Self(
+            calendars
+                .into_iter()
+                .map(|c| (c.id.clone(), Arc::new(c)))
+                .collect(),
+        )
     }
 
     /// A missing calendar falls back to 24x7: a deadline that fires is better than none.
@@ -137,7 +157,12 @@ pub fn new_id() -> String {
 
 impl TicketAggregate {
     /// Opens a ticket under `policy` with its first-response and resolution clocks.
-    pub fn open(new: NewTicket, policy: &SlaPolicy, schedules: &Schedules, now: DateTime<Utc>) -> (Self, Vec<TicketEvent>) {
+    pub fn open(
+        new: NewTicket,
+        policy: &SlaPolicy,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> (Self, Vec<TicketEvent>) {
         let id = new_id();
         let ticket = Ticket {
             id: id.clone(),
@@ -163,7 +188,15 @@ impl TicketAggregate {
             resolved_at: None,
         };
         let clock = |kind, target: &SlaTarget| {
-            SlaClock::start(new_id(), id.clone(), kind, target, policy.warning_percent, &schedules.of_target(target), now)
+            SlaClock::start(
+                new_id(),
+                id.clone(),
+                kind,
+                target,
+                policy.warning_percent,
+                &schedules.of_target(target),
+                now,
+            )
         };
         let clocks = vec![
             clock(ClockKind::FirstResponse, &policy.first_response),
@@ -171,7 +204,11 @@ impl TicketAggregate {
         ];
         let mut aggregate = Self { ticket, clocks };
         let mut events = vec![TicketEvent::Created];
-        events.extend(aggregate.raise_to(policy.initial_level, format!("policy {} starts at {}", policy.id, policy.initial_level), None));
+        events.extend(aggregate.raise_to(
+            policy.initial_level,
+            format!("policy {} starts at {}", policy.id, policy.initial_level),
+            None,
+        ));
         (aggregate, events)
     }
 
@@ -184,11 +221,21 @@ impl TicketAggregate {
     }
 
     /// Moves the escalation level up to `level`, if it is higher.
-    fn raise_to(&mut self, level: Level, reason: String, clock_id: Option<String>) -> Option<TicketEvent> {
+    fn raise_to(
+        &mut self,
+        level: Level,
+        reason: String,
+        clock_id: Option<String>,
+    ) -> Option<TicketEvent> {
         let from = self.ticket.level;
         (level > from).then(|| {
             self.ticket.level = level;
-            TicketEvent::Escalated { from, to: level, reason, clock_id }
+            TicketEvent::Escalated {
+                from,
+                to: level,
+                reason,
+                clock_id,
+            }
         })
     }
 
@@ -210,7 +257,11 @@ impl TicketAggregate {
         }
         self.ticket.status = to;
         self.touch(now);
-        let mut events = vec![TicketEvent::StatusChanged { from, to, reason: reason.to_owned() }];
+        let mut events = vec![TicketEvent::StatusChanged {
+            from,
+            to,
+            reason: reason.to_owned(),
+        }];
         match to {
             Status::Resolved => {
                 // Resolving answers the customer too: both targets are reached.
@@ -262,7 +313,10 @@ impl TicketAggregate {
     ) -> Result<Vec<TicketEvent>, DomainError> {
         let from = self.ticket.status;
         if !can_move(from, Status::Reopened) {
-            return Err(DomainError::IllegalTransition { from, to: Status::Reopened });
+            return Err(DomainError::IllegalTransition {
+                from,
+                to: Status::Reopened,
+            });
         }
         self.ticket.status = Status::Reopened;
         self.ticket.reopen_count += 1;
@@ -273,13 +327,27 @@ impl TicketAggregate {
         match self.clock_mut(ClockKind::Resolution) {
             Some(clock) => clock.rearm(&target, policy.warning_percent, &schedule, now),
             None => {
-                let clock = SlaClock::start(new_id(), self.ticket.id.clone(), ClockKind::Resolution, &target, policy.warning_percent, &schedule, now);
+                let clock = SlaClock::start(
+                    new_id(),
+                    self.ticket.id.clone(),
+                    ClockKind::Resolution,
+                    &target,
+                    policy.warning_percent,
+                    &schedule,
+                    now,
+                );
                 self.clocks.push(clock);
             }
         }
         Ok(vec![
-            TicketEvent::StatusChanged { from, to: Status::Reopened, reason: reason.to_owned() },
-            TicketEvent::Reopened { reason: reason.to_owned() },
+            TicketEvent::StatusChanged {
+                from,
+                to: Status::Reopened,
+                reason: reason.to_owned(),
+            },
+            TicketEvent::Reopened {
+                reason: reason.to_owned(),
+            },
         ])
     }
 
@@ -294,7 +362,9 @@ impl TicketAggregate {
         now: DateTime<Utc>,
     ) -> Result<Vec<TicketEvent>, DomainError> {
         if self.ticket.status == Status::Closed {
-            return Err(DomainError::Precondition("the ticket is closed; reopen it before replying".into()));
+            return Err(DomainError::Precondition(
+                "the ticket is closed; reopen it before replying".into(),
+            ));
         }
         self.touch(now);
         let mut events = Vec::new();
@@ -305,14 +375,31 @@ impl TicketAggregate {
                 }
                 self.ticket.first_response_at.get_or_insert(now);
                 if matches!(self.ticket.status, Status::New | Status::Reopened) {
-                    events.extend(self.change_status(Status::Open, "agent replied", policy, schedules, now)?);
+                    events.extend(self.change_status(
+                        Status::Open,
+                        "agent replied",
+                        policy,
+                        schedules,
+                        now,
+                    )?);
                 }
-                if let (Some(target), false) = (&policy.periodic_update, self.ticket.status == Status::Resolved) {
+                if let (Some(target), false) = (
+                    &policy.periodic_update,
+                    self.ticket.status == Status::Resolved,
+                ) {
                     let schedule = schedules.of_target(target);
                     match self.clock_mut(ClockKind::PeriodicUpdate) {
                         Some(clock) => clock.rearm(target, policy.warning_percent, &schedule, now),
                         None => {
-                            let clock = SlaClock::start(new_id(), self.ticket.id.clone(), ClockKind::PeriodicUpdate, target, policy.warning_percent, &schedule, now);
+                            let clock = SlaClock::start(
+                                new_id(),
+                                self.ticket.id.clone(),
+                                ClockKind::PeriodicUpdate,
+                                target,
+                                policy.warning_percent,
+                                &schedule,
+                                now,
+                            );
                             self.clocks.push(clock);
                         }
                     }
@@ -325,7 +412,13 @@ impl TicketAggregate {
             }
             Author::Customer => {
                 if self.ticket.status == Status::PendingCustomer {
-                    events.extend(self.change_status(Status::Open, "customer replied", policy, schedules, now)?);
+                    events.extend(self.change_status(
+                        Status::Open,
+                        "customer replied",
+                        policy,
+                        schedules,
+                        now,
+                    )?);
                 }
             }
         }
@@ -342,12 +435,23 @@ impl TicketAggregate {
     }
 
     /// Escalates to `to`, or one level up when `to` is `None`.
-    pub fn escalate(&mut self, to: Option<Level>, reason: &str, now: DateTime<Utc>) -> Result<Vec<TicketEvent>, DomainError> {
+    pub fn escalate(
+        &mut self,
+        to: Option<Level>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, DomainError> {
         let current = self.ticket.level;
-        let target = to.or(current.above()).ok_or(DomainError::CannotEscalate { current, requested: Level::Manager })?;
-        let event = self
-            .raise_to(target, reason.to_owned(), None)
-            .ok_or(DomainError::CannotEscalate { current, requested: target })?;
+        let target = to.or(current.above()).ok_or(DomainError::CannotEscalate {
+            current,
+            requested: Level::Manager,
+        })?;
+        let event =
+            self.raise_to(target, reason.to_owned(), None)
+                .ok_or(DomainError::CannotEscalate {
+                    current,
+                    requested: target,
+                })?;
         self.touch(now);
         Ok(vec![event])
     }
@@ -385,23 +489,35 @@ impl TicketAggregate {
             }
         }
         let reason = format!("severity {severity}: {reason}");
-        Ok(self.raise_to(policy.initial_level, reason, None).into_iter().collect())
+        Ok(self
+            .raise_to(policy.initial_level, reason, None)
+            .into_iter()
+            .collect())
     }
 
     /// Fires one clock at `now`: a warning, or a breach that escalates one level (once:
     /// a breached clock cannot breach again in the same cycle).
-    pub fn fire_clock(&mut self, clock_id: &str, policy: &SlaPolicy, now: DateTime<Utc>) -> Vec<TicketEvent> {
+    pub fn fire_clock(
+        &mut self,
+        clock_id: &str,
+        policy: &SlaPolicy,
+        now: DateTime<Utc>,
+    ) -> Vec<TicketEvent> {
         let Some(clock) = self.clocks.iter_mut().find(|c| c.id == clock_id) else {
             return Vec::new();
         };
         match clock.fire(now) {
             Fired::Nothing => Vec::new(),
-            Fired::Warning => vec![TicketEvent::SlaWarning { clock: clock.clone() }],
+            Fired::Warning => vec![TicketEvent::SlaWarning {
+                clock: clock.clone(),
+            }],
             Fired::Breached => {
                 let clock = clock.clone();
                 self.ticket.breached = true;
                 self.touch(now);
-                let mut events = vec![TicketEvent::SlaBreached { clock: clock.clone() }];
+                let mut events = vec![TicketEvent::SlaBreached {
+                    clock: clock.clone(),
+                }];
                 if policy.escalate_on_breach
                     && let Some(next) = self.ticket.level.above()
                 {
@@ -456,7 +572,14 @@ mod tests {
         let urgent = default_policies(t(0)).remove(0);
         let (a, events) = open(Severity::Urgent, &urgent);
         assert_eq!(a.ticket.level, Level::Supervisor);
-        assert!(matches!(events[1], TicketEvent::Escalated { from: Level::Agent, to: Level::Supervisor, .. }));
+        assert!(matches!(
+            events[1],
+            TicketEvent::Escalated {
+                from: Level::Agent,
+                to: Level::Supervisor,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -464,11 +587,25 @@ mod tests {
         let p = general_policy();
         let (mut a, _) = open(Severity::General, &p);
         let s = Schedules::default();
-        assert!(a.add_reply(Author::Customer, &p, &s, t(10)).unwrap().is_empty());
-        assert_eq!(clock(&a, ClockKind::FirstResponse).state, ClockState::Running);
+        assert!(
+            a.add_reply(Author::Customer, &p, &s, t(10))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            clock(&a, ClockKind::FirstResponse).state,
+            ClockState::Running
+        );
         let events = a.add_reply(Author::Agent, &p, &s, t(20)).unwrap();
         assert_eq!(a.ticket.status, Status::Open);
-        assert!(matches!(events[0], TicketEvent::StatusChanged { from: Status::New, to: Status::Open, .. }));
+        assert!(matches!(
+            events[0],
+            TicketEvent::StatusChanged {
+                from: Status::New,
+                to: Status::Open,
+                ..
+            }
+        ));
         assert_eq!(clock(&a, ClockKind::FirstResponse).state, ClockState::Met);
         assert_eq!(a.ticket.first_response_at, Some(t(20)));
     }
@@ -477,10 +614,24 @@ mod tests {
     fn illegal_transitions_name_both_states() {
         let p = general_policy();
         let (mut a, _) = open(Severity::General, &p);
-        let err = a.change_status(Status::Closed, "", &p, &Schedules::default(), t(1)).unwrap_err();
-        assert_eq!(err, DomainError::IllegalTransition { from: Status::New, to: Status::Closed });
+        let err = a
+            .change_status(Status::Closed, "", &p, &Schedules::default(), t(1))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::IllegalTransition {
+                from: Status::New,
+                to: Status::Closed
+            }
+        );
         let err = a.reopen("", &p, &Schedules::default(), t(1)).unwrap_err();
-        assert_eq!(err, DomainError::IllegalTransition { from: Status::New, to: Status::Reopened });
+        assert_eq!(
+            err,
+            DomainError::IllegalTransition {
+                from: Status::New,
+                to: Status::Reopened
+            }
+        );
     }
 
     #[test]
@@ -489,11 +640,15 @@ mod tests {
         let s = Schedules::default();
         let (mut a, _) = open(Severity::General, &p);
         let due = clock(&a, ClockKind::Resolution).due_at;
-        a.change_status(Status::PendingCustomer, "asked for photos", &p, &s, t(100)).unwrap();
+        a.change_status(Status::PendingCustomer, "asked for photos", &p, &s, t(100))
+            .unwrap();
         assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Paused);
         a.add_reply(Author::Customer, &p, &s, t(400)).unwrap();
         assert_eq!(a.ticket.status, Status::Open);
-        assert_eq!(clock(&a, ClockKind::Resolution).due_at, due + Duration::seconds(300));
+        assert_eq!(
+            clock(&a, ClockKind::Resolution).due_at,
+            due + Duration::seconds(300)
+        );
     }
 
     #[test]
@@ -504,7 +659,9 @@ mod tests {
         assert!(a.fire_clock(&id, &p, t(3599)).len() == 1, "the warning");
         let events = a.fire_clock(&id, &p, t(3600));
         assert!(matches!(events[0], TicketEvent::SlaBreached { .. }));
-        assert!(matches!(&events[1], TicketEvent::Escalated { to: Level::Supervisor, clock_id: Some(c), .. } if *c == id));
+        assert!(
+            matches!(&events[1], TicketEvent::Escalated { to: Level::Supervisor, clock_id: Some(c), .. } if *c == id)
+        );
         assert!(a.fire_clock(&id, &p, t(3700)).is_empty());
         assert_eq!(a.ticket.level, Level::Supervisor);
         assert!(a.ticket.breached);
@@ -515,14 +672,19 @@ mod tests {
         let p = general_policy();
         let s = Schedules::default();
         let (mut a, _) = open(Severity::General, &p);
-        let events = a.change_status(Status::Resolved, "fixed", &p, &s, t(50)).unwrap();
+        let events = a
+            .change_status(Status::Resolved, "fixed", &p, &s, t(50))
+            .unwrap();
         assert!(events.contains(&TicketEvent::Resolved));
         assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Met);
         a.change_status(Status::Closed, "", &p, &s, t(60)).unwrap();
         a.reopen("not fixed", &p, &s, t(100)).unwrap();
         assert_eq!(a.ticket.reopen_count, 1);
         let r = clock(&a, ClockKind::Resolution);
-        assert_eq!((r.state, r.cycle, r.due_at), (ClockState::Running, 2, t(100 + 24 * 3600)));
+        assert_eq!(
+            (r.state, r.cycle, r.due_at),
+            (ClockState::Running, 2, t(100 + 24 * 3600))
+        );
     }
 
     #[test]
@@ -530,10 +692,14 @@ mod tests {
         let p = general_policy();
         let (mut a, _) = open(Severity::General, &p);
         a.escalate(None, "customer disagrees", t(1)).unwrap();
-        a.escalate(Some(Level::Manager), "compensation", t(2)).unwrap();
+        a.escalate(Some(Level::Manager), "compensation", t(2))
+            .unwrap();
         assert_eq!(
             a.escalate(None, "", t(3)).unwrap_err(),
-            DomainError::CannotEscalate { current: Level::Manager, requested: Level::Manager }
+            DomainError::CannotEscalate {
+                current: Level::Manager,
+                requested: Level::Manager
+            }
         );
     }
 
@@ -542,8 +708,21 @@ mod tests {
         let policies = default_policies(t(0));
         let general = policies[2].clone();
         let (mut a, _) = open(Severity::General, &general);
-        let tighter = SlaPolicy { id: "tight".into(), resolution: SlaTarget::always_on(600), initial_level: Level::Supervisor, ..general.clone() };
-        let events = a.set_severity(Severity::Urgent, "injury", &tighter, &Schedules::default(), t(100)).unwrap();
+        let tighter = SlaPolicy {
+            id: "tight".into(),
+            resolution: SlaTarget::always_on(600),
+            initial_level: Level::Supervisor,
+            ..general.clone()
+        };
+        let events = a
+            .set_severity(
+                Severity::Urgent,
+                "injury",
+                &tighter,
+                &Schedules::default(),
+                t(100),
+            )
+            .unwrap();
         assert_eq!(clock(&a, ClockKind::Resolution).due_at, t(600));
         assert_eq!(a.ticket.policy_id, "tight");
         assert_eq!(a.ticket.level, Level::Supervisor);
@@ -553,8 +732,14 @@ mod tests {
     #[test]
     fn the_lifecycle_table() {
         use Status::*;
-        assert!(can_move(New, Open) && can_move(Open, PendingCustomer) && can_move(PendingCustomer, Resolved));
-        assert!(can_move(Resolved, Closed) && can_move(Closed, Reopened) && can_move(Reopened, Open));
+        assert!(
+            can_move(New, Open)
+                && can_move(Open, PendingCustomer)
+                && can_move(PendingCustomer, Resolved)
+        );
+        assert!(
+            can_move(Resolved, Closed) && can_move(Closed, Reopened) && can_move(Reopened, Open)
+        );
         assert!(!can_move(Closed, Open) && !can_move(Open, New) && !can_move(New, Closed));
     }
 }

@@ -24,11 +24,17 @@ impl MigrationName for CreateTicketTables {
 }
 
 fn ts(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 
 fn ts_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 
 fn text(name: &'static str) -> ColumnDef {
@@ -108,8 +114,14 @@ impl MigrationTrait for CreateTicketTables {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("sla_clocks_ticket", "sla_clocks", &["ticket_id"])).await?;
-        m.create_index(index("sla_clocks_next_fire", "sla_clocks", &["next_fire_at", "id"])).await?;
+        m.create_index(index("sla_clocks_ticket", "sla_clocks", &["ticket_id"]))
+            .await?;
+        m.create_index(index(
+            "sla_clocks_next_fire",
+            "sla_clocks",
+            &["next_fire_at", "id"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -124,13 +136,24 @@ impl MigrationTrait for CreateTicketTables {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ticket_replies_ticket", "ticket_replies", &["ticket_id", "created_at"])).await?;
+        m.create_index(index(
+            "ticket_replies_ticket",
+            "ticket_replies",
+            &["ticket_id", "created_at"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
                 .table("ticket_activity")
                 .if_not_exists()
-                .col(ColumnDef::new("seq").big_integer().not_null().auto_increment().primary_key())
+                .col(
+                    ColumnDef::new("seq")
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
                 .col(text("ticket_id"))
                 .col(text("actor_id"))
                 .col(text("actor_role"))
@@ -140,7 +163,12 @@ impl MigrationTrait for CreateTicketTables {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ticket_activity_ticket", "ticket_activity", &["ticket_id", "seq"])).await?;
+        m.create_index(index(
+            "ticket_activity_ticket",
+            "ticket_activity",
+            &["ticket_id", "seq"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -170,8 +198,16 @@ impl MigrationTrait for CreateTicketTables {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["business_calendars", "sla_policies", "ticket_activity", "ticket_replies", "sla_clocks", "tickets"] {
-            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+        for table in [
+            "business_calendars",
+            "sla_policies",
+            "ticket_activity",
+            "ticket_replies",
+            "sla_clocks",
+            "tickets",
+        ] {
+            m.drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ pub mod migration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
 use crate::domain::{
@@ -137,7 +137,11 @@ fn clock_to_row(c: &SlaClock) -> clock::ActiveModel {
 /// Loads a ticket with its clocks. With `lock`, the ticket row is locked until the
 /// transaction ends (PostgreSQL; SQLite's single writer serialises anyway), so concurrent
 /// commands and the SLA worker change a ticket one at a time.
-pub async fn load_aggregate<C: ConnectionTrait>(conn: &C, ticket_id: &str, lock: bool) -> Result<Option<TicketAggregate>, DbErr> {
+pub async fn load_aggregate<C: ConnectionTrait>(
+    conn: &C,
+    ticket_id: &str,
+    lock: bool,
+) -> Result<Option<TicketAggregate>, DbErr> {
     let mut query = ticket::Entity::find_by_id(ticket_id.to_owned());
     if lock && conn.get_database_backend() == DbBackend::Postgres {
         query = query.lock_exclusive();
@@ -159,8 +163,13 @@ pub async fn load_aggregate<C: ConnectionTrait>(conn: &C, ticket_id: &str, lock:
     }))
 }
 
-pub async fn insert_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAggregate) -> Result<(), DbErr> {
-    ticket::Entity::insert(ticket_to_row(&aggregate.ticket)?).exec_without_returning(conn).await?;
+pub async fn insert_aggregate<C: ConnectionTrait>(
+    conn: &C,
+    aggregate: &TicketAggregate,
+) -> Result<(), DbErr> {
+    ticket::Entity::insert(ticket_to_row(&aggregate.ticket)?)
+        .exec_without_returning(conn)
+        .await?;
     clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
         .exec_without_returning(conn)
         .await?;
@@ -168,8 +177,13 @@ pub async fn insert_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAg
 }
 
 /// Writes back a changed aggregate: the ticket row and every clock (new or changed).
-pub async fn save_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAggregate) -> Result<(), DbErr> {
-    ticket::Entity::update(ticket_to_row(&aggregate.ticket)?).exec(conn).await?;
+pub async fn save_aggregate<C: ConnectionTrait>(
+    conn: &C,
+    aggregate: &TicketAggregate,
+) -> Result<(), DbErr> {
+    ticket::Entity::update(ticket_to_row(&aggregate.ticket)?)
+        .exec(conn)
+        .await?;
     let all_columns = [
         clock::Column::State,
         clock::Column::TargetSeconds,
@@ -187,7 +201,11 @@ pub async fn save_aggregate<C: ConnectionTrait>(conn: &C, aggregate: &TicketAggr
         clock::Column::NextFireAt,
     ];
     clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
-        .on_conflict(OnConflict::column(clock::Column::Id).update_columns(all_columns).to_owned())
+        .on_conflict(
+            OnConflict::column(clock::Column::Id)
+                .update_columns(all_columns)
+                .to_owned(),
+        )
         .exec_without_returning(conn)
         .await?;
     Ok(())
@@ -296,13 +314,16 @@ pub async fn record_activity<C: ConnectionTrait>(conn: &C, a: Activity<'_>) -> R
 }
 
 /// The ticket a clock belongs to (the worker knows only clock ids).
-pub async fn clock_ticket_id<C: ConnectionTrait>(conn: &C, clock_id: &str) -> Result<Option<String>, DbErr> {
-    Ok(clock::Entity::find_by_id(clock_id.to_owned())
+pub async fn clock_ticket_id<C: ConnectionTrait>(
+    conn: &C,
+    clock_id: &str,
+) -> Result<Option<String>, DbErr> {
+    clock::Entity::find_by_id(clock_id.to_owned())
         .select_only()
         .column(clock::Column::TicketId)
         .into_tuple::<String>()
         .one(conn)
-        .await?)
+        .await
 }
 
 /// Clocks that can still fire, by id after `after_id`, for rebuilding the schedule.
@@ -341,7 +362,11 @@ pub async fn current_policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<SlaPol
     Ok(policies)
 }
 
-pub async fn policy_version<C: ConnectionTrait>(conn: &C, id: &str, version: u32) -> Result<Option<SlaPolicy>, DbErr> {
+pub async fn policy_version<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    version: u32,
+) -> Result<Option<SlaPolicy>, DbErr> {
     policy::Entity::find_by_id((id.to_owned(), version as i32))
         .one(conn)
         .await?
@@ -351,9 +376,15 @@ pub async fn policy_version<C: ConnectionTrait>(conn: &C, id: &str, version: u32
 
 /// Stores `p` as the current version of its policy; earlier versions stay for the
 /// tickets that use them.
-pub async fn insert_policy_version<C: ConnectionTrait>(conn: &C, p: &SlaPolicy) -> Result<(), DbErr> {
+pub async fn insert_policy_version<C: ConnectionTrait>(
+    conn: &C,
+    p: &SlaPolicy,
+) -> Result<(), DbErr> {
     policy::Entity::update_many()
-        .col_expr(policy::Column::IsCurrent, sea_orm::sea_query::Expr::value(false))
+        .col_expr(
+            policy::Column::IsCurrent,
+            sea_orm::sea_query::Expr::value(false),
+        )
         .filter(policy::Column::Id.eq(p.id.as_str()))
         .exec(conn)
         .await?;
@@ -370,7 +401,10 @@ pub async fn insert_policy_version<C: ConnectionTrait>(conn: &C, p: &SlaPolicy) 
     Ok(())
 }
 
-pub async fn calendars<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<BusinessCalendar>, DbErr> {
+pub async fn calendars<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+) -> Result<Vec<BusinessCalendar>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -387,7 +421,11 @@ pub async fn calendars<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<V
         .collect()
 }
 
-pub async fn upsert_calendar<C: ConnectionTrait>(conn: &C, c: &BusinessCalendar, now: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn upsert_calendar<C: ConnectionTrait>(
+    conn: &C,
+    c: &BusinessCalendar,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     calendar::Entity::insert(calendar::ActiveModel {
         id: Set(c.id.clone()),
         body: Set(to_json(c)?),
@@ -404,20 +442,31 @@ pub async fn upsert_calendar<C: ConnectionTrait>(conn: &C, c: &BusinessCalendar,
 }
 
 /// Inserts the calendar only if no calendar has its id (first start, concurrent replicas).
-pub async fn insert_calendar_if_missing<C: ConnectionTrait>(conn: &C, c: &BusinessCalendar, now: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn insert_calendar_if_missing<C: ConnectionTrait>(
+    conn: &C,
+    c: &BusinessCalendar,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     calendar::Entity::insert(calendar::ActiveModel {
         id: Set(c.id.clone()),
         body: Set(to_json(c)?),
         updated_at: Set(now),
     })
-    .on_conflict(OnConflict::column(calendar::Column::Id).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::column(calendar::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
     .exec_without_returning(conn)
     .await?;
     Ok(())
 }
 
 /// Inserts a policy version unless that (id, version) exists.
-pub async fn insert_policy_if_missing<C: ConnectionTrait>(conn: &C, p: &SlaPolicy) -> Result<(), DbErr> {
+pub async fn insert_policy_if_missing<C: ConnectionTrait>(
+    conn: &C,
+    p: &SlaPolicy,
+) -> Result<(), DbErr> {
     policy::Entity::insert(policy::ActiveModel {
         id: Set(p.id.clone()),
         version: Set(p.version as i32),
@@ -440,4 +489,3 @@ pub async fn insert_policy_if_missing<C: ConnectionTrait>(conn: &C, p: &SlaPolic
 pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
     Ok(policy::Entity::find().one(conn).await?.is_some())
 }
-

@@ -2,7 +2,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings};
+use aftersales_deadlines::{
+    DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings,
+};
 use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
 use aftersales_platform::{CancellationToken, db::DbSettings, server::ServerSettings};
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
@@ -65,9 +67,15 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
                     shards: 4,
                 },
             );
-            (EventBus::Redis(RedisBus::new(conn, reader, prefix)), DeadlineQueue::Redis(queue))
+            (
+                EventBus::Redis(RedisBus::new(conn, reader, prefix)),
+                DeadlineQueue::Redis(queue),
+            )
         }
-        Backend::Sqlite => (EventBus::Memory(MemoryBus::new()), DeadlineQueue::Memory(MemoryQueue::new())),
+        Backend::Sqlite => (
+            EventBus::Memory(MemoryBus::new()),
+            DeadlineQueue::Memory(MemoryQueue::new()),
+        ),
     };
     let settings = TicketsSettings {
         database: DbSettings::new(url),
@@ -76,7 +84,9 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         worker: worker_settings(options.lease),
         run_worker: options.run_worker,
     };
-    let app = TicketsApp::build(settings, bus, queue.clone()).await.expect("the service builds");
+    let app = TicketsApp::build(settings, bus, queue.clone())
+        .await
+        .expect("the service builds");
     let addr = app.local_addr();
     let core = app.core();
     let shutdown = CancellationToken::new();
@@ -84,7 +94,9 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     let handle = tokio::spawn(async move {
         app.run(token).await.expect("the service runs");
     });
-    let client = TicketServiceClient::connect(format!("http://{addr}")).await.expect("connects");
+    let client = TicketServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
     TestApp {
         client,
         core,
@@ -111,8 +123,14 @@ impl TestApp {
                     id: "fast".into(),
                     priority: 1,
                     match_channels: vec![pb::Channel::Social as i32],
-                    first_response: Some(pb::SlaTarget { seconds: first_response_s, calendar_id: String::new() }),
-                    resolution: Some(pb::SlaTarget { seconds: resolution_s, calendar_id: String::new() }),
+                    first_response: Some(pb::SlaTarget {
+                        seconds: first_response_s,
+                        calendar_id: String::new(),
+                    }),
+                    resolution: Some(pb::SlaTarget {
+                        seconds: resolution_s,
+                        calendar_id: String::new(),
+                    }),
                     escalate_on_breach: true,
                     ..Default::default()
                 }),
@@ -131,7 +149,9 @@ impl TestApp {
 
     pub async fn sla(&mut self, ticket_id: &str) -> pb::SlaStatus {
         self.client
-            .get_sla_status(pb::GetSlaStatusRequest { ticket_id: ticket_id.into() })
+            .get_sla_status(pb::GetSlaStatusRequest {
+                ticket_id: ticket_id.into(),
+            })
             .await
             .expect("sla status")
             .into_inner()
@@ -146,14 +166,22 @@ impl TestApp {
     }
 
     /// Polls until `done` holds for the SLA status, or panics after `limit`.
-    pub async fn wait_for_sla(&mut self, ticket_id: &str, limit: Duration, done: impl Fn(&pb::SlaStatus) -> bool) -> pb::SlaStatus {
+    pub async fn wait_for_sla(
+        &mut self,
+        ticket_id: &str,
+        limit: Duration,
+        done: impl Fn(&pb::SlaStatus) -> bool,
+    ) -> pb::SlaStatus {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let status = self.sla(ticket_id).await;
             if done(&status) {
                 return status;
             }
-            assert!(tokio::time::Instant::now() < deadline, "condition not reached in {limit:?}: {status:#?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not reached in {limit:?}: {status:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

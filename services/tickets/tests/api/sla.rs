@@ -7,7 +7,9 @@ use aftersales_deadlines::{now_ms, worker};
 use aftersales_protos::tickets::v1 as pb;
 use aftersales_tickets::worker::SlaFiring;
 
-use crate::helpers::{Backend, Options, TestApp, clock, millis, spawn, spawn_with, worker_settings};
+use crate::helpers::{
+    Backend, Options, TestApp, clock, millis, spawn, spawn_with, worker_settings,
+};
 
 async fn breaches_and_escalates_once(mut app: TestApp) {
     app.fast_policy(2, 600).await;
@@ -28,13 +30,20 @@ async fn breaches_and_escalates_once(mut app: TestApp) {
     // Give a duplicate delivery every chance to happen, then count.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let ticket = app.ticket(&t.id).await;
-    assert_eq!(ticket.escalation_level, pb::EscalationLevel::Supervisor as i32);
+    assert_eq!(
+        ticket.escalation_level,
+        pb::EscalationLevel::Supervisor as i32
+    );
     assert!(ticket.breached);
     assert_eq!(app.events(&t.id, "tickets.SlaWarning").await, 1);
     assert_eq!(app.events(&t.id, "tickets.SlaBreached").await, 1);
     assert_eq!(app.events(&t.id, "tickets.TicketEscalated").await, 1);
     let resolution = clock(&status, pb::ClockKind::Resolution);
-    assert_eq!(resolution.state, pb::ClockState::Running as i32, "the other clock is untouched");
+    assert_eq!(
+        resolution.state,
+        pb::ClockState::Running as i32,
+        "the other clock is untouched"
+    );
     app.stop().await;
 }
 
@@ -60,11 +69,18 @@ async fn a_paused_ticket_does_not_breach_and_its_due_time_moves_by_the_pause() {
         reason: "waiting for photos".into(),
         actor: None,
     };
-    app.client.change_status(change(pb::TicketStatus::PendingCustomer)).await.unwrap();
+    app.client
+        .change_status(change(pb::TicketStatus::PendingCustomer))
+        .await
+        .unwrap();
     let paused_at = now_ms();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during = clock(&app.sla(&t.id).await, pb::ClockKind::Resolution);
-    assert_eq!(during.state, pb::ClockState::Paused as i32, "no breach while paused");
+    assert_eq!(
+        during.state,
+        pb::ClockState::Paused as i32,
+        "no breach while paused"
+    );
 
     // The customer answers: the clock resumes with its due time moved by the pause.
     app.client
@@ -82,7 +98,10 @@ async fn a_paused_ticket_does_not_breach_and_its_due_time_moves_by_the_pause() {
     assert_eq!(after.state, pb::ClockState::Running as i32);
     let moved = millis(&after.due_at) - millis(&before.due_at);
     let paused_for = resumed_at - paused_at;
-    assert!((moved - paused_for).abs() < 1_000, "moved {moved} ms for a {paused_for} ms pause");
+    assert!(
+        (moved - paused_for).abs() < 1_000,
+        "moved {moved} ms for a {paused_for} ms pause"
+    );
 
     let status = app
         .wait_for_sla(&t.id, Duration::from_secs(10), |s| {
@@ -90,14 +109,25 @@ async fn a_paused_ticket_does_not_breach_and_its_due_time_moves_by_the_pause() {
         })
         .await;
     let breached = clock(&status, pb::ClockKind::Resolution);
-    assert!(millis(&breached.breached_at) >= millis(&after.due_at), "never before the moved due time");
+    assert!(
+        millis(&breached.breached_at) >= millis(&after.due_at),
+        "never before the moved due time"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
-async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_escalation_happens_once() {
+async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_escalation_happens_once()
+ {
     let lease = Duration::from_millis(1_500);
-    let mut app = spawn_with(Backend::Postgres, Options { run_worker: false, lease }).await;
+    let mut app = spawn_with(
+        Backend::Postgres,
+        Options {
+            run_worker: false,
+            lease,
+        },
+    )
+    .await;
     app.fast_policy(1, 600).await;
     let handled = app.create(pb::Channel::Social, "").await;
     let abandoned = app.create(pb::Channel::Social, "").await;
@@ -109,14 +139,22 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let mut claimed = Vec::new();
     while claimed.len() < 2 {
-        claimed.extend(app.queue.claim(now_ms(), 10, lease.as_millis() as i64).await.unwrap());
+        claimed.extend(
+            app.queue
+                .claim(now_ms(), 10, lease.as_millis() as i64)
+                .await
+                .unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert!(ids.contains(&handled_clock.as_str()) && ids.contains(&abandoned_clock.as_str()));
     // ...handles one completely, and dies before acknowledging either.
     app.core.fire_clock(&handled_clock).await.unwrap();
-    assert_eq!(app.ticket(&handled.id).await.escalation_level, pb::EscalationLevel::Supervisor as i32);
+    assert_eq!(
+        app.ticket(&handled.id).await.escalation_level,
+        pb::EscalationLevel::Supervisor as i32
+    );
     assert_eq!(app.queue.stats().await.unwrap().in_flight, 2);
 
     // A healthy worker takes over once the lease has run out.
@@ -133,11 +171,17 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.queue.stats().await.unwrap().in_flight > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the expired claims were never acknowledged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired claims were never acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for ticket in [&handled, &abandoned] {
-        assert_eq!(app.ticket(&ticket.id).await.escalation_level, pb::EscalationLevel::Supervisor as i32);
+        assert_eq!(
+            app.ticket(&ticket.id).await.escalation_level,
+            pb::EscalationLevel::Supervisor as i32
+        );
         assert_eq!(app.events(&ticket.id, "tickets.SlaBreached").await, 1);
         assert_eq!(app.events(&ticket.id, "tickets.TicketEscalated").await, 1);
     }

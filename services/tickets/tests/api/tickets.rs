@@ -26,12 +26,21 @@ async fn lifecycle(backend: Backend) {
         .unwrap()
         .into_inner();
     let ticket = reply.ticket.unwrap();
-    assert_eq!(ticket.status, pb::TicketStatus::Open as i32, "the first agent reply opens the ticket");
+    assert_eq!(
+        ticket.status,
+        pb::TicketStatus::Open as i32,
+        "the first agent reply opens the ticket"
+    );
     let sla = app.sla(&t.id).await;
     let first = crate::helpers::clock(&sla, pb::ClockKind::FirstResponse);
     assert_eq!(first.state, pb::ClockState::Met as i32);
 
-    for status in [pb::TicketStatus::PendingCustomer, pb::TicketStatus::Open, pb::TicketStatus::Resolved, pb::TicketStatus::Closed] {
+    for status in [
+        pb::TicketStatus::PendingCustomer,
+        pb::TicketStatus::Open,
+        pb::TicketStatus::Resolved,
+        pb::TicketStatus::Closed,
+    ] {
         let changed = app
             .client
             .change_status(pb::ChangeStatusRequest {
@@ -47,11 +56,18 @@ async fn lifecycle(backend: Backend) {
     }
     let reopened = app
         .client
-        .reopen_ticket(pb::ReopenTicketRequest { ticket_id: t.id.clone(), reason: "still leaks".into(), actor: None })
+        .reopen_ticket(pb::ReopenTicketRequest {
+            ticket_id: t.id.clone(),
+            reason: "still leaks".into(),
+            actor: None,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((reopened.status, reopened.reopen_count), (pb::TicketStatus::Reopened as i32, 1));
+    assert_eq!(
+        (reopened.status, reopened.reopen_count),
+        (pb::TicketStatus::Reopened as i32, 1)
+    );
     assert_eq!(app.events(&t.id, "tickets.TicketResolved").await, 1);
     assert_eq!(app.events(&t.id, "tickets.TicketReopened").await, 1);
     app.stop().await;
@@ -79,7 +95,10 @@ async fn a_retried_create_returns_the_first_ticket_and_creates_nothing() {
     for _ in 0..8 {
         let mut client = app.client.clone();
         tasks.push(tokio::spawn(async move {
-            client.create_ticket(create_request(pb::Channel::Chat, "racing-key")).await.map(|r| r.into_inner().id)
+            client
+                .create_ticket(create_request(pb::Channel::Chat, "racing-key"))
+                .await
+                .map(|r| r.into_inner().id)
         }));
     }
     let mut ids = Vec::new();
@@ -89,7 +108,12 @@ async fn a_retried_create_returns_the_first_ticket_and_creates_nothing() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "all retries see the same ticket");
 
-    let all = app.client.list_tickets(pb::ListTicketsRequest::default()).await.unwrap().into_inner();
+    let all = app
+        .client
+        .list_tickets(pb::ListTicketsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.tickets.len(), 2);
 
     let mut different = create_request(pb::Channel::Email, "order-1-complaint");
@@ -109,16 +133,31 @@ async fn bad_input_names_every_field_and_stores_nothing() {
     request.category = 99;
     let err = app.client.create_ticket(request).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<String> = field_violations(&err).into_iter().map(|v| v.field).collect();
+    let fields: Vec<String> = field_violations(&err)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
     assert_eq!(fields, ["customer_id", "channel", "category", "subject"]);
-    let all = app.client.list_tickets(pb::ListTicketsRequest::default()).await.unwrap().into_inner();
+    let all = app
+        .client
+        .list_tickets(pb::ListTicketsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(all.tickets.is_empty());
 
-    let err = app.client.get_ticket(pb::GetTicketRequest { id: "nope".into() }).await.unwrap_err();
+    let err = app
+        .client
+        .get_ticket(pb::GetTicketRequest { id: "nope".into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = app
         .client
-        .list_tickets(pb::ListTicketsRequest { page_token: "garbage!".into(), ..Default::default() })
+        .list_tickets(pb::ListTicketsRequest {
+            page_token: "garbage!".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(field_violations(&err)[0].field, "page_token");
@@ -130,7 +169,10 @@ async fn bad_input_names_every_field_and_stores_nothing() {
                 time_zone: "Nowhere/Land".into(),
                 working_days: vec![pb::WorkingDay {
                     weekday: 1,
-                    slots: vec![pb::TimeSlot { start: "09:00".into(), end: "25:00".into() }],
+                    slots: vec![pb::TimeSlot {
+                        start: "09:00".into(),
+                        end: "25:00".into(),
+                    }],
                 }],
                 ..Default::default()
             }),
@@ -138,7 +180,10 @@ async fn bad_input_names_every_field_and_stores_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(field_violations(&err)[0].field, "calendar.working_days[0].slots[0].end");
+    assert_eq!(
+        field_violations(&err)[0].field,
+        "calendar.working_days[0].slots[0].end"
+    );
     app.stop().await;
 }
 
@@ -160,7 +205,11 @@ async fn illegal_transitions_are_failed_preconditions_naming_the_state() {
     assert!(err.message().contains("status new"), "{}", err.message());
     let err = app
         .client
-        .reopen_ticket(pb::ReopenTicketRequest { ticket_id: t.id.clone(), reason: String::new(), actor: None })
+        .reopen_ticket(pb::ReopenTicketRequest {
+            ticket_id: t.id.clone(),
+            reason: String::new(),
+            actor: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -174,14 +223,25 @@ async fn listing_filters_and_pages() {
     for i in 0..5 {
         let mut request = create_request(pb::Channel::Store, "");
         request.customer_id = format!("cust-{}", i % 2);
-        created.push(app.client.create_ticket(request).await.unwrap().into_inner().id);
+        created.push(
+            app.client
+                .create_ticket(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+        );
     }
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
         let page = app
             .client
-            .list_tickets(pb::ListTicketsRequest { page_size: 2, page_token: token.clone(), ..Default::default() })
+            .list_tickets(pb::ListTicketsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -196,14 +256,20 @@ async fn listing_filters_and_pages() {
 
     let mine = app
         .client
-        .list_tickets(pb::ListTicketsRequest { customer_id: "cust-0".into(), ..Default::default() })
+        .list_tickets(pb::ListTicketsRequest {
+            customer_id: "cust-0".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(mine.tickets.len(), 3);
     let breached = app
         .client
-        .list_tickets(pb::ListTicketsRequest { breached: Some(true), ..Default::default() })
+        .list_tickets(pb::ListTicketsRequest {
+            breached: Some(true),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -214,34 +280,55 @@ async fn listing_filters_and_pages() {
 #[tokio::test]
 async fn policies_are_versioned_and_the_catch_all_stays() {
     let mut app = spawn(Backend::Postgres).await;
-    let listed = app.client.list_sla_policies(pb::ListSlaPoliciesRequest {}).await.unwrap().into_inner();
+    let listed = app
+        .client
+        .list_sla_policies(pb::ListSlaPoliciesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let ids: Vec<&str> = listed.policies.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["urgent", "important", "default"]);
 
     let t = app.create(pb::Channel::Social, "").await;
-    assert_eq!((t.sla_policy_id.as_str(), t.sla_policy_version), ("default", 1));
+    assert_eq!(
+        (t.sla_policy_id.as_str(), t.sla_policy_version),
+        ("default", 1)
+    );
     let mut default = listed.policies[2].clone();
-    default.first_response = Some(pb::SlaTarget { seconds: 1800, calendar_id: String::new() });
+    default.first_response = Some(pb::SlaTarget {
+        seconds: 1800,
+        calendar_id: String::new(),
+    });
     let v2 = app
         .client
-        .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(default.clone()) })
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
+            policy: Some(default.clone()),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(v2.version, 2);
     let same = app
         .client
-        .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(default.clone()) })
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
+            policy: Some(default.clone()),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(same.version, 2, "the same content again changes nothing");
-    assert_eq!(app.ticket(&t.id).await.sla_policy_version, 1, "a ticket keeps its version");
+    assert_eq!(
+        app.ticket(&t.id).await.sla_policy_version,
+        1,
+        "a ticket keeps its version"
+    );
 
     default.match_channels = vec![pb::Channel::Email as i32];
     let err = app
         .client
-        .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(default) })
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
+            policy: Some(default),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -264,10 +351,16 @@ async fn raising_severity_to_urgent_rematches_and_goes_to_a_supervisor() {
         .unwrap()
         .into_inner();
     assert_eq!(urgent.sla_policy_id, "urgent");
-    assert_eq!(urgent.escalation_level, pb::EscalationLevel::Supervisor as i32);
+    assert_eq!(
+        urgent.escalation_level,
+        pb::EscalationLevel::Supervisor as i32
+    );
     let sla = app.sla(&t.id).await;
     let resolution = crate::helpers::clock(&sla, pb::ClockKind::Resolution);
-    assert_eq!(resolution.calendar_id, "cn-workdays", "complex problems run on working days");
+    assert_eq!(
+        resolution.calendar_id, "cn-workdays",
+        "complex problems run on working days"
+    );
     assert_eq!(app.events(&t.id, "tickets.TicketEscalated").await, 1);
     app.stop().await;
 }
