@@ -1,5 +1,6 @@
 # The verbs a newcomer types. `make run` and `make test` set up what they need.
 CARGO ?= cargo
+SHELL := /bin/bash
 
 .PHONY: run build test backends lint fmt
 
@@ -12,7 +13,10 @@ build:
 
 ## Every test: unit tests plus integration tests on real PostgreSQL and Redis.
 test: backends
-	$(CARGO) test --workspace
+	mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
+		END { printf "summary: %d passed, %d failed\n", passed, failed }' target/test.log
 
 ## Install (Debian packages) and start PostgreSQL and Redis when they are missing or down.
 backends:
