@@ -30,6 +30,10 @@ pub struct TicketsSettings {
     pub worker: WorkerSettings,
     /// False for API-only replicas (`SLA_WORKER_ENABLED=false`).
     pub run_worker: bool,
+    /// How long idempotency keys are honoured (`IDEMPOTENCY_RETENTION_HOURS`).
+    pub idempotency_retention: Duration,
+    /// How long published outbox rows are kept (`OUTBOX_RETENTION_HOURS`).
+    pub outbox_retention: Duration,
 }
 
 impl TicketsSettings {
@@ -68,8 +72,18 @@ impl TicketsSettings {
             server: ServerSettings::from_env(env)?,
             worker: worker_settings(env)?,
             run_worker: env.or("SLA_WORKER_ENABLED", true)?,
+            idempotency_retention: hours(env, "IDEMPOTENCY_RETENTION_HOURS", 72)?,
+            outbox_retention: hours(env, "OUTBOX_RETENTION_HOURS", 168)?,
         })
     }
+}
+
+fn hours(env: &Env, name: &str, default: u64) -> Result<Duration, ConfigError> {
+    let hours: u64 = env.or(name, default)?;
+    if hours == 0 {
+        return Err(ConfigError::new(name, "0", "must be at least 1"));
+    }
+    Ok(Duration::from_secs(hours * 3600))
 }
 
 fn worker_settings(env: &Env) -> Result<WorkerSettings, ConfigError> {
@@ -151,6 +165,11 @@ impl TicketsApp {
             ))
         });
         let relay = tokio::spawn(self.relay.clone().run(background.clone()));
+        let housekeeping = tokio::spawn(housekeeping(
+            self.core.clone(),
+            self.settings.clone(),
+            background.clone(),
+        ));
         tracing::info!(addr = %self.local_addr(), "tickets service listening");
         let services = GrpcServices::new().with(TicketsApi::new(self.core.clone()).into_server());
         let served = server::serve(
@@ -166,6 +185,7 @@ impl TicketsApp {
                 let _ = worker.await;
             }
             let _ = relay.await;
+            let _ = housekeeping.await;
         };
         if tokio::time::timeout(Duration::from_secs(10), stopped)
             .await
@@ -174,5 +194,24 @@ impl TicketsApp {
             tracing::warn!("tickets background tasks did not stop in time");
         }
         Ok(served?)
+    }
+}
+
+/// Every ten minutes, trims expired idempotency keys and old published outbox rows.
+async fn housekeeping(core: Arc<TicketsCore>, settings: TicketsSettings, stop: CancellationToken) {
+    let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            () = stop.cancelled() => return,
+        }
+        let keys_for = to_chrono(settings.idempotency_retention);
+        match core
+            .housekeep(keys_for, to_chrono(settings.outbox_retention))
+            .await
+        {
+            Ok((keys, events)) => tracing::debug!(keys, events, "housekeeping done"),
+            Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+        }
     }
 }

@@ -15,7 +15,10 @@ use aftersales_platform::{
     idempotency::{self, Recall},
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    IsolationLevel, TransactionTrait,
+};
 use tokio::sync::Notify;
 
 use crate::{
@@ -116,13 +119,7 @@ impl TicketsCore {
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        match self.try_create_ticket(&new, idem, actor).await {
-            // A concurrent twin with the same key committed first: answer with its result.
-            Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
-                self.try_create_ticket(&new, idem, actor).await
-            }
-            other => other,
-        }
+        once_more_after_a_twin(idem, || self.try_create_ticket(&new, idem, actor)).await
     }
 
     async fn try_create_ticket(
@@ -232,16 +229,16 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events =
-            change
-                .agg
-                .change_status(to, reason, &change.policy, &change.schedules, change.now)?;
         let detail = format!("{to}: {reason}");
-        Ok(self
-            .finish_change(change, events, actor, "change_status", detail)
-            .await?
-            .ticket)
+        self.command(
+            ticket_id,
+            PolicyChoice::Kept,
+            actor,
+            "change_status",
+            detail,
+            |agg, p, s, now| agg.change_status(to, reason, p, s, now),
+        )
+        .await
     }
 
     pub async fn reopen(
@@ -250,14 +247,15 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events = change
-            .agg
-            .reopen(reason, &change.policy, &change.schedules, change.now)?;
-        Ok(self
-            .finish_change(change, events, actor, "reopen", reason.to_owned())
-            .await?
-            .ticket)
+        self.command(
+            ticket_id,
+            PolicyChoice::Kept,
+            actor,
+            "reopen",
+            reason.to_owned(),
+            |agg, p, s, now| agg.reopen(reason, p, s, now),
+        )
+        .await
     }
 
     pub async fn assign(
@@ -266,12 +264,15 @@ impl TicketsCore {
         assignee: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        change.agg.assign(assignee.to_owned(), change.now)?;
-        Ok(self
-            .finish_change(change, Vec::new(), actor, "assign", assignee.to_owned())
-            .await?
-            .ticket)
+        self.command(
+            ticket_id,
+            PolicyChoice::Kept,
+            actor,
+            "assign",
+            assignee.to_owned(),
+            |agg, _, _, now| agg.assign(assignee.to_owned(), now).map(|()| Vec::new()),
+        )
+        .await
     }
 
     pub async fn escalate(
@@ -281,12 +282,15 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        let events = change.agg.escalate(to, reason, change.now)?;
-        Ok(self
-            .finish_change(change, events, actor, "escalate", reason.to_owned())
-            .await?
-            .ticket)
+        self.command(
+            ticket_id,
+            PolicyChoice::Kept,
+            actor,
+            "escalate",
+            reason.to_owned(),
+            |agg, _, _, now| agg.escalate(to, reason, now),
+        )
+        .await
     }
 
     pub async fn set_severity(
@@ -296,30 +300,68 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self
-            .begin_change(ticket_id, PolicyChoice::Rematch(severity))
-            .await?;
-        let events = change.agg.set_severity(
-            severity,
-            reason,
+        let detail = format!("{severity}: {reason}");
+        let choice = PolicyChoice::Rematch(severity);
+        self.command(
+            ticket_id,
+            choice,
+            actor,
+            "set_severity",
+            detail,
+            |agg, p, s, now| agg.set_severity(severity, reason, p, s, now),
+        )
+        .await
+    }
+
+    /// One command on one ticket: lock it, apply `rule`, store the result and its events.
+    async fn command(
+        &self,
+        ticket_id: &str,
+        choice: PolicyChoice,
+        actor: &Actor,
+        action: &str,
+        detail: String,
+        rule: impl FnOnce(
+            &mut TicketAggregate,
+            &SlaPolicy,
+            &Schedules,
+            DateTime<Utc>,
+        ) -> Result<Vec<TicketEvent>, DomainError>,
+    ) -> Result<Ticket, TicketsError> {
+        let mut change = self.begin_change(ticket_id, choice).await?;
+        let events = rule(
+            &mut change.agg,
             &change.policy,
             &change.schedules,
             change.now,
         )?;
-        let detail = format!("{severity}: {reason}");
-        Ok(self
-            .finish_change(change, events, actor, "set_severity", detail)
-            .await?
-            .ticket)
+        let agg = self
+            .finish_change(change, events, actor, action, detail)
+            .await?;
+        Ok(agg.ticket)
     }
 
     pub async fn sla_status(
         &self,
         ticket_id: &str,
     ) -> Result<(Ticket, Vec<SlaClock>), TicketsError> {
-        let agg = store::load_aggregate(&self.db, ticket_id, false)
+        // One snapshot for the ticket row and its clocks, so a breach committed between
+        // the two reads cannot show a breached clock on a ticket that is not.
+        let txn = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        };
+        let agg = store::load_aggregate(&txn, ticket_id, false)
             .await?
             .ok_or_else(|| not_found("ticket", ticket_id))?;
+        txn.commit().await?;
         Ok((agg.ticket, agg.clocks))
     }
 
@@ -345,6 +387,20 @@ impl TicketsCore {
         self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned())
             .await?;
         Ok(())
+    }
+
+    /// Trims what only needs to live for a while: idempotency keys older than
+    /// `keys_for` and outbox rows published longer than `outbox_for` ago.
+    pub async fn housekeep(
+        &self,
+        keys_for: chrono::Duration,
+        outbox_for: chrono::Duration,
+    ) -> Result<(u64, u64), TicketsError> {
+        let now = Utc::now();
+        let keys = idempotency::forget_before(&self.db, now - keys_for).await?;
+        let events =
+            aftersales_eventbus::outbox::purge_published_before(&self.db, now - outbox_for).await?;
+        Ok((keys, events))
     }
 
     /// Puts every clock that can still fire back on the schedule; returns how many.
@@ -560,6 +616,24 @@ fn not_found(what: &'static str, id: &str) -> TicketsError {
     TicketsError::NotFound {
         what,
         id: id.to_owned(),
+    }
+}
+
+/// Runs an idempotent command; if a concurrent twin with the same key committed first
+/// (our idempotency insert hit its row), runs it again to answer with the twin's result.
+async fn once_more_after_a_twin<T, F, Fut>(
+    idem: Option<&Idempotency>,
+    attempt: F,
+) -> Result<T, TicketsError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TicketsError>>,
+{
+    match attempt().await {
+        Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
+            attempt().await
+        }
+        other => other,
     }
 }
 

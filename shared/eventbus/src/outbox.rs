@@ -44,6 +44,19 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Deletes rows published before `before`; the outbox is a hand-off, not an archive.
+pub async fn purge_published_before<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let res = outbox::Entity::delete_many()
+        .filter(outbox::Column::PublishedAt.lt(before))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected)
+}
+
 /// `k=v` lines: header names and W3C values never contain `=` in the name or newlines.
 pub(crate) fn encode_headers(headers: &HashMap<String, String>) -> String {
     let mut lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}={v}")).collect();

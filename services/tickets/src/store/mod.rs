@@ -349,6 +349,18 @@ fn policy_from_row(row: policy::Model) -> Result<SlaPolicy, DbErr> {
     from_json("sla_policy", &row.body)
 }
 
+/// A policy version as the current one.
+fn policy_row(p: &SlaPolicy) -> Result<policy::ActiveModel, DbErr> {
+    Ok(policy::ActiveModel {
+        id: Set(p.id.clone()),
+        version: Set(p.version as i32),
+        is_current: Set(true),
+        priority: Set(p.priority),
+        body: Set(to_json(p)?),
+        created_at: Set(p.created_at),
+    })
+}
+
 /// The current version of every policy.
 pub async fn current_policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<SlaPolicy>, DbErr> {
     let mut policies: Vec<SlaPolicy> = policy::Entity::find()
@@ -388,16 +400,9 @@ pub async fn insert_policy_version<C: ConnectionTrait>(
         .filter(policy::Column::Id.eq(p.id.as_str()))
         .exec(conn)
         .await?;
-    policy::Entity::insert(policy::ActiveModel {
-        id: Set(p.id.clone()),
-        version: Set(p.version as i32),
-        is_current: Set(true),
-        priority: Set(p.priority),
-        body: Set(to_json(p)?),
-        created_at: Set(p.created_at),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    policy::Entity::insert(policy_row(p)?)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -421,23 +426,27 @@ pub async fn calendars<C: ConnectionTrait>(
         .collect()
 }
 
+fn calendar_row(c: &BusinessCalendar, now: DateTime<Utc>) -> Result<calendar::ActiveModel, DbErr> {
+    Ok(calendar::ActiveModel {
+        id: Set(c.id.clone()),
+        body: Set(to_json(c)?),
+        updated_at: Set(now),
+    })
+}
+
 pub async fn upsert_calendar<C: ConnectionTrait>(
     conn: &C,
     c: &BusinessCalendar,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    calendar::Entity::insert(calendar::ActiveModel {
-        id: Set(c.id.clone()),
-        body: Set(to_json(c)?),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(calendar::Column::Id)
-            .update_columns([calendar::Column::Body, calendar::Column::UpdatedAt])
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    calendar::Entity::insert(calendar_row(c, now)?)
+        .on_conflict(
+            OnConflict::column(calendar::Column::Id)
+                .update_columns([calendar::Column::Body, calendar::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -447,18 +456,14 @@ pub async fn insert_calendar_if_missing<C: ConnectionTrait>(
     c: &BusinessCalendar,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    calendar::Entity::insert(calendar::ActiveModel {
-        id: Set(c.id.clone()),
-        body: Set(to_json(c)?),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(calendar::Column::Id)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    calendar::Entity::insert(calendar_row(c, now)?)
+        .on_conflict(
+            OnConflict::column(calendar::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -467,21 +472,14 @@ pub async fn insert_policy_if_missing<C: ConnectionTrait>(
     conn: &C,
     p: &SlaPolicy,
 ) -> Result<(), DbErr> {
-    policy::Entity::insert(policy::ActiveModel {
-        id: Set(p.id.clone()),
-        version: Set(p.version as i32),
-        is_current: Set(true),
-        priority: Set(p.priority),
-        body: Set(to_json(p)?),
-        created_at: Set(p.created_at),
-    })
-    .on_conflict(
-        OnConflict::columns([policy::Column::Id, policy::Column::Version])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    policy::Entity::insert(policy_row(p)?)
+        .on_conflict(
+            OnConflict::columns([policy::Column::Id, policy::Column::Version])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

@@ -83,6 +83,8 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         server: ServerSettings::for_tests(),
         worker: worker_settings(options.lease),
         run_worker: options.run_worker,
+        idempotency_retention: Duration::from_secs(3600),
+        outbox_retention: Duration::from_secs(3600),
     };
     let app = TicketsApp::build(settings, bus, queue.clone())
         .await
@@ -188,12 +190,26 @@ impl TestApp {
 
     /// Outbox events of one type about one ticket.
     pub async fn events(&self, ticket_id: &str, event_type: &str) -> usize {
-        let db = self.core.db();
-        let sql = format!(
+        self.count(&format!(
             "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{ticket_id}' AND event_type = '{event_type}'"
-        );
+        ))
+        .await
+    }
+
+    /// Outbox rows the relay has not published yet.
+    #[allow(dead_code)]
+    pub async fn unpublished(&self) -> usize {
+        self.count("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
+            .await
+    }
+
+    async fn count(&self, sql: &str) -> usize {
+        let db = self.core.db();
         let row = db
-            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
             .await
             .expect("query")
             .expect("a row");

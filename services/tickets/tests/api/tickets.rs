@@ -364,3 +364,28 @@ async fn raising_severity_to_urgent_rematches_and_goes_to_a_supervisor() {
     assert_eq!(app.events(&t.id, "tickets.TicketEscalated").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_old_idempotency_keys_and_published_events() {
+    let mut app = spawn(Backend::Sqlite).await;
+    let first = app.create(pb::Channel::Email, "old-key").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.unpublished().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (keys, events) = app
+        .core
+        .housekeep(chrono::Duration::zero(), chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1);
+    assert!(events >= 1);
+    assert_eq!(app.events(&first.id, "tickets.TicketCreated").await, 0);
+    let second = app.create(pb::Channel::Email, "old-key").await;
+    assert_ne!(first.id, second.id, "an expired key no longer replays");
+    app.stop().await;
+}
