@@ -1,0 +1,108 @@
+//! The production shape: `aftersales migrate` and `aftersales serve tickets` against real
+//! PostgreSQL and Redis, and a bad variable stopping start-up with its name.
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
+
+#[test]
+fn a_bad_variable_stops_start_up_and_is_named() {
+    let output = Command::new(BIN)
+        .args(["serve", "tickets"])
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("SLA_BATCH", "lots")
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SLA_BATCH=\"lots\""), "stderr: {stderr}");
+
+    let output = Command::new(BIN)
+        .args(["serve", "tickets"])
+        .env("DATABASE_URL", "mysql://somewhere")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
+}
+
+#[tokio::test]
+async fn migrate_then_serve_tickets_on_postgres_and_redis() {
+    let database_url = aftersales_testkit::fresh_postgres_url().await.unwrap();
+    let migrated = Command::new(BIN)
+        .args(["migrate", "tickets"])
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "tickets"])
+        .env("DATABASE_URL", &database_url)
+        .env("REDIS_URL", aftersales_testkit::redis_url())
+        .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
+        .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut health = loop {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        match endpoint.connect().await {
+            Ok(channel) => break HealthClient::new(channel),
+            Err(err) => {
+                assert!(tokio::time::Instant::now() < deadline, "not serving: {err}");
+                assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let status = health
+        .check(HealthCheckRequest {
+            service: "aftersales.tickets.v1.TicketService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status, ServingStatus::Serving as i32);
+    drop(health);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit}");
+}
