@@ -1,6 +1,7 @@
 //! The suite's gRPC contracts: generated prost messages and tonic stubs, one module per
 //! protobuf package, plus the descriptor set that servers hand to gRPC reflection.
-//! Generated code only; conversions to domain types live in each service's `api` layer.
+//! Generated code, plus the event type names every publisher and consumer agree on;
+//! conversions to domain types live in each service.
 
 /// Encoded `FileDescriptorSet` of every aftersales proto, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -18,8 +19,39 @@ pub mod tickets {
     }
 }
 
+pub mod returns {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.returns.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("aftersales.events.v1");
+
+        use event_envelope::Payload;
+
+        /// The `type` of an envelope carrying `payload`: `<source>.<Message>`.
+        pub fn type_name(payload: &Payload) -> &'static str {
+            match payload {
+                Payload::TicketCreated(_) => "tickets.TicketCreated",
+                Payload::TicketStatusChanged(_) => "tickets.TicketStatusChanged",
+                Payload::TicketEscalated(_) => "tickets.TicketEscalated",
+                Payload::SlaWarning(_) => "tickets.SlaWarning",
+                Payload::SlaBreached(_) => "tickets.SlaBreached",
+                Payload::TicketResolved(_) => "tickets.TicketResolved",
+                Payload::TicketReopened(_) => "tickets.TicketReopened",
+                Payload::ReturnRequested(_) => "returns.ReturnRequested",
+                Payload::ReturnApproved(_) => "returns.ReturnApproved",
+                Payload::ReturnRejected(_) => "returns.ReturnRejected",
+                Payload::ReturnReceived(_) => "returns.ReturnReceived",
+                Payload::ReturnInspected(_) => "returns.ReturnInspected",
+                Payload::RefundSucceeded(_) => "returns.RefundSucceeded",
+                Payload::RefundFailed(_) => "returns.RefundFailed",
+                Payload::ReturnStepOverdue(_) => "returns.ReturnStepOverdue",
+                Payload::ExchangeShipmentRequested(_) => "returns.ExchangeShipmentRequested",
+                Payload::RepairJobRequested(_) => "returns.RepairJobRequested",
+            }
+        }
     }
 }

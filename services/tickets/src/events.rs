@@ -1,15 +1,15 @@
 //! The events the tickets service publishes (`aftersales.events.v1`), built from domain
 //! events into outbox rows on the `tickets` stream.
 
-use aftersales_eventbus::outbox::NewEvent;
+use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
 use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
 use chrono::{DateTime, Utc};
-use prost::Message;
 
 use crate::{
     domain::ticket::{Ticket, TicketEvent},
     proto::{self, ProtoEnum},
 };
+use aftersales_platform::codes::timestamp;
 
 /// The stream every tickets event goes to.
 pub const STREAM: &str = "tickets";
@@ -17,38 +17,8 @@ pub const STREAM: &str = "tickets";
 pub fn encode(ticket: &Ticket, events: &[TicketEvent], now: DateTime<Utc>) -> Vec<NewEvent> {
     events
         .iter()
-        .map(|event| {
-            let payload = payload(ticket, event);
-            let event_type = format!("tickets.{}", type_name(&payload));
-            let envelope = ev::EventEnvelope {
-                id: uuid::Uuid::now_v7().to_string(),
-                r#type: event_type.clone(),
-                subject_id: ticket.id.clone(),
-                occurred_at: Some(proto::timestamp(now)),
-                source: "tickets".into(),
-                payload: Some(payload),
-            };
-            NewEvent {
-                event_id: envelope.id.clone(),
-                stream: STREAM.into(),
-                event_type,
-                subject_id: ticket.id.clone(),
-                payload: envelope.encode_to_vec(),
-            }
-        })
+        .map(|event| new_event(STREAM, "tickets", &ticket.id, payload(ticket, event), now))
         .collect()
-}
-
-fn type_name(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::TicketCreated(_) => "TicketCreated",
-        Payload::TicketStatusChanged(_) => "TicketStatusChanged",
-        Payload::TicketEscalated(_) => "TicketEscalated",
-        Payload::SlaWarning(_) => "SlaWarning",
-        Payload::SlaBreached(_) => "SlaBreached",
-        Payload::TicketResolved(_) => "TicketResolved",
-        Payload::TicketReopened(_) => "TicketReopened",
-    }
 }
 
 fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
@@ -81,19 +51,19 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             ticket_id,
             clock_id: clock.id.clone(),
             kind: clock.kind.to_proto(),
-            due_at: Some(proto::timestamp(clock.due_at)),
+            due_at: Some(timestamp(clock.due_at)),
         }),
         TicketEvent::SlaBreached { clock } => Payload::SlaBreached(ev::SlaBreached {
             ticket_id,
             clock_id: clock.id.clone(),
             kind: clock.kind.to_proto(),
-            due_at: Some(proto::timestamp(clock.due_at)),
-            breached_at: clock.breached_at.map(proto::timestamp),
+            due_at: Some(timestamp(clock.due_at)),
+            breached_at: clock.breached_at.map(timestamp),
         }),
         TicketEvent::Resolved => Payload::TicketResolved(ev::TicketResolved {
             ticket_id,
             customer_id: ticket.customer_id.clone(),
-            resolved_at: ticket.resolved_at.map(proto::timestamp),
+            resolved_at: ticket.resolved_at.map(timestamp),
         }),
         TicketEvent::Reopened { reason } => Payload::TicketReopened(ev::TicketReopened {
             ticket_id,

@@ -1,9 +1,12 @@
 //! Conversions between domain types and the protobuf contract, shared by the gRPC API and
 //! the published events. The only place that knows both.
 
+use aftersales_platform::{codes::timestamp, proto_enum};
 use aftersales_protos::tickets::v1 as pb;
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
+
+pub use aftersales_platform::codes::ProtoEnum;
 
 use crate::domain::{
     Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier,
@@ -12,29 +15,6 @@ use crate::domain::{
     policy::{SlaPolicy, SlaTarget},
     ticket::{Reply, Ticket},
 };
-
-/// A domain enum with a protobuf twin whose zero value means "unspecified".
-pub trait ProtoEnum: Sized + Copy {
-    fn to_proto(self) -> i32;
-    /// `None` for UNSPECIFIED and for values this build does not know.
-    fn from_proto(value: i32) -> Option<Self>;
-}
-
-macro_rules! proto_enum {
-    ($domain:ty => $proto:ty { $($variant:ident => $pvariant:ident),+ $(,)? }) => {
-        impl ProtoEnum for $domain {
-            fn to_proto(self) -> i32 {
-                match self { $(<$domain>::$variant => <$proto>::$pvariant as i32),+ }
-            }
-            fn from_proto(value: i32) -> Option<Self> {
-                match <$proto>::try_from(value).ok()? {
-                    $(<$proto>::$pvariant => Some(<$domain>::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
 
 proto_enum!(Channel => pb::Channel {
     Hotline => Hotline, Chat => Chat, Email => Email, App => App,
@@ -58,13 +38,6 @@ proto_enum!(ClockKind => pb::ClockKind {
 proto_enum!(ClockState => pb::ClockState {
     Running => Running, Paused => Paused, Met => Met, Breached => Breached, Cancelled => Cancelled,
 });
-
-pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
 
 fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
     t.map(timestamp)

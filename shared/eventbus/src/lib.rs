@@ -13,6 +13,7 @@
 mod bus;
 pub mod consumer;
 pub mod entity;
+pub mod envelope;
 mod memory;
 pub mod migration;
 pub mod outbox;

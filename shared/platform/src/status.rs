@@ -5,6 +5,8 @@
 use std::fmt::Display;
 
 use tonic::{Code, Status};
+
+use crate::codes::ProtoEnum;
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// One rejected field of a request.
@@ -53,6 +55,37 @@ impl Violations {
                 None
             }
         }
+    }
+
+    /// A required protobuf enum: UNSPECIFIED and unknown values are violations.
+    pub fn required_enum<T: ProtoEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+        let parsed = T::from_proto(value);
+        if parsed.is_none() {
+            let description = if value == 0 {
+                "is required".to_owned()
+            } else {
+                format!("unknown value {value}")
+            };
+            self.add(field, description);
+        }
+        parsed
+    }
+
+    /// An optional protobuf enum: UNSPECIFIED means "not given"; unknown values are violations.
+    pub fn optional_enum<T: ProtoEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+        if value == 0 {
+            return None;
+        }
+        self.required_enum(field, value)
+    }
+
+    /// Every entry of a repeated enum field, each required.
+    pub fn enum_list<T: ProtoEnum>(&mut self, field: &str, values: &[i32]) -> Vec<T> {
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, value)| self.required_enum(&format!("{field}[{i}]"), *value))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

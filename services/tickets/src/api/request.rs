@@ -17,7 +17,6 @@ use crate::{
         policy::{SlaPolicy, SlaTarget},
         ticket::NewTicket,
     },
-    proto::ProtoEnum,
     service::{Actor, Idempotency},
     store::TicketFilter,
 };
@@ -28,30 +27,6 @@ pub const MAX_TEXT: usize = 10_000;
 pub const MAX_EVIDENCE: usize = 20;
 pub const DEFAULT_PAGE: u64 = 50;
 pub const MAX_PAGE: u64 = 500;
-
-/// A required enum: UNSPECIFIED and unknown values are violations.
-fn required_enum<T: ProtoEnum>(v: &mut Violations, field: &str, value: i32) -> Option<T> {
-    let parsed = T::from_proto(value);
-    if parsed.is_none() {
-        v.add(
-            field,
-            if value == 0 {
-                "is required".to_owned()
-            } else {
-                format!("unknown value {value}")
-            },
-        );
-    }
-    parsed
-}
-
-/// An optional enum: UNSPECIFIED means "not given"; unknown values are violations.
-fn optional_enum<T: ProtoEnum>(v: &mut Violations, field: &str, value: i32) -> Option<T> {
-    if value == 0 {
-        return None;
-    }
-    required_enum(v, field, value)
-}
 
 fn id_field(v: &mut Violations, field: &str, value: &str) {
     v.require(field, value);
@@ -108,10 +83,14 @@ pub fn create_ticket(
     let mut v = Violations::new();
     id_field(&mut v, "customer_id", &r.customer_id);
     v.max_len("order_id", &r.order_id, MAX_ID);
-    let channel = required_enum(&mut v, "channel", r.channel);
-    let category = required_enum(&mut v, "category", r.category);
-    let severity = optional_enum(&mut v, "severity", r.severity).unwrap_or(Severity::General);
-    let tier = optional_enum(&mut v, "customer_tier", r.customer_tier).unwrap_or(Tier::Regular);
+    let channel = v.required_enum("channel", r.channel);
+    let category = v.required_enum("category", r.category);
+    let severity = v
+        .optional_enum("severity", r.severity)
+        .unwrap_or(Severity::General);
+    let tier = v
+        .optional_enum("customer_tier", r.customer_tier)
+        .unwrap_or(Tier::Regular);
     v.require("subject", &r.subject);
     v.max_len("subject", &r.subject, MAX_SUBJECT);
     v.max_len("description", &r.description, MAX_TEXT);
@@ -149,9 +128,9 @@ pub fn list_tickets(
 ) -> Result<(TicketFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
     let filter = TicketFilter {
-        status: optional_enum(&mut v, "status", r.status),
-        severity: optional_enum(&mut v, "severity", r.severity),
-        category: optional_enum(&mut v, "category", r.category),
+        status: v.optional_enum("status", r.status),
+        severity: v.optional_enum("severity", r.severity),
+        category: v.optional_enum("category", r.category),
         assignee: non_empty(&r.assignee),
         customer_id: non_empty(&r.customer_id),
         order_id: non_empty(&r.order_id),
@@ -189,7 +168,7 @@ fn non_empty(s: &str) -> Option<String> {
 pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>), Status> {
     let mut v = Violations::new();
     id_field(&mut v, "ticket_id", &r.ticket_id);
-    let author = required_enum(&mut v, "author", r.author);
+    let author = v.required_enum("author", r.author);
     id_field(&mut v, "author_id", &r.author_id);
     v.require("body", &r.body);
     v.max_len("body", &r.body, MAX_TEXT);
@@ -202,7 +181,7 @@ pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>
 pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status> {
     let mut v = Violations::new();
     id_field(&mut v, "ticket_id", &r.ticket_id);
-    let status = required_enum(&mut v, "status", r.status);
+    let status = v.required_enum("status", r.status);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
     status.ok_or_else(|| Status::internal("validated status missing"))
@@ -218,7 +197,7 @@ pub fn assign(r: &pb::AssignRequest) -> Result<(), Status> {
 pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
     let mut v = Violations::new();
     id_field(&mut v, "ticket_id", &r.ticket_id);
-    let severity = required_enum(&mut v, "severity", r.severity);
+    let severity = v.required_enum("severity", r.severity);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
     severity.ok_or_else(|| Status::internal("validated severity missing"))
@@ -227,7 +206,7 @@ pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
 pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
     let mut v = Violations::new();
     id_field(&mut v, "ticket_id", &r.ticket_id);
-    let level = optional_enum(&mut v, "to_level", r.to_level);
+    let level = v.optional_enum("to_level", r.to_level);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
     Ok(level)
@@ -264,14 +243,6 @@ fn target(
     }
 }
 
-fn enum_list<T: ProtoEnum>(v: &mut Violations, field: &str, values: &[i32]) -> Vec<T> {
-    values
-        .iter()
-        .enumerate()
-        .filter_map(|(i, value)| required_enum(v, &format!("{field}[{i}]"), *value))
-        .collect()
-}
-
 pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
     let mut v = Violations::new();
     let Some(p) = r.policy.as_ref() else {
@@ -294,7 +265,7 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
         p.periodic_update.as_ref(),
         false,
     );
-    let mut pause_statuses = enum_list(&mut v, "policy.pause_statuses", &p.pause_statuses);
+    let mut pause_statuses = v.enum_list("policy.pause_statuses", &p.pause_statuses);
     if pause_statuses.is_empty() {
         pause_statuses.push(TicketStatus::PendingCustomer);
     }
@@ -315,22 +286,22 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
             p.name.clone()
         },
         priority: p.priority,
-        match_severities: enum_list(&mut v, "policy.match_severities", &p.match_severities),
-        match_categories: enum_list(&mut v, "policy.match_categories", &p.match_categories),
-        match_tiers: enum_list(&mut v, "policy.match_tiers", &p.match_tiers),
-        match_channels: enum_list(&mut v, "policy.match_channels", &p.match_channels),
+        match_severities: v.enum_list("policy.match_severities", &p.match_severities),
+        match_categories: v.enum_list("policy.match_categories", &p.match_categories),
+        match_tiers: v.enum_list("policy.match_tiers", &p.match_tiers),
+        match_channels: v.enum_list("policy.match_channels", &p.match_channels),
         first_response: first_response.unwrap_or_else(|| SlaTarget::always_on(0)),
         resolution: resolution.unwrap_or_else(|| SlaTarget::always_on(0)),
         periodic_update,
         pause_statuses,
         warning_percent,
         escalate_on_breach: p.escalate_on_breach,
-        initial_level: optional_enum(
-            &mut v,
-            "policy.initial_escalation_level",
-            p.initial_escalation_level,
-        )
-        .unwrap_or(Level::Agent),
+        initial_level: v
+            .optional_enum(
+                "policy.initial_escalation_level",
+                p.initial_escalation_level,
+            )
+            .unwrap_or(Level::Agent),
         created_at: Utc::now(),
     };
     v.finish()?;

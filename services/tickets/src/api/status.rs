@@ -15,7 +15,6 @@ impl From<TicketsError> for Status {
                 | DomainError::CannotEscalate { .. }
                 | DomainError::Precondition(_) => Status::failed_precondition(domain.to_string()),
                 DomainError::Invalid { field, reason } => invalid_field(&field, reason),
-                DomainError::UnknownCode { .. } => internal("decoding a stored value", &domain),
             },
             TicketsError::IdempotencyKeyReused { .. } => {
                 invalid_field("idempotency_key", err.to_string())

@@ -12,8 +12,6 @@ pub enum DomainError {
     Invalid { field: String, reason: String },
     #[error("{0}")]
     Precondition(String),
-    #[error("unknown {kind} code {code:?}")]
-    UnknownCode { kind: &'static str, code: String },
 }
 
 impl DomainError {

@@ -10,39 +10,7 @@ pub mod ticket;
 
 pub use error::DomainError;
 
-/// Declares an enum stored and exchanged as a lower-case text code.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $code),+ }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = DomainError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($code => Ok($name::$variant),)+
-                    other => Err(DomainError::UnknownCode { kind: stringify!($name), code: other.to_owned() }),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use aftersales_platform::text_enum;
 
 text_enum!(
     /// Where the customer reached us.
