@@ -26,6 +26,8 @@ pub mod returns {
 }
 
 pub mod events {
+    // Envelopes are built once and encoded; boxing the large payloads buys nothing.
+    #[allow(clippy::large_enum_variant)]
     pub mod v1 {
         tonic::include_proto!("aftersales.events.v1");
 
