@@ -1,0 +1,22 @@
+//! What the returns rules refuse.
+
+use super::Status;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("a return in status {from} cannot move to {to}")]
+    IllegalTransition { from: Status, to: Status },
+    #[error("{0}")]
+    Precondition(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The returns domain: eligibility, the return's lifecycle and step deadlines, refund
+//! amounts. Pure rules over plain data: no I/O, no tonic, no sea-orm, no Redis; every
+//! function that needs the time takes it as an argument.
+
+pub mod eligibility;
+pub mod error;
+pub mod refund;
+pub mod rma;
+
+use aftersales_platform::text_enum;
+use serde::{Deserialize, Serialize};
+
+pub use error::DomainError;
+
+/// An amount in integer minor units of one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: String,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: &str) -> Self {
+        Self {
+            minor,
+            currency: currency.to_owned(),
+        }
+    }
+}
+
+text_enum!(
+    Reason {
+        NoReason = "no_reason",
+        QualityDefect = "quality_defect",
+        WrongItem = "wrong_item",
+        DamagedInTransit = "damaged_in_transit",
+        NotAsDescribed = "not_as_described",
+    }
+);
+
+impl Reason {
+    /// The seller (or its carrier) caused it: return shipping is refunded.
+    pub fn seller_at_fault(self) -> bool {
+        self != Reason::NoReason
+    }
+}
+
+text_enum!(
+    Outcome {
+        Refund = "refund",
+        Exchange = "exchange",
+        Repair = "repair",
+    }
+);
+
+text_enum!(
+    Status {
+        Requested = "requested",
+        Approved = "approved",
+        Rejected = "rejected",
+        PickupBooked = "pickup_booked",
+        InTransit = "in_transit",
+        Received = "received",
+        Inspected = "inspected",
+        Refunded = "refunded",
+        Exchanged = "exchanged",
+        SentToRepair = "sent_to_repair",
+        RejectedAfterInspection = "rejected_after_inspection",
+        Closed = "closed",
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// The steps that each must happen within their deadline.
+    Step {
+        Review = "review",
+        Pickup = "pickup",
+        Inspection = "inspection",
+        Refund = "refund",
+    }
+);
+
+text_enum!(
+    DeadlineState {
+        Running = "running",
+        Met = "met",
+        Missed = "missed",
+        MetLate = "met_late",
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    TrackingKind {
+        PickedUp = "picked_up",
+        InTransit = "in_transit",
+        DeliveredToWarehouse = "delivered_to_warehouse",
+        Exception = "exception",
+    }
+);
+
+text_enum!(
+    Condition {
+        Unopened = "unopened",
+        LikeNew = "like_new",
+        Used = "used",
+        Damaged = "damaged",
+    }
+);
+
+text_enum!(
+    Disposition {
+        Restock = "restock",
+        Refurbish = "refurbish",
+        Repair = "repair",
+        Scrap = "scrap",
+        ReturnToCustomer = "return_to_customer",
+    }
+);
+
+text_enum!(
+    Resolution {
+        Refund = "refund",
+        Exchange = "exchange",
+        Repair = "repair",
+        Reject = "reject",
+    }
+);
+
+text_enum!(
+    RefundState {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+);
+
+text_enum!(
+    /// Goods the no-reason rule does not cover (the national return rules' exclusions).
+    Exclusion {
+        CustomMade = "custom_made",
+        Perishable = "perishable",
+        Digital = "digital",
+        OpenedHygiene = "opened_hygiene",
+    }
+);

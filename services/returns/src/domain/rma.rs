@@ -1,0 +1,609 @@
+//! A return (RMA) and its lifecycle: requested → approved | rejected → pickup_booked →
+//! in_transit → received → inspected → refunded | exchanged | sent_to_repair |
+//! rejected_after_inspection → closed, cancellable by the customer until pickup. Each step
+//! has a deadline; every operation records who did what and returns the events it caused.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Condition, DeadlineState, Disposition, DomainError, Money, Outcome, Reason, Resolution, Status, Step, TrackingKind,
+    eligibility::Decision,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    pub sku: String,
+    pub product_line: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+    pub delivered_at: DateTime<Utc>,
+}
+
+impl ReturnLine {
+    pub fn total(&self) -> i64 {
+        self.unit_price.minor * i64::from(self.quantity)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub from: Option<Status>,
+    pub to: Status,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub label_ref: String,
+    pub fee: Money,
+    pub booked_at: DateTime<Utc>,
+    pub last_event: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionLine {
+    pub sku: String,
+    pub condition: Condition,
+    pub quality_defect: bool,
+    pub disposition: Disposition,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub id: String,
+    pub return_id: String,
+    pub step: Step,
+    pub due_at: DateTime<Utc>,
+    pub state: DeadlineState,
+}
+
+impl Deadline {
+    /// When the worker must look at it; `None` once it cannot be missed any more.
+    pub fn next_fire_at(&self) -> Option<DateTime<Utc>> {
+        (self.state == DeadlineState::Running).then_some(self.due_at)
+    }
+}
+
+/// How long each step may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepTargets {
+    pub review: Duration,
+    pub pickup: Duration,
+    pub inspection: Duration,
+    pub refund: Duration,
+}
+
+impl StepTargets {
+    /// The online flow: each step within 24 hours.
+    pub fn handbook() -> Self {
+        let day = Duration::hours(24);
+        Self {
+            review: day,
+            pickup: day,
+            inspection: day,
+            refund: day,
+        }
+    }
+
+    fn of(&self, step: Step) -> Duration {
+        match step {
+            Step::Review => self.review,
+            Step::Pickup => self.pickup,
+            Step::Inspection => self.inspection,
+            Step::Refund => self.refund,
+        }
+    }
+}
+
+/// Who acts, for the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+}
+
+/// What happened to a return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnEvent {
+    Requested,
+    Approved { rule: String },
+    Rejected { reason: String, after_inspection: bool },
+    Received,
+    Inspected,
+    StepOverdue { step: Step, due_at: DateTime<Utc> },
+    ExchangeRequested,
+    RepairRequested,
+}
+
+/// A stock movement for the after-sales ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockMovement {
+    pub sku: String,
+    pub quantity: u32,
+    /// `received`, or the disposition it went to.
+    pub movement: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rma {
+    pub id: String,
+    pub order_id: String,
+    pub customer_id: String,
+    pub ticket_id: Option<String>,
+    pub lines: Vec<ReturnLine>,
+    pub reason: Reason,
+    pub evidence: Vec<String>,
+    pub desired: Outcome,
+    pub status: Status,
+    pub eligibility_rule: String,
+    pub rejection_reason: Option<String>,
+    pub customer_time_zone: String,
+    pub shipment: Option<Shipment>,
+    pub inspection: Vec<InspectionLine>,
+    pub refund_id: Option<String>,
+    pub history: Vec<StepRecord>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new request as intake knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReturn {
+    pub order_id: String,
+    pub customer_id: String,
+    pub ticket_id: Option<String>,
+    pub lines: Vec<ReturnLine>,
+    pub reason: Reason,
+    pub evidence: Vec<String>,
+    pub desired: Outcome,
+    pub customer_time_zone: String,
+}
+
+/// A return with its step deadlines, changed together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnAggregate {
+    pub rma: Rma,
+    pub deadlines: Vec<Deadline>,
+}
+
+/// Is `from → to` a step of the lifecycle?
+pub fn can_move(from: Status, to: Status) -> bool {
+    use Status::*;
+    matches!(
+        (from, to),
+        (Requested, Approved | Rejected | Cancelled)
+            | (Approved, PickupBooked | Cancelled)
+            | (PickupBooked, InTransit | Received | Cancelled)
+            | (InTransit, Received)
+            | (Received, Inspected)
+            | (Inspected, Refunded | Exchanged | SentToRepair | RejectedAfterInspection)
+            | (Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection, Closed)
+    )
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl ReturnAggregate {
+    /// Records a request as the eligibility decision has it: approved, waiting for
+    /// review, or rejected with the rule named.
+    pub fn request(new: NewReturn, decision: &Decision, targets: &StepTargets, actor: &Actor, now: DateTime<Utc>) -> (Self, Vec<ReturnEvent>) {
+        let rma = Rma {
+            id: new_id(),
+            order_id: new.order_id,
+            customer_id: new.customer_id,
+            ticket_id: new.ticket_id,
+            lines: new.lines,
+            reason: new.reason,
+            evidence: new.evidence,
+            desired: new.desired,
+            status: Status::Requested,
+            eligibility_rule: decision.rule().to_owned(),
+            rejection_reason: None,
+            customer_time_zone: new.customer_time_zone,
+            shipment: None,
+            inspection: Vec::new(),
+            refund_id: None,
+            history: vec![StepRecord {
+                from: None,
+                to: Status::Requested,
+                actor_id: actor.id.clone(),
+                actor_role: actor.role.clone(),
+                note: decision.rule().to_owned(),
+                at: now,
+            }],
+            created_at: now,
+            updated_at: now,
+        };
+        let mut agg = Self { rma, deadlines: Vec::new() };
+        let mut events = vec![ReturnEvent::Requested];
+        let system = Actor { id: "returns".into(), role: "system".into() };
+        let outcome = match decision {
+            Decision::Approve { rule } => agg.approve(rule, targets, &system, now),
+            Decision::Refuse { rule } => agg.reject(rule, &system, now),
+            Decision::Review { .. } => {
+                agg.start(Step::Review, targets, now);
+                Ok(Vec::new())
+            }
+        };
+        // A fresh request can always be approved or rejected.
+        events.extend(outcome.unwrap_or_default());
+        (agg, events)
+    }
+
+    fn move_to(&mut self, to: Status, actor: &Actor, note: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+        let from = self.rma.status;
+        if !can_move(from, to) {
+            return Err(DomainError::IllegalTransition { from, to });
+        }
+        self.rma.status = to;
+        self.rma.updated_at = now;
+        self.rma.history.push(StepRecord {
+            from: Some(from),
+            to,
+            actor_id: actor.id.clone(),
+            actor_role: actor.role.clone(),
+            note: note.to_owned(),
+            at: now,
+        });
+        Ok(())
+    }
+
+    fn start(&mut self, step: Step, targets: &StepTargets, now: DateTime<Utc>) {
+        self.deadlines.push(Deadline {
+            id: new_id(),
+            return_id: self.rma.id.clone(),
+            step,
+            due_at: now + targets.of(step),
+            state: DeadlineState::Running,
+        });
+    }
+
+    /// The step happened: its deadline is met (or met late, if it was already missed).
+    fn complete(&mut self, step: Step) {
+        for d in self.deadlines.iter_mut().filter(|d| d.step == step) {
+            d.state = match d.state {
+                DeadlineState::Running => DeadlineState::Met,
+                DeadlineState::Missed => DeadlineState::MetLate,
+                other => other,
+            };
+        }
+    }
+
+    fn cancel_deadlines(&mut self) {
+        for d in self.deadlines.iter_mut().filter(|d| d.state == DeadlineState::Running) {
+            d.state = DeadlineState::Cancelled;
+        }
+    }
+
+    /// True while a missed step has not happened yet.
+    pub fn overdue(&self) -> bool {
+        self.deadlines.iter().any(|d| d.state == DeadlineState::Missed)
+    }
+
+    pub fn approve(&mut self, rule: &str, targets: &StepTargets, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+        self.move_to(Status::Approved, actor, rule, now)?;
+        self.complete(Step::Review);
+        self.start(Step::Pickup, targets, now);
+        Ok(vec![ReturnEvent::Approved { rule: rule.to_owned() }])
+    }
+
+    pub fn reject(&mut self, reason: &str, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+        self.move_to(Status::Rejected, actor, reason, now)?;
+        self.rma.rejection_reason = Some(reason.to_owned());
+        self.complete(Step::Review);
+        self.cancel_deadlines();
+        Ok(vec![ReturnEvent::Rejected { reason: reason.to_owned(), after_inspection: false }])
+    }
+
+    /// The customer withdraws, which they may until the goods are picked up.
+    pub fn cancel(&mut self, reason: &str, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+        self.move_to(Status::Cancelled, actor, reason, now)?;
+        self.cancel_deadlines();
+        Ok(Vec::new())
+    }
+
+    pub fn book_pickup(&mut self, shipment: Shipment, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+        let note = format!("{} {}", shipment.carrier, shipment.tracking_number);
+        self.move_to(Status::PickupBooked, actor, &note, now)?;
+        self.rma.shipment = Some(shipment);
+        Ok(Vec::new())
+    }
+
+    /// A carrier's tracking event moves the return forward; late or repeated events only
+    /// leave a note.
+    pub fn track(
+        &mut self,
+        kind: TrackingKind,
+        detail: &str,
+        targets: &StepTargets,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ReturnEvent>, Vec<StockMovement>), DomainError> {
+        let carrier = Actor {
+            id: self.rma.shipment.as_ref().map(|s| s.carrier.clone()).unwrap_or_default(),
+            role: "carrier".into(),
+        };
+        if let Some(shipment) = self.rma.shipment.as_mut() {
+            shipment.last_event = if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") };
+        }
+        self.rma.updated_at = now;
+        match (kind, self.rma.status) {
+            (TrackingKind::PickedUp | TrackingKind::InTransit, Status::PickupBooked) => {
+                self.move_to(Status::InTransit, &carrier, detail, now)?;
+                self.complete(Step::Pickup);
+                Ok((Vec::new(), Vec::new()))
+            }
+            (TrackingKind::DeliveredToWarehouse, Status::PickupBooked | Status::InTransit) => {
+                self.receive(&carrier, detail, targets, now)
+            }
+            _ => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// The goods arrived at the warehouse (a carrier's event or a warehouse scan).
+    pub fn receive(
+        &mut self,
+        actor: &Actor,
+        note: &str,
+        targets: &StepTargets,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ReturnEvent>, Vec<StockMovement>), DomainError> {
+        self.move_to(Status::Received, actor, note, now)?;
+        self.complete(Step::Pickup);
+        self.start(Step::Inspection, targets, now);
+        let movements = self
+            .rma
+            .lines
+            .iter()
+            .map(|l| StockMovement { sku: l.sku.clone(), quantity: l.quantity, movement: "received".into() })
+            .collect();
+        Ok((vec![ReturnEvent::Received], movements))
+    }
+
+    /// Inspection of every line; each line's goods move to their disposition.
+    pub fn inspect(
+        &mut self,
+        lines: Vec<InspectionLine>,
+        actor: &Actor,
+        targets: &StepTargets,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ReturnEvent>, Vec<StockMovement>), DomainError> {
+        for (i, line) in self.rma.lines.iter().enumerate() {
+            let found = lines.iter().filter(|l| l.sku == line.sku).count();
+            if found != 1 {
+                return Err(DomainError::invalid(
+                    "lines",
+                    format!("line {i} (sku {}) must be inspected exactly once, found {found}", line.sku),
+                ));
+            }
+        }
+        if let Some(extra) = lines.iter().find(|l| !self.rma.lines.iter().any(|r| r.sku == l.sku)) {
+            return Err(DomainError::invalid("lines", format!("sku {} is not part of this return", extra.sku)));
+        }
+        self.move_to(Status::Inspected, actor, "", now)?;
+        self.complete(Step::Inspection);
+        self.start(Step::Refund, targets, now);
+        let movements = lines
+            .iter()
+            .filter_map(|inspected| {
+                let returned = self.rma.lines.iter().find(|l| l.sku == inspected.sku)?;
+                Some(StockMovement {
+                    sku: inspected.sku.clone(),
+                    quantity: returned.quantity,
+                    movement: inspected.disposition.to_string(),
+                })
+            })
+            .collect();
+        self.rma.inspection = lines;
+        Ok((vec![ReturnEvent::Inspected], movements))
+    }
+
+    /// Settles an inspected return. A refund only starts here (`refund_id` is set): the
+    /// return becomes `refunded` once the payment succeeds, see [`Self::refunded`].
+    pub fn resolve(
+        &mut self,
+        resolution: Resolution,
+        reason: &str,
+        refund_id: Option<String>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReturnEvent>, DomainError> {
+        match resolution {
+            Resolution::Refund => {
+                if self.rma.status != Status::Inspected {
+                    return Err(DomainError::IllegalTransition { from: self.rma.status, to: Status::Refunded });
+                }
+                self.rma.refund_id = refund_id;
+                self.rma.updated_at = now;
+                Ok(Vec::new())
+            }
+            Resolution::Exchange => {
+                self.move_to(Status::Exchanged, actor, reason, now)?;
+                self.complete(Step::Refund);
+                Ok(vec![ReturnEvent::ExchangeRequested])
+            }
+            Resolution::Repair => {
+                self.move_to(Status::SentToRepair, actor, reason, now)?;
+                self.complete(Step::Refund);
+                Ok(vec![ReturnEvent::RepairRequested])
+            }
+            Resolution::Reject => {
+                self.move_to(Status::RejectedAfterInspection, actor, reason, now)?;
+                self.rma.rejection_reason = Some(reason.to_owned());
+                self.complete(Step::Refund);
+                Ok(vec![ReturnEvent::Rejected { reason: reason.to_owned(), after_inspection: true }])
+            }
+        }
+    }
+
+    /// The refund went out.
+    pub fn refunded(&mut self, reference: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+        let payments = Actor { id: "payments".into(), role: "system".into() };
+        self.move_to(Status::Refunded, &payments, reference, now)?;
+        self.complete(Step::Refund);
+        Ok(())
+    }
+
+    pub fn close(&mut self, actor: &Actor, now: DateTime<Utc>) -> Result<(), DomainError> {
+        self.move_to(Status::Closed, actor, "", now)
+    }
+
+    /// Fires one deadline at `now`: a missed step makes the return overdue, once.
+    pub fn fire_deadline(&mut self, deadline_id: &str, now: DateTime<Utc>) -> Vec<ReturnEvent> {
+        let Some(d) = self.deadlines.iter_mut().find(|d| d.id == deadline_id) else {
+            return Vec::new();
+        };
+        if d.state != DeadlineState::Running || now < d.due_at {
+            return Vec::new();
+        }
+        d.state = DeadlineState::Missed;
+        self.rma.updated_at = now;
+        vec![ReturnEvent::StepOverdue { step: d.step, due_at: d.due_at }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_800_000_000 + s)
+    }
+
+    fn actor() -> Actor {
+        Actor { id: "agent".into(), role: "agent".into() }
+    }
+
+    fn request(decision: Decision) -> (ReturnAggregate, Vec<ReturnEvent>) {
+        let new = NewReturn {
+            order_id: "o1".into(),
+            customer_id: "c1".into(),
+            ticket_id: None,
+            lines: vec![ReturnLine {
+                sku: "K1".into(),
+                product_line: "kettle".into(),
+                quantity: 2,
+                unit_price: Money::new(10_000, "CNY"),
+                delivered_at: t(0),
+            }],
+            reason: Reason::NoReason,
+            evidence: vec![],
+            desired: Outcome::Refund,
+            customer_time_zone: "Asia/Shanghai".into(),
+        };
+        ReturnAggregate::request(new, &decision, &StepTargets::handbook(), &actor(), t(0))
+    }
+
+    fn shipment() -> Shipment {
+        Shipment {
+            carrier: "simulated".into(),
+            tracking_number: "SIM1".into(),
+            label_ref: "l".into(),
+            fee: Money::new(800, "CNY"),
+            booked_at: t(10),
+            last_event: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_eligible_request_is_approved_with_a_pickup_deadline() {
+        let (agg, events) = request(Decision::Approve { rule: "no_reason_within_7_days".into() });
+        assert_eq!(agg.rma.status, Status::Approved);
+        assert_eq!(events, [ReturnEvent::Requested, ReturnEvent::Approved { rule: "no_reason_within_7_days".into() }]);
+        assert_eq!(agg.deadlines.len(), 1);
+        assert_eq!((agg.deadlines[0].step, agg.deadlines[0].due_at), (Step::Pickup, t(86_400)));
+    }
+
+    #[test]
+    fn a_refused_request_is_recorded_as_rejected_with_its_rule() {
+        let (agg, events) = request(Decision::Refuse { rule: "excluded_digital (sku K1)".into() });
+        assert_eq!(agg.rma.status, Status::Rejected);
+        assert_eq!(agg.rma.rejection_reason.as_deref(), Some("excluded_digital (sku K1)"));
+        assert!(matches!(events[1], ReturnEvent::Rejected { after_inspection: false, .. }));
+    }
+
+    #[test]
+    fn the_happy_path_moves_through_every_step_and_meets_every_deadline() {
+        let targets = StepTargets::handbook();
+        let (mut agg, _) = request(Decision::Review { rule: "r".into() });
+        assert_eq!(agg.deadlines[0].step, Step::Review);
+        agg.approve("looks fine", &targets, &actor(), t(5)).unwrap();
+        agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+        agg.track(TrackingKind::PickedUp, "", &targets, t(20)).unwrap();
+        assert_eq!(agg.rma.status, Status::InTransit);
+        let (events, stock) = agg.track(TrackingKind::DeliveredToWarehouse, "WH1", &targets, t(30)).unwrap();
+        assert_eq!(events, [ReturnEvent::Received]);
+        assert_eq!(stock[0].movement, "received");
+        let inspected = vec![InspectionLine {
+            sku: "K1".into(),
+            condition: Condition::LikeNew,
+            quality_defect: false,
+            disposition: Disposition::Restock,
+            note: String::new(),
+        }];
+        let (_, stock) = agg.inspect(inspected, &actor(), &targets, t(40)).unwrap();
+        assert_eq!((stock[0].movement.as_str(), stock[0].quantity), ("restock", 2));
+        agg.resolve(Resolution::Refund, "", Some("R1".into()), &actor(), t(50)).unwrap();
+        assert_eq!(agg.rma.status, Status::Inspected, "refunded only once the money went out");
+        agg.refunded("PAY-1", t(60)).unwrap();
+        assert_eq!(agg.rma.status, Status::Refunded);
+        assert!(agg.deadlines.iter().all(|d| d.state == DeadlineState::Met), "{:?}", agg.deadlines);
+        agg.close(&actor(), t(70)).unwrap();
+        assert_eq!(agg.rma.history.len(), 8);
+    }
+
+    #[test]
+    fn customers_may_cancel_until_pickup_only() {
+        let targets = StepTargets::handbook();
+        let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
+        agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+        agg.track(TrackingKind::PickedUp, "", &targets, t(20)).unwrap();
+        let err = agg.cancel("changed my mind", &actor(), t(30)).unwrap_err();
+        assert_eq!(err, DomainError::IllegalTransition { from: Status::InTransit, to: Status::Cancelled });
+    }
+
+    #[test]
+    fn a_missed_step_fires_once_and_is_met_late_afterwards() {
+        let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
+        let id = agg.deadlines[0].id.clone();
+        assert!(agg.fire_deadline(&id, t(86_399)).is_empty(), "never early");
+        let events = agg.fire_deadline(&id, t(86_400));
+        assert_eq!(events, [ReturnEvent::StepOverdue { step: Step::Pickup, due_at: t(86_400) }]);
+        assert!(agg.overdue());
+        assert!(agg.fire_deadline(&id, t(90_000)).is_empty());
+        agg.book_pickup(shipment(), &actor(), t(90_000)).unwrap();
+        agg.track(TrackingKind::PickedUp, "", &StepTargets::handbook(), t(90_001)).unwrap();
+        assert_eq!(agg.deadlines[0].state, DeadlineState::MetLate);
+        assert!(!agg.overdue());
+    }
+
+    #[test]
+    fn tracking_events_out_of_order_only_leave_a_note() {
+        let targets = StepTargets::handbook();
+        let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
+        agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+        agg.track(TrackingKind::DeliveredToWarehouse, "", &targets, t(20)).unwrap();
+        let (events, stock) = agg.track(TrackingKind::InTransit, "late scan", &targets, t(30)).unwrap();
+        assert!(events.is_empty() && stock.is_empty());
+        assert_eq!(agg.rma.status, Status::Received);
+        assert_eq!(agg.rma.shipment.unwrap().last_event, "in_transit: late scan");
+    }
+
+    #[test]
+    fn every_line_must_be_inspected_once() {
+        let targets = StepTargets::handbook();
+        let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
+        agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+        agg.receive(&actor(), "", &targets, t(20)).unwrap();
+        let err = agg.inspect(vec![], &actor(), &targets, t(30)).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "lines"));
+    }
+}
