@@ -7,3 +7,5 @@
 //! carrier and payment-provider adapters; `worker` fires step deadlines and retries refunds.
 
 pub mod domain;
+pub mod ports;
+pub mod store;

@@ -1,6 +1,7 @@
 //! The one error type of the tickets service. `api::status` maps every variant to a gRPC
 //! status in one exhaustive match.
 
+use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
 use sea_orm::DbErr;
 
 use crate::domain::DomainError;
@@ -11,10 +12,21 @@ pub enum TicketsError {
     NotFound { what: &'static str, id: String },
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("idempotency key {key:?} was already used for a different request")]
-    IdempotencyKeyReused { key: String },
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     #[error("no SLA policy matches the ticket; a catch-all policy must exist")]
     NoPolicy,
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+impl CarriesDbErr for TicketsError {
+    fn db_err(&self) -> Option<&DbErr> {
+        match self {
+            TicketsError::Db(err) | TicketsError::Idempotency(IdempotencyError::Db(err)) => {
+                Some(err)
+            }
+            _ => None,
+        }
+    }
 }

@@ -10,9 +10,8 @@ use std::{
 };
 
 use aftersales_deadlines::DeadlineQueue;
-use aftersales_platform::{
-    db::is_unique_violation,
-    idempotency::{self, Recall},
+use aftersales_platform::idempotency::{
+    self, Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -48,13 +47,6 @@ impl Actor {
             role: "system".into(),
         }
     }
-}
-
-/// An idempotency key with the fingerprint of the request it came with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Idempotency {
-    pub key: String,
-    pub fingerprint: String,
 }
 
 /// Which policy a change is judged by.
@@ -130,7 +122,7 @@ impl TicketsCore {
     ) -> Result<Ticket, TicketsError> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
-        if let Some(replayed) = recall::<Ticket>(&txn, CREATE_SCOPE, idem).await? {
+        if let Some(replayed) = recall_json::<_, Ticket>(&txn, CREATE_SCOPE, idem).await? {
             return Ok(replayed);
         }
         let policies = store::current_policies(&txn).await?;
@@ -140,7 +132,7 @@ impl TicketsCore {
         store::insert_aggregate(&txn, &agg).await?;
         self.write_side_effects(&txn, &agg, &events, actor, "create", String::new(), now)
             .await?;
-        remember(&txn, CREATE_SCOPE, idem, &agg.ticket, now).await?;
+        remember_json(&txn, CREATE_SCOPE, idem, &agg.ticket, now).await?;
         txn.commit().await?;
         self.after_commit(&agg).await;
         Ok(agg.ticket)
@@ -175,16 +167,10 @@ impl TicketsCore {
         body: &str,
         idem: Option<&Idempotency>,
     ) -> Result<(Reply, Ticket), TicketsError> {
-        match self
-            .try_add_reply(ticket_id, author, author_id, body, idem)
-            .await
-        {
-            Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
-                self.try_add_reply(ticket_id, author, author_id, body, idem)
-                    .await
-            }
-            other => other,
-        }
+        once_more_after_a_twin(idem, || {
+            self.try_add_reply(ticket_id, author, author_id, body, idem)
+        })
+        .await
     }
 
     async fn try_add_reply(
@@ -196,7 +182,9 @@ impl TicketsCore {
         idem: Option<&Idempotency>,
     ) -> Result<(Reply, Ticket), TicketsError> {
         let mut change = self.begin_change(ticket_id, PolicyChoice::Kept).await?;
-        if let Some(replayed) = recall::<(Reply, Ticket)>(&change.txn, REPLY_SCOPE, idem).await? {
+        if let Some(replayed) =
+            recall_json::<_, (Reply, Ticket)>(&change.txn, REPLY_SCOPE, idem).await?
+        {
             return Ok(replayed);
         }
         let events = change
@@ -212,7 +200,7 @@ impl TicketsCore {
         };
         store::insert_reply(&change.txn, &reply).await?;
         let result = (reply, change.agg.ticket.clone());
-        remember(&change.txn, REPLY_SCOPE, idem, &result, change.now).await?;
+        remember_json(&change.txn, REPLY_SCOPE, idem, &result, change.now).await?;
         let actor = Actor {
             id: author_id.to_owned(),
             role: author.as_str().to_owned(),
@@ -617,56 +605,4 @@ fn not_found(what: &'static str, id: &str) -> TicketsError {
         what,
         id: id.to_owned(),
     }
-}
-
-/// Runs an idempotent command; if a concurrent twin with the same key committed first
-/// (our idempotency insert hit its row), runs it again to answer with the twin's result.
-async fn once_more_after_a_twin<T, F, Fut>(
-    idem: Option<&Idempotency>,
-    attempt: F,
-) -> Result<T, TicketsError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, TicketsError>>,
-{
-    match attempt().await {
-        Err(TicketsError::Db(err)) if idem.is_some() && is_unique_violation(&err) => {
-            attempt().await
-        }
-        other => other,
-    }
-}
-
-/// The stored first result for this key, if the request was seen before.
-async fn recall<T: serde::de::DeserializeOwned>(
-    conn: &DatabaseTransaction,
-    scope: &str,
-    idem: Option<&Idempotency>,
-) -> Result<Option<T>, TicketsError> {
-    let Some(idem) = idem else { return Ok(None) };
-    match idempotency::recall(conn, scope, &idem.key, &idem.fingerprint).await? {
-        Recall::Fresh => Ok(None),
-        Recall::Replay(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            TicketsError::Db(sea_orm::DbErr::Custom(format!(
-                "stored idempotent result: {e}"
-            )))
-        }),
-        Recall::Mismatch => Err(TicketsError::IdempotencyKeyReused {
-            key: idem.key.clone(),
-        }),
-    }
-}
-
-async fn remember<T: serde::Serialize>(
-    conn: &DatabaseTransaction,
-    scope: &str,
-    idem: Option<&Idempotency>,
-    result: &T,
-    now: DateTime<Utc>,
-) -> Result<(), TicketsError> {
-    let Some(idem) = idem else { return Ok(()) };
-    let bytes = serde_json::to_vec(result)
-        .map_err(|e| TicketsError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
-    idempotency::remember(conn, scope, &idem.key, &idem.fingerprint, bytes, now).await?;
-    Ok(())
 }

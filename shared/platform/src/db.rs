@@ -63,3 +63,70 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// A stored value that no longer decodes: a bug or a hand-edited row, never user input.
+pub fn corrupt(what: &str, err: impl std::fmt::Display) -> DbErr {
+    DbErr::Custom(format!("corrupt {what} row: {err}"))
+}
+
+/// Parses a stored text code (an enum, a number).
+pub fn parse_code<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, DbErr>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| corrupt(what, e))
+}
+
+/// Encodes a value for a JSON text column.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
+    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("encoding JSON: {e}")))
+}
+
+/// Decodes a JSON text column.
+pub fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DbErr> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+/// Column and index shorthands for migrations, portable between PostgreSQL and SQLite.
+pub mod schema {
+    use sea_orm_migration::prelude::*;
+
+    pub fn text(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).string().not_null().to_owned()
+    }
+
+    pub fn text_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).string().null().to_owned()
+    }
+
+    pub fn long_text(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).text().not_null().to_owned()
+    }
+
+    pub fn ts(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .not_null()
+            .to_owned()
+    }
+
+    pub fn ts_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .null()
+            .to_owned()
+    }
+
+    pub fn index(
+        name: &str,
+        table: &'static str,
+        columns: &[&'static str],
+    ) -> IndexCreateStatement {
+        let mut index = Index::create();
+        index.name(name).table(table).if_not_exists();
+        for column in columns {
+            index.col(*column);
+        }
+        index.to_owned()
+    }
+}

@@ -140,3 +140,75 @@ pub async fn forget_before<C: ConnectionTrait>(
         .await?;
     Ok(res.rows_affected)
 }
+
+/// An idempotency key with the fingerprint of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Why a keyed command cannot go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error("idempotency key {key:?} was already used for a different request")]
+    Reused { key: String },
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// The stored first result (JSON) for this key, if the request was seen before.
+pub async fn recall_json<C: ConnectionTrait, T: serde::de::DeserializeOwned>(
+    conn: &C,
+    scope: &str,
+    idem: Option<&Idempotency>,
+) -> Result<Option<T>, IdempotencyError> {
+    let Some(idem) = idem else { return Ok(None) };
+    match recall(conn, scope, &idem.key, &idem.fingerprint).await? {
+        Recall::Fresh => Ok(None),
+        Recall::Replay(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| crate::db::corrupt("idempotency_keys", e))?,
+        )),
+        Recall::Mismatch => Err(IdempotencyError::Reused {
+            key: idem.key.clone(),
+        }),
+    }
+}
+
+/// Stores the first result (as JSON) under the key, if there is one.
+pub async fn remember_json<C: ConnectionTrait, T: serde::Serialize>(
+    conn: &C,
+    scope: &str,
+    idem: Option<&Idempotency>,
+    result: &T,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let Some(idem) = idem else { return Ok(()) };
+    let bytes = crate::db::to_json(result)?.into_bytes();
+    remember(conn, scope, &idem.key, &idem.fingerprint, bytes, now).await
+}
+
+/// Errors that may carry a database error (to spot a concurrent twin's unique violation).
+pub trait CarriesDbErr {
+    fn db_err(&self) -> Option<&DbErr>;
+}
+
+/// Runs a keyed command; if a concurrent twin with the same key committed first (this
+/// attempt's idempotency insert hit its row), runs it again to answer with the twin's result.
+pub async fn once_more_after_a_twin<T, E, F, Fut>(
+    idem: Option<&Idempotency>,
+    attempt: F,
+) -> Result<T, E>
+where
+    E: CarriesDbErr,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match attempt().await {
+        Err(err) if idem.is_some() && err.db_err().is_some_and(crate::db::is_unique_violation) => {
+            attempt().await
+        }
+        other => other,
+    }
+}

@@ -140,6 +140,17 @@ pub fn unavailable(context: &str, err: &dyn Display) -> Status {
     Status::unavailable(format!("{context}: temporarily unavailable, retry"))
 }
 
+/// A database failure: `Unavailable` when the database cannot be reached (the caller may
+/// retry), `Internal` otherwise.
+pub fn db_status(err: sea_orm::DbErr) -> Status {
+    match err {
+        sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
+            unavailable("database", &err)
+        }
+        other => internal("database", &other),
+    }
+}
+
 /// The field violations carried by a status, for clients and tests.
 pub fn field_violations(status: &Status) -> Vec<FieldViolation> {
     status

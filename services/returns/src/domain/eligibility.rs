@@ -56,7 +56,10 @@ impl ReturnPolicy {
             ));
         }
         if self.damage_deduction_percent > 100 {
-            return Err(DomainError::invalid("policy.damage_deduction_percent", "must be at most 100"));
+            return Err(DomainError::invalid(
+                "policy.damage_deduction_percent",
+                "must be at most 100",
+            ));
         }
         Ok(())
     }
@@ -71,8 +74,10 @@ pub struct Policies {
 
 impl Policies {
     pub fn new(policies: impl IntoIterator<Item = ReturnPolicy>) -> Self {
-        let mut by_line: HashMap<String, ReturnPolicy> =
-            policies.into_iter().map(|p| (p.product_line.clone(), p)).collect();
+        let mut by_line: HashMap<String, ReturnPolicy> = policies
+            .into_iter()
+            .map(|p| (p.product_line.clone(), p))
+            .collect();
         let fallback = by_line
             .remove(DEFAULT_PRODUCT_LINE)
             .unwrap_or_else(|| ReturnPolicy::default_for(DEFAULT_PRODUCT_LINE));
@@ -95,7 +100,9 @@ pub enum Decision {
 impl Decision {
     pub fn rule(&self) -> &str {
         match self {
-            Decision::Approve { rule } | Decision::Review { rule } | Decision::Refuse { rule } => rule,
+            Decision::Approve { rule } | Decision::Review { rule } | Decision::Refuse { rule } => {
+                rule
+            }
         }
     }
 }
@@ -113,7 +120,14 @@ fn within_warranty(delivered_at: DateTime<Utc>, now: DateTime<Utc>, months: u32,
 }
 
 /// One line's verdict: `Ok(rule)` when allowed, `Err(rule)` when refused.
-fn judge_line(line: &ReturnLine, reason: Reason, desired: Outcome, policy: &ReturnPolicy, now: DateTime<Utc>, tz: Tz) -> Result<String, String> {
+fn judge_line(
+    line: &ReturnLine,
+    reason: Reason,
+    desired: Outcome,
+    policy: &ReturnPolicy,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<String, String> {
     let days = days_since_delivery(line.delivered_at, now, tz);
     if days < 0 {
         return Err("delivered_in_the_future".into());
@@ -136,14 +150,22 @@ fn judge_line(line: &ReturnLine, reason: Reason, desired: Outcome, policy: &Retu
     }
     if days <= i64::from(p.exchange_days) {
         return match desired {
-            Outcome::Refund => Err(format!("refund_period_over_{}_days_exchange_or_repair", p.no_reason_days)),
-            Outcome::Exchange | Outcome::Repair => Ok(format!("fault_exchange_within_{}_days", p.exchange_days)),
+            Outcome::Refund => Err(format!(
+                "refund_period_over_{}_days_exchange_or_repair",
+                p.no_reason_days
+            )),
+            Outcome::Exchange | Outcome::Repair => {
+                Ok(format!("fault_exchange_within_{}_days", p.exchange_days))
+            }
         };
     }
     if within_warranty(line.delivered_at, now, p.warranty_months, tz) {
         return match desired {
             Outcome::Repair => Ok(format!("repair_under_{}_month_warranty", p.warranty_months)),
-            Outcome::Refund | Outcome::Exchange => Err(format!("exchange_period_over_{}_days_repair_only", p.exchange_days)),
+            Outcome::Refund | Outcome::Exchange => Err(format!(
+                "exchange_period_over_{}_days_repair_only",
+                p.exchange_days
+            )),
         };
     }
     Err(format!("warranty_of_{}_months_expired", p.warranty_months))
@@ -172,7 +194,11 @@ pub fn decide(
                 }
                 auto &= policy.auto_approve;
             }
-            Err(rule) => return Decision::Refuse { rule: format!("{rule} (sku {})", line.sku) },
+            Err(rule) => {
+                return Decision::Refuse {
+                    rule: format!("{rule} (sku {})", line.sku),
+                };
+            }
         }
     }
     let rule = rules.join(",");
@@ -209,7 +235,15 @@ mod tests {
     }
 
     fn no_reason(delivered: DateTime<Utc>, now: DateTime<Utc>, policies: &Policies) -> Decision {
-        decide(&[line("kettle", delivered)], Reason::NoReason, Outcome::Refund, false, policies, now, shanghai())
+        decide(
+            &[line("kettle", delivered)],
+            Reason::NoReason,
+            Outcome::Refund,
+            false,
+            policies,
+            now,
+            shanghai(),
+        )
     }
 
     #[test]
@@ -218,10 +252,18 @@ mod tests {
         // Delivered 2026-11-01 23:30 Shanghai (15:30Z): that is the 1st locally.
         let delivered = utc(2026, 11, 1, 15, 30);
         // 2026-11-08 23:59 Shanghai is day 7.
-        assert!(matches!(no_reason(delivered, utc(2026, 11, 8, 15, 59), &policies), Decision::Approve { .. }));
+        assert!(matches!(
+            no_reason(delivered, utc(2026, 11, 8, 15, 59), &policies),
+            Decision::Approve { .. }
+        ));
         // 2026-11-09 00:00 Shanghai is day 8, though in UTC it is still the 8th.
         let refused = no_reason(delivered, utc(2026, 11, 8, 16, 0), &policies);
-        assert_eq!(refused, Decision::Refuse { rule: "no_reason_period_over_7_days (sku SKU-1)".into() });
+        assert_eq!(
+            refused,
+            Decision::Refuse {
+                rule: "no_reason_period_over_7_days (sku SKU-1)".into()
+            }
+        );
     }
 
     #[test]
@@ -231,7 +273,15 @@ mod tests {
         let now = utc(2026, 11, 8, 16, 0);
         // In London delivery was on the 1st and now is the 8th: day 7.
         let london: Tz = "Europe/London".parse().unwrap();
-        let d = decide(&[line("kettle", delivered)], Reason::NoReason, Outcome::Refund, false, &policies, now, london);
+        let d = decide(
+            &[line("kettle", delivered)],
+            Reason::NoReason,
+            Outcome::Refund,
+            false,
+            &policies,
+            now,
+            london,
+        );
         assert!(matches!(d, Decision::Approve { .. }));
     }
 
@@ -242,10 +292,31 @@ mod tests {
             ..ReturnPolicy::default_for("fresh_food")
         }]);
         let now = utc(2026, 11, 2, 0, 0);
-        let d = decide(&[line("fresh_food", utc(2026, 11, 1, 0, 0))], Reason::NoReason, Outcome::Refund, false, &policies, now, shanghai());
-        assert_eq!(d, Decision::Refuse { rule: "excluded_perishable (sku SKU-1)".into() });
+        let d = decide(
+            &[line("fresh_food", utc(2026, 11, 1, 0, 0))],
+            Reason::NoReason,
+            Outcome::Refund,
+            false,
+            &policies,
+            now,
+            shanghai(),
+        );
+        assert_eq!(
+            d,
+            Decision::Refuse {
+                rule: "excluded_perishable (sku SKU-1)".into()
+            }
+        );
         // A defect in excluded goods still follows the quality rules.
-        let d = decide(&[line("fresh_food", utc(2026, 11, 1, 0, 0))], Reason::QualityDefect, Outcome::Refund, true, &policies, now, shanghai());
+        let d = decide(
+            &[line("fresh_food", utc(2026, 11, 1, 0, 0))],
+            Reason::QualityDefect,
+            Outcome::Refund,
+            true,
+            &policies,
+            now,
+            shanghai(),
+        );
         assert!(matches!(d, Decision::Approve { .. }));
     }
 
@@ -254,14 +325,36 @@ mod tests {
         let policies = Policies::new([]);
         let delivered = utc(2026, 1, 10, 4, 0);
         let judge = |days: i64, outcome| {
-            decide(&[line("kettle", delivered)], Reason::QualityDefect, outcome, true, &policies, delivered + chrono::Duration::days(days), shanghai())
+            decide(
+                &[line("kettle", delivered)],
+                Reason::QualityDefect,
+                outcome,
+                true,
+                &policies,
+                delivered + chrono::Duration::days(days),
+                shanghai(),
+            )
         };
-        assert!(matches!(judge(7, Outcome::Refund), Decision::Approve { .. }));
+        assert!(matches!(
+            judge(7, Outcome::Refund),
+            Decision::Approve { .. }
+        ));
         assert!(matches!(judge(8, Outcome::Refund), Decision::Refuse { .. }));
-        assert!(matches!(judge(15, Outcome::Exchange), Decision::Approve { .. }));
-        assert!(matches!(judge(16, Outcome::Exchange), Decision::Refuse { .. }));
-        assert!(matches!(judge(200, Outcome::Repair), Decision::Approve { ref rule } if rule == "repair_under_12_month_warranty"));
-        assert!(matches!(judge(400, Outcome::Repair), Decision::Refuse { .. }));
+        assert!(matches!(
+            judge(15, Outcome::Exchange),
+            Decision::Approve { .. }
+        ));
+        assert!(matches!(
+            judge(16, Outcome::Exchange),
+            Decision::Refuse { .. }
+        ));
+        assert!(
+            matches!(judge(200, Outcome::Repair), Decision::Approve { ref rule } if rule == "repair_under_12_month_warranty")
+        );
+        assert!(matches!(
+            judge(400, Outcome::Repair),
+            Decision::Refuse { .. }
+        ));
     }
 
     #[test]
@@ -269,10 +362,29 @@ mod tests {
         let now = utc(2026, 11, 2, 0, 0);
         let delivered = utc(2026, 11, 1, 0, 0);
         let policies = Policies::new([]);
-        let d = decide(&[line("kettle", delivered)], Reason::WrongItem, Outcome::Exchange, false, &policies, now, shanghai());
+        let d = decide(
+            &[line("kettle", delivered)],
+            Reason::WrongItem,
+            Outcome::Exchange,
+            false,
+            &policies,
+            now,
+            shanghai(),
+        );
         assert!(matches!(d, Decision::Review { .. }));
-        let reviewed = Policies::new([ReturnPolicy { auto_approve: false, ..ReturnPolicy::default_for("tv") }]);
-        let d = decide(&[line("tv", delivered)], Reason::NoReason, Outcome::Refund, false, &reviewed, now, shanghai());
+        let reviewed = Policies::new([ReturnPolicy {
+            auto_approve: false,
+            ..ReturnPolicy::default_for("tv")
+        }]);
+        let d = decide(
+            &[line("tv", delivered)],
+            Reason::NoReason,
+            Outcome::Refund,
+            false,
+            &reviewed,
+            now,
+            shanghai(),
+        );
         assert!(matches!(d, Decision::Review { .. }));
     }
 }

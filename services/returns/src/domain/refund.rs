@@ -49,7 +49,9 @@ pub fn compute(rma: &Rma, policies: &Policies) -> Result<(Money, Vec<RefundLine>
         .lines
         .first()
         .map(|l| l.unit_price.currency.clone())
-        .ok_or_else(|| DomainError::Precondition("a return without lines refunds nothing".into()))?;
+        .ok_or_else(|| {
+            DomainError::Precondition("a return without lines refunds nothing".into())
+        })?;
     let mut lines = Vec::new();
     for line in &rma.lines {
         lines.push(RefundLine {
@@ -58,8 +60,14 @@ pub fn compute(rma: &Rma, policies: &Policies) -> Result<(Money, Vec<RefundLine>
             amount: line.total(),
             rule: None,
         });
-        let condition = rma.inspection.iter().find(|i| i.sku == line.sku).map(|i| i.condition);
-        let percent = policies.for_line(&line.product_line).damage_deduction_percent;
+        let condition = rma
+            .inspection
+            .iter()
+            .find(|i| i.sku == line.sku)
+            .map(|i| i.condition);
+        let percent = policies
+            .for_line(&line.product_line)
+            .damage_deduction_percent;
         if rma.reason == Reason::NoReason && condition == Some(Condition::Damaged) && percent > 0 {
             lines.push(RefundLine {
                 kind: "deduction".into(),
@@ -89,7 +97,9 @@ pub fn compute(rma: &Rma, policies: &Policies) -> Result<(Money, Vec<RefundLine>
 /// What the payment provider answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
-    Paid { reference: String },
+    Paid {
+        reference: String,
+    },
     /// Worth retrying (timeouts, provider busy).
     Transient(String),
     /// Not worth retrying (account closed, amount refused).
@@ -207,32 +217,52 @@ mod tests {
     }
 
     fn policies(percent: u8) -> Policies {
-        Policies::new([ReturnPolicy { damage_deduction_percent: percent, ..ReturnPolicy::default_for("kettle") }])
+        Policies::new([ReturnPolicy {
+            damage_deduction_percent: percent,
+            ..ReturnPolicy::default_for("kettle")
+        }])
     }
 
     #[test]
     fn a_no_reason_return_refunds_the_items_only() {
-        let (amount, lines) = compute(&rma(Reason::NoReason, Condition::LikeNew, false), &policies(0)).unwrap();
+        let (amount, lines) = compute(
+            &rma(Reason::NoReason, Condition::LikeNew, false),
+            &policies(0),
+        )
+        .unwrap();
         assert_eq!(amount, Money::new(20_000, "CNY"));
         assert_eq!(lines.len(), 1);
     }
 
     #[test]
     fn the_seller_at_fault_also_pays_return_shipping() {
-        let (amount, lines) = compute(&rma(Reason::QualityDefect, Condition::Used, true), &policies(0)).unwrap();
+        let (amount, lines) = compute(
+            &rma(Reason::QualityDefect, Condition::Used, true),
+            &policies(0),
+        )
+        .unwrap();
         assert_eq!(amount.minor, 21_200);
         assert_eq!(lines[1].kind, "return_shipping");
         // A defect found at inspection counts too, whatever the customer said.
-        let (amount, _) = compute(&rma(Reason::NoReason, Condition::Used, true), &policies(0)).unwrap();
+        let (amount, _) =
+            compute(&rma(Reason::NoReason, Condition::Used, true), &policies(0)).unwrap();
         assert_eq!(amount.minor, 21_200);
     }
 
     #[test]
     fn deductions_come_only_from_the_named_rule() {
-        let (amount, lines) = compute(&rma(Reason::NoReason, Condition::Damaged, false), &policies(10)).unwrap();
+        let (amount, lines) = compute(
+            &rma(Reason::NoReason, Condition::Damaged, false),
+            &policies(10),
+        )
+        .unwrap();
         assert_eq!(amount.minor, 18_000);
         assert_eq!(lines[1].rule.as_deref(), Some(CUSTOMER_DAMAGE));
-        let (amount, _) = compute(&rma(Reason::NoReason, Condition::Damaged, false), &policies(0)).unwrap();
+        let (amount, _) = compute(
+            &rma(Reason::NoReason, Condition::Damaged, false),
+            &policies(0),
+        )
+        .unwrap();
         assert_eq!(amount.minor, 20_000, "no rule, no deduction");
     }
 
@@ -242,12 +272,20 @@ mod tests {
         let r = rma(Reason::NoReason, Condition::LikeNew, false);
         let mut refund = Refund::start(&r, Money::new(1, "CNY"), vec![], now);
         assert!(refund.record(PaymentOutcome::Transient("timeout".into()), now));
-        assert_eq!((refund.state, refund.next_attempt_at), (RefundState::Pending, Some(now + Duration::seconds(1))));
+        assert_eq!(
+            (refund.state, refund.next_attempt_at),
+            (RefundState::Pending, Some(now + Duration::seconds(1)))
+        );
         for _ in 1..MAX_ATTEMPTS {
             refund.record(PaymentOutcome::Transient("timeout".into()), now);
         }
         assert_eq!(refund.state, RefundState::Failed);
-        assert!(!refund.record(PaymentOutcome::Paid { reference: "late".into() }, now));
+        assert!(!refund.record(
+            PaymentOutcome::Paid {
+                reference: "late".into()
+            },
+            now
+        ));
         assert_eq!(backoff(3), Duration::seconds(4));
         assert_eq!(backoff(20), Duration::seconds(300));
     }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Condition, DeadlineState, Disposition, DomainError, Money, Outcome, Reason, Resolution, Status, Step, TrackingKind,
-    eligibility::Decision,
+    Condition, DeadlineState, Disposition, DomainError, Money, Outcome, Reason, Resolution, Status,
+    Step, TrackingKind, eligibility::Decision,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,11 +113,19 @@ pub struct Actor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReturnEvent {
     Requested,
-    Approved { rule: String },
-    Rejected { reason: String, after_inspection: bool },
+    Approved {
+        rule: String,
+    },
+    Rejected {
+        reason: String,
+        after_inspection: bool,
+    },
     Received,
     Inspected,
-    StepOverdue { step: Step, due_at: DateTime<Utc> },
+    StepOverdue {
+        step: Step,
+        due_at: DateTime<Utc>,
+    },
     ExchangeRequested,
     RepairRequested,
 }
@@ -183,8 +191,14 @@ pub fn can_move(from: Status, to: Status) -> bool {
             | (PickupBooked, InTransit | Received | Cancelled)
             | (InTransit, Received)
             | (Received, Inspected)
-            | (Inspected, Refunded | Exchanged | SentToRepair | RejectedAfterInspection)
-            | (Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection, Closed)
+            | (
+                Inspected,
+                Refunded | Exchanged | SentToRepair | RejectedAfterInspection
+            )
+            | (
+                Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection,
+                Closed
+            )
     )
 }
 
@@ -195,7 +209,13 @@ pub fn new_id() -> String {
 impl ReturnAggregate {
     /// Records a request as the eligibility decision has it: approved, waiting for
     /// review, or rejected with the rule named.
-    pub fn request(new: NewReturn, decision: &Decision, targets: &StepTargets, actor: &Actor, now: DateTime<Utc>) -> (Self, Vec<ReturnEvent>) {
+    pub fn request(
+        new: NewReturn,
+        decision: &Decision,
+        targets: &StepTargets,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> (Self, Vec<ReturnEvent>) {
         let rma = Rma {
             id: new_id(),
             order_id: new.order_id,
@@ -223,9 +243,15 @@ impl ReturnAggregate {
             created_at: now,
             updated_at: now,
         };
-        let mut agg = Self { rma, deadlines: Vec::new() };
+        let mut agg = Self {
+            rma,
+            deadlines: Vec::new(),
+        };
         let mut events = vec![ReturnEvent::Requested];
-        let system = Actor { id: "returns".into(), role: "system".into() };
+        let system = Actor {
+            id: "returns".into(),
+            role: "system".into(),
+        };
         let outcome = match decision {
             Decision::Approve { rule } => agg.approve(rule, targets, &system, now),
             Decision::Refuse { rule } => agg.reject(rule, &system, now),
@@ -239,7 +265,13 @@ impl ReturnAggregate {
         (agg, events)
     }
 
-    fn move_to(&mut self, to: Status, actor: &Actor, note: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+    fn move_to(
+        &mut self,
+        to: Status,
+        actor: &Actor,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
         let from = self.rma.status;
         if !can_move(from, to) {
             return Err(DomainError::IllegalTransition { from, to });
@@ -279,39 +311,71 @@ impl ReturnAggregate {
     }
 
     fn cancel_deadlines(&mut self) {
-        for d in self.deadlines.iter_mut().filter(|d| d.state == DeadlineState::Running) {
+        for d in self
+            .deadlines
+            .iter_mut()
+            .filter(|d| d.state == DeadlineState::Running)
+        {
             d.state = DeadlineState::Cancelled;
         }
     }
 
     /// True while a missed step has not happened yet.
     pub fn overdue(&self) -> bool {
-        self.deadlines.iter().any(|d| d.state == DeadlineState::Missed)
+        self.deadlines
+            .iter()
+            .any(|d| d.state == DeadlineState::Missed)
     }
 
-    pub fn approve(&mut self, rule: &str, targets: &StepTargets, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+    pub fn approve(
+        &mut self,
+        rule: &str,
+        targets: &StepTargets,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReturnEvent>, DomainError> {
         self.move_to(Status::Approved, actor, rule, now)?;
         self.complete(Step::Review);
         self.start(Step::Pickup, targets, now);
-        Ok(vec![ReturnEvent::Approved { rule: rule.to_owned() }])
+        Ok(vec![ReturnEvent::Approved {
+            rule: rule.to_owned(),
+        }])
     }
 
-    pub fn reject(&mut self, reason: &str, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+    pub fn reject(
+        &mut self,
+        reason: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReturnEvent>, DomainError> {
         self.move_to(Status::Rejected, actor, reason, now)?;
         self.rma.rejection_reason = Some(reason.to_owned());
         self.complete(Step::Review);
         self.cancel_deadlines();
-        Ok(vec![ReturnEvent::Rejected { reason: reason.to_owned(), after_inspection: false }])
+        Ok(vec![ReturnEvent::Rejected {
+            reason: reason.to_owned(),
+            after_inspection: false,
+        }])
     }
 
     /// The customer withdraws, which they may until the goods are picked up.
-    pub fn cancel(&mut self, reason: &str, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+    pub fn cancel(
+        &mut self,
+        reason: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReturnEvent>, DomainError> {
         self.move_to(Status::Cancelled, actor, reason, now)?;
         self.cancel_deadlines();
         Ok(Vec::new())
     }
 
-    pub fn book_pickup(&mut self, shipment: Shipment, actor: &Actor, now: DateTime<Utc>) -> Result<Vec<ReturnEvent>, DomainError> {
+    pub fn book_pickup(
+        &mut self,
+        shipment: Shipment,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReturnEvent>, DomainError> {
         let note = format!("{} {}", shipment.carrier, shipment.tracking_number);
         self.move_to(Status::PickupBooked, actor, &note, now)?;
         self.rma.shipment = Some(shipment);
@@ -328,11 +392,20 @@ impl ReturnAggregate {
         now: DateTime<Utc>,
     ) -> Result<(Vec<ReturnEvent>, Vec<StockMovement>), DomainError> {
         let carrier = Actor {
-            id: self.rma.shipment.as_ref().map(|s| s.carrier.clone()).unwrap_or_default(),
+            id: self
+                .rma
+                .shipment
+                .as_ref()
+                .map(|s| s.carrier.clone())
+                .unwrap_or_default(),
             role: "carrier".into(),
         };
         if let Some(shipment) = self.rma.shipment.as_mut() {
-            shipment.last_event = if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") };
+            shipment.last_event = if detail.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}: {detail}")
+            };
         }
         self.rma.updated_at = now;
         match (kind, self.rma.status) {
@@ -363,7 +436,11 @@ impl ReturnAggregate {
             .rma
             .lines
             .iter()
-            .map(|l| StockMovement { sku: l.sku.clone(), quantity: l.quantity, movement: "received".into() })
+            .map(|l| StockMovement {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                movement: "received".into(),
+            })
             .collect();
         Ok((vec![ReturnEvent::Received], movements))
     }
@@ -381,12 +458,21 @@ impl ReturnAggregate {
             if found != 1 {
                 return Err(DomainError::invalid(
                     "lines",
-                    format!("line {i} (sku {}) must be inspected exactly once, found {found}", line.sku),
+                    format!(
+                        "line {i} (sku {}) must be inspected exactly once, found {found}",
+                        line.sku
+                    ),
                 ));
             }
         }
-        if let Some(extra) = lines.iter().find(|l| !self.rma.lines.iter().any(|r| r.sku == l.sku)) {
-            return Err(DomainError::invalid("lines", format!("sku {} is not part of this return", extra.sku)));
+        if let Some(extra) = lines
+            .iter()
+            .find(|l| !self.rma.lines.iter().any(|r| r.sku == l.sku))
+        {
+            return Err(DomainError::invalid(
+                "lines",
+                format!("sku {} is not part of this return", extra.sku),
+            ));
         }
         self.move_to(Status::Inspected, actor, "", now)?;
         self.complete(Step::Inspection);
@@ -419,7 +505,10 @@ impl ReturnAggregate {
         match resolution {
             Resolution::Refund => {
                 if self.rma.status != Status::Inspected {
-                    return Err(DomainError::IllegalTransition { from: self.rma.status, to: Status::Refunded });
+                    return Err(DomainError::IllegalTransition {
+                        from: self.rma.status,
+                        to: Status::Refunded,
+                    });
                 }
                 self.rma.refund_id = refund_id;
                 self.rma.updated_at = now;
@@ -439,14 +528,20 @@ impl ReturnAggregate {
                 self.move_to(Status::RejectedAfterInspection, actor, reason, now)?;
                 self.rma.rejection_reason = Some(reason.to_owned());
                 self.complete(Step::Refund);
-                Ok(vec![ReturnEvent::Rejected { reason: reason.to_owned(), after_inspection: true }])
+                Ok(vec![ReturnEvent::Rejected {
+                    reason: reason.to_owned(),
+                    after_inspection: true,
+                }])
             }
         }
     }
 
     /// The refund went out.
     pub fn refunded(&mut self, reference: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
-        let payments = Actor { id: "payments".into(), role: "system".into() };
+        let payments = Actor {
+            id: "payments".into(),
+            role: "system".into(),
+        };
         self.move_to(Status::Refunded, &payments, reference, now)?;
         self.complete(Step::Refund);
         Ok(())
@@ -466,7 +561,10 @@ impl ReturnAggregate {
         }
         d.state = DeadlineState::Missed;
         self.rma.updated_at = now;
-        vec![ReturnEvent::StepOverdue { step: d.step, due_at: d.due_at }]
+        vec![ReturnEvent::StepOverdue {
+            step: d.step,
+            due_at: d.due_at,
+        }]
     }
 }
 
@@ -479,7 +577,10 @@ mod tests {
     }
 
     fn actor() -> Actor {
-        Actor { id: "agent".into(), role: "agent".into() }
+        Actor {
+            id: "agent".into(),
+            role: "agent".into(),
+        }
     }
 
     fn request(decision: Decision) -> (ReturnAggregate, Vec<ReturnEvent>) {
@@ -515,19 +616,43 @@ mod tests {
 
     #[test]
     fn an_eligible_request_is_approved_with_a_pickup_deadline() {
-        let (agg, events) = request(Decision::Approve { rule: "no_reason_within_7_days".into() });
+        let (agg, events) = request(Decision::Approve {
+            rule: "no_reason_within_7_days".into(),
+        });
         assert_eq!(agg.rma.status, Status::Approved);
-        assert_eq!(events, [ReturnEvent::Requested, ReturnEvent::Approved { rule: "no_reason_within_7_days".into() }]);
+        assert_eq!(
+            events,
+            [
+                ReturnEvent::Requested,
+                ReturnEvent::Approved {
+                    rule: "no_reason_within_7_days".into()
+                }
+            ]
+        );
         assert_eq!(agg.deadlines.len(), 1);
-        assert_eq!((agg.deadlines[0].step, agg.deadlines[0].due_at), (Step::Pickup, t(86_400)));
+        assert_eq!(
+            (agg.deadlines[0].step, agg.deadlines[0].due_at),
+            (Step::Pickup, t(86_400))
+        );
     }
 
     #[test]
     fn a_refused_request_is_recorded_as_rejected_with_its_rule() {
-        let (agg, events) = request(Decision::Refuse { rule: "excluded_digital (sku K1)".into() });
+        let (agg, events) = request(Decision::Refuse {
+            rule: "excluded_digital (sku K1)".into(),
+        });
         assert_eq!(agg.rma.status, Status::Rejected);
-        assert_eq!(agg.rma.rejection_reason.as_deref(), Some("excluded_digital (sku K1)"));
-        assert!(matches!(events[1], ReturnEvent::Rejected { after_inspection: false, .. }));
+        assert_eq!(
+            agg.rma.rejection_reason.as_deref(),
+            Some("excluded_digital (sku K1)")
+        );
+        assert!(matches!(
+            events[1],
+            ReturnEvent::Rejected {
+                after_inspection: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -537,9 +662,12 @@ mod tests {
         assert_eq!(agg.deadlines[0].step, Step::Review);
         agg.approve("looks fine", &targets, &actor(), t(5)).unwrap();
         agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
-        agg.track(TrackingKind::PickedUp, "", &targets, t(20)).unwrap();
+        agg.track(TrackingKind::PickedUp, "", &targets, t(20))
+            .unwrap();
         assert_eq!(agg.rma.status, Status::InTransit);
-        let (events, stock) = agg.track(TrackingKind::DeliveredToWarehouse, "WH1", &targets, t(30)).unwrap();
+        let (events, stock) = agg
+            .track(TrackingKind::DeliveredToWarehouse, "WH1", &targets, t(30))
+            .unwrap();
         assert_eq!(events, [ReturnEvent::Received]);
         assert_eq!(stock[0].movement, "received");
         let inspected = vec![InspectionLine {
@@ -550,12 +678,24 @@ mod tests {
             note: String::new(),
         }];
         let (_, stock) = agg.inspect(inspected, &actor(), &targets, t(40)).unwrap();
-        assert_eq!((stock[0].movement.as_str(), stock[0].quantity), ("restock", 2));
-        agg.resolve(Resolution::Refund, "", Some("R1".into()), &actor(), t(50)).unwrap();
-        assert_eq!(agg.rma.status, Status::Inspected, "refunded only once the money went out");
+        assert_eq!(
+            (stock[0].movement.as_str(), stock[0].quantity),
+            ("restock", 2)
+        );
+        agg.resolve(Resolution::Refund, "", Some("R1".into()), &actor(), t(50))
+            .unwrap();
+        assert_eq!(
+            agg.rma.status,
+            Status::Inspected,
+            "refunded only once the money went out"
+        );
         agg.refunded("PAY-1", t(60)).unwrap();
         assert_eq!(agg.rma.status, Status::Refunded);
-        assert!(agg.deadlines.iter().all(|d| d.state == DeadlineState::Met), "{:?}", agg.deadlines);
+        assert!(
+            agg.deadlines.iter().all(|d| d.state == DeadlineState::Met),
+            "{:?}",
+            agg.deadlines
+        );
         agg.close(&actor(), t(70)).unwrap();
         assert_eq!(agg.rma.history.len(), 8);
     }
@@ -565,9 +705,16 @@ mod tests {
         let targets = StepTargets::handbook();
         let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
         agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
-        agg.track(TrackingKind::PickedUp, "", &targets, t(20)).unwrap();
+        agg.track(TrackingKind::PickedUp, "", &targets, t(20))
+            .unwrap();
         let err = agg.cancel("changed my mind", &actor(), t(30)).unwrap_err();
-        assert_eq!(err, DomainError::IllegalTransition { from: Status::InTransit, to: Status::Cancelled });
+        assert_eq!(
+            err,
+            DomainError::IllegalTransition {
+                from: Status::InTransit,
+                to: Status::Cancelled
+            }
+        );
     }
 
     #[test]
@@ -576,11 +723,23 @@ mod tests {
         let id = agg.deadlines[0].id.clone();
         assert!(agg.fire_deadline(&id, t(86_399)).is_empty(), "never early");
         let events = agg.fire_deadline(&id, t(86_400));
-        assert_eq!(events, [ReturnEvent::StepOverdue { step: Step::Pickup, due_at: t(86_400) }]);
+        assert_eq!(
+            events,
+            [ReturnEvent::StepOverdue {
+                step: Step::Pickup,
+                due_at: t(86_400)
+            }]
+        );
         assert!(agg.overdue());
         assert!(agg.fire_deadline(&id, t(90_000)).is_empty());
         agg.book_pickup(shipment(), &actor(), t(90_000)).unwrap();
-        agg.track(TrackingKind::PickedUp, "", &StepTargets::handbook(), t(90_001)).unwrap();
+        agg.track(
+            TrackingKind::PickedUp,
+            "",
+            &StepTargets::handbook(),
+            t(90_001),
+        )
+        .unwrap();
         assert_eq!(agg.deadlines[0].state, DeadlineState::MetLate);
         assert!(!agg.overdue());
     }
@@ -590,11 +749,17 @@ mod tests {
         let targets = StepTargets::handbook();
         let (mut agg, _) = request(Decision::Approve { rule: "r".into() });
         agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
-        agg.track(TrackingKind::DeliveredToWarehouse, "", &targets, t(20)).unwrap();
-        let (events, stock) = agg.track(TrackingKind::InTransit, "late scan", &targets, t(30)).unwrap();
+        agg.track(TrackingKind::DeliveredToWarehouse, "", &targets, t(20))
+            .unwrap();
+        let (events, stock) = agg
+            .track(TrackingKind::InTransit, "late scan", &targets, t(30))
+            .unwrap();
         assert!(events.is_empty() && stock.is_empty());
         assert_eq!(agg.rma.status, Status::Received);
-        assert_eq!(agg.rma.shipment.unwrap().last_event, "in_transit: late scan");
+        assert_eq!(
+            agg.rma.shipment.unwrap().last_event,
+            "in_transit: late scan"
+        );
     }
 
     #[test]

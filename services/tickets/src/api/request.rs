@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use aftersales_platform::{idempotency::fingerprint, status::Violations};
+use aftersales_platform::{
+    idempotency::{Idempotency, fingerprint},
+    status::Violations,
+};
 use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{NaiveDate, Utc};
@@ -17,7 +20,7 @@ use crate::{
         policy::{SlaPolicy, SlaTarget},
         ticket::NewTicket,
     },
-    service::{Actor, Idempotency},
+    service::Actor,
     store::TicketFilter,
 };
 

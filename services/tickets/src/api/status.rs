@@ -1,7 +1,9 @@
 //! The one mapping from the service's errors to gRPC statuses.
 
-use aftersales_platform::status::{internal, invalid_field, unavailable};
-use sea_orm::DbErr;
+use aftersales_platform::{
+    idempotency::IdempotencyError,
+    status::{db_status, invalid_field},
+};
 use tonic::Status;
 
 use crate::{domain::DomainError, error::TicketsError};
@@ -16,14 +18,12 @@ impl From<TicketsError> for Status {
                 | DomainError::Precondition(_) => Status::failed_precondition(domain.to_string()),
                 DomainError::Invalid { field, reason } => invalid_field(&field, reason),
             },
-            TicketsError::IdempotencyKeyReused { .. } => {
+            TicketsError::Idempotency(IdempotencyError::Reused { .. }) => {
                 invalid_field("idempotency_key", err.to_string())
             }
+            TicketsError::Idempotency(IdempotencyError::Db(db)) => db_status(db),
             TicketsError::NoPolicy => Status::failed_precondition(err.to_string()),
-            TicketsError::Db(db) => match db {
-                DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => unavailable("database", &db),
-                other => internal("database", &other),
-            },
+            TicketsError::Db(db) => db_status(db),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The tickets database schema, oldest migration first. Shared tables (idempotency keys,
 //! outbox) come from the crates that own their code.
 
+use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -23,33 +24,6 @@ impl MigrationName for CreateTicketTables {
     }
 }
 
-fn ts(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn ts_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
-fn text(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).string().not_null().to_owned()
-}
-
-fn index(name: &str, table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table).if_not_exists();
-    for column in columns {
-        index.col(*column);
-    }
-    index.to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for CreateTicketTables {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -64,10 +38,10 @@ impl MigrationTrait for CreateTicketTables {
                 .col(text("category"))
                 .col(text("severity"))
                 .col(text("subject"))
-                .col(ColumnDef::new("description").text().not_null())
-                .col(ColumnDef::new("evidence").text().not_null())
+                .col(long_text("description"))
+                .col(long_text("evidence"))
                 .col(text("customer_tier"))
-                .col(ColumnDef::new("assignee").string().null())
+                .col(text_null("assignee"))
                 .col(text("escalation_level"))
                 .col(text("status"))
                 .col(text("policy_id"))
@@ -99,7 +73,7 @@ impl MigrationTrait for CreateTicketTables {
                 .col(text("kind"))
                 .col(text("state"))
                 .col(ColumnDef::new("target_seconds").big_integer().not_null())
-                .col(ColumnDef::new("calendar_id").string().null())
+                .col(text_null("calendar_id"))
                 .col(ColumnDef::new("warning_percent").integer().not_null())
                 .col(ts("started_at"))
                 .col(ColumnDef::new("paused_seconds").big_integer().not_null())
@@ -131,7 +105,7 @@ impl MigrationTrait for CreateTicketTables {
                 .col(text("ticket_id"))
                 .col(text("author"))
                 .col(text("author_id"))
-                .col(ColumnDef::new("body").text().not_null())
+                .col(long_text("body"))
                 .col(ts("created_at"))
                 .to_owned(),
         )
@@ -158,7 +132,7 @@ impl MigrationTrait for CreateTicketTables {
                 .col(text("actor_id"))
                 .col(text("actor_role"))
                 .col(text("action"))
-                .col(ColumnDef::new("detail").text().not_null())
+                .col(long_text("detail"))
                 .col(ts("at"))
                 .to_owned(),
         )
@@ -178,7 +152,7 @@ impl MigrationTrait for CreateTicketTables {
                 .col(ColumnDef::new("version").integer().not_null())
                 .col(ColumnDef::new("is_current").boolean().not_null())
                 .col(ColumnDef::new("priority").integer().not_null())
-                .col(ColumnDef::new("body").text().not_null())
+                .col(long_text("body"))
                 .col(ts("created_at"))
                 .primary_key(Index::create().col("id").col("version"))
                 .to_owned(),
@@ -190,7 +164,7 @@ impl MigrationTrait for CreateTicketTables {
                 .table("business_calendars")
                 .if_not_exists()
                 .col(text("id").primary_key())
-                .col(ColumnDef::new("body").text().not_null())
+                .col(long_text("body"))
                 .col(ts("updated_at"))
                 .to_owned(),
         )

@@ -5,6 +5,7 @@
 pub mod entity;
 pub mod migration;
 
+use aftersales_platform::db::{corrupt, from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -19,35 +20,15 @@ use crate::domain::{
 };
 use entity::{activity, calendar, clock, policy, reply, ticket};
 
-/// A stored value that no longer parses: a bug or a hand-edited row, never user input.
-fn corrupt(what: &str, err: impl std::fmt::Display) -> DbErr {
-    DbErr::Custom(format!("corrupt {what} row: {err}"))
-}
-
-fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, DbErr>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| corrupt(what, e))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
-    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("encoding JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DbErr> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
-}
-
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
     Ok(Ticket {
-        channel: parse("ticket", &row.channel)?,
-        category: parse("ticket", &row.category)?,
-        severity: parse("ticket", &row.severity)?,
+        channel: parse_code("ticket", &row.channel)?,
+        category: parse_code("ticket", &row.category)?,
+        severity: parse_code("ticket", &row.severity)?,
         evidence: from_json("ticket", &row.evidence)?,
-        tier: parse("ticket", &row.customer_tier)?,
-        level: parse("ticket", &row.escalation_level)?,
-        status: parse("ticket", &row.status)?,
+        tier: parse_code("ticket", &row.customer_tier)?,
+        level: parse_code("ticket", &row.escalation_level)?,
+        status: parse_code("ticket", &row.status)?,
         policy_version: row.policy_version as u32,
         reopen_count: row.reopen_count as u32,
         id: row.id,
@@ -93,8 +74,8 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
 
 fn clock_from_row(row: clock::Model) -> Result<SlaClock, DbErr> {
     Ok(SlaClock {
-        kind: parse("sla_clock", &row.kind)?,
-        state: parse("sla_clock", &row.state)?,
+        kind: parse_code("sla_clock", &row.kind)?,
+        state: parse_code("sla_clock", &row.state)?,
         target_seconds: row.target_seconds as u64,
         warning_percent: row.warning_percent as u8,
         paused_seconds: row.paused_seconds as u64,

@@ -1,0 +1,197 @@
+//! The returns database schema, oldest migration first. Shared tables (idempotency keys,
+//! outbox) come from the crates that own their code.
+
+use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(aftersales_platform::idempotency::migration::CreateIdempotencyKeys),
+            Box::new(aftersales_eventbus::migration::CreateOutbox),
+            Box::new(CreateReturnTables),
+        ]
+    }
+}
+
+struct CreateReturnTables;
+
+impl MigrationName for CreateReturnTables {
+    fn name(&self) -> &str {
+        "m20261123_000020_create_return_tables"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateReturnTables {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("returns")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("order_id"))
+                .col(text("customer_id"))
+                .col(text("status"))
+                .col(text("reason"))
+                .col(text_null("carrier"))
+                .col(text_null("tracking_number"))
+                .col(ColumnDef::new("overdue").boolean().not_null())
+                .col(long_text("body"))
+                .col(ts("created_at"))
+                .col(ts("updated_at"))
+                .to_owned(),
+        )
+        .await?;
+        for (name, columns) in [
+            ("returns_status", &["status", "id"][..]),
+            ("returns_order", &["order_id"][..]),
+            ("returns_customer", &["customer_id", "id"][..]),
+            ("returns_tracking", &["carrier", "tracking_number"][..]),
+        ] {
+            m.create_index(index(name, "returns", columns)).await?;
+        }
+
+        m.create_table(
+            Table::create()
+                .table("return_deadlines")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("return_id"))
+                .col(text("step"))
+                .col(ts("due_at"))
+                .col(text("state"))
+                .col(ts_null("next_fire_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "return_deadlines_return",
+            "return_deadlines",
+            &["return_id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "return_deadlines_next",
+            "return_deadlines",
+            &["next_fire_at", "id"],
+        ))
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table("refunds")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("return_id"))
+                .col(text("state"))
+                .col(ts_null("next_attempt_at"))
+                .col(long_text("body"))
+                .col(ts("updated_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("refunds_return", "refunds", &["return_id"]))
+            .await?;
+        m.create_index(index("refunds_next", "refunds", &["next_attempt_at", "id"]))
+            .await?;
+
+        m.create_table(
+            Table::create()
+                .table("tracking_events")
+                .if_not_exists()
+                .col(text("carrier"))
+                .col(text("carrier_event_id"))
+                .col(text("return_id"))
+                .col(text("kind"))
+                .col(long_text("detail"))
+                .col(ts("occurred_at"))
+                .col(ts("recorded_at"))
+                .primary_key(Index::create().col("carrier").col("carrier_event_id"))
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table("shipments")
+                .if_not_exists()
+                .col(text("return_id").primary_key())
+                .col(text("carrier"))
+                .col(text("tracking_number"))
+                .col(ColumnDef::new("fee_minor").big_integer().not_null())
+                .col(text("fee_currency"))
+                .col(ts("booked_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("shipments_tracking")
+                .table("shipments")
+                .col("carrier")
+                .col("tracking_number")
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "shipments_month",
+            "shipments",
+            &["carrier", "booked_at"],
+        ))
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table("stock_ledger")
+                .if_not_exists()
+                .col(
+                    ColumnDef::new("seq")
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
+                .col(text("return_id"))
+                .col(text("sku"))
+                .col(ColumnDef::new("quantity").integer().not_null())
+                .col(text("movement"))
+                .col(ts("at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("stock_ledger_sku", "stock_ledger", &["sku", "seq"]))
+            .await?;
+
+        m.create_table(
+            Table::create()
+                .table("return_policies")
+                .if_not_exists()
+                .col(text("product_line").primary_key())
+                .col(long_text("body"))
+                .col(ts("updated_at"))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            "return_policies",
+            "stock_ledger",
+            "shipments",
+            "tracking_events",
+            "refunds",
+            "return_deadlines",
+            "returns",
+        ] {
+            m.drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

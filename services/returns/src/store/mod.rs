@@ -1,0 +1,427 @@
+//! Reading and writing the returns database. Functions take any connection, so the
+//! service composes them inside one transaction; rows become domain types here only.
+
+pub mod entity;
+pub mod migration;
+
+use aftersales_platform::db::{from_json, parse_code, to_json};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
+};
+
+use crate::domain::{
+    Reason, Status, TrackingKind,
+    eligibility::ReturnPolicy,
+    refund::Refund,
+    rma::{Deadline, ReturnAggregate, Rma, StockMovement},
+};
+use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
+
+/// Queue members: which table a scheduled id belongs to.
+pub const STEP_MEMBER: &str = "step:";
+pub const REFUND_MEMBER: &str = "refund:";
+
+fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
+    let r = &agg.rma;
+    Ok(rma::ActiveModel {
+        id: Set(r.id.clone()),
+        order_id: Set(r.order_id.clone()),
+        customer_id: Set(r.customer_id.clone()),
+        status: Set(r.status.as_str().into()),
+        reason: Set(r.reason.as_str().into()),
+        carrier: Set(r.shipment.as_ref().map(|s| s.carrier.clone())),
+        tracking_number: Set(r.shipment.as_ref().map(|s| s.tracking_number.clone())),
+        overdue: Set(agg.overdue()),
+        body: Set(to_json(r)?),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.updated_at),
+    })
+}
+
+fn deadline_row(d: &Deadline) -> deadline::ActiveModel {
+    deadline::ActiveModel {
+        id: Set(d.id.clone()),
+        return_id: Set(d.return_id.clone()),
+        step: Set(d.step.as_str().into()),
+        due_at: Set(d.due_at),
+        state: Set(d.state.as_str().into()),
+        next_fire_at: Set(d.next_fire_at()),
+    }
+}
+
+fn deadline_from_row(row: deadline::Model) -> Result<Deadline, DbErr> {
+    Ok(Deadline {
+        step: parse_code("return_deadline", &row.step)?,
+        state: parse_code("return_deadline", &row.state)?,
+        id: row.id,
+        return_id: row.return_id,
+        due_at: row.due_at,
+    })
+}
+
+/// Loads a return with its deadlines; with `lock`, the return row stays locked until the
+/// transaction ends (PostgreSQL; SQLite's single writer serialises anyway).
+pub async fn load_aggregate<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    lock: bool,
+) -> Result<Option<ReturnAggregate>, DbErr> {
+    let mut query = rma::Entity::find_by_id(id.to_owned());
+    if lock && conn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let Some(row) = query.one(conn).await? else {
+        return Ok(None);
+    };
+    let deadlines = deadline::Entity::find()
+        .filter(deadline::Column::ReturnId.eq(id))
+        .order_by_asc(deadline::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(deadline_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Some(ReturnAggregate {
+        rma: from_json("return", &row.body)?,
+        deadlines,
+    }))
+}
+
+/// Inserts or updates a return and its deadlines.
+pub async fn save_aggregate<C: ConnectionTrait>(
+    conn: &C,
+    agg: &ReturnAggregate,
+) -> Result<(), DbErr> {
+    rma::Entity::insert(rma_row(agg)?)
+        .on_conflict(
+            OnConflict::column(rma::Column::Id)
+                .update_columns([
+                    rma::Column::Status,
+                    rma::Column::Carrier,
+                    rma::Column::TrackingNumber,
+                    rma::Column::Overdue,
+                    rma::Column::Body,
+                    rma::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    if !agg.deadlines.is_empty() {
+        deadline::Entity::insert_many(agg.deadlines.iter().map(deadline_row))
+            .on_conflict(
+                OnConflict::column(deadline::Column::Id)
+                    .update_columns([deadline::Column::State, deadline::Column::NextFireAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The return a carrier's tracking number belongs to.
+pub async fn return_by_tracking<C: ConnectionTrait>(
+    conn: &C,
+    carrier: &str,
+    tracking: &str,
+) -> Result<Option<String>, DbErr> {
+    rma::Entity::find()
+        .select_only()
+        .column(rma::Column::Id)
+        .filter(rma::Column::Carrier.eq(carrier))
+        .filter(rma::Column::TrackingNumber.eq(tracking))
+        .into_tuple::<String>()
+        .one(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReturnFilter {
+    pub status: Option<Status>,
+    pub reason: Option<Reason>,
+    pub order_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub carrier: Option<String>,
+    pub overdue: Option<bool>,
+}
+
+/// Newest first, by UUIDv7 id; the last id of a page is the next page's cursor.
+pub async fn list_returns<C: ConnectionTrait>(
+    conn: &C,
+    f: &ReturnFilter,
+    before: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Rma>, DbErr> {
+    let mut q = rma::Entity::find();
+    if let Some(s) = f.status {
+        q = q.filter(rma::Column::Status.eq(s.as_str()));
+    }
+    if let Some(r) = f.reason {
+        q = q.filter(rma::Column::Reason.eq(r.as_str()));
+    }
+    if let Some(o) = &f.order_id {
+        q = q.filter(rma::Column::OrderId.eq(o.as_str()));
+    }
+    if let Some(c) = &f.customer_id {
+        q = q.filter(rma::Column::CustomerId.eq(c.as_str()));
+    }
+    if let Some(c) = &f.carrier {
+        q = q.filter(rma::Column::Carrier.eq(c.as_str()));
+    }
+    if let Some(o) = f.overdue {
+        q = q.filter(rma::Column::Overdue.eq(o));
+    }
+    if let Some(before) = before {
+        q = q.filter(rma::Column::Id.lt(before));
+    }
+    q.order_by_desc(rma::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| from_json("return", &row.body))
+        .collect()
+}
+
+/// Records a carrier event; false when that carrier already sent this event id.
+pub async fn insert_tracking_event<C: ConnectionTrait>(
+    conn: &C,
+    carrier: &str,
+    event_id: &str,
+    return_id: &str,
+    kind: TrackingKind,
+    detail: &str,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let inserted = tracking_event::Entity::insert(tracking_event::ActiveModel {
+        carrier: Set(carrier.to_owned()),
+        carrier_event_id: Set(event_id.to_owned()),
+        return_id: Set(return_id.to_owned()),
+        kind: Set(kind.as_str().into()),
+        detail: Set(detail.to_owned()),
+        occurred_at: Set(occurred_at),
+        recorded_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            tracking_event::Column::Carrier,
+            tracking_event::Column::CarrierEventId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(inserted == 1)
+}
+
+pub async fn insert_shipment<C: ConnectionTrait>(
+    conn: &C,
+    return_id: &str,
+    s: &crate::domain::rma::Shipment,
+) -> Result<(), DbErr> {
+    shipment::Entity::insert(shipment::ActiveModel {
+        return_id: Set(return_id.to_owned()),
+        carrier: Set(s.carrier.clone()),
+        tracking_number: Set(s.tracking_number.clone()),
+        fee_minor: Set(s.fee.minor),
+        fee_currency: Set(s.fee.currency.clone()),
+        booked_at: Set(s.booked_at),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// A carrier's shipments booked in `[from, to)`, with their returns' current status.
+pub async fn carrier_shipments<C: ConnectionTrait>(
+    conn: &C,
+    carrier: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(shipment::Model, Status)>, DbErr> {
+    let rows = shipment::Entity::find()
+        .filter(shipment::Column::Carrier.eq(carrier))
+        .filter(shipment::Column::BookedAt.gte(from))
+        .filter(shipment::Column::BookedAt.lt(to))
+        .order_by_asc(shipment::Column::BookedAt)
+        .all(conn)
+        .await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.return_id.clone()).collect();
+    let statuses: Vec<(String, String)> = rma::Entity::find()
+        .select_only()
+        .column(rma::Column::Id)
+        .column(rma::Column::Status)
+        .filter(rma::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let status = statuses
+                .iter()
+                .find(|(id, _)| *id == row.return_id)
+                .map(|(_, s)| parse_code("return", s))
+                .transpose()?
+                .unwrap_or(Status::Closed);
+            Ok((row, status))
+        })
+        .collect()
+}
+
+pub async fn record_stock<C: ConnectionTrait>(
+    conn: &C,
+    return_id: &str,
+    moves: &[StockMovement],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    stock::Entity::insert_many(moves.iter().map(|m| stock::ActiveModel {
+        return_id: Set(return_id.to_owned()),
+        sku: Set(m.sku.clone()),
+        quantity: Set(m.quantity as i32),
+        movement: Set(m.movement.clone()),
+        at: Set(at),
+        ..Default::default()
+    }))
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ledger lines of one return, oldest first: (sku, quantity, movement).
+pub async fn stock_of<C: ConnectionTrait>(
+    conn: &C,
+    return_id: &str,
+) -> Result<Vec<(String, i32, String)>, DbErr> {
+    stock::Entity::find()
+        .select_only()
+        .column(stock::Column::Sku)
+        .column(stock::Column::Quantity)
+        .column(stock::Column::Movement)
+        .filter(stock::Column::ReturnId.eq(return_id))
+        .order_by_asc(stock::Column::Seq)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+pub async fn save_refund<C: ConnectionTrait>(conn: &C, r: &Refund) -> Result<(), DbErr> {
+    refund::Entity::insert(refund::ActiveModel {
+        id: Set(r.id.clone()),
+        return_id: Set(r.return_id.clone()),
+        state: Set(r.state.as_str().into()),
+        next_attempt_at: Set(r.next_attempt_at),
+        body: Set(to_json(r)?),
+        updated_at: Set(r.updated_at),
+    })
+    .on_conflict(
+        OnConflict::column(refund::Column::Id)
+            .update_columns([
+                refund::Column::State,
+                refund::Column::NextAttemptAt,
+                refund::Column::Body,
+                refund::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_refund<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Refund>, DbErr> {
+    refund::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(|row| from_json("refund", &row.body))
+        .transpose()
+}
+
+/// The return a deadline belongs to.
+pub async fn deadline_return_id<C: ConnectionTrait>(
+    conn: &C,
+    deadline_id: &str,
+) -> Result<Option<String>, DbErr> {
+    deadline::Entity::find_by_id(deadline_id.to_owned())
+        .select_only()
+        .column(deadline::Column::ReturnId)
+        .into_tuple::<String>()
+        .one(conn)
+        .await
+}
+
+/// Everything that must fire later, as queue members, a page at a time by id:
+/// running step deadlines, then pending refunds.
+pub async fn pending_fire_times<C: ConnectionTrait>(
+    conn: &C,
+    refunds: bool,
+    after_id: &str,
+    limit: u64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
+    let rows: Vec<(String, DateTime<Utc>)> = if refunds {
+        refund::Entity::find()
+            .select_only()
+            .column(refund::Column::Id)
+            .column(refund::Column::NextAttemptAt)
+            .filter(refund::Column::NextAttemptAt.is_not_null())
+            .filter(refund::Column::Id.gt(after_id))
+            .order_by_asc(refund::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(conn)
+            .await?
+    } else {
+        deadline::Entity::find()
+            .select_only()
+            .column(deadline::Column::Id)
+            .column(deadline::Column::NextFireAt)
+            .filter(deadline::Column::NextFireAt.is_not_null())
+            .filter(deadline::Column::Id.gt(after_id))
+            .order_by_asc(deadline::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(conn)
+            .await?
+    };
+    Ok(rows)
+}
+
+pub async fn policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<ReturnPolicy>, DbErr> {
+    policy::Entity::find()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| from_json("return_policy", &row.body))
+        .collect()
+}
+
+/// Stores a policy; with `replace` false an existing one is kept (seeding).
+pub async fn put_policy<C: ConnectionTrait>(
+    conn: &C,
+    p: &ReturnPolicy,
+    replace: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut on_conflict = OnConflict::column(policy::Column::ProductLine);
+    if replace {
+        on_conflict.update_columns([policy::Column::Body, policy::Column::UpdatedAt]);
+    } else {
+        on_conflict.do_nothing();
+    }
+    policy::Entity::insert(policy::ActiveModel {
+        product_line: Set(p.product_line.clone()),
+        body: Set(to_json(p)?),
+        updated_at: Set(now),
+    })
+    .on_conflict(on_conflict.to_owned())
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
