@@ -9,3 +9,8 @@
 pub mod domain;
 pub mod ports;
 pub mod store;
+pub mod error;
+pub mod events;
+pub mod proto;
+pub mod service;
+pub mod worker;

@@ -107,7 +107,9 @@ pub enum PaymentOutcome {
 }
 
 impl Refund {
-    pub fn start(rma: &Rma, amount: Money, lines: Vec<RefundLine>, now: DateTime<Utc>) -> Self {
+    /// A pending refund. It is paid right away by whoever creates it; `safety_net` is when
+    /// the worker tries instead, should that first attempt never be recorded.
+    pub fn start(rma: &Rma, amount: Money, lines: Vec<RefundLine>, safety_net: Duration, now: DateTime<Utc>) -> Self {
         Self {
             id: new_id(),
             return_id: rma.id.clone(),
@@ -118,7 +120,7 @@ impl Refund {
             attempts: 0,
             provider_reference: None,
             last_error: None,
-            next_attempt_at: Some(now),
+            next_attempt_at: Some(now + safety_net),
             created_at: now,
             updated_at: now,
         }
@@ -270,7 +272,7 @@ mod tests {
     fn transient_failures_back_off_then_give_up_and_late_answers_change_nothing() {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let r = rma(Reason::NoReason, Condition::LikeNew, false);
-        let mut refund = Refund::start(&r, Money::new(1, "CNY"), vec![], now);
+        let mut refund = Refund::start(&r, Money::new(1, "CNY"), vec![], Duration::zero(), now);
         assert!(refund.record(PaymentOutcome::Transient("timeout".into()), now));
         assert_eq!(
             (refund.state, refund.next_attempt_at),

@@ -186,24 +186,25 @@ pub async fn list_returns<C: ConnectionTrait>(
         .collect()
 }
 
+/// A carrier event as stored.
+pub struct TrackingRow<'a> {
+    pub carrier: &'a str,
+    pub event_id: &'a str,
+    pub return_id: &'a str,
+    pub kind: TrackingKind,
+    pub detail: &'a str,
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// Records a carrier event; false when that carrier already sent this event id.
-pub async fn insert_tracking_event<C: ConnectionTrait>(
-    conn: &C,
-    carrier: &str,
-    event_id: &str,
-    return_id: &str,
-    kind: TrackingKind,
-    detail: &str,
-    occurred_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+pub async fn insert_tracking_event<C: ConnectionTrait>(conn: &C, e: &TrackingRow<'_>, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let inserted = tracking_event::Entity::insert(tracking_event::ActiveModel {
-        carrier: Set(carrier.to_owned()),
-        carrier_event_id: Set(event_id.to_owned()),
-        return_id: Set(return_id.to_owned()),
-        kind: Set(kind.as_str().into()),
-        detail: Set(detail.to_owned()),
-        occurred_at: Set(occurred_at),
+        carrier: Set(e.carrier.to_owned()),
+        carrier_event_id: Set(e.event_id.to_owned()),
+        return_id: Set(e.return_id.to_owned()),
+        kind: Set(e.kind.as_str().into()),
+        detail: Set(e.detail.to_owned()),
+        occurred_at: Set(e.occurred_at),
         recorded_at: Set(now),
     })
     .on_conflict(
