@@ -8,7 +8,7 @@ use aftersales_platform::{
     config::Env,
     telemetry::{self, LogFormat, TelemetrySettings},
 };
-use aftersales_tickets::app::{TicketsApp, TicketsSettings};
+use aftersales_tickets::app::{self as tickets, TicketsApp};
 use anyhow::Context;
 
 use crate::{
@@ -42,8 +42,13 @@ async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let backbone = Backbone::in_process();
     let shutdown = shutdown_signal();
-    let tickets = TicketsSettings::from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
-    let tickets = TicketsApp::build(tickets, backbone.bus.clone(), backbone.queue("sla")).await?;
+    let tickets = tickets::settings_from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
+    let tickets = TicketsApp::build(
+        tickets,
+        backbone.bus.clone(),
+        backbone.queue(tickets::QUEUE),
+    )
+    .await?;
     tracing::info!(tickets = %tickets.local_addr(), data_dir = %data_dir.display(), "aftersales dev suite up");
     tickets.run(shutdown).await?;
     Ok(())
@@ -56,9 +61,13 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     for service in dedup(services) {
         match service {
             ServiceName::Tickets => {
-                let settings = TicketsSettings::from_env(env, None)?;
-                let app = TicketsApp::build(settings, backbone.bus.clone(), backbone.queue("sla"))
-                    .await?;
+                let settings = tickets::settings_from_env(env, None)?;
+                let app = TicketsApp::build(
+                    settings,
+                    backbone.bus.clone(),
+                    backbone.queue(tickets::QUEUE),
+                )
+                .await?;
                 let shutdown = shutdown.clone();
                 running.spawn(async move { app.run(shutdown).await.map_err(anyhow::Error::from) });
             }
@@ -79,7 +88,7 @@ async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     for service in services {
         match service {
             ServiceName::Tickets => {
-                let settings = TicketsSettings::from_env(env, None)?;
+                let settings = tickets::settings_from_env(env, None)?;
                 aftersales_tickets::app::migrate(&settings.database).await?;
                 tracing::info!("tickets migrations applied");
             }

@@ -22,7 +22,9 @@ pub enum ReturnsError {
 impl CarriesDbErr for ReturnsError {
     fn db_err(&self) -> Option<&DbErr> {
         match self {
-            ReturnsError::Db(err) | ReturnsError::Idempotency(IdempotencyError::Db(err)) => Some(err),
+            ReturnsError::Db(err) | ReturnsError::Idempotency(IdempotencyError::Db(err)) => {
+                Some(err)
+            }
             _ => None,
         }
     }

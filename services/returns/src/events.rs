@@ -23,41 +23,57 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
     let r = &agg.rma;
     let return_id = r.id.clone();
     match event {
-        ReturnEvent::Requested => Payload::ReturnRequested(ev::ReturnRequested { r#return: Some(proto::rma(agg)) }),
+        ReturnEvent::Requested => Payload::ReturnRequested(ev::ReturnRequested {
+            r#return: Some(proto::rma(agg)),
+        }),
         ReturnEvent::Approved { rule } => Payload::ReturnApproved(ev::ReturnApproved {
             return_id,
             order_id: r.order_id.clone(),
             rule: rule.clone(),
         }),
-        ReturnEvent::Rejected { reason, after_inspection } => Payload::ReturnRejected(ev::ReturnRejected {
+        ReturnEvent::Rejected {
+            reason,
+            after_inspection,
+        } => Payload::ReturnRejected(ev::ReturnRejected {
             return_id,
             order_id: r.order_id.clone(),
             reason: reason.clone(),
             after_inspection: *after_inspection,
         }),
-        ReturnEvent::Received => Payload::ReturnReceived(ev::ReturnReceived { return_id, order_id: r.order_id.clone() }),
+        ReturnEvent::Received => Payload::ReturnReceived(ev::ReturnReceived {
+            return_id,
+            order_id: r.order_id.clone(),
+        }),
         ReturnEvent::Inspected => Payload::ReturnInspected(ev::ReturnInspected {
             return_id,
             lines: r.inspection.iter().map(proto::inspection).collect(),
         }),
-        ReturnEvent::StepOverdue { step, due_at } => Payload::ReturnStepOverdue(ev::ReturnStepOverdue {
-            return_id,
-            step: step.to_proto(),
-            due_at: Some(timestamp(*due_at)),
-        }),
-        ReturnEvent::ExchangeRequested => Payload::ExchangeShipmentRequested(ev::ExchangeShipmentRequested {
-            return_id,
-            order_id: r.order_id.clone(),
-            customer_id: r.customer_id.clone(),
-            lines: r.lines.iter().map(proto::line).collect(),
-        }),
+        ReturnEvent::StepOverdue { step, due_at } => {
+            Payload::ReturnStepOverdue(ev::ReturnStepOverdue {
+                return_id,
+                step: step.to_proto(),
+                due_at: Some(timestamp(*due_at)),
+            })
+        }
+        ReturnEvent::ExchangeRequested => {
+            Payload::ExchangeShipmentRequested(ev::ExchangeShipmentRequested {
+                return_id,
+                order_id: r.order_id.clone(),
+                customer_id: r.customer_id.clone(),
+                lines: r.lines.iter().map(proto::line).collect(),
+            })
+        }
         ReturnEvent::RepairRequested => Payload::RepairJobRequested(ev::RepairJobRequested {
             return_id,
             ticket_id: r.ticket_id.clone().unwrap_or_default(),
             customer_id: r.customer_id.clone(),
             lines: r.lines.iter().map(proto::line).collect(),
         }),
-        ReturnEvent::RefundSucceeded { refund_id, amount, reference } => Payload::RefundSucceeded(ev::RefundSucceeded {
+        ReturnEvent::RefundSucceeded {
+            refund_id,
+            amount,
+            reference,
+        } => Payload::RefundSucceeded(ev::RefundSucceeded {
             return_id,
             refund_id: refund_id.clone(),
             amount: Some(proto::money(amount)),

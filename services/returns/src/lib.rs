@@ -6,11 +6,12 @@
 //! one transaction each) → `domain` (pure rules) and `store` (sea-orm); `ports` holds the
 //! carrier and payment-provider adapters; `worker` fires step deadlines and retries refunds.
 
+pub mod api;
 pub mod domain;
-pub mod ports;
-pub mod store;
 pub mod error;
 pub mod events;
+pub mod ports;
 pub mod proto;
 pub mod service;
+pub mod store;
 pub mod worker;

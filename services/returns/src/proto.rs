@@ -7,7 +7,8 @@ use aftersales_protos::{common::v1 as common, returns::v1 as pb};
 pub use aftersales_platform::codes::ProtoEnum;
 
 use crate::domain::{
-    Condition, Disposition, Money, Outcome, Reason, RefundState, Resolution, Status, Step, TrackingKind,
+    Condition, Disposition, Money, Outcome, Reason, RefundState, Resolution, Status, Step,
+    TrackingKind,
     eligibility::ReturnPolicy,
     refund::Refund,
     rma::{InspectionLine, ReturnAggregate, ReturnLine},

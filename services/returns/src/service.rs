@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use aftersales_deadlines::DeadlineQueue;
-use aftersales_platform::idempotency::{Idempotency, once_more_after_a_twin, recall_json, remember_json};
+use aftersales_platform::idempotency::{
+    Idempotency, once_more_after_a_twin, recall_json, remember_json,
+};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
@@ -18,7 +20,10 @@ use crate::{
         DomainError, Money, RefundState, Resolution, TrackingKind,
         eligibility::{self, DEFAULT_PRODUCT_LINE, Policies, ReturnPolicy},
         refund::{self, Refund},
-        rma::{Actor, InspectionLine, NewReturn, ReturnAggregate, ReturnEvent, Rma, Shipment, StepTargets, StockMovement},
+        rma::{
+            Actor, InspectionLine, NewReturn, ReturnAggregate, ReturnEvent, Shipment, StepTargets,
+            StockMovement,
+        },
     },
     error::ReturnsError,
     events,
@@ -38,7 +43,10 @@ struct Effects {
 
 impl From<Vec<ReturnEvent>> for Effects {
     fn from(events: Vec<ReturnEvent>) -> Self {
-        Self { events, ..Self::default() }
+        Self {
+            events,
+            ..Self::default()
+        }
     }
 }
 
@@ -111,11 +119,21 @@ impl ReturnsCore {
         Ok(())
     }
 
-    pub async fn request_return(&self, new: NewReturn, idem: Option<&Idempotency>, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn request_return(
+        &self,
+        new: NewReturn,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         once_more_after_a_twin(idem, || self.try_request_return(&new, idem, actor)).await
     }
 
-    async fn try_request_return(&self, new: &NewReturn, idem: Option<&Idempotency>, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    async fn try_request_return(
+        &self,
+        new: &NewReturn,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
         if let Some(id) = recall_json::<_, String>(&txn, REQUEST_SCOPE, idem).await? {
@@ -127,27 +145,62 @@ impl ReturnsCore {
             .parse()
             .map_err(|_| DomainError::invalid("customer_time_zone", "is not an IANA time zone"))?;
         let policies = Policies::new(store::policies(&txn).await?);
-        let decision = eligibility::decide(&new.lines, new.reason, new.desired, !new.evidence.is_empty(), &policies, now, tz);
-        let (agg, events) = ReturnAggregate::request(new.clone(), &decision, &self.targets, actor, now);
+        let decision = eligibility::decide(
+            &new.lines,
+            new.reason,
+            new.desired,
+            !new.evidence.is_empty(),
+            &policies,
+            now,
+            tz,
+        );
+        let (agg, events) =
+            ReturnAggregate::request(new.clone(), &decision, &self.targets, actor, now);
         remember_json(&txn, REQUEST_SCOPE, idem, &agg.rma.id, now).await?;
         self.finish(txn, &agg, Effects::from(events), now).await?;
         Ok(agg)
     }
 
     pub async fn get_return(&self, id: &str) -> Result<ReturnAggregate, ReturnsError> {
-        store::load_aggregate(&self.db, id, false).await?.ok_or_else(|| not_found("return", id))
+        store::load_aggregate(&self.db, id, false)
+            .await?
+            .ok_or_else(|| not_found("return", id))
     }
 
-    pub async fn list_returns(&self, filter: &ReturnFilter, before: Option<&str>, size: u64) -> Result<(Vec<Rma>, Option<String>), ReturnsError> {
+    pub async fn list_returns(
+        &self,
+        filter: &ReturnFilter,
+        before: Option<&str>,
+        size: u64,
+    ) -> Result<(Vec<ReturnAggregate>, Option<String>), ReturnsError> {
         let mut page = store::list_returns(&self.db, filter, before, size + 1).await?;
         let next = (page.len() as u64 > size).then(|| {
             page.truncate(size as usize);
             page.last().map(|r| r.id.clone())
         });
+        let ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
+        let mut deadlines = store::deadlines_of(&self.db, &ids).await?;
+        let page = page
+            .into_iter()
+            .map(|rma| {
+                let (mine, rest) = deadlines.drain(..).partition(|d| d.return_id == rma.id);
+                deadlines = rest;
+                ReturnAggregate {
+                    rma,
+                    deadlines: mine,
+                }
+            })
+            .collect();
         Ok((page, next.flatten()))
     }
 
-    pub async fn review(&self, id: &str, approve: bool, reason: &str, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn review(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let targets = self.targets;
         self.command(id, |agg, now| {
             if approve {
@@ -159,19 +212,48 @@ impl ReturnsCore {
         .await
     }
 
-    pub async fn cancel(&self, id: &str, reason: &str, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
-        self.command(id, |agg, now| agg.cancel(reason, actor, now).map(Effects::from)).await
+    pub async fn cancel(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
+        self.command(id, |agg, now| {
+            agg.cancel(reason, actor, now).map(Effects::from)
+        })
+        .await
     }
 
     pub async fn close(&self, id: &str, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
-        self.command(id, |agg, now| agg.close(actor, now).map(|()| Effects::default())).await
+        self.command(id, |agg, now| {
+            agg.close(actor, now).map(|()| Effects::default())
+        })
+        .await
     }
 
-    pub async fn book_pickup(&self, id: &str, order: PickupOrder, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn book_pickup(
+        &self,
+        id: &str,
+        order: PickupOrder,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let (txn, mut agg, now) = self.begin(id).await?;
-        let currency = agg.rma.lines.first().map(|l| l.unit_price.currency.clone()).unwrap_or_default();
-        if order.fee.as_ref().is_some_and(|fee| fee.currency != currency) {
-            return Err(DomainError::invalid("fee.currency", format!("must be {currency}, the currency of the return")).into());
+        let currency = agg
+            .rma
+            .lines
+            .first()
+            .map(|l| l.unit_price.currency.clone())
+            .unwrap_or_default();
+        if order
+            .fee
+            .as_ref()
+            .is_some_and(|fee| fee.currency != currency)
+        {
+            return Err(DomainError::invalid(
+                "fee.currency",
+                format!("must be {currency}, the currency of the return"),
+            )
+            .into());
         }
         let booking = self.carriers.book(
             &order.carrier,
@@ -197,10 +279,18 @@ impl ReturnsCore {
     }
 
     /// Applies a carrier's event once: a redelivery of the same event id changes nothing.
-    pub async fn record_tracking(&self, update: TrackingUpdate) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn record_tracking(
+        &self,
+        update: TrackingUpdate,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let id = store::return_by_tracking(&self.db, &update.carrier, &update.tracking_number)
             .await?
-            .ok_or_else(|| not_found("shipment", &format!("{} {}", update.carrier, update.tracking_number)))?;
+            .ok_or_else(|| {
+                not_found(
+                    "shipment",
+                    &format!("{} {}", update.carrier, update.tracking_number),
+                )
+            })?;
         let (txn, mut agg, now) = self.begin(&id).await?;
         let fresh = store::insert_tracking_event(
             &txn,
@@ -220,31 +310,65 @@ impl ReturnsCore {
             return Ok(agg);
         }
         let (events, stock) = agg.track(update.kind, &update.detail, &self.targets, now)?;
-        self.finish(txn, &agg, Effects { events, stock, refund: None }, now).await?;
+        self.finish(
+            txn,
+            &agg,
+            Effects {
+                events,
+                stock,
+                refund: None,
+            },
+            now,
+        )
+        .await?;
         Ok(agg)
     }
 
-    pub async fn receive(&self, id: &str, warehouse: &str, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn receive(
+        &self,
+        id: &str,
+        warehouse: &str,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let targets = self.targets;
         self.command(id, |agg, now| {
             let (events, stock) = agg.receive(actor, warehouse, &targets, now)?;
-            Ok(Effects { events, stock, refund: None })
+            Ok(Effects {
+                events,
+                stock,
+                refund: None,
+            })
         })
         .await
     }
 
-    pub async fn inspect(&self, id: &str, lines: Vec<InspectionLine>, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn inspect(
+        &self,
+        id: &str,
+        lines: Vec<InspectionLine>,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let targets = self.targets;
         self.command(id, |agg, now| {
             let (events, stock) = agg.inspect(lines, actor, &targets, now)?;
-            Ok(Effects { events, stock, refund: None })
+            Ok(Effects {
+                events,
+                stock,
+                refund: None,
+            })
         })
         .await
     }
 
     /// Settles an inspected return. A refund is created and paid at once; asking again
     /// while it is pending or paid changes nothing.
-    pub async fn resolve(&self, id: &str, resolution: Resolution, reason: &str, actor: &Actor) -> Result<ReturnAggregate, ReturnsError> {
+    pub async fn resolve(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<ReturnAggregate, ReturnsError> {
         let (txn, mut agg, now) = self.begin(id).await?;
         let mut effects = Effects::default();
         if resolution == Resolution::Refund {
@@ -258,7 +382,8 @@ impl ReturnsCore {
             let policies = Policies::new(store::policies(&txn).await?);
             let (amount, lines) = refund::compute(&agg.rma, &policies)?;
             let refund = Refund::start(&agg.rma, amount, lines, self.refund_safety_net, now);
-            effects.events = agg.resolve(resolution, reason, Some(refund.id.clone()), actor, now)?;
+            effects.events =
+                agg.resolve(resolution, reason, Some(refund.id.clone()), actor, now)?;
             effects.refund = Some(refund);
         } else {
             effects.events = agg.resolve(resolution, reason, None, actor, now)?;
@@ -286,7 +411,11 @@ impl ReturnsCore {
         }
         let outcome = self
             .payments
-            .refund(pending.idempotency_key(), &pending.order_id, &pending.amount)
+            .refund(
+                pending.idempotency_key(),
+                &pending.order_id,
+                &pending.amount,
+            )
             .await;
         let (txn, mut agg, now) = self.begin(&pending.return_id).await?;
         let Some(mut refund) = store::get_refund(&txn, refund_id).await? else {
@@ -319,7 +448,11 @@ impl ReturnsCore {
         self.finish(txn, &agg, effects, now).await
     }
 
-    pub async fn refund(&self, refund_id: Option<&str>, return_id: Option<&str>) -> Result<Refund, ReturnsError> {
+    pub async fn refund(
+        &self,
+        refund_id: Option<&str>,
+        return_id: Option<&str>,
+    ) -> Result<Refund, ReturnsError> {
         let id = match (refund_id, return_id) {
             (Some(id), _) => id.to_owned(),
             (None, Some(return_id)) => self
@@ -328,9 +461,17 @@ impl ReturnsCore {
                 .rma
                 .refund_id
                 .ok_or_else(|| not_found("refund of return", return_id))?,
-            (None, None) => return Err(DomainError::invalid("refund_id", "refund_id or return_id is required").into()),
+            (None, None) => {
+                return Err(DomainError::invalid(
+                    "refund_id",
+                    "refund_id or return_id is required",
+                )
+                .into());
+            }
         };
-        store::get_refund(&self.db, &id).await?.ok_or_else(|| not_found("refund", &id))
+        store::get_refund(&self.db, &id)
+            .await?
+            .ok_or_else(|| not_found("refund", &id))
     }
 
     /// Fires one scheduled member: a step deadline or a refund retry.
@@ -369,10 +510,9 @@ impl ReturnsCore {
                     .into_iter()
                     .map(|(id, at)| (format!("{prefix}{id}"), at.timestamp_millis()))
                     .collect();
-                queue
-                    .schedule(&items)
-                    .await
-                    .map_err(|e| ReturnsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}"))))?;
+                queue.schedule(&items).await.map_err(|e| {
+                    ReturnsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}")))
+                })?;
                 count += items.len() as u64;
             }
         }
@@ -386,7 +526,11 @@ impl ReturnsCore {
     }
 
     /// A carrier's shipments booked in a UTC month (`YYYY-MM`), for reconciling its invoice.
-    pub async fn carrier_month(&self, carrier: &str, month: &str) -> Result<Vec<CarrierLine>, ReturnsError> {
+    pub async fn carrier_month(
+        &self,
+        carrier: &str,
+        month: &str,
+    ) -> Result<Vec<CarrierLine>, ReturnsError> {
         let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
             .map_err(|_| DomainError::invalid("month", "must be YYYY-MM"))?;
         let next = if first.month() == 12 {
@@ -397,7 +541,10 @@ impl ReturnsCore {
         .ok_or_else(|| DomainError::invalid("month", "is out of range"))?;
         let start = |d: NaiveDate| Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN));
         let rows = store::carrier_shipments(&self.db, carrier, start(first), start(next)).await?;
-        Ok(rows.into_iter().map(|(shipment, status)| CarrierLine { shipment, status }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(shipment, status)| CarrierLine { shipment, status })
+            .collect())
     }
 
     /// One command on one return: lock it, apply `rule`, store the result and its effects.
@@ -412,13 +559,24 @@ impl ReturnsCore {
         Ok(agg)
     }
 
-    async fn begin(&self, id: &str) -> Result<(DatabaseTransaction, ReturnAggregate, DateTime<Utc>), ReturnsError> {
+    async fn begin(
+        &self,
+        id: &str,
+    ) -> Result<(DatabaseTransaction, ReturnAggregate, DateTime<Utc>), ReturnsError> {
         let txn = self.db.begin().await?;
-        let agg = store::load_aggregate(&txn, id, true).await?.ok_or_else(|| not_found("return", id))?;
+        let agg = store::load_aggregate(&txn, id, true)
+            .await?
+            .ok_or_else(|| not_found("return", id))?;
         Ok((txn, agg, Utc::now()))
     }
 
-    async fn finish(&self, txn: DatabaseTransaction, agg: &ReturnAggregate, effects: Effects, now: DateTime<Utc>) -> Result<(), ReturnsError> {
+    async fn finish(
+        &self,
+        txn: DatabaseTransaction,
+        agg: &ReturnAggregate,
+        effects: Effects,
+        now: DateTime<Utc>,
+    ) -> Result<(), ReturnsError> {
         store::save_aggregate(&txn, agg).await?;
         store::record_stock(&txn, &agg.rma.id, &effects.stock, now).await?;
         if let Some(refund) = &effects.refund {
@@ -435,7 +593,10 @@ impl ReturnsCore {
         let mut items: Vec<(String, i64)> = agg
             .deadlines
             .iter()
-            .filter_map(|d| d.next_fire_at().map(|at| (format!("{STEP_MEMBER}{}", d.id), at.timestamp_millis())))
+            .filter_map(|d| {
+                d.next_fire_at()
+                    .map(|at| (format!("{STEP_MEMBER}{}", d.id), at.timestamp_millis()))
+            })
             .collect();
         let mut done: Vec<String> = agg
             .deadlines
@@ -460,12 +621,20 @@ impl ReturnsCore {
     }
 }
 
-async fn write_events<C: ConnectionTrait>(conn: &C, agg: &ReturnAggregate, events: &[ReturnEvent], now: DateTime<Utc>) -> Result<(), ReturnsError> {
+async fn write_events<C: ConnectionTrait>(
+    conn: &C,
+    agg: &ReturnAggregate,
+    events: &[ReturnEvent],
+    now: DateTime<Utc>,
+) -> Result<(), ReturnsError> {
     let rows = events::encode(agg, events, now);
     aftersales_eventbus::outbox::enqueue(conn, rows, now).await?;
     Ok(())
 }
 
 fn not_found(what: &'static str, id: &str) -> ReturnsError {
-    ReturnsError::NotFound { what, id: id.to_owned() }
+    ReturnsError::NotFound {
+        what,
+        id: id.to_owned(),
+    }
 }

@@ -23,7 +23,9 @@ impl DeadlineHandler for ReturnsFiring {
             match self.core.fire(&claim.id).await {
                 Ok(()) => done.push(claim.id),
                 // Left unacknowledged: handed out again once the lease runs out.
-                Err(err) => tracing::warn!(member = %claim.id, error = %err, "firing a returns deadline failed"),
+                Err(err) => {
+                    tracing::warn!(member = %claim.id, error = %err, "firing a returns deadline failed")
+                }
             }
         }
         done

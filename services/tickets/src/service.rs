@@ -11,7 +11,7 @@ use std::{
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_platform::idempotency::{
-    self, Idempotency, once_more_after_a_twin, recall_json, remember_json,
+    Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -375,20 +375,6 @@ impl TicketsCore {
         self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned())
             .await?;
         Ok(())
-    }
-
-    /// Trims what only needs to live for a while: idempotency keys older than
-    /// `keys_for` and outbox rows published longer than `outbox_for` ago.
-    pub async fn housekeep(
-        &self,
-        keys_for: chrono::Duration,
-        outbox_for: chrono::Duration,
-    ) -> Result<(u64, u64), TicketsError> {
-        let now = Utc::now();
-        let keys = idempotency::forget_before(&self.db, now - keys_for).await?;
-        let events =
-            aftersales_eventbus::outbox::purge_published_before(&self.db, now - outbox_for).await?;
-        Ok((keys, events))
     }
 
     /// Puts every clock that can still fire back on the schedule; returns how many.

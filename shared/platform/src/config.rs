@@ -103,6 +103,15 @@ impl Env {
         Ok(Duration::from_millis(ms))
     }
 
+    /// A period given in whole hours, at least one.
+    pub fn hours(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        let hours: u64 = self.or(name, default)?;
+        if hours == 0 {
+            return Err(ConfigError::new(name, "0", "must be at least 1"));
+        }
+        Ok(Duration::from_secs(hours * 3600))
+    }
+
     /// A count that must be at least one.
     pub fn positive(&self, name: &str, default: usize) -> Result<usize, ConfigError> {
         let n: usize = self.or(name, default)?;

@@ -109,7 +109,13 @@ pub enum PaymentOutcome {
 impl Refund {
     /// A pending refund. It is paid right away by whoever creates it; `safety_net` is when
     /// the worker tries instead, should that first attempt never be recorded.
-    pub fn start(rma: &Rma, amount: Money, lines: Vec<RefundLine>, safety_net: Duration, now: DateTime<Utc>) -> Self {
+    pub fn start(
+        rma: &Rma,
+        amount: Money,
+        lines: Vec<RefundLine>,
+        safety_net: Duration,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: new_id(),
             return_id: rma.id.clone(),

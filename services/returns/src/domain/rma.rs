@@ -128,8 +128,15 @@ pub enum ReturnEvent {
     },
     ExchangeRequested,
     RepairRequested,
-    RefundSucceeded { refund_id: String, amount: Money, reference: String },
-    RefundFailed { refund_id: String, error: String },
+    RefundSucceeded {
+        refund_id: String,
+        amount: Money,
+        reference: String,
+    },
+    RefundFailed {
+        refund_id: String,
+        error: String,
+    },
 }
 
 /// A stock movement for the after-sales ledger.

@@ -89,6 +89,21 @@ pub async fn load_aggregate<C: ConnectionTrait>(
     }))
 }
 
+/// The deadlines of several returns at once (for a listed page).
+pub async fn deadlines_of<C: ConnectionTrait>(
+    conn: &C,
+    return_ids: &[String],
+) -> Result<Vec<Deadline>, DbErr> {
+    deadline::Entity::find()
+        .filter(deadline::Column::ReturnId.is_in(return_ids.iter().map(String::as_str)))
+        .order_by_asc(deadline::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(deadline_from_row)
+        .collect()
+}
+
 /// Inserts or updates a return and its deadlines.
 pub async fn save_aggregate<C: ConnectionTrait>(
     conn: &C,
@@ -197,7 +212,11 @@ pub struct TrackingRow<'a> {
 }
 
 /// Records a carrier event; false when that carrier already sent this event id.
-pub async fn insert_tracking_event<C: ConnectionTrait>(conn: &C, e: &TrackingRow<'_>, now: DateTime<Utc>) -> Result<bool, DbErr> {
+pub async fn insert_tracking_event<C: ConnectionTrait>(
+    conn: &C,
+    e: &TrackingRow<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let inserted = tracking_event::Entity::insert(tracking_event::ActiveModel {
         carrier: Set(e.carrier.to_owned()),
         carrier_event_id: Set(e.event_id.to_owned()),

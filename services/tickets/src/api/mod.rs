@@ -10,6 +10,8 @@ use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketSe
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
+use aftersales_platform::paging::encode_cursor;
+
 use crate::{proto, service::TicketsCore};
 
 pub use pb::ticket_service_server::TicketServiceServer;
@@ -63,7 +65,7 @@ impl TicketService for TicketsApi {
             .await?;
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: tickets.iter().map(proto::ticket).collect(),
-            next_page_token: next.as_deref().map(request::page_token).unwrap_or_default(),
+            next_page_token: next.as_deref().map(encode_cursor).unwrap_or_default(),
         }))
     }
 

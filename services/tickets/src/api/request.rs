@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use aftersales_platform::{
     idempotency::{Idempotency, fingerprint},
+    paging::{decode_cursor, page_size},
     status::Violations,
 };
 use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{NaiveDate, Utc};
 use prost::Message;
 use tonic::Status;
@@ -28,8 +28,6 @@ pub const MAX_ID: usize = 128;
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_TEXT: usize = 10_000;
 pub const MAX_EVIDENCE: usize = 20;
-pub const DEFAULT_PAGE: u64 = 50;
-pub const MAX_PAGE: u64 = 500;
 
 fn id_field(v: &mut Violations, field: &str, value: &str) {
     v.require(field, value);
@@ -139,29 +137,9 @@ pub fn list_tickets(
         order_id: non_empty(&r.order_id),
         breached: r.breached,
     };
-    let cursor = if r.page_token.is_empty() {
-        None
-    } else {
-        let decoded = URL_SAFE_NO_PAD
-            .decode(&r.page_token)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok());
-        if decoded.is_none() {
-            v.add("page_token", "is not a token from an earlier page");
-        }
-        decoded
-    };
+    let cursor = decode_cursor(&mut v, &r.page_token);
     v.finish()?;
-    let size = match u64::from(r.page_size) {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
-    };
-    Ok((filter, cursor, size))
-}
-
-pub fn page_token(last_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(last_id)
+    Ok((filter, cursor, page_size(r.page_size)))
 }
 
 fn non_empty(s: &str) -> Option<String> {

@@ -6,13 +6,11 @@ use aftersales_deadlines::{
     DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings,
 };
 use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
-use aftersales_platform::{CancellationToken, db::DbSettings, server::ServerSettings};
+use aftersales_platform::CancellationToken;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
-use aftersales_tickets::{
-    app::{TicketsApp, TicketsSettings},
-    service::TicketsCore,
-};
+use aftersales_tickets::{app::TicketsApp, service::TicketsCore};
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 
@@ -42,14 +40,9 @@ pub async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, Options::default()).await
 }
 
+#[allow(dead_code)]
 pub fn worker_settings(lease: Duration) -> WorkerSettings {
-    WorkerSettings {
-        batch: 64,
-        lease,
-        max_idle: Duration::from_millis(200),
-        reconcile_every: Duration::from_secs(60),
-        lost_check_every: Duration::from_millis(200),
-    }
+    ServiceSettings::for_tests(String::new(), lease).worker
 }
 
 pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
@@ -77,15 +70,8 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
             DeadlineQueue::Memory(MemoryQueue::new()),
         ),
     };
-    let settings = TicketsSettings {
-        database: DbSettings::new(url),
-        grpc_addr: "127.0.0.1:0".parse().expect("an address"),
-        server: ServerSettings::for_tests(),
-        worker: worker_settings(options.lease),
-        run_worker: options.run_worker,
-        idempotency_retention: Duration::from_secs(3600),
-        outbox_retention: Duration::from_secs(3600),
-    };
+    let mut settings = ServiceSettings::for_tests(url, options.lease);
+    settings.run_worker = options.run_worker;
     let app = TicketsApp::build(settings, bus, queue.clone())
         .await
         .expect("the service builds");

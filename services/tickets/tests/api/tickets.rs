@@ -1,5 +1,7 @@
 //! Tickets: creation, idempotency, validation, the lifecycle and listing, on both backends.
 
+use std::time::Duration;
+
 use aftersales_platform::status::field_violations;
 use aftersales_protos::tickets::v1 as pb;
 use tonic::Code;
@@ -369,17 +371,19 @@ async fn raising_severity_to_urgent_rematches_and_goes_to_a_supervisor() {
 async fn housekeeping_forgets_old_idempotency_keys_and_published_events() {
     let mut app = spawn(Backend::Sqlite).await;
     let first = app.create(pb::Channel::Email, "old-key").await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.unpublished().await > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the relay never published"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (keys, events) = app
-        .core
-        .housekeep(chrono::Duration::zero(), chrono::Duration::zero())
+    let mut settings =
+        aftersales_runtime::ServiceSettings::for_tests(String::new(), Duration::from_secs(1));
+    settings.idempotency_retention = Duration::ZERO;
+    settings.outbox_retention = Duration::ZERO;
+    let (keys, events) = aftersales_runtime::trim(app.core.db(), &settings)
         .await
         .unwrap();
     assert_eq!(keys, 1);

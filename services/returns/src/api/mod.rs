@@ -1,0 +1,233 @@
+//! The gRPC face of the returns service: decode and validate (`request`), call the use
+//! case, encode (`crate::proto`); errors become statuses in `status`.
+
+mod request;
+mod status;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use aftersales_platform::{codes::timestamp, paging::encode_cursor};
+use aftersales_protos::{
+    common::v1 as common,
+    returns::v1::{self as pb, return_service_server::ReturnService},
+};
+use tonic::{Request, Response, Status};
+
+pub use pb::return_service_server::ReturnServiceServer;
+
+use crate::{
+    domain::rma::ReturnAggregate,
+    proto::{self, ProtoEnum},
+    service::ReturnsCore,
+};
+
+pub struct ReturnsApi {
+    core: Arc<ReturnsCore>,
+}
+
+impl ReturnsApi {
+    pub fn new(core: Arc<ReturnsCore>) -> Self {
+        Self { core }
+    }
+
+    pub fn into_server(self) -> ReturnServiceServer<Self> {
+        ReturnServiceServer::new(self)
+    }
+}
+
+fn reply(agg: &ReturnAggregate) -> Result<Response<pb::Return>, Status> {
+    Ok(Response::new(proto::rma(agg)))
+}
+
+#[tonic::async_trait]
+impl ReturnService for ReturnsApi {
+    async fn request_return(
+        &self,
+        request: Request<pb::RequestReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        let (new, idem) = request::request_return(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(&self.core.request_return(new, idem.as_ref(), &actor).await?)
+    }
+
+    async fn get_return(
+        &self,
+        request: Request<pb::GetReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        request::return_id("id", &r.id)?;
+        reply(&self.core.get_return(&r.id).await?)
+    }
+
+    async fn list_returns(
+        &self,
+        request: Request<pb::ListReturnsRequest>,
+    ) -> Result<Response<pb::ListReturnsResponse>, Status> {
+        let (filter, cursor, size) = request::list(request.get_ref())?;
+        let (page, next) = self
+            .core
+            .list_returns(&filter, cursor.as_deref(), size)
+            .await?;
+        Ok(Response::new(pb::ListReturnsResponse {
+            returns: page.iter().map(proto::rma).collect(),
+            next_page_token: next.as_deref().map(encode_cursor).unwrap_or_default(),
+        }))
+    }
+
+    async fn review_return(
+        &self,
+        request: Request<pb::ReviewReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        request::review(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(
+            &self
+                .core
+                .review(&r.return_id, r.approve, &r.reason, &actor)
+                .await?,
+        )
+    }
+
+    async fn cancel_return(
+        &self,
+        request: Request<pb::CancelReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        request::return_id("return_id", &r.return_id)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(&self.core.cancel(&r.return_id, &r.reason, &actor).await?)
+    }
+
+    async fn book_pickup(
+        &self,
+        request: Request<pb::BookPickupRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        let order = request::book_pickup(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(&self.core.book_pickup(&r.return_id, order, &actor).await?)
+    }
+
+    async fn record_tracking_event(
+        &self,
+        request: Request<pb::RecordTrackingEventRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let update = request::tracking(request.get_ref())?;
+        reply(&self.core.record_tracking(update).await?)
+    }
+
+    async fn receive_return(
+        &self,
+        request: Request<pb::ReceiveReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        request::return_id("return_id", &r.return_id)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(
+            &self
+                .core
+                .receive(&r.return_id, &r.warehouse, &actor)
+                .await?,
+        )
+    }
+
+    async fn record_inspection(
+        &self,
+        request: Request<pb::RecordInspectionRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        let lines = request::inspection(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(&self.core.inspect(&r.return_id, lines, &actor).await?)
+    }
+
+    async fn resolve_return(
+        &self,
+        request: Request<pb::ResolveReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        let resolution = request::resolve(&r)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(
+            &self
+                .core
+                .resolve(&r.return_id, resolution, &r.reason, &actor)
+                .await?,
+        )
+    }
+
+    async fn close_return(
+        &self,
+        request: Request<pb::CloseReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let r = request.into_inner();
+        request::return_id("return_id", &r.return_id)?;
+        let actor = request::actor(r.actor.as_ref());
+        reply(&self.core.close(&r.return_id, &actor).await?)
+    }
+
+    async fn get_refund(
+        &self,
+        request: Request<pb::GetRefundRequest>,
+    ) -> Result<Response<pb::Refund>, Status> {
+        let r = request.into_inner();
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let refund = self
+            .core
+            .refund(
+                non_empty(&r.refund_id).as_deref(),
+                non_empty(&r.return_id).as_deref(),
+            )
+            .await?;
+        Ok(Response::new(proto::refund(&refund)))
+    }
+
+    async fn upsert_return_policy(
+        &self,
+        request: Request<pb::UpsertReturnPolicyRequest>,
+    ) -> Result<Response<pb::ReturnPolicy>, Status> {
+        let policy = request::policy(request.get_ref())?;
+        Ok(Response::new(proto::policy(
+            &self.core.upsert_policy(policy).await?,
+        )))
+    }
+
+    async fn carrier_reconciliation(
+        &self,
+        request: Request<pb::CarrierReconciliationRequest>,
+    ) -> Result<Response<pb::CarrierReconciliationResponse>, Status> {
+        let r = request.into_inner();
+        request::reconciliation(&r)?;
+        let lines = self.core.carrier_month(&r.carrier, &r.month).await?;
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for l in &lines {
+            *totals.entry(l.shipment.fee_currency.clone()).or_default() += l.shipment.fee_minor;
+        }
+        Ok(Response::new(pb::CarrierReconciliationResponse {
+            carrier: r.carrier,
+            month: r.month,
+            shipments: lines
+                .iter()
+                .map(|l| pb::CarrierShipment {
+                    return_id: l.shipment.return_id.clone(),
+                    tracking_number: l.shipment.tracking_number.clone(),
+                    fee: Some(common::Money {
+                        minor_units: l.shipment.fee_minor,
+                        currency: l.shipment.fee_currency.clone(),
+                    }),
+                    booked_at: Some(timestamp(l.shipment.booked_at)),
+                    status: l.status.to_proto(),
+                })
+                .collect(),
+            totals: totals
+                .into_iter()
+                .map(|(currency, minor_units)| common::Money {
+                    minor_units,
+                    currency,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,333 @@
+//! Decoding and validating requests: every problem is reported with the field it is in,
+//! and the result is a domain value.
+
+use aftersales_platform::{
+    codes::instant,
+    idempotency::{Idempotency, fingerprint},
+    paging::{decode_cursor, page_size},
+    status::Violations,
+};
+use aftersales_protos::{common::v1 as common, returns::v1 as pb};
+use chrono::Utc;
+use prost::Message;
+use tonic::Status;
+
+use crate::{
+    domain::{
+        Exclusion, Money,
+        eligibility::{DEFAULT_TIME_ZONE, ReturnPolicy},
+        rma::{Actor, InspectionLine, NewReturn, ReturnLine},
+    },
+    service::{PickupOrder, TrackingUpdate},
+    store::ReturnFilter,
+};
+
+const MAX_ID: usize = 128;
+const MAX_TEXT: usize = 10_000;
+const MAX_LINES: usize = 100;
+
+fn id_field(v: &mut Violations, field: &str, value: &str) {
+    v.require(field, value);
+    v.max_len(field, value, MAX_ID);
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_owned())
+}
+
+/// A money field: a non-negative amount in a three-letter upper-case currency.
+fn money(v: &mut Violations, field: &str, m: Option<&common::Money>) -> Option<Money> {
+    let Some(m) = m else {
+        v.add(field, "is required");
+        return None;
+    };
+    if m.minor_units < 0 {
+        v.add(format!("{field}.minor_units"), "must not be negative");
+    }
+    if m.currency.len() != 3 || !m.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        v.add(
+            format!("{field}.currency"),
+            "must be an ISO 4217 code such as CNY",
+        );
+        return None;
+    }
+    Some(Money::new(m.minor_units, &m.currency))
+}
+
+pub fn actor(actor: Option<&common::Actor>) -> Actor {
+    match actor {
+        Some(a) if !a.id.is_empty() => Actor {
+            id: a.id.chars().take(MAX_ID).collect(),
+            role: common::ActorRole::try_from(a.role)
+                .map(|r| {
+                    r.as_str_name()
+                        .trim_start_matches("ACTOR_ROLE_")
+                        .to_lowercase()
+                })
+                .unwrap_or_else(|_| "unspecified".into()),
+        },
+        _ => Actor {
+            id: "anonymous".into(),
+            role: "unspecified".into(),
+        },
+    }
+}
+
+pub fn return_id(field: &str, value: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, field, value);
+    v.finish()
+}
+
+pub fn request_return(
+    r: &pb::RequestReturnRequest,
+) -> Result<(NewReturn, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "order_id", &r.order_id);
+    id_field(&mut v, "customer_id", &r.customer_id);
+    v.max_len("ticket_id", &r.ticket_id, MAX_ID);
+    if r.lines.is_empty() {
+        v.add("lines", "at least one line is required");
+    }
+    if r.lines.len() > MAX_LINES {
+        v.add("lines", format!("at most {MAX_LINES} lines"));
+    }
+    let now = Utc::now();
+    let mut currency: Option<String> = None;
+    let mut lines = Vec::new();
+    for (i, l) in r.lines.iter().enumerate() {
+        let f = |name: &str| format!("lines[{i}].{name}");
+        id_field(&mut v, &f("sku"), &l.sku);
+        id_field(&mut v, &f("product_line"), &l.product_line);
+        if l.quantity == 0 || l.quantity > 10_000 {
+            v.add(f("quantity"), "must be between 1 and 10000");
+        }
+        let price = money(&mut v, &f("unit_price"), l.unit_price.as_ref());
+        if let Some(price) = &price {
+            match &currency {
+                Some(c) if *c != price.currency => v.add(
+                    f("unit_price.currency"),
+                    format!("must be {c}, like the first line"),
+                ),
+                Some(_) => {}
+                None => currency = Some(price.currency.clone()),
+            }
+        }
+        let delivered_at = match l.delivered_at.as_ref().map(instant) {
+            None => {
+                v.add(f("delivered_at"), "is required");
+                None
+            }
+            Some(None) => {
+                v.add(f("delivered_at"), "is out of range");
+                None
+            }
+            Some(Some(t)) if t > now => {
+                v.add(f("delivered_at"), "is in the future");
+                None
+            }
+            Some(Some(t)) => Some(t),
+        };
+        if let (Some(unit_price), Some(delivered_at)) = (price, delivered_at) {
+            lines.push(ReturnLine {
+                sku: l.sku.clone(),
+                product_line: l.product_line.clone(),
+                quantity: l.quantity,
+                unit_price,
+                delivered_at,
+            });
+        }
+    }
+    let reason = v.required_enum("reason", r.reason);
+    let desired = v.required_enum("desired_outcome", r.desired_outcome);
+    if r.evidence.len() > 20 {
+        v.add("evidence", "at most 20 references");
+    }
+    for (i, e) in r.evidence.iter().enumerate() {
+        v.require(&format!("evidence[{i}]"), e);
+        v.max_len(&format!("evidence[{i}]"), e, 2048);
+    }
+    let zone = non_empty(&r.customer_time_zone).unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+    if zone.parse::<chrono_tz::Tz>().is_err() {
+        v.add(
+            "customer_time_zone",
+            format!("{zone:?} is not an IANA time zone"),
+        );
+    }
+    v.max_len("idempotency_key", &r.idempotency_key, MAX_ID);
+    v.finish()?;
+    let (Some(reason), Some(desired)) = (reason, desired) else {
+        return Err(Status::internal("validated fields missing"));
+    };
+    let idem = non_empty(&r.idempotency_key).map(|key| {
+        let mut keyless = r.clone();
+        keyless.idempotency_key.clear();
+        Idempotency {
+            key,
+            fingerprint: fingerprint(&keyless.encode_to_vec()),
+        }
+    });
+    Ok((
+        NewReturn {
+            order_id: r.order_id.clone(),
+            customer_id: r.customer_id.clone(),
+            ticket_id: non_empty(&r.ticket_id),
+            lines,
+            reason,
+            evidence: r.evidence.clone(),
+            desired,
+            customer_time_zone: zone,
+        },
+        idem,
+    ))
+}
+
+pub fn list(r: &pb::ListReturnsRequest) -> Result<(ReturnFilter, Option<String>, u64), Status> {
+    let mut v = Violations::new();
+    let filter = ReturnFilter {
+        status: v.optional_enum("status", r.status),
+        reason: v.optional_enum("reason", r.reason),
+        order_id: non_empty(&r.order_id),
+        customer_id: non_empty(&r.customer_id),
+        carrier: non_empty(&r.carrier),
+        overdue: r.overdue,
+    };
+    let cursor = decode_cursor(&mut v, &r.page_token);
+    v.finish()?;
+    Ok((filter, cursor, page_size(r.page_size)))
+}
+
+pub fn review(r: &pb::ReviewReturnRequest) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "return_id", &r.return_id);
+    if !r.approve {
+        v.require("reason", &r.reason);
+    }
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()
+}
+
+pub fn book_pickup(r: &pb::BookPickupRequest) -> Result<PickupOrder, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "return_id", &r.return_id);
+    id_field(&mut v, "carrier", &r.carrier);
+    v.max_len("tracking_number", &r.tracking_number, MAX_ID);
+    let fee = r
+        .fee
+        .as_ref()
+        .and_then(|fee| money(&mut v, "fee", Some(fee)));
+    v.finish()?;
+    Ok(PickupOrder {
+        carrier: r.carrier.clone(),
+        tracking_number: non_empty(&r.tracking_number),
+        fee,
+    })
+}
+
+pub fn tracking(r: &pb::RecordTrackingEventRequest) -> Result<TrackingUpdate, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "carrier", &r.carrier);
+    id_field(&mut v, "carrier_event_id", &r.carrier_event_id);
+    id_field(&mut v, "tracking_number", &r.tracking_number);
+    let kind = v.required_enum("kind", r.kind);
+    let occurred_at = match r.occurred_at.as_ref().map(instant) {
+        None => Some(Utc::now()),
+        Some(None) => {
+            v.add("occurred_at", "is out of range");
+            None
+        }
+        Some(t) => t,
+    };
+    v.max_len("detail", &r.detail, MAX_TEXT);
+    v.finish()?;
+    let (Some(kind), Some(occurred_at)) = (kind, occurred_at) else {
+        return Err(Status::internal("validated fields missing"));
+    };
+    Ok(TrackingUpdate {
+        carrier: r.carrier.clone(),
+        event_id: r.carrier_event_id.clone(),
+        tracking_number: r.tracking_number.clone(),
+        kind,
+        occurred_at,
+        detail: r.detail.clone(),
+    })
+}
+
+pub fn inspection(r: &pb::RecordInspectionRequest) -> Result<Vec<InspectionLine>, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "return_id", &r.return_id);
+    if r.lines.is_empty() {
+        v.add("lines", "at least one inspected line is required");
+    }
+    let mut lines = Vec::new();
+    for (i, l) in r.lines.iter().enumerate() {
+        id_field(&mut v, &format!("lines[{i}].sku"), &l.sku);
+        let condition = v.required_enum(&format!("lines[{i}].condition"), l.condition);
+        let disposition = v.required_enum(&format!("lines[{i}].disposition"), l.disposition);
+        v.max_len(&format!("lines[{i}].note"), &l.note, MAX_TEXT);
+        if let (Some(condition), Some(disposition)) = (condition, disposition) {
+            lines.push(InspectionLine {
+                sku: l.sku.clone(),
+                condition,
+                quality_defect: l.quality_defect,
+                disposition,
+                note: l.note.clone(),
+            });
+        }
+    }
+    v.finish()?;
+    Ok(lines)
+}
+
+pub fn resolve(r: &pb::ResolveReturnRequest) -> Result<crate::domain::Resolution, Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "return_id", &r.return_id);
+    let resolution = v.required_enum("resolution", r.resolution);
+    if resolution == Some(crate::domain::Resolution::Reject) {
+        v.require("reason", &r.reason);
+    }
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()?;
+    resolution.ok_or_else(|| Status::internal("validated resolution missing"))
+}
+
+pub fn policy(r: &pb::UpsertReturnPolicyRequest) -> Result<ReturnPolicy, Status> {
+    let mut v = Violations::new();
+    let Some(p) = r.policy.as_ref() else {
+        v.add("policy", "is required");
+        v.finish()?;
+        return Err(Status::internal("unreachable"));
+    };
+    id_field(&mut v, "policy.product_line", &p.product_line);
+    let exclusion = match non_empty(&p.exclusion) {
+        None => None,
+        Some(code) => v.check("policy.exclusion", code.parse::<Exclusion>()),
+    };
+    if p.damage_deduction_percent > 100 {
+        v.add("policy.damage_deduction_percent", "must be at most 100");
+    }
+    if p.no_reason_days > 365 || p.exchange_days > 365 || p.warranty_months > 120 {
+        v.add("policy", "periods must be at most 365 days and 120 months");
+    }
+    v.finish()?;
+    Ok(ReturnPolicy {
+        product_line: p.product_line.clone(),
+        no_reason_days: p.no_reason_days,
+        exchange_days: p.exchange_days,
+        warranty_months: p.warranty_months,
+        exclusion,
+        auto_approve: p.auto_approve,
+        damage_deduction_percent: p.damage_deduction_percent as u8,
+    })
+}
+
+pub fn reconciliation(r: &pb::CarrierReconciliationRequest) -> Result<(), Status> {
+    let mut v = Violations::new();
+    id_field(&mut v, "carrier", &r.carrier);
+    let valid = r.month.len() == 7
+        && chrono::NaiveDate::parse_from_str(&format!("{}-01", r.month), "%Y-%m-%d").is_ok();
+    if !valid {
+        v.add("month", "must be YYYY-MM");
+    }
+    v.finish()
+}

@@ -1,0 +1,197 @@
+//! What every service process runs around its gRPC API: the settings all services share
+//! (database, listen address, server kit, deadline worker, retention), and [`run`], which
+//! serves the API with the deadline worker, the outbox relay and housekeeping beside it
+//! and stops them together: NOT_SERVING, drain, then the background tasks finish their
+//! current batch, so a clean stop leaves no claim leased.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use aftersales_deadlines::{
+    DeadlineQueue,
+    worker::{self, DeadlineHandler, WorkerSettings},
+};
+use aftersales_eventbus::relay::Relay;
+use aftersales_platform::{
+    CancellationToken,
+    config::{ConfigError, Env},
+    db::DbSettings,
+    idempotency,
+    server::{self, GrpcServices, ServeError, ServerSettings},
+};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+/// Settings every service reads, under its own prefix where they differ per service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub database: DbSettings,
+    pub grpc_addr: SocketAddr,
+    pub server: ServerSettings,
+    pub worker: WorkerSettings,
+    /// False for API-only replicas (`<PREFIX>_WORKER_ENABLED=false`).
+    pub run_worker: bool,
+    /// How long idempotency keys are honoured (`IDEMPOTENCY_RETENTION_HOURS`).
+    pub idempotency_retention: Duration,
+    /// How long published outbox rows are kept (`OUTBOX_RETENTION_HOURS`).
+    pub outbox_retention: Duration,
+}
+
+impl ServiceSettings {
+    /// `<PREFIX>_DATABASE_URL` (or `DATABASE_URL`), `<PREFIX>_GRPC_ADDR`, the server kit's
+    /// variables, the deadline worker's `SLA_*` variables and the retention periods.
+    pub fn from_env(
+        env: &Env,
+        prefix: &str,
+        default_port: u16,
+        default_database_url: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let db_var = format!("{prefix}_DATABASE_URL");
+        let url = env
+            .first_of(&[&db_var, "DATABASE_URL"])
+            .or(default_database_url.map(str::to_owned))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "DATABASE_URL",
+                    "",
+                    "is required (postgres://… or sqlite://…)",
+                )
+            })?;
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                &url,
+                "must start with postgres:// or sqlite:",
+            ));
+        }
+        let mut database = DbSettings::new(url);
+        database.max_connections = env.or("DATABASE_MAX_CONNECTIONS", 16u32)?;
+        let addr_var = format!("{prefix}_GRPC_ADDR");
+        Ok(Self {
+            database,
+            grpc_addr: env.or(&addr_var, SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            server: ServerSettings::from_env(env)?,
+            worker: worker_settings(env)?,
+            run_worker: env.or(&format!("{prefix}_WORKER_ENABLED"), true)?,
+            idempotency_retention: env.hours("IDEMPOTENCY_RETENTION_HOURS", 72)?,
+            outbox_retention: env.hours("OUTBOX_RETENTION_HOURS", 168)?,
+        })
+    }
+
+    /// Settings for a test: port 0 on loopback, short leases and quick rebuild checks.
+    pub fn for_tests(database_url: String, lease: Duration) -> Self {
+        Self {
+            database: DbSettings::new(database_url),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            server: ServerSettings::for_tests(),
+            worker: WorkerSettings {
+                batch: 64,
+                lease,
+                max_idle: Duration::from_millis(200),
+                reconcile_every: Duration::from_secs(60),
+                lost_check_every: Duration::from_millis(200),
+            },
+            run_worker: true,
+            idempotency_retention: Duration::from_secs(3600),
+            outbox_retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+fn worker_settings(env: &Env) -> Result<WorkerSettings, ConfigError> {
+    Ok(WorkerSettings {
+        batch: env.positive("SLA_BATCH", 256)?,
+        lease: env.millis("SLA_LEASE_MS", 30_000, false)?,
+        max_idle: env.millis("SLA_MAX_IDLE_MS", 500, false)?,
+        reconcile_every: env.millis("SLA_RECONCILE_INTERVAL_MS", 60_000, false)?,
+        lost_check_every: env.millis("SLA_LOST_CHECK_INTERVAL_MS", 1_000, false)?,
+    })
+}
+
+/// The parts of a built service that run beside its API.
+pub struct Background<H> {
+    pub db: DatabaseConnection,
+    pub queue: DeadlineQueue,
+    pub relay: Relay,
+    pub handler: Arc<H>,
+}
+
+/// Serves `services` on `listener` until `shutdown`, with the deadline worker (unless
+/// disabled), the relay and housekeeping running beside it; then stops everything.
+pub async fn run<H: DeadlineHandler>(
+    name: &'static str,
+    listener: TcpListener,
+    services: GrpcServices,
+    background: Background<H>,
+    settings: &ServiceSettings,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if settings.run_worker {
+        tasks.push(tokio::spawn(worker::run(
+            background.queue.clone(),
+            background.handler.clone(),
+            settings.worker.clone(),
+            stop.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(background.relay.clone().run(stop.clone())));
+    tasks.push(tokio::spawn(housekeeping(
+        background.db.clone(),
+        settings.clone(),
+        stop.clone(),
+    )));
+    let addr = listener.local_addr().ok();
+    tracing::info!(service = name, ?addr, "listening");
+    let served = server::serve(listener, settings.server.clone(), services, shutdown).await;
+    stop.cancel();
+    let stopped = async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!(service = name, "background tasks did not stop in time");
+    }
+    served
+}
+
+/// Every ten minutes, trims expired idempotency keys and old published outbox rows.
+async fn housekeeping(db: DatabaseConnection, settings: ServiceSettings, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            () = stop.cancelled() => return,
+        }
+        match trim(&db, &settings).await {
+            Ok((keys, events)) => tracing::debug!(keys, events, "housekeeping done"),
+            Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+        }
+    }
+}
+
+/// Deletes idempotency keys and published outbox rows past their retention; returns how
+/// many of each.
+pub async fn trim(
+    db: &DatabaseConnection,
+    settings: &ServiceSettings,
+) -> Result<(u64, u64), sea_orm::DbErr> {
+    let now = chrono::Utc::now();
+    let ago = |d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    };
+    let keys = idempotency::forget_before(db, ago(settings.idempotency_retention)).await?;
+    let events =
+        aftersales_eventbus::outbox::purge_published_before(db, ago(settings.outbox_retention))
+            .await?;
+    Ok((keys, events))
+}
