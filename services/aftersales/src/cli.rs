@@ -35,6 +35,7 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServiceName {
     Tickets,
+    Returns,
 }
 
 impl ServiceName {

@@ -8,6 +8,7 @@ use aftersales_platform::{
     config::Env,
     telemetry::{self, LogFormat, TelemetrySettings},
 };
+use aftersales_returns::app::{self as returns, ReturnsApp};
 use aftersales_tickets::app::{self as tickets, TicketsApp};
 use anyhow::Context;
 
@@ -42,23 +43,71 @@ async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let backbone = Backbone::in_process();
     let shutdown = shutdown_signal();
-    let tickets = tickets::settings_from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
+    let tickets_settings = tickets::settings_from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
     let tickets = TicketsApp::build(
-        tickets,
+        tickets_settings,
         backbone.bus.clone(),
         backbone.queue(tickets::QUEUE),
     )
     .await?;
-    tracing::info!(tickets = %tickets.local_addr(), data_dir = %data_dir.display(), "aftersales dev suite up");
-    tickets.run(shutdown).await?;
+    let (returns_settings, returns_config) =
+        returns::settings_from_env(env, Some(&sqlite_url(data_dir, "returns")))?;
+    let returns_queue = backbone.queue(returns::QUEUE);
+    let returns = ReturnsApp::build(
+        returns_settings,
+        returns_config,
+        backbone.bus.clone(),
+        returns_queue,
+    )
+    .await?;
+    tracing::info!(
+        tickets = %tickets.local_addr(),
+        returns = %returns.local_addr(),
+        data_dir = %data_dir.display(),
+        "aftersales dev suite up"
+    );
+    let (tickets, returns) = tokio::join!(tickets.run(shutdown.clone()), returns.run(shutdown));
+    tickets?;
+    returns?;
     Ok(())
 }
 
+/// Each service owns its database: two services in one process must not share a URL.
+fn check_separate_databases(urls: &[(ServiceName, String)]) -> anyhow::Result<()> {
+    for (i, (a, url)) in urls.iter().enumerate() {
+        if let Some((b, _)) = urls[i + 1..].iter().find(|(_, other)| other == url) {
+            anyhow::bail!(
+                "{a:?} and {b:?} would share the database {url}; each service owns its own: set \
+                 TICKETS_DATABASE_URL, RETURNS_DATABASE_URL, … instead of one DATABASE_URL"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn database_urls(
+    env: &Env,
+    services: &[ServiceName],
+) -> anyhow::Result<Vec<(ServiceName, String)>> {
+    services
+        .iter()
+        .map(|s| {
+            let url = match s {
+                ServiceName::Tickets => tickets::settings_from_env(env, None)?.database.url,
+                ServiceName::Returns => returns::settings_from_env(env, None)?.0.database.url,
+            };
+            Ok((*s, url))
+        })
+        .collect()
+}
+
 async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
+    let services = dedup(services);
+    check_separate_databases(&database_urls(env, &services)?)?;
     let backbone = Backbone::from_env(env).await?;
     let shutdown = shutdown_signal();
     let mut running = tokio::task::JoinSet::new();
-    for service in dedup(services) {
+    for service in services {
         match service {
             ServiceName::Tickets => {
                 let settings = tickets::settings_from_env(env, None)?;
@@ -66,6 +115,18 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
                     settings,
                     backbone.bus.clone(),
                     backbone.queue(tickets::QUEUE),
+                )
+                .await?;
+                let shutdown = shutdown.clone();
+                running.spawn(async move { app.run(shutdown).await.map_err(anyhow::Error::from) });
+            }
+            ServiceName::Returns => {
+                let (settings, config) = returns::settings_from_env(env, None)?;
+                let app = ReturnsApp::build(
+                    settings,
+                    config,
+                    backbone.bus.clone(),
+                    backbone.queue(returns::QUEUE),
                 )
                 .await?;
                 let shutdown = shutdown.clone();
@@ -89,8 +150,13 @@ async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
         match service {
             ServiceName::Tickets => {
                 let settings = tickets::settings_from_env(env, None)?;
-                aftersales_tickets::app::migrate(&settings.database).await?;
+                tickets::migrate(&settings.database).await?;
                 tracing::info!("tickets migrations applied");
+            }
+            ServiceName::Returns => {
+                let (settings, _) = returns::settings_from_env(env, None)?;
+                returns::migrate(&settings.database).await?;
+                tracing::info!("returns migrations applied");
             }
         }
     }

@@ -18,18 +18,22 @@ use tonic_reflection::pb::v1::{
 /// The tickets port README.md documents for `make run`.
 const TICKETS: &str = "http://127.0.0.1:50051";
 const SERVICE: &str = "aftersales.tickets.v1.TicketService";
+/// The returns port README.md documents.
+const RETURNS: &str = "http://127.0.0.1:50052";
 
 #[tokio::test]
 async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     let data_dir = std::env::temp_dir().join(format!("aftersales-dev-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aftersales"))
-        .args(["dev", "--data-dir"])
-        .arg(&data_dir)
-        .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_aftersales"))
+            .args(["dev", "--data-dir"])
+            .arg(&data_dir)
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts"),
+    );
 
     let channel = {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -45,7 +49,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
                         "no server on {TICKETS}: {err}"
                     );
                     assert!(
-                        child.try_wait().unwrap().is_none(),
+                        child.0.try_wait().unwrap().is_none(),
                         "the suite exited early"
                     );
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -60,6 +64,18 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         })
         .await
         .expect("health answers")
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+    let returns = tonic::transport::Endpoint::from_static(RETURNS)
+        .connect()
+        .await
+        .expect("returns listens");
+    let health = HealthClient::new(returns)
+        .check(HealthCheckRequest {
+            service: "aftersales.returns.v1.ReturnService".into(),
+        })
+        .await
+        .expect("returns health answers")
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
@@ -92,13 +108,13 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
 
     drop(responses);
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = child.0.try_wait().unwrap() {
             break exit;
         }
         assert!(
@@ -109,4 +125,17 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     };
     assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Kills the spawned suite if the test fails before stopping it, so no server outlives
+/// its test and holds the port.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -32,6 +32,16 @@ fn a_bad_variable_stops_start_up_and_is_named() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
+
+    let output = Command::new(BIN)
+        .args(["serve", "tickets", "returns"])
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env_remove("TICKETS_DATABASE_URL")
+        .env_remove("RETURNS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("RETURNS_DATABASE_URL"));
 }
 
 #[tokio::test]
@@ -53,17 +63,19 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
-        .args(["serve", "tickets"])
-        .env("DATABASE_URL", &database_url)
-        .env("REDIS_URL", aftersales_testkit::redis_url())
-        .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
-        .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "tickets"])
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", aftersales_testkit::redis_url())
+            .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
+            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut health = loop {
         let endpoint =
@@ -72,7 +84,7 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
             Ok(channel) => break HealthClient::new(channel),
             Err(err) => {
                 assert!(tokio::time::Instant::now() < deadline, "not serving: {err}");
-                assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -88,14 +100,14 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
     drop(health);
     assert!(
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &child.0.id().to_string()])
             .status()
             .unwrap()
             .success()
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = child.0.try_wait().unwrap() {
             break exit;
         }
         assert!(
@@ -105,4 +117,17 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(exit.success(), "{exit}");
+}
+
+/// Kills the spawned suite if the test fails before stopping it, so no server outlives
+/// its test and holds the port.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

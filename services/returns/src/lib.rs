@@ -7,6 +7,7 @@
 //! carrier and payment-provider adapters; `worker` fires step deadlines and retries refunds.
 
 pub mod api;
+pub mod app;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -1,0 +1,182 @@
+//! Start-up of the returns service: settings, database and migrations, seeding, then the
+//! gRPC server with the deadline worker (step deadlines, refund retries), the outbox relay
+//! and housekeeping beside it.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::{EventBus, relay::Relay};
+use aftersales_platform::{
+    CancellationToken,
+    config::{ConfigError, Env},
+    db::{self, DbSettings},
+    server::{self, GrpcServices, ServeError},
+};
+use aftersales_runtime::{Background, ServiceSettings};
+use chrono::Duration;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::ReturnsApi,
+    domain::rma::StepTargets,
+    error::ReturnsError,
+    ports::{Carriers, PaymentProvider, SimulatedPayments},
+    service::ReturnsCore,
+    store::migration::Migrator,
+    worker::ReturnsFiring,
+};
+
+/// The gRPC port `aftersales dev` and the manifests use for returns.
+pub const DEFAULT_PORT: u16 = 50052;
+/// The deadline queue returns schedule step deadlines and refund retries on.
+pub const QUEUE: &str = "returns";
+
+/// What only the returns service is configured with.
+#[derive(Debug, Clone)]
+pub struct ReturnsConfig {
+    pub targets: StepTargets,
+    pub simulated_carrier_fee_minor: i64,
+    pub refund_safety_net: Duration,
+    pub payments: PaymentProvider,
+}
+
+impl ReturnsConfig {
+    pub fn for_tests(payments: SimulatedPayments) -> Self {
+        Self {
+            targets: StepTargets::handbook(),
+            simulated_carrier_fee_minor: 1_200,
+            refund_safety_net: Duration::seconds(2),
+            payments: PaymentProvider::Simulated(payments),
+        }
+    }
+}
+
+/// `RETURNS_*` variables and the ones every service shares.
+pub fn settings_from_env(
+    env: &Env,
+    default_database_url: Option<&str>,
+) -> Result<(ServiceSettings, ReturnsConfig), ConfigError> {
+    let common = ServiceSettings::from_env(env, "RETURNS", DEFAULT_PORT, default_database_url)?;
+    let seconds = |name: &str| -> Result<Duration, ConfigError> {
+        let secs: u32 = env.or(name, 86_400)?;
+        if secs == 0 {
+            return Err(ConfigError::new(name, "0", "must be at least 1"));
+        }
+        Ok(Duration::seconds(i64::from(secs)))
+    };
+    let targets = StepTargets {
+        review: seconds("RETURNS_REVIEW_DEADLINE_SECS")?,
+        pickup: seconds("RETURNS_PICKUP_DEADLINE_SECS")?,
+        inspection: seconds("RETURNS_INSPECTION_DEADLINE_SECS")?,
+        refund: seconds("RETURNS_REFUND_DEADLINE_SECS")?,
+    };
+    let provider = env
+        .raw("PAYMENT_PROVIDER")
+        .unwrap_or_else(|| "simulated".into());
+    let payments = match provider.as_str() {
+        "simulated" => PaymentProvider::Simulated(SimulatedPayments::new()),
+        other => {
+            return Err(ConfigError::new(
+                "PAYMENT_PROVIDER",
+                other,
+                "the only provider built in is simulated",
+            ));
+        }
+    };
+    let safety_net = env.millis("RETURNS_REFUND_RETRY_AFTER_MS", 30_000, false)?;
+    Ok((
+        common,
+        ReturnsConfig {
+            targets,
+            simulated_carrier_fee_minor: env.or("RETURNS_SIMULATED_CARRIER_FEE_MINOR", 1_200i64)?,
+            refund_safety_net: Duration::from_std(safety_net).unwrap_or(Duration::seconds(30)),
+            payments,
+        },
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("returns database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("returns defaults: {0}")]
+    Seed(#[from] ReturnsError),
+    #[error("returns server: {0}")]
+    Serve(#[from] ServeError),
+}
+
+/// Runs the migrations of the returns database.
+pub async fn migrate(database: &DbSettings) -> Result<DatabaseConnection, StartError> {
+    let db = db::connect(database).await?;
+    db::migrate::<Migrator>(&db).await?;
+    Ok(db)
+}
+
+pub struct ReturnsApp {
+    core: Arc<ReturnsCore>,
+    listener: TcpListener,
+    relay: Relay,
+    queue: DeadlineQueue,
+    settings: ServiceSettings,
+}
+
+impl ReturnsApp {
+    pub async fn build(
+        settings: ServiceSettings,
+        config: ReturnsConfig,
+        bus: EventBus,
+        queue: DeadlineQueue,
+    ) -> Result<Self, StartError> {
+        let db = migrate(&settings.database).await?;
+        let relay = Relay::new(db.clone(), bus);
+        let core = Arc::new(ReturnsCore::new(
+            db,
+            queue.clone(),
+            relay.nudge(),
+            Carriers::new(config.simulated_carrier_fee_minor),
+            config.payments,
+            config.targets,
+            config.refund_safety_net,
+        ));
+        core.ensure_defaults().await?;
+        let listener = server::bind(settings.grpc_addr).await?;
+        Ok(Self {
+            core,
+            listener,
+            relay,
+            queue,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.grpc_addr)
+    }
+
+    pub fn core(&self) -> Arc<ReturnsCore> {
+        self.core.clone()
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let background = Background {
+            db: self.core.db().clone(),
+            queue: self.queue,
+            relay: self.relay,
+            handler: Arc::new(ReturnsFiring::new(self.core.clone())),
+        };
+        let services = GrpcServices::new().with(ReturnsApi::new(self.core).into_server());
+        aftersales_runtime::run(
+            "returns",
+            self.listener,
+            services,
+            background,
+            &self.settings,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+}
