@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use aftersales_deadlines::DeadlineQueue;
+use aftersales_platform::db::now as db_now;
 use aftersales_platform::idempotency::{
     Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
@@ -115,7 +116,7 @@ impl ReturnsCore {
     /// Seeds the national default policy into an empty database.
     pub async fn ensure_defaults(&self) -> Result<(), ReturnsError> {
         let default = ReturnPolicy::default_for(DEFAULT_PRODUCT_LINE);
-        store::put_policy(&self.db, &default, false, Utc::now()).await?;
+        store::put_policy(&self.db, &default, false, db_now()).await?;
         Ok(())
     }
 
@@ -134,7 +135,7 @@ impl ReturnsCore {
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
-        let now = Utc::now();
+        let now = db_now();
         let txn = self.db.begin().await?;
         if let Some(id) = recall_json::<_, String>(&txn, REQUEST_SCOPE, idem).await? {
             txn.rollback().await?;
@@ -521,7 +522,7 @@ impl ReturnsCore {
 
     pub async fn upsert_policy(&self, policy: ReturnPolicy) -> Result<ReturnPolicy, ReturnsError> {
         policy.validate()?;
-        store::put_policy(&self.db, &policy, true, Utc::now()).await?;
+        store::put_policy(&self.db, &policy, true, db_now()).await?;
         Ok(policy)
     }
 
@@ -567,7 +568,7 @@ impl ReturnsCore {
         let agg = store::load_aggregate(&txn, id, true)
             .await?
             .ok_or_else(|| not_found("return", id))?;
-        Ok((txn, agg, Utc::now()))
+        Ok((txn, agg, db_now()))
     }
 
     async fn finish(

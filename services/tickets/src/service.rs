@@ -10,6 +10,7 @@ use std::{
 };
 
 use aftersales_deadlines::DeadlineQueue;
+use aftersales_platform::db::now as db_now;
 use aftersales_platform::idempotency::{
     Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
@@ -93,7 +94,7 @@ impl TicketsCore {
 
     /// Seeds the handbook's default policies and calendar into an empty database.
     pub async fn ensure_defaults(&self) -> Result<(), TicketsError> {
-        let now = Utc::now();
+        let now = db_now();
         let txn = self.db.begin().await?;
         store::insert_calendar_if_missing(&txn, &default_calendar(), now).await?;
         if !store::has_policies(&txn).await? {
@@ -120,7 +121,7 @@ impl TicketsCore {
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let now = Utc::now();
+        let now = db_now();
         let txn = self.db.begin().await?;
         if let Some(replayed) = recall_json::<_, Ticket>(&txn, CREATE_SCOPE, idem).await? {
             return Ok(replayed);
@@ -429,7 +430,7 @@ impl TicketsCore {
             }
         }
         candidate.version = previous.map_or(1, |p| p.version + 1);
-        candidate.created_at = Utc::now();
+        candidate.created_at = db_now();
         store::insert_policy_version(&txn, &candidate).await?;
         txn.commit().await?;
         Ok(candidate)
@@ -439,7 +440,7 @@ impl TicketsCore {
         &self,
         calendar: BusinessCalendar,
     ) -> Result<BusinessCalendar, TicketsError> {
-        store::upsert_calendar(&self.db, &calendar, Utc::now()).await?;
+        store::upsert_calendar(&self.db, &calendar, db_now()).await?;
         Ok(calendar)
     }
 
@@ -474,7 +475,7 @@ impl TicketsCore {
             agg,
             policy,
             schedules,
-            now: Utc::now(),
+            now: db_now(),
         })
     }
 

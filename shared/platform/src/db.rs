@@ -130,3 +130,10 @@ pub mod schema {
         index.to_owned()
     }
 }
+
+/// Now, at the precision the databases keep (microseconds), so an instant written and
+/// read back compares equal to the one in memory.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

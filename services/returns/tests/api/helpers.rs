@@ -1,0 +1,166 @@
+//! Spawning the returns service for a test, and request builders.
+
+use std::sync::Arc;
+
+use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings};
+use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
+use aftersales_platform::CancellationToken;
+use aftersales_protos::{
+    common::v1 as common,
+    returns::v1::{self as pb, return_service_client::ReturnServiceClient},
+};
+use aftersales_returns::{
+    app::{ReturnsApp, ReturnsConfig},
+    ports::SimulatedPayments,
+    service::ReturnsCore,
+};
+use aftersales_runtime::ServiceSettings;
+pub use aftersales_testkit::Backend;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub client: ReturnServiceClient<Channel>,
+    pub core: Arc<ReturnsCore>,
+    pub payments: SimulatedPayments,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, |_| {}).await
+}
+
+pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsConfig)) -> TestApp {
+    let url = backend.fresh_url().await.expect("a fresh database");
+    let (bus, queue) = match backend {
+        Backend::Postgres => {
+            let prefix = aftersales_testkit::unique_prefix();
+            let conn = aftersales_testkit::redis_connection().await.expect("redis");
+            let reader = aftersales_testkit::redis_connection().await.expect("redis");
+            let queue = RedisQueue::new(
+                conn.clone(),
+                &RedisQueueSettings {
+                    key_prefix: prefix.clone(),
+                    name: "returns".into(),
+                    shards: 4,
+                },
+            );
+            (
+                EventBus::Redis(RedisBus::new(conn, reader, prefix)),
+                DeadlineQueue::Redis(queue),
+            )
+        }
+        Backend::Sqlite => (
+            EventBus::Memory(MemoryBus::new()),
+            DeadlineQueue::Memory(MemoryQueue::new()),
+        ),
+    };
+    let payments = SimulatedPayments::new();
+    let mut config = ReturnsConfig::for_tests(payments.clone());
+    configure(&mut config);
+    let settings = ServiceSettings::for_tests(url, std::time::Duration::from_secs(2));
+    let app = ReturnsApp::build(settings, config, bus, queue)
+        .await
+        .expect("the service builds");
+    let addr = app.local_addr();
+    let core = app.core();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        app.run(token).await.expect("the service runs");
+    });
+    let client = ReturnServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    TestApp {
+        client,
+        core,
+        payments,
+        shutdown,
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+
+    pub async fn get(&mut self, id: &str) -> pb::Return {
+        self.client
+            .get_return(pb::GetReturnRequest { id: id.into() })
+            .await
+            .expect("return")
+            .into_inner()
+    }
+
+    /// Counts rows of a query returning one `n`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = self.core.db();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count")
+    }
+
+    pub async fn events(&self, return_id: &str, event_type: &str) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{return_id}' AND event_type = '{event_type}'"
+        ))
+        .await
+    }
+}
+
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+pub fn cny(minor_units: i64) -> common::Money {
+    common::Money {
+        minor_units,
+        currency: "CNY".into(),
+    }
+}
+
+/// A one-line request: two kettles at 199.00 CNY delivered at `delivered_at`.
+pub fn request(
+    reason: pb::ReturnReason,
+    outcome: pb::Outcome,
+    delivered_at: DateTime<Utc>,
+) -> pb::RequestReturnRequest {
+    pb::RequestReturnRequest {
+        idempotency_key: String::new(),
+        order_id: "order-9".into(),
+        customer_id: "cust-9".into(),
+        ticket_id: String::new(),
+        lines: vec![pb::ReturnLine {
+            sku: "KETTLE-1".into(),
+            product_line: "kettle".into(),
+            quantity: 2,
+            unit_price: Some(cny(19_900)),
+            delivered_at: Some(ts(delivered_at)),
+        }],
+        reason: reason as i32,
+        evidence: vec!["s3://evidence/kettle.jpg".into()],
+        desired_outcome: outcome as i32,
+        customer_time_zone: "Asia/Shanghai".into(),
+        actor: None,
+    }
+}
+
+pub fn yesterday() -> DateTime<Utc> {
+    Utc::now() - Duration::days(1)
+}
