@@ -75,7 +75,11 @@ async fn to_inspected(
     assert!(shipment.label_ref.starts_with("label://simulated/"));
     let moved = app
         .client
-        .record_tracking_event(track(&tracking, "e1", pb::TrackingKind::PickedUp))
+        .record_tracking_event(track(
+            &tracking,
+            &format!("{tracking}-1"),
+            pb::TrackingKind::PickedUp,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -84,7 +88,7 @@ async fn to_inspected(
         .client
         .record_tracking_event(track(
             &tracking,
-            "e2",
+            &format!("{tracking}-2"),
             pb::TrackingKind::DeliveredToWarehouse,
         ))
         .await
@@ -637,5 +641,51 @@ async fn a_retried_request_with_its_key_creates_one_return() {
     let err = app.client.request_return(keyed).await.unwrap_err();
     assert_eq!(field_violations(&err)[0].field, "idempotency_key");
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM returns").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn exchange_repair_and_rejection_each_settle_with_their_event() {
+    let mut app = spawn(Backend::Sqlite).await;
+    let outcomes = [
+        (
+            pb::Resolution::Exchange,
+            pb::ReturnStatus::Exchanged,
+            "returns.ExchangeShipmentRequested",
+        ),
+        (
+            pb::Resolution::Repair,
+            pb::ReturnStatus::SentToRepair,
+            "returns.RepairJobRequested",
+        ),
+        (
+            pb::Resolution::Reject,
+            pb::ReturnStatus::RejectedAfterInspection,
+            "returns.ReturnRejected",
+        ),
+    ];
+    for (resolution, status, event) in outcomes {
+        let (r, _) = to_inspected(
+            &mut app,
+            pb::ReturnReason::QualityDefect,
+            inspected_line(pb::Condition::Used, true, pb::Disposition::Repair),
+        )
+        .await;
+        let settled = app
+            .client
+            .resolve_return(pb::ResolveReturnRequest {
+                return_id: r.id.clone(),
+                resolution: resolution as i32,
+                reason: "decided at inspection".into(),
+                actor: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(settled.status, status as i32);
+        assert_eq!(app.events(&r.id, event).await, 1, "{event}");
+        assert!(settled.refund_id.is_empty());
+    }
+    assert!(app.payments.payments().is_empty(), "no money moved");
     app.stop().await;
 }
