@@ -129,7 +129,7 @@ impl ReturnsApp {
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
-        let relay = Relay::new(db.clone(), bus);
+        let relay = Relay::new("returns", db.clone(), bus);
         let core = Arc::new(ReturnsCore::new(
             db,
             queue.clone(),

@@ -67,7 +67,7 @@ impl TicketsApp {
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
-        let relay = Relay::new(db.clone(), bus);
+        let relay = Relay::new("tickets", db.clone(), bus);
         let core = Arc::new(TicketsCore::new(db, queue.clone(), relay.nudge()));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;

@@ -52,6 +52,16 @@ impl EventBus {
         }
     }
 
+    /// True once after the bus lost its data (a flushed or restarted Redis) — and on the
+    /// very first call against a fresh Redis. The in-process bus never reports a loss.
+    /// Each `owner` (a publishing service) sees each loss once.
+    pub async fn check_lost(&self, owner: &str) -> Result<bool, BusError> {
+        match self {
+            Self::Redis(bus) => bus.check_lost(owner).await,
+            Self::Memory(_) => Ok(false),
+        }
+    }
+
     /// Creates the group if missing; a new group starts at the beginning of the stream.
     pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
         match self {

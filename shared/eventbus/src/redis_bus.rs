@@ -82,6 +82,18 @@ impl RedisBus {
         Ok(())
     }
 
+    /// True when Redis has lost its data since the last call (flushed or restarted
+    /// without persistence); only one caller sees each loss.
+    pub(crate) async fn check_lost(&self, owner: &str) -> Result<bool, BusError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}events:{owner}:intact", self.key_prefix))
+            .arg("1")
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(set.is_some())
+    }
+
     pub(crate) async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
         let result: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")

@@ -1,6 +1,10 @@
 //! Publishes committed outbox rows to the bus in order and marks them published. Woken
 //! right after a commit in this process, and polling for rows written by other replicas.
 //! On PostgreSQL, rows are locked with SKIP LOCKED so replicas share the work.
+//!
+//! Redis keeps nothing on disk: when the bus reports that it lost its data, the relay
+//! publishes again every row of the replay window, so events that were published but not
+//! yet consumed are not lost; consumers dedupe on the event id.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,22 +28,64 @@ pub enum RelayError {
 
 #[derive(Clone, Debug)]
 pub struct Relay {
+    /// The publishing service, e.g. `tickets`.
+    owner: String,
     db: DatabaseConnection,
     bus: EventBus,
     nudge: Arc<Notify>,
     batch: u64,
     poll_interval: Duration,
+    replay_window: Duration,
 }
 
 impl Relay {
-    pub fn new(db: DatabaseConnection, bus: EventBus) -> Self {
+    pub fn new(owner: &str, db: DatabaseConnection, bus: EventBus) -> Self {
         Self {
+            owner: owner.to_owned(),
             db,
             bus,
             nudge: Arc::new(Notify::new()),
             batch: 256,
             poll_interval: Duration::from_millis(200),
+            replay_window: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// How far back events are published again after the bus lost its data.
+    pub fn with_replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
+    /// Marks rows published within the replay window as unpublished again; returns how
+    /// many. Called when the bus lost its data.
+    pub async fn replay_window(&self) -> Result<u64, DbErr> {
+        let since = chrono::Duration::from_std(self.replay_window)
+            .ok()
+            .and_then(|w| Utc::now().checked_sub_signed(w))
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let res = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::PublishedAt,
+                sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(outbox::Column::PublishedAt.gte(since))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+
+    async fn replay_if_lost(&self) -> Result<(), RelayError> {
+        if self.bus.check_lost(&self.owner).await? {
+            let replayed = self.replay_window().await?;
+            if replayed > 0 {
+                tracing::warn!(
+                    replayed,
+                    "the event bus lost its data; publishing the replay window again"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Notify after committing events so they go out at once.
@@ -93,7 +139,16 @@ impl Relay {
 
     /// Runs until `shutdown`, publishing everything committed before it.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_loss_check: Option<std::time::Instant> = None;
         loop {
+            if last_loss_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                match self.replay_if_lost().await {
+                    Ok(()) => last_loss_check = Some(std::time::Instant::now()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "checking the event bus for lost data failed")
+                    }
+                }
+            }
             match self.publish_batch().await {
                 Ok(n) if n as u64 == self.batch => continue,
                 Ok(_) => {}

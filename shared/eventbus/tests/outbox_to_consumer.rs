@@ -75,7 +75,7 @@ async fn each_event_is_applied_once(db: DatabaseConnection, bus: EventBus) {
         .unwrap();
     txn.rollback().await.unwrap();
 
-    let relay = Relay::new(db.clone(), bus.clone());
+    let relay = Relay::new("tickets", db.clone(), bus.clone());
     assert_eq!(relay.publish_batch().await.unwrap(), 2);
     assert_eq!(relay.publish_batch().await.unwrap(), 0);
     assert_eq!(relay.backlog().await.unwrap(), 0);
@@ -146,4 +146,39 @@ async fn a_delivery_left_unacknowledged_is_taken_over() {
         .unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].delivery_id, first[0].delivery_id);
+}
+
+#[tokio::test]
+async fn after_redis_loses_its_data_the_replay_window_is_published_again() {
+    let db = database(Backend::Postgres).await;
+    let bus = redis_bus().await;
+    let relay = Relay::new("tickets", db.clone(), bus.clone());
+    assert!(
+        bus.check_lost("tickets").await.unwrap(),
+        "a fresh prefix counts as lost"
+    );
+    let txn = db.begin().await.unwrap();
+    enqueue(&txn, vec![event(1), event(2)], chrono::Utc::now())
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(relay.publish_batch().await.unwrap(), 2);
+    assert!(!bus.check_lost("tickets").await.unwrap());
+    // The stream is gone (FLUSHALL, restart without persistence): publish again.
+    assert_eq!(relay.replay_window().await.unwrap(), 2);
+    assert_eq!(relay.publish_batch().await.unwrap(), 2);
+    let recorder = Arc::new(Recorder::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(100);
+    let consumer = Consumer::new(db.clone(), bus.clone(), settings, recorder.clone());
+    let outcomes = consumer.poll_once().await.unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::Duplicate,
+            Outcome::Duplicate
+        ]
+    );
 }
