@@ -19,19 +19,35 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local lease_until = ARGV[3]
 local out = {}
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-for i = 1, #expired, 2 do
-  redis.call('ZADD', KEYS[2], lease_until, expired[i])
-  out[#out + 1] = expired[i]; out[#out + 1] = expired[i + 1]; out[#out + 1] = '1'
-end
-local room = limit - #expired / 2
-if room > 0 then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, room)
-  for i = 1, #due, 2 do
-    redis.call('ZREM', KEYS[1], due[i])
-    redis.call('ZADD', KEYS[2], lease_until, due[i])
-    out[#out + 1] = due[i]; out[#out + 1] = due[i + 1]; out[#out + 1] = '0'
+-- Variadic ZADD/ZREM in chunks: one command per chunk instead of one per member, and
+-- small enough for Lua's unpack limit.
+local function move(from, members)
+  for i = 1, #members, 500 do
+    local chunk, scored = {}, {}
+    for j = i, math.min(i + 499, #members) do
+      chunk[#chunk + 1] = members[j]
+      scored[#scored + 1] = lease_until
+      scored[#scored + 1] = members[j]
+    end
+    if from then redis.call('ZREM', from, unpack(chunk)) end
+    redis.call('ZADD', KEYS[2], unpack(scored))
   end
+end
+local function take(key, max, flag)
+  local found = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+  local members = {}
+  for i = 1, #found, 2 do
+    members[#members + 1] = found[i]
+    out[#out + 1] = found[i]; out[#out + 1] = found[i + 1]; out[#out + 1] = flag
+  end
+  return members
+end
+local expired = take(KEYS[2], limit, '1')
+if #expired > 0 then move(nil, expired) end
+local room = limit - #expired
+if room > 0 then
+  local due = take(KEYS[1], room, '0')
+  if #due > 0 then move(KEYS[1], due) end
 end
 return out
 "#;
