@@ -25,6 +25,12 @@ pub mod returns {
     }
 }
 
+pub mod bench {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.bench.v1");
+    }
+}
+
 pub mod events {
     // Envelopes are built once and encoded; boxing the large payloads buys nothing.
     #[allow(clippy::large_enum_variant)]

@@ -1,0 +1,368 @@
+//! `make bench`: starts the tickets service against the local PostgreSQL and Redis and
+//! prints one table of throughput, latency, SLA firing and memory, each figure beside the
+//! limit it is compared with, measured in the same run. Also written as JSON under
+//! `target/bench/`. `--quick` runs in seconds (CI runs it so the harness cannot rot; it
+//! asserts no timings); the default is the full run.
+
+mod load;
+mod rpc;
+mod sla;
+
+use std::{sync::Arc, time::Duration};
+
+use aftersales_deadlines::{DeadlineQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings};
+use aftersales_eventbus::{EventBus, RedisBus};
+use aftersales_platform::CancellationToken;
+use aftersales_runtime::ServiceSettings;
+use aftersales_tickets::app::TicketsApp;
+use clap::Parser;
+use load::Stats;
+use rpc::Load;
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(about = "aftersales benchmark harness")]
+struct Args {
+    /// Seconds, not minutes: small counts, no targets judged.
+    #[arg(long)]
+    quick: bool,
+    /// The `aftersales` binary whose idle memory is measured.
+    #[arg(long, env = "AFTERSALES_BIN")]
+    binary: Option<std::path::PathBuf>,
+}
+
+struct Plan {
+    load: Load,
+    seed: usize,
+    clocks: u64,
+    window: Duration,
+    stop: Duration,
+}
+
+/// One line of the table.
+struct Row {
+    name: String,
+    value: String,
+    limit: String,
+    /// `Some(met)` for a target; `None` for a figure reported only.
+    met: Option<bool>,
+}
+
+fn row(name: &str, value: String, limit: &str, met: Option<bool>) -> Row {
+    Row {
+        name: name.into(),
+        value,
+        limit: limit.into(),
+        met,
+    }
+}
+
+/// Throughput and latency rows; with a reference and a minimum ratio, the ratio row too
+/// (judged only when `judged`).
+fn rpc_rows(
+    name: &str,
+    s: &Stats,
+    floor: Option<&Stats>,
+    min_ratio: Option<f64>,
+    judged: bool,
+) -> Vec<Row> {
+    let mut rows = vec![row(
+        &format!("{name} throughput"),
+        format!("{:.0}/s ({} errors)", s.per_sec(), s.errors),
+        "",
+        None,
+    )];
+    rows.push(row(
+        &format!("{name} latency p50/p99/p999"),
+        format!(
+            "{:.2} / {:.2} / {:.2} ms",
+            s.pct_ms(50.0),
+            s.pct_ms(99.0),
+            s.pct_ms(99.9)
+        ),
+        "",
+        None,
+    ));
+    if let (Some(floor), Some(min)) = (floor, min_ratio) {
+        let ratio = s.per_sec() / floor.per_sec();
+        rows.push(row(
+            &format!("{name} / reference"),
+            format!("{ratio:.2}"),
+            &format!(">= {min:.2}"),
+            judged.then_some(ratio >= min),
+        ));
+    }
+    rows
+}
+
+fn stats_json(s: &Stats) -> serde_json::Value {
+    json!({
+        "per_sec": s.per_sec(), "ok": s.ok, "errors": s.errors,
+        "p50_ms": s.pct_ms(50.0), "p99_ms": s.pct_ms(99.0), "p999_ms": s.pct_ms(99.9),
+    })
+}
+
+/// Resident memory of an idle `aftersales serve tickets`, in MB.
+async fn idle_rss_mb(binary: &std::path::Path, database_url: &str) -> anyhow::Result<f64> {
+    let mut child = std::process::Command::new(binary)
+        .args(["serve", "tickets"])
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", aftersales_testkit::redis_url())
+        .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
+        .env("TICKETS_GRPC_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let kb: f64 = status?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
+    Ok(kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plan = if args.quick {
+        Plan {
+            load: Load {
+                concurrency: 64,
+                warmup: Duration::from_millis(300),
+                duration: Duration::from_secs(2),
+            },
+            seed: 200,
+            clocks: 20_000,
+            window: Duration::from_secs(3),
+            stop: Duration::from_secs(2),
+        }
+    } else {
+        Plan {
+            load: Load {
+                concurrency: 64,
+                warmup: Duration::from_secs(2),
+                duration: Duration::from_secs(15),
+            },
+            seed: 2_000,
+            clocks: 1_000_000,
+            window: Duration::from_secs(60),
+            stop: Duration::from_secs(60),
+        }
+    };
+    let judged = !args.quick;
+    let stop = CancellationToken::new();
+
+    // The service under test, on PostgreSQL and Redis, as in production.
+    let database_url = aftersales_testkit::fresh_postgres_url().await?;
+    let conn = aftersales_testkit::redis_connection().await?;
+    let reader = aftersales_testkit::redis_connection().await?;
+    let prefix = aftersales_testkit::unique_prefix();
+    let queue = DeadlineQueue::Redis(RedisQueue::new(
+        conn.clone(),
+        &RedisQueueSettings {
+            key_prefix: prefix.clone(),
+            name: "sla".into(),
+            shards: 16,
+        },
+    ));
+    let mut settings = ServiceSettings::for_tests(database_url.clone(), Duration::from_secs(30));
+    settings.server.concurrency_per_connection = 1024;
+    let app = TicketsApp::build(
+        settings,
+        EventBus::Redis(RedisBus::new(conn, reader, prefix)),
+        queue,
+    )
+    .await?;
+    let tickets_addr = app.local_addr();
+    let db = app.core().db().clone();
+    tokio::spawn(app.run(stop.clone()));
+    let floor_addr = rpc::start_floor(stop.clone()).await?;
+    let connect = |addr: std::net::SocketAddr| {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    };
+    let floor_channel = connect(floor_addr)?.connect().await?;
+    let tickets_channel = connect(tickets_addr)?.connect().await?;
+
+    eprintln!("bench: floor");
+    let floor = rpc::floor(floor_channel, plan.load).await;
+    eprintln!("bench: seeding {} tickets", plan.seed);
+    let client = aftersales_protos::tickets::v1::ticket_service_client::TicketServiceClient::new(
+        tickets_channel.clone(),
+    );
+    let ids = Arc::new(rpc::seed(client, plan.seed).await?);
+    eprintln!("bench: GetTicket");
+    let get = rpc::get_ticket(tickets_channel.clone(), ids, plan.load).await;
+    eprintln!("bench: ListTickets");
+    let list = rpc::list_tickets(tickets_channel.clone(), plan.load).await;
+    eprintln!("bench: CreateTicket");
+    let create = rpc::create_ticket(tickets_channel.clone(), plan.load).await;
+    eprintln!("bench: raw inserts");
+    let raw = rpc::raw_inserts(db, plan.load).await;
+    eprintln!("bench: {} SLA clocks", plan.clocks);
+    let worker_settings = WorkerSettings {
+        batch: 1_000,
+        ..ServiceSettings::for_tests(String::new(), Duration::from_secs(30)).worker
+    };
+    let worker_settings = WorkerSettings {
+        max_idle: Duration::from_millis(500),
+        ..worker_settings
+    };
+    let sla = sla::run(plan.clocks, plan.window, plan.stop, worker_settings).await?;
+    let rss = match &args.binary {
+        Some(binary) => {
+            Some(idle_rss_mb(binary, &aftersales_testkit::fresh_postgres_url().await?).await?)
+        }
+        None => None,
+    };
+    stop.cancel();
+
+    let judge = |met: bool| judged.then_some(met);
+    let mut rows = rpc_rows("Floor (no-op RPC)", &floor, None, None, judged);
+    rows.extend(rpc_rows("GetTicket", &get, Some(&floor), Some(0.5), judged));
+    rows.extend(rpc_rows("ListTickets", &list, Some(&floor), None, judged));
+    rows.extend(rpc_rows("Raw DB, same rows", &raw, None, None, judged));
+    rows.extend(rpc_rows(
+        "CreateTicket",
+        &create,
+        Some(&raw),
+        Some(0.7),
+        judged,
+    ));
+    rows.push(row(
+        "CreateTicket p99",
+        format!("{:.2} ms", create.pct_ms(99.0)),
+        "<= 10 ms",
+        judge(create.pct_ms(99.0) <= 10.0),
+    ));
+    let f = &sla.firing;
+    rows.push(row("SLA clocks pending", format!("{}", f.clocks), "", None));
+    rows.push(row(
+        "SLA lateness p50",
+        format!("{} ms", f.p50_ms),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "SLA lateness p99",
+        format!("{} ms", f.p99_ms),
+        "<= 100 ms",
+        judge(f.p99_ms <= 100),
+    ));
+    rows.push(row(
+        "SLA lateness p99.9",
+        format!("{} ms", f.p999_ms),
+        "<= 500 ms",
+        judge(f.p999_ms <= 500),
+    ));
+    rows.push(row(
+        "SLA lateness max",
+        format!("{} ms", f.max_ms),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "SLA fired early",
+        format!("{}", f.early),
+        "= 0",
+        Some(f.early == 0),
+    ));
+    rows.push(row(
+        "SLA fired per second",
+        format!("{:.0}/s", f.fired_per_sec),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "Redis bytes per pending clock",
+        format!("{:.0} B", sla.bytes_per_clock),
+        "<= 150 B",
+        judge(sla.bytes_per_clock <= 150.0),
+    ));
+    let c = &sla.catch_up;
+    rows.push(row(
+        &format!("Catch-up after a {:.0} s stop", sla.stopped_for_s),
+        format!("{:.0} clocks/s", c.fired_per_sec),
+        ">= 100000/s",
+        judge(c.fired_per_sec >= 100_000.0),
+    ));
+    rows.push(row(
+        "Catch-up lateness p50/p99/max",
+        format!("{} / {} / {} ms", c.p50_ms, c.p99_ms, c.max_ms),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "Catch-up fired early",
+        format!("{}", c.early),
+        "= 0",
+        Some(c.early == 0),
+    ));
+    match rss {
+        Some(mb) => rows.push(row(
+            "Idle service resident memory",
+            format!("{mb:.1} MB"),
+            "<= 30 MB",
+            judge(mb <= 30.0),
+        )),
+        None => rows.push(row(
+            "Idle service resident memory",
+            "not measured (no --binary)".into(),
+            "<= 30 MB",
+            None,
+        )),
+    }
+
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(10);
+    println!(
+        "aftersales bench ({}), {} in flight, {} s per RPC run",
+        if args.quick { "quick" } else { "full" },
+        plan.load.concurrency,
+        plan.load.duration.as_secs()
+    );
+    println!(
+        "{:width$}  {:>28}  {:>12}  result",
+        "measure", "value", "target"
+    );
+    for r in &rows {
+        let result = match r.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!(
+            "{:width$}  {:>28}  {:>12}  {result}",
+            r.name, r.value, r.limit
+        );
+    }
+
+    let report = json!({
+        "mode": if args.quick { "quick" } else { "full" },
+        "at": chrono::Utc::now().to_rfc3339(),
+        "concurrency": plan.load.concurrency,
+        "floor": stats_json(&floor), "get_ticket": stats_json(&get), "list_tickets": stats_json(&list),
+        "create_ticket": stats_json(&create), "raw_inserts": stats_json(&raw),
+        "sla": sla, "idle_rss_mb": rss,
+        "rows": rows.iter().map(|r| json!({"name": r.name, "value": r.value, "target": r.limit, "met": r.met})).collect::<Vec<_>>(),
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(if args.quick {
+        "quick.json"
+    } else {
+        "full.json"
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("written to {}", path.display());
+    if rows
+        .iter()
+        .any(|r| r.met == Some(false) && r.limit == "= 0")
+    {
+        anyhow::bail!("a clock fired before its due time");
+    }
+    Ok(())
+}
