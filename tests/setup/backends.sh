@@ -63,7 +63,8 @@ if ! pg_sql 'select 1' >/dev/null 2>&1; then
 fi
 leftovers="$(pg_sql "select datname from pg_database where datname like 'aftersales_test_%'")"
 for db in $leftovers; do
-  pg_sql "drop database if exists $db" >/dev/null
+  # A database still in use (a test running now) is left for the next run.
+  pg_sql "drop database if exists $db" >/dev/null 2>&1 || true
 done
 
 # --- Redis ------------------------------------------------------------------
