@@ -1,6 +1,9 @@
 //! The Redis schedule: per shard a `due` sorted set (score = due instant) and a `lease`
 //! sorted set (score = lease expiry), both under one hash tag so the claim script touches
 //! one cluster slot. A marker key tells when Redis has lost its data.
+//!
+//! Ids ending in a UUID are stored with that UUID as 16 raw bytes instead of 36 characters
+//! of text: a pending clock then costs about a fifth less Redis memory.
 
 use std::sync::{
     Arc,
@@ -87,6 +90,32 @@ impl std::fmt::Debug for RedisQueue {
     }
 }
 
+/// An id as stored: a trailing canonical UUID becomes `~` and its 16 bytes.
+fn compact(id: &str) -> Vec<u8> {
+    let split = id.len().saturating_sub(36);
+    match (id.get(..split), id.get(split..).map(uuid::Uuid::try_parse)) {
+        (Some(head), Some(Ok(uuid))) if id.len() >= 36 => {
+            let mut member = Vec::with_capacity(head.len() + 17);
+            member.extend_from_slice(head.as_bytes());
+            member.push(b'~');
+            member.extend_from_slice(uuid.as_bytes());
+            member
+        }
+        _ => id.as_bytes().to_vec(),
+    }
+}
+
+/// The id a stored member stands for.
+fn expand(member: &[u8]) -> String {
+    if member.len() >= 17 && member[member.len() - 17] == b'~' {
+        let (head, tail) = member.split_at(member.len() - 17);
+        if let (Ok(head), Ok(uuid)) = (std::str::from_utf8(head), uuid::Uuid::from_slice(&tail[1..])) {
+            return format!("{head}{uuid}");
+        }
+    }
+    String::from_utf8_lossy(member).into_owned()
+}
+
 impl RedisQueue {
     pub fn new(conn: ConnectionManager, settings: &RedisQueueSettings) -> Self {
         let RedisQueueSettings {
@@ -140,7 +169,7 @@ impl RedisQueue {
         for (keys, members) in self.by_shard(items, |(id, _)| id) {
             let cmd = pipe.cmd("ZADD").arg(&keys.due).arg("LT");
             for (id, due) in members {
-                cmd.arg(*due).arg(id);
+                cmd.arg(*due).arg(compact(id));
             }
             cmd.ignore();
         }
@@ -150,6 +179,7 @@ impl RedisQueue {
     pub(crate) async fn cancel(&self, ids: &[String]) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
         for (keys, members) in self.by_shard(ids, |id| id) {
+            let members: Vec<Vec<u8>> = members.iter().map(|id| compact(id)).collect();
             pipe.cmd("ZREM").arg(&keys.due).arg(members).ignore();
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await
@@ -169,7 +199,7 @@ impl RedisQueue {
                 break;
             }
             let keys = &self.shards[(start + offset) % self.shards.len()];
-            let flat: Vec<String> = self
+            let flat: Vec<Vec<u8>> = self
                 .claim_script
                 .key(&keys.due)
                 .key(&keys.lease)
@@ -179,10 +209,11 @@ impl RedisQueue {
                 .invoke_async(&mut conn)
                 .await?;
             for triple in flat.chunks_exact(3) {
+                let score = std::str::from_utf8(&triple[1]).ok().and_then(|s| s.parse::<f64>().ok());
                 claims.push(Claim {
-                    id: triple[0].clone(),
-                    due_ms: triple[1].parse::<f64>().map(|s| s as Millis).unwrap_or(now),
-                    reclaimed: triple[2] == "1",
+                    id: expand(&triple[0]),
+                    due_ms: score.map_or(now, |s| s as Millis),
+                    reclaimed: triple[2] == b"1",
                 });
             }
         }
@@ -192,6 +223,7 @@ impl RedisQueue {
     pub(crate) async fn ack(&self, ids: &[String]) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
         for (keys, members) in self.by_shard(ids, |id| id) {
+            let members: Vec<Vec<u8>> = members.iter().map(|id| compact(id)).collect();
             pipe.cmd("ZREM").arg(&keys.lease).arg(members).ignore();
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await
@@ -211,7 +243,7 @@ impl RedisQueue {
                 .arg(0)
                 .arg("WITHSCORES");
         }
-        let firsts: Vec<Vec<(String, f64)>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let firsts: Vec<Vec<(Vec<u8>, f64)>> = pipe.query_async(&mut self.conn.clone()).await?;
         Ok(firsts
             .iter()
             .flatten()
@@ -241,5 +273,23 @@ impl RedisQueue {
             scheduled: counts.iter().step_by(2).sum(),
             in_flight: counts.iter().skip(1).step_by(2).sum(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_stored_in_16_bytes_and_come_back_unchanged() {
+        let id = "0195f0a2-7c1e-7000-8000-000000000001";
+        assert_eq!(compact(id).len(), 17);
+        assert_eq!(expand(&compact(id)), id);
+        let member = format!("step:{id}");
+        assert_eq!(compact(&member).len(), 22);
+        assert_eq!(expand(&compact(&member)), member);
+        for plain in ["clock-01", "a", "", "not-a-uuid-but-exactly-36-characters"] {
+            assert_eq!(expand(&compact(plain)), plain);
+        }
     }
 }
