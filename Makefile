@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run build test backends lint fmt bench bench-quick
+.PHONY: run build test backends lint fmt bench bench-quick soak
 
 ## Build and start the whole suite on embedded defaults (SQLite, in-process queue and bus).
 run: build
@@ -40,3 +40,8 @@ bench: backends
 ## The same harness in seconds, on the debug build.
 bench-quick: backends build
 	$(CARGO) run -q -p aftersales-bench --bin bench -- --quick --binary target/debug/aftersales
+
+## Ten minutes of CreateTicket at half the measured maximum (not in CI).
+soak: backends
+	$(CARGO) build --release --bin bench
+	./target/release/bench --soak --minutes 10

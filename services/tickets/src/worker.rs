@@ -3,8 +3,12 @@
 use std::sync::Arc;
 
 use aftersales_deadlines::{Claim, DeadlineQueue, worker::DeadlineHandler};
+use futures::StreamExt;
 
 use crate::service::TicketsCore;
+
+/// Deadlines fired at once; below the database pool size, so API calls still get connections.
+const CONCURRENCY: usize = 8;
 
 pub struct SlaFiring {
     core: Arc<TicketsCore>,
@@ -17,18 +21,24 @@ impl SlaFiring {
 }
 
 impl DeadlineHandler for SlaFiring {
+    /// Fires claims [`CONCURRENCY`] at a time: each is its own transaction, and two clocks
+    /// of one ticket serialise on the ticket's row lock.
     async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
-        let mut done = Vec::with_capacity(claims.len());
-        for claim in claims {
-            match self.core.fire_clock(&claim.id).await {
-                Ok(()) => done.push(claim.id),
-                // Left unacknowledged: handed out again once the lease runs out.
-                Err(err) => {
-                    tracing::warn!(clock_id = %claim.id, error = %err, "firing an SLA clock failed")
+        futures::stream::iter(claims)
+            .map(|claim| async move {
+                match self.core.fire_clock(&claim.id).await {
+                    Ok(()) => Some(claim.id),
+                    // Left unacknowledged: handed out again once the lease runs out.
+                    Err(err) => {
+                        tracing::warn!(member = %claim.id, error = %err, "firing a deadline failed");
+                        None
+                    }
                 }
-            }
-        }
-        done
+            })
+            .buffer_unordered(CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
     }
 
     async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, String> {

@@ -109,7 +109,10 @@ fn compact(id: &str) -> Vec<u8> {
 fn expand(member: &[u8]) -> String {
     if member.len() >= 17 && member[member.len() - 17] == b'~' {
         let (head, tail) = member.split_at(member.len() - 17);
-        if let (Ok(head), Ok(uuid)) = (std::str::from_utf8(head), uuid::Uuid::from_slice(&tail[1..])) {
+        if let (Ok(head), Ok(uuid)) = (
+            std::str::from_utf8(head),
+            uuid::Uuid::from_slice(&tail[1..]),
+        ) {
             return format!("{head}{uuid}");
         }
     }
@@ -209,7 +212,9 @@ impl RedisQueue {
                 .invoke_async(&mut conn)
                 .await?;
             for triple in flat.chunks_exact(3) {
-                let score = std::str::from_utf8(&triple[1]).ok().and_then(|s| s.parse::<f64>().ok());
+                let score = std::str::from_utf8(&triple[1])
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok());
                 claims.push(Claim {
                     id: expand(&triple[0]),
                     due_ms: score.map_or(now, |s| s as Millis),

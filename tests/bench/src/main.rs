@@ -7,6 +7,7 @@
 mod load;
 mod rpc;
 mod sla;
+mod soak;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,6 +27,12 @@ struct Args {
     /// Seconds, not minutes: small counts, no targets judged.
     #[arg(long)]
     quick: bool,
+    /// Instead of the benchmarks: the soak run (`make soak`).
+    #[arg(long)]
+    soak: bool,
+    /// Minutes the soak runs.
+    #[arg(long, default_value_t = 10)]
+    minutes: u64,
     /// The `aftersales` binary whose idle memory is measured.
     #[arg(long, env = "AFTERSALES_BIN")]
     binary: Option<std::path::PathBuf>,
@@ -187,6 +194,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let floor_channel = connect(floor_addr)?.connect().await?;
     let tickets_channel = connect(tickets_addr)?.connect().await?;
+
+    if args.soak {
+        let passed = soak::run(tickets_channel, db, args.minutes).await?;
+        stop.cancel();
+        anyhow::ensure!(passed, "the soak run failed");
+        return Ok(());
+    }
 
     eprintln!("bench: floor");
     let floor = rpc::floor(floor_channel, plan.load).await;

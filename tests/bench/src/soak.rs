@@ -1,0 +1,141 @@
+//! `make soak`: ten minutes of CreateTicket at half the measured maximum, with SLA targets
+//! short enough that clocks fire all the time. Every minute: the rate held, errors, this
+//! process's resident memory (the service runs in it), and the SLA firing lateness p99 of
+//! the clocks that breached that minute. Errors must stay zero, memory flat, lateness stable.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tonic::transport::Channel;
+
+use crate::{
+    load::percentile,
+    rpc::{self, Load},
+};
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Lateness (ms) of the clocks that breached since `since`.
+async fn lateness_since(db: &DatabaseConnection, since: chrono::DateTime<Utc>) -> Vec<i64> {
+    let sql = format!(
+        "SELECT CAST(EXTRACT(EPOCH FROM (breached_at - due_at)) * 1000 AS BIGINT) AS late \
+         FROM sla_clocks WHERE breached_at >= '{}'",
+        since.to_rfc3339()
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap_or_default();
+    let mut late: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<i64>("", "late").ok())
+        .collect();
+    late.sort_unstable();
+    late
+}
+
+pub async fn run(channel: Channel, db: DatabaseConnection, minutes: u64) -> anyhow::Result<bool> {
+    let probe = Load {
+        concurrency: 64,
+        warmup: Duration::from_secs(2),
+        duration: Duration::from_secs(10),
+    };
+    let max = rpc::create_ticket(channel.clone(), probe).await.per_sec();
+    let rate = (max / 2.0).max(1.0);
+    println!("soak: CreateTicket maximum {max:.0}/s; holding {rate:.0}/s for {minutes} min");
+    // Only now the short targets: the probe's tickets keep the default hour.
+    let mut client = TicketServiceClient::new(channel.clone());
+    client
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
+            policy: Some(pb::SlaPolicy {
+                id: "soak".into(),
+                priority: 1,
+                first_response: Some(pb::SlaTarget {
+                    seconds: 5,
+                    calendar_id: String::new(),
+                }),
+                resolution: Some(pb::SlaTarget {
+                    seconds: 10,
+                    calendar_id: String::new(),
+                }),
+                escalate_on_breach: true,
+                ..Default::default()
+            }),
+        })
+        .await?;
+
+    let errors = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let end = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut minute_start = (Instant::now(), Utc::now(), 0u64, 0u64);
+    let (mut memory, mut p99s) = (Vec::new(), Vec::new());
+    let mut seq = 0u64;
+    while Instant::now() < end {
+        ticker.tick().await;
+        seq += 1;
+        let mut client = TicketServiceClient::new(channel.clone());
+        let (task_errors, task_sent) = (errors.clone(), sent.clone());
+        let request = rpc::create_request(format!("soak-{run}-{seq}"));
+        tokio::spawn(async move {
+            task_sent.fetch_add(1, Ordering::Relaxed);
+            if client.create_ticket(request).await.is_err() {
+                task_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if minute_start.0.elapsed() >= Duration::from_secs(60) {
+            let late = lateness_since(&db, minute_start.1).await;
+            let (now_sent, now_errors) =
+                (sent.load(Ordering::Relaxed), errors.load(Ordering::Relaxed));
+            let mb = rss_mb();
+            let p99 = percentile(&late, 99.0);
+            println!(
+                "soak: minute {:>2}: {:.0}/s, {} errors, {mb:.1} MB resident, {} clocks breached, lateness p99 {p99} ms",
+                memory.len() + 1,
+                (now_sent - minute_start.2) as f64 / 60.0,
+                now_errors - minute_start.3,
+                late.len(),
+            );
+            memory.push(mb);
+            p99s.push(p99);
+            minute_start = (Instant::now(), Utc::now(), now_sent, now_errors);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let total_errors = errors.load(Ordering::Relaxed);
+    let growth = match (memory.get(1), memory.last()) {
+        (Some(first), Some(last)) => (last - first) / first,
+        _ => 0.0,
+    };
+    let steady = p99s.iter().skip(1).copied().max().unwrap_or(0)
+        <= 2 * p99s.iter().skip(1).copied().min().unwrap_or(0).max(50);
+    let ok = total_errors == 0 && growth < 0.10 && steady;
+    println!(
+        "soak: {} requests, {total_errors} errors (target 0); memory {:+.1}% after the first minute (target flat, < 10%); \
+         lateness p99 per minute {p99s:?} ms ({}); {}",
+        sent.load(Ordering::Relaxed),
+        growth * 100.0,
+        if steady { "stable" } else { "NOT stable" },
+        if ok { "passed" } else { "FAILED" },
+    );
+    Ok(ok)
+}
