@@ -24,7 +24,6 @@ use crate::{
     ports::{Carriers, PaymentProvider, SimulatedPayments},
     service::ReturnsCore,
     store::migration::Migrator,
-    worker::ReturnsFiring,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for returns.
@@ -165,7 +164,7 @@ impl ReturnsApp {
             db: self.core.db().clone(),
             queue: self.queue,
             relay: self.relay,
-            handler: Arc::new(ReturnsFiring::new(self.core.clone())),
+            fires: self.core.clone(),
         };
         let services = GrpcServices::new().with(ReturnsApi::new(self.core).into_server());
         aftersales_runtime::run(

@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::TicketsApi, error::TicketsError, service::TicketsCore, store::migration::Migrator,
-    worker::SlaFiring,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -96,7 +95,7 @@ impl TicketsApp {
             db: self.core.db().clone(),
             queue: self.queue,
             relay: self.relay,
-            handler: Arc::new(SlaFiring::new(self.core.clone())),
+            fires: self.core.clone(),
         };
         let services = GrpcServices::new().with(TicketsApi::new(self.core).into_server());
         aftersales_runtime::run(

@@ -1,47 +1,18 @@
-//! The SLA worker: the deadline queue's handler for ticket clocks.
+//! The SLA worker: firing ticket clocks is the service core's `fire_clock`.
 
-use std::sync::Arc;
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_runtime::firing::Fires;
 
-use aftersales_deadlines::{Claim, DeadlineQueue, worker::DeadlineHandler};
-use futures::StreamExt;
+use crate::{error::TicketsError, service::TicketsCore};
 
-use crate::service::TicketsCore;
+impl Fires for TicketsCore {
+    type Error = TicketsError;
 
-/// Deadlines fired at once; below the database pool size, so API calls still get connections.
-const CONCURRENCY: usize = 8;
-
-pub struct SlaFiring {
-    core: Arc<TicketsCore>,
-}
-
-impl SlaFiring {
-    pub fn new(core: Arc<TicketsCore>) -> Self {
-        Self { core }
-    }
-}
-
-impl DeadlineHandler for SlaFiring {
-    /// Fires claims [`CONCURRENCY`] at a time: each is its own transaction, and two clocks
-    /// of one ticket serialise on the ticket's row lock.
-    async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
-        futures::stream::iter(claims)
-            .map(|claim| async move {
-                match self.core.fire_clock(&claim.id).await {
-                    Ok(()) => Some(claim.id),
-                    // Left unacknowledged: handed out again once the lease runs out.
-                    Err(err) => {
-                        tracing::warn!(member = %claim.id, error = %err, "firing a deadline failed");
-                        None
-                    }
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .filter_map(std::future::ready)
-            .collect()
-            .await
+    async fn fire(&self, member: &str) -> Result<(), TicketsError> {
+        self.fire_clock(member).await
     }
 
-    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, String> {
-        self.core.reconcile(queue).await.map_err(|e| e.to_string())
+    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
+        TicketsCore::reconcile(self, queue).await
     }
 }

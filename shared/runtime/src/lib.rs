@@ -4,11 +4,13 @@
 //! and stops them together: NOT_SERVING, drain, then the background tasks finish their
 //! current batch, so a clean stop leaves no claim leased.
 
+pub mod firing;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use aftersales_deadlines::{
     DeadlineQueue,
-    worker::{self, DeadlineHandler, WorkerSettings},
+    worker::{self, WorkerSettings},
 };
 use aftersales_eventbus::relay::Relay;
 use aftersales_platform::{
@@ -18,6 +20,7 @@ use aftersales_platform::{
     idempotency,
     server::{self, GrpcServices, ServeError, ServerSettings},
 };
+use firing::{ConcurrentFiring, Fires};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -111,20 +114,21 @@ fn worker_settings(env: &Env) -> Result<WorkerSettings, ConfigError> {
 }
 
 /// The parts of a built service that run beside its API.
-pub struct Background<H> {
+pub struct Background<C> {
     pub db: DatabaseConnection,
     pub queue: DeadlineQueue,
     pub relay: Relay,
-    pub handler: Arc<H>,
+    /// The service core that fires its deadlines.
+    pub fires: Arc<C>,
 }
 
 /// Serves `services` on `listener` until `shutdown`, with the deadline worker (unless
 /// disabled), the relay and housekeeping running beside it; then stops everything.
-pub async fn run<H: DeadlineHandler>(
+pub async fn run<C: Fires>(
     name: &'static str,
     listener: TcpListener,
     services: GrpcServices,
-    background: Background<H>,
+    background: Background<C>,
     settings: &ServiceSettings,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
@@ -133,7 +137,7 @@ pub async fn run<H: DeadlineHandler>(
     if settings.run_worker {
         tasks.push(tokio::spawn(worker::run(
             background.queue.clone(),
-            background.handler.clone(),
+            Arc::new(ConcurrentFiring(background.fires.clone())),
             settings.worker.clone(),
             stop.clone(),
         )));

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use aftersales_deadlines::{now_ms, worker};
 use aftersales_protos::tickets::v1 as pb;
-use aftersales_tickets::worker::SlaFiring;
+use aftersales_runtime::firing::ConcurrentFiring;
 
 use crate::helpers::{
     Backend, Options, TestApp, clock, millis, spawn, spawn_with, worker_settings,
@@ -161,7 +161,7 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     let stop = aftersales_platform::CancellationToken::new();
     let replacement = tokio::spawn(worker::run(
         app.queue.clone(),
-        Arc::new(SlaFiring::new(app.core.clone())),
+        Arc::new(ConcurrentFiring(app.core.clone())),
         worker_settings(lease),
         stop.clone(),
     ));
