@@ -2,6 +2,8 @@
 //! the port README gives, health says SERVING, reflection lists the service, and SIGTERM
 //! stops it cleanly.
 
+mod support;
+
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -24,7 +26,7 @@ const RETURNS: &str = "http://127.0.0.1:50052";
 #[tokio::test]
 async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     let data_dir = std::env::temp_dir().join(format!("aftersales-dev-{}", std::process::id()));
-    let mut child = KillOnDrop(
+    let mut child = support::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_aftersales"))
             .args(["dev", "--data-dir"])
             .arg(&data_dir)
@@ -107,35 +109,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     );
 
     drop(responses);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the suite did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
     let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// Kills the spawned suite if the test fails before stopping it, so no server outlives
-/// its test and holds the port.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

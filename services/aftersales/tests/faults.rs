@@ -7,6 +7,8 @@
 //! Its own test binary: it restarts the machine's Redis and PostgreSQL, which no other
 //! test may be using at the time (cargo runs test binaries one after another).
 
+mod support;
+
 use std::{
     collections::{HashMap, HashSet},
     process::{Command, Stdio},
@@ -33,15 +35,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 /// The most a fault may keep the service from answering.
 const RECOVERY_BOUND: Duration = Duration::from_secs(45);
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Suite {
     database_url: String,
     prefix: String,
@@ -49,8 +42,8 @@ struct Suite {
 }
 
 impl Suite {
-    fn start(&self) -> KillOnDrop {
-        KillOnDrop(
+    fn start(&self) -> support::KillOnDrop {
+        support::KillOnDrop(
             Command::new(BIN)
                 .args(["serve", "tickets"])
                 .env("DATABASE_URL", &self.database_url)

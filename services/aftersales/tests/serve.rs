@@ -1,6 +1,8 @@
 //! The production shape: `aftersales migrate` and `aftersales serve tickets` against real
 //! PostgreSQL and Redis, and a bad variable stopping start-up with its name.
 
+mod support;
+
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -58,12 +60,8 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
         String::from_utf8_lossy(&migrated.stderr)
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = KillOnDrop(
+    let port = support::free_port();
+    let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets"])
             .env("DATABASE_URL", &database_url)
@@ -98,36 +96,6 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
         .into_inner();
     assert_eq!(status.status, ServingStatus::Serving as i32);
     drop(health);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
-}
-
-/// Kills the spawned suite if the test fails before stopping it, so no server outlives
-/// its test and holds the port.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

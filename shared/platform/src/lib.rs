@@ -2,6 +2,7 @@
 //! telemetry, the gRPC server kit, error-to-`Status` mapping, database connections and
 //! migrations, and idempotency-key storage. Nothing here knows any business domain.
 
+pub mod caller;
 pub mod codes;
 pub mod config;
 pub mod db;

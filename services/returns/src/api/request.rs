@@ -55,22 +55,8 @@ fn money(v: &mut Violations, field: &str, m: Option<&common::Money>) -> Option<M
 }
 
 pub fn actor(actor: Option<&common::Actor>) -> Actor {
-    match actor {
-        Some(a) if !a.id.is_empty() => Actor {
-            id: a.id.chars().take(MAX_ID).collect(),
-            role: common::ActorRole::try_from(a.role)
-                .map(|r| {
-                    r.as_str_name()
-                        .trim_start_matches("ACTOR_ROLE_")
-                        .to_lowercase()
-                })
-                .unwrap_or_else(|_| "unspecified".into()),
-        },
-        _ => Actor {
-            id: "anonymous".into(),
-            role: "unspecified".into(),
-        },
-    }
+    let (id, role) = aftersales_platform::caller::actor(actor);
+    Actor { id, role }
 }
 
 pub fn return_id(field: &str, value: &str) -> Result<(), Status> {

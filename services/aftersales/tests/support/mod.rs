@@ -1,0 +1,47 @@
+//! Running the real `aftersales` binary from a test: the child dies with the test, and
+//! stopping it with SIGTERM is awaited with a bound.
+
+#![allow(dead_code)]
+
+use std::{process::Child, time::Duration};
+
+/// Kills the child if the test ends before stopping it, so no server outlives its test
+/// and holds a port (or the test's output pipe).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Sends SIGTERM and waits up to `limit` for a clean exit.
+pub async fn terminate(child: &mut KillOnDrop, limit: Duration) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(exit) = child.0.try_wait().expect("the child can be waited for") {
+            return exit;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no exit {limit:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
