@@ -76,7 +76,13 @@ pub struct TicketsCore {
     relay_nudge: Arc<Notify>,
     /// Policy versions never change once written, so they are cached for good.
     policy_versions: RwLock<HashMap<(String, u32), SlaPolicy>>,
+    /// The current policies new tickets are matched against, for [`CURRENT_POLICIES_TTL`];
+    /// dropped at once when this process changes a policy.
+    current: RwLock<Option<(std::time::Instant, Arc<Vec<SlaPolicy>>)>>,
 }
+
+/// How long another replica's policy change may take to reach new tickets here.
+const CURRENT_POLICIES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl TicketsCore {
     pub fn new(db: DatabaseConnection, queue: DeadlineQueue, relay_nudge: Arc<Notify>) -> Self {
@@ -85,6 +91,7 @@ impl TicketsCore {
             queue,
             relay_nudge,
             policy_versions: RwLock::default(),
+            current: RwLock::default(),
         }
     }
 
@@ -126,7 +133,7 @@ impl TicketsCore {
         if let Some(replayed) = recall_json::<_, Ticket>(&txn, CREATE_SCOPE, idem).await? {
             return Ok(replayed);
         }
-        let policies = store::current_policies(&txn).await?;
+        let policies = self.current_policies(&txn).await?;
         let policy = policy::select(&policies, &new.facts()).ok_or(TicketsError::NoPolicy)?;
         let schedules = self.schedules(&txn, policy, &[]).await?;
         let (agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, now);
@@ -433,6 +440,9 @@ impl TicketsCore {
         candidate.created_at = db_now();
         store::insert_policy_version(&txn, &candidate).await?;
         txn.commit().await?;
+        if let Ok(mut current) = self.current.write() {
+            *current = None;
+        }
         Ok(candidate)
     }
 
@@ -463,7 +473,7 @@ impl TicketsCore {
                     tier: t.tier,
                     channel: t.channel,
                 };
-                let current = store::current_policies(&txn).await?;
+                let current = self.current_policies(&txn).await?;
                 policy::select(&current, &facts)
                     .cloned()
                     .ok_or(TicketsError::NoPolicy)?
@@ -544,6 +554,24 @@ impl TicketsCore {
             tracing::debug!(error = %err, "unscheduling finished clocks failed; the worker skips them");
         }
         self.relay_nudge.notify_one();
+    }
+
+    /// The current policies, from the short-lived cache or the database.
+    async fn current_policies<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+    ) -> Result<Arc<Vec<SlaPolicy>>, TicketsError> {
+        let cached = self.current.read().ok().and_then(|c| c.clone());
+        if let Some((at, policies)) = cached
+            && at.elapsed() < CURRENT_POLICIES_TTL
+        {
+            return Ok(policies);
+        }
+        let policies = Arc::new(store::current_policies(conn).await?);
+        if let Ok(mut current) = self.current.write() {
+            *current = Some((std::time::Instant::now(), policies.clone()));
+        }
+        Ok(policies)
     }
 
     async fn policy_of<C: ConnectionTrait>(
