@@ -265,3 +265,83 @@ pub async fn raw_inserts(db: DatabaseConnection, load: Load) -> Stats {
     })
     .await
 }
+
+pub mod returns {
+    //! The same for the returns service: reading one return, and requesting one (a return,
+    //! its eligibility decision, a step deadline, outbox events and an idempotency key).
+
+    use aftersales_protos::{
+        common::v1 as common,
+        returns::v1::{self as pb, return_service_client::ReturnServiceClient},
+    };
+    use std::sync::Arc;
+    use tonic::transport::Channel;
+
+    use super::Load;
+    use crate::load::{Stats, closed_loop};
+
+    fn request(key: String) -> pb::RequestReturnRequest {
+        let delivered = chrono::Utc::now() - chrono::Duration::days(1);
+        pb::RequestReturnRequest {
+            idempotency_key: key,
+            order_id: "order-0000456789".into(),
+            customer_id: "cust-000123".into(),
+            lines: vec![pb::ReturnLine {
+                sku: "KETTLE-1".into(),
+                product_line: "kettle".into(),
+                quantity: 1,
+                unit_price: Some(common::Money {
+                    minor_units: 19_900,
+                    currency: "CNY".into(),
+                }),
+                delivered_at: Some(prost_types::Timestamp {
+                    seconds: delivered.timestamp(),
+                    nanos: 0,
+                }),
+            }],
+            reason: pb::ReturnReason::NoReason as i32,
+            desired_outcome: pb::Outcome::Refund as i32,
+            customer_time_zone: "Asia/Shanghai".into(),
+            ..Default::default()
+        }
+    }
+
+    pub async fn seed(
+        client: ReturnServiceClient<Channel>,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+            let mut calls = Vec::new();
+            for _ in chunk {
+                let mut client = client.clone();
+                calls.push(tokio::spawn(async move {
+                    client.request_return(request(String::new())).await
+                }));
+            }
+            for call in calls {
+                ids.push(call.await??.into_inner().id);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub async fn get_return(channel: Channel, ids: Arc<Vec<String>>, load: Load) -> Stats {
+        closed_loop(load.concurrency, load.warmup, load.duration, move |seq| {
+            let mut client = ReturnServiceClient::new(channel.clone());
+            let id = ids[seq as usize % ids.len()].clone();
+            async move { client.get_return(pb::GetReturnRequest { id }).await.is_ok() }
+        })
+        .await
+    }
+
+    pub async fn request_return(channel: Channel, load: Load) -> Stats {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        closed_loop(load.concurrency, load.warmup, load.duration, move |seq| {
+            let mut client = ReturnServiceClient::new(channel.clone());
+            let request = request(format!("bench-{run}-{seq}"));
+            async move { client.request_return(request).await.is_ok() }
+        })
+        .await
+    }
+}
