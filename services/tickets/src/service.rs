@@ -364,24 +364,57 @@ impl TicketsCore {
     /// Fires one clock (called by the SLA worker). Idempotent: a clock already warned or
     /// breached does nothing, one not due yet is only put back on the schedule.
     pub async fn fire_clock(&self, clock_id: &str) -> Result<(), TicketsError> {
-        let Some(ticket_id) = store::clock_ticket_id(&self.db, clock_id).await? else {
-            return Ok(());
-        };
-        let mut change = self.begin_change(&ticket_id, PolicyChoice::Kept).await?;
-        let events = change.agg.fire_clock(clock_id, &change.policy, change.now);
-        if events.is_empty() {
-            change.txn.rollback().await?;
-            self.after_commit(&change.agg).await;
-            return Ok(());
-        }
-        for event in &events {
-            if let TicketEvent::SlaBreached { clock } = event {
-                let late_ms = (change.now - clock.due_at).num_milliseconds();
-                tracing::info!(ticket_id, clock_id, kind = %clock.kind, late_ms, "SLA breached");
+        self.fire_clocks(&[clock_id.to_owned()]).await
+    }
+
+    /// Fires a batch of clocks in one transaction: the tickets are locked in id order (so
+    /// concurrent batches cannot deadlock), each due clock warns or breaches once, and one
+    /// commit covers them all. Idempotent like [`Self::fire_clock`].
+    pub async fn fire_clocks(&self, clock_ids: &[String]) -> Result<(), TicketsError> {
+        let mut by_ticket: Vec<(String, String)> = store::clock_ticket_ids(&self.db, clock_ids)
+            .await?
+            .into_iter()
+            .map(|(clock, ticket)| (ticket, clock))
+            .collect();
+        by_ticket.sort();
+        let txn = self.db.begin().await?;
+        let now = db_now();
+        let mut touched = Vec::new();
+        let mut rest = by_ticket.as_slice();
+        while let Some((ticket_id, _)) = rest.first() {
+            let count = rest.iter().take_while(|(t, _)| t == ticket_id).count();
+            let (group, tail) = rest.split_at(count);
+            rest = tail;
+            let Some(mut agg) = store::load_aggregate(&txn, ticket_id, true).await? else {
+                continue;
+            };
+            let policy = self.policy_of(&txn, &agg.ticket).await?;
+            let mut events = Vec::new();
+            for (_, clock_id) in group {
+                events.extend(agg.fire_clock(clock_id, &policy, now));
             }
+            for event in &events {
+                if let TicketEvent::SlaBreached { clock } = event {
+                    let late_ms = (now - clock.due_at).num_milliseconds();
+                    tracing::info!(ticket_id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
+                }
+            }
+            if !events.is_empty() {
+                store::save_aggregate(&txn, &agg).await?;
+                let detail = group
+                    .iter()
+                    .map(|(_, c)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.write_side_effects(&txn, &agg, &events, &Actor::system(), "sla", detail, now)
+                    .await?;
+            }
+            touched.push(agg);
         }
-        self.finish_change(change, events, &Actor::system(), "sla", clock_id.to_owned())
-            .await?;
+        txn.commit().await?;
+        for agg in &touched {
+            self.after_commit(agg).await;
+        }
         Ok(())
     }
 

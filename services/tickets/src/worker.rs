@@ -12,6 +12,10 @@ impl Fires for TicketsCore {
         self.fire_clock(member).await
     }
 
+    async fn fire_batch(&self, members: &[String]) -> Result<(), TicketsError> {
+        self.fire_clocks(members).await
+    }
+
     async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
         TicketsCore::reconcile(self, queue).await
     }

@@ -13,6 +13,19 @@ pub trait Fires: Send + Sync + 'static {
     /// Handles one member idempotently: firing it twice changes nothing the second time.
     fn fire(&self, member: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Handles several members at once, e.g. in one transaction; by default one by one.
+    fn fire_batch(
+        &self,
+        members: &[String],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async move {
+            for member in members {
+                self.fire(member).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Schedules every pending member from the database; returns how many.
     fn reconcile(
         &self,
@@ -20,29 +33,48 @@ pub trait Fires: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
-/// Members fired at once: each is its own transaction, so this stays below the database
+/// Batches in flight at once: each holds a database connection, so this stays below the
 /// pool size and API calls still get connections.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 4;
+/// Members per batch: one transaction, one commit.
+const BATCH: usize = 32;
 
 pub struct ConcurrentFiring<C>(pub Arc<C>);
 
+impl<C: Fires> ConcurrentFiring<C> {
+    /// Fires members singly; returns those that succeeded. The others stay leased and are
+    /// handed out again when the lease runs out.
+    async fn fire_each(&self, members: Vec<String>) -> Vec<String> {
+        let mut done = Vec::with_capacity(members.len());
+        for member in members {
+            match self.0.fire(&member).await {
+                Ok(()) => done.push(member),
+                Err(err) => tracing::warn!(%member, error = %err, "firing a deadline failed"),
+            }
+        }
+        done
+    }
+}
+
 impl<C: Fires> DeadlineHandler for ConcurrentFiring<C> {
     async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
-        futures::stream::iter(claims)
-            .map(|claim| async move {
-                match self.0.fire(&claim.id).await {
-                    Ok(()) => Some(claim.id),
-                    // Left unacknowledged: handed out again once the lease runs out.
+        let ids: Vec<String> = claims.into_iter().map(|c| c.id).collect();
+        let batches: Vec<Vec<String>> = ids.chunks(BATCH).map(<[String]>::to_vec).collect();
+        let done: Vec<Vec<String>> = futures::stream::iter(batches)
+            .map(|batch| async move {
+                match self.0.fire_batch(&batch).await {
+                    Ok(()) => batch,
+                    // One bad member must not hold back the rest: retry them one by one.
                     Err(err) => {
-                        tracing::warn!(member = %claim.id, error = %err, "firing a deadline failed");
-                        None
+                        tracing::warn!(error = %err, size = batch.len(), "firing a batch failed; firing one by one");
+                        self.fire_each(batch).await
                     }
                 }
             })
             .buffer_unordered(CONCURRENCY)
-            .filter_map(std::future::ready)
             .collect()
-            .await
+            .await;
+        done.into_iter().flatten().collect()
     }
 
     async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, String> {

@@ -294,16 +294,18 @@ pub async fn record_activity<C: ConnectionTrait>(conn: &C, a: Activity<'_>) -> R
     Ok(())
 }
 
-/// The ticket a clock belongs to (the worker knows only clock ids).
-pub async fn clock_ticket_id<C: ConnectionTrait>(
+/// `(clock id, ticket id)` of each clock that exists among `clock_ids`.
+pub async fn clock_ticket_ids<C: ConnectionTrait>(
     conn: &C,
-    clock_id: &str,
-) -> Result<Option<String>, DbErr> {
-    clock::Entity::find_by_id(clock_id.to_owned())
+    clock_ids: &[String],
+) -> Result<Vec<(String, String)>, DbErr> {
+    clock::Entity::find()
         .select_only()
+        .column(clock::Column::Id)
         .column(clock::Column::TicketId)
-        .into_tuple::<String>()
-        .one(conn)
+        .filter(clock::Column::Id.is_in(clock_ids.iter().map(String::as_str)))
+        .into_tuple()
+        .all(conn)
         .await
 }
 
