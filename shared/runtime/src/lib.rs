@@ -5,6 +5,8 @@
 //! current batch, so a clean stop leaves no claim leased.
 
 pub mod firing;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -97,22 +97,35 @@ pub fn create_request(key: String) -> pb::CreateTicketRequest {
     }
 }
 
-/// Creates `n` tickets to read back; returns their ids.
-pub async fn seed(client: TicketServiceClient<Channel>, n: usize) -> anyhow::Result<Vec<String>> {
+/// Runs `create` `n` times, 64 at a time, and returns the ids it gave back.
+pub async fn seed_with<F, Fut>(n: usize, create: F) -> anyhow::Result<Vec<String>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<String, Status>> + Send + 'static,
+{
     let mut ids = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
-        let mut calls = Vec::new();
-        for _ in chunk {
-            let mut client = client.clone();
-            calls.push(tokio::spawn(async move {
-                client.create_ticket(create_request(String::new())).await
-            }));
-        }
+        let calls: Vec<_> = chunk.iter().map(|_| tokio::spawn(create())).collect();
         for call in calls {
-            ids.push(call.await??.into_inner().id);
+            ids.push(call.await??);
         }
     }
     Ok(ids)
+}
+
+/// Creates `n` tickets to read back; returns their ids.
+pub async fn seed(client: TicketServiceClient<Channel>, n: usize) -> anyhow::Result<Vec<String>> {
+    seed_with(n, || {
+        let mut client = client.clone();
+        async move {
+            Ok(client
+                .create_ticket(create_request(String::new()))
+                .await?
+                .into_inner()
+                .id)
+        }
+    })
+    .await
 }
 
 pub async fn get_ticket(channel: Channel, ids: Arc<Vec<String>>, load: Load) -> Stats {
@@ -310,20 +323,17 @@ pub mod returns {
         client: ReturnServiceClient<Channel>,
         n: usize,
     ) -> anyhow::Result<Vec<String>> {
-        let mut ids = Vec::with_capacity(n);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
-            let mut calls = Vec::new();
-            for _ in chunk {
-                let mut client = client.clone();
-                calls.push(tokio::spawn(async move {
-                    client.request_return(request(String::new())).await
-                }));
+        super::seed_with(n, || {
+            let mut client = client.clone();
+            async move {
+                Ok(client
+                    .request_return(request(String::new()))
+                    .await?
+                    .into_inner()
+                    .id)
             }
-            for call in calls {
-                ids.push(call.await??.into_inner().id);
-            }
-        }
-        Ok(ids)
+        })
+        .await
     }
 
     pub async fn get_return(channel: Channel, ids: Arc<Vec<String>>, load: Load) -> Stats {

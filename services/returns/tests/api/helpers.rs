@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings};
-use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
     common::v1 as common,
@@ -34,29 +32,9 @@ pub async fn spawn(backend: Backend) -> TestApp {
 
 pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsConfig)) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
-    let (bus, queue) = match backend {
-        Backend::Postgres => {
-            let prefix = aftersales_testkit::unique_prefix();
-            let conn = aftersales_testkit::redis_connection().await.expect("redis");
-            let reader = aftersales_testkit::redis_connection().await.expect("redis");
-            let queue = RedisQueue::new(
-                conn.clone(),
-                &RedisQueueSettings {
-                    key_prefix: prefix.clone(),
-                    name: "returns".into(),
-                    shards: 4,
-                },
-            );
-            (
-                EventBus::Redis(RedisBus::new(conn, reader, prefix)),
-                DeadlineQueue::Redis(queue),
-            )
-        }
-        Backend::Sqlite => (
-            EventBus::Memory(MemoryBus::new()),
-            DeadlineQueue::Memory(MemoryQueue::new()),
-        ),
-    };
+    let (bus, queue) = aftersales_runtime::testing::backbone(backend, "returns")
+        .await
+        .expect("a backbone");
     let payments = SimulatedPayments::new();
     let mut config = ReturnsConfig::for_tests(payments.clone());
     configure(&mut config);

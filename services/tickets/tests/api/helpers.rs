@@ -1,11 +1,8 @@
 //! Spawning the service for a test, and typed shortcuts for the calls tests make.
 
+use aftersales_deadlines::{DeadlineQueue, worker::WorkerSettings};
 use std::{sync::Arc, time::Duration};
 
-use aftersales_deadlines::{
-    DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings,
-};
-use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
 use aftersales_platform::CancellationToken;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
 use aftersales_runtime::ServiceSettings;
@@ -47,29 +44,9 @@ pub fn worker_settings(lease: Duration) -> WorkerSettings {
 
 pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
-    let (bus, queue) = match backend {
-        Backend::Postgres => {
-            let prefix = aftersales_testkit::unique_prefix();
-            let conn = aftersales_testkit::redis_connection().await.expect("redis");
-            let reader = aftersales_testkit::redis_connection().await.expect("redis");
-            let queue = RedisQueue::new(
-                conn.clone(),
-                &RedisQueueSettings {
-                    key_prefix: prefix.clone(),
-                    name: "sla".into(),
-                    shards: 4,
-                },
-            );
-            (
-                EventBus::Redis(RedisBus::new(conn, reader, prefix)),
-                DeadlineQueue::Redis(queue),
-            )
-        }
-        Backend::Sqlite => (
-            EventBus::Memory(MemoryBus::new()),
-            DeadlineQueue::Memory(MemoryQueue::new()),
-        ),
-    };
+    let (bus, queue) = aftersales_runtime::testing::backbone(backend, "sla")
+        .await
+        .expect("a backbone");
     let mut settings = ServiceSettings::for_tests(url, options.lease);
     settings.run_worker = options.run_worker;
     let app = TicketsApp::build(settings, bus, queue.clone())
