@@ -25,6 +25,18 @@ pub mod returns {
     }
 }
 
+pub mod dispatch {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.dispatch.v1");
+    }
+}
+
+pub mod partner {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.partner.v1");
+    }
+}
+
 pub mod bench {
     pub mod v1 {
         tonic::include_proto!("aftersales.bench.v1");
@@ -59,6 +71,15 @@ pub mod events {
                 Payload::ReturnStepOverdue(_) => "returns.ReturnStepOverdue",
                 Payload::ExchangeShipmentRequested(_) => "returns.ExchangeShipmentRequested",
                 Payload::RepairJobRequested(_) => "returns.RepairJobRequested",
+                Payload::JobCreated(_) => "dispatch.JobCreated",
+                Payload::JobOffered(_) => "dispatch.JobOffered",
+                Payload::JobAccepted(_) => "dispatch.JobAccepted",
+                Payload::JobDeclined(_) => "dispatch.JobDeclined",
+                Payload::JobUnassigned(_) => "dispatch.JobUnassigned",
+                Payload::VisitLate(_) => "dispatch.VisitLate",
+                Payload::JobCompleted(_) => "dispatch.JobCompleted",
+                Payload::QuoteNeedsReview(_) => "dispatch.QuoteNeedsReview",
+                Payload::JobCancelled(_) => "dispatch.JobCancelled",
             }
         }
     }
