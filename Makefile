@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run build test backends lint fmt bench bench-quick soak
+.PHONY: run build test backends tools k8s-validate lint fmt bench bench-quick soak
 
 ## Build and start the whole suite on embedded defaults (SQLite, in-process queue and bus).
 run: build
@@ -13,7 +13,7 @@ build:
 
 ## Every test: unit tests plus integration tests on real PostgreSQL and Redis, and the
 ## quick benchmark run (so the harness cannot rot; it judges no timings).
-test: backends bench-quick
+test: backends tools k8s-validate bench-quick
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
@@ -22,6 +22,16 @@ test: backends bench-quick
 ## Install (Debian packages) and start PostgreSQL and Redis when they are missing or down.
 backends:
 	bash tests/setup/backends.sh
+
+## Python tools the tests use (schemathesis, manifest validators), in venvs under
+## target/tools; pip's cache makes a second install quick.
+tools:
+	bash tests/setup/tools.sh
+
+## Renders every kustomize overlay and checks it against the Kubernetes schemas and the
+## security policy (waivers are listed, with reasons, in k8s/validate.sh).
+k8s-validate: tools
+	bash k8s/validate.sh
 
 ## Formatting and clippy, warnings as errors.
 lint:

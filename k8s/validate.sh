@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder until the Kubernetes work fills it in.
+set -euo pipefail
