@@ -1,3 +1,9 @@
 #!/usr/bin/env bash
-# Placeholder until the gateway and Kubernetes work fill it in.
+# Installs the Python tools the tests use, each set in its own venv under target/tools
+# (one script per set: tests/setup/tools-*.sh).
 set -euo pipefail
+cd "$(dirname "$0")/../.."
+for script in tests/setup/tools-*.sh; do
+    [ -e "$script" ] || continue
+    bash "$script"
+done
