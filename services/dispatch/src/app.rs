@@ -1,0 +1,157 @@
+//! Start-up of the dispatch service: settings, database and migrations, then the gRPC
+//! server (DispatchService and PartnerKeyService) with the deadline worker (offer and
+//! visit deadlines), the outbox relay and housekeeping beside it.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::{EventBus, relay::Relay};
+use aftersales_platform::{
+    CancellationToken,
+    config::{ConfigError, Env},
+    db::{self, DbSettings},
+    server::{self, GrpcServices, ServeError},
+};
+use aftersales_runtime::{Background, ServiceSettings};
+use chrono::Duration;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{DispatchApi, PartnerKeyApi},
+    domain::job::VisitTargets,
+    service::{DispatchCore, DispatchRules},
+    store::migration::Migrator,
+};
+
+/// The gRPC port `aftersales dev` and the manifests use for dispatch.
+pub const DEFAULT_PORT: u16 = 50053;
+/// The deadline queue dispatch schedules offer and visit deadlines on.
+pub const QUEUE: &str = "dispatch";
+
+/// What only the dispatch service is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchConfig {
+    pub rules: DispatchRules,
+}
+
+impl DispatchConfig {
+    pub fn for_tests() -> Self {
+        Self {
+            rules: DispatchRules::handbook(),
+        }
+    }
+}
+
+/// `DISPATCH_*` variables and the ones every service shares.
+pub fn settings_from_env(
+    env: &Env,
+    default_database_url: Option<&str>,
+) -> Result<(ServiceSettings, DispatchConfig), ConfigError> {
+    let common = ServiceSettings::from_env(env, "DISPATCH", DEFAULT_PORT, default_database_url)?;
+    let seconds = |name: &str, default: u32| -> Result<Duration, ConfigError> {
+        let secs: u32 = env.or(name, default)?;
+        if secs == 0 {
+            return Err(ConfigError::new(name, "0", "must be at least 1"));
+        }
+        Ok(Duration::seconds(i64::from(secs)))
+    };
+    let tolerance: u32 = env.or("DISPATCH_QUOTE_TOLERANCE_PERCENT", 5)?;
+    if tolerance > 100 {
+        return Err(ConfigError::new(
+            "DISPATCH_QUOTE_TOLERANCE_PERCENT",
+            &tolerance.to_string(),
+            "must be at most 100",
+        ));
+    }
+    let rules = DispatchRules {
+        offer_timeout: seconds("DISPATCH_OFFER_TIMEOUT_SECS", 30 * 60)?,
+        visit_targets: VisitTargets {
+            urban: seconds("DISPATCH_VISIT_URBAN_SECS", 24 * 3_600)?,
+            county: seconds("DISPATCH_VISIT_COUNTY_SECS", 48 * 3_600)?,
+        },
+        quote_tolerance_percent: tolerance,
+    };
+    Ok((common, DispatchConfig { rules }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("dispatch database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("dispatch server: {0}")]
+    Serve(#[from] ServeError),
+}
+
+/// Runs the migrations of the dispatch database.
+pub async fn migrate(database: &DbSettings) -> Result<DatabaseConnection, StartError> {
+    let db = db::connect(database).await?;
+    db::migrate::<Migrator>(&db).await?;
+    Ok(db)
+}
+
+pub struct DispatchApp {
+    core: Arc<DispatchCore>,
+    listener: TcpListener,
+    relay: Relay,
+    queue: DeadlineQueue,
+    settings: ServiceSettings,
+}
+
+impl DispatchApp {
+    pub async fn build(
+        settings: ServiceSettings,
+        config: DispatchConfig,
+        bus: EventBus,
+        queue: DeadlineQueue,
+    ) -> Result<Self, StartError> {
+        let db = migrate(&settings.database).await?;
+        let relay = Relay::new("dispatch", db.clone(), bus);
+        let core = Arc::new(DispatchCore::new(
+            db,
+            queue.clone(),
+            relay.nudge(),
+            config.rules,
+        ));
+        let listener = server::bind(settings.grpc_addr).await?;
+        Ok(Self {
+            core,
+            listener,
+            relay,
+            queue,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.grpc_addr)
+    }
+
+    pub fn core(&self) -> Arc<DispatchCore> {
+        self.core.clone()
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let background = Background {
+            db: self.core.db().clone(),
+            queue: self.queue,
+            relay: self.relay,
+            fires: self.core.clone(),
+        };
+        let services = GrpcServices::new()
+            .with(DispatchApi::new(self.core.clone()).into_server())
+            .with(PartnerKeyApi::new(self.core).into_server());
+        aftersales_runtime::run(
+            "dispatch",
+            self.listener,
+            services,
+            background,
+            &self.settings,
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The events the dispatch service publishes on the `dispatch` stream.
+
+use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
+use aftersales_platform::codes::{ProtoEnum, timestamp};
+use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::job::{JobAggregate, JobEvent},
+    proto,
+};
+
+pub const STREAM: &str = "dispatch";
+
+pub fn encode(agg: &JobAggregate, events: &[JobEvent], now: DateTime<Utc>) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|event| new_event(STREAM, "dispatch", &agg.job.id, payload(agg, event), now))
+        .collect()
+}
+
+fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
+    let j = &agg.job;
+    let job_id = j.id.clone();
+    let partner_of = |offer_id: &str| {
+        agg.offers
+            .iter()
+            .find(|o| o.id == offer_id)
+            .map(|o| o.partner_id.clone())
+            .unwrap_or_default()
+    };
+    match event {
+        JobEvent::Created => Payload::JobCreated(ev::JobCreated {
+            job_id,
+            ticket_id: j.ticket_id.clone(),
+            return_id: j.return_id.clone().unwrap_or_default(),
+            customer_id: j.customer_id.clone(),
+            product_line: j.product_line.clone(),
+            region_code: j.region_code.clone(),
+            urgency: j.urgency.to_proto(),
+            warranty: j.warranty,
+            repeat_of_job_id: j.repeat_of_job_id.clone().unwrap_or_default(),
+        }),
+        JobEvent::Offered { offer_id, attempt } => Payload::JobOffered(ev::JobOffered {
+            job_id,
+            offer_id: offer_id.clone(),
+            partner_id: partner_of(offer_id),
+            expires_at: agg
+                .offers
+                .iter()
+                .find(|o| o.id == *offer_id)
+                .map(|o| timestamp(o.expires_at)),
+            attempt: *attempt,
+        }),
+        JobEvent::Accepted { offer_id } => Payload::JobAccepted(ev::JobAccepted {
+            job_id,
+            offer_id: offer_id.clone(),
+            partner_id: partner_of(offer_id),
+            visit_due_at: j.visit_due_at.map(timestamp),
+        }),
+        JobEvent::Declined {
+            offer_id,
+            partner_id,
+            reason,
+            expired,
+        } => Payload::JobDeclined(ev::JobDeclined {
+            job_id,
+            offer_id: offer_id.clone(),
+            partner_id: partner_id.clone(),
+            reason: reason.clone(),
+            expired: *expired,
+        }),
+        JobEvent::Unassigned { reason } => Payload::JobUnassigned(ev::JobUnassigned {
+            job_id,
+            ticket_id: j.ticket_id.clone(),
+            reason: reason.clone(),
+            offers_made: agg.offers.len() as u32,
+        }),
+        JobEvent::VisitLate => Payload::VisitLate(ev::VisitLate {
+            job_id,
+            partner_id: j.partner_id.clone().unwrap_or_default(),
+            due_at: j.visit_due_at.map(timestamp),
+        }),
+        JobEvent::Completed => Payload::JobCompleted(ev::JobCompleted {
+            job_id,
+            ticket_id: j.ticket_id.clone(),
+            customer_id: j.customer_id.clone(),
+            partner_id: j.partner_id.clone().unwrap_or_default(),
+            product_line: j.product_line.clone(),
+            outcome: j.completion.as_ref().map_or(0, |c| c.outcome.to_proto()),
+            completed_at: j.completion.as_ref().map(|c| timestamp(c.completed_at)),
+        }),
+        JobEvent::QuoteNeedsReview { quote_id } => {
+            let quote = agg.quotes.iter().find(|q| q.id == *quote_id);
+            Payload::QuoteNeedsReview(ev::QuoteNeedsReview {
+                job_id,
+                quote_id: quote_id.clone(),
+                partner_id: quote.map(|q| q.partner_id.clone()).unwrap_or_default(),
+                total: quote.map(|q| proto::money(&q.total)),
+            })
+        }
+        JobEvent::Cancelled { reason } => Payload::JobCancelled(ev::JobCancelled {
+            job_id,
+            reason: reason.clone(),
+        }),
+    }
+}
