@@ -17,9 +17,11 @@ use tokio::sync::Notify;
 
 use crate::{
     domain::{
-        Actor, CompletionOutcome, DomainError, JobStatus, OfferStatus, QuoteStatus,
+        Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, OfferStatus, QuoteStatus,
         SettlementAction,
-        job::{JobAggregate, JobEvent, NewJob, Photo, REPEAT_WINDOW_DAYS, VisitTargets},
+        job::{
+            JobAggregate, JobEvent, NewJob, OfferAnswer, Photo, REPEAT_WINDOW_DAYS, VisitTargets,
+        },
         keys::{self, PartnerKey},
         matching::{self, Candidate, JobNeeds},
         new_id,
@@ -307,26 +309,37 @@ impl DispatchCore {
         shown.pop().ok_or_else(|| not_found("job", id))
     }
 
-    /// Scopes jobs to a partner actor (dropping the ones it may not see) and audits each
-    /// contact it is shown.
+    /// Scopes jobs to a partner actor, dropping the ones it may not see.
     async fn shown_to(
         &self,
         actor: &Actor,
         jobs: Vec<JobAggregate>,
         operation: &str,
     ) -> Result<Vec<JobAggregate>, DispatchError> {
-        let Some(partner) = actor.partner() else {
-            return Ok(jobs);
-        };
-        let now = db_now();
         let mut shown = Vec::with_capacity(jobs.len());
-        for agg in jobs.into_iter().filter(|agg| agg.visible_to(partner)) {
-            if agg.shows_contact_to(partner) {
-                store::record_contact_read(&self.db, &agg.job.id, partner, operation, now).await?;
+        for agg in jobs {
+            if actor.partner().is_none_or(|p| agg.visible_to(p)) {
+                shown.push(self.answer_as(agg, actor, operation).await?);
             }
-            shown.push(agg.scoped_to(partner));
         }
         Ok(shown)
+    }
+
+    /// The job as `actor` may see it; each customer contact a partner is shown is
+    /// written to the audit table.
+    async fn answer_as(
+        &self,
+        agg: JobAggregate,
+        actor: &Actor,
+        operation: &str,
+    ) -> Result<JobAggregate, DispatchError> {
+        let Some(partner) = actor.partner() else {
+            return Ok(agg);
+        };
+        if agg.shows_contact_to(partner) {
+            store::record_contact_read(&self.db, &agg.job.id, partner, operation, db_now()).await?;
+        }
+        Ok(agg.scoped_to(partner))
     }
 
     pub async fn list_jobs(
@@ -374,7 +387,7 @@ impl DispatchCore {
         actor: &Actor,
     ) -> Result<JobAggregate, DispatchError> {
         forbid_partner(actor, "cancel jobs")?;
-        self.command(id, actor, |agg, now| {
+        self.command(id, actor, "CancelJob", |agg, now| {
             Ok(agg.cancel(reason, actor, now)?.into())
         })
         .await
@@ -410,24 +423,25 @@ impl DispatchCore {
         let partner = store::get_partner(&txn, &offer.partner_id, false)
             .await?
             .ok_or_else(|| not_found("partner", &offer.partner_id))?;
-        let area = partner
-            .spec
-            .area_of(&agg.job.region_code)
-            .unwrap_or(crate::domain::AreaKind::Urban);
-        let mut events = agg.respond(
-            offer_id,
-            accept,
-            decline_reason,
-            area,
-            &self.rules.visit_targets,
-            actor,
-            now,
-        )?;
+        let answer = if accept {
+            OfferAnswer::Accept {
+                area: partner
+                    .spec
+                    .area_of(&agg.job.region_code)
+                    .unwrap_or(AreaKind::Urban),
+                targets: &self.rules.visit_targets,
+            }
+        } else {
+            OfferAnswer::Decline {
+                reason: decline_reason,
+            }
+        };
+        let mut events = agg.respond(offer_id, answer, actor, now)?;
         if !accept {
             events.extend(self.dispatch(&txn, &mut agg, now).await?);
         }
         self.finish(txn, &agg, events.into(), now).await?;
-        self.scoped(agg, actor)
+        self.answer_as(agg, actor, "RespondToOffer").await
     }
 
     pub async fn schedule_visit(
@@ -436,7 +450,7 @@ impl DispatchCore {
         at: DateTime<Utc>,
         actor: &Actor,
     ) -> Result<JobAggregate, DispatchError> {
-        self.command(id, actor, |agg, now| {
+        self.command(id, actor, "ScheduleVisit", |agg, now| {
             Ok(agg.schedule(at, actor, now)?.into())
         })
         .await
@@ -449,7 +463,7 @@ impl DispatchCore {
         notes: &str,
         actor: &Actor,
     ) -> Result<JobAggregate, DispatchError> {
-        self.command(id, actor, |agg, now| {
+        self.command(id, actor, "RecordVisit", |agg, now| {
             Ok(agg
                 .record_visit(arrived_at.unwrap_or(now), notes, actor, now)?
                 .into())
@@ -509,7 +523,7 @@ impl DispatchCore {
             .await?
             .ok_or_else(|| not_found("quote", quote_id))?;
         let agg = self
-            .command(&job_id, actor, |agg, now| {
+            .command(&job_id, actor, "ReviewQuote", |agg, now| {
                 let quote = agg
                     .quotes
                     .iter_mut()
@@ -551,7 +565,7 @@ impl DispatchCore {
             let events = agg.complete(outcome, photos.clone(), notes, actor, now)?;
             remember_json(&txn, COMPLETE_SCOPE, idem, &agg.job.id, now).await?;
             self.finish(txn, &agg, events.into(), now).await?;
-            self.scoped(agg, actor)
+            self.answer_as(agg, actor, "CompleteJob").await
         })
         .await
     }
@@ -818,19 +832,13 @@ impl DispatchCore {
         &self,
         id: &str,
         actor: &Actor,
+        operation: &str,
         rule: impl FnOnce(&mut JobAggregate, DateTime<Utc>) -> Result<Effects, DispatchError>,
     ) -> Result<JobAggregate, DispatchError> {
         let (txn, mut agg, now) = self.begin(id, actor).await?;
         let effects = rule(&mut agg, now)?;
         self.finish(txn, &agg, effects, now).await?;
-        self.scoped(agg, actor)
-    }
-
-    fn scoped(&self, agg: JobAggregate, actor: &Actor) -> Result<JobAggregate, DispatchError> {
-        Ok(match actor.partner() {
-            Some(partner) => agg.scoped_to(partner),
-            None => agg,
-        })
+        self.answer_as(agg, actor, operation).await
     }
 
     /// Locks the job; a partner that does not hold it is told it does not exist.

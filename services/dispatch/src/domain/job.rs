@@ -147,6 +147,19 @@ impl VisitTargets {
     }
 }
 
+/// A partner's answer to an offer.
+#[derive(Debug, Clone, Copy)]
+pub enum OfferAnswer<'a> {
+    /// Starts the on-site clock for the job's area.
+    Accept {
+        area: AreaKind,
+        targets: &'a VisitTargets,
+    },
+    Decline {
+        reason: &'a str,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEvent {
     Created,
@@ -355,10 +368,7 @@ impl JobAggregate {
     pub fn respond(
         &mut self,
         offer_id: &str,
-        accept: bool,
-        decline_reason: &str,
-        area: AreaKind,
-        targets: &VisitTargets,
+        answer: OfferAnswer<'_>,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Vec<JobEvent>, DomainError> {
@@ -384,36 +394,41 @@ impl JobAggregate {
         let partner_id = offer.partner_id.clone();
         let offer = &mut self.offers[index];
         offer.responded_at = Some(now);
-        if accept {
-            offer.status = OfferStatus::Accepted;
-            self.job.area = Some(area);
-            self.job.accepted_at = Some(now);
-            self.job.visit_due_at = Some(now + targets.of(area));
-            self.move_to(
-                JobStatus::Accepted,
-                actor,
-                format!("accepted by {partner_id}"),
-                now,
-            );
-            Ok(vec![JobEvent::Accepted {
-                offer_id: offer_id.to_owned(),
-            }])
-        } else {
-            offer.status = OfferStatus::Declined;
-            offer.decline_reason = decline_reason.to_owned();
-            self.job.partner_id = None;
-            self.move_to(
-                JobStatus::PendingDispatch,
-                actor,
-                format!("declined by {partner_id}: {decline_reason}"),
-                now,
-            );
-            Ok(vec![JobEvent::Declined {
-                offer_id: offer_id.to_owned(),
-                partner_id,
-                reason: decline_reason.to_owned(),
-                expired: false,
-            }])
+        match answer {
+            OfferAnswer::Accept { area, targets } => {
+                offer.status = OfferStatus::Accepted;
+                self.job.area = Some(area);
+                self.job.accepted_at = Some(now);
+                self.job.visit_due_at = Some(now + targets.of(area));
+                self.move_to(
+                    JobStatus::Accepted,
+                    actor,
+                    format!("accepted by {partner_id}"),
+                    now,
+                );
+                Ok(vec![JobEvent::Accepted {
+                    offer_id: offer_id.to_owned(),
+                }])
+            }
+            OfferAnswer::Decline {
+                reason: decline_reason,
+            } => {
+                offer.status = OfferStatus::Declined;
+                offer.decline_reason = decline_reason.to_owned();
+                self.job.partner_id = None;
+                self.move_to(
+                    JobStatus::PendingDispatch,
+                    actor,
+                    format!("declined by {partner_id}: {decline_reason}"),
+                    now,
+                );
+                Ok(vec![JobEvent::Declined {
+                    offer_id: offer_id.to_owned(),
+                    partner_id,
+                    reason: decline_reason.to_owned(),
+                    expired: false,
+                }])
+            }
         }
     }
 
@@ -666,6 +681,18 @@ mod tests {
         JobAggregate::create(new, None, &Actor::system(), t(0)).0
     }
 
+    const HANDBOOK: VisitTargets = VisitTargets {
+        urban: Duration::hours(24),
+        county: Duration::hours(48),
+    };
+
+    fn accept(area: AreaKind) -> OfferAnswer<'static> {
+        OfferAnswer::Accept {
+            area,
+            targets: &HANDBOOK,
+        }
+    }
+
     fn ranked(id: &str) -> Ranked {
         Ranked {
             partner_id: id.into(),
@@ -691,10 +718,7 @@ mod tests {
         let events = agg
             .respond(
                 &first,
-                false,
-                "busy",
-                AreaKind::Urban,
-                &VisitTargets::handbook(),
+                OfferAnswer::Decline { reason: "busy" },
                 &partner("A"),
                 t(5),
             )
@@ -736,16 +760,8 @@ mod tests {
         agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
             .unwrap();
         let offer = agg.offers[0].id.clone();
-        agg.respond(
-            &offer,
-            true,
-            "",
-            AreaKind::County,
-            &VisitTargets::handbook(),
-            &partner("A"),
-            t(10),
-        )
-        .unwrap();
+        agg.respond(&offer, accept(AreaKind::County), &partner("A"), t(10))
+            .unwrap();
         assert_eq!(agg.job.visit_due_at, Some(t(10) + Duration::hours(48)));
         assert_eq!(agg.visit_watch(), agg.job.visit_due_at);
         assert!(
@@ -777,16 +793,8 @@ mod tests {
         agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
             .unwrap();
         let offer = agg.offers[0].id.clone();
-        agg.respond(
-            &offer,
-            true,
-            "",
-            AreaKind::Urban,
-            &VisitTargets::handbook(),
-            &partner("A"),
-            t(1),
-        )
-        .unwrap();
+        agg.respond(&offer, accept(AreaKind::Urban), &partner("A"), t(1))
+            .unwrap();
         let mut late = agg.clone();
         let arrived = t(60);
         assert!(
@@ -814,16 +822,8 @@ mod tests {
         agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
             .unwrap();
         let a = agg.offers[0].id.clone();
-        agg.respond(
-            &a,
-            false,
-            "",
-            AreaKind::Urban,
-            &VisitTargets::handbook(),
-            &partner("A"),
-            t(1),
-        )
-        .unwrap();
+        agg.respond(&a, OfferAnswer::Decline { reason: "" }, &partner("A"), t(1))
+            .unwrap();
         agg.offer_to(&ranked("B"), Duration::minutes(30), t(2))
             .unwrap();
         assert!(!agg.visible_to("A"));
@@ -835,16 +835,8 @@ mod tests {
             "an offer does not show the contact"
         );
         let b = agg.offers[1].id.clone();
-        agg.respond(
-            &b,
-            true,
-            "",
-            AreaKind::Urban,
-            &VisitTargets::handbook(),
-            &partner("B"),
-            t(3),
-        )
-        .unwrap();
+        agg.respond(&b, accept(AreaKind::Urban), &partner("B"), t(3))
+            .unwrap();
         assert!(agg.scoped_to("B").job.contact.is_some());
         agg.complete(CompletionOutcome::Fixed, vec![], "", &partner("B"), t(4))
             .unwrap();
@@ -861,16 +853,8 @@ mod tests {
         agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
             .unwrap();
         let offer = agg.offers[0].id.clone();
-        agg.respond(
-            &offer,
-            true,
-            "",
-            AreaKind::Urban,
-            &VisitTargets::handbook(),
-            &partner("A"),
-            t(1),
-        )
-        .unwrap();
+        agg.respond(&offer, accept(AreaKind::Urban), &partner("A"), t(1))
+            .unwrap();
         let mut not_fixed = agg.clone();
         not_fixed
             .complete(
