@@ -8,11 +8,17 @@ use aftersales_platform::{
     redis_conn::{self, COMMAND_TIMEOUT},
 };
 use anyhow::Context;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
 
 pub struct Backbone {
     pub bus: EventBus,
     redis: Option<(redis::aio::ConnectionManager, String, usize)>,
-    memory_queue: MemoryQueue,
+    /// One in-process queue per name: a service's worker must never claim another's
+    /// members.
+    memory_queues: Mutex<HashMap<String, MemoryQueue>>,
 }
 
 impl Backbone {
@@ -20,7 +26,7 @@ impl Backbone {
         Self {
             bus: EventBus::Memory(MemoryBus::new()),
             redis: None,
-            memory_queue: MemoryQueue::new(),
+            memory_queues: Mutex::default(),
         }
     }
 
@@ -43,7 +49,7 @@ impl Backbone {
         Ok(Self {
             bus: EventBus::Redis(RedisBus::new(conn.clone(), reader, prefix.clone())),
             redis: Some((conn, prefix, shards)),
-            memory_queue: MemoryQueue::new(),
+            memory_queues: Mutex::default(),
         })
     }
 
@@ -58,7 +64,14 @@ impl Backbone {
                     shards: *shards,
                 },
             )),
-            None => DeadlineQueue::Memory(self.memory_queue.clone()),
+            None => DeadlineQueue::Memory(
+                self.memory_queues
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(name.to_owned())
+                    .or_default()
+                    .clone(),
+            ),
         }
     }
 }

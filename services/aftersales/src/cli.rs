@@ -36,9 +36,18 @@ pub enum Command {
 pub enum ServiceName {
     Tickets,
     Returns,
+    Dispatch,
 }
 
 impl ServiceName {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceName::Tickets => "tickets",
+            ServiceName::Returns => "returns",
+            ServiceName::Dispatch => "dispatch",
+        }
+    }
+
     pub fn all() -> Vec<ServiceName> {
         ServiceName::value_variants().to_vec()
     }

@@ -1,11 +1,13 @@
 //! Runs the chosen services in this process until SIGTERM or Ctrl-C, then shuts them down
 //! gracefully together.
 
-use std::path::Path;
+use std::{future::Future, net::SocketAddr, path::Path, pin::Pin};
 
+use aftersales_dispatch::app::{self as dispatch, DispatchApp};
 use aftersales_platform::{
     CancellationToken,
     config::Env,
+    db::DbSettings,
     telemetry::{self, LogFormat, TelemetrySettings},
 };
 use aftersales_returns::app::{self as returns, ReturnsApp};
@@ -38,37 +40,73 @@ fn sqlite_url(data_dir: &Path, service: &str) -> String {
     format!("sqlite://{}/{service}.db?mode=rwc", data_dir.display())
 }
 
+/// A built service, ready to run until the shutdown token fires.
+type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Builds one service (migrations, listener) on the shared backbone; `dev_database` is
+/// the embedded default used when no database variable is set.
+async fn build(
+    service: ServiceName,
+    env: &Env,
+    dev_database: Option<&str>,
+    backbone: &Backbone,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, Running)> {
+    Ok(match service {
+        ServiceName::Tickets => {
+            let settings = tickets::settings_from_env(env, dev_database)?;
+            let app = TicketsApp::build(
+                settings,
+                backbone.bus.clone(),
+                backbone.queue(tickets::QUEUE),
+            )
+            .await?;
+            (
+                app.local_addr(),
+                Box::pin(async move { Ok(app.run(shutdown).await?) }),
+            )
+        }
+        ServiceName::Returns => {
+            let (settings, config) = returns::settings_from_env(env, dev_database)?;
+            let queue = backbone.queue(returns::QUEUE);
+            let app = ReturnsApp::build(settings, config, backbone.bus.clone(), queue).await?;
+            (
+                app.local_addr(),
+                Box::pin(async move { Ok(app.run(shutdown).await?) }),
+            )
+        }
+        ServiceName::Dispatch => {
+            let (settings, config) = dispatch::settings_from_env(env, dev_database)?;
+            let queue = backbone.queue(dispatch::QUEUE);
+            let app = DispatchApp::build(settings, config, backbone.bus.clone(), queue).await?;
+            (
+                app.local_addr(),
+                Box::pin(async move { Ok(app.run(shutdown).await?) }),
+            )
+        }
+    })
+}
+
 async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let backbone = Backbone::in_process();
     let shutdown = shutdown_signal();
-    let tickets_settings = tickets::settings_from_env(env, Some(&sqlite_url(data_dir, "tickets")))?;
-    let tickets = TicketsApp::build(
-        tickets_settings,
-        backbone.bus.clone(),
-        backbone.queue(tickets::QUEUE),
-    )
-    .await?;
-    let (returns_settings, returns_config) =
-        returns::settings_from_env(env, Some(&sqlite_url(data_dir, "returns")))?;
-    let returns_queue = backbone.queue(returns::QUEUE);
-    let returns = ReturnsApp::build(
-        returns_settings,
-        returns_config,
-        backbone.bus.clone(),
-        returns_queue,
-    )
-    .await?;
-    tracing::info!(
-        tickets = %tickets.local_addr(),
-        returns = %returns.local_addr(),
-        data_dir = %data_dir.display(),
-        "aftersales dev suite up"
-    );
-    let (tickets, returns) = tokio::join!(tickets.run(shutdown.clone()), returns.run(shutdown));
-    tickets?;
-    returns?;
+    let mut running = tokio::task::JoinSet::new();
+    for service in ServiceName::all() {
+        let url = sqlite_url(data_dir, service.name());
+        let (addr, run) = build(service, env, Some(&url), &backbone, shutdown.clone()).await?;
+        tracing::info!(service = service.name(), %addr, "service up");
+        running.spawn(run);
+    }
+    tracing::info!(data_dir = %data_dir.display(), "aftersales dev suite up");
+    wait_all(running).await
+}
+
+async fn wait_all(mut running: tokio::task::JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
+    while let Some(result) = running.join_next().await {
+        result??;
+    }
     Ok(())
 }
 
@@ -85,59 +123,40 @@ fn check_separate_databases(urls: &[(ServiceName, String)]) -> anyhow::Result<()
     Ok(())
 }
 
+/// The database of each service that has one.
 fn database_urls(
     env: &Env,
     services: &[ServiceName],
-) -> anyhow::Result<Vec<(ServiceName, String)>> {
+) -> anyhow::Result<Vec<(ServiceName, DbSettings)>> {
     services
         .iter()
         .map(|s| {
-            let url = match s {
-                ServiceName::Tickets => tickets::settings_from_env(env, None)?.database.url,
-                ServiceName::Returns => returns::settings_from_env(env, None)?.0.database.url,
+            let database = match s {
+                ServiceName::Tickets => tickets::settings_from_env(env, None)?.database,
+                ServiceName::Returns => returns::settings_from_env(env, None)?.0.database,
+                ServiceName::Dispatch => dispatch::settings_from_env(env, None)?.0.database,
             };
-            Ok((*s, url))
+            Ok((*s, database))
         })
         .collect()
 }
 
 async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     let services = dedup(services);
-    check_separate_databases(&database_urls(env, &services)?)?;
+    let urls: Vec<(ServiceName, String)> = database_urls(env, &services)?
+        .into_iter()
+        .map(|(s, db)| (s, db.url))
+        .collect();
+    check_separate_databases(&urls)?;
     let backbone = Backbone::from_env(env).await?;
     let shutdown = shutdown_signal();
     let mut running = tokio::task::JoinSet::new();
     for service in services {
-        match service {
-            ServiceName::Tickets => {
-                let settings = tickets::settings_from_env(env, None)?;
-                let app = TicketsApp::build(
-                    settings,
-                    backbone.bus.clone(),
-                    backbone.queue(tickets::QUEUE),
-                )
-                .await?;
-                let shutdown = shutdown.clone();
-                running.spawn(async move { app.run(shutdown).await.map_err(anyhow::Error::from) });
-            }
-            ServiceName::Returns => {
-                let (settings, config) = returns::settings_from_env(env, None)?;
-                let app = ReturnsApp::build(
-                    settings,
-                    config,
-                    backbone.bus.clone(),
-                    backbone.queue(returns::QUEUE),
-                )
-                .await?;
-                let shutdown = shutdown.clone();
-                running.spawn(async move { app.run(shutdown).await.map_err(anyhow::Error::from) });
-            }
-        }
+        let (addr, run) = build(service, env, None, &backbone, shutdown.clone()).await?;
+        tracing::info!(service = service.name(), %addr, "service up");
+        running.spawn(run);
     }
-    while let Some(result) = running.join_next().await {
-        result??;
-    }
-    Ok(())
+    wait_all(running).await
 }
 
 async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
@@ -146,19 +165,13 @@ async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     } else {
         dedup(services)
     };
-    for service in services {
+    for (service, database) in database_urls(env, &services)? {
         match service {
-            ServiceName::Tickets => {
-                let settings = tickets::settings_from_env(env, None)?;
-                tickets::migrate(&settings.database).await?;
-                tracing::info!("tickets migrations applied");
-            }
-            ServiceName::Returns => {
-                let (settings, _) = returns::settings_from_env(env, None)?;
-                returns::migrate(&settings.database).await?;
-                tracing::info!("returns migrations applied");
-            }
+            ServiceName::Tickets => drop(tickets::migrate(&database).await?),
+            ServiceName::Returns => drop(returns::migrate(&database).await?),
+            ServiceName::Dispatch => drop(dispatch::migrate(&database).await?),
         }
+        tracing::info!(service = service.name(), "migrations applied");
     }
     Ok(())
 }

@@ -20,8 +20,21 @@ use tonic_reflection::pb::v1::{
 /// The tickets port README.md documents for `make run`.
 const TICKETS: &str = "http://127.0.0.1:50051";
 const SERVICE: &str = "aftersales.tickets.v1.TicketService";
-/// The returns port README.md documents.
-const RETURNS: &str = "http://127.0.0.1:50052";
+/// The other services' ports README.md documents, with their health names.
+const OTHERS: &[(&str, &str)] = &[
+    (
+        "http://127.0.0.1:50052",
+        "aftersales.returns.v1.ReturnService",
+    ),
+    (
+        "http://127.0.0.1:50053",
+        "aftersales.dispatch.v1.DispatchService",
+    ),
+    (
+        "http://127.0.0.1:50053",
+        "aftersales.dispatch.v1.PartnerKeyService",
+    ),
+];
 
 #[tokio::test]
 async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
@@ -37,28 +50,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
             .expect("the binary starts"),
     );
 
-    let channel = {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match tonic::transport::Endpoint::from_static(TICKETS)
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(err) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "no server on {TICKETS}: {err}"
-                    );
-                    assert!(
-                        child.0.try_wait().unwrap().is_none(),
-                        "the suite exited early"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    };
+    let channel = connect(TICKETS, &mut child).await;
 
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
@@ -68,18 +60,17 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         .expect("health answers")
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
-    let returns = tonic::transport::Endpoint::from_static(RETURNS)
-        .connect()
-        .await
-        .expect("returns listens");
-    let health = HealthClient::new(returns)
-        .check(HealthCheckRequest {
-            service: "aftersales.returns.v1.ReturnService".into(),
-        })
-        .await
-        .expect("returns health answers")
-        .into_inner();
-    assert_eq!(health.status, ServingStatus::Serving as i32);
+    for (address, service) in OTHERS {
+        let channel = connect(address, &mut child).await;
+        let health = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: (*service).into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{service} health answers: {e}"))
+            .into_inner();
+        assert_eq!(health.status, ServingStatus::Serving as i32, "{service}");
+    }
 
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -112,4 +103,31 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A channel to `address` once the suite listens there (services start one by one).
+async fn connect(
+    address: &'static str,
+    child: &mut support::KillOnDrop,
+) -> tonic::transport::Channel {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tonic::transport::Endpoint::from_static(address)
+            .connect()
+            .await
+        {
+            Ok(channel) => return channel,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no server on {address}: {err}"
+                );
+                assert!(
+                    child.0.try_wait().unwrap().is_none(),
+                    "the suite exited early"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
