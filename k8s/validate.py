@@ -1,0 +1,609 @@
+"""Checks the rendered manifests; k8s/validate.sh runs it with the tools venv's Python.
+
+    validate.py manifests RENDERED.yaml...   schemas, the suite's own rules, the queries
+    validate.py policy CHECKOV.json WAIVERS  checkov's findings against the waiver list
+
+Every problem is printed; the exit status is 1 when there is any.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import promql_parser
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = "aftersales"
+PART_OF = ("app.kubernetes.io/part-of", "aftersales")
+
+# Kubernetes versions every object must validate against (oldest supported, newest).
+K8S_VERSIONS = os.environ.get("K8S_VERSIONS", "1.31 1.35").split()
+
+# Custom resources: no schema for them ships with kubernetes-validate (it knows the core
+# API only) and no package reachable here carries the Prometheus Operator's CRDs, so
+# they skip the schema step and get the structural checks in check_monitoring instead.
+NO_SCHEMA = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
+
+# The services: gRPC port, health name for readiness, whether they own a database.
+SERVICES = {
+    "tickets": (50051, "aftersales.tickets.v1.TicketService", True),
+    "returns": (50052, "aftersales.returns.v1.ReturnService", True),
+    "dispatch": (50053, "aftersales.dispatch.v1.DispatchService", True),
+    "gateway": (50055, "aftersales.partner.v1.PartnerService", False),
+}
+METRICS_PORT = 9090
+GATEWAY_HTTP_PORT = 8080
+
+# Secrets the operator creates outside these manifests (README "Secrets"), with the keys
+# the manifests read. A render that does not generate them must refer to no others.
+EXTERNAL_SECRETS = {
+    "tickets-database": {"url"},
+    "returns-database": {"url"},
+    "dispatch-database": {"url"},
+    "aftersales-redis": {"url"},
+    "gateway-carriers": {"secrets"},
+    "gateway-tls": {"tls.crt", "tls.key"},
+}
+
+# Metric names the suite exports (the Rust side's contract), and the ones alerts and
+# panels may read from Prometheus itself, kube-state-metrics and cAdvisor.
+APP_COUNTERS_GAUGES = {
+    "grpc_server_requests_total", "sla_clocks_pending", "sla_clocks_fired_total",
+    "sla_breaches_total", "outbox_backlog", "outbox_oldest_age_seconds",
+    "event_consumer_lag", "event_consumer_pending", "db_pool_connections",
+    "db_pool_max_connections", "redis_commands_total", "http_server_requests_total",
+    "gateway_rate_limited_total",
+}
+APP_HISTOGRAMS = {
+    "grpc_server_request_duration_seconds", "sla_firing_lateness_seconds",
+    "http_server_request_duration_seconds",
+}
+PLATFORM_METRICS = {
+    "up", "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
+    "kube_job_status_failed", "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+}
+KNOWN_METRICS = (
+    APP_COUNTERS_GAUGES
+    | PLATFORM_METRICS
+    | {h + s for h in APP_HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
+)
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
+                  "StorageClass", "CustomResourceDefinition", "PriorityClass"}
+WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def __call__(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+
+def load(path: str) -> list[dict]:
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def ident(obj: dict) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def labels_match(selector: dict, labels: dict) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a label set."""
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def pod_spec(obj: dict) -> dict:
+    return obj["spec"]["template"]["spec"]
+
+
+def pod_labels(obj: dict) -> dict:
+    return obj["spec"]["template"]["metadata"].get("labels") or {}
+
+
+def dockerfile_user() -> tuple[int, int] | None:
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        m = re.match(r"^\s*USER\s+(\d+)(?::(\d+))?\s*$", line)
+        if m:
+            return int(m.group(1)), int(m.group(2) or m.group(1))
+    return None
+
+
+def readme_anchors() -> set[str]:
+    """GitHub's heading anchors of k8s/README.md."""
+    anchors = set()
+    for line in (ROOT / "k8s" / "README.md").read_text().splitlines():
+        m = re.match(r"^#+\s+(.*)$", line)
+        if m:
+            text = m.group(1).strip().lower()
+            text = re.sub(r"[^\w\- ]", "", text)
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+# --- schemas -----------------------------------------------------------------------------
+
+def check_schemas(render: str, objs: list[dict], problems: Problems) -> None:
+    for obj in objs:
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key in NO_SCHEMA:
+            continue
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                problems(f"{render} {ident(obj)}", f"no Kubernetes {version} schema for {key[0]} {key[1]}")
+            except kubernetes_validate.ValidationError as e:
+                path = "/".join(str(p) for p in e.path)
+                problems(f"{render} {ident(obj)}", f"Kubernetes {version} schema: {path}: {e.message}")
+
+
+def schema_canary(objs: list[dict], problems: Problems) -> None:
+    """The schema step must reject an unknown field: proves it is strict and running."""
+    deployment = next((o for o in objs if o["kind"] == "Deployment"), None)
+    if deployment is None:
+        return
+    broken = copy.deepcopy(deployment)
+    pod_spec(broken)["containers"][0]["readOnlyRootFilesystm"] = True
+    try:
+        kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
+    except kubernetes_validate.ValidationError:
+        return
+    problems("schema canary", "a misspelt field passed the schema check: validation is not strict")
+
+
+# --- the suite's own rules ---------------------------------------------------------------
+
+def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
+    def p(obj_or_where, message):
+        where = obj_or_where if isinstance(obj_or_where, str) else ident(obj_or_where)
+        problems(f"{render} {where}", message)
+
+    by_kind: dict[str, dict[str, dict]] = {}
+    for obj in objs:
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    configmaps = by_kind.get("ConfigMap", {})
+    secrets = by_kind.get("Secret", {})
+    workloads = [o for o in objs if o["kind"] in WORKLOADS]
+    uid = dockerfile_user()
+    if uid is None:
+        p("Dockerfile", "no numeric USER uid:gid line")
+
+    for obj in objs:
+        meta = obj["metadata"]
+        if obj["kind"] not in CLUSTER_SCOPED and meta.get("namespace") != NAMESPACE:
+            p(obj, f"namespace is {meta.get('namespace')!r}, not {NAMESPACE!r}")
+        if (meta.get("labels") or {}).get(PART_OF[0]) != PART_OF[1]:
+            p(obj, f"no label {PART_OF[0]}={PART_OF[1]}")
+
+    # References from pods to ConfigMaps and Secrets.
+    def secret_ref(obj, name, key):
+        if name in secrets:
+            data = {**(secrets[name].get("data") or {}), **(secrets[name].get("stringData") or {})}
+            if key is not None and key not in data:
+                p(obj, f"Secret {name} has no key {key!r}")
+        elif name not in EXTERNAL_SECRETS:
+            p(obj, f"Secret {name} is neither rendered nor a documented external Secret")
+        elif key is not None and key not in EXTERNAL_SECRETS[name]:
+            p(obj, f"external Secret {name} is documented without key {key!r}")
+
+    for obj in workloads:
+        spec = pod_spec(obj)
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for ef in c.get("envFrom", []):
+                if "configMapRef" in ef and ef["configMapRef"]["name"] not in configmaps:
+                    p(obj, f"envFrom ConfigMap {ef['configMapRef']['name']} is not rendered")
+                if "secretRef" in ef:
+                    secret_ref(obj, ef["secretRef"]["name"], None)
+            for env in c.get("env", []):
+                src = env.get("valueFrom") or {}
+                if "secretKeyRef" in src:
+                    secret_ref(obj, src["secretKeyRef"]["name"], src["secretKeyRef"]["key"])
+                if "configMapKeyRef" in src and src["configMapKeyRef"]["name"] not in configmaps:
+                    p(obj, f"ConfigMap {src['configMapKeyRef']['name']} is not rendered")
+        for v in spec.get("volumes", []):
+            if "configMap" in v and v["configMap"]["name"] not in configmaps:
+                p(obj, f"volume ConfigMap {v['configMap']['name']} is not rendered")
+            if "secret" in v:
+                secret_ref(obj, v["secret"]["secretName"], None)
+
+    # Every pod: non-root (the image's uid for the suite's own), read-only, no
+    # capabilities, no service account token.
+    for obj in workloads:
+        spec = pod_spec(obj)
+        psc = spec.get("securityContext") or {}
+        if spec.get("automountServiceAccountToken") is not False:
+            p(obj, "automountServiceAccountToken is not false")
+        if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            p(obj, "pod seccompProfile is not RuntimeDefault")
+        if psc.get("runAsNonRoot") is not True:
+            p(obj, "pod runAsNonRoot is not true")
+        for c in spec["containers"]:
+            csc = c.get("securityContext") or {}
+            if csc.get("readOnlyRootFilesystem") is not True:
+                p(obj, f"container {c['name']}: root filesystem is writable")
+            if csc.get("allowPrivilegeEscalation") is not False:
+                p(obj, f"container {c['name']}: allowPrivilegeEscalation is not false")
+            if (csc.get("capabilities") or {}).get("drop") != ["ALL"]:
+                p(obj, f"container {c['name']}: capabilities are not dropped (ALL)")
+            res = c.get("resources") or {}
+            if not (res.get("requests") or {}).get("cpu") or not (res.get("limits") or {}).get("memory"):
+                p(obj, f"container {c['name']}: no CPU request or memory limit")
+            if c["image"].split("@")[0].rsplit(":", 1)[-1] in ("latest", c["image"]):
+                p(obj, f"container {c['name']}: image {c['image']} has no fixed tag")
+            ours = c["image"].split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "aftersales"
+            if ours and uid and (psc.get("runAsUser"), psc.get("runAsGroup")) != uid:
+                p(obj, f"runAsUser/runAsGroup {psc.get('runAsUser')}/{psc.get('runAsGroup')} differ from the Dockerfile's USER {uid[0]}:{uid[1]}")
+
+    # The four service Deployments.
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
+    for svc, (port, health, has_db) in SERVICES.items():
+        dep = by_kind.get("Deployment", {}).get(svc)
+        if dep is None:
+            p(f"Deployment/{svc}", "missing")
+            continue
+        spec = pod_spec(dep)
+        c = spec["containers"][0]
+        if c.get("args") != ["serve", svc]:
+            p(dep, f"args are {c.get('args')}, not ['serve', '{svc}']")
+        ports = {cp.get("name"): cp["containerPort"] for cp in c.get("ports", [])}
+        if ports.get("grpc") != port:
+            p(dep, f"container port 'grpc' is {ports.get('grpc')}, not {port}")
+        if ports.get("metrics") != METRICS_PORT:
+            p(dep, f"container port 'metrics' is {ports.get('metrics')}, not {METRICS_PORT}")
+        if svc == "gateway" and ports.get("http") != GATEWAY_HTTP_PORT:
+            p(dep, f"container port 'http' is {ports.get('http')}, not {GATEWAY_HTTP_PORT}")
+        ready = (c.get("readinessProbe") or {}).get("grpc")
+        live = (c.get("livenessProbe") or {}).get("grpc")
+        if not ready or ready.get("port") != port or ready.get("service") != health:
+            p(dep, f"readiness must be a grpc probe on {port} for {health}: {ready}")
+        if not live or live.get("port") != port or live.get("service", "") != "":
+            p(dep, f"liveness must be a grpc probe on {port} for the empty service name: {live}")
+        env: dict[str, str] = {}
+        for ef in c.get("envFrom", []):
+            cm = configmaps.get((ef.get("configMapRef") or {}).get("name", ""))
+            if cm:
+                env.update(cm.get("data") or {})
+        for e in c.get("env", []):
+            if "value" in e:
+                env[e["name"]] = e["value"]
+        env_names = set(env) | {e["name"] for e in c.get("env", [])}
+        grace = int(env.get("SHUTDOWN_HEALTH_GRACE_MS", 2000)) + int(env.get("SHUTDOWN_DRAIN_TIMEOUT_MS", 20000))
+        tgps = spec.get("terminationGracePeriodSeconds", 30)
+        if tgps * 1000 < grace + 5000:
+            p(dep, f"terminationGracePeriodSeconds {tgps} s leaves under 5 s beyond health grace + drain ({grace} ms)")
+        addr_var = f"{svc.upper()}_GRPC_ADDR"
+        if not env.get(addr_var, "").endswith(f":{port}"):
+            p(dep, f"{addr_var} is {env.get(addr_var)!r}, not on port {port}")
+        if not env.get("METRICS_ADDR", "").endswith(f":{METRICS_PORT}"):
+            p(dep, f"METRICS_ADDR is {env.get('METRICS_ADDR')!r}, not on port {METRICS_PORT}")
+        if svc == "gateway" and not env.get("GATEWAY_HTTP_ADDR", "").endswith(f":{GATEWAY_HTTP_PORT}"):
+            p(dep, f"GATEWAY_HTTP_ADDR is {env.get('GATEWAY_HTTP_ADDR')!r}")
+        needed = {"REDIS_URL", "OTEL_SERVICE_NAME", "LOG_FORMAT"} | ({"DATABASE_URL"} if has_db else set())
+        for name in sorted(needed - env_names):
+            p(dep, f"no {name} in the environment")
+        if env.get("OTEL_SERVICE_NAME", svc) != svc:
+            p(dep, f"OTEL_SERVICE_NAME is {env.get('OTEL_SERVICE_NAME')!r}")
+        if not spec.get("topologySpreadConstraints"):
+            p(dep, "no topologySpreadConstraints")
+        if svc in hpas and "replicas" in dep["spec"]:
+            p(dep, "sets replicas while an HPA scales it (every apply would reset the count)")
+        if svc not in hpas and "replicas" not in dep["spec"]:
+            p(dep, "has neither an HPA nor replicas")
+        if not any(labels_match(pdb["spec"]["selector"], pod_labels(dep))
+                   for pdb in by_kind.get("PodDisruptionBudget", {}).values()):
+            p(dep, "no PodDisruptionBudget selects its pods")
+        if has_db:
+            job = by_kind.get("Job", {}).get(f"{svc}-migrate")
+            if job is None:
+                p(f"Job/{svc}-migrate", "missing")
+            else:
+                jc = pod_spec(job)["containers"][0]
+                if jc.get("args") != ["migrate", svc]:
+                    p(job, f"args are {jc.get('args')}, not ['migrate', '{svc}']")
+                if jc["image"] != c["image"]:
+                    p(job, f"image {jc['image']} differs from the Deployment's {c['image']}")
+                if (job["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != "migration":
+                    p(job, "no label app.kubernetes.io/component=migration")
+                if jc.get("envFrom"):
+                    p(job, "uses envFrom: it must apply on its own, before generated ConfigMaps exist")
+                sa = by_kind.get("ServiceAccount", {}).get(pod_spec(job).get("serviceAccountName", "default"))
+                if sa is None or (sa["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != "migration":
+                    p(job, "its ServiceAccount is missing or not labelled component=migration")
+
+    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        ref = hpa["spec"]["scaleTargetRef"]
+        if ref["name"] not in by_kind.get(ref["kind"], {}):
+            p(hpa, f"scales {ref['kind']}/{ref['name']}, which is not rendered")
+
+    # Services select pods and name their ports.
+    for svc in by_kind.get("Service", {}).values():
+        sel = svc["spec"].get("selector") or {}
+        targets = [w for w in workloads if w["kind"] != "Job" and labels_match({"matchLabels": sel}, pod_labels(w))]
+        if not targets:
+            p(svc, f"selector {sel} matches no Deployment or StatefulSet")
+        for port in svc["spec"]["ports"]:
+            tp = port.get("targetPort", port["port"])
+            names = {cp.get("name") for w in targets for c in pod_spec(w)["containers"] for cp in c.get("ports", [])}
+            nums = {cp["containerPort"] for w in targets for c in pod_spec(w)["containers"] for cp in c.get("ports", [])}
+            if (isinstance(tp, str) and tp not in names) or (isinstance(tp, int) and tp not in nums):
+                p(svc, f"targetPort {tp} is no container port of its pods")
+        if svc["metadata"]["name"] in SERVICES and svc["metadata"]["name"] != "gateway":
+            if svc["spec"].get("clusterIP") != "None":
+                p(svc, "a gRPC service's Service must be headless (client-side balancing)")
+
+    # NetworkPolicies: default deny both ways; outside traffic only to the gateway's HTTP.
+    policies = list(by_kind.get("NetworkPolicy", {}).values())
+    if not any(np["spec"].get("podSelector") == {} and set(np["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+               and not np["spec"].get("ingress") and not np["spec"].get("egress") for np in policies):
+        p("NetworkPolicy", "no default deny of all ingress and egress")
+    for np in policies:
+        sel = np["spec"].get("podSelector") or {}
+        selected = [w for w in workloads if labels_match(sel, pod_labels(w))]
+        if sel and not selected:
+            p(np, f"podSelector {sel} selects no pod")
+        for rule in np["spec"].get("ingress") or []:
+            open_to_all = not rule.get("from") or any(
+                (f.get("ipBlock") or {}).get("cidr") in ("0.0.0.0/0", "::/0") for f in rule["from"])
+            if not open_to_all:
+                continue
+            ports = {pp.get("port") for pp in rule.get("ports") or [{}]}
+            names = {pod_labels(w).get("app.kubernetes.io/name") for w in selected} if sel else {"*"}
+            if names != {"gateway"} or ports != {GATEWAY_HTTP_PORT}:
+                p(np, f"admits traffic from anywhere to {sorted(map(str, names))} on {sorted(map(str, ports))}: only the gateway's HTTP port may be open")
+    for w in workloads:
+        if not any(np["spec"].get("podSelector") and labels_match(np["spec"]["podSelector"], pod_labels(w))
+                   for np in policies):
+            p(w, "no NetworkPolicy of its own selects its pods")
+
+    # Ingress: only to the gateway's HTTP port.
+    for ing in by_kind.get("Ingress", {}).values():
+        for rule in ing["spec"].get("rules", []):
+            for path in (rule.get("http") or {}).get("paths", []):
+                b = path["backend"]["service"]
+                if b["name"] != "gateway" or b["port"] not in ({"name": "http"}, {"number": GATEWAY_HTTP_PORT}):
+                    p(ing, f"routes to {b}: only gateway:http may be exposed")
+        for tls in ing["spec"].get("tls", []):
+            secret_ref(ing, tls["secretName"], None)
+
+    check_monitoring(render, by_kind, p)
+
+
+# --- monitoring: structure and queries ---------------------------------------------------
+
+def metric_names(expr: str) -> set[str]:
+    names: set[str] = set()
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return names
+
+
+def check_query(where: str, expr: str, recorded: set[str], p) -> None:
+    try:
+        names = metric_names(expr)
+    except Exception as e:  # the parser raises ValueError with the position
+        p(where, f"PromQL does not parse: {e}: {expr!r}")
+        return
+    for name in sorted(names - KNOWN_METRICS - recorded):
+        p(where, f"unknown metric {name} (not in the suite's metric contract)")
+
+
+def strict_keys(where: str, obj: dict, allowed: set[str], p) -> None:
+    for key in sorted(set(obj) - allowed):
+        p(where, f"unexpected field {key!r}")
+
+
+def check_monitoring(render: str, by_kind: dict, p) -> None:
+    services = by_kind.get("Service", {})
+    recorded: set[str] = set()
+    for rule_obj in by_kind.get("PrometheusRule", {}).values():
+        for g in rule_obj["spec"].get("groups", []):
+            for r in g.get("rules", []):
+                if "record" in r:
+                    recorded.add(r["record"])
+    anchors = readme_anchors()
+
+    for sm in by_kind.get("ServiceMonitor", {}).values():
+        where = ident(sm)
+        strict_keys(where, sm, {"apiVersion", "kind", "metadata", "spec"}, p)
+        spec = sm.get("spec") or {}
+        strict_keys(where + " spec", spec, {"selector", "namespaceSelector", "endpoints", "jobLabel",
+                                            "targetLabels", "podTargetLabels", "sampleLimit"}, p)
+        ns = (spec.get("namespaceSelector") or {}).get("matchNames") or [NAMESPACE]
+        if NAMESPACE not in ns:
+            p(where, f"namespaceSelector {ns} misses {NAMESPACE}")
+        selected = [s for s in services.values() if labels_match(spec.get("selector") or {}, s["metadata"].get("labels") or {})]
+        missing = set(SERVICES) - {s["metadata"]["name"] for s in selected}
+        if missing:
+            p(where, f"selects no Service for {sorted(missing)}")
+        if not spec.get("endpoints"):
+            p(where, "no endpoints")
+        for ep in spec.get("endpoints", []):
+            strict_keys(where + " endpoint", ep, {"port", "path", "scheme", "interval", "scrapeTimeout",
+                                                  "honorLabels", "relabelings", "metricRelabelings"}, p)
+            for key in ("interval", "scrapeTimeout"):
+                if key in ep and not DURATION.match(ep[key]):
+                    p(where, f"{key} {ep[key]!r} is no duration")
+            for s in selected:
+                if ep.get("port") not in {pp.get("name") for pp in s["spec"]["ports"]}:
+                    p(where, f"Service {s['metadata']['name']} has no port named {ep.get('port')!r}")
+
+    for rule_obj in by_kind.get("PrometheusRule", {}).values():
+        where = ident(rule_obj)
+        strict_keys(where, rule_obj, {"apiVersion", "kind", "metadata", "spec"}, p)
+        strict_keys(where + " spec", rule_obj.get("spec") or {}, {"groups"}, p)
+        group_names = set()
+        for g in rule_obj["spec"].get("groups", []):
+            gw = f"{where} group {g.get('name')}"
+            strict_keys(gw, g, {"name", "interval", "rules", "limit", "partial_response_strategy"}, p)
+            if g.get("name") in group_names:
+                p(gw, "duplicate group name")
+            group_names.add(g.get("name"))
+            if "interval" in g and not DURATION.match(g["interval"]):
+                p(gw, f"interval {g['interval']!r} is no duration")
+            for r in g.get("rules", []):
+                name = r.get("alert") or r.get("record")
+                rw = f"{gw} rule {name}"
+                strict_keys(rw, r, {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}, p)
+                if ("alert" in r) == ("record" in r):
+                    p(rw, "needs exactly one of alert and record")
+                if "for" in r and not DURATION.match(str(r["for"])):
+                    p(rw, f"for {r['for']!r} is no duration")
+                check_query(rw, str(r.get("expr", "")), recorded, p)
+                if "alert" in r:
+                    if (r.get("labels") or {}).get("severity") not in ("critical", "warning", "info"):
+                        p(rw, "no severity label (critical, warning or info)")
+                    ann = r.get("annotations") or {}
+                    for key in ("summary", "description", "runbook_url"):
+                        if not ann.get(key):
+                            p(rw, f"no {key} annotation")
+                    anchor = ann.get("runbook_url", "").partition("#")[2]
+                    if ann.get("runbook_url") and anchor not in anchors:
+                        p(rw, f"runbook_url anchor #{anchor} is no heading of k8s/README.md")
+
+    for cm in by_kind.get("ConfigMap", {}).values():
+        if (cm["metadata"].get("labels") or {}).get("grafana_dashboard") != "1":
+            continue
+        for fname, text in (cm.get("data") or {}).items():
+            where = f"{ident(cm)} {fname}"
+            try:
+                dash = json.loads(text)
+            except json.JSONDecodeError as e:
+                p(where, f"not JSON: {e}")
+                continue
+            for key in ("uid", "title", "panels", "schemaVersion"):
+                if key not in dash:
+                    p(where, f"no {key}")
+            ids = [pan.get("id") for pan in dash.get("panels", [])]
+            if len(ids) != len(set(ids)):
+                p(where, "panel ids repeat")
+            n_targets = 0
+            for pan in dash.get("panels", []):
+                for t in pan.get("targets", []):
+                    n_targets += 1
+                    expr = t.get("expr", "")
+                    expr = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+                    expr = re.sub(r"\$\{?(\w+)\}?", "x", expr)
+                    check_query(f"{where} panel {pan.get('title')!r}", expr, recorded, p)
+            if n_targets == 0:
+                p(where, "no queries")
+
+
+# --- checkov findings against the waivers ------------------------------------------------
+
+def policy(checkov_json: str, waivers_file: str) -> int:
+    """Waiver lines: CHECK_ID  RENDER_GLOB  RESOURCE_GLOB  reason… ('#' starts a comment)."""
+    waivers = []
+    for line in Path(waivers_file).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        check, render_glob, resource_glob, reason = (line.split(None, 3) + [""])[:4]
+        if not reason:
+            print(f"waiver without a reason: {line}")
+            return 1
+        waivers.append([check, render_glob, resource_glob, reason, 0])
+
+    reports = json.loads(Path(checkov_json).read_text())
+    reports = reports if isinstance(reports, list) else [reports]
+    unwaived, canary_hits, passed_by_file = [], set(), {}
+    for report in reports:
+        for chk in report["results"].get("passed_checks", []):
+            f = os.path.basename(chk["file_path"])
+            passed_by_file[f] = passed_by_file.get(f, 0) + 1
+        for chk in report["results"].get("failed_checks", []):
+            f = os.path.basename(chk["file_path"])
+            if f.startswith("canary"):
+                canary_hits.add(chk["check_id"])
+                continue
+            render = f.rsplit(".", 1)[0]
+            for w in waivers:
+                if w[0] == chk["check_id"] and fnmatch.fnmatch(render, w[1]) and fnmatch.fnmatch(chk["resource"], w[2]):
+                    w[4] += 1
+                    break
+            else:
+                unwaived.append(f"{render}: {chk['check_id']} {chk.get('check_name', '')} — {chk['resource']}")
+
+    status = 0
+    expected_canary = {"CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_23"}
+    if not expected_canary <= canary_hits:
+        print(f"checkov canary: expected {sorted(expected_canary)} to fail on the canary pod, got {sorted(canary_hits)}: is checkov scanning?")
+        status = 1
+    for render, n in sorted(passed_by_file.items()):
+        if render.startswith("canary"):
+            continue
+        print(f"  checkov {render}: {n} checks passed")
+    for w in waivers:
+        print(f"  waived {w[4]:3d} × {w[0]} on {w[1]} {w[2]}: {w[3]}")
+    for w in waivers:
+        if w[4] == 0:
+            print(f"stale waiver (matches no finding; remove it): {w[0]} {w[1]} {w[2]}")
+            status = 1
+    for u in unwaived:
+        print(f"UNWAIVED {u}")
+    if unwaived:
+        status = 1
+    return status
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "policy":
+        return policy(argv[1], argv[2])
+    if not argv or argv[0] != "manifests":
+        print(__doc__)
+        return 2
+    problems = Problems()
+    total = 0
+    for path in argv[1:]:
+        render = Path(path).stem
+        objs = load(path)
+        total += len(objs)
+        check_schemas(render, objs, problems)
+        check_suite(render, objs, problems)
+        schema_canary(objs, problems)
+        print(f"  {render}: {len(objs)} objects")
+    for item in problems.items:
+        print(f"FAIL {item}")
+    if problems.items:
+        print(f"{len(problems.items)} problem(s) in the rendered manifests")
+        return 1
+    print(f"  {total} objects valid against Kubernetes {', '.join(K8S_VERSIONS)} (strict) and the suite's rules")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
