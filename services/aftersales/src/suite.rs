@@ -8,6 +8,7 @@ use aftersales_platform::{
     CancellationToken,
     config::Env,
     db::DbSettings,
+    metrics,
     telemetry::{self, LogFormat, TelemetrySettings},
 };
 use aftersales_returns::app::{self as returns, ReturnsApp};
@@ -29,6 +30,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let _telemetry = telemetry::init(&TelemetrySettings::from_env(&env, "aftersales", format)?)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    let metrics_default = if dev {
+        "127.0.0.1:9090"
+    } else {
+        "0.0.0.0:9090"
+    };
+    let serves = matches!(cli.command, Command::Dev { .. } | Command::Serve { .. });
+    if serves && let Some(addr) = metrics::addr_from_env(&env, metrics_default)? {
+        // Lives as long as the process: a scrape during shutdown still answers.
+        tokio::spawn(metrics::serve(addr, CancellationToken::new()));
+    }
     match cli.command {
         Command::Dev { data_dir } => dev_suite(&env, &data_dir).await,
         Command::Serve { services } => serve(&env, &services).await,

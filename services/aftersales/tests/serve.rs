@@ -1,5 +1,6 @@
-//! The production shape: `aftersales migrate` and `aftersales serve tickets` against real
-//! PostgreSQL and Redis, and a bad variable stopping start-up with its name.
+//! The production shape: `aftersales migrate` and `aftersales serve tickets dispatch`
+//! against real PostgreSQL and Redis with the metrics endpoint scraped, and a bad
+//! variable stopping start-up with its name.
 
 mod support;
 
@@ -47,11 +48,13 @@ fn a_bad_variable_stops_start_up_and_is_named() {
 }
 
 #[tokio::test]
-async fn migrate_then_serve_tickets_on_postgres_and_redis() {
+async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
     let database_url = aftersales_testkit::fresh_postgres_url().await.unwrap();
+    let dispatch_url = aftersales_testkit::fresh_postgres_url().await.unwrap();
     let migrated = Command::new(BIN)
-        .args(["migrate", "tickets"])
-        .env("DATABASE_URL", &database_url)
+        .args(["migrate", "tickets", "dispatch"])
+        .env("TICKETS_DATABASE_URL", &database_url)
+        .env("DISPATCH_DATABASE_URL", &dispatch_url)
         .output()
         .unwrap();
     assert!(
@@ -61,10 +64,14 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
     );
 
     let port = support::free_port();
+    let metrics_port = support::free_port();
     let mut child = support::KillOnDrop(
         Command::new(BIN)
-            .args(["serve", "tickets"])
-            .env("DATABASE_URL", &database_url)
+            .args(["serve", "tickets", "dispatch"])
+            .env("TICKETS_DATABASE_URL", &database_url)
+            .env("DISPATCH_DATABASE_URL", &dispatch_url)
+            .env("DISPATCH_GRPC_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
             .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{port}"))
@@ -96,6 +103,45 @@ async fn migrate_then_serve_tickets_on_postgres_and_redis() {
         .into_inner();
     assert_eq!(status.status, ServingStatus::Serving as i32);
     drop(health);
+
+    let expected = [
+        r#"grpc_server_requests_total{service="grpc.health.v1.Health",method="Check",code="OK"} 1"#,
+        r#"sla_clocks_pending{queue="tickets"} 0"#,
+        r#"sla_clocks_pending{queue="dispatch"} 0"#,
+        r#"outbox_backlog{service="dispatch"} 0"#,
+        r#"db_pool_max_connections{service="tickets"} 16"#,
+    ];
+    // Dispatch may still be migrating when tickets answers: its gauges come a little later.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = scrape(metrics_port).await;
+        if expected.iter().all(|line| page.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for line in expected {
+        assert!(page.contains(line), "{line} missing from\n{page}");
+    }
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
+}
+
+/// `GET /metrics` over a plain HTTP/1.0 connection: the body.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the metrics port answers");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "{response}"
+    );
+    response
 }

@@ -869,6 +869,9 @@ impl DispatchCore {
         let rows = events::encode(agg, &effects.events, now);
         aftersales_eventbus::outbox::enqueue(&txn, rows, now).await?;
         txn.commit().await?;
+        if effects.events.contains(&JobEvent::VisitLate) {
+            aftersales_platform::metrics::breach("dispatch");
+        }
         self.after_commit(agg).await;
         Ok(())
     }

@@ -585,6 +585,14 @@ impl ReturnsCore {
         }
         write_events(&txn, agg, &effects.events, now).await?;
         txn.commit().await?;
+        let overdue = effects
+            .events
+            .iter()
+            .filter(|e| matches!(e, ReturnEvent::StepOverdue { .. }))
+            .count();
+        for _ in 0..overdue {
+            aftersales_platform::metrics::breach("returns");
+        }
         self.after_commit(agg, effects.refund.as_ref()).await;
         Ok(())
     }

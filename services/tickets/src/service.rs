@@ -380,6 +380,7 @@ impl TicketsCore {
         let txn = self.db.begin().await?;
         let now = db_now();
         let mut touched = Vec::new();
+        let mut breaches = 0;
         let mut rest = by_ticket.as_slice();
         while let Some((ticket_id, _)) = rest.first() {
             let count = rest.iter().take_while(|(t, _)| t == ticket_id).count();
@@ -397,6 +398,7 @@ impl TicketsCore {
                 if let TicketEvent::SlaBreached { clock } = event {
                     let late_ms = (now - clock.due_at).num_milliseconds();
                     tracing::info!(ticket_id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
+                    breaches += 1;
                 }
             }
             if !events.is_empty() {
@@ -412,6 +414,9 @@ impl TicketsCore {
             touched.push(agg);
         }
         txn.commit().await?;
+        for _ in 0..breaches {
+            aftersales_platform::metrics::breach("tickets");
+        }
         for agg in &touched {
             self.after_commit(agg).await;
         }

@@ -57,6 +57,19 @@ pub async fn purge_published_before<C: ConnectionTrait>(
     Ok(res.rows_affected)
 }
 
+/// How many events wait for the relay, and when the oldest of them was written.
+pub async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};
+    let waiting = || outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
+    let count = waiting().count(conn).await?;
+    let oldest = waiting()
+        .order_by_asc(outbox::Column::Seq)
+        .one(conn)
+        .await?
+        .map(|row| row.created_at);
+    Ok((count, oldest))
+}
+
 /// `k=v` lines: header names and W3C values never contain `=` in the name or newlines.
 pub(crate) fn encode_headers(headers: &HashMap<String, String>) -> String {
     let mut lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -137,3 +137,21 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
 }
+
+/// The pool's connections `(in use, idle, limit)`, for the saturation metrics.
+pub fn pool_stats(db: &sea_orm::DatabaseConnection) -> (u32, u32, u32) {
+    fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u32, u32, u32) {
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        (
+            pool.size().saturating_sub(idle),
+            idle,
+            pool.options().get_max_connections(),
+        )
+    }
+    // The getters panic on another backend, hence the check first.
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => of(db.get_postgres_connection_pool()),
+        sea_orm::DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+        _ => (0, 0, 0),
+    }
+}

@@ -7,6 +7,7 @@ pub mod codes;
 pub mod config;
 pub mod db;
 pub mod idempotency;
+pub mod metrics;
 pub mod paging;
 pub mod redis_conn;
 pub mod server;

@@ -34,6 +34,9 @@ pub struct ServerSettings {
     pub health_grace: Duration,
     /// The bound on draining in-flight RPCs (SHUTDOWN_DRAIN_TIMEOUT_MS).
     pub drain_timeout: Duration,
+    /// Connections are closed (gracefully) after this long, so clients reconnect and
+    /// spread over new pods (GRPC_MAX_CONNECTION_AGE_MS; 0 keeps them open).
+    pub max_connection_age: Option<Duration>,
 }
 
 impl ServerSettings {
@@ -43,6 +46,8 @@ impl ServerSettings {
             concurrency_per_connection: env.positive("GRPC_CONCURRENCY_LIMIT", 256)?,
             health_grace: env.millis("SHUTDOWN_HEALTH_GRACE_MS", 2_000, true)?,
             drain_timeout: env.millis("SHUTDOWN_DRAIN_TIMEOUT_MS", 20_000, false)?,
+            max_connection_age: Some(env.millis("GRPC_MAX_CONNECTION_AGE_MS", 0, true)?)
+                .filter(|age| !age.is_zero()),
         })
     }
 
@@ -53,6 +58,7 @@ impl ServerSettings {
             concurrency_per_connection: 256,
             health_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(5),
+            max_connection_age: None,
         }
     }
 }
@@ -127,10 +133,14 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha()?);
 
     let drain = CancellationToken::new();
-    let server = Server::builder()
+    let mut builder = Server::builder()
         .timeout(settings.request_timeout)
         .concurrency_limit_per_connection(settings.concurrency_per_connection)
-        .load_shed(true)
+        .load_shed(true);
+    if let Some(age) = settings.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    let server = builder
         .layer(RpcTraceLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(
@@ -215,6 +225,7 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
         );
         let _ = span.set_parent(crate::telemetry::context_from_headers(request.headers()));
+        let path = request.uri().path().to_owned();
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -231,6 +242,7 @@ where
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("0");
                     tracing::Span::current().record("rpc.grpc.status_code", code);
+                    crate::metrics::rpc(&path, code, started.elapsed());
                 }
                 tracing::debug!(
                     elapsed_us = started.elapsed().as_micros() as u64,

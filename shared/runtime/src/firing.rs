@@ -4,6 +4,7 @@
 use std::{fmt::Display, future::Future, sync::Arc};
 
 use aftersales_deadlines::{Claim, DeadlineQueue, worker::DeadlineHandler};
+use aftersales_platform::metrics;
 use futures::StreamExt;
 
 /// What a service does with one due member of its queue.
@@ -39,15 +40,23 @@ const CONCURRENCY: usize = 4;
 /// Members per batch: one transaction, one commit.
 const BATCH: usize = 32;
 
-pub struct ConcurrentFiring<C>(pub Arc<C>);
+pub struct ConcurrentFiring<C> {
+    core: Arc<C>,
+    /// The label its firing metrics carry (the service's name).
+    queue: &'static str,
+}
 
 impl<C: Fires> ConcurrentFiring<C> {
+    pub fn new(core: Arc<C>, queue: &'static str) -> Self {
+        Self { core, queue }
+    }
+
     /// Fires members singly; returns those that succeeded. The others stay leased and are
     /// handed out again when the lease runs out.
     async fn fire_each(&self, members: Vec<String>) -> Vec<String> {
         let mut done = Vec::with_capacity(members.len());
         for member in members {
-            match self.0.fire(&member).await {
+            match self.core.fire(&member).await {
                 Ok(()) => done.push(member),
                 Err(err) => tracing::warn!(%member, error = %err, "firing a deadline failed"),
             }
@@ -58,11 +67,16 @@ impl<C: Fires> ConcurrentFiring<C> {
 
 impl<C: Fires> DeadlineHandler for ConcurrentFiring<C> {
     async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
+        let now = aftersales_deadlines::now_ms();
+        for claim in &claims {
+            let late_ms = u64::try_from(now - claim.due_ms).unwrap_or(0);
+            metrics::clock_fired(self.queue, std::time::Duration::from_millis(late_ms));
+        }
         let ids: Vec<String> = claims.into_iter().map(|c| c.id).collect();
         let batches: Vec<Vec<String>> = ids.chunks(BATCH).map(<[String]>::to_vec).collect();
         let done: Vec<Vec<String>> = futures::stream::iter(batches)
             .map(|batch| async move {
-                match self.0.fire_batch(&batch).await {
+                match self.core.fire_batch(&batch).await {
                     Ok(()) => batch,
                     // One bad member must not hold back the rest: retry them one by one.
                     Err(err) => {
@@ -78,6 +92,6 @@ impl<C: Fires> DeadlineHandler for ConcurrentFiring<C> {
     }
 
     async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, String> {
-        self.0.reconcile(queue).await.map_err(|e| e.to_string())
+        self.core.reconcile(queue).await.map_err(|e| e.to_string())
     }
 }

@@ -19,7 +19,7 @@ use aftersales_platform::{
     CancellationToken,
     config::{ConfigError, Env},
     db::DbSettings,
-    idempotency,
+    idempotency, metrics,
     server::{self, GrpcServices, ServeError, ServerSettings},
 };
 use firing::{ConcurrentFiring, Fires};
@@ -139,12 +139,18 @@ pub async fn run<C: Fires>(
     if settings.run_worker {
         tasks.push(tokio::spawn(worker::run(
             background.queue.clone(),
-            Arc::new(ConcurrentFiring(background.fires.clone())),
+            Arc::new(ConcurrentFiring::new(background.fires.clone(), name)),
             settings.worker.clone(),
             stop.clone(),
         )));
     }
     tasks.push(tokio::spawn(background.relay.clone().run(stop.clone())));
+    tasks.push(tokio::spawn(sample_metrics(
+        name,
+        background.db.clone(),
+        background.queue.clone(),
+        stop.clone(),
+    )));
     tasks.push(tokio::spawn(housekeeping(
         background.db.clone(),
         settings.clone(),
@@ -166,6 +172,39 @@ pub async fn run<C: Fires>(
         tracing::warn!(service = name, "background tasks did not stop in time");
     }
     served
+}
+
+/// How often the gauges (pending deadlines, outbox backlog, pool use) are refreshed.
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Refreshes the gauges no single event moves: now, then every `SAMPLE_EVERY`.
+async fn sample_metrics(
+    name: &'static str,
+    db: DatabaseConnection,
+    queue: DeadlineQueue,
+    stop: CancellationToken,
+) {
+    loop {
+        match queue.stats().await {
+            Ok(stats) => metrics::clocks_pending(name, stats.scheduled),
+            Err(err) => tracing::debug!(error = %err, "deadline queue stats unavailable"),
+        }
+        match aftersales_eventbus::outbox::backlog(&db).await {
+            Ok((count, oldest)) => {
+                let age = oldest
+                    .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
+                    .unwrap_or_default();
+                metrics::outbox(name, count, age);
+            }
+            Err(err) => tracing::debug!(error = %err, "outbox backlog unavailable"),
+        }
+        let (in_use, idle, max) = aftersales_platform::db::pool_stats(&db);
+        metrics::db_pool(name, in_use, idle, max);
+        tokio::select! {
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Every ten minutes, trims expired idempotency keys and old published outbox rows.

@@ -161,7 +161,7 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     let stop = aftersales_platform::CancellationToken::new();
     let replacement = tokio::spawn(worker::run(
         app.queue.clone(),
-        Arc::new(ConcurrentFiring(app.core.clone())),
+        Arc::new(ConcurrentFiring::new(app.core.clone(), "sla")),
         worker_settings(lease),
         stop.clone(),
     ));
