@@ -30,6 +30,98 @@ pub enum Command {
         #[arg(value_enum)]
         services: Vec<ServiceName>,
     },
+    /// Operations: deadline queues, event replay, partner keys, configuration checks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Applies migrations, as `aftersales migrate`.
+    Migrate {
+        #[arg(value_enum)]
+        services: Vec<ServiceName>,
+    },
+    /// A service's deadline queue on Redis (REDIS_URL).
+    Sla {
+        #[command(subcommand)]
+        action: SlaAction,
+    },
+    /// Events in a service's outbox.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+    /// Partner API keys, through the dispatch service's PartnerKeyService.
+    Keys {
+        /// Where dispatch answers (inside its pod: localhost).
+        #[arg(
+            long,
+            env = "AFTERSALES_DISPATCH_URL",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        dispatch_url: String,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Reads a service's configuration from the environment and connects to its database
+    /// (and Redis when REDIS_URL is set); fails naming the first bad variable.
+    CheckConfig {
+        #[arg(value_enum)]
+        service: ServiceName,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaAction {
+    /// Deadlines scheduled and in flight.
+    Stats {
+        #[arg(long, value_enum)]
+        service: ServiceName,
+    },
+    /// Makes the running workers rebuild the schedule from the database within a second.
+    Rebuild {
+        #[arg(long, value_enum)]
+        service: ServiceName,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// Publishes an outbox event again; consumers that applied it already skip it.
+    Replay {
+        #[arg(long, value_enum)]
+        service: ServiceName,
+        #[arg(long)]
+        event_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Issues a key; the clear key is printed once.
+    Issue {
+        #[arg(long)]
+        partner: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Issues a new key; the old one stays valid for the overlap, then expires.
+    Rotate {
+        key_id: String,
+        #[arg(long, default_value_t = 86_400)]
+        overlap_secs: u32,
+    },
+    Revoke {
+        key_id: String,
+    },
+    /// Every key, or one partner's.
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,5 +1,6 @@
 //! `aftersales`: one binary for every service of the suite.
 
+mod admin;
 mod backbone;
 mod cli;
 mod suite;

@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev { data_dir } => dev_suite(&env, &data_dir).await,
         Command::Serve { services } => serve(&env, &services).await,
         Command::Migrate { services } => migrate(&env, &services).await,
+        Command::Admin { command } => crate::admin::run(&env, command).await,
     }
 }
 
@@ -134,6 +135,23 @@ fn check_separate_databases(urls: &[(ServiceName, String)]) -> anyhow::Result<()
     Ok(())
 }
 
+/// The deadline queue a service schedules on.
+pub fn queue_name(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::Tickets => tickets::QUEUE,
+        ServiceName::Returns => returns::QUEUE,
+        ServiceName::Dispatch => dispatch::QUEUE,
+    }
+}
+
+/// One service's database settings from the environment.
+pub fn database_of(env: &Env, service: ServiceName) -> anyhow::Result<DbSettings> {
+    Ok(database_urls(env, &[service])?
+        .pop()
+        .map(|(_, database)| database)
+        .context("no database")?)
+}
+
 /// The database of each service that has one.
 fn database_urls(
     env: &Env,
@@ -170,7 +188,7 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     wait_all(running).await
 }
 
-async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
+pub async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     let services = if services.is_empty() {
         ServiceName::all()
     } else {

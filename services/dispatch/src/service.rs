@@ -747,7 +747,10 @@ impl DispatchCore {
         Ok(key)
     }
 
-    pub async fn list_keys(&self, partner_id: &str) -> Result<Vec<PartnerKey>, DispatchError> {
+    pub async fn list_keys(
+        &self,
+        partner_id: Option<&str>,
+    ) -> Result<Vec<PartnerKey>, DispatchError> {
         Ok(store::keys_of(&self.db, partner_id).await?)
     }
 

@@ -124,6 +124,16 @@ impl DeadlineQueue {
         }
     }
 
+    /// Asks the workers to rebuild the schedule from the database: they treat it as lost
+    /// data and one of them rebuilds within its loss-check interval. (In-process queues
+    /// live in one process; there is nothing to ask from outside.)
+    pub async fn request_rebuild(&self) -> Result<bool, QueueError> {
+        match self {
+            Self::Redis(q) => Ok(q.forget_marker().await?),
+            Self::Memory(_) => Ok(false),
+        }
+    }
+
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         match self {
             Self::Redis(q) => Ok(q.stats().await?),

@@ -267,6 +267,15 @@ impl RedisQueue {
         Ok(set.is_some())
     }
 
+    /// Deletes the marker, so the next loss check rebuilds the schedule.
+    pub(crate) async fn forget_marker(&self) -> redis::RedisResult<bool> {
+        let deleted: u64 = redis::cmd("DEL")
+            .arg(&self.marker)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(deleted == 1)
+    }
+
     pub(crate) async fn stats(&self) -> redis::RedisResult<QueueStats> {
         let mut pipe = redis::pipe();
         for keys in self.shards.iter() {

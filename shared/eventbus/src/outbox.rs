@@ -57,6 +57,22 @@ pub async fn purge_published_before<C: ConnectionTrait>(
     Ok(res.rows_affected)
 }
 
+/// Marks a published event for publishing again (an operator's replay); consumers
+/// dedupe on the event id, so only those that never applied it act. False when the
+/// outbox holds no such event (it may have been trimmed).
+pub async fn mark_for_replay<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<bool, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    let res = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::PublishedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(outbox::Column::EventId.eq(event_id))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
 /// How many events wait for the relay, and when the oldest of them was written.
 pub async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};

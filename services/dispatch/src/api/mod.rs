@@ -399,8 +399,9 @@ impl PartnerKeyService for PartnerKeyApi {
         request: Request<pb::ListPartnerKeysRequest>,
     ) -> Result<Response<pb::ListPartnerKeysResponse>, Status> {
         let r = request.into_inner();
-        request::id("partner_id", &r.partner_id)?;
-        let keys = self.core.list_keys(&r.partner_id).await?;
+        request::text("partner_id", &r.partner_id)?;
+        let partner = (!r.partner_id.is_empty()).then_some(r.partner_id.as_str());
+        let keys = self.core.list_keys(partner).await?;
         Ok(Response::new(pb::ListPartnerKeysResponse {
             keys: keys.iter().map(proto::key).collect(),
         }))

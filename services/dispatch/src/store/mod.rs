@@ -711,12 +711,16 @@ pub async fn key_by_hash<C: ConnectionTrait>(
         .map(|row| key_from_row(row).0))
 }
 
+/// The keys of one partner, or of every partner.
 pub async fn keys_of<C: ConnectionTrait>(
     conn: &C,
-    partner_id: &str,
+    partner_id: Option<&str>,
 ) -> Result<Vec<PartnerKey>, DbErr> {
-    Ok(partner_key::Entity::find()
-        .filter(partner_key::Column::PartnerId.eq(partner_id))
+    let mut query = partner_key::Entity::find();
+    if let Some(partner_id) = partner_id {
+        query = query.filter(partner_key::Column::PartnerId.eq(partner_id));
+    }
+    Ok(query
         .order_by_asc(partner_key::Column::Id)
         .all(conn)
         .await?
