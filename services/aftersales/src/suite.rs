@@ -146,10 +146,10 @@ pub fn queue_name(service: ServiceName) -> &'static str {
 
 /// One service's database settings from the environment.
 pub fn database_of(env: &Env, service: ServiceName) -> anyhow::Result<DbSettings> {
-    Ok(database_urls(env, &[service])?
+    database_urls(env, &[service])?
         .pop()
         .map(|(_, database)| database)
-        .context("no database")?)
+        .context("no database")
 }
 
 /// The database of each service that has one.
