@@ -16,7 +16,8 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi, error::TicketsError, service::TicketsCore, store::migration::Migrator,
+    api::TicketsApi, consumer::DispatchEvents, error::TicketsError, service::TicketsCore,
+    store::migration::Migrator,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -55,6 +56,7 @@ pub struct TicketsApp {
     core: Arc<TicketsCore>,
     listener: TcpListener,
     relay: Relay,
+    bus: EventBus,
     queue: DeadlineQueue,
     settings: ServiceSettings,
 }
@@ -66,7 +68,7 @@ impl TicketsApp {
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
-        let relay = Relay::new("tickets", db.clone(), bus);
+        let relay = Relay::new("tickets", db.clone(), bus.clone());
         let core = Arc::new(TicketsCore::new(db, queue.clone(), relay.nudge()));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;
@@ -74,6 +76,7 @@ impl TicketsApp {
             core,
             listener,
             relay,
+            bus,
             queue,
             settings,
         })
@@ -97,8 +100,12 @@ impl TicketsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        let consumer =
+            DispatchEvents::consumer(self.core.clone(), self.core.db().clone(), self.bus);
+        let consuming = CancellationToken::new();
+        let consumer = tokio::spawn(consumer.run(consuming.clone()));
         let services = GrpcServices::new().with(TicketsApi::new(self.core).into_server());
-        aftersales_runtime::run(
+        let served = aftersales_runtime::run(
             "tickets",
             self.listener,
             services,
@@ -106,7 +113,10 @@ impl TicketsApp {
             &self.settings,
             shutdown,
         )
-        .await?;
+        .await;
+        consuming.cancel();
+        let _ = consumer.await;
+        served?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod consumer;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -1,0 +1,143 @@
+//! Services working together through events: `serve tickets dispatch` on PostgreSQL and
+//! Redis; a repair job no partner can take escalates its ticket to a supervisor, once,
+//! through the `dispatch` stream and the tickets consumer group.
+
+mod support;
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use aftersales_protos::{
+    dispatch::v1::{self as dpb, dispatch_service_client::DispatchServiceClient},
+    tickets::v1::{self as tpb, ticket_service_client::TicketServiceClient},
+};
+use tonic::transport::Channel;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
+
+async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(url.clone()).unwrap().connect().await {
+            Ok(channel) => return channel,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no server at {url}: {err}"
+                );
+                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
+    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
+    let mut child = support::KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "tickets", "dispatch"])
+            .env(
+                "TICKETS_DATABASE_URL",
+                aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            )
+            .env(
+                "DISPATCH_DATABASE_URL",
+                aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            )
+            .env("REDIS_URL", aftersales_testkit::redis_url())
+            .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
+            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
+            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
+            .env("METRICS_ADDR", "off")
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tickets = TicketServiceClient::new(
+        connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+    );
+    let mut dispatch = DispatchServiceClient::new(
+        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+    );
+
+    let ticket = tickets
+        .create_ticket(tpb::CreateTicketRequest {
+            customer_id: "cust-1".into(),
+            channel: tpb::Channel::Hotline as i32,
+            category: tpb::Category::Complaint as i32,
+            severity: tpb::Severity::General as i32,
+            subject: "washer broken".into(),
+            description: "needs a technician".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ticket.escalation_level, tpb::EscalationLevel::Agent as i32);
+    let request = dpb::CreateJobRequest {
+        ticket_id: ticket.id.clone(),
+        customer_id: "cust-1".into(),
+        location: Some(dpb::CustomerLocation {
+            region_code: "999999".into(),
+            point: None,
+        }),
+        product_line: "washer".into(),
+        fault_description: "does not spin".into(),
+        ..Default::default()
+    };
+    let job = dispatch
+        .create_job(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        job.status,
+        dpb::JobStatus::Unassigned as i32,
+        "no partner covers the region"
+    );
+
+    let mut level = 0;
+    for _ in 0..100 {
+        let current = tickets
+            .get_ticket(tpb::GetTicketRequest {
+                id: ticket.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        level = current.escalation_level;
+        if level == tpb::EscalationLevel::Supervisor as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        level,
+        tpb::EscalationLevel::Supervisor as i32,
+        "the ticket was escalated"
+    );
+
+    // A second unplaceable job for the same ticket leaves it where it is.
+    dispatch.create_job(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let current = tickets
+        .get_ticket(tpb::GetTicketRequest {
+            id: ticket.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        current.escalation_level,
+        tpb::EscalationLevel::Supervisor as i32
+    );
+
+    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+}
