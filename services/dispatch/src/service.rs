@@ -4,7 +4,11 @@
 //! record together; after the commit the offer and visit deadlines go on the deadline
 //! queue and the relay is woken. A partner actor is confined to its own jobs throughout.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Instant,
+};
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_platform::{
@@ -42,6 +46,8 @@ const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
 
 /// How far back a partner's record counts when ranking it.
 const RANKING_HISTORY_DAYS: i64 = 90;
+/// How long a computed ranking record is reused.
+const QUALITY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long the old key stays valid after a rotation unless told otherwise.
 const DEFAULT_KEY_OVERLAP: Duration = Duration::hours(24);
 
@@ -69,6 +75,8 @@ pub struct DispatchCore {
     queue: DeadlineQueue,
     relay_nudge: Arc<Notify>,
     rules: DispatchRules,
+    /// Ranking record per partner and when it was computed.
+    quality: Mutex<HashMap<String, (Instant, f64)>>,
 }
 
 /// What a job command produced besides the changed job.
@@ -107,6 +115,7 @@ impl DispatchCore {
             queue,
             relay_nudge,
             rules,
+            quality: Mutex::default(),
         }
     }
 
@@ -265,35 +274,76 @@ impl DispatchCore {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = partners.iter().map(|p| p.id.clone()).collect();
-        let day_starts: HashMap<String, DateTime<Utc>> = partners
-            .iter()
-            .map(|p| (p.id.clone(), start_of_day(p, now)))
+        // Partners in one time zone share a day start: one count per distinct start.
+        let mut day_starts: HashMap<DateTime<Utc>, Vec<String>> = HashMap::new();
+        for p in &partners {
+            day_starts
+                .entry(start_of_day(p, now))
+                .or_default()
+                .push(p.id.clone());
+        }
+        let mut taken: HashMap<String, i64> = HashMap::new();
+        for (since, group) in &day_starts {
+            taken.extend(store::offers_taken_since(conn, group, *since).await?);
+        }
+        let active: HashMap<String, i64> = store::active_jobs(conn, &ids)
+            .await?
+            .into_iter()
+            .filter_map(|(p, n)| Some((p?, n)))
             .collect();
-        let earliest = day_starts.values().min().copied().unwrap_or(now);
-        let (taken, active) = store::load_of(conn, &ids, earliest).await?;
+        let quality = self.quality_of(conn, &partners, now).await?;
+        let offered_before = agg.offered_partners();
+        let count = |map: &HashMap<String, i64>, id: &String| {
+            u32::try_from(map.get(id).copied().unwrap_or(0)).unwrap_or(u32::MAX)
+        };
+        Ok(partners
+            .into_iter()
+            .map(|partner| Candidate {
+                offered_before: offered_before.contains(&partner.id),
+                quality: quality.get(&partner.id).copied().unwrap_or(0.0),
+                taken_today: count(&taken, &partner.id),
+                active_jobs: count(&active, &partner.id),
+                partner,
+            })
+            .collect())
+    }
+
+    /// Each partner's recent record for ranking, from a cache refreshed every
+    /// `QUALITY_TTL`: a record moves slowly, and computing it reads months of history.
+    async fn quality_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        partners: &[Partner],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, f64>, DispatchError> {
+        let fresh = |at: &Instant| at.elapsed() < QUALITY_TTL;
+        let mut known = HashMap::new();
+        let mut stale = Vec::new();
+        {
+            let cache = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
+            for p in partners {
+                match cache.get(&p.id) {
+                    Some((at, q)) if fresh(at) => {
+                        known.insert(p.id.clone(), *q);
+                    }
+                    _ => stale.push(p),
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(known);
+        }
+        let ids: Vec<String> = stale.iter().map(|p| p.id.clone()).collect();
         let from = now - Duration::days(RANKING_HISTORY_DAYS);
         let offers = store::offer_facts(conn, &ids, from, now).await?;
         let jobs = store::job_facts(conn, &ids, from, now).await?;
-        let offered_before = agg.offered_partners();
-        Ok(partners
-            .into_iter()
-            .map(|partner| {
-                let day_start = day_starts.get(&partner.id).copied().unwrap_or(now);
-                let taken_today = taken
-                    .iter()
-                    .filter(|(p, at)| *p == partner.id && *at >= day_start)
-                    .count() as u32;
-                let active_jobs = active.iter().filter(|p| **p == partner.id).count() as u32;
-                let card = card_of(&partner, from, now, &offers, &jobs);
-                Candidate {
-                    offered_before: offered_before.contains(&partner.id),
-                    quality: scorecard::quality(&card),
-                    taken_today,
-                    active_jobs,
-                    partner,
-                }
-            })
-            .collect())
+        let mut cache = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
+        for p in stale {
+            let q = scorecard::quality(&card_of(p, from, now, &offers, &jobs));
+            cache.insert(p.id.clone(), (Instant::now(), q));
+            known.insert(p.id.clone(), q);
+        }
+        Ok(known)
     }
 
     async fn load(&self, id: &str) -> Result<JobAggregate, DispatchError> {

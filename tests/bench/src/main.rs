@@ -4,6 +4,7 @@
 //! `target/bench/`. `--quick` runs in seconds (CI runs it so the harness cannot rot; it
 //! asserts no timings); the default is the full run.
 
+mod dispatch;
 mod load;
 mod rpc;
 mod sla;
@@ -45,6 +46,8 @@ struct Plan {
     clocks: u64,
     window: Duration,
     stop: Duration,
+    /// Acceptance deadline of the dispatch offers whose lapse is measured.
+    offer_timeout: Duration,
 }
 
 /// One line of the table.
@@ -152,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             clocks: 20_000,
             window: Duration::from_secs(3),
             stop: Duration::from_secs(2),
+            offer_timeout: Duration::from_secs(2),
         }
     } else {
         Plan {
@@ -164,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             clocks: 1_000_000,
             window: Duration::from_secs(60),
             stop: Duration::from_secs(60),
+            offer_timeout: Duration::from_secs(10),
         }
     };
     let judged = !args.quick;
@@ -253,6 +258,8 @@ async fn main() -> anyhow::Result<()> {
     let get_return = rpc::returns::get_return(returns_channel.clone(), return_ids, plan.load).await;
     eprintln!("bench: RequestReturn");
     let request_return = rpc::returns::request_return(returns_channel, plan.load).await;
+    eprintln!("bench: CreateJob and offer deadlines");
+    let (create_job, lapses) = dispatch::run(plan.load, plan.offer_timeout, stop.clone()).await?;
     eprintln!("bench: raw inserts");
     let raw = rpc::raw_inserts(db, plan.load).await;
     eprintln!("bench: {} SLA clocks", plan.clocks);
@@ -290,6 +297,34 @@ async fn main() -> anyhow::Result<()> {
         None,
         None,
         judged,
+    ));
+    rows.extend(rpc_rows(
+        "CreateJob (rank 20, offer)",
+        &create_job,
+        None,
+        None,
+        judged,
+    ));
+    rows.push(row(
+        "Offer deadlines lapsed",
+        format!("{}", lapses.offers),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "Offer lapse lateness p50/p99/max",
+        format!(
+            "{} / {} / {} ms",
+            lapses.p50_ms, lapses.p99_ms, lapses.max_ms
+        ),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "Offer deadlines fired early",
+        format!("{}", lapses.early),
+        "= 0",
+        Some(lapses.early == 0),
     ));
     rows.extend(rpc_rows("Raw DB, same rows", &raw, None, None, judged));
     rows.extend(rpc_rows(
@@ -418,6 +453,7 @@ async fn main() -> anyhow::Result<()> {
         "floor": stats_json(&floor), "get_ticket": stats_json(&get), "list_tickets": stats_json(&list),
         "create_ticket": stats_json(&create), "raw_inserts": stats_json(&raw),
         "get_return": stats_json(&get_return), "request_return": stats_json(&request_return),
+        "create_job": stats_json(&create_job), "offer_lapses": lapses,
         "sla": sla, "idle_rss_mb": rss,
         "rows": rows.iter().map(|r| json!({"name": r.name, "value": r.value, "target": r.limit, "met": r.met})).collect::<Vec<_>>(),
     });

@@ -407,36 +407,45 @@ pub async fn offer_job_id<C: ConnectionTrait>(
         .map(|row| row.job_id))
 }
 
-/// What the ranking needs of each partner's day: offers made since `since` that are open
-/// or accepted, and jobs accepted and not finished.
-pub async fn load_of<C: ConnectionTrait>(
+/// Offers made to each partner since `since` that are open or accepted (counted by the
+/// database: a busy partner has thousands).
+pub async fn offers_taken_since<C: ConnectionTrait>(
     conn: &C,
     partner_ids: &[String],
     since: DateTime<Utc>,
-) -> Result<(Vec<(String, DateTime<Utc>)>, Vec<String>), DbErr> {
-    let ids = || partner_ids.iter().map(String::as_str);
-    let taken = offer::Entity::find()
-        .filter(offer::Column::PartnerId.is_in(ids()))
+) -> Result<Vec<(String, i64)>, DbErr> {
+    offer::Entity::find()
+        .select_only()
+        .column(offer::Column::PartnerId)
+        .column_as(offer::Column::Id.count(), "n")
+        .filter(offer::Column::PartnerId.is_in(partner_ids.iter().map(String::as_str)))
         .filter(offer::Column::OfferedAt.gte(since))
         .filter(
             offer::Column::Status
                 .is_in([OfferStatus::Open.as_str(), OfferStatus::Accepted.as_str()]),
         )
+        .group_by(offer::Column::PartnerId)
+        .into_tuple()
         .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| (row.partner_id, row.offered_at))
-        .collect();
+        .await
+}
+
+/// Jobs each partner has accepted and not finished.
+pub async fn active_jobs<C: ConnectionTrait>(
+    conn: &C,
+    partner_ids: &[String],
+) -> Result<Vec<(Option<String>, i64)>, DbErr> {
     let open = [JobStatus::Accepted, JobStatus::Scheduled, JobStatus::OnSite];
-    let active = job::Entity::find()
-        .filter(job::Column::PartnerId.is_in(ids()))
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::PartnerId)
+        .column_as(job::Column::Id.count(), "n")
+        .filter(job::Column::PartnerId.is_in(partner_ids.iter().map(String::as_str)))
         .filter(job::Column::Status.is_in(open.iter().map(|s| s.as_str())))
+        .group_by(job::Column::PartnerId)
+        .into_tuple()
         .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|row| row.partner_id)
-        .collect();
-    Ok((taken, active))
+        .await
 }
 
 /// Offers made to the partners in `[from, to)`.

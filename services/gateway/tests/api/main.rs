@@ -1,0 +1,11 @@
+//! Black-box tests of the partner gateway: each test runs the real dispatch service (and
+//! returns, for carrier webhooks) on fresh PostgreSQL databases with Redis, seeds partners
+//! and jobs through dispatch's API, and talks to gateways on port 0 over gRPC and HTTP.
+
+mod api_contract;
+mod carriers;
+mod helpers;
+mod isolation;
+mod keys;
+mod limits;
+mod serving;
