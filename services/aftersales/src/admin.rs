@@ -36,7 +36,7 @@ async fn redis_queue(env: &Env, service: ServiceName) -> anyhow::Result<Deadline
         bail!("REDIS_URL is required: an in-process queue lives inside the running process");
     }
     let backbone = Backbone::from_env(env).await?;
-    Ok(backbone.queue(suite::queue_name(service)))
+    Ok(backbone.queue(suite::queue_name(service)?))
 }
 
 async fn sla(env: &Env, action: SlaAction) -> anyhow::Result<()> {

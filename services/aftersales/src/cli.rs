@@ -129,6 +129,7 @@ pub enum ServiceName {
     Tickets,
     Returns,
     Dispatch,
+    Gateway,
 }
 
 impl ServiceName {
@@ -137,7 +138,13 @@ impl ServiceName {
             ServiceName::Tickets => "tickets",
             ServiceName::Returns => "returns",
             ServiceName::Dispatch => "dispatch",
+            ServiceName::Gateway => "gateway",
         }
+    }
+
+    /// The gateway holds no data; every other service owns a database.
+    pub fn has_database(self) -> bool {
+        self != ServiceName::Gateway
     }
 
     pub fn all() -> Vec<ServiceName> {

@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, path::Path, pin::Pin};
 
 use aftersales_dispatch::app::{self as dispatch, DispatchApp};
+use aftersales_gateway::app::{self as gateway, GatewayApp};
 use aftersales_platform::{
     CancellationToken,
     config::Env,
@@ -96,6 +97,14 @@ async fn build(
                 Box::pin(async move { Ok(app.run(shutdown).await?) }),
             )
         }
+        ServiceName::Gateway => {
+            let app = GatewayApp::build(gateway::settings_from_env(env)?).await?;
+            tracing::info!(http = %app.http_addr(), "partner gateway HTTP/JSON, /openapi.json");
+            (
+                app.grpc_addr(),
+                Box::pin(async move { Ok(app.run(shutdown).await?) }),
+            )
+        }
     })
 }
 
@@ -107,7 +116,8 @@ async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
     let mut running = tokio::task::JoinSet::new();
     for service in ServiceName::all() {
         let url = sqlite_url(data_dir, service.name());
-        let (addr, run) = build(service, env, Some(&url), &backbone, shutdown.clone()).await?;
+        let database = service.has_database().then_some(url.as_str());
+        let (addr, run) = build(service, env, database, &backbone, shutdown.clone()).await?;
         tracing::info!(service = service.name(), %addr, "service up");
         running.spawn(run);
     }
@@ -135,13 +145,14 @@ fn check_separate_databases(urls: &[(ServiceName, String)]) -> anyhow::Result<()
     Ok(())
 }
 
-/// The deadline queue a service schedules on.
-pub fn queue_name(service: ServiceName) -> &'static str {
-    match service {
+/// The deadline queue a service schedules on (the gateway has none).
+pub fn queue_name(service: ServiceName) -> anyhow::Result<&'static str> {
+    Ok(match service {
         ServiceName::Tickets => tickets::QUEUE,
         ServiceName::Returns => returns::QUEUE,
         ServiceName::Dispatch => dispatch::QUEUE,
-    }
+        ServiceName::Gateway => anyhow::bail!("the gateway schedules no deadlines"),
+    })
 }
 
 /// One service's database settings from the environment.
@@ -149,7 +160,7 @@ pub fn database_of(env: &Env, service: ServiceName) -> anyhow::Result<DbSettings
     database_urls(env, &[service])?
         .pop()
         .map(|(_, database)| database)
-        .context("no database")
+        .with_context(|| format!("{} has no database", service.name()))
 }
 
 /// The database of each service that has one.
@@ -159,13 +170,20 @@ fn database_urls(
 ) -> anyhow::Result<Vec<(ServiceName, DbSettings)>> {
     services
         .iter()
-        .map(|s| {
+        .filter_map(|s| {
             let database = match s {
-                ServiceName::Tickets => tickets::settings_from_env(env, None)?.database,
-                ServiceName::Returns => returns::settings_from_env(env, None)?.0.database,
-                ServiceName::Dispatch => dispatch::settings_from_env(env, None)?.0.database,
+                ServiceName::Tickets => tickets::settings_from_env(env, None).map(|s| s.database),
+                ServiceName::Returns => returns::settings_from_env(env, None).map(|s| s.0.database),
+                ServiceName::Dispatch => {
+                    dispatch::settings_from_env(env, None).map(|s| s.0.database)
+                }
+                ServiceName::Gateway => return None,
             };
-            Ok((*s, database))
+            Some(
+                database
+                    .map(|database| (*s, database))
+                    .map_err(anyhow::Error::from),
+            )
         })
         .collect()
 }
@@ -199,6 +217,7 @@ pub async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> 
             ServiceName::Tickets => drop(tickets::migrate(&database).await?),
             ServiceName::Returns => drop(returns::migrate(&database).await?),
             ServiceName::Dispatch => drop(dispatch::migrate(&database).await?),
+            ServiceName::Gateway => continue,
         }
         tracing::info!(service = service.name(), "migrations applied");
     }

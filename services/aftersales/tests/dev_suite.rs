@@ -72,6 +72,13 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         assert_eq!(health.status, ServingStatus::Serving as i32, "{service}");
     }
 
+    // The gateway's HTTP face serves its OpenAPI document on the README's port.
+    let openapi = http_get("127.0.0.1:8080", "/openapi.json").await;
+    assert!(
+        openapi.starts_with("HTTP/1.0 200") && openapi.contains("\"openapi\": \"3.1"),
+        "{openapi}"
+    );
+
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -130,4 +137,17 @@ async fn connect(
             }
         }
     }
+}
+
+/// A plain HTTP/1.0 GET: the whole response.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("HTTP port answers");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }
