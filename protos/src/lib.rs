@@ -31,6 +31,12 @@ pub mod dispatch {
     }
 }
 
+pub mod care {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.care.v1");
+    }
+}
+
 pub mod partner {
     pub mod v1 {
         tonic::include_proto!("aftersales.partner.v1");
@@ -80,6 +86,10 @@ pub mod events {
                 Payload::JobCompleted(_) => "dispatch.JobCompleted",
                 Payload::QuoteNeedsReview(_) => "dispatch.QuoteNeedsReview",
                 Payload::JobCancelled(_) => "dispatch.JobCancelled",
+                Payload::CustomerTierChanged(_) => "care.CustomerTierChanged",
+                Payload::FollowUpRecorded(_) => "care.FollowUpRecorded",
+                Payload::FollowUpOverdue(_) => "care.FollowUpOverdue",
+                Payload::CustomerAnonymised(_) => "care.CustomerAnonymised",
             }
         }
     }

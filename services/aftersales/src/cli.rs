@@ -129,6 +129,7 @@ pub enum ServiceName {
     Tickets,
     Returns,
     Dispatch,
+    Care,
     Gateway,
 }
 
@@ -138,6 +139,7 @@ impl ServiceName {
             ServiceName::Tickets => "tickets",
             ServiceName::Returns => "returns",
             ServiceName::Dispatch => "dispatch",
+            ServiceName::Care => "care",
             ServiceName::Gateway => "gateway",
         }
     }

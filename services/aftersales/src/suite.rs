@@ -3,6 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, path::Path, pin::Pin};
 
+use aftersales_care::app::{self as care, CareApp};
 use aftersales_dispatch::app::{self as dispatch, DispatchApp};
 use aftersales_gateway::app::{self as gateway, GatewayApp};
 use aftersales_platform::{
@@ -97,6 +98,15 @@ async fn build(
                 Box::pin(async move { Ok(app.run(shutdown).await?) }),
             )
         }
+        ServiceName::Care => {
+            let (settings, config) = care::settings_from_env(env, dev_database)?;
+            let queue = backbone.queue(care::QUEUE);
+            let app = CareApp::build(settings, config, backbone.bus.clone(), queue).await?;
+            (
+                app.local_addr(),
+                Box::pin(async move { Ok(app.run(shutdown).await?) }),
+            )
+        }
         ServiceName::Gateway => {
             let app = GatewayApp::build(gateway::settings_from_env(env)?).await?;
             tracing::info!(http = %app.http_addr(), "partner gateway HTTP/JSON, /openapi.json");
@@ -151,6 +161,7 @@ pub fn queue_name(service: ServiceName) -> anyhow::Result<&'static str> {
         ServiceName::Tickets => tickets::QUEUE,
         ServiceName::Returns => returns::QUEUE,
         ServiceName::Dispatch => dispatch::QUEUE,
+        ServiceName::Care => care::QUEUE,
         ServiceName::Gateway => anyhow::bail!("the gateway schedules no deadlines"),
     })
 }
@@ -177,6 +188,7 @@ fn database_urls(
                 ServiceName::Dispatch => {
                     dispatch::settings_from_env(env, None).map(|s| s.0.database)
                 }
+                ServiceName::Care => care::settings_from_env(env, None).map(|s| s.0.database),
                 ServiceName::Gateway => return None,
             };
             Some(
@@ -217,6 +229,7 @@ pub async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> 
             ServiceName::Tickets => drop(tickets::migrate(&database).await?),
             ServiceName::Returns => drop(returns::migrate(&database).await?),
             ServiceName::Dispatch => drop(dispatch::migrate(&database).await?),
+            ServiceName::Care => drop(care::migrate(&database).await?),
             ServiceName::Gateway => continue,
         }
         tracing::info!(service = service.name(), "migrations applied");

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use aftersales_platform::{
-    CancellationToken,
+    CancellationToken, client,
     config::{ConfigError, Env},
     redis_conn::{self, COMMAND_TIMEOUT},
     server::{self, GrpcServices, ServeError, ServerSettings},
@@ -258,20 +258,22 @@ impl GatewayApp {
     }
 }
 
+/// A channel balanced over every pod behind `url` (a headless Service name), connected
+/// on first use.
 fn channel(url: &str) -> Result<Channel, StartError> {
-    let endpoint =
-        Endpoint::from_shared(url.to_owned()).map_err(|source| StartError::Upstream {
-            url: url.to_owned(),
-            source,
-        })?;
-    Ok(endpoint
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        // An InvalidArgument with many field violations carries them in its trailers
-        // (message and google.rpc.BadRequest); past h2's default 16 KiB list the answer
-        // would be lost and the partner would see an internal error instead.
-        .http2_max_header_list_size(UPSTREAM_MAX_HEADER_LIST_BYTES)
-        .connect_lazy())
+    client::balanced(url, client::DEFAULT_REFRESH, |endpoint: Endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            // An InvalidArgument with many field violations carries them in its trailers
+            // (message and google.rpc.BadRequest); past h2's default 16 KiB list the answer
+            // would be lost and the partner would see an internal error instead.
+            .http2_max_header_list_size(UPSTREAM_MAX_HEADER_LIST_BYTES)
+    })
+    .map_err(|source| StartError::Upstream {
+        url: url.to_owned(),
+        source,
+    })
 }
 
 /// The HTTP face with a graceful stop: after `shutdown`, in-flight requests get the

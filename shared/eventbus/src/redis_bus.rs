@@ -3,6 +3,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
+/// How often an idle consumer asks for new entries: the most an event waits once
+/// published.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 use redis::{
     Value,
     aio::ConnectionManager,
@@ -109,6 +113,8 @@ impl RedisBus {
         }
     }
 
+    /// Reads `>` (new entries) without blocking Redis; waits up to `POLL_INTERVAL` here
+    /// when there were none, so the caller's loop polls at that pace.
     pub(crate) async fn read(
         &self,
         stream: &str,
@@ -118,21 +124,31 @@ impl RedisBus {
         block: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
         let key = self.stream_key(stream);
+        // No server-side BLOCK: a blocking read holds the whole multiplexed connection,
+        // so several consumers sharing it would wait on each other (and past the response
+        // timeout, losing what Redis delivered meanwhile to the pending list). Polling
+        // every few tens of milliseconds costs Redis next to nothing.
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(group)
             .arg(consumer)
             .arg("COUNT")
             .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(&key)
             .arg(">")
             .query_async(&mut self.reader.clone())
             .await?;
-        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-        entries.map(|entry| to_delivery(stream, entry)).collect()
+        let deliveries: Vec<Delivery> = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|entry| to_delivery(stream, entry))
+            .collect::<Result<_, _>>()?;
+        if deliveries.is_empty() {
+            tokio::time::sleep(block.min(POLL_INTERVAL)).await;
+        }
+        Ok(deliveries)
     }
 
     pub(crate) async fn ack(

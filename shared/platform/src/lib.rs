@@ -3,6 +3,7 @@
 //! migrations, and idempotency-key storage. Nothing here knows any business domain.
 
 pub mod caller;
+pub mod client;
 pub mod codes;
 pub mod config;
 pub mod db;

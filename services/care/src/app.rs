@@ -1,0 +1,283 @@
+//! Start-up of the care service: settings (with the encryption keys), database and
+//! migrations, then the gRPC server with the deadline worker (follow-up due times, reopen
+//! retries), the outbox relay and housekeeping beside it, plus the event consumers that
+//! keep care's read model and the retention run.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::{EventBus, relay::Relay};
+use aftersales_platform::{
+    CancellationToken,
+    config::{ConfigError, Env},
+    db::{self, DbSettings},
+    server::{self, GrpcServices, ServeError},
+};
+use aftersales_runtime::{Background, ServiceSettings};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chrono::Duration;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::CareApi,
+    ports::TicketsPort,
+    projection::{Projection, ProjectionRules},
+    service::{CareCore, CareRules},
+    store::migration::Migrator,
+    vault::{self, Vault},
+    worker,
+};
+
+/// The gRPC port `aftersales dev` and the manifests use for care.
+pub const DEFAULT_PORT: u16 = 50054;
+/// The deadline queue care schedules follow-ups and reopen retries on.
+pub const QUEUE: &str = "care";
+/// Where the tickets service is unless `CARE_TICKETS_URL` says otherwise.
+pub const DEFAULT_TICKETS_URL: &str = "http://127.0.0.1:50051";
+
+/// What only the care service is configured with.
+#[derive(Debug, Clone)]
+pub struct CareConfig {
+    pub rules: CareRules,
+    pub vault: Vault,
+    pub tickets_url: String,
+    /// How long a consumer waits for new events per read.
+    pub consumer_block: StdDuration,
+    /// How often the retention run looks for inactive customers.
+    pub retention_every: StdDuration,
+}
+
+impl CareConfig {
+    /// Handbook rules, the development key, and quick consumers.
+    pub fn for_tests() -> Self {
+        Self {
+            rules: CareRules::handbook(),
+            vault: Vault::development(),
+            tickets_url: DEFAULT_TICKETS_URL.into(),
+            consumer_block: StdDuration::from_millis(100),
+            retention_every: StdDuration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `CARE_*` variables and the ones every service shares.
+pub fn settings_from_env(
+    env: &Env,
+    default_database_url: Option<&str>,
+) -> Result<(ServiceSettings, CareConfig), ConfigError> {
+    let common = ServiceSettings::from_env(env, "CARE", DEFAULT_PORT, default_database_url)?;
+    let at_least_one = |name: &str, default: u32| -> Result<u32, ConfigError> {
+        let n: u32 = env.or(name, default)?;
+        if n == 0 {
+            return Err(ConfigError::new(name, "0", "must be at least 1"));
+        }
+        Ok(n)
+    };
+    let rules = CareRules {
+        follow_up_window: Duration::seconds(i64::from(at_least_one(
+            "CARE_FOLLOW_UP_WINDOW_SECS",
+            24 * 3_600,
+        )?)),
+        reminder_days_before: env.or("CARE_REMINDER_DAYS_BEFORE", 30)?,
+        manager_after_reopens: at_least_one("CARE_MANAGER_AFTER_REOPENS", 2)?,
+        retention: Duration::days(i64::from(at_least_one("CARE_RETENTION_DAYS", 730)?)),
+    };
+    let tickets_url = env
+        .raw("CARE_TICKETS_URL")
+        .unwrap_or_else(|| DEFAULT_TICKETS_URL.into());
+    if !(tickets_url.starts_with("http://") || tickets_url.starts_with("https://"))
+        || tickets_url.parse::<http::Uri>().is_err()
+    {
+        return Err(ConfigError::new(
+            "CARE_TICKETS_URL",
+            &tickets_url,
+            "must be an http:// or https:// URL",
+        ));
+    }
+    let vault = vault_from_env(env, common.database.is_sqlite())?;
+    Ok((
+        common,
+        CareConfig {
+            rules,
+            vault,
+            tickets_url,
+            consumer_block: StdDuration::from_secs(1),
+            retention_every: StdDuration::from_secs(3_600),
+        },
+    ))
+}
+
+/// The keys from `CARE_ENCRYPTION_KEYS`, `CARE_ACTIVE_KEY_ID` and `CARE_SEARCH_KEY`. Key
+/// material never appears in an error. Without keys, only an SQLite (development)
+/// database may start, on a public development key.
+fn vault_from_env(env: &Env, sqlite: bool) -> Result<Vault, ConfigError> {
+    const KEYS: &str = "CARE_ENCRYPTION_KEYS";
+    const ACTIVE: &str = "CARE_ACTIVE_KEY_ID";
+    const SEARCH: &str = "CARE_SEARCH_KEY";
+    let Some(spec) = env.raw(KEYS) else {
+        if sqlite {
+            tracing::warn!(
+                "{KEYS} is not set: customer contact fields are sealed with the PUBLIC development key; \
+                 never use this outside development"
+            );
+            return Ok(Vault::development());
+        }
+        return Err(ConfigError::new(
+            KEYS,
+            "",
+            "is required on PostgreSQL: id:<base64 of 32 bytes>[,id:…]",
+        ));
+    };
+    let hidden = "(hidden)";
+    let keys = vault::parse_keys(&spec).map_err(|e| ConfigError::new(KEYS, hidden, e))?;
+    let active = match (env.raw(ACTIVE), keys.as_slice()) {
+        (Some(active), _) => active.trim().to_owned(),
+        (None, [(only, _)]) => only.clone(),
+        (None, _) => {
+            return Err(ConfigError::new(
+                ACTIVE,
+                "",
+                "is required when several keys are configured",
+            ));
+        }
+    };
+    if !keys.iter().any(|(id, _)| *id == active) {
+        return Err(ConfigError::new(
+            ACTIVE,
+            &active,
+            format!("is not a key id of {KEYS}"),
+        ));
+    }
+    let search = env.raw(SEARCH).ok_or_else(|| {
+        ConfigError::new(
+            SEARCH,
+            "",
+            "is required with CARE_ENCRYPTION_KEYS (base64, at least 16 bytes)",
+        )
+    })?;
+    let search = STANDARD
+        .decode(search.trim())
+        .map_err(|e| ConfigError::new(SEARCH, hidden, format!("not base64: {e}")))?;
+    Vault::new(keys, &active, search).map_err(|e| ConfigError::new(SEARCH, hidden, e))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("care database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("care tickets client: {0}")]
+    Tickets(String),
+    #[error("care server: {0}")]
+    Serve(#[from] ServeError),
+}
+
+/// Runs the migrations of the care database.
+pub async fn migrate(database: &DbSettings) -> Result<DatabaseConnection, StartError> {
+    let db = db::connect(database).await?;
+    db::migrate::<Migrator>(&db).await?;
+    Ok(db)
+}
+
+pub struct CareApp {
+    core: Arc<CareCore>,
+    listener: TcpListener,
+    relay: Relay,
+    queue: DeadlineQueue,
+    bus: EventBus,
+    projection: Arc<Projection>,
+    config: CareConfig,
+    settings: ServiceSettings,
+}
+
+impl CareApp {
+    pub async fn build(
+        settings: ServiceSettings,
+        config: CareConfig,
+        bus: EventBus,
+        queue: DeadlineQueue,
+    ) -> Result<Self, StartError> {
+        let db = migrate(&settings.database).await?;
+        let relay = Relay::new("care", db.clone(), bus.clone());
+        let tickets = TicketsPort::grpc(&config.tickets_url).map_err(StartError::Tickets)?;
+        let core = Arc::new(CareCore::new(
+            db,
+            config.vault.clone(),
+            queue.clone(),
+            relay.nudge(),
+            tickets,
+            config.rules,
+        ));
+        let projection = Projection::new(
+            ProjectionRules {
+                follow_up_window: config.rules.follow_up_window,
+                manager_after_reopens: config.rules.manager_after_reopens,
+            },
+            queue.clone(),
+        );
+        let listener = server::bind(settings.grpc_addr).await?;
+        Ok(Self {
+            core,
+            listener,
+            relay,
+            queue,
+            bus,
+            projection,
+            config,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.grpc_addr)
+    }
+
+    pub fn core(&self) -> Arc<CareCore> {
+        self.core.clone()
+    }
+
+    /// Serves until `shutdown`; the consumers and the retention run stop after the
+    /// server has drained, like the runtime's own background tasks.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if self.settings.run_worker {
+            tasks = worker::spawn_consumers(
+                &self.core,
+                &self.bus,
+                &self.projection,
+                self.config.consumer_block,
+                &stop,
+            );
+            tasks.push(worker::spawn_retention(
+                self.core.clone(),
+                self.config.retention_every,
+                stop.clone(),
+            ));
+        }
+        let background = Background {
+            db: self.core.db().clone(),
+            queue: self.queue,
+            relay: self.relay,
+            fires: self.core.clone(),
+        };
+        let services = GrpcServices::new().with(CareApi::new(self.core).into_server());
+        let served = aftersales_runtime::run(
+            "care",
+            self.listener,
+            services,
+            background,
+            &self.settings,
+            shutdown,
+        )
+        .await;
+        stop.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+        served?;
+        Ok(())
+    }
+}

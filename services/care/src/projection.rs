@@ -1,0 +1,470 @@
+//! Care's read model, folded from the tickets, returns and dispatch streams: ticket and
+//! repair-job facts for the KPIs, the customer timeline, and the work a resolution or a
+//! repeated reopen calls for (a follow-up, a manager's task). Each event is applied once
+//! (the consumer's processed-event row is written in the same transaction) and every
+//! fold is order-independent, so late and duplicated events change no figure.
+
+use std::sync::Arc;
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::{BusMessage, consumer::EventHandler, envelope};
+use aftersales_platform::codes::{ProtoEnum, instant};
+use aftersales_protos::{
+    dispatch::v1 as dispatch,
+    events::v1::{EventEnvelope, event_envelope::Payload},
+    tickets::v1 as tickets,
+};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use crate::{
+    domain::{
+        Category, Channel, TaskKind, TicketState, TimelineKind,
+        facts::{JobRecord, TicketFact, TicketObservation},
+        followup::FollowUp,
+        proactive::CareTask,
+    },
+    store::{self, FOLLOW_UP_MEMBER, entity::timeline},
+};
+
+/// The streams care reads, each with the consumer group `care`.
+pub const STREAMS: [&str; 3] = ["tickets", "returns", "dispatch"];
+pub const GROUP: &str = "care";
+
+/// What the projection is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectionRules {
+    pub follow_up_window: Duration,
+    /// A ticket reopened this many times puts a manager on the customer.
+    pub manager_after_reopens: u32,
+}
+
+pub struct Projection {
+    rules: ProjectionRules,
+    queue: DeadlineQueue,
+}
+
+impl Projection {
+    pub fn new(rules: ProjectionRules, queue: DeadlineQueue) -> Arc<Self> {
+        Arc::new(Self { rules, queue })
+    }
+}
+
+impl EventHandler for Projection {
+    async fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
+        let envelope = match envelope::decode(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                // A message no build can read would block the stream forever: skip it.
+                tracing::warn!(event_id = %message.event_id, error = %err, "undecodable event skipped");
+                return Ok(());
+            }
+        };
+        self.apply(txn, &envelope).await.map_err(|e| e.to_string())
+    }
+}
+
+fn optional<T: ProtoEnum>(value: i32) -> Option<T> {
+    T::from_proto(value)
+}
+
+fn at_or(t: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> DateTime<Utc> {
+    t.and_then(instant).unwrap_or(fallback)
+}
+
+/// A timeline entry for an event, keyed by the event id so a replay adds nothing.
+struct Entry<'a> {
+    customer_id: &'a str,
+    kind: TimelineKind,
+    subject_id: &'a str,
+    summary: String,
+    channel: Option<Channel>,
+}
+
+impl Projection {
+    async fn apply(&self, txn: &DatabaseTransaction, e: &EventEnvelope) -> Result<(), DbErr> {
+        let Some(payload) = &e.payload else {
+            return Ok(());
+        };
+        let at = at_or(e.occurred_at.as_ref(), Utc::now());
+        match payload {
+            Payload::TicketCreated(created) => {
+                let Some(t) = &created.ticket else {
+                    return Ok(());
+                };
+                let created_at = at_or(t.created_at.as_ref(), at);
+                let fact = observe_ticket(
+                    txn,
+                    &t.id,
+                    TicketObservation::Created {
+                        customer_id: t.customer_id.clone(),
+                        order_id: t.order_id.clone(),
+                        channel: optional(t.channel),
+                        severity: optional(t.severity),
+                        category: optional(t.category),
+                        at: created_at,
+                    },
+                )
+                .await?;
+                let category = fact.dims.category.map_or("request", Category::as_str);
+                let channel = fact.dims.channel;
+                let summary = match channel {
+                    Some(c) => format!("{category} ticket opened via {c}"),
+                    None => format!("{category} ticket opened"),
+                };
+                self.entry(
+                    txn,
+                    e,
+                    created_at,
+                    &fact.customer_id,
+                    TimelineKind::Ticket,
+                    &t.id,
+                    summary,
+                    channel,
+                )
+                .await?;
+            }
+            Payload::TicketStatusChanged(changed) => {
+                let Some(to) = optional::<TicketState>(changed.to) else {
+                    return Ok(());
+                };
+                let fact = observe_ticket(
+                    txn,
+                    &changed.ticket_id,
+                    TicketObservation::StatusChanged {
+                        from: optional(changed.from),
+                        to,
+                        at,
+                    },
+                )
+                .await?;
+                let from = optional::<TicketState>(changed.from).map_or("?", TicketState::as_str);
+                let summary = format!("ticket {from} → {to}");
+                self.entry(
+                    txn,
+                    e,
+                    at,
+                    &fact.customer_id,
+                    TimelineKind::Ticket,
+                    &changed.ticket_id,
+                    summary,
+                    fact.dims.channel,
+                )
+                .await?;
+            }
+            Payload::TicketResolved(resolved) => {
+                let resolved_at = at_or(resolved.resolved_at.as_ref(), at);
+                let fact = observe_ticket(
+                    txn,
+                    &resolved.ticket_id,
+                    TicketObservation::Resolved {
+                        customer_id: resolved.customer_id.clone(),
+                        at: resolved_at,
+                    },
+                )
+                .await?;
+                self.follow_up_for(txn, &resolved.ticket_id, &resolved.customer_id, resolved_at)
+                    .await?;
+                self.entry(
+                    txn,
+                    e,
+                    resolved_at,
+                    &resolved.customer_id,
+                    TimelineKind::Ticket,
+                    &resolved.ticket_id,
+                    "ticket resolved".into(),
+                    fact.dims.channel,
+                )
+                .await?;
+            }
+            Payload::TicketReopened(reopened) => {
+                let fact = observe_ticket(
+                    txn,
+                    &reopened.ticket_id,
+                    TicketObservation::Reopened {
+                        customer_id: reopened.customer_id.clone(),
+                        at,
+                    },
+                )
+                .await?;
+                if reopened.reopen_count >= self.rules.manager_after_reopens {
+                    let task = CareTask::new(
+                        &reopened.customer_id,
+                        TaskKind::ManagerEscalation,
+                        &reopened.ticket_id,
+                        at,
+                        format!(
+                            "ticket reopened {} times: a manager takes the customer over",
+                            reopened.reopen_count
+                        ),
+                        false,
+                        at,
+                    );
+                    store::add_tasks(txn, vec![task]).await?;
+                }
+                let summary = format!("ticket reopened ({}x)", reopened.reopen_count);
+                self.entry(
+                    txn,
+                    e,
+                    at,
+                    &reopened.customer_id,
+                    TimelineKind::Ticket,
+                    &reopened.ticket_id,
+                    summary,
+                    fact.dims.channel,
+                )
+                .await?;
+            }
+            Payload::TicketEscalated(escalated) => {
+                observe_ticket(txn, &escalated.ticket_id, TicketObservation::Escalated).await?;
+            }
+            Payload::SlaBreached(breached) => {
+                let resolution = breached.kind == tickets::ClockKind::Resolution as i32;
+                observe_ticket(
+                    txn,
+                    &breached.ticket_id,
+                    TicketObservation::Breached {
+                        clock_id: breached.clock_id.clone(),
+                        resolution,
+                    },
+                )
+                .await?;
+            }
+            Payload::ReturnRequested(requested) => {
+                let Some(r) = &requested.r#return else {
+                    return Ok(());
+                };
+                let product_line = r.lines.iter().map(|l| l.product_line.clone()).min();
+                if !r.ticket_id.is_empty() {
+                    observe_ticket(txn, &r.ticket_id, TicketObservation::ReturnRequested).await?;
+                    observe_ticket(
+                        txn,
+                        &r.ticket_id,
+                        TicketObservation::Work {
+                            product_line: product_line.clone(),
+                            region: None,
+                        },
+                    )
+                    .await?;
+                }
+                let summary = format!("return requested for order {}", r.order_id);
+                self.entry(
+                    txn,
+                    e,
+                    at,
+                    &r.customer_id,
+                    TimelineKind::Return,
+                    &r.id,
+                    summary,
+                    None,
+                )
+                .await?;
+            }
+            Payload::JobCreated(created) => {
+                let mut job = load_job(txn, &created.job_id).await?;
+                job.ticket_id.clone_from(&created.ticket_id);
+                job.customer_id.clone_from(&created.customer_id);
+                job.product_line.clone_from(&created.product_line);
+                job.region.clone_from(&created.region_code);
+                job.created_at = Some(at);
+                store::save_job_fact(txn, &job).await?;
+                if !created.repeat_of_job_id.is_empty() {
+                    let mut earlier = load_job(txn, &created.repeat_of_job_id).await?;
+                    earlier.repeated = true;
+                    store::save_job_fact(txn, &earlier).await?;
+                }
+                if !created.ticket_id.is_empty() {
+                    observe_ticket(
+                        txn,
+                        &created.ticket_id,
+                        TicketObservation::Work {
+                            product_line: Some(created.product_line.clone()),
+                            region: Some(created.region_code.clone()),
+                        },
+                    )
+                    .await?;
+                }
+                let summary = format!("repair job created ({})", created.product_line);
+                self.entry(
+                    txn,
+                    e,
+                    at,
+                    &created.customer_id,
+                    TimelineKind::RepairJob,
+                    &created.job_id,
+                    summary,
+                    None,
+                )
+                .await?;
+            }
+            Payload::JobCompleted(completed) => {
+                let mut job = load_job(txn, &completed.job_id).await?;
+                let outcome = dispatch::CompletionOutcome::try_from(completed.outcome).ok();
+                job.completed_at = Some(at_or(completed.completed_at.as_ref(), at));
+                job.fixed = matches!(
+                    outcome,
+                    Some(
+                        dispatch::CompletionOutcome::Fixed | dispatch::CompletionOutcome::Replaced
+                    )
+                );
+                if job.customer_id.is_empty() {
+                    job.customer_id.clone_from(&completed.customer_id);
+                }
+                store::save_job_fact(txn, &job).await?;
+                let what = outcome.map_or("unknown", |o| o.as_str_name());
+                let summary = format!(
+                    "repair job completed: {}",
+                    what.trim_start_matches("COMPLETION_OUTCOME_")
+                        .to_lowercase()
+                );
+                self.entry(
+                    txn,
+                    e,
+                    at,
+                    &completed.customer_id,
+                    TimelineKind::RepairJob,
+                    &completed.job_id,
+                    summary,
+                    None,
+                )
+                .await?;
+            }
+            Payload::JobCancelled(cancelled) => {
+                let mut job = load_job(txn, &cancelled.job_id).await?;
+                job.cancelled = true;
+                store::save_job_fact(txn, &job).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A follow-up for this resolution, unless one exists already.
+    async fn follow_up_for(
+        &self,
+        txn: &DatabaseTransaction,
+        ticket_id: &str,
+        customer_id: &str,
+        resolved_at: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let existing = store::follow_ups_of_ticket(txn, ticket_id).await?;
+        if existing.iter().any(|f| f.resolved_at == resolved_at) {
+            return Ok(());
+        }
+        let follow_up = FollowUp::after_resolution(
+            ticket_id,
+            customer_id,
+            resolved_at,
+            self.rules.follow_up_window,
+            Utc::now(),
+        );
+        store::save_follow_up(txn, &follow_up).await?;
+        // Scheduled before the commit: if the transaction rolls back, the member finds no
+        // follow-up when it fires and is dropped; if scheduling fails, reconcile adds it.
+        let member = format!("{FOLLOW_UP_MEMBER}{}", follow_up.id);
+        if let Err(err) = self
+            .queue
+            .schedule(&[(member, follow_up.due_at.timestamp_millis())])
+            .await
+        {
+            tracing::warn!(error = %err, "scheduling a follow-up failed; reconcile restores it");
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn entry(
+        &self,
+        txn: &DatabaseTransaction,
+        e: &EventEnvelope,
+        at: DateTime<Utc>,
+        customer_id: &str,
+        kind: TimelineKind,
+        subject_id: &str,
+        summary: String,
+        channel: Option<Channel>,
+    ) -> Result<(), DbErr> {
+        add_entry(
+            txn,
+            &e.id,
+            at,
+            &e.r#type,
+            Entry {
+                customer_id,
+                kind,
+                subject_id,
+                summary,
+                channel,
+            },
+        )
+        .await
+    }
+}
+
+async fn add_entry<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    at: DateTime<Utc>,
+    event: &str,
+    entry: Entry<'_>,
+) -> Result<(), DbErr> {
+    if entry.customer_id.is_empty() {
+        return Ok(());
+    }
+    store::add_timeline(
+        conn,
+        timeline::Model {
+            id: id.to_owned(),
+            customer_id: entry.customer_id.to_owned(),
+            kind: entry.kind.as_str().to_owned(),
+            subject_id: entry.subject_id.to_owned(),
+            event: event.to_owned(),
+            summary: entry.summary,
+            channel: entry.channel.map(|c| c.as_str().to_owned()),
+            occurred_at: at,
+        },
+    )
+    .await?;
+    store::touch_customer(conn, entry.customer_id, at).await
+}
+
+/// Adds a timeline entry for a record care itself keeps (a follow-up, a survey, a task).
+pub async fn own_entry<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+    kind: TimelineKind,
+    subject_id: &str,
+    event: &str,
+    summary: String,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    add_entry(
+        conn,
+        &crate::domain::new_id(),
+        at,
+        event,
+        Entry {
+            customer_id,
+            kind,
+            subject_id,
+            summary,
+            channel: None,
+        },
+    )
+    .await
+}
+
+async fn observe_ticket(
+    txn: &DatabaseTransaction,
+    ticket_id: &str,
+    observation: TicketObservation,
+) -> Result<TicketFact, DbErr> {
+    let mut fact = store::lock_ticket_fact(txn, ticket_id).await?;
+    fact.observe(&observation);
+    store::save_ticket_fact(txn, &fact).await?;
+    Ok(fact)
+}
+
+async fn load_job(txn: &DatabaseTransaction, job_id: &str) -> Result<JobRecord, DbErr> {
+    store::lock_job_fact(txn, job_id).await
+}

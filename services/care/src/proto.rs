@@ -1,0 +1,291 @@
+//! Conversions between domain types and the care contract (and the enums of the events
+//! care reads): one place for every wire mapping.
+
+use aftersales_platform::{codes::timestamp, proto_enum};
+use aftersales_protos::{
+    care::v1 as pb,
+    common::v1 as common,
+    tickets::v1::{self as tickets},
+};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{
+        Category, Channel, FollowUpStatus, KpiDimension, Severity, SurveySubject, TaskKind,
+        TicketState, Tier, TimelineKind,
+        customer::{Contact, Customer},
+        followup::FollowUp,
+        kpi::{DurationStats, KpiGroup, Rate},
+        proactive::{CareTask, Warranty},
+        quality::QualityCount,
+    },
+    store::entity::{pii_read, survey, timeline},
+};
+
+pub use aftersales_platform::codes::ProtoEnum;
+
+proto_enum!(Tier => tickets::CustomerTier {
+    Vip => Vip,
+    Potential => Potential,
+    Regular => Regular,
+});
+
+proto_enum!(Channel => tickets::Channel {
+    Hotline => Hotline,
+    Chat => Chat,
+    Email => Email,
+    App => App,
+    MarketplaceReview => MarketplaceReview,
+    Store => Store,
+    Social => Social,
+});
+
+proto_enum!(Severity => tickets::Severity {
+    Urgent => Urgent,
+    Important => Important,
+    General => General,
+});
+
+proto_enum!(Category => tickets::Category {
+    Inquiry => Inquiry,
+    Complaint => Complaint,
+    ReturnExchange => ReturnExchange,
+    Repair => Repair,
+    TechnicalSupport => TechnicalSupport,
+});
+
+proto_enum!(TicketState => tickets::TicketStatus {
+    New => New,
+    Open => Open,
+    PendingCustomer => PendingCustomer,
+    Resolved => Resolved,
+    Closed => Closed,
+    Reopened => Reopened,
+});
+
+proto_enum!(TimelineKind => pb::TimelineKind {
+    Ticket => Ticket,
+    Return => Return,
+    RepairJob => RepairJob,
+    FollowUp => FollowUp,
+    Survey => Survey,
+    CareTask => CareTask,
+});
+
+proto_enum!(SurveySubject => pb::SurveySubject {
+    Ticket => Ticket,
+    RepairJob => RepairJob,
+    Return => Return,
+});
+
+proto_enum!(FollowUpStatus => pb::FollowUpStatus {
+    Pending => Pending,
+    Done => Done,
+    Overdue => Overdue,
+});
+
+proto_enum!(TaskKind => pb::CareTaskKind {
+    WarrantyExpiry => WarrantyExpiry,
+    PurchaseAnniversary => PurchaseAnniversary,
+    Notice => Notice,
+    ManagerEscalation => ManagerEscalation,
+});
+
+/// The wire value of a grouping; "all" is UNSPECIFIED.
+pub fn dimension(d: KpiDimension) -> i32 {
+    let p = match d {
+        KpiDimension::All => pb::KpiDimension::Unspecified,
+        KpiDimension::Channel => pb::KpiDimension::Channel,
+        KpiDimension::Severity => pb::KpiDimension::Severity,
+        KpiDimension::Category => pb::KpiDimension::Category,
+        KpiDimension::Region => pb::KpiDimension::Region,
+        KpiDimension::ProductLine => pb::KpiDimension::ProductLine,
+    };
+    p as i32
+}
+
+/// The grouping of a wire value; `None` for values this build does not know.
+pub fn dimension_of(value: i32) -> Option<KpiDimension> {
+    Some(match pb::KpiDimension::try_from(value).ok()? {
+        pb::KpiDimension::Unspecified => KpiDimension::All,
+        pb::KpiDimension::Channel => KpiDimension::Channel,
+        pb::KpiDimension::Severity => KpiDimension::Severity,
+        pb::KpiDimension::Category => KpiDimension::Category,
+        pb::KpiDimension::Region => KpiDimension::Region,
+        pb::KpiDimension::ProductLine => KpiDimension::ProductLine,
+    })
+}
+
+fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(timestamp(t))
+}
+
+/// A profile with `contact` as shown (clear or masked).
+pub fn customer(c: &Customer, contact: &Contact, unmasked: bool) -> pb::Customer {
+    let p = &c.purchases;
+    pb::Customer {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        phone: contact.phone.clone(),
+        email: contact.email.clone(),
+        address: contact.address.clone(),
+        region_code: c.region_code.clone(),
+        purchases: Some(pb::PurchaseStats {
+            order_count: p.order_count,
+            order_value: Some(common::Money {
+                minor_units: p.order_value_minor,
+                currency: p.currency.clone(),
+            }),
+            first_order_at: p.first_order_at.map(timestamp),
+            last_order_at: p.last_order_at.map(timestamp),
+        }),
+        tier: c.tier.to_proto(),
+        contact_unmasked: unmasked,
+        anonymised: c.anonymised,
+        created_at: ts(c.created_at),
+        updated_at: ts(c.updated_at),
+        last_activity_at: ts(c.last_activity_at),
+    }
+}
+
+pub fn follow_up(f: &FollowUp) -> pb::FollowUp {
+    let o = f.outcome.as_ref();
+    pb::FollowUp {
+        id: f.id.clone(),
+        ticket_id: f.ticket_id.clone(),
+        customer_id: f.customer_id.clone(),
+        status: f.status.to_proto(),
+        resolved_at: ts(f.resolved_at),
+        due_at: ts(f.due_at),
+        reached: o.is_some_and(|o| o.reached),
+        solved: o.is_some_and(|o| o.solved),
+        satisfied: o.is_some_and(|o| o.satisfied),
+        csat: o.and_then(|o| o.csat).map_or(0, u32::from),
+        comment: o.map(|o| o.comment.clone()).unwrap_or_default(),
+        recorded_by: o.map(|o| o.recorded_by.clone()).unwrap_or_default(),
+        recorded_at: o.map(|o| timestamp(o.recorded_at)),
+        reopen_requested: f.reopen_requested,
+        ticket_reopened: f.ticket_reopened,
+    }
+}
+
+pub fn survey(row: &survey::Model) -> pb::Survey {
+    let subject = row
+        .subject
+        .parse::<SurveySubject>()
+        .map_or(0, ProtoEnum::to_proto);
+    pb::Survey {
+        id: row.id.clone(),
+        customer_id: row.customer_id.clone(),
+        subject,
+        subject_id: row.subject_id.clone(),
+        csat: u32::try_from(row.csat).unwrap_or(0),
+        comment: row.comment.clone(),
+        recorded_at: ts(row.recorded_at),
+    }
+}
+
+pub fn warranty(w: &Warranty) -> pb::Warranty {
+    pb::Warranty {
+        id: w.id.clone(),
+        customer_id: w.customer_id.clone(),
+        product: w.product.clone(),
+        product_line: w.product_line.clone(),
+        purchase_date: w.purchase_date.to_string(),
+        months: w.months,
+        expires_on: w.expires_on().to_string(),
+    }
+}
+
+pub fn task(t: &CareTask) -> pb::CareTask {
+    pb::CareTask {
+        id: t.id.clone(),
+        customer_id: t.customer_id.clone(),
+        kind: t.kind.to_proto(),
+        subject_id: t.subject_id.clone(),
+        due_at: ts(t.due_at),
+        note: t.note.clone(),
+        offer_extended_warranty: t.offer_extended_warranty,
+        created_at: ts(t.created_at),
+    }
+}
+
+pub fn timeline_entry(row: &timeline::Model) -> pb::TimelineEntry {
+    pb::TimelineEntry {
+        id: row.id.clone(),
+        kind: row
+            .kind
+            .parse::<TimelineKind>()
+            .map_or(0, ProtoEnum::to_proto),
+        subject_id: row.subject_id.clone(),
+        event: row.event.clone(),
+        summary: row.summary.clone(),
+        channel: row
+            .channel
+            .as_deref()
+            .and_then(|c| c.parse::<Channel>().ok())
+            .map_or(0, ProtoEnum::to_proto),
+        occurred_at: ts(row.occurred_at),
+    }
+}
+
+pub fn audit_entry(row: &pii_read::Model) -> pb::AuditEntry {
+    pb::AuditEntry {
+        actor_id: row.actor_id.clone(),
+        actor_role: row.actor_role.clone(),
+        purpose: row.purpose.clone(),
+        operation: row.operation.clone(),
+        fields: row
+            .fields
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        read_at: ts(row.read_at),
+    }
+}
+
+fn rate(r: &Rate) -> Option<pb::Rate> {
+    Some(pb::Rate {
+        numerator: r.numerator,
+        denominator: r.denominator,
+        value: r.value(),
+    })
+}
+
+fn durations(d: &DurationStats) -> Option<pb::Durations> {
+    Some(pb::Durations {
+        count: d.count,
+        mean_seconds: d.mean_seconds,
+        p50_seconds: d.p50_seconds,
+        p90_seconds: d.p90_seconds,
+    })
+}
+
+pub fn kpi_group(g: &KpiGroup) -> pb::KpiGroup {
+    pb::KpiGroup {
+        key: g.key.clone(),
+        tickets: g.tickets,
+        first_response: durations(&g.first_response),
+        resolution: durations(&g.resolution),
+        closure: rate(&g.closure),
+        resolved_within_sla: rate(&g.resolved_within_sla),
+        sla_breaches: g.sla_breaches,
+        escalation: rate(&g.escalation),
+        reopen: rate(&g.reopen),
+        repeat_complaint: rate(&g.repeat_complaint),
+        csat: rate(&g.csat),
+        follow_up_within_window: rate(&g.follow_up_within_window),
+        return_rate: rate(&g.return_rate),
+        first_time_fix: rate(&g.first_time_fix),
+    }
+}
+
+pub fn quality_count(q: &QualityCount) -> pb::QualityCount {
+    pb::QualityCount {
+        key: q.key.clone(),
+        this_week: q.this_week,
+        last_week: q.last_week,
+        change: q.change(),
+    }
+}

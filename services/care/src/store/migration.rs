@@ -1,0 +1,203 @@
+//! The care database schema, oldest migration first. Shared tables (idempotency keys,
+//! outbox, processed events) come from the crates that own their code.
+
+use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(aftersales_platform::idempotency::migration::CreateIdempotencyKeys),
+            Box::new(aftersales_eventbus::migration::CreateOutbox),
+            Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
+            Box::new(CreateCareTables),
+        ]
+    }
+}
+
+struct CreateCareTables;
+
+impl MigrationName for CreateCareTables {
+    fn name(&self) -> &str {
+        "m20261123_000040_create_care_tables"
+    }
+}
+
+fn flag(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).boolean().not_null().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCareTables {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let tables = [
+            Table::create()
+                .table("customers")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("name"))
+                .col(text("region_code"))
+                .col(text("key_id"))
+                .col(long_text("phone_sealed"))
+                .col(long_text("email_sealed"))
+                .col(long_text("address_sealed"))
+                .col(text("phone_hash"))
+                .col(text("tier"))
+                .col(long_text("purchases"))
+                .col(flag("anonymised"))
+                .col(ts("created_at"))
+                .col(ts("updated_at"))
+                .col(ts("last_activity_at"))
+                .to_owned(),
+            Table::create()
+                .table("pii_reads")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(text("actor_id"))
+                .col(text("actor_role"))
+                .col(text("purpose"))
+                .col(text("operation"))
+                .col(text("fields"))
+                .col(ts("read_at"))
+                .to_owned(),
+            Table::create()
+                .table("care_settings")
+                .if_not_exists()
+                .col(text("name").primary_key())
+                .col(long_text("body"))
+                .col(ts("updated_at"))
+                .to_owned(),
+            Table::create()
+                .table("ticket_facts")
+                .if_not_exists()
+                .col(text("ticket_id").primary_key())
+                .col(text("customer_id"))
+                .col(text_null("category"))
+                .col(text_null("region"))
+                .col(flag("open"))
+                .col(ts_null("created_at"))
+                .col(long_text("body"))
+                .to_owned(),
+            Table::create()
+                .table("job_facts")
+                .if_not_exists()
+                .col(text("job_id").primary_key())
+                .col(text("ticket_id"))
+                .col(text("customer_id"))
+                .col(flag("open"))
+                .col(ts_null("created_at"))
+                .col(long_text("body"))
+                .to_owned(),
+            Table::create()
+                .table("timeline")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(text("kind"))
+                .col(text("subject_id"))
+                .col(text("event"))
+                .col(long_text("summary"))
+                .col(text_null("channel"))
+                .col(ts("occurred_at"))
+                .to_owned(),
+            Table::create()
+                .table("follow_ups")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("ticket_id"))
+                .col(text("customer_id"))
+                .col(text("status"))
+                .col(ts("resolved_at"))
+                .col(ts("due_at"))
+                .col(flag("reopen_pending"))
+                .col(long_text("body"))
+                .to_owned(),
+            Table::create()
+                .table("surveys")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(text("subject"))
+                .col(text("subject_id"))
+                .col(ColumnDef::new("csat").integer().not_null())
+                .col(long_text("comment"))
+                .col(ts("recorded_at"))
+                .to_owned(),
+            Table::create()
+                .table("warranties")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(long_text("body"))
+                .col(ts("updated_at"))
+                .to_owned(),
+            Table::create()
+                .table("care_tasks")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("customer_id"))
+                .col(text("kind"))
+                .col(text("subject_id"))
+                .col(ts("due_at"))
+                .col(text("dedupe_key"))
+                .col(long_text("body"))
+                .to_owned(),
+        ];
+        for table in tables {
+            m.create_table(table).await?;
+        }
+        for (name, table, columns) in [
+            ("customers_phone_hash", "customers", &["phone_hash"][..]),
+            ("customers_region", "customers", &["region_code"][..]),
+            (
+                "customers_activity",
+                "customers",
+                &["anonymised", "last_activity_at"][..],
+            ),
+            (
+                "pii_reads_customer",
+                "pii_reads",
+                &["customer_id", "read_at"][..],
+            ),
+            ("ticket_facts_created", "ticket_facts", &["created_at"][..]),
+            (
+                "ticket_facts_customer",
+                "ticket_facts",
+                &["customer_id", "open"][..],
+            ),
+            ("job_facts_created", "job_facts", &["created_at"][..]),
+            (
+                "job_facts_customer",
+                "job_facts",
+                &["customer_id", "open"][..],
+            ),
+            ("timeline_customer", "timeline", &["customer_id", "id"][..]),
+            ("follow_ups_ticket", "follow_ups", &["ticket_id"][..]),
+            (
+                "follow_ups_customer",
+                "follow_ups",
+                &["customer_id", "id"][..],
+            ),
+            ("follow_ups_status", "follow_ups", &["status", "due_at"][..]),
+            ("follow_ups_resolved", "follow_ups", &["resolved_at"][..]),
+            ("follow_ups_reopen", "follow_ups", &["reopen_pending"][..]),
+            ("surveys_customer", "surveys", &["customer_id"][..]),
+            ("surveys_recorded", "surveys", &["recorded_at"][..]),
+            ("warranties_customer", "warranties", &["customer_id"][..]),
+            (
+                "care_tasks_customer",
+                "care_tasks",
+                &["customer_id", "id"][..],
+            ),
+            ("care_tasks_subject", "care_tasks", &["subject_id"][..]),
+        ] {
+            m.create_index(index(name, table, columns)).await?;
+        }
+        let mut unique = index("care_tasks_dedupe", "care_tasks", &["dedupe_key"]);
+        m.create_index(unique.unique().to_owned()).await?;
+        Ok(())
+    }
+}

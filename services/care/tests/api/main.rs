@@ -1,0 +1,10 @@
+//! Black-box tests of the care service: each test spawns the real service on port 0 with
+//! a fresh database (PostgreSQL + Redis, or SQLite + in-process bus and queue) and talks
+//! gRPC to it; follow-up tests run a real tickets service on the same bus.
+
+mod data_rights;
+mod follow_ups;
+mod helpers;
+mod kpis;
+mod proactive;
+mod profiles;
