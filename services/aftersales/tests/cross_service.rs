@@ -37,6 +37,7 @@ async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
 #[tokio::test]
 async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
     let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
+    let metrics_port = support::free_port();
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "dispatch"])
@@ -52,7 +53,7 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
             .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
             .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
             .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-            .env("METRICS_ADDR", "off")
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -137,6 +138,15 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
         current.escalation_level,
         tpb::EscalationLevel::Supervisor as i32
     );
+
+    // The tickets group reports its standing on the dispatch stream.
+    let page = support::scrape(metrics_port).await;
+    for line in [
+        r#"event_consumer_lag{group="dispatch:tickets"} 0"#,
+        r#"event_consumer_pending{group="dispatch:tickets"} 0"#,
+    ] {
+        assert!(page.contains(line), "{line} missing from\n{page}");
+    }
 
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");

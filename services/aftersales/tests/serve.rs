@@ -114,7 +114,7 @@ async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
     // Dispatch may still be migrating when tickets answers: its gauges come a little later.
     let mut page = String::new();
     for _ in 0..50 {
-        page = scrape(metrics_port).await;
+        page = support::scrape(metrics_port).await;
         if expected.iter().all(|line| page.contains(line)) {
             break;
         }
@@ -125,23 +125,4 @@ async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
     }
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
-}
-
-/// `GET /metrics` over a plain HTTP/1.0 connection: the body.
-async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the metrics port answers");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(
-        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
-        "{response}"
-    );
-    response
 }

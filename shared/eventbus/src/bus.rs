@@ -108,6 +108,14 @@ impl EventBus {
 
     /// Deliveries unacknowledged for at least `min_idle` (their consumer died), now
     /// handed to `consumer`.
+    /// `(not yet delivered, delivered and unacknowledged)` for a consumer group.
+    pub async fn group_stats(&self, stream: &str, group: &str) -> Result<(u64, u64), BusError> {
+        match self {
+            Self::Redis(bus) => bus.group_stats(stream, group).await,
+            Self::Memory(bus) => Ok(bus.group_stats(stream, group)),
+        }
+    }
+
     pub async fn claim_stale(
         &self,
         stream: &str,

@@ -15,6 +15,9 @@ use tracing::Instrument;
 
 use crate::{BusError, BusMessage, Delivery, EventBus, entity::processed_event};
 
+/// How often a running consumer reports its group's lag and pending deliveries.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
 /// What a consumer does with one event, inside the transaction that records it processed.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(
@@ -158,8 +161,11 @@ impl<H: EventHandler> Consumer<H> {
         .await
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`, reporting the group's lag and pending count every
+    /// `STATS_EVERY` as `event_consumer_lag` / `event_consumer_pending{group="<stream>:<group>"}`.
     pub async fn run(self, shutdown: CancellationToken) {
+        let label = format!("{}:{}", self.settings.stream, self.settings.group);
+        let mut last_stats: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
             let result = tokio::select! {
                 r = self.poll_once() => r,
@@ -172,6 +178,19 @@ impl<H: EventHandler> Consumer<H> {
                     () = shutdown.cancelled() => {}
                 }
             }
+            // After a poll, so the group exists by the first report.
+            if last_stats.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+                last_stats = Some(std::time::Instant::now());
+                self.report_stats(&label).await;
+            }
+        }
+    }
+
+    async fn report_stats(&self, label: &str) {
+        let s = &self.settings;
+        match self.bus.group_stats(&s.stream, &s.group).await {
+            Ok((lag, pending)) => aftersales_platform::metrics::consumer(label, lag, pending),
+            Err(err) => tracing::debug!(error = %err, "consumer group stats unavailable"),
         }
     }
 }

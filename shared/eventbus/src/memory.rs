@@ -99,6 +99,20 @@ impl MemoryBus {
         }
     }
 
+    /// `(not yet delivered, delivered and unacknowledged)` for a group.
+    pub(crate) fn group_stats(&self, stream: &str, group: &str) -> (u64, u64) {
+        let streams = self.streams();
+        let Some(state) = streams.get(stream) else {
+            return (0, 0);
+        };
+        state.groups.get(group).map_or((0, 0), |g| {
+            (
+                state.log.len().saturating_sub(g.next) as u64,
+                g.pending.len() as u64,
+            )
+        })
+    }
+
     pub(crate) fn ack(&self, stream: &str, group: &str, delivery_ids: &[String]) {
         let mut streams = self.streams();
         if let Some(group) = streams

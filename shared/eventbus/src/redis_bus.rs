@@ -10,7 +10,7 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 use redis::{
     Value,
     aio::ConnectionManager,
-    streams::{StreamAutoClaimReply, StreamId, StreamReadReply},
+    streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamReadReply},
 };
 
 use crate::{BusError, BusMessage, Delivery};
@@ -111,6 +111,24 @@ impl RedisBus {
             Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
             other => Ok(other?),
         }
+    }
+
+    /// `(not yet delivered, delivered and unacknowledged)` for a group (XINFO GROUPS).
+    pub(crate) async fn group_stats(
+        &self,
+        stream: &str,
+        group: &str,
+    ) -> Result<(u64, u64), BusError> {
+        let reply: StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.stream_key(stream))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(reply
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .map_or((0, 0), |g| (g.lag.unwrap_or(0) as u64, g.pending as u64)))
     }
 
     /// Reads `>` (new entries) without blocking Redis; waits up to `POLL_INTERVAL` here

@@ -106,13 +106,23 @@ impl Violations {
     }
 }
 
+/// Violations reported at most: the message and the `BadRequest` travel in trailers, and
+/// HTTP/2 peers refuse header lists past 16 KiB by default, which would turn a bad request
+/// into a transport error. The rest are counted in the message.
+const MAX_REPORTED: usize = 50;
+
 /// `InvalidArgument` whose message names each field and whose details hold a `BadRequest`.
-pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
-    let message = violations
+pub fn invalid_argument(mut violations: Vec<FieldViolation>) -> Status {
+    let more = violations.len().saturating_sub(MAX_REPORTED);
+    violations.truncate(MAX_REPORTED);
+    let mut message = violations
         .iter()
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ");
+    if more > 0 {
+        message.push_str(&format!("; and {more} more"));
+    }
     let mut details = ErrorDetails::new();
     for v in &violations {
         details.add_bad_request_violation(v.field.clone(), v.description.clone());
@@ -170,6 +180,23 @@ pub fn field_violations(status: &Status) -> Vec<FieldViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_violations_is_cut_and_counted() {
+        let many = (0..200)
+            .map(|i| FieldViolation {
+                field: format!("lines[{i}].quantity"),
+                description: "must be at least 1".into(),
+            })
+            .collect();
+        let status = invalid_argument(many);
+        assert_eq!(field_violations(&status).len(), MAX_REPORTED);
+        assert!(
+            status.message().ends_with("and 150 more"),
+            "{}",
+            status.message()
+        );
+    }
 
     #[test]
     fn every_violation_is_in_message_and_details() {
