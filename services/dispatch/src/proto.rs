@@ -59,10 +59,7 @@ proto_enum!(SettlementStatus => pb::SettlementStatus {
 proto_enum!(SettlementAction => pb::SettlementAction { Issue => Issue, Dispute => Dispute, Pay => Pay });
 
 pub fn money(m: &Money) -> common::Money {
-    common::Money {
-        minor_units: m.minor,
-        currency: m.currency.clone(),
-    }
+    m.to_proto()
 }
 
 pub fn point(p: &GeoPoint) -> pb::GeoPoint {

@@ -15,6 +15,7 @@ use aftersales_platform::{
     db::now as db_now,
     idempotency::{Idempotency, once_more_after_a_twin, recall_json, remember_json},
 };
+use aftersales_runtime::firing::schedule_all;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::Notify;
@@ -856,23 +857,14 @@ impl DispatchCore {
 
     /// Puts every open offer and watched visit back on the schedule.
     pub async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, DispatchError> {
-        const PAGE: u64 = 5_000;
         let mut count = 0;
         for (offers, prefix) in [(true, OFFER_MEMBER), (false, VISIT_MEMBER)] {
-            let mut after = String::new();
-            loop {
-                let page = store::pending_fire_times(&self.db, offers, &after, PAGE).await?;
-                let Some((last, _)) = page.last() else { break };
-                after = last.clone();
-                let items: Vec<(String, i64)> = page
-                    .into_iter()
-                    .map(|(id, at)| (format!("{prefix}{id}"), at.timestamp_millis()))
-                    .collect();
-                queue.schedule(&items).await.map_err(|e| {
-                    DispatchError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}")))
-                })?;
-                count += items.len() as u64;
-            }
+            count += schedule_all(queue, prefix, |after, limit| async move {
+                Ok::<_, DispatchError>(
+                    store::pending_fire_times(&self.db, offers, &after, limit).await?,
+                )
+            })
+            .await?;
         }
         Ok(count)
     }

@@ -37,10 +37,7 @@ proto_enum!(Resolution => pb::Resolution { Refund => Refund, Exchange => Exchang
 proto_enum!(RefundState => pb::RefundState { Pending => Pending, Succeeded => Succeeded, Failed => Failed });
 
 pub fn money(m: &Money) -> common::Money {
-    common::Money {
-        minor_units: m.minor,
-        currency: m.currency.clone(),
-    }
+    m.to_proto()
 }
 
 pub fn line(l: &ReturnLine) -> pb::ReturnLine {

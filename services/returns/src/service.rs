@@ -11,6 +11,7 @@ use aftersales_platform::db::now as db_now;
 use aftersales_platform::idempotency::{
     Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
+use aftersales_runtime::firing::schedule_all;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
@@ -499,23 +500,14 @@ impl ReturnsCore {
 
     /// Puts every pending deadline and refund retry back on the schedule.
     pub async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, ReturnsError> {
-        const PAGE: u64 = 5_000;
         let mut count = 0;
         for (refunds, prefix) in [(false, STEP_MEMBER), (true, REFUND_MEMBER)] {
-            let mut after = String::new();
-            loop {
-                let page = store::pending_fire_times(&self.db, refunds, &after, PAGE).await?;
-                let Some((last, _)) = page.last() else { break };
-                after = last.clone();
-                let items: Vec<(String, i64)> = page
-                    .into_iter()
-                    .map(|(id, at)| (format!("{prefix}{id}"), at.timestamp_millis()))
-                    .collect();
-                queue.schedule(&items).await.map_err(|e| {
-                    ReturnsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}")))
-                })?;
-                count += items.len() as u64;
-            }
+            count += schedule_all(queue, prefix, |after, limit| async move {
+                Ok::<_, ReturnsError>(
+                    store::pending_fire_times(&self.db, refunds, &after, limit).await?,
+                )
+            })
+            .await?;
         }
         Ok(count)
     }

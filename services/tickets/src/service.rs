@@ -14,6 +14,7 @@ use aftersales_platform::db::now as db_now;
 use aftersales_platform::idempotency::{
     Idempotency, once_more_after_a_twin, recall_json, remember_json,
 };
+use aftersales_runtime::firing::schedule_all;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -425,23 +426,11 @@ impl TicketsCore {
 
     /// Puts every clock that can still fire back on the schedule; returns how many.
     pub async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
-        const PAGE: u64 = 5_000;
-        let mut after = String::new();
-        let mut count = 0;
-        loop {
-            let page = store::pending_fire_times(&self.db, &after, PAGE).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            let items: Vec<(String, i64)> = page
-                .into_iter()
-                .map(|(id, at)| (id, at.timestamp_millis()))
-                .collect();
-            queue.schedule(&items).await.map_err(|e| {
-                TicketsError::Db(sea_orm::DbErr::Custom(format!("deadline queue: {e}")))
-            })?;
-            count += items.len() as u64;
-        }
-        Ok(count)
+        // Clock ids are the members as they are.
+        schedule_all(queue, "", |after, limit| async move {
+            Ok::<_, TicketsError>(store::pending_fire_times(&self.db, &after, limit).await?)
+        })
+        .await
     }
 
     pub async fn list_policies(&self) -> Result<Vec<SlaPolicy>, TicketsError> {

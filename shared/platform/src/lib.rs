@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod idempotency;
 pub mod metrics;
+pub mod money;
 pub mod paging;
 pub mod redis_conn;
 pub mod server;

@@ -34,6 +34,40 @@ pub trait Fires: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
+/// Puts every pending member of one kind back on the schedule, a page at a time:
+/// `page(after, limit)` returns `(id, fire_at)` in id order after `after`; members are
+/// `prefix` + id. Returns how many were scheduled.
+pub async fn schedule_all<E, F, Fut>(
+    queue: &DeadlineQueue,
+    prefix: &str,
+    mut page: F,
+) -> Result<u64, E>
+where
+    E: From<sea_orm::DbErr>,
+    F: FnMut(String, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, E>>,
+{
+    const PAGE: u64 = 5_000;
+    let mut after = String::new();
+    let mut count = 0;
+    loop {
+        let rows = page(after.clone(), PAGE).await?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(count);
+        };
+        after = last.clone();
+        let items: Vec<(String, i64)> = rows
+            .into_iter()
+            .map(|(id, at)| (format!("{prefix}{id}"), at.timestamp_millis()))
+            .collect();
+        queue
+            .schedule(&items)
+            .await
+            .map_err(|e| sea_orm::DbErr::Custom(format!("deadline queue: {e}")))?;
+        count += items.len() as u64;
+    }
+}
+
 /// Batches in flight at once: each holds a database connection, so this stays below the
 /// pool size and API calls still get connections.
 const CONCURRENCY: usize = 4;

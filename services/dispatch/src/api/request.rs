@@ -14,8 +14,7 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        Actor, AreaKind, CompletionOutcome, JobStatus, Money, QuoteLineKind, SettlementAction,
-        Urgency,
+        Actor, AreaKind, CompletionOutcome, JobStatus, QuoteLineKind, SettlementAction, Urgency,
         job::{Contact, NewJob, Photo},
         partner::{Coverage, FeeSchedule, GeoPoint, PartnerSpec},
         quote::QuoteLine,
@@ -65,25 +64,6 @@ fn idempotency<M: Message + Clone>(
             fingerprint: fingerprint(&keyless.encode_to_vec()),
         }
     })
-}
-
-/// A money field: a non-negative amount in a three-letter upper-case currency.
-fn money(v: &mut Violations, field: &str, m: Option<&common::Money>) -> Option<Money> {
-    let Some(m) = m else {
-        v.add(field, "is required");
-        return None;
-    };
-    if m.minor_units < 0 {
-        v.add(format!("{field}.minor_units"), "must not be negative");
-    }
-    if m.currency.len() != 3 || !m.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        v.add(
-            format!("{field}.currency"),
-            "must be an ISO 4217 code such as CNY",
-        );
-        return None;
-    }
-    Some(Money::new(m.minor_units, &m.currency))
 }
 
 fn point(v: &mut Violations, field: &str, p: Option<&pb::GeoPoint>) -> Option<GeoPoint> {
@@ -161,7 +141,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
                 &format!("spec.fees.labour[{i}].product_line"),
                 &l.product_line,
             );
-            let price = money(v, &format!("spec.fees.labour[{i}].price"), l.price.as_ref())?;
+            let price = v.money(&format!("spec.fees.labour[{i}].price"), l.price.as_ref())?;
             Some((l.product_line.clone(), price))
         })
         .collect();
@@ -171,14 +151,14 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         .enumerate()
         .filter_map(|(i, p)| {
             id_field(v, &format!("spec.fees.parts[{i}].part_code"), &p.part_code);
-            let price = money(v, &format!("spec.fees.parts[{i}].price"), p.price.as_ref())?;
+            let price = v.money(&format!("spec.fees.parts[{i}].price"), p.price.as_ref())?;
             Some((p.part_code.clone(), price))
         })
         .collect();
     let call_out_fee = fees
         .call_out_fee
         .as_ref()
-        .and_then(|m| money(v, "spec.fees.call_out_fee", Some(m)));
+        .and_then(|m| v.money("spec.fees.call_out_fee", Some(m)));
     v.max_len("spec.time_zone", &s.time_zone, MAX_ID);
     Some(PartnerSpec {
         name: s.name.clone(),
@@ -354,7 +334,7 @@ pub fn quote_lines(v: &mut Violations, lines: &[pb::QuoteLine]) -> Vec<QuoteLine
             if l.quantity > 10_000 {
                 v.add(format!("{field}.quantity"), "must be at most 10000");
             }
-            let price = money(v, &format!("{field}.unit_price"), l.unit_price.as_ref());
+            let price = v.money(&format!("{field}.unit_price"), l.unit_price.as_ref());
             Some(QuoteLine {
                 kind: kind?,
                 part_code: l.part_code.clone(),

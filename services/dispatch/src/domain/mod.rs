@@ -11,23 +11,8 @@ pub mod scorecard;
 pub mod settlement;
 
 use aftersales_platform::text_enum;
-use serde::{Deserialize, Serialize};
 
-/// An amount in integer minor units of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Money {
-    pub minor: i64,
-    pub currency: String,
-}
-
-impl Money {
-    pub fn new(minor: i64, currency: &str) -> Self {
-        Self {
-            minor,
-            currency: currency.to_owned(),
-        }
-    }
-}
+pub use aftersales_platform::money::Money;
 
 /// Who issued a command. A partner actor is confined to its own work.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        Exclusion, Money,
+        Exclusion,
         eligibility::{DEFAULT_TIME_ZONE, ReturnPolicy},
         rma::{Actor, InspectionLine, NewReturn, ReturnLine},
     },
@@ -33,25 +33,6 @@ fn id_field(v: &mut Violations, field: &str, value: &str) {
 
 fn non_empty(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_owned())
-}
-
-/// A money field: a non-negative amount in a three-letter upper-case currency.
-fn money(v: &mut Violations, field: &str, m: Option<&common::Money>) -> Option<Money> {
-    let Some(m) = m else {
-        v.add(field, "is required");
-        return None;
-    };
-    if m.minor_units < 0 {
-        v.add(format!("{field}.minor_units"), "must not be negative");
-    }
-    if m.currency.len() != 3 || !m.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        v.add(
-            format!("{field}.currency"),
-            "must be an ISO 4217 code such as CNY",
-        );
-        return None;
-    }
-    Some(Money::new(m.minor_units, &m.currency))
 }
 
 pub fn actor(actor: Option<&common::Actor>) -> Actor {
@@ -88,7 +69,7 @@ pub fn request_return(
         if l.quantity == 0 || l.quantity > 10_000 {
             v.add(f("quantity"), "must be between 1 and 10000");
         }
-        let price = money(&mut v, &f("unit_price"), l.unit_price.as_ref());
+        let price = v.money(&f("unit_price"), l.unit_price.as_ref());
         if let Some(price) = &price {
             match &currency {
                 Some(c) if *c != price.currency => v.add(
@@ -198,10 +179,7 @@ pub fn book_pickup(r: &pb::BookPickupRequest) -> Result<PickupOrder, Status> {
     id_field(&mut v, "return_id", &r.return_id);
     id_field(&mut v, "carrier", &r.carrier);
     v.max_len("tracking_number", &r.tracking_number, MAX_ID);
-    let fee = r
-        .fee
-        .as_ref()
-        .and_then(|fee| money(&mut v, "fee", Some(fee)));
+    let fee = r.fee.as_ref().and_then(|fee| v.money("fee", Some(fee)));
     v.finish()?;
     Ok(PickupOrder {
         carrier: r.carrier.clone(),

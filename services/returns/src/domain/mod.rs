@@ -8,25 +8,11 @@ pub mod refund;
 pub mod rma;
 
 use aftersales_platform::text_enum;
-use serde::{Deserialize, Serialize};
 
 pub use error::DomainError;
 
 /// An amount in integer minor units of one currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Money {
-    pub minor: i64,
-    pub currency: String,
-}
-
-impl Money {
-    pub fn new(minor: i64, currency: &str) -> Self {
-        Self {
-            minor,
-            currency: currency.to_owned(),
-        }
-    }
-}
+pub use aftersales_platform::money::Money;
 
 text_enum!(
     Reason {
