@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi, consumer::DispatchEvents, error::TicketsError, service::TicketsCore,
+    api::TicketsApi, consumer::OtherServices, error::TicketsError, service::TicketsCore,
     store::migration::Migrator,
 };
 
@@ -100,10 +100,11 @@ impl TicketsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
-        let consumer =
-            DispatchEvents::consumer(self.core.clone(), self.core.db().clone(), self.bus);
         let consuming = CancellationToken::new();
-        let consumer = tokio::spawn(consumer.run(consuming.clone()));
+        let consumers: Vec<_> = OtherServices::consumers(self.core.clone(), self.bus)
+            .into_iter()
+            .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
+            .collect();
         let services = GrpcServices::new().with(TicketsApi::new(self.core).into_server());
         let served = aftersales_runtime::run(
             "tickets",
@@ -115,7 +116,9 @@ impl TicketsApp {
         )
         .await;
         consuming.cancel();
-        let _ = consumer.await;
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
         served?;
         Ok(())
     }

@@ -1,53 +1,52 @@
 //! Events of other services that change tickets: a repair job that dispatch could not
-//! place with any partner escalates its ticket to a supervisor. Escalating to a fixed
-//! level is idempotent (a ticket already there stays), so a redelivered event changes
-//! nothing.
+//! place with any partner escalates its ticket to a supervisor (escalating to a fixed
+//! level is idempotent: a ticket already there stays), and care's tier changes are kept,
+//! latest first, for tickets created without a tier (SLA policies match on it).
 
 use std::sync::Arc;
 
 use aftersales_eventbus::{
-    BusMessage,
+    BusMessage, EventBus,
     consumer::{Consumer, ConsumerSettings, EventHandler},
     envelope,
 };
-use aftersales_protos::events::v1::event_envelope::Payload;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use aftersales_platform::codes::{ProtoEnum, instant};
+use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
+use sea_orm::DatabaseTransaction;
 
 use crate::{
-    domain::{DomainError, Level},
+    domain::{DomainError, Level, Tier},
     error::TicketsError,
     service::{Actor, TicketsCore},
+    store,
 };
 
-/// The stream dispatch publishes on and this service's group on it.
-pub const DISPATCH_STREAM: &str = "dispatch";
+/// The streams tickets reads, and its group on each.
+pub const STREAMS: [&str; 2] = ["dispatch", "care"];
 pub const GROUP: &str = "tickets";
 
-pub struct DispatchEvents {
+pub struct OtherServices {
     core: Arc<TicketsCore>,
 }
 
-impl DispatchEvents {
-    pub fn consumer(
-        core: Arc<TicketsCore>,
-        db: DatabaseConnection,
-        bus: aftersales_eventbus::EventBus,
-    ) -> Consumer<Self> {
-        Consumer::new(
-            db,
-            bus,
-            ConsumerSettings::new(DISPATCH_STREAM, GROUP),
-            Arc::new(Self { core }),
-        )
+impl OtherServices {
+    /// One consumer per stream, sharing the handler.
+    pub fn consumers(core: Arc<TicketsCore>, bus: EventBus) -> Vec<Consumer<Self>> {
+        let handler = Arc::new(Self { core });
+        STREAMS
+            .iter()
+            .map(|stream| {
+                Consumer::new(
+                    handler.core.db().clone(),
+                    bus.clone(),
+                    ConsumerSettings::new(*stream, GROUP),
+                    handler.clone(),
+                )
+            })
+            .collect()
     }
-}
 
-impl EventHandler for DispatchEvents {
-    async fn handle(&self, _txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
-        let envelope = envelope::decode(&message.payload).map_err(|e| e.to_string())?;
-        let Some(Payload::JobUnassigned(unassigned)) = envelope.payload else {
-            return Ok(());
-        };
+    async fn job_unassigned(&self, unassigned: &ev::JobUnassigned) -> Result<(), String> {
         let reason = format!(
             "repair job {} could not be placed: {}",
             unassigned.job_id, unassigned.reason
@@ -71,6 +70,29 @@ impl EventHandler for DispatchEvents {
             Err(TicketsError::NotFound { .. })
             | Err(TicketsError::Domain(DomainError::CannotEscalate { .. })) => Ok(()),
             Err(err) => Err(err.to_string()),
+        }
+    }
+}
+
+impl EventHandler for OtherServices {
+    async fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
+        let envelope = envelope::decode(&message.payload).map_err(|e| e.to_string())?;
+        match envelope.payload {
+            Some(Payload::JobUnassigned(unassigned)) => self.job_unassigned(&unassigned).await,
+            Some(Payload::CustomerTierChanged(changed)) => {
+                let Some(tier) = Tier::from_proto(changed.to) else {
+                    return Ok(());
+                };
+                let at = changed
+                    .changed_at
+                    .as_ref()
+                    .and_then(instant)
+                    .unwrap_or_else(chrono::Utc::now);
+                store::record_tier(txn, &changed.customer_id, tier, at)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::{
     domain::{
-        Author, DomainError, Level, Severity, Status,
+        Author, DomainError, Level, Severity, Status, Tier,
         calendar::{BusinessCalendar, default_calendar},
         clock::SlaClock,
         policy::{self, SlaPolicy, TicketFacts, check_catch_all_remains, default_policies},
@@ -145,6 +145,12 @@ impl TicketsCore {
         txn.commit().await?;
         self.after_commit(&agg).await;
         Ok(agg.ticket)
+    }
+
+    /// The tier care last published for a customer (tickets created without a tier use
+    /// it to match SLA policies).
+    pub async fn known_tier(&self, customer_id: &str) -> Result<Option<Tier>, TicketsError> {
+        Ok(store::known_tier(&self.db, customer_id).await?)
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<Ticket, TicketsError> {

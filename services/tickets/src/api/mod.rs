@@ -37,7 +37,13 @@ impl TicketService for TicketsApi {
         request: Request<pb::CreateTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let r = request.into_inner();
-        let (new, idem) = request::create_ticket(&r)?;
+        let (mut new, idem) = request::create_ticket(&r)?;
+        // No tier given: the one care last published for the customer, else regular.
+        if r.customer_tier == pb::CustomerTier::Unspecified as i32
+            && let Some(tier) = self.core.known_tier(&new.customer_id).await?
+        {
+            new.tier = tier;
+        }
         let actor = request::actor(r.actor.as_ref());
         let ticket = self.core.create_ticket(new, idem.as_ref(), &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))

@@ -13,7 +13,33 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateOutbox),
             Box::new(CreateTicketTables),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
+            Box::new(CreateCustomerTiers),
         ]
+    }
+}
+
+/// The tier care last published for each customer (`care.CustomerTierChanged`).
+struct CreateCustomerTiers;
+
+impl MigrationName for CreateCustomerTiers {
+    fn name(&self) -> &str {
+        "m20261123_000011_create_customer_tiers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCustomerTiers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("customer_tiers")
+                .if_not_exists()
+                .col(text("customer_id").primary_key())
+                .col(text("tier"))
+                .col(ts("changed_at"))
+                .to_owned(),
+        )
+        .await
     }
 }
 

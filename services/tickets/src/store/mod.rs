@@ -13,6 +13,7 @@ use sea_orm::{
 };
 
 use crate::domain::{
+    Tier,
     calendar::BusinessCalendar,
     clock::SlaClock,
     policy::SlaPolicy,
@@ -469,4 +470,47 @@ pub async fn insert_policy_if_missing<C: ConnectionTrait>(
 /// Whether any policy exists at all (a database that was never seeded).
 pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
     Ok(policy::Entity::find().one(conn).await?.is_some())
+}
+
+/// The tier care last published for a customer, if any.
+pub async fn known_tier<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<Option<Tier>, DbErr> {
+    entity::customer_tier::Entity::find_by_id(customer_id.to_owned())
+        .one(conn)
+        .await?
+        .map(|row| parse_code("customer_tier", &row.tier))
+        .transpose()
+}
+
+/// Records a customer's tier unless a later change is already recorded: tier changes may
+/// arrive out of order, the latest `changed_at` wins.
+pub async fn record_tier<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+    tier: Tier,
+    changed_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use entity::customer_tier::{ActiveModel, Column, Entity};
+    let existing = Entity::find_by_id(customer_id.to_owned()).one(conn).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|row| row.changed_at > changed_at)
+    {
+        return Ok(());
+    }
+    Entity::insert(ActiveModel {
+        customer_id: Set(customer_id.to_owned()),
+        tier: Set(tier.as_str().to_owned()),
+        changed_at: Set(changed_at),
+    })
+    .on_conflict(
+        OnConflict::column(Column::CustomerId)
+            .update_columns([Column::Tier, Column::ChangedAt])
+            .to_owned(),
+    )
+    .exec(conn)
+    .await?;
+    Ok(())
 }
