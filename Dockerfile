@@ -26,9 +26,9 @@ COPY --from=builder /out/aftersales /usr/local/bin/aftersales
 # The same numeric user and group the manifests set (runAsUser/runAsGroup 10001), so the
 # image is non-root on its own and on Kubernetes alike.
 USER 10001:10001
-# gRPC: tickets 50051, returns 50052, dispatch 50053, gateway 50055; gateway HTTP 8080;
-# Prometheus metrics 9090 on every service.
-EXPOSE 50051 50052 50053 50055 8080 9090
+# gRPC: tickets 50051, returns 50052, dispatch 50053, care 50054, gateway 50055; gateway
+# HTTP 8080; Prometheus metrics 9090 on every service.
+EXPOSE 50051 50052 50053 50054 50055 8080 9090
 # Kubernetes probes the gRPC health service natively; the image has no shell or curl for
 # a Docker HEALTHCHECK (and Kubernetes ignores it).
 ENTRYPOINT ["/usr/local/bin/aftersales"]

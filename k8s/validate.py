@@ -40,6 +40,7 @@ SERVICES = {
     "tickets": (50051, "aftersales.tickets.v1.TicketService", True),
     "returns": (50052, "aftersales.returns.v1.ReturnService", True),
     "dispatch": (50053, "aftersales.dispatch.v1.DispatchService", True),
+    "care": (50054, "aftersales.care.v1.CareService", True),
     "gateway": (50055, "aftersales.partner.v1.PartnerService", False),
 }
 METRICS_PORT = 9090
@@ -51,10 +52,41 @@ EXTERNAL_SECRETS = {
     "tickets-database": {"url"},
     "returns-database": {"url"},
     "dispatch-database": {"url"},
+    "care-database": {"url"},
+    "care-encryption": {"encryption-keys", "active-key-id", "search-key"},
     "aftersales-redis": {"url"},
     "gateway-carriers": {"secrets"},
     "gateway-tls": {"tls.crt", "tls.key"},
 }
+
+# Variables that hold credentials or keys. They come from a Secret (secretKeyRef), never
+# from a ConfigMap or a literal value in a manifest.
+SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "GATEWAY_CARRIER_SECRETS", "CARE_ENCRYPTION_KEYS",
+              "CARE_SEARCH_KEY"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
+
+# Secrets a service refuses to start without (besides DATABASE_URL and REDIS_URL): care
+# on PostgreSQL needs its keys. `aftersales migrate <service>` reads the service's whole
+# configuration first, so its migration Job needs them as well.
+SERVICE_SECRET_ENV = {
+    "care": {"CARE_ENCRYPTION_KEYS", "CARE_SEARCH_KEY"},
+}
+
+# Calls between the suite's pods: (caller, variable naming the upstream, callee). The
+# variable must name the callee's headless Service on its gRPC port, and the
+# NetworkPolicies must admit the call at both ends. Events travel through Redis streams,
+# not between pods, so they need no entry here.
+CALLS = [
+    ("gateway", "GATEWAY_DISPATCH_URL", "dispatch"),
+    ("gateway", "GATEWAY_RETURNS_URL", "returns"),
+    ("care", "CARE_TICKETS_URL", "tickets"),
+]
+
+# Where the policies admit the platform's own traffic (README "NetworkPolicies").
+NAMESPACE_LABELS = {"kubernetes.io/metadata.name": NAMESPACE}
+KUBE_DNS = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
+PROMETHEUS_NS = {"kubernetes.io/metadata.name": "monitoring"}
+OTLP_NS = {"kubernetes.io/metadata.name": "observability"}
+POSTGRES_PORT, REDIS_PORT, OTLP_PORT = 5432, 6379, 4317
 
 # Metric names the suite exports (the Rust side's contract), and the ones alerts and
 # panels may read from Prometheus itself, kube-state-metrics and cAdvisor.
@@ -69,6 +101,10 @@ APP_HISTOGRAMS = {
     "grpc_server_request_duration_seconds", "sla_firing_lateness_seconds",
     "http_server_request_duration_seconds",
 }
+# Names of the contract the code registers but does not report yet. An alert or panel
+# that reads one must say so (its runbook section, the panel's title or description:
+# "not exported"), so nobody trusts its silence. Remove a name once the code reports it.
+NOT_YET_EXPORTED: set[str] = set()
 PLATFORM_METRICS = {
     "up", "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available",
     "kube_job_status_failed", "kube_horizontalpodautoscaler_status_current_replicas",
@@ -138,16 +174,27 @@ def dockerfile_user() -> tuple[int, int] | None:
     return None
 
 
-def readme_anchors() -> set[str]:
-    """GitHub's heading anchors of k8s/README.md."""
-    anchors = set()
+def readme_sections() -> dict[str, str]:
+    """GitHub's heading anchors of k8s/README.md, each with its section's text."""
+    sections: dict[str, str] = {}
+    current = None
+    in_code = False
     for line in (ROOT / "k8s" / "README.md").read_text().splitlines():
-        m = re.match(r"^#+\s+(.*)$", line)
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+        m = None if in_code else re.match(r"^#+\s+(.*)$", line)
         if m:
             text = m.group(1).strip().lower()
             text = re.sub(r"[^\w\- ]", "", text)
-            anchors.add(text.replace(" ", "-"))
-    return anchors
+            current = text.replace(" ", "-")
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line + "\n"
+    return sections
+
+
+def readme_anchors() -> set[str]:
+    return set(readme_sections())
 
 
 # --- schemas -----------------------------------------------------------------------------
@@ -183,6 +230,30 @@ def schema_canary(objs: list[dict], problems: Problems) -> None:
 
 # --- the suite's own rules ---------------------------------------------------------------
 
+def rules_canary(render: str, objs: list[dict], problems: Problems) -> None:
+    """The suite's rules must reject a broken copy of the render: care's call to tickets
+    not admitted, a key in a ConfigMap, a migration Job without the keys it needs."""
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    if not {("Deployment", "care"), ("NetworkPolicy", "care"), ("Job", "care-migrate")} <= names:
+        return
+    broken = copy.deepcopy(objs)
+    for o in broken:
+        name = o["metadata"]["name"]
+        if o["kind"] == "NetworkPolicy" and name == "care":
+            o["spec"]["egress"] = [r for r in o["spec"].get("egress") or [] if not r.get("to")]
+        if o["kind"] == "ConfigMap" and name.startswith("care-config"):
+            o.setdefault("data", {})["CARE_SEARCH_KEY"] = "bm90LWEtc2VjcmV0LWF0LWFsbA=="
+        if o["kind"] == "Job" and name == "care-migrate":
+            c = pod_spec(o)["containers"][0]
+            c["env"] = [e for e in c.get("env", []) if e["name"] != "CARE_SEARCH_KEY"]
+    found = Problems()
+    check_suite(render, broken, found)
+    expected = ["reach tickets:50051", "holds CARE_SEARCH_KEY", "no CARE_SEARCH_KEY from a Secret"]
+    for text in expected:
+        if not any(text in item for item in found.items):
+            problems(f"{render} rules canary", f"a broken copy passed the suite's rules (no problem saying {text!r}): a check is not working")
+
+
 def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
     def p(obj_or_where, message):
         where = obj_or_where if isinstance(obj_or_where, str) else ident(obj_or_where)
@@ -206,10 +277,10 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             p(obj, f"no label {PART_OF[0]}={PART_OF[1]}")
 
     # References from pods to ConfigMaps and Secrets.
-    def secret_ref(obj, name, key):
+    def secret_ref(obj, name, key, optional=False):
         if name in secrets:
             data = {**(secrets[name].get("data") or {}), **(secrets[name].get("stringData") or {})}
-            if key is not None and key not in data:
+            if key is not None and key not in data and not optional:
                 p(obj, f"Secret {name} has no key {key!r}")
         elif name not in EXTERNAL_SECRETS:
             p(obj, f"Secret {name} is neither rendered nor a documented external Secret")
@@ -227,7 +298,8 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             for env in c.get("env", []):
                 src = env.get("valueFrom") or {}
                 if "secretKeyRef" in src:
-                    secret_ref(obj, src["secretKeyRef"]["name"], src["secretKeyRef"]["key"])
+                    ref = src["secretKeyRef"]
+                    secret_ref(obj, ref["name"], ref["key"], ref.get("optional", False))
                 if "configMapKeyRef" in src and src["configMapKeyRef"]["name"] not in configmaps:
                     p(obj, f"ConfigMap {src['configMapKeyRef']['name']} is not rendered")
         for v in spec.get("volumes", []):
@@ -235,6 +307,23 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
                 p(obj, f"volume ConfigMap {v['configMap']['name']} is not rendered")
             if "secret" in v:
                 secret_ref(obj, v["secret"]["secretName"], None)
+
+    # Credentials and keys only ever come from Secrets.
+    for cm in configmaps.values():
+        for key in sorted(set(cm.get("data") or {}) & SECRET_ENV):
+            p(cm, f"holds {key}: a secret belongs in a Secret (secretKeyRef), not a ConfigMap")
+    for obj in workloads:
+        spec = pod_spec(obj)
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for e in c.get("env", []):
+                if e["name"] in SECRET_ENV and "valueFrom" not in e:
+                    p(obj, f"container {c['name']}: {e['name']} is written into the manifest; it must come from a Secret")
+
+    def from_secret(container: dict) -> set[str]:
+        """Variables a container reads from a Secret that must exist (not optional)."""
+        return {e["name"] for e in container.get("env", [])
+                if "secretKeyRef" in (e.get("valueFrom") or {})
+                and not e["valueFrom"]["secretKeyRef"].get("optional", False)}
 
     # Every pod: non-root (the image's uid for the suite's own), read-only, no
     # capabilities, no service account token.
@@ -264,7 +353,7 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             if ours and uid and (psc.get("runAsUser"), psc.get("runAsGroup")) != uid:
                 p(obj, f"runAsUser/runAsGroup {psc.get('runAsUser')}/{psc.get('runAsGroup')} differ from the Dockerfile's USER {uid[0]}:{uid[1]}")
 
-    # The four service Deployments.
+    # The service Deployments.
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
     for svc, (port, health, has_db) in SERVICES.items():
         dep = by_kind.get("Deployment", {}).get(svc)
@@ -311,6 +400,9 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
         needed = {"REDIS_URL", "OTEL_SERVICE_NAME", "LOG_FORMAT"} | ({"DATABASE_URL"} if has_db else set())
         for name in sorted(needed - env_names):
             p(dep, f"no {name} in the environment")
+        must_be_secret = SERVICE_SECRET_ENV.get(svc, set()) | {"REDIS_URL"} | ({"DATABASE_URL"} if has_db else set())
+        for name in sorted(must_be_secret - from_secret(c)):
+            p(dep, f"{name} must come from a Secret (secretKeyRef, not optional)")
         if env.get("OTEL_SERVICE_NAME", svc) != svc:
             p(dep, f"OTEL_SERVICE_NAME is {env.get('OTEL_SERVICE_NAME')!r}")
         if not spec.get("topologySpreadConstraints"):
@@ -336,6 +428,8 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
                     p(job, "no label app.kubernetes.io/component=migration")
                 if jc.get("envFrom"):
                     p(job, "uses envFrom: it must apply on its own, before generated ConfigMaps exist")
+                for name in sorted((SERVICE_SECRET_ENV.get(svc, set()) | {"DATABASE_URL"}) - from_secret(jc)):
+                    p(job, f"no {name} from a Secret: `aftersales migrate {svc}` reads the service's whole configuration")
                 sa = by_kind.get("ServiceAccount", {}).get(pod_spec(job).get("serviceAccountName", "default"))
                 if sa is None or (sa["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != "migration":
                     p(job, "its ServiceAccount is missing or not labelled component=migration")
@@ -385,6 +479,8 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
                    for np in policies):
             p(w, "no NetworkPolicy of its own selects its pods")
 
+    check_reachability(by_kind, policies, p)
+
     # Ingress: only to the gateway's HTTP port.
     for ing in by_kind.get("Ingress", {}).values():
         for rule in ing["spec"].get("rules", []):
@@ -396,6 +492,127 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             secret_ref(ing, tls["secretName"], None)
 
     check_monitoring(render, by_kind, p)
+
+
+# --- network reachability ------------------------------------------------------------------
+#
+# A small evaluator of NetworkPolicy semantics (policies add up; a pod no policy of a
+# direction selects is open in that direction), enough for the suite's policies: pod and
+# namespace selectors, ipBlock (taken to mean "outside the cluster"), numbered ports.
+# A peer is ("pod", pod labels, namespace labels) or ("external",).
+
+def policy_types(np: dict) -> set[str]:
+    spec = np["spec"]
+    if "policyTypes" in spec:
+        return set(spec["policyTypes"])
+    return {"Ingress"} | ({"Egress"} if "egress" in spec else set())
+
+
+def peer_matches(rule_peer: dict, peer: tuple) -> bool:
+    if "ipBlock" in rule_peer:
+        return peer[0] == "external"
+    if peer[0] == "external":
+        return False
+    _, pod_labels_, ns_labels = peer
+    ns_sel = rule_peer.get("namespaceSelector")
+    ns_ok = ns_labels == NAMESPACE_LABELS if ns_sel is None else labels_match(ns_sel, ns_labels)
+    pod_sel = rule_peer.get("podSelector")
+    return ns_ok and (pod_sel is None or labels_match(pod_sel, pod_labels_))
+
+
+def port_matches(rule_ports: list | None, port: int, protocol: str) -> bool:
+    if not rule_ports:
+        return True
+    for rp in rule_ports:
+        if rp.get("protocol", "TCP") != protocol:
+            continue
+        first = rp.get("port")
+        if first is None or first == port or (isinstance(first, int) and first <= port <= rp.get("endPort", first)):
+            return True
+    return False
+
+
+def admits(policies: list[dict], direction: str, subject: dict, peer: tuple, port: int, protocol: str = "TCP") -> bool:
+    """Whether traffic between the pod labelled `subject` and `peer` passes the policies
+    of `subject`'s own side: its Egress policies (direction "Egress") or Ingress ones."""
+    rules_key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    selecting = [np for np in policies
+                 if direction in policy_types(np) and labels_match(np["spec"].get("podSelector") or {}, subject)]
+    if not selecting:
+        return True
+    for np in selecting:
+        for rule in np["spec"].get(rules_key) or []:
+            peers = rule.get(peers_key)
+            if (not peers or any(peer_matches(rp, peer) for rp in peers)) and port_matches(rule.get("ports"), port, protocol):
+                return True
+    return False
+
+
+def check_reachability(by_kind: dict, policies: list[dict], p) -> None:
+    """Every connection the suite needs is admitted at both ends; nothing else is asked."""
+    deployments = by_kind.get("Deployment", {})
+    services = by_kind.get("Service", {})
+
+    def pod(name: str) -> tuple | None:
+        w = deployments.get(name) or by_kind.get("StatefulSet", {}).get(name)
+        return ("pod", pod_labels(w), NAMESPACE_LABELS) if w else None
+
+    def need(obj: dict, what: str, src: dict, dst: tuple, port: int, protocol: str = "TCP") -> None:
+        if not admits(policies, "Egress", src, dst, port, protocol):
+            p(obj, f"the NetworkPolicies do not let its pods reach {what} (egress, {protocol} {port})")
+        if dst[0] == "pod" and dst[2] == NAMESPACE_LABELS and not admits(
+                policies, "Ingress", dst[1], ("pod", src, NAMESPACE_LABELS), port, protocol):
+            p(obj, f"the NetworkPolicies of {what} do not admit its pods (ingress, {protocol} {port})")
+
+    # In-cluster backends (dev) by their pods; managed ones (prod) outside the cluster.
+    postgres = pod("postgres") or ("external",)
+    redis = pod("redis") or ("external",)
+    dns = ("pod",) + KUBE_DNS
+    for svc, (port, _health, has_db) in SERVICES.items():
+        dep = deployments.get(svc)
+        if dep is None:
+            continue
+        labels = pod_labels(dep)
+        need(dep, "cluster DNS", labels, dns, 53, "UDP")
+        need(dep, "Redis", labels, redis, REDIS_PORT)
+        if has_db:
+            need(dep, "PostgreSQL", labels, postgres, POSTGRES_PORT)
+            job = by_kind.get("Job", {}).get(f"{svc}-migrate")
+            if job is not None:
+                need(job, "cluster DNS", pod_labels(job), dns, 53, "UDP")
+                need(job, "PostgreSQL", pod_labels(job), postgres, POSTGRES_PORT)
+        if not admits(policies, "Ingress", labels, ("pod", {}, PROMETHEUS_NS), METRICS_PORT):
+            p(dep, f"the NetworkPolicies do not admit Prometheus (namespace monitoring) on {METRICS_PORT}")
+        if container_env(by_kind, dep).get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            need(dep, "the OTLP collector (namespace observability)", labels, ("pod", {}, OTLP_NS), OTLP_PORT)
+
+    for caller, var, callee in CALLS:
+        dep, target = deployments.get(caller), deployments.get(callee)
+        if dep is None or target is None:
+            continue
+        port = SERVICES[callee][0]
+        env = container_env(by_kind, dep)
+        want = f"http://{callee}:{port}"
+        if env.get(var) != want:
+            p(dep, f"{var} is {env.get(var)!r}, not {want!r} (the {callee} Service, gRPC port)")
+        svc = services.get(callee)
+        if svc is None or port not in {pp["port"] for pp in svc["spec"]["ports"]}:
+            p(dep, f"calls {callee}:{port}, but no Service {callee} has that port")
+        need(dep, f"{callee}:{port}", pod_labels(dep), pod(callee), port)
+
+
+def container_env(by_kind: dict, workload: dict) -> dict[str, str]:
+    """The literal environment of a workload's first container (ConfigMaps and values)."""
+    c = pod_spec(workload)["containers"][0]
+    env: dict[str, str] = {}
+    for ef in c.get("envFrom", []):
+        cm = by_kind.get("ConfigMap", {}).get((ef.get("configMapRef") or {}).get("name", ""))
+        if cm:
+            env.update(cm.get("data") or {})
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+    return env
 
 
 # --- monitoring: structure and queries ---------------------------------------------------
@@ -412,14 +629,16 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def check_query(where: str, expr: str, recorded: set[str], p) -> None:
+def check_query(where: str, expr: str, recorded: set[str], p) -> set[str]:
+    """Problems of one query; returns the metric names it reads."""
     try:
         names = metric_names(expr)
     except Exception as e:  # the parser raises ValueError with the position
         p(where, f"PromQL does not parse: {e}: {expr!r}")
-        return
+        return set()
     for name in sorted(names - KNOWN_METRICS - recorded):
         p(where, f"unknown metric {name} (not in the suite's metric contract)")
+    return names
 
 
 def strict_keys(where: str, obj: dict, allowed: set[str], p) -> None:
@@ -435,7 +654,8 @@ def check_monitoring(render: str, by_kind: dict, p) -> None:
             for r in g.get("rules", []):
                 if "record" in r:
                     recorded.add(r["record"])
-    anchors = readme_anchors()
+    sections = readme_sections()
+    anchors = set(sections)
 
     for sm in by_kind.get("ServiceMonitor", {}).values():
         where = ident(sm)
@@ -483,7 +703,7 @@ def check_monitoring(render: str, by_kind: dict, p) -> None:
                     p(rw, "needs exactly one of alert and record")
                 if "for" in r and not DURATION.match(str(r["for"])):
                     p(rw, f"for {r['for']!r} is no duration")
-                check_query(rw, str(r.get("expr", "")), recorded, p)
+                reads = check_query(rw, str(r.get("expr", "")), recorded, p)
                 if "alert" in r:
                     if (r.get("labels") or {}).get("severity") not in ("critical", "warning", "info"):
                         p(rw, "no severity label (critical, warning or info)")
@@ -494,6 +714,9 @@ def check_monitoring(render: str, by_kind: dict, p) -> None:
                     anchor = ann.get("runbook_url", "").partition("#")[2]
                     if ann.get("runbook_url") and anchor not in anchors:
                         p(rw, f"runbook_url anchor #{anchor} is no heading of k8s/README.md")
+                    silent = sorted(reads & NOT_YET_EXPORTED)
+                    if silent and anchor in sections and "not exported" not in sections[anchor].lower():
+                        p(rw, f"reads {silent}, which the services do not export yet, and its runbook section does not say so")
 
     for cm in by_kind.get("ConfigMap", {}).values():
         if (cm["metadata"].get("labels") or {}).get("grafana_dashboard") != "1":
@@ -518,7 +741,10 @@ def check_monitoring(render: str, by_kind: dict, p) -> None:
                     expr = t.get("expr", "")
                     expr = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
                     expr = re.sub(r"\$\{?(\w+)\}?", "x", expr)
-                    check_query(f"{where} panel {pan.get('title')!r}", expr, recorded, p)
+                    reads = check_query(f"{where} panel {pan.get('title')!r}", expr, recorded, p)
+                    said = f"{pan.get('title', '')} {pan.get('description', '')}".lower()
+                    if reads & NOT_YET_EXPORTED and "not exported" not in said:
+                        p(f"{where} panel {pan.get('title')!r}", f"reads {sorted(reads & NOT_YET_EXPORTED)}, which the services do not export yet, and neither its title nor its description says so")
             if n_targets == 0:
                 p(where, "no queries")
 
@@ -595,6 +821,7 @@ def main(argv: list[str]) -> int:
         check_schemas(render, objs, problems)
         check_suite(render, objs, problems)
         schema_canary(objs, problems)
+        rules_canary(render, objs, problems)
         print(f"  {render}: {len(objs)} objects")
     for item in problems.items:
         print(f"FAIL {item}")

@@ -9,12 +9,19 @@
 #      structural check of their own instead (k8s/validate.py: check_monitoring);
 #   3. a break of the suite's own rules (k8s/validate.py: check_suite): ports, probes and
 #      addresses agree with each other, grace period > health grace + drain, references to
-#      ConfigMaps/Secrets resolve (or name a documented external Secret), Services and
-#      policies select pods, default deny, outside traffic only to the gateway's HTTP
-#      port, migration Jobs for every database, alert and dashboard queries parse as
-#      PromQL and use only the suite's metric names, every alert links a runbook section;
+#      ConfigMaps/Secrets resolve (or name a documented external Secret), credentials and
+#      keys come only from Secrets, Services and policies select pods, default deny,
+#      outside traffic only to the gateway's HTTP port, the NetworkPolicies admit every
+#      connection the suite needs (DNS, PostgreSQL, Redis, Prometheus, OTLP, the
+#      gateway's and care's gRPC calls) at both ends, migration Jobs for every database
+#      with the Secrets their service's configuration needs, alert and dashboard queries
+#      parse as PromQL and use only the suite's metric names, every alert links a runbook
+#      section;
 #   4. a checkov finding (Kubernetes manifests and the Dockerfile) that the waiver list
 #      below does not cover, or a waiver that no longer matches anything.
+# Steps 2 to 4 each prove on every run that they reject something: a misspelt field
+# (schemas), a broken copy of each render (the suite's rules: k8s/validate.py
+# rules_canary) and an insecure canary pod (checkov).
 # Tools come from tests/setup/tools-k8s.sh (`make tools`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +47,9 @@ CKV_K8S_11  *    *                               No CPU limits, on purpose: CFS 
 CKV_K8S_35  *    Deployment.aftersales.tickets   The binary is configured 12-factor style from the environment (DATABASE_URL, REDIS_URL), read once at start; the distroless image has no shell or other process that could read it. Until the services read *_FILE variables, env from secretKeyRef is the way in.
 CKV_K8S_35  *    Deployment.aftersales.returns   As for tickets: DATABASE_URL and REDIS_URL from the environment.
 CKV_K8S_35  *    Deployment.aftersales.dispatch  As for tickets: DATABASE_URL and REDIS_URL from the environment.
+CKV_K8S_35  *    Deployment.aftersales.care      As for tickets: DATABASE_URL, REDIS_URL and the care-encryption keys (CARE_ENCRYPTION_KEYS, CARE_ACTIVE_KEY_ID, CARE_SEARCH_KEY), which the binary reads from the environment only.
 CKV_K8S_35  *    Deployment.aftersales.gateway   As for tickets: REDIS_URL and GATEWAY_CARRIER_SECRETS from the environment.
-CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment.
+CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment (care-migrate also the care-encryption keys: it parses care's whole configuration).
 CKV_K8S_15  dev  Deployment.aftersales.*         overlays/dev runs an image built locally and loaded into the cluster (kind load docker-image): there is no registry to pull from, so IfNotPresent.
 CKV_K8S_15  dev  Job.aftersales.*-migrate        overlays/dev: the locally loaded image, as for the Deployments.
 CKV_DOCKER_2 Dockerfile */Dockerfile.               No HEALTHCHECK: Kubernetes ignores it and probes the gRPC health service natively; the distroless image has no shell or client to run one.
