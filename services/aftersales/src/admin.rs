@@ -2,6 +2,7 @@
 //! admin …`) with the pod's own environment.
 
 use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::consumer::replay_dead_letter;
 use aftersales_platform::{config::Env, db};
 use aftersales_protos::{
     common::v1 as common,
@@ -62,9 +63,21 @@ async fn sla(env: &Env, action: SlaAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A dead letter of the service's consumer group goes back on its stream; otherwise the
+/// event is one the service published, and its outbox sends it again.
 async fn replay(env: &Env, service: ServiceName, event_id: &str) -> anyhow::Result<()> {
     let database = suite::database_of(env, service)?;
     let conn = db::connect(&database).await?;
+    // Dead letters go back through Redis; an in-process bus lives in the running process.
+    if matches!(service, ServiceName::Tickets | ServiceName::Care) && env.raw("REDIS_URL").is_some()
+    {
+        let backbone = Backbone::from_env(env).await?;
+        let group = service.name();
+        if replay_dead_letter(&conn, &backbone.bus, group, event_id).await? {
+            println!("dead letter {event_id} put back on its stream for the {group} group");
+            return Ok(());
+        }
+    }
     if !aftersales_eventbus::outbox::mark_for_replay(&conn, event_id).await? {
         bail!(
             "{} has no event {event_id} in its outbox (published events are trimmed after OUTBOX_RETENTION_HOURS)",

@@ -90,7 +90,8 @@ pub enum SlaAction {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsAction {
-    /// Publishes an outbox event again; consumers that applied it already skip it.
+    /// Puts a dead-lettered event back on its stream (tickets, care), or publishes one of
+    /// the service's own outbox events again; groups that applied it skip it.
     Replay {
         #[arg(long, value_enum)]
         service: ServiceName,

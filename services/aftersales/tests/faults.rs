@@ -20,7 +20,7 @@ use aftersales_eventbus::{
     BusMessage, EventBus, RedisBus,
     consumer::{Consumer, ConsumerSettings, EventHandler},
     envelope,
-    migration::CreateProcessedEvents,
+    migration::{CreateDeadLetters, CreateProcessedEvents},
 };
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
@@ -146,7 +146,7 @@ struct ConsumerDb;
 
 impl MigratorTrait for ConsumerDb {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateProcessedEvents)]
+        vec![Box::new(CreateProcessedEvents), Box::new(CreateDeadLetters)]
     }
 }
 

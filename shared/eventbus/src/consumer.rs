@@ -13,7 +13,10 @@ use sea_orm::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{BusError, BusMessage, Delivery, EventBus, entity::processed_event};
+use crate::{
+    BusError, BusMessage, Delivery, EventBus,
+    entity::{dead_letter, processed_event},
+};
 
 /// How often a running consumer reports its group's lag and pending deliveries.
 const STATS_EVERY: Duration = Duration::from_secs(10);
@@ -38,6 +41,9 @@ pub struct ConsumerSettings {
     pub block: Duration,
     /// Unacknowledged for this long, a delivery is taken over from its consumer.
     pub stale_after: Duration,
+    /// Failed handlings of one event before it is dead-lettered (stored whole in
+    /// `dead_letters` and acknowledged, so the group moves on).
+    pub max_attempts: u32,
 }
 
 impl ConsumerSettings {
@@ -49,6 +55,7 @@ impl ConsumerSettings {
             batch: 64,
             block: Duration::from_secs(1),
             stale_after: Duration::from_secs(30),
+            max_attempts: 5,
         }
     }
 }
@@ -67,6 +74,8 @@ pub enum Outcome {
     Applied,
     Duplicate,
     Failed(String),
+    /// Failed `max_attempts` times: stored in `dead_letters` and acknowledged.
+    DeadLettered(String),
 }
 
 pub struct Consumer<H> {
@@ -74,6 +83,8 @@ pub struct Consumer<H> {
     bus: EventBus,
     settings: ConsumerSettings,
     handler: Arc<H>,
+    /// Failed handlings per event id in this process (a restart starts counting again).
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -88,6 +99,7 @@ impl<H: EventHandler> Consumer<H> {
             bus,
             settings,
             handler,
+            failures: std::sync::Mutex::default(),
         }
     }
 
@@ -147,8 +159,13 @@ impl<H: EventHandler> Consumer<H> {
                     }
                     Err(reason) => {
                         txn.rollback().await?;
-                        tracing::warn!(%reason, "event handler failed; the delivery will be retried");
-                        return Ok(Outcome::Failed(reason));
+                        if self.failed_again(&delivery.message.event_id) < s.max_attempts {
+                            tracing::warn!(%reason, "event handler failed; the delivery will be retried");
+                            return Ok(Outcome::Failed(reason));
+                        }
+                        self.dead_letter(&delivery.message, &reason).await?;
+                        tracing::error!(%reason, attempts = s.max_attempts, "event dead-lettered after repeated failures");
+                        Outcome::DeadLettered(reason)
                     }
                 }
             };
@@ -159,6 +176,48 @@ impl<H: EventHandler> Consumer<H> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Counts one more failure of an event; returns how many so far.
+    fn failed_again(&self, event_id: &str) -> u32 {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = failures.entry(event_id.to_owned()).or_default();
+        *count += 1;
+        let seen = *count;
+        if seen >= self.settings.max_attempts {
+            failures.remove(event_id);
+        }
+        seen
+    }
+
+    async fn dead_letter(&self, message: &BusMessage, reason: &str) -> Result<(), DbErr> {
+        let row = dead_letter::ActiveModel {
+            consumer_group: Set(self.settings.group.clone()),
+            event_id: Set(message.event_id.clone()),
+            stream: Set(self.settings.stream.clone()),
+            event_type: Set(message.event_type.clone()),
+            subject_id: Set(message.subject_id.clone()),
+            payload: Set(message.payload.clone()),
+            headers: Set(crate::outbox::encode_headers(&message.headers)),
+            error: Set(reason.to_owned()),
+            attempts: Set(i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)),
+            failed_at: Set(Utc::now()),
+        };
+        dead_letter::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    dead_letter::Column::ConsumerGroup,
+                    dead_letter::Column::EventId,
+                ])
+                .update_columns([dead_letter::Column::Error, dead_letter::Column::FailedAt])
+                .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Runs until `shutdown`, reporting the group's lag and pending count every
@@ -193,4 +252,34 @@ impl<H: EventHandler> Consumer<H> {
             Err(err) => tracing::debug!(error = %err, "consumer group stats unavailable"),
         }
     }
+}
+
+/// Puts a dead-lettered event back on its stream (and forgets the dead letter): the
+/// group that gave up on it tries again; groups that applied it skip it by event id.
+/// False when `group` has no dead letter `event_id`.
+pub async fn replay_dead_letter(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    group: &str,
+    event_id: &str,
+) -> Result<bool, ConsumeError> {
+    let Some(row) = dead_letter::Entity::find_by_id((group.to_owned(), event_id.to_owned()))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let message = BusMessage {
+        event_id: row.event_id.clone(),
+        event_type: row.event_type.clone(),
+        subject_id: row.subject_id.clone(),
+        payload: row.payload.clone(),
+        headers: crate::outbox::decode_headers(&row.headers),
+    };
+    bus.publish(&row.stream, std::slice::from_ref(&message))
+        .await?;
+    dead_letter::Entity::delete_by_id((row.consumer_group, row.event_id))
+        .exec(db)
+        .await?;
+    Ok(true)
 }

@@ -44,3 +44,31 @@ pub mod processed_event {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "dead_letters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer_group: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub stream: String,
+        pub event_type: String,
+        pub subject_id: String,
+        pub payload: Vec<u8>,
+        #[sea_orm(column_type = "Text")]
+        pub headers: String,
+        #[sea_orm(column_type = "Text")]
+        pub error: String,
+        pub attempts: i32,
+        pub failed_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

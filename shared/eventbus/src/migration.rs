@@ -99,3 +99,48 @@ impl MigrationTrait for CreateProcessedEvents {
             .await
     }
 }
+
+/// Events a consumer group gave up on after repeated handler failures, kept whole so an
+/// operator can put them back on their stream (`aftersales admin events replay`).
+pub struct CreateDeadLetters;
+
+impl MigrationName for CreateDeadLetters {
+    fn name(&self) -> &str {
+        "m20261123_000004_create_dead_letters"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateDeadLetters {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("dead_letters")
+                    .if_not_exists()
+                    .col(ColumnDef::new("consumer_group").string().not_null())
+                    .col(ColumnDef::new("event_id").string().not_null())
+                    .col(ColumnDef::new("stream").string().not_null())
+                    .col(ColumnDef::new("event_type").string().not_null())
+                    .col(ColumnDef::new("subject_id").string().not_null())
+                    .col(ColumnDef::new("payload").binary().not_null())
+                    .col(ColumnDef::new("headers").text().not_null())
+                    .col(ColumnDef::new("error").text().not_null())
+                    .col(ColumnDef::new("attempts").integer().not_null())
+                    .col(
+                        ColumnDef::new("failed_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(Index::create().col("consumer_group").col("event_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("dead_letters").to_owned())
+            .await
+    }
+}

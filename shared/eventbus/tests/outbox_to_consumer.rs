@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use aftersales_eventbus::{
     BusMessage, EventBus, MemoryBus, RedisBus,
-    consumer::{Consumer, ConsumerSettings, EventHandler, Outcome},
-    migration::{CreateOutbox, CreateProcessedEvents},
+    consumer::{Consumer, ConsumerSettings, EventHandler, Outcome, replay_dead_letter},
+    migration::{CreateDeadLetters, CreateOutbox, CreateProcessedEvents},
     outbox::{NewEvent, enqueue},
     relay::Relay,
 };
@@ -17,7 +17,11 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOutbox), Box::new(CreateProcessedEvents)]
+        vec![
+            Box::new(CreateOutbox),
+            Box::new(CreateProcessedEvents),
+            Box::new(CreateDeadLetters),
+        ]
     }
 }
 
@@ -181,4 +185,100 @@ async fn after_redis_loses_its_data_the_replay_window_is_published_again() {
             Outcome::Duplicate
         ]
     );
+}
+
+/// Fails every event until `heal` is set.
+#[derive(Default)]
+struct Poisoned {
+    heal: std::sync::atomic::AtomicBool,
+}
+
+impl EventHandler for Poisoned {
+    async fn handle(
+        &self,
+        _txn: &DatabaseTransaction,
+        _message: &BusMessage,
+    ) -> Result<(), String> {
+        if self.heal.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("no such customer".into())
+        }
+    }
+}
+
+async fn a_poison_event_is_dead_lettered_then_replayed(db: DatabaseConnection, bus: EventBus) {
+    bus.publish(
+        "tickets",
+        &[BusMessage {
+            event_id: "evt-poison".into(),
+            event_type: "tickets.TicketCreated".into(),
+            subject_id: "ticket-9".into(),
+            payload: vec![9],
+            headers: Default::default(),
+        }],
+    )
+    .await
+    .unwrap();
+    let handler = Arc::new(Poisoned::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    settings.stale_after = std::time::Duration::ZERO;
+    settings.max_attempts = 3;
+    let consumer = Consumer::new(db.clone(), bus.clone(), settings, handler.clone());
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        outcomes.extend(consumer.poll_once().await.unwrap());
+        if matches!(outcomes.last(), Some(Outcome::DeadLettered(_))) {
+            break;
+        }
+    }
+    let failed = Outcome::Failed("no such customer".into());
+    assert_eq!(
+        outcomes,
+        [
+            failed.clone(),
+            failed,
+            Outcome::DeadLettered("no such customer".into())
+        ]
+    );
+    assert!(
+        consumer.poll_once().await.unwrap().is_empty(),
+        "acknowledged: the group moved on"
+    );
+
+    // Fixed: the operator puts it back, the group applies it once.
+    handler
+        .heal
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        replay_dead_letter(&db, &bus, "care", "evt-poison")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !replay_dead_letter(&db, &bus, "care", "evt-poison")
+            .await
+            .unwrap(),
+        "gone"
+    );
+    assert_eq!(consumer.poll_once().await.unwrap(), [Outcome::Applied]);
+}
+
+#[tokio::test]
+async fn postgres_poison_event_dead_lettered_and_replayed() {
+    a_poison_event_is_dead_lettered_then_replayed(
+        database(Backend::Postgres).await,
+        redis_bus().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_poison_event_dead_lettered_and_replayed() {
+    a_poison_event_is_dead_lettered_then_replayed(
+        database(Backend::Sqlite).await,
+        EventBus::Memory(MemoryBus::new()),
+    )
+    .await;
 }

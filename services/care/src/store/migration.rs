@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateOutbox),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(CreateCareTables),
+            Box::new(aftersales_eventbus::migration::CreateDeadLetters),
         ]
     }
 }

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTicketTables),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(CreateCustomerTiers),
+            Box::new(aftersales_eventbus::migration::CreateDeadLetters),
         ]
     }
 }
