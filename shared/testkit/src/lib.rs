@@ -54,7 +54,13 @@ pub fn unique_prefix() -> String {
 pub async fn redis_connection() -> anyhow::Result<redis::aio::ConnectionManager> {
     let url = redis_url();
     let client = redis::Client::open(url.as_str())?;
-    redis::aio::ConnectionManager::new(client)
+    // Generous timeouts: tests share two cores with builds and each other, and the
+    // default half-second response timeout turns a busy moment into a failed test.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    redis::aio::ConnectionManager::new_with_config(client, config)
         .await
         .with_context(|| {
             format!("Redis at {url} is not reachable: run tests/setup/backends.sh (make test does)")
