@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_platform::idempotency::migration::CreateIdempotencyKeys),
             Box::new(aftersales_eventbus::migration::CreateOutbox),
             Box::new(CreateDispatchTables),
+            Box::new(IndexPartnerLoad),
         ]
     }
 }
@@ -163,5 +164,33 @@ impl MigrationTrait for CreateDispatchTables {
         let mut unique = index("partner_keys_hash", "partner_keys", &["secret_hash"]);
         m.create_index(unique.unique().to_owned()).await?;
         Ok(())
+    }
+}
+
+/// Indexes for the per-dispatch load counts (offers taken today, jobs in hand), which
+/// otherwise read every offer and job a partner ever had.
+struct IndexPartnerLoad;
+
+impl MigrationName for IndexPartnerLoad {
+    fn name(&self) -> &str {
+        "m20261123_000031_index_partner_load"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexPartnerLoad {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(index(
+            "offers_partner_status",
+            "offers",
+            &["partner_id", "status", "offered_at"],
+        ))
+        .await?;
+        m.create_index(index(
+            "jobs_partner_status",
+            "jobs",
+            &["partner_id", "status"],
+        ))
+        .await
     }
 }
