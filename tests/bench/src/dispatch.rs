@@ -83,12 +83,11 @@ fn job(seq: u64) -> pb::CreateJobRequest {
 }
 
 /// Starts dispatch on a fresh PostgreSQL database and Redis, registers the partners,
-/// measures CreateJob, then waits for the first round of offers to lapse.
-pub async fn run(
-    load: Load,
-    offer_timeout: Duration,
-    stop: CancellationToken,
-) -> anyhow::Result<(Stats, Lapses)> {
+/// measures CreateJob, then waits for the first round of offers to lapse, and stops
+/// dispatch: every lapse re-offers to the next partner, and that cascade must not load
+/// the machine while later parts of the run are measured.
+pub async fn run(load: Load, offer_timeout: Duration) -> anyhow::Result<(Stats, Lapses)> {
+    let stop = CancellationToken::new();
     let prefix = aftersales_testkit::unique_prefix();
     let conn = aftersales_testkit::redis_connection().await?;
     let queue = DeadlineQueue::Redis(RedisQueue::new(
@@ -114,7 +113,7 @@ pub async fn run(
     let app = DispatchApp::build(settings, config, bus, queue).await?;
     let addr = app.local_addr();
     let db = app.core().db().clone();
-    tokio::spawn(app.run(stop));
+    let running = tokio::spawn(app.run(stop.clone()));
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -150,6 +149,8 @@ pub async fn run(
         .filter_map(|row| row.try_get::<i64>("", "late_ms").ok())
         .collect();
     late.sort_unstable();
+    stop.cancel();
+    let _ = running.await;
     let lapses = Lapses {
         offers: late.len(),
         p50_ms: percentile(&late, 50.0),

@@ -259,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: RequestReturn");
     let request_return = rpc::returns::request_return(returns_channel, plan.load).await;
     eprintln!("bench: CreateJob and offer deadlines");
-    let (create_job, lapses) = dispatch::run(plan.load, plan.offer_timeout, stop.clone()).await?;
+    let (create_job, lapses) = dispatch::run(plan.load, plan.offer_timeout).await?;
     eprintln!("bench: raw inserts");
     let raw = rpc::raw_inserts(db, plan.load).await;
     eprintln!("bench: {} SLA clocks", plan.clocks);
