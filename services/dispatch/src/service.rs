@@ -243,9 +243,9 @@ impl DispatchCore {
     }
 
     /// Offers a pending job to the best candidate left, or leaves it unassigned.
-    async fn dispatch<C: ConnectionTrait>(
+    async fn dispatch(
         &self,
-        conn: &C,
+        conn: &DatabaseTransaction,
         agg: &mut JobAggregate,
         now: DateTime<Utc>,
     ) -> Result<Vec<JobEvent>, DispatchError> {
@@ -255,13 +255,39 @@ impl DispatchCore {
             point: agg.job.point,
             product_line: &agg.job.product_line,
         };
-        match matching::rank(&needs, &candidates) {
-            Ok(ranked) => Ok(agg.offer_to(&ranked[0], self.rules.offer_timeout, now)?),
+        let ranked = match matching::rank(&needs, &candidates) {
+            Ok(ranked) => ranked,
             Err(shortfall) => {
                 let reason = shortfall.reason(&needs);
-                Ok(agg.unassign(reason, now)?)
+                return Ok(agg.unassign(reason, now)?);
             }
+        };
+        // The counts above were read without locks: lock the partner and count again, so
+        // concurrent jobs cannot push it past today's capacity. Each try runs in a
+        // savepoint: a partner found full is unlocked at once, so a transaction only
+        // ever holds the partner it offers to and two dispatches never wait on each other.
+        for best in &ranked {
+            let attempt = conn.begin().await?;
+            let Some(partner) = store::get_partner(&attempt, &best.partner_id, true).await? else {
+                attempt.rollback().await?;
+                continue;
+            };
+            let since = start_of_day(&partner, now);
+            let taken =
+                store::offers_taken_since(&attempt, std::slice::from_ref(&partner.id), since)
+                    .await?
+                    .first()
+                    .map_or(0, |(_, n)| *n);
+            if taken < i64::from(partner.spec.daily_capacity) {
+                attempt.commit().await?;
+                return Ok(agg.offer_to(best, self.rules.offer_timeout, now)?);
+            }
+            attempt.rollback().await?;
         }
+        Ok(agg.unassign(
+            "every eligible partner reached today's capacity meanwhile".into(),
+            now,
+        )?)
     }
 
     async fn candidates<C: ConnectionTrait>(

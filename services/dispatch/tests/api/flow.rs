@@ -112,6 +112,37 @@ async fn capacity_and_radius_keep_partners_out() {
 }
 
 #[tokio::test]
+async fn concurrent_jobs_never_push_a_partner_past_its_capacity() {
+    let mut app = spawn(Backend::Postgres).await;
+    let mut near = spec("near, two jobs a day", 31.201, 121.451);
+    near.daily_capacity = 2;
+    let near = app.register(near).await.id;
+    let creates: Vec<_> = (0..8)
+        .map(|i| {
+            let mut client = app.client.clone();
+            tokio::spawn(async move {
+                client
+                    .create_job(job_request(&format!("T-c{i}"), false))
+                    .await
+                    .expect("creates")
+                    .into_inner()
+            })
+        })
+        .collect();
+    let mut to_near = 0;
+    for create in creates {
+        let job = create.await.unwrap();
+        if job.partner_id == near {
+            to_near += 1;
+        } else {
+            assert_eq!(job.status, pb::JobStatus::Unassigned as i32, "{job:?}");
+        }
+    }
+    assert_eq!(to_near, 2, "exactly the partner's capacity");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_missed_visit_is_late_once_and_counts_against_the_partner() {
     let mut app = spawn_with(Backend::Postgres, |c| {
         c.rules.visit_targets.urban = Duration::seconds(1);
