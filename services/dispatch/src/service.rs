@@ -390,33 +390,47 @@ impl DispatchCore {
     async fn shown_to(
         &self,
         actor: &Actor,
-        jobs: Vec<JobAggregate>,
+        mut jobs: Vec<JobAggregate>,
         operation: &str,
     ) -> Result<Vec<JobAggregate>, DispatchError> {
-        let mut shown = Vec::with_capacity(jobs.len());
-        for agg in jobs {
-            if actor.partner().is_none_or(|p| agg.visible_to(p)) {
-                shown.push(self.answer_as(agg, actor, operation).await?);
-            }
+        if let Some(partner) = actor.partner() {
+            jobs.retain(|agg| agg.visible_to(partner));
         }
-        Ok(shown)
+        self.scoped(jobs, actor, operation).await
     }
 
-    /// The job as `actor` may see it; each customer contact a partner is shown is
-    /// written to the audit table.
+    /// The job as `actor` may see it (a partner that just declined still gets its view).
     async fn answer_as(
         &self,
         agg: JobAggregate,
         actor: &Actor,
         operation: &str,
     ) -> Result<JobAggregate, DispatchError> {
+        let id = agg.job.id.clone();
+        self.scoped(vec![agg], actor, operation)
+            .await?
+            .pop()
+            .ok_or_else(|| not_found("job", &id))
+    }
+
+    /// Jobs as `actor` may see them; the customer contacts a partner is shown are written
+    /// to the audit table in one insert.
+    async fn scoped(
+        &self,
+        jobs: Vec<JobAggregate>,
+        actor: &Actor,
+        operation: &str,
+    ) -> Result<Vec<JobAggregate>, DispatchError> {
         let Some(partner) = actor.partner() else {
-            return Ok(agg);
+            return Ok(jobs);
         };
-        if agg.shows_contact_to(partner) {
-            store::record_contact_read(&self.db, &agg.job.id, partner, operation, db_now()).await?;
-        }
-        Ok(agg.scoped_to(partner))
+        let read: Vec<&str> = jobs
+            .iter()
+            .filter(|agg| agg.shows_contact_to(partner))
+            .map(|agg| agg.job.id.as_str())
+            .collect();
+        store::record_contact_reads(&self.db, &read, partner, operation, db_now()).await?;
+        Ok(jobs.iter().map(|agg| agg.scoped_to(partner)).collect())
     }
 
     pub async fn list_jobs(

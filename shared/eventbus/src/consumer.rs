@@ -155,6 +155,7 @@ impl<H: EventHandler> Consumer<H> {
                 match self.handler.handle(&txn, &delivery.message).await {
                     Ok(()) => {
                         txn.commit().await?;
+                        self.forget_failures(&delivery.message.event_id);
                         Outcome::Applied
                     }
                     Err(reason) => {
@@ -176,6 +177,14 @@ impl<H: EventHandler> Consumer<H> {
         }
         .instrument(span)
         .await
+    }
+
+    /// An event that finally went through needs no failure count any more.
+    fn forget_failures(&self, event_id: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(event_id);
     }
 
     /// Counts one more failure of an event; returns how many so far.

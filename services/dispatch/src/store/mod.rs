@@ -758,22 +758,24 @@ pub async fn keys_of<C: ConnectionTrait>(
         .collect())
 }
 
-/// One audited read of a customer's contact by a partner.
-pub async fn record_contact_read<C: ConnectionTrait>(
+/// Audited reads of customers' contacts by a partner, one row per job shown.
+pub async fn record_contact_reads<C: ConnectionTrait>(
     conn: &C,
-    job_id: &str,
+    job_ids: &[&str],
     partner_id: &str,
     operation: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    contact_read::Entity::insert(contact_read::ActiveModel {
+    if job_ids.is_empty() {
+        return Ok(());
+    }
+    let rows = job_ids.iter().map(|job_id| contact_read::ActiveModel {
         id: Set(crate::domain::new_id()),
-        job_id: Set(job_id.to_owned()),
+        job_id: Set((*job_id).to_owned()),
         partner_id: Set(partner_id.to_owned()),
         operation: Set(operation.to_owned()),
         read_at: Set(at),
-    })
-    .exec(conn)
-    .await?;
+    });
+    contact_read::Entity::insert_many(rows).exec(conn).await?;
     Ok(())
 }
