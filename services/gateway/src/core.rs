@@ -154,19 +154,17 @@ impl Gateway {
                 job_id: job_id.clone(),
             })?;
         let mut client = self.dispatch.clone();
-        let job = self
-            .forward(
-                Upstream::Dispatch,
-                client.respond_to_offer(dispatch::RespondToOfferRequest {
-                    job_id,
-                    offer_id: offer.id.clone(),
-                    accept,
-                    decline_reason,
-                    actor: Some(actor(partner)),
-                }),
-            )
-            .await?;
-        Ok(mapping::partner_job(job, &partner.id))
+        self.dispatch_job(
+            partner,
+            client.respond_to_offer(dispatch::RespondToOfferRequest {
+                job_id,
+                offer_id: offer.id.clone(),
+                accept,
+                decline_reason,
+                actor: Some(actor(partner)),
+            }),
+        )
+        .await
     }
 
     pub async fn list_jobs(
@@ -227,17 +225,15 @@ impl Gateway {
         }
         finish(v)?;
         let mut client = self.dispatch.clone();
-        let job = self
-            .forward(
-                Upstream::Dispatch,
-                client.schedule_visit(dispatch::ScheduleVisitRequest {
-                    job_id: request.job_id,
-                    scheduled_for: request.scheduled_for,
-                    actor: Some(actor(partner)),
-                }),
-            )
-            .await?;
-        Ok(mapping::partner_job(job, &partner.id))
+        self.dispatch_job(
+            partner,
+            client.schedule_visit(dispatch::ScheduleVisitRequest {
+                job_id: request.job_id,
+                scheduled_for: request.scheduled_for,
+                actor: Some(actor(partner)),
+            }),
+        )
+        .await
     }
 
     pub async fn record_visit(
@@ -250,18 +246,16 @@ impl Gateway {
         v.max_len("notes", &request.notes, MAX_TEXT_LEN);
         finish(v)?;
         let mut client = self.dispatch.clone();
-        let job = self
-            .forward(
-                Upstream::Dispatch,
-                client.record_visit(dispatch::RecordVisitRequest {
-                    job_id: request.job_id,
-                    arrived_at: request.arrived_at,
-                    notes: request.notes,
-                    actor: Some(actor(partner)),
-                }),
-            )
-            .await?;
-        Ok(mapping::partner_job(job, &partner.id))
+        self.dispatch_job(
+            partner,
+            client.record_visit(dispatch::RecordVisitRequest {
+                job_id: request.job_id,
+                arrived_at: request.arrived_at,
+                notes: request.notes,
+                actor: Some(actor(partner)),
+            }),
+        )
+        .await
     }
 
     pub async fn submit_quote(
@@ -306,20 +300,18 @@ impl Gateway {
         let idempotency_key = scoped_idempotency_key(&mut v, partner, &request.idempotency_key);
         finish(v)?;
         let mut client = self.dispatch.clone();
-        let job = self
-            .forward(
-                Upstream::Dispatch,
-                client.complete_job(dispatch::CompleteJobRequest {
-                    idempotency_key,
-                    job_id: request.job_id,
-                    outcome: request.outcome,
-                    photos: request.photos,
-                    notes: request.notes,
-                    actor: Some(actor(partner)),
-                }),
-            )
-            .await?;
-        Ok(mapping::partner_job(job, &partner.id))
+        self.dispatch_job(
+            partner,
+            client.complete_job(dispatch::CompleteJobRequest {
+                idempotency_key,
+                job_id: request.job_id,
+                outcome: request.outcome,
+                photos: request.photos,
+                notes: request.notes,
+                actor: Some(actor(partner)),
+            }),
+        )
+        .await
     }
 
     pub async fn list_settlements(
@@ -387,6 +379,16 @@ impl Gateway {
     }
 
     /// Awaits an upstream call for at most the configured time.
+    /// Forwards a command on one job to dispatch and answers with the partner's view of it.
+    async fn dispatch_job(
+        &self,
+        partner: &Partner,
+        call: impl Future<Output = Result<tonic::Response<dispatch::Job>, tonic::Status>>,
+    ) -> Result<partner::PartnerJob, GatewayError> {
+        let job = self.forward(Upstream::Dispatch, call).await?;
+        Ok(mapping::partner_job(job, &partner.id))
+    }
+
     async fn forward<T>(
         &self,
         upstream: Upstream,
