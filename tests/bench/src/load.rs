@@ -95,3 +95,31 @@ where
     stats.micros.sort_unstable();
     stats
 }
+
+/// Issues `request` at a steady `per_sec` for `duration`, each call on its own task so
+/// a slow answer does not delay the next one (an open loop). Answers how many succeeded
+/// and how many failed.
+pub async fn paced<F, Fut>(per_sec: u32, duration: Duration, request: F) -> (u64, u64)
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let period = Duration::from_secs_f64(1.0 / f64::from(per_sec.max(1)));
+    let mut ticks = tokio::time::interval(period);
+    let end = Instant::now() + duration;
+    let mut calls = Vec::new();
+    let mut seq = 0;
+    while Instant::now() < end {
+        ticks.tick().await;
+        calls.push(tokio::spawn(request(seq)));
+        seq += 1;
+    }
+    let (mut ok, mut errors) = (0, 0);
+    for call in calls {
+        match call.await {
+            Ok(true) => ok += 1,
+            _ => errors += 1,
+        }
+    }
+    (ok, errors)
+}

@@ -5,6 +5,7 @@
 //! asserts no timings); the default is the full run.
 
 mod dispatch;
+mod handlers;
 mod load;
 mod rpc;
 mod sla;
@@ -46,8 +47,8 @@ struct Plan {
     clocks: u64,
     window: Duration,
     stop: Duration,
-    /// Acceptance deadline of the dispatch offers whose lapse is measured.
-    offer_timeout: Duration,
+    /// Returns, dispatch and care deadlines under their real handlers.
+    handlers: handlers::Plan,
 }
 
 /// One line of the table.
@@ -155,7 +156,13 @@ async fn main() -> anyhow::Result<()> {
             clocks: 20_000,
             window: Duration::from_secs(3),
             stop: Duration::from_secs(2),
-            offer_timeout: Duration::from_secs(2),
+            handlers: handlers::Plan {
+                per_sec: 20,
+                duration: Duration::from_secs(2),
+                due_in: Duration::from_secs(2),
+                backlog: 40,
+                stop: Duration::from_secs(1),
+            },
         }
     } else {
         Plan {
@@ -168,7 +175,13 @@ async fn main() -> anyhow::Result<()> {
             clocks: 1_000_000,
             window: Duration::from_secs(60),
             stop: Duration::from_secs(60),
-            offer_timeout: Duration::from_secs(10),
+            handlers: handlers::Plan {
+                per_sec: 100,
+                duration: Duration::from_secs(30),
+                due_in: Duration::from_secs(10),
+                backlog: 2_000,
+                stop: Duration::from_secs(60),
+            },
         }
     };
     let judged = !args.quick;
@@ -258,8 +271,8 @@ async fn main() -> anyhow::Result<()> {
     let get_return = rpc::returns::get_return(returns_channel.clone(), return_ids, plan.load).await;
     eprintln!("bench: RequestReturn");
     let request_return = rpc::returns::request_return(returns_channel, plan.load).await;
-    eprintln!("bench: CreateJob and offer deadlines");
-    let (create_job, lapses) = dispatch::run(plan.load, plan.offer_timeout).await?;
+    eprintln!("bench: CreateJob");
+    let create_job = dispatch::run(plan.load).await?;
     eprintln!("bench: raw inserts");
     let raw = rpc::raw_inserts(db, plan.load).await;
     eprintln!("bench: {} SLA clocks", plan.clocks);
@@ -272,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
         ..worker_settings
     };
     let sla = sla::run(plan.clocks, plan.window, plan.stop, worker_settings).await?;
+    let deadlines = handlers::run(plan.handlers).await?;
     let rss = match &args.binary {
         Some(binary) => {
             Some(idle_rss_mb(binary, &aftersales_testkit::fresh_postgres_url().await?).await?)
@@ -304,27 +318,6 @@ async fn main() -> anyhow::Result<()> {
         None,
         None,
         judged,
-    ));
-    rows.push(row(
-        "Offer deadlines lapsed",
-        format!("{}", lapses.offers),
-        "",
-        None,
-    ));
-    rows.push(row(
-        "Offer lapse lateness p50/p99/max",
-        format!(
-            "{} / {} / {} ms",
-            lapses.p50_ms, lapses.p99_ms, lapses.max_ms
-        ),
-        "",
-        None,
-    ));
-    rows.push(row(
-        "Offer deadlines fired early",
-        format!("{}", lapses.early),
-        "= 0",
-        Some(lapses.early == 0),
     ));
     rows.extend(rpc_rows("Raw DB, same rows", &raw, None, None, judged));
     rows.extend(rpc_rows(
@@ -408,6 +401,41 @@ async fn main() -> anyhow::Result<()> {
         "= 0",
         Some(c.early == 0),
     ));
+    for d in &deadlines {
+        let name = format!("{} {}", d.service, d.deadline);
+        let f = &d.firing;
+        rows.push(row(
+            &format!("{name}: due per second"),
+            format!("{:.0}/s ({} fired)", d.due_per_sec, f.clocks),
+            "",
+            None,
+        ));
+        rows.push(row(
+            &format!("{name}: lateness p50/p99/p99.9"),
+            format!("{} / {} / {} ms", f.p50_ms, f.p99_ms, f.p999_ms),
+            "<= 100 / 500 ms",
+            judge(f.p99_ms <= 100 && f.p999_ms <= 500),
+        ));
+        rows.push(row(
+            &format!("{name}: lateness max"),
+            format!("{} ms", f.max_ms),
+            "",
+            None,
+        ));
+        let c = &d.catch_up;
+        rows.push(row(
+            &format!("{name}: catch-up after {:.0} s down", d.stopped_for_s),
+            format!("{:.0}/s ({} fired)", c.fired_per_sec, c.clocks),
+            "",
+            None,
+        ));
+        rows.push(row(
+            &format!("{name}: fired early"),
+            format!("{}", f.early + c.early),
+            "= 0",
+            Some(f.early + c.early == 0),
+        ));
+    }
     match rss {
         Some(mb) => rows.push(row(
             "Idle service resident memory",
@@ -453,7 +481,7 @@ async fn main() -> anyhow::Result<()> {
         "floor": stats_json(&floor), "get_ticket": stats_json(&get), "list_tickets": stats_json(&list),
         "create_ticket": stats_json(&create), "raw_inserts": stats_json(&raw),
         "get_return": stats_json(&get_return), "request_return": stats_json(&request_return),
-        "create_job": stats_json(&create_job), "offer_lapses": lapses,
+        "create_job": stats_json(&create_job), "deadlines": deadlines,
         "sla": sla, "idle_rss_mb": rss,
         "rows": rows.iter().map(|r| json!({"name": r.name, "value": r.value, "target": r.limit, "met": r.met})).collect::<Vec<_>>(),
     });

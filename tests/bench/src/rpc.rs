@@ -293,7 +293,7 @@ pub mod returns {
     use super::Load;
     use crate::load::{Stats, closed_loop};
 
-    fn request(key: String) -> pb::RequestReturnRequest {
+    pub(crate) fn request(key: String) -> pb::RequestReturnRequest {
         let delivered = chrono::Utc::now() - chrono::Duration::days(1);
         pb::RequestReturnRequest {
             idempotency_key: key,

@@ -90,22 +90,30 @@ async fn schedule(
     Ok(())
 }
 
+impl Firing {
+    /// The summary of the lateness (ms, negative = early) of clocks that fired over
+    /// `elapsed`.
+    pub fn of(mut lateness: Vec<i64>, elapsed: Duration) -> Self {
+        lateness.sort_unstable();
+        Firing {
+            clocks: lateness.len() as u64,
+            p50_ms: percentile(&lateness, 50.0),
+            p99_ms: percentile(&lateness, 99.0),
+            p999_ms: percentile(&lateness, 99.9),
+            max_ms: lateness.last().copied().unwrap_or_default(),
+            early: lateness.iter().filter(|l| **l < 0).count() as u64,
+            fired_per_sec: lateness.len() as f64 / elapsed.as_secs_f64().max(0.001),
+        }
+    }
+}
+
 fn summarize(recorder: &Recorder, elapsed: Duration) -> Firing {
-    let mut lateness = recorder
+    let lateness = recorder
         .lateness_ms
         .lock()
         .map(|l| l.clone())
         .unwrap_or_default();
-    lateness.sort_unstable();
-    Firing {
-        clocks: lateness.len() as u64,
-        p50_ms: percentile(&lateness, 50.0),
-        p99_ms: percentile(&lateness, 99.0),
-        p999_ms: percentile(&lateness, 99.9),
-        max_ms: lateness.last().copied().unwrap_or_default(),
-        early: lateness.iter().filter(|l| **l < 0).count() as u64,
-        fired_per_sec: lateness.len() as f64 / elapsed.as_secs_f64(),
-    }
+    Firing::of(lateness, elapsed)
 }
 
 async fn wait_for(recorder: &Recorder, n: u64, limit: Duration) {

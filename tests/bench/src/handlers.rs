@@ -1,0 +1,474 @@
+//! Deadlines of the real services, fired by their real handlers: returns step deadlines,
+//! dispatch offer lapses and care follow-ups. For each service, deadlines come due at a
+//! steady rate while it runs; a deadline's lateness is the handler's own "now" minus its
+//! due time, both read back from the service's database. Then a backlog comes due while
+//! the service is stopped, and the restarted service's catch-up rate is measured.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aftersales_care::app::{CareApp, CareConfig};
+use aftersales_deadlines::{DeadlineQueue, RedisQueue, RedisQueueSettings, now_ms};
+use aftersales_dispatch::app::{DispatchApp, DispatchConfig};
+use aftersales_eventbus::{BusMessage, EventBus, RedisBus};
+use aftersales_platform::{CancellationToken, codes::timestamp};
+use aftersales_protos::{
+    dispatch::v1::{self as dispatch_pb, dispatch_service_client::DispatchServiceClient},
+    events::v1::{EventEnvelope, TicketResolved, event_envelope::Payload, type_name},
+    returns::v1::return_service_client::ReturnServiceClient,
+};
+use aftersales_returns::{
+    app::{ReturnsApp, ReturnsConfig},
+    domain::rma::StepTargets,
+    ports::SimulatedPayments,
+};
+use aftersales_runtime::ServiceSettings;
+use futures::{StreamExt, future::BoxFuture};
+use prost::Message;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::sla::Firing;
+
+/// Partners covering the region in the dispatch measurement: each job is offered to both
+/// in turn, so it carries two acceptance deadlines before it ends unassigned.
+const OFFERS_PER_JOB: u32 = 2;
+/// Calls in flight while the backlog is made.
+const BACKLOG_CONCURRENCY: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Deadlines coming due per second while the services run.
+    pub per_sec: u32,
+    /// How long they keep coming.
+    pub duration: Duration,
+    /// From making a thing (a return, a job, a resolved ticket) to its deadline.
+    pub due_in: Duration,
+    /// Things made just before the service stops.
+    pub backlog: u64,
+    /// How long the service stays down once the backlog is due.
+    pub stop: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub service: &'static str,
+    pub deadline: &'static str,
+    /// The rate the steady deadlines actually came due at.
+    pub due_per_sec: f64,
+    pub firing: Firing,
+    pub catch_up: Firing,
+    pub stopped_for_s: f64,
+}
+
+/// Makes one thing with a deadline; answers whether that worked.
+type Make = Arc<dyn Fn(u64) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// A service under measurement.
+struct Running {
+    db: DatabaseConnection,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    make: Make,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Where a service keeps its state across a restart.
+struct Home {
+    database_url: String,
+    queue_prefix: String,
+    bus_prefix: String,
+}
+
+impl Home {
+    async fn fresh() -> anyhow::Result<Self> {
+        Ok(Self {
+            database_url: aftersales_testkit::fresh_postgres_url().await?,
+            queue_prefix: aftersales_testkit::unique_prefix(),
+            bus_prefix: aftersales_testkit::unique_prefix(),
+        })
+    }
+
+    async fn queue(&self, name: &str) -> anyhow::Result<DeadlineQueue> {
+        Ok(DeadlineQueue::Redis(RedisQueue::new(
+            aftersales_testkit::redis_connection().await?,
+            &RedisQueueSettings {
+                key_prefix: self.queue_prefix.clone(),
+                name: name.into(),
+                shards: 16,
+            },
+        )))
+    }
+
+    async fn bus(&self) -> anyhow::Result<EventBus> {
+        Ok(EventBus::Redis(RedisBus::new(
+            aftersales_testkit::redis_connection().await?,
+            aftersales_testkit::redis_connection().await?,
+            self.bus_prefix.clone(),
+        )))
+    }
+
+    fn settings(&self) -> ServiceSettings {
+        let mut settings =
+            ServiceSettings::for_tests(self.database_url.clone(), Duration::from_secs(30));
+        settings.server.concurrency_per_connection = 1024;
+        settings
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    Returns,
+    Dispatch,
+    Care,
+}
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?)
+}
+
+/// Runs a built service until its `Running` is stopped.
+fn spawn<F>(
+    run: impl FnOnce(CancellationToken) -> F,
+) -> (CancellationToken, tokio::task::JoinHandle<()>)
+where
+    F: std::future::Future + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let running = run(stop.clone());
+    let task = tokio::spawn(async move {
+        running.await;
+    });
+    (stop, task)
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Returns => "returns",
+            Service::Dispatch => "dispatch",
+            Service::Care => "care",
+        }
+    }
+
+    fn deadline(self) -> &'static str {
+        match self {
+            Service::Returns => "step deadline",
+            Service::Dispatch => "offer acceptance",
+            Service::Care => "follow-up due",
+        }
+    }
+
+    /// Things to make per second so that `deadlines_per_sec` come due.
+    fn things_per_sec(self, deadlines_per_sec: u32) -> u32 {
+        match self {
+            Service::Dispatch => (deadlines_per_sec / OFFERS_PER_JOB).max(1),
+            Service::Returns | Service::Care => deadlines_per_sec,
+        }
+    }
+
+    /// Starts the service in `home` with every deadline `due_in` after its cause.
+    async fn start(self, home: &Home, due_in: Duration, fresh: bool) -> anyhow::Result<Running> {
+        let due_in = chrono::Duration::from_std(due_in)?;
+        let queue = home.queue(self.name()).await?;
+        let bus = home.bus().await?;
+        match self {
+            Service::Returns => {
+                let mut config = ReturnsConfig::for_tests(SimulatedPayments::new());
+                config.targets = StepTargets {
+                    review: due_in,
+                    pickup: due_in,
+                    inspection: due_in,
+                    refund: due_in,
+                };
+                let app = ReturnsApp::build(home.settings(), config, bus, queue).await?;
+                let db = app.core().db().clone();
+                let channel = connect(app.local_addr()).await?;
+                let (stop, task) = spawn(|stop| app.run(stop));
+                let make: Make = Arc::new(move |_| {
+                    let mut client = ReturnServiceClient::new(channel.clone());
+                    Box::pin(async move {
+                        client
+                            .request_return(crate::rpc::returns::request(String::new()))
+                            .await
+                            .is_ok()
+                    })
+                });
+                Ok(Running {
+                    db,
+                    stop,
+                    task,
+                    make,
+                })
+            }
+            Service::Dispatch => {
+                let mut config = DispatchConfig::for_tests();
+                config.rules.offer_timeout = due_in;
+                let app = DispatchApp::build(home.settings(), config, bus, queue).await?;
+                let db = app.core().db().clone();
+                let channel = connect(app.local_addr()).await?;
+                let (stop, task) = spawn(|stop| app.run(stop));
+                if fresh {
+                    let mut client = DispatchServiceClient::new(channel.clone());
+                    for i in 0..OFFERS_PER_JOB as usize {
+                        client
+                            .register_partner(dispatch_pb::RegisterPartnerRequest {
+                                spec: Some(crate::dispatch::partner(i)),
+                                ..Default::default()
+                            })
+                            .await?;
+                    }
+                }
+                let make: Make = Arc::new(move |seq| {
+                    let mut client = DispatchServiceClient::new(channel.clone());
+                    Box::pin(
+                        async move { client.create_job(crate::dispatch::job(seq)).await.is_ok() },
+                    )
+                });
+                Ok(Running {
+                    db,
+                    stop,
+                    task,
+                    make,
+                })
+            }
+            Service::Care => {
+                let mut config = CareConfig::for_tests();
+                config.rules.follow_up_window = due_in;
+                let app = CareApp::build(home.settings(), config, bus.clone(), queue).await?;
+                let db = app.core().db().clone();
+                let (stop, task) = spawn(|stop| app.run(stop));
+                // The tickets service resolving tickets, as care sees it: on the bus.
+                let make: Make = Arc::new(move |seq| {
+                    let bus = bus.clone();
+                    Box::pin(async move { bus.publish("tickets", &[resolved(seq)]).await.is_ok() })
+                });
+                Ok(Running {
+                    db,
+                    stop,
+                    task,
+                    make,
+                })
+            }
+        }
+    }
+
+    /// `(due_ms, fired_ms)` of every deadline the service fired, "fired" being the
+    /// instant its handler took as now.
+    fn fired_sql(self) -> &'static str {
+        match self {
+            Service::Returns => {
+                "SELECT CAST(EXTRACT(EPOCH FROM d.due_at) * 1000 AS BIGINT) AS due_ms, \
+                 CAST(EXTRACT(EPOCH FROM r.updated_at) * 1000 AS BIGINT) AS fired_ms \
+                 FROM return_deadlines d JOIN returns r ON r.id = d.return_id \
+                 WHERE d.state = 'missed'"
+            }
+            Service::Dispatch => {
+                "SELECT CAST(EXTRACT(EPOCH FROM expires_at) * 1000 AS BIGINT) AS due_ms, \
+                 CAST(EXTRACT(EPOCH FROM CAST(body::json->>'responded_at' AS timestamptz)) * 1000 AS BIGINT) AS fired_ms \
+                 FROM offers WHERE status = 'expired'"
+            }
+            Service::Care => {
+                "SELECT CAST(EXTRACT(EPOCH FROM f.due_at) * 1000 AS BIGINT) AS due_ms, \
+                 CAST(EXTRACT(EPOCH FROM o.created_at) * 1000 AS BIGINT) AS fired_ms \
+                 FROM follow_ups f JOIN outbox o \
+                 ON o.subject_id = f.ticket_id AND o.event_type = 'care.FollowUpOverdue'"
+            }
+        }
+    }
+
+    /// How many deadlines due before `before_ms` have not fired yet, counting, for care,
+    /// follow-ups of the `made` resolutions its consumer has not created yet.
+    fn unfired_sql(self, before_ms: i64, made: u64) -> String {
+        let before = format!("to_timestamp({before_ms} / 1000.0)");
+        match self {
+            Service::Returns => format!(
+                "SELECT COUNT(*) AS n FROM return_deadlines WHERE state = 'running' AND due_at < {before}"
+            ),
+            Service::Dispatch => format!(
+                "SELECT COUNT(*) AS n FROM offers WHERE status = 'open' AND expires_at < {before}"
+            ),
+            Service::Care => format!(
+                "SELECT ({made} - (SELECT COUNT(*) FROM follow_ups)) + \
+                 (SELECT COUNT(*) FROM follow_ups WHERE status = 'pending' AND due_at < {before}) AS n"
+            ),
+        }
+    }
+
+    async fn fired(self, db: &DatabaseConnection) -> anyhow::Result<Vec<(i64, i64)>> {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                self.fired_sql(),
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.try_get("", "due_ms").ok()?,
+                    r.try_get("", "fired_ms").ok()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Waits until every deadline due before `before_ms` fired, or `limit` passed.
+    async fn wait_fired(
+        self,
+        db: &DatabaseConnection,
+        before_ms: i64,
+        made: u64,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let sql = self.unfired_sql(before_ms, made);
+        let until = Instant::now() + limit;
+        loop {
+            let left: i64 = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    sql.clone(),
+                ))
+                .await?
+                .and_then(|r| r.try_get("", "n").ok())
+                .unwrap_or_default();
+            if left <= 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < until,
+                "{}: {left} deadlines still unfired after {limit:?}",
+                self.name()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A resolved ticket as the tickets service publishes it.
+fn resolved(seq: u64) -> BusMessage {
+    let payload = Payload::TicketResolved(TicketResolved {
+        ticket_id: format!("bench-ticket-{seq}-{}", uuid::Uuid::now_v7().simple()),
+        customer_id: format!("bench-cust-{}", seq % 1_000),
+        resolved_at: Some(timestamp(chrono::Utc::now())),
+    });
+    let envelope = EventEnvelope {
+        id: uuid::Uuid::now_v7().to_string(),
+        r#type: type_name(&payload).to_owned(),
+        subject_id: match &payload {
+            Payload::TicketResolved(r) => r.ticket_id.clone(),
+            _ => String::new(),
+        },
+        occurred_at: Some(timestamp(chrono::Utc::now())),
+        source: "bench".into(),
+        payload: Some(payload),
+    };
+    BusMessage {
+        event_id: envelope.id.clone(),
+        event_type: envelope.r#type.clone(),
+        subject_id: envelope.subject_id.clone(),
+        payload: envelope.encode_to_vec(),
+        headers: Default::default(),
+    }
+}
+
+/// Lateness of `(due_ms, fired_ms)` pairs, at the rate they fired over `elapsed`.
+fn firing(pairs: &[(i64, i64)], elapsed: Duration) -> Firing {
+    Firing::of(
+        pairs.iter().map(|(due, fired)| fired - due).collect(),
+        elapsed,
+    )
+}
+
+fn span_ms(values: impl Iterator<Item = i64> + Clone) -> Duration {
+    let (min, max) = (values.clone().min(), values.max());
+    Duration::from_millis(
+        max.zip(min)
+            .map_or(0, |(max, min)| (max - min).max(0) as u64),
+    )
+}
+
+async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
+    let settle = plan.due_in * 3 + Duration::from_secs(120);
+
+    // Steady: deadlines come due at the planned rate while the service runs.
+    let home = Home::fresh().await?;
+    let running = service.start(&home, plan.due_in, true).await?;
+    let make = running.make.clone();
+    let (made, _) = crate::load::paced(
+        service.things_per_sec(plan.per_sec),
+        plan.duration,
+        move |seq| make(seq),
+    )
+    .await;
+    let far = now_ms() + 86_400_000;
+    service.wait_fired(&running.db, far, made, settle).await?;
+    let pairs = service.fired(&running.db).await?;
+    running.stop().await;
+    let steady = firing(&pairs, span_ms(pairs.iter().map(|p| p.1)));
+    let due_span = span_ms(pairs.iter().map(|p| p.0)).as_secs_f64().max(0.001);
+
+    // Catch-up: a backlog made just before the service stops comes due while it is down.
+    let home = Home::fresh().await?;
+    let running = service.start(&home, plan.due_in, true).await?;
+    let began = Instant::now();
+    let make = running.make.clone();
+    let made = futures::stream::iter(0..plan.backlog)
+        .map(|seq| make(seq))
+        .buffer_unordered(BACKLOG_CONCURRENCY)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await as u64;
+    // Care's consumer turns the resolutions into follow-ups before it stops.
+    service
+        .wait_fired(&running.db, 0, made, plan.due_in)
+        .await
+        .ok();
+    running.stop().await;
+    tokio::time::sleep((began + plan.due_in + plan.stop).saturating_duration_since(Instant::now()))
+        .await;
+    let restart_ms = now_ms();
+    let running = service.start(&home, plan.due_in, false).await?;
+    service
+        .wait_fired(&running.db, restart_ms, made, settle)
+        .await?;
+    let backlog: Vec<(i64, i64)> = service
+        .fired(&running.db)
+        .await?
+        .into_iter()
+        .filter(|(due, _)| *due < restart_ms)
+        .collect();
+    running.stop().await;
+    let drained = backlog.iter().map(|p| p.1).max().unwrap_or(restart_ms) - restart_ms;
+    let catch_up = firing(&backlog, Duration::from_millis(drained.max(1) as u64));
+
+    Ok(Report {
+        service: service.name(),
+        deadline: service.deadline(),
+        due_per_sec: pairs.len() as f64 / due_span,
+        firing: steady,
+        catch_up,
+        stopped_for_s: plan.stop.as_secs_f64(),
+    })
+}
+
+/// Measures returns, dispatch and care in turn, each alone on the machine.
+pub async fn run(plan: Plan) -> anyhow::Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    for service in [Service::Returns, Service::Dispatch, Service::Care] {
+        eprintln!("bench: {} deadlines", service.name());
+        reports.push(measure(service, plan).await?);
+    }
+    Ok(reports)
+}
