@@ -10,6 +10,7 @@ use std::{
 };
 
 use aftersales_deadlines::DeadlineQueue;
+use aftersales_platform::coalesce::Coalescer;
 use aftersales_platform::db::now as db_now;
 use aftersales_platform::idempotency::{
     Idempotency, once_more_after_a_twin, recall_json, remember_json,
@@ -80,19 +81,35 @@ pub struct TicketsCore {
     /// The current policies new tickets are matched against, for [`CURRENT_POLICIES_TTL`];
     /// dropped at once when this process changes a policy.
     current: RwLock<Option<(std::time::Instant, Arc<Vec<SlaPolicy>>)>>,
+    /// GetTicket's reads, batched while the database is busy.
+    tickets_by_id: Coalescer<String, Ticket>,
 }
+
+/// Batch reads of tickets in flight at once, each holding a pooled connection.
+const READ_LANES: usize = 4;
+/// Tickets read by one batch query at most.
+const READ_BATCH: usize = 64;
 
 /// How long another replica's policy change may take to reach new tickets here.
 const CURRENT_POLICIES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl TicketsCore {
     pub fn new(db: DatabaseConnection, queue: DeadlineQueue, relay_nudge: Arc<Notify>) -> Self {
+        let reader = db.clone();
+        let tickets_by_id = Coalescer::spawn(READ_LANES, READ_BATCH, move |ids: Vec<String>| {
+            let db = reader.clone();
+            async move {
+                let tickets = store::get_tickets(&db, ids).await?;
+                Ok(tickets.into_iter().map(|t| (t.id.clone(), t)).collect())
+            }
+        });
         Self {
             db,
             queue,
             relay_nudge,
             policy_versions: RwLock::default(),
             current: RwLock::default(),
+            tickets_by_id,
         }
     }
 
@@ -154,7 +171,8 @@ impl TicketsCore {
     }
 
     pub async fn get_ticket(&self, id: &str) -> Result<Ticket, TicketsError> {
-        store::get_ticket(&self.db, id)
+        self.tickets_by_id
+            .get(id.to_owned())
             .await?
             .ok_or_else(|| not_found("ticket", id))
     }

@@ -4,6 +4,7 @@
 
 pub mod caller;
 pub mod client;
+pub mod coalesce;
 pub mod codes;
 pub mod config;
 pub mod db;

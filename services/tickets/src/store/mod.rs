@@ -201,6 +201,20 @@ pub async fn get_ticket<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option
         .transpose()
 }
 
+/// The tickets among `ids` that exist, in no particular order.
+pub async fn get_tickets<C: ConnectionTrait>(
+    conn: &C,
+    ids: Vec<String>,
+) -> Result<Vec<Ticket>, DbErr> {
+    ticket::Entity::find()
+        .filter(ticket::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(ticket_from_row)
+        .collect()
+}
+
 /// Filters for listing; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
