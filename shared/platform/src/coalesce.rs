@@ -10,6 +10,8 @@ use sea_orm::{DbErr, RuntimeErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<V> = oneshot::Sender<Result<Option<V>, DbErr>>;
+/// The requests waiting for a lane, shared by all lanes.
+type Waiting<K, V> = Arc<Mutex<mpsc::UnboundedReceiver<(K, Reply<V>)>>>;
 
 /// Reads values by key through `lanes` concurrent batch queries of at most `max_batch`
 /// keys each. Cloning shares the lanes.
@@ -57,11 +59,8 @@ where
 
 /// One lane: takes the requests waiting (at least one), reads them in one query, answers
 /// each, and goes back for more.
-async fn lane<K, V, F, Fut>(
-    queue: Arc<Mutex<mpsc::UnboundedReceiver<(K, Reply<V>)>>>,
-    load: Arc<F>,
-    max_batch: usize,
-) where
+async fn lane<K, V, F, Fut>(queue: Waiting<K, V>, load: Arc<F>, max_batch: usize)
+where
     K: Clone + Eq + Hash,
     V: Clone,
     F: Fn(Vec<K>) -> Fut,
@@ -101,7 +100,7 @@ async fn lane<K, V, F, Fut>(
 fn copy_of(err: &DbErr) -> DbErr {
     match err {
         DbErr::Conn(_) => DbErr::Conn(RuntimeErr::Internal(err.to_string())),
-        DbErr::ConnectionAcquire(e) => DbErr::ConnectionAcquire(e.clone()),
+        DbErr::ConnectionAcquire(e) => DbErr::ConnectionAcquire(*e),
         other => DbErr::Custom(other.to_string()),
     }
 }
