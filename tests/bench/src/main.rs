@@ -274,7 +274,16 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: CreateJob");
     let create_job = dispatch::run(plan.load).await?;
     eprintln!("bench: raw inserts");
-    let raw = rpc::raw_inserts(db, plan.load).await;
+    // A twin of the tickets database, so the running service never sees these rows: its
+    // worker would fire their clocks and its relay publish their events during the
+    // measurements that follow.
+    let twin = aftersales_platform::db::connect(&aftersales_platform::db::DbSettings::new(
+        aftersales_testkit::fresh_postgres_url().await?,
+    ))
+    .await?;
+    aftersales_platform::db::migrate::<aftersales_tickets::store::migration::Migrator>(&twin)
+        .await?;
+    let raw = rpc::raw_inserts(twin, plan.load).await;
     eprintln!("bench: {} SLA clocks", plan.clocks);
     let worker_settings = WorkerSettings {
         batch: 1_000,
