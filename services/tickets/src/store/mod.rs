@@ -193,14 +193,6 @@ pub async fn save_aggregate<C: ConnectionTrait>(
     Ok(())
 }
 
-pub async fn get_ticket<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Ticket>, DbErr> {
-    ticket::Entity::find_by_id(id.to_owned())
-        .one(conn)
-        .await?
-        .map(ticket_from_row)
-        .transpose()
-}
-
 /// The tickets among `ids` that exist, in no particular order.
 pub async fn get_tickets<C: ConnectionTrait>(
     conn: &C,
