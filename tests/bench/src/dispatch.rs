@@ -3,25 +3,21 @@
 //! How late the acceptance deadlines fire is measured with the other services' deadlines
 //! (`handlers`).
 
-use std::time::Duration;
-
-use aftersales_deadlines::{DeadlineQueue, RedisQueue, RedisQueueSettings};
 use aftersales_dispatch::app::{DispatchApp, DispatchConfig};
-use aftersales_eventbus::{EventBus, RedisBus};
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{self as pb, dispatch_service_client::DispatchServiceClient},
 };
-use aftersales_runtime::ServiceSettings;
 use tonic::transport::Channel;
 
+use crate::home::Home;
 use crate::load::{Stats, closed_loop};
 use crate::rpc::Load;
 
 /// Partners covering the benchmark region: each job is ranked against all of them.
 const PARTNERS: usize = 20;
-pub(crate) const REGION: &str = "310104";
+const REGION: &str = "310104";
 
 pub(crate) fn partner(i: usize) -> pb::PartnerSpec {
     let money = |minor_units| common::Money {
@@ -76,29 +72,16 @@ pub(crate) fn job(seq: u64) -> pb::CreateJobRequest {
 /// loads the machine; dispatch stops when the measurement ends.
 pub async fn run(load: Load) -> anyhow::Result<Stats> {
     let stop = CancellationToken::new();
-    let prefix = aftersales_testkit::unique_prefix();
-    let conn = aftersales_testkit::redis_connection().await?;
-    let queue = DeadlineQueue::Redis(RedisQueue::new(
-        conn.clone(),
-        &RedisQueueSettings {
-            key_prefix: prefix.clone(),
-            name: "dispatch".into(),
-            shards: 16,
-        },
-    ));
-    let bus = EventBus::Redis(RedisBus::new(
-        conn,
-        aftersales_testkit::redis_connection().await?,
-        prefix,
-    ));
-    let mut settings = ServiceSettings::for_tests(
-        aftersales_testkit::fresh_postgres_url().await?,
-        Duration::from_secs(30),
-    );
-    settings.server.concurrency_per_connection = 1024;
+    let home = Home::fresh().await?;
     let mut config = DispatchConfig::for_tests();
     config.rules.offer_timeout = chrono::Duration::hours(1);
-    let app = DispatchApp::build(settings, config, bus, queue).await?;
+    let app = DispatchApp::build(
+        home.settings(),
+        config,
+        home.bus().await?,
+        home.queue("dispatch").await?,
+    )
+    .await?;
     let addr = app.local_addr();
     let running = tokio::spawn(app.run(stop.clone()));
     let channel = Channel::from_shared(format!("http://{addr}"))?

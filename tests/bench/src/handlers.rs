@@ -10,9 +10,9 @@ use std::{
 };
 
 use aftersales_care::app::{CareApp, CareConfig};
-use aftersales_deadlines::{DeadlineQueue, RedisQueue, RedisQueueSettings, now_ms};
+use aftersales_deadlines::now_ms;
 use aftersales_dispatch::app::{DispatchApp, DispatchConfig};
-use aftersales_eventbus::{BusMessage, EventBus, RedisBus};
+use aftersales_eventbus::BusMessage;
 use aftersales_platform::{CancellationToken, codes::timestamp};
 use aftersales_protos::{
     dispatch::v1::{self as dispatch_pb, dispatch_service_client::DispatchServiceClient},
@@ -24,14 +24,13 @@ use aftersales_returns::{
     domain::rma::StepTargets,
     ports::SimulatedPayments,
 };
-use aftersales_runtime::ServiceSettings;
 use futures::{StreamExt, future::BoxFuture};
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::sla::Firing;
+use crate::{home::Home, sla::Firing};
 
 /// Partners covering the region in the dispatch measurement: each job is offered to both
 /// in turn, so it carries two acceptance deadlines before it ends unassigned.
@@ -79,49 +78,6 @@ impl Running {
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
-    }
-}
-
-/// Where a service keeps its state across a restart.
-struct Home {
-    database_url: String,
-    queue_prefix: String,
-    bus_prefix: String,
-}
-
-impl Home {
-    async fn fresh() -> anyhow::Result<Self> {
-        Ok(Self {
-            database_url: aftersales_testkit::fresh_postgres_url().await?,
-            queue_prefix: aftersales_testkit::unique_prefix(),
-            bus_prefix: aftersales_testkit::unique_prefix(),
-        })
-    }
-
-    async fn queue(&self, name: &str) -> anyhow::Result<DeadlineQueue> {
-        Ok(DeadlineQueue::Redis(RedisQueue::new(
-            aftersales_testkit::redis_connection().await?,
-            &RedisQueueSettings {
-                key_prefix: self.queue_prefix.clone(),
-                name: name.into(),
-                shards: 16,
-            },
-        )))
-    }
-
-    async fn bus(&self) -> anyhow::Result<EventBus> {
-        Ok(EventBus::Redis(RedisBus::new(
-            aftersales_testkit::redis_connection().await?,
-            aftersales_testkit::redis_connection().await?,
-            self.bus_prefix.clone(),
-        )))
-    }
-
-    fn settings(&self) -> ServiceSettings {
-        let mut settings =
-            ServiceSettings::for_tests(self.database_url.clone(), Duration::from_secs(30));
-        settings.server.concurrency_per_connection = 1024;
-        settings
     }
 }
 

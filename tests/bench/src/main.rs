@@ -6,6 +6,7 @@
 
 mod dispatch;
 mod handlers;
+mod home;
 mod load;
 mod rpc;
 mod sla;
@@ -13,13 +14,13 @@ mod soak;
 
 use std::{sync::Arc, time::Duration};
 
-use aftersales_deadlines::{DeadlineQueue, RedisQueue, RedisQueueSettings, worker::WorkerSettings};
-use aftersales_eventbus::{EventBus, RedisBus};
+use aftersales_deadlines::worker::WorkerSettings;
 use aftersales_platform::CancellationToken;
 use aftersales_returns::app::{ReturnsApp, ReturnsConfig};
 use aftersales_runtime::ServiceSettings;
 use aftersales_tickets::app::TicketsApp;
 use clap::Parser;
+use home::Home;
 use load::Stats;
 use rpc::Load;
 use serde_json::json;
@@ -188,49 +189,25 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
 
     // The service under test, on PostgreSQL and Redis, as in production.
-    let database_url = aftersales_testkit::fresh_postgres_url().await?;
-    let conn = aftersales_testkit::redis_connection().await?;
-    let reader = aftersales_testkit::redis_connection().await?;
-    let prefix = aftersales_testkit::unique_prefix();
-    let queue = DeadlineQueue::Redis(RedisQueue::new(
-        conn.clone(),
-        &RedisQueueSettings {
-            key_prefix: prefix.clone(),
-            name: "sla".into(),
-            shards: 16,
-        },
-    ));
-    let mut settings = ServiceSettings::for_tests(database_url.clone(), Duration::from_secs(30));
-    settings.server.concurrency_per_connection = 1024;
+    // The services under test, on PostgreSQL and Redis, as in production.
+    let tickets = Home::fresh().await?;
     let app = TicketsApp::build(
-        settings,
-        EventBus::Redis(RedisBus::new(conn, reader, prefix)),
-        queue,
+        tickets.settings(),
+        tickets.bus().await?,
+        tickets.queue("sla").await?,
     )
     .await?;
     let tickets_addr = app.local_addr();
     let db = app.core().db().clone();
     tokio::spawn(app.run(stop.clone()));
-    let returns_db = aftersales_testkit::fresh_postgres_url().await?;
-    let returns_queue = DeadlineQueue::Redis(RedisQueue::new(
-        aftersales_testkit::redis_connection().await?,
-        &RedisQueueSettings {
-            key_prefix: aftersales_testkit::unique_prefix(),
-            name: "returns".into(),
-            shards: 16,
-        },
-    ));
-    let returns_bus = EventBus::Redis(RedisBus::new(
-        aftersales_testkit::redis_connection().await?,
-        aftersales_testkit::redis_connection().await?,
-        aftersales_testkit::unique_prefix(),
-    ));
-    let mut returns_settings = ServiceSettings::for_tests(returns_db, Duration::from_secs(30));
-    returns_settings.server.concurrency_per_connection = 1024;
-    let returns_config =
-        ReturnsConfig::for_tests(aftersales_returns::ports::SimulatedPayments::new());
-    let returns_app =
-        ReturnsApp::build(returns_settings, returns_config, returns_bus, returns_queue).await?;
+    let returns = Home::fresh().await?;
+    let returns_app = ReturnsApp::build(
+        returns.settings(),
+        ReturnsConfig::for_tests(aftersales_returns::ports::SimulatedPayments::new()),
+        returns.bus().await?,
+        returns.queue("returns").await?,
+    )
+    .await?;
     let returns_addr = returns_app.local_addr();
     tokio::spawn(returns_app.run(stop.clone()));
     let floor_addr = rpc::start_floor(stop.clone()).await?;
