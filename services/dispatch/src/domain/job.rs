@@ -286,12 +286,16 @@ impl JobAggregate {
         self.job.partner_id.as_deref() == Some(partner_id)
     }
 
-    /// The job as `partner_id` may see it: only its own offers, and the customer's
-    /// contact only while the job is its accepted, open work.
+    /// The job as `partner_id` may see it: only its own offers, the holder only when that
+    /// is itself (a partner that just declined is not told who is asked next), and the
+    /// customer's contact only while the job is its accepted, open work.
     pub fn scoped_to(&self, partner_id: &str) -> JobAggregate {
         let mut scoped = self.clone();
         scoped.offers.retain(|o| o.partner_id == partner_id);
         scoped.quotes.retain(|q| q.partner_id == partner_id);
+        if !self.visible_to(partner_id) {
+            scoped.job.partner_id = None;
+        }
         if !self.shows_contact_to(partner_id) {
             scoped.job.contact = None;
         }
@@ -828,7 +832,12 @@ mod tests {
             .unwrap();
         assert!(!agg.visible_to("A"));
         assert!(agg.visible_to("B"));
+        let declined = agg.scoped_to("A");
+        assert_eq!(declined.job.partner_id, None, "A is not told who is next");
+        assert_eq!(declined.offers.len(), 1);
+        assert_eq!(declined.offers[0].partner_id, "A");
         let scoped = agg.scoped_to("B");
+        assert_eq!(scoped.job.partner_id.as_deref(), Some("B"));
         assert_eq!(scoped.offers.len(), 1);
         assert_eq!(
             scoped.job.contact, None,

@@ -92,6 +92,41 @@ async fn a_lapsed_offer_goes_to_the_next_candidate() {
 }
 
 #[tokio::test]
+async fn a_declining_partner_is_not_told_who_is_offered_the_job_next() {
+    let mut app = spawn(Backend::Postgres).await;
+    let (a, b) = a_network(&mut app).await;
+    let job = app.create(job_request("T-8", false)).await;
+    assert_eq!(job.partner_id, a);
+    let reply = app
+        .client
+        .respond_to_offer(pb::RespondToOfferRequest {
+            job_id: job.id.clone(),
+            offer_id: open_offer(&job).id,
+            accept: false,
+            decline_reason: "busy".into(),
+            actor: Some(partner_actor(&a)),
+        })
+        .await
+        .expect("declines")
+        .into_inner();
+    assert_eq!(reply.partner_id, "", "the job is no longer A's, nor named");
+    assert!(
+        reply.offers.iter().all(|o| o.partner_id == a),
+        "only A's own offer: {:?}",
+        reply.offers
+    );
+    assert_eq!(reply.offers.len(), 1);
+    assert_eq!(reply.offers[0].status, pb::OfferStatus::Declined as i32);
+    assert!(reply.contact.is_none());
+    assert_eq!(
+        app.job(&job.id).await.partner_id,
+        b,
+        "the job did go to the next candidate"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn capacity_and_radius_keep_partners_out() {
     let mut app = spawn(Backend::Postgres).await;
     let mut near = spec("near, one job a day", 31.201, 121.451);
