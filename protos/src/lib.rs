@@ -3,9 +3,17 @@
 //! Generated code, plus the event type names every publisher and consumer agree on;
 //! conversions to domain types live in each service.
 
-/// Encoded `FileDescriptorSet` of every aftersales proto, for `tonic-reflection`.
+pub mod text;
+
+/// Encoded `FileDescriptorSet` of the production contracts, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/aftersales_descriptor.bin"));
+
+/// The bench harness's contract alone (its server registers it beside the production set).
+pub const BENCH_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/bench_descriptor.bin"));
+
+include!(concat!(env!("OUT_DIR"), "/text_fields.rs"));
 
 pub mod common {
     pub mod v1 {

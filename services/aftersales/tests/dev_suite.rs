@@ -105,6 +105,13 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         names.iter().any(|n| n == "grpc.health.v1.Health"),
         "reflection lists {names:?}"
     );
+    // A port lists only what it serves: no other service's contract, no bench harness.
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("aftersales.") || n == SERVICE),
+        "reflection lists {names:?}"
+    );
 
     drop(responses);
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;

@@ -28,7 +28,6 @@ pub type TraceInterceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>,
 pub type Intercepted = InterceptedService<Channel, TraceInterceptor>;
 
 /// Ids the gateway forwards are at most this long; dispatch judges the rest.
-const MAX_ID_LEN: usize = 128;
 /// A partner's idempotency key, short enough that with the partner scope in front it stays
 /// within what dispatch keeps (128).
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
@@ -414,8 +413,7 @@ fn actor(partner: &Partner) -> Actor {
 }
 
 fn check_job_id(v: &mut Violations, job_id: &str) {
-    v.require("job_id", job_id);
-    v.max_len("job_id", job_id, MAX_ID_LEN);
+    v.id("job_id", job_id);
 }
 
 /// Idempotency keys are chosen by partners, so two partners may pick the same one: the
@@ -468,7 +466,7 @@ mod tests {
     fn job_ids_are_required_and_bounded() {
         let mut v = Violations::new();
         check_job_id(&mut v, "");
-        check_job_id(&mut v, &"j".repeat(MAX_ID_LEN + 1));
+        check_job_id(&mut v, &"j".repeat(aftersales_platform::validate::MAX_ID + 1));
         let fields: Vec<_> = v.into_vec().into_iter().map(|f| f.field).collect();
         assert_eq!(fields, ["job_id", "job_id"]);
     }

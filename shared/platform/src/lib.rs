@@ -16,5 +16,6 @@ pub mod redis_conn;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod validate;
 
 pub use tokio_util::sync::CancellationToken;

@@ -63,16 +63,42 @@ impl ServerSettings {
     }
 }
 
-/// The application services one server exposes, with the names health reports on.
-#[derive(Default)]
+/// The application services one server exposes, with the names health and reflection
+/// report: a port lists exactly what it serves.
 pub struct GrpcServices {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    descriptor_sets: Vec<&'static [u8]>,
+}
+
+impl Default for GrpcServices {
+    fn default() -> Self {
+        Self {
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            descriptor_sets: vec![
+                aftersales_protos::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        }
+    }
 }
 
 impl GrpcServices {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Another encoded descriptor set for reflection (a contract outside the production
+    /// set, such as the bench's).
+    pub fn with_descriptors(mut self, set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(set);
+        self
+    }
+
+    /// The names of the application services, as health and reflection report them.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
     }
 
     pub fn with<S>(mut self, service: S) -> Self
@@ -120,7 +146,11 @@ pub async fn serve(
     services: GrpcServices,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let GrpcServices { mut routes, names } = services;
+    let GrpcServices {
+        mut routes,
+        names,
+        descriptor_sets,
+    } = services;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &names {
         health
@@ -129,8 +159,8 @@ pub async fn serve(
     }
     routes
         .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?);
+        .add_service(reflection(&descriptor_sets, &names).build_v1()?)
+        .add_service(reflection(&descriptor_sets, &names).build_v1alpha()?);
 
     let drain = CancellationToken::new();
     let mut builder = Server::builder()
@@ -169,12 +199,25 @@ pub async fn serve(
     }
 }
 
-/// Reflection over every aftersales contract and health; v1alpha too, for older grpcurl.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(aftersales_protos::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+/// Reflection listing the services this port serves (and health); v1alpha too, for
+/// older grpcurl.
+fn reflection(
+    descriptor_sets: &[&'static [u8]],
+    names: &[&'static str],
+) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure();
+    for set in descriptor_sets {
+        builder = builder.register_encoded_file_descriptor_set(set);
+    }
+    builder = builder.with_service_name(HEALTH_SERVICE);
+    for name in names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
 }
+
+/// The standard health service every port serves.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 async fn set_not_serving(health: &HealthReporter, names: &[&'static str]) {
     health

@@ -45,7 +45,9 @@ pub async fn start_floor(stop: CancellationToken) -> anyhow::Result<std::net::So
     tokio::spawn(server::serve(
         listener,
         settings,
-        GrpcServices::new().with(EchoServer::new(NoOp)),
+        GrpcServices::new()
+            .with_descriptors(aftersales_protos::BENCH_DESCRIPTOR_SET)
+            .with(EchoServer::new(NoOp)),
         stop,
     ));
     Ok(addr)

@@ -3,13 +3,13 @@
 
 use aftersales_platform::{
     codes::instant,
-    idempotency::{Idempotency, fingerprint},
+    idempotency::Idempotency,
     paging::{decode_cursor, page_size},
     status::Violations,
+    validate::non_empty,
 };
 use aftersales_protos::{care::v1 as pb, common::v1 as common};
 use chrono::{DateTime, Utc};
-use prost::Message;
 use tonic::Status;
 
 use crate::{
@@ -24,7 +24,6 @@ use crate::{
     store::{FollowUpFilter, TaskFilter},
 };
 
-const MAX_ID: usize = 128;
 const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 4_000;
 
@@ -49,38 +48,7 @@ pub fn reader(r: Option<&pb::Reader>) -> Result<Reader, Status> {
     Ok(reader)
 }
 
-fn id_field(v: &mut Violations, field: &str, value: &str) {
-    v.require(field, value);
-    v.max_len(field, value, MAX_ID);
-}
-
-/// A required id; `InvalidArgument` naming `field` when it is missing or too long.
-pub fn id(field: &str, value: &str) -> Result<(), Status> {
-    let mut v = Violations::new();
-    id_field(&mut v, field, value);
-    v.finish()
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.trim().is_empty()).then(|| s.to_owned())
-}
-
-fn idempotency<M: Message + Clone>(
-    v: &mut Violations,
-    key: &str,
-    request: &M,
-    clear: impl FnOnce(&mut M),
-) -> Option<Idempotency> {
-    v.max_len("idempotency_key", key, MAX_ID);
-    non_empty(key).map(|key| {
-        let mut keyless = request.clone();
-        clear(&mut keyless);
-        Idempotency {
-            key,
-            fingerprint: fingerprint(&keyless.encode_to_vec()),
-        }
-    })
-}
+pub use aftersales_platform::validate::id;
 
 fn time(
     v: &mut Violations,
@@ -110,12 +78,12 @@ pub fn upsert_customer(
     r: &pb::UpsertCustomerRequest,
 ) -> Result<(CustomerInput, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
-    id_field(&mut v, "customer_id", &r.customer_id);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.id("customer_id", &r.customer_id);
     v.max_len("name", &r.name, MAX_NAME);
     v.max_len("email", &r.email, MAX_NAME);
     v.max_len("address", &r.address, MAX_NAME);
-    v.max_len("region_code", &r.region_code, MAX_ID);
+    v.optional_id("region_code", &r.region_code);
     let digits = r.phone.chars().filter(char::is_ascii_digit).count();
     if !r.phone.is_empty() && !(5..=20).contains(&digits) {
         v.add("phone", "must hold 5 to 20 digits");
@@ -175,15 +143,15 @@ pub fn get_customer(
         (None, None) => v.add("customer_id", "customer_id or phone is required"),
         _ => {}
     }
-    v.max_len("customer_id", &r.customer_id, MAX_ID);
-    v.max_len("phone", &r.phone, MAX_ID);
+    v.optional_id("customer_id", &r.customer_id);
+    v.optional_id("phone", &r.phone);
     v.finish()?;
     Ok((non_empty(&r.customer_id), non_empty(&r.phone)))
 }
 
 pub fn timeline(r: &pb::GetCustomerTimelineRequest) -> Result<(Option<String>, u64), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "customer_id", &r.customer_id);
+    v.id("customer_id", &r.customer_id);
     let paging = page(&mut v, r.page.as_ref());
     v.finish()?;
     Ok(paging)
@@ -193,8 +161,8 @@ pub fn list_follow_ups(
     r: &pb::ListFollowUpsRequest,
 ) -> Result<(FollowUpFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
-    v.max_len("customer_id", &r.customer_id, MAX_ID);
-    v.max_len("ticket_id", &r.ticket_id, MAX_ID);
+    v.optional_id("customer_id", &r.customer_id);
+    v.optional_id("ticket_id", &r.ticket_id);
     let filter = FollowUpFilter {
         customer_id: non_empty(&r.customer_id),
         ticket_id: non_empty(&r.ticket_id),
@@ -209,8 +177,8 @@ pub fn record_follow_up(
     r: &pb::RecordFollowUpRequest,
 ) -> Result<(Outcome, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
-    id_field(&mut v, "follow_up_id", &r.follow_up_id);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.id("follow_up_id", &r.follow_up_id);
     v.max_len("comment", &r.comment, MAX_TEXT);
     let csat = v.check(
         "csat",
@@ -246,9 +214,9 @@ pub fn record_survey(
     r: &pb::RecordSurveyRequest,
 ) -> Result<(SurveyInput, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
-    id_field(&mut v, "customer_id", &r.customer_id);
-    id_field(&mut v, "subject_id", &r.subject_id);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.id("customer_id", &r.customer_id);
+    v.id("subject_id", &r.subject_id);
     let subject: Option<SurveySubject> = v.required_enum("subject", r.subject);
     let csat = match followup::csat("csat", r.csat) {
         Ok(Some(score)) => Some(score),
@@ -282,12 +250,12 @@ pub fn upsert_warranty(
     r: &pb::UpsertWarrantyRequest,
 ) -> Result<(Warranty, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
-    v.max_len("warranty_id", &r.warranty_id, MAX_ID);
-    id_field(&mut v, "customer_id", &r.customer_id);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.optional_id("warranty_id", &r.warranty_id);
+    v.id("customer_id", &r.customer_id);
     v.require("product", &r.product);
     v.max_len("product", &r.product, MAX_NAME);
-    v.max_len("product_line", &r.product_line, MAX_ID);
+    v.optional_id("product_line", &r.product_line);
     let date = v.check(
         "purchase_date",
         parse_date("purchase_date", &r.purchase_date).map_err(|e| reason(&e)),
@@ -316,7 +284,7 @@ pub fn list_tasks(
     r: &pb::ListCareTasksRequest,
 ) -> Result<(TaskFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
-    v.max_len("customer_id", &r.customer_id, MAX_ID);
+    v.optional_id("customer_id", &r.customer_id);
     let kind: Option<TaskKind> = v.optional_enum("kind", r.kind);
     let filter = TaskFilter {
         customer_id: non_empty(&r.customer_id),
@@ -330,8 +298,8 @@ pub fn list_tasks(
 
 pub fn broadcast(r: &pb::BroadcastNoticeRequest) -> Result<Option<Idempotency>, Status> {
     let mut v = Violations::new();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
-    id_field(&mut v, "region_code", &r.region_code);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.id("region_code", &r.region_code);
     v.require("reason", &r.reason);
     v.max_len("reason", &r.reason, MAX_NAME);
     v.require("message", &r.message);

@@ -3,13 +3,13 @@
 
 use aftersales_platform::{
     codes::instant,
-    idempotency::{Idempotency, fingerprint},
+    idempotency::Idempotency,
     paging::{decode_cursor, page_size},
     status::Violations,
+    validate::non_empty,
 };
 use aftersales_protos::{common::v1 as common, dispatch::v1 as pb};
 use chrono::{DateTime, Utc};
-use prost::Message;
 use tonic::Status;
 
 use crate::{
@@ -22,7 +22,6 @@ use crate::{
     store::{JobFilter, PartnerFilter},
 };
 
-const MAX_ID: usize = 128;
 const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 10_000;
 const MAX_LIST: usize = 200;
@@ -33,38 +32,7 @@ pub fn actor(actor: Option<&common::Actor>) -> Actor {
     Actor { id, role }
 }
 
-fn id_field(v: &mut Violations, field: &str, value: &str) {
-    v.require(field, value);
-    v.max_len(field, value, MAX_ID);
-}
-
-/// A required id; `InvalidArgument` naming `field` when it is missing or too long.
-pub fn id(field: &str, value: &str) -> Result<(), Status> {
-    let mut v = Violations::new();
-    id_field(&mut v, field, value);
-    v.finish()
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.trim().is_empty()).then(|| s.to_owned())
-}
-
-fn idempotency<M: Message + Clone>(
-    v: &mut Violations,
-    key: &str,
-    request: &M,
-    clear: impl FnOnce(&mut M),
-) -> Option<Idempotency> {
-    v.max_len("idempotency_key", key, MAX_ID);
-    non_empty(key).map(|key| {
-        let mut keyless = request.clone();
-        clear(&mut keyless);
-        Idempotency {
-            key,
-            fingerprint: fingerprint(&keyless.encode_to_vec()),
-        }
-    })
-}
+pub use aftersales_platform::validate::id;
 
 fn point(v: &mut Violations, field: &str, p: Option<&pb::GeoPoint>) -> Option<GeoPoint> {
     let p = p?;
@@ -114,7 +82,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         .enumerate()
         .filter_map(|(i, c)| {
             let field = format!("spec.coverage[{i}]");
-            v.max_len(&format!("{field}.region_code"), &c.region_code, MAX_ID);
+            v.optional_id(&format!("{field}.region_code"), &c.region_code);
             let area = v.required_enum::<AreaKind>(&format!("{field}.area"), c.area)?;
             Some(Coverage {
                 region_code: c.region_code.clone(),
@@ -123,7 +91,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         })
         .collect();
     for (i, skill) in s.skills.iter().enumerate() {
-        id_field(v, &format!("spec.skills[{i}]"), skill);
+        v.id(&format!("spec.skills[{i}]"), skill);
     }
     if s.daily_capacity == 0 {
         v.add("spec.daily_capacity", "must be at least 1");
@@ -136,8 +104,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         .iter()
         .enumerate()
         .filter_map(|(i, l)| {
-            id_field(
-                v,
+            v.id(
                 &format!("spec.fees.labour[{i}].product_line"),
                 &l.product_line,
             );
@@ -150,7 +117,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
-            id_field(v, &format!("spec.fees.parts[{i}].part_code"), &p.part_code);
+            v.id(&format!("spec.fees.parts[{i}].part_code"), &p.part_code);
             let price = v.money(&format!("spec.fees.parts[{i}].price"), p.price.as_ref())?;
             Some((p.part_code.clone(), price))
         })
@@ -159,7 +126,7 @@ pub fn partner_spec(v: &mut Violations, s: Option<&pb::PartnerSpec>) -> Option<P
         .call_out_fee
         .as_ref()
         .and_then(|m| v.money("spec.fees.call_out_fee", Some(m)));
-    v.max_len("spec.time_zone", &s.time_zone, MAX_ID);
+    v.optional_id("spec.time_zone", &s.time_zone);
     Some(PartnerSpec {
         name: s.name.clone(),
         coverage,
@@ -183,7 +150,7 @@ pub fn register_partner(
 ) -> Result<(PartnerSpec, Option<Idempotency>), Status> {
     let mut v = Violations::new();
     let spec = partner_spec(&mut v, r.spec.as_ref());
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |r| r.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |r| r.idempotency_key.clear());
     v.finish()?;
     let spec = spec.ok_or_else(|| Status::internal("validated spec missing"))?;
     Ok((spec, idem))
@@ -191,7 +158,7 @@ pub fn register_partner(
 
 pub fn update_partner(r: &pb::UpdatePartnerRequest) -> Result<PartnerSpec, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "partner_id", &r.partner_id);
+    v.id("partner_id", &r.partner_id);
     let spec = partner_spec(&mut v, r.spec.as_ref());
     v.finish()?;
     spec.ok_or_else(|| Status::internal("validated spec missing"))
@@ -206,8 +173,8 @@ pub fn list_partners(
     r: &pb::ListPartnersRequest,
 ) -> Result<(PartnerFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
-    v.max_len("region_code", &r.region_code, MAX_ID);
-    v.max_len("skill", &r.skill, MAX_ID);
+    v.optional_id("region_code", &r.region_code);
+    v.optional_id("skill", &r.skill);
     let (cursor, size) = page(&mut v, r.page.as_ref());
     v.finish()?;
     Ok((
@@ -223,10 +190,10 @@ pub fn list_partners(
 
 pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
-    id_field(&mut v, "customer_id", &r.customer_id);
-    v.max_len("return_id", &r.return_id, MAX_ID);
-    id_field(&mut v, "product_line", &r.product_line);
+    v.id("ticket_id", &r.ticket_id);
+    v.id("customer_id", &r.customer_id);
+    v.optional_id("return_id", &r.return_id);
+    v.id("product_line", &r.product_line);
     v.require("fault_description", &r.fault_description);
     v.max_len("fault_description", &r.fault_description, MAX_TEXT);
     let region = r
@@ -234,7 +201,7 @@ pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotenc
         .as_ref()
         .map(|l| l.region_code.clone())
         .unwrap_or_default();
-    id_field(&mut v, "location.region_code", &region);
+    v.id("location.region_code", &region);
     let point = point(
         &mut v,
         "location.point",
@@ -247,7 +214,7 @@ pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotenc
     };
     let contact = r.contact.as_ref().map(|c| {
         v.max_len("contact.name", &c.name, MAX_NAME);
-        v.max_len("contact.phone", &c.phone, MAX_ID);
+        v.optional_id("contact.phone", &c.phone);
         v.max_len("contact.address", &c.address, MAX_TEXT);
         Contact {
             name: c.name.clone(),
@@ -255,7 +222,7 @@ pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotenc
             address: c.address.clone(),
         }
     });
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |r| r.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |r| r.idempotency_key.clear());
     v.finish()?;
     let urgency = urgency.ok_or_else(|| Status::internal("validated urgency missing"))?;
     Ok((
@@ -277,8 +244,8 @@ pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotenc
 
 pub fn list_jobs(r: &pb::ListJobsRequest) -> Result<(JobFilter, Option<String>, u64), Status> {
     let mut v = Violations::new();
-    v.max_len("partner_id", &r.partner_id, MAX_ID);
-    v.max_len("ticket_id", &r.ticket_id, MAX_ID);
+    v.optional_id("partner_id", &r.partner_id);
+    v.optional_id("ticket_id", &r.ticket_id);
     let statuses = v.enum_list::<JobStatus>("statuses", &r.statuses);
     let (cursor, size) = page(&mut v, r.page.as_ref());
     v.finish()?;
@@ -295,7 +262,7 @@ pub fn list_jobs(r: &pb::ListJobsRequest) -> Result<(JobFilter, Option<String>, 
 
 pub fn schedule_visit(r: &pb::ScheduleVisitRequest) -> Result<DateTime<Utc>, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "job_id", &r.job_id);
+    v.id("job_id", &r.job_id);
     let at = time(&mut v, "scheduled_for", r.scheduled_for.as_ref());
     if r.scheduled_for.is_none() {
         v.add("scheduled_for", "is required");
@@ -306,7 +273,7 @@ pub fn schedule_visit(r: &pb::ScheduleVisitRequest) -> Result<DateTime<Utc>, Sta
 
 pub fn record_visit(r: &pb::RecordVisitRequest) -> Result<Option<DateTime<Utc>>, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "job_id", &r.job_id);
+    v.id("job_id", &r.job_id);
     v.max_len("notes", &r.notes, MAX_TEXT);
     let at = time(&mut v, "arrived_at", r.arrived_at.as_ref());
     v.finish()?;
@@ -325,7 +292,7 @@ pub fn quote_lines(v: &mut Violations, lines: &[pb::QuoteLine]) -> Vec<QuoteLine
             let field = format!("lines[{i}]");
             let kind = v.required_enum::<QuoteLineKind>(&format!("{field}.kind"), l.kind);
             if kind == Some(QuoteLineKind::Part) {
-                id_field(v, &format!("{field}.part_code"), &l.part_code);
+                v.id(&format!("{field}.part_code"), &l.part_code);
             }
             v.max_len(&format!("{field}.description"), &l.description, MAX_TEXT);
             if l.quantity == 0 {
@@ -352,9 +319,9 @@ pub fn submit_quote(
     r: &pb::SubmitQuoteRequest,
 ) -> Result<(Vec<QuoteLine>, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "job_id", &r.job_id);
+    v.id("job_id", &r.job_id);
     let lines = quote_lines(&mut v, &r.lines);
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |r| r.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |r| r.idempotency_key.clear());
     v.finish()?;
     Ok((lines, idem))
 }
@@ -369,7 +336,7 @@ pub fn complete_job(
     r: &pb::CompleteJobRequest,
 ) -> Result<(CompletionOutcome, Vec<Photo>, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "job_id", &r.job_id);
+    v.id("job_id", &r.job_id);
     let outcome = v.required_enum::<CompletionOutcome>("outcome", r.outcome);
     v.max_len("notes", &r.notes, MAX_TEXT);
     too_many(&mut v, "photos", r.photos.len());
@@ -395,7 +362,7 @@ pub fn complete_job(
             }
         })
         .collect();
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |r| r.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |r| r.idempotency_key.clear());
     v.finish()?;
     let outcome = outcome.ok_or_else(|| Status::internal("validated outcome missing"))?;
     Ok((outcome, photos, idem))
@@ -403,7 +370,7 @@ pub fn complete_job(
 
 pub fn scorecard(r: &pb::GetScorecardRequest) -> Result<(DateTime<Utc>, DateTime<Utc>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "partner_id", &r.partner_id);
+    v.id("partner_id", &r.partner_id);
     let from = time(&mut v, "from", r.from.as_ref());
     let to = time(&mut v, "to", r.to.as_ref());
     if r.from.is_none() {
@@ -423,7 +390,7 @@ pub fn settlement_action(
     r: &pb::UpdateSettlementStatusRequest,
 ) -> Result<SettlementAction, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "settlement_id", &r.settlement_id);
+    v.id("settlement_id", &r.settlement_id);
     let action = v.required_enum::<SettlementAction>("action", r.action);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
@@ -432,7 +399,7 @@ pub fn settlement_action(
 
 pub fn list_settlements(r: &pb::ListSettlementsRequest) -> Result<(Option<String>, u64), Status> {
     let mut v = Violations::new();
-    v.max_len("partner_id", &r.partner_id, MAX_ID);
+    v.optional_id("partner_id", &r.partner_id);
     let page = page(&mut v, r.page.as_ref());
     v.finish()?;
     Ok(page)

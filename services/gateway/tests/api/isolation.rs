@@ -533,3 +533,53 @@ async fn http_every_operation_is_isolated_and_contact_shows_only_while_accepted_
     assert_eq!(declined.status, 200, "{declined:?}");
     s.stop().await;
 }
+
+/// A NUL (or any control character) in a job id is a 400 naming `job_id` on every job
+/// operation, never a 500.
+#[tokio::test]
+async fn a_control_character_in_a_job_id_is_a_bad_request_on_every_operation() {
+    let mut s = suite(false).await;
+    let gw = s.gateway(|_| {}).await;
+    let a = s.partner("A", REGION_A).await;
+    let key = Some(a.secret.as_str());
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for job_id in ["a%00b", "a%07b"] {
+        let http = &gw.http;
+        let attempts = [
+            http.post(&format!("/v1/jobs/{job_id}/accept"), key, json!({}))
+                .await,
+            http.post(
+                &format!("/v1/jobs/{job_id}/decline"),
+                key,
+                json!({"reason": "busy"}),
+            )
+            .await,
+            http.get(&format!("/v1/jobs/{job_id}"), key).await,
+            http.post(
+                &format!("/v1/jobs/{job_id}/schedule"),
+                key,
+                json!({"scheduled_for": later}),
+            )
+            .await,
+            http.post(&format!("/v1/jobs/{job_id}/visit"), key, json!({}))
+                .await,
+            http.post(
+                &format!("/v1/jobs/{job_id}/quotes"),
+                key,
+                json!({"lines": scheduled_lines_json()}),
+            )
+            .await,
+            http.post(
+                &format!("/v1/jobs/{job_id}/complete"),
+                key,
+                json!({"outcome": "fixed"}),
+            )
+            .await,
+        ];
+        for answer in attempts {
+            assert_eq!(answer.status, 400, "{job_id}: {answer:?}");
+            assert_eq!(answer.violated_field(), "job_id", "{answer:?}");
+        }
+    }
+    s.stop().await;
+}

@@ -3,13 +3,13 @@
 
 use aftersales_platform::{
     codes::instant,
-    idempotency::{Idempotency, fingerprint},
+    idempotency::Idempotency,
     paging::{decode_cursor, page_size},
     status::Violations,
+    validate::non_empty,
 };
 use aftersales_protos::{common::v1 as common, returns::v1 as pb};
 use chrono::Utc;
-use prost::Message;
 use tonic::Status;
 
 use crate::{
@@ -22,18 +22,8 @@ use crate::{
     store::ReturnFilter,
 };
 
-const MAX_ID: usize = 128;
 const MAX_TEXT: usize = 10_000;
 const MAX_LINES: usize = 100;
-
-fn id_field(v: &mut Violations, field: &str, value: &str) {
-    v.require(field, value);
-    v.max_len(field, value, MAX_ID);
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.trim().is_empty()).then(|| s.to_owned())
-}
 
 pub fn actor(actor: Option<&common::Actor>) -> Actor {
     let (id, role) = aftersales_platform::caller::actor(actor);
@@ -42,7 +32,7 @@ pub fn actor(actor: Option<&common::Actor>) -> Actor {
 
 pub fn return_id(field: &str, value: &str) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, field, value);
+    v.id(field, value);
     v.finish()
 }
 
@@ -50,9 +40,9 @@ pub fn request_return(
     r: &pb::RequestReturnRequest,
 ) -> Result<(NewReturn, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "order_id", &r.order_id);
-    id_field(&mut v, "customer_id", &r.customer_id);
-    v.max_len("ticket_id", &r.ticket_id, MAX_ID);
+    v.id("order_id", &r.order_id);
+    v.id("customer_id", &r.customer_id);
+    v.optional_id("ticket_id", &r.ticket_id);
     if r.lines.is_empty() {
         v.add("lines", "at least one line is required");
     }
@@ -64,8 +54,8 @@ pub fn request_return(
     let mut lines = Vec::new();
     for (i, l) in r.lines.iter().enumerate() {
         let f = |name: &str| format!("lines[{i}].{name}");
-        id_field(&mut v, &f("sku"), &l.sku);
-        id_field(&mut v, &f("product_line"), &l.product_line);
+        v.id(&f("sku"), &l.sku);
+        v.id(&f("product_line"), &l.product_line);
         if l.quantity == 0 || l.quantity > 10_000 {
             v.add(f("quantity"), "must be between 1 and 10000");
         }
@@ -121,19 +111,11 @@ pub fn request_return(
             format!("{zone:?} is not an IANA time zone"),
         );
     }
-    v.max_len("idempotency_key", &r.idempotency_key, MAX_ID);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let (Some(reason), Some(desired)) = (reason, desired) else {
         return Err(Status::internal("validated fields missing"));
     };
-    let idem = non_empty(&r.idempotency_key).map(|key| {
-        let mut keyless = r.clone();
-        keyless.idempotency_key.clear();
-        Idempotency {
-            key,
-            fingerprint: fingerprint(&keyless.encode_to_vec()),
-        }
-    });
     Ok((
         NewReturn {
             order_id: r.order_id.clone(),
@@ -166,7 +148,7 @@ pub fn list(r: &pb::ListReturnsRequest) -> Result<(ReturnFilter, Option<String>,
 
 pub fn review(r: &pb::ReviewReturnRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "return_id", &r.return_id);
+    v.id("return_id", &r.return_id);
     if !r.approve {
         v.require("reason", &r.reason);
     }
@@ -176,9 +158,9 @@ pub fn review(r: &pb::ReviewReturnRequest) -> Result<(), Status> {
 
 pub fn book_pickup(r: &pb::BookPickupRequest) -> Result<PickupOrder, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "return_id", &r.return_id);
-    id_field(&mut v, "carrier", &r.carrier);
-    v.max_len("tracking_number", &r.tracking_number, MAX_ID);
+    v.id("return_id", &r.return_id);
+    v.id("carrier", &r.carrier);
+    v.optional_id("tracking_number", &r.tracking_number);
     let fee = r.fee.as_ref().and_then(|fee| v.money("fee", Some(fee)));
     v.finish()?;
     Ok(PickupOrder {
@@ -190,9 +172,9 @@ pub fn book_pickup(r: &pb::BookPickupRequest) -> Result<PickupOrder, Status> {
 
 pub fn tracking(r: &pb::RecordTrackingEventRequest) -> Result<TrackingUpdate, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "carrier", &r.carrier);
-    id_field(&mut v, "carrier_event_id", &r.carrier_event_id);
-    id_field(&mut v, "tracking_number", &r.tracking_number);
+    v.id("carrier", &r.carrier);
+    v.id("carrier_event_id", &r.carrier_event_id);
+    v.id("tracking_number", &r.tracking_number);
     let kind = v.required_enum("kind", r.kind);
     let occurred_at = match r.occurred_at.as_ref().map(instant) {
         None => Some(Utc::now()),
@@ -219,13 +201,13 @@ pub fn tracking(r: &pb::RecordTrackingEventRequest) -> Result<TrackingUpdate, St
 
 pub fn inspection(r: &pb::RecordInspectionRequest) -> Result<Vec<InspectionLine>, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "return_id", &r.return_id);
+    v.id("return_id", &r.return_id);
     if r.lines.is_empty() {
         v.add("lines", "at least one inspected line is required");
     }
     let mut lines = Vec::new();
     for (i, l) in r.lines.iter().enumerate() {
-        id_field(&mut v, &format!("lines[{i}].sku"), &l.sku);
+        v.id(&format!("lines[{i}].sku"), &l.sku);
         let condition = v.required_enum(&format!("lines[{i}].condition"), l.condition);
         let disposition = v.required_enum(&format!("lines[{i}].disposition"), l.disposition);
         v.max_len(&format!("lines[{i}].note"), &l.note, MAX_TEXT);
@@ -245,7 +227,7 @@ pub fn inspection(r: &pb::RecordInspectionRequest) -> Result<Vec<InspectionLine>
 
 pub fn resolve(r: &pb::ResolveReturnRequest) -> Result<crate::domain::Resolution, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "return_id", &r.return_id);
+    v.id("return_id", &r.return_id);
     let resolution = v.required_enum("resolution", r.resolution);
     if resolution == Some(crate::domain::Resolution::Reject) {
         v.require("reason", &r.reason);
@@ -262,7 +244,7 @@ pub fn policy(r: &pb::UpsertReturnPolicyRequest) -> Result<ReturnPolicy, Status>
         v.finish()?;
         return Err(Status::internal("unreachable"));
     };
-    id_field(&mut v, "policy.product_line", &p.product_line);
+    v.id("policy.product_line", &p.product_line);
     let exclusion = match non_empty(&p.exclusion) {
         None => None,
         Some(code) => v.check("policy.exclusion", code.parse::<Exclusion>()),
@@ -287,7 +269,7 @@ pub fn policy(r: &pb::UpsertReturnPolicyRequest) -> Result<ReturnPolicy, Status>
 
 pub fn reconciliation(r: &pb::CarrierReconciliationRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "carrier", &r.carrier);
+    v.id("carrier", &r.carrier);
     let valid = r.month.len() == 7
         && chrono::NaiveDate::parse_from_str(&format!("{}-01", r.month), "%Y-%m-%d").is_ok();
     if !valid {

@@ -689,3 +689,21 @@ async fn exchange_repair_and_rejection_each_settle_with_their_event() {
     assert!(app.payments.payments().is_empty(), "no money moved");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_nul_in_a_ticket_id_is_refused_before_it_can_poison_an_event() {
+    let mut app = spawn(Backend::Postgres).await;
+    let mut bad = request(pb::ReturnReason::NoReason, pb::Outcome::Refund, yesterday());
+    bad.ticket_id = "T\0".into();
+    bad.lines[0].sku = "KETTLE\u{7f}".into();
+    let err = app.client.request_return(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields: Vec<String> = field_violations(&err)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["ticket_id", "lines[0].sku"]);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM returns").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM outbox").await, 0);
+    app.stop().await;
+}

@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 
 use aftersales_platform::{
-    idempotency::{Idempotency, fingerprint},
+    idempotency::Idempotency,
     paging::{decode_cursor, page_size},
     status::Violations,
+    validate::non_empty,
 };
 use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
 use chrono::{NaiveDate, Utc};
-use prost::Message;
 use tonic::Status;
 
 use crate::{
@@ -24,34 +24,9 @@ use crate::{
     store::TicketFilter,
 };
 
-pub const MAX_ID: usize = 128;
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_TEXT: usize = 10_000;
 pub const MAX_EVIDENCE: usize = 20;
-
-fn id_field(v: &mut Violations, field: &str, value: &str) {
-    v.require(field, value);
-    v.max_len(field, value, MAX_ID);
-}
-
-/// The key and the fingerprint of the request without it; `None` when no key was sent.
-fn idempotency<M: Message + Clone>(
-    v: &mut Violations,
-    key: &str,
-    request: &M,
-    clear_key: impl FnOnce(&mut M),
-) -> Option<Idempotency> {
-    v.max_len("idempotency_key", key, MAX_ID);
-    if key.is_empty() {
-        return None;
-    }
-    let mut keyless = request.clone();
-    clear_key(&mut keyless);
-    Some(Idempotency {
-        key: key.to_owned(),
-        fingerprint: fingerprint(&keyless.encode_to_vec()),
-    })
-}
 
 pub fn actor(actor: Option<&common::Actor>) -> Actor {
     let (id, role) = aftersales_platform::caller::actor(actor);
@@ -60,7 +35,7 @@ pub fn actor(actor: Option<&common::Actor>) -> Actor {
 
 pub fn ticket_id(value: &str) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", value);
+    v.id("ticket_id", value);
     v.finish()
 }
 
@@ -68,8 +43,8 @@ pub fn create_ticket(
     r: &pb::CreateTicketRequest,
 ) -> Result<(NewTicket, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "customer_id", &r.customer_id);
-    v.max_len("order_id", &r.order_id, MAX_ID);
+    v.id("customer_id", &r.customer_id);
+    v.optional_id("order_id", &r.order_id);
     let channel = v.required_enum("channel", r.channel);
     let category = v.required_enum("category", r.category);
     let severity = v
@@ -89,7 +64,7 @@ pub fn create_ticket(
         v.require(&field, e);
         v.max_len(&field, e, 2048);
     }
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let (Some(channel), Some(category)) = (channel, category) else {
         return Err(Status::internal("validated fields missing"));
@@ -128,18 +103,14 @@ pub fn list_tickets(
     Ok((filter, cursor, page_size(r.page_size)))
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.id("ticket_id", &r.ticket_id);
     let author = v.required_enum("author", r.author);
-    id_field(&mut v, "author_id", &r.author_id);
+    v.id("author_id", &r.author_id);
     v.require("body", &r.body);
     v.max_len("body", &r.body, MAX_TEXT);
-    let idem = idempotency(&mut v, &r.idempotency_key, r, |m| m.idempotency_key.clear());
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let author = author.ok_or_else(|| Status::internal("validated author missing"))?;
     Ok((author, idem))
@@ -147,7 +118,7 @@ pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>
 
 pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.id("ticket_id", &r.ticket_id);
     let status = v.required_enum("status", r.status);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
@@ -156,14 +127,14 @@ pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status
 
 pub fn assign(r: &pb::AssignRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
-    id_field(&mut v, "assignee", &r.assignee);
+    v.id("ticket_id", &r.ticket_id);
+    v.id("assignee", &r.assignee);
     v.finish()
 }
 
 pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.id("ticket_id", &r.ticket_id);
     let severity = v.required_enum("severity", r.severity);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
@@ -172,7 +143,7 @@ pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
 
 pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.id("ticket_id", &r.ticket_id);
     let level = v.optional_enum("to_level", r.to_level);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()?;
@@ -181,7 +152,7 @@ pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
 
 pub fn reopen(r: &pb::ReopenTicketRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    id_field(&mut v, "ticket_id", &r.ticket_id);
+    v.id("ticket_id", &r.ticket_id);
     v.max_len("reason", &r.reason, MAX_TEXT);
     v.finish()
 }
@@ -217,7 +188,7 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
         v.finish()?;
         return Err(Status::internal("unreachable"));
     };
-    id_field(&mut v, "policy.id", &p.id);
+    v.id("policy.id", &p.id);
     v.max_len("policy.name", &p.name, MAX_SUBJECT);
     let first_response = target(
         &mut v,
@@ -282,7 +253,7 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
         v.finish()?;
         return Err(Status::internal("unreachable"));
     };
-    id_field(&mut v, "calendar.id", &c.id);
+    v.id("calendar.id", &c.id);
     v.require("calendar.time_zone", &c.time_zone);
     let mut week: [Vec<Slot>; 7] = Default::default();
     let mut seen = BTreeSet::new();

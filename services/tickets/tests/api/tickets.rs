@@ -393,3 +393,29 @@ async fn housekeeping_forgets_old_idempotency_keys_and_published_events() {
     assert_ne!(first.id, second.id, "an expired key no longer replays");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_are_a_field_violation_not_an_internal_error() {
+    let mut app = spawn(Backend::Postgres).await;
+    let err = app
+        .client
+        .get_ticket(pb::GetTicketRequest { id: "a\0b".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(field_violations(&err)[0].field, "id");
+
+    let mut request = create_request(pb::Channel::Email, "nul-key");
+    request.evidence = vec!["https://img.example/1.jpg".into(), "x\u{1}".into()];
+    let err = app.client.create_ticket(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(field_violations(&err)[0].field, "evidence[1]");
+    let all = app
+        .client
+        .list_tickets(pb::ListTicketsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(all.tickets.is_empty(), "nothing was stored");
+    app.stop().await;
+}
