@@ -1,11 +1,14 @@
 //! Business calendars: working hours per weekday in a time zone, minus holidays, and the
-//! two sums SLA clocks need — "this many business seconds after t" and "business seconds
-//! between a and b". Local times are mapped to instants day by day, so DST changes,
-//! holidays and weekends fall out of the same walk.
+//! two sums SLA clocks need — "this much working time after t" and "working time between
+//! a and b". Local times are mapped to instants day by day, so DST changes, holidays and
+//! weekends fall out of the same walk. Both sums are exact to the nanosecond: a clock that
+//! rounds to whole seconds comes due early by the fraction it drops.
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,23 @@ fn utc() -> Tz {
     Tz::UTC
 }
 
+/// One entry of a working week as the caller lists it: a weekday and its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingDay {
+    pub weekday: Weekday,
+    pub slots: Vec<Slot>,
+}
+
+const MONDAY_FIRST: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
+
 /// Parses `HH:MM` (or `24:00` as the end of a day) into seconds since midnight.
 pub fn parse_time_of_day(text: &str) -> Result<u32, String> {
     let (h, m) = text
@@ -57,12 +77,33 @@ pub fn format_time_of_day(seconds: u32) -> String {
 }
 
 impl BusinessCalendar {
-    /// Validates and builds a calendar. `week[0]` is Monday.
+    /// Validates and builds a calendar from a whole week, `week[0]` being Monday: a
+    /// violation names a day by its index in `week`. A caller holding its own list of
+    /// days should use [`Self::from_working_days`], so violations name its entries.
     pub fn new(
         id: String,
         name: String,
         time_zone: String,
-        mut week: [Vec<Slot>; 7],
+        week: [Vec<Slot>; 7],
+        holidays: BTreeSet<NaiveDate>,
+    ) -> Result<Self, DomainError> {
+        let working_days = MONDAY_FIRST
+            .into_iter()
+            .zip(week)
+            .map(|(weekday, slots)| WorkingDay { weekday, slots })
+            .collect();
+        Self::from_working_days(id, name, time_zone, working_days, holidays)
+    }
+
+    /// Validates and builds a calendar from working days in the caller's order (each
+    /// weekday at most once; weekdays not listed have no working time). A violation names
+    /// the entry by its index in `working_days`, e.g. `working_days[0].slots` for the
+    /// first entry whatever its weekday.
+    pub fn from_working_days(
+        id: String,
+        name: String,
+        time_zone: String,
+        working_days: Vec<WorkingDay>,
         holidays: BTreeSet<NaiveDate>,
     ) -> Result<Self, DomainError> {
         let tz: Tz = time_zone.parse().map_err(|_| {
@@ -71,22 +112,33 @@ impl BusinessCalendar {
                 format!("{time_zone:?} is not an IANA time zone"),
             )
         })?;
-        for (day, slots) in week.iter_mut().enumerate() {
+        let mut week: [Vec<Slot>; 7] = Default::default();
+        let mut listed = [false; 7];
+        for (i, WorkingDay { weekday, mut slots }) in working_days.into_iter().enumerate() {
+            let day = weekday.num_days_from_monday() as usize;
+            if std::mem::replace(&mut listed[day], true) {
+                return Err(DomainError::invalid(
+                    format!("working_days[{i}].weekday"),
+                    "appears twice",
+                ));
+            }
             slots.sort();
-            for slot in slots.iter() {
-                if slot.start >= slot.end || slot.end > DAY_SECONDS {
-                    return Err(DomainError::invalid(
-                        format!("working_days[{}].slots", day + 1),
-                        "each slot must end after it starts, by 24:00",
-                    ));
-                }
+            if slots
+                .iter()
+                .any(|slot| slot.start >= slot.end || slot.end > DAY_SECONDS)
+            {
+                return Err(DomainError::invalid(
+                    format!("working_days[{i}].slots"),
+                    "each slot must end after it starts, by 24:00",
+                ));
             }
             if slots.windows(2).any(|w| w[0].end > w[1].start) {
                 return Err(DomainError::invalid(
-                    format!("working_days[{}].slots", day + 1),
+                    format!("working_days[{i}].slots"),
                     "slots overlap",
                 ));
             }
+            week[day] = slots;
         }
         if week.iter().all(Vec::is_empty) {
             return Err(DomainError::invalid(
@@ -137,28 +189,28 @@ impl BusinessCalendar {
             .filter(move |(start, end)| end > start && *end > from)
     }
 
-    /// The instant `seconds` of working time after `start`.
-    pub fn add(&self, start: DateTime<Utc>, seconds: u64) -> DateTime<Utc> {
-        let mut left = seconds as i64;
+    /// The instant `working` (not negative) of working time after `start`.
+    pub fn add(&self, start: DateTime<Utc>, working: Duration) -> DateTime<Utc> {
+        let mut left = working;
         for (open, close) in self.intervals_from(start) {
             let from = open.max(start);
-            let available = (close - from).num_seconds();
+            let available = close - from;
             if left <= available {
-                return from + Duration::seconds(left);
+                return from + left;
             }
             left -= available;
         }
         start + Duration::days(MAX_DAYS)
     }
 
-    /// Working seconds in `[a, b)`.
-    pub fn between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
+    /// Working time in `[a, b)`.
+    pub fn between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> Duration {
         if b <= a {
-            return 0;
+            return Duration::zero();
         }
         self.intervals_from(a)
             .take_while(|(open, _)| *open < b)
-            .map(|(open, close)| (close.min(b) - open.max(a)).num_seconds().max(0) as u64)
+            .map(|(open, close)| (close.min(b) - open.max(a)).max(Duration::zero()))
             .sum()
     }
 }
@@ -185,16 +237,21 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    pub fn add(&self, start: DateTime<Utc>, seconds: u64) -> DateTime<Utc> {
+    /// The instant `working` (not negative) of measured time after `start`; past the
+    /// end of time, the end of time.
+    pub fn add(&self, start: DateTime<Utc>, working: Duration) -> DateTime<Utc> {
         match self {
-            Schedule::AlwaysOn => start + Duration::seconds(seconds as i64),
-            Schedule::Calendar(c) => c.add(start, seconds),
+            Schedule::AlwaysOn => start
+                .checked_add_signed(working)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            Schedule::Calendar(c) => c.add(start, working),
         }
     }
 
-    pub fn between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
+    /// Measured time in `[a, b)`.
+    pub fn between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> Duration {
         match self {
-            Schedule::AlwaysOn => (b - a).num_seconds().max(0) as u64,
+            Schedule::AlwaysOn => (b - a).max(Duration::zero()),
             Schedule::Calendar(c) => c.between(a, b),
         }
     }
@@ -269,7 +326,7 @@ mod tests {
         let c = default_calendar();
         // Friday 2026-11-20 17:00 China time = 09:00Z; 2 business hours → Monday 10:00.
         assert_eq!(
-            c.add(at("2026-11-20T09:00:00Z"), 7200),
+            c.add(at("2026-11-20T09:00:00Z"), Duration::hours(2)),
             at("2026-11-23T02:00:00Z")
         );
     }
@@ -279,7 +336,7 @@ mod tests {
         let c = default_calendar();
         // Monday 11:00 local + 2h → 14:00 local (12:00–13:00 is not working time).
         assert_eq!(
-            c.add(at("2026-11-23T03:00:00Z"), 7200),
+            c.add(at("2026-11-23T03:00:00Z"), Duration::hours(2)),
             at("2026-11-23T06:00:00Z")
         );
     }
@@ -289,13 +346,13 @@ mod tests {
         let c = default_calendar();
         // Saturday 2026-11-21 15:00 local + 2h → Monday 11:00 local.
         assert_eq!(
-            c.add(at("2026-11-21T07:00:00Z"), 7200),
+            c.add(at("2026-11-21T07:00:00Z"), Duration::hours(2)),
             at("2026-11-23T03:00:00Z")
         );
         // Outside hours the clock has not started, so no business time has passed yet.
         assert_eq!(
             c.between(at("2026-11-21T07:00:00Z"), at("2026-11-23T01:00:00Z")),
-            0
+            Duration::zero()
         );
     }
 
@@ -309,7 +366,7 @@ mod tests {
         );
         // Friday 17:00 local + 2h: 1h on Friday, Monday and Tuesday are holidays → Wed 10:00.
         assert_eq!(
-            c.add(at("2026-11-20T09:00:00Z"), 7200),
+            c.add(at("2026-11-20T09:00:00Z"), Duration::hours(2)),
             at("2026-11-25T02:00:00Z")
         );
     }
@@ -319,7 +376,7 @@ mod tests {
         let c = calendar("America/New_York", &[("09:00", "17:00")], WEEKDAYS, &[]);
         // Friday 2026-03-06 16:00 EST (21:00Z) + 2h → Monday 10:00 EDT = 14:00Z.
         assert_eq!(
-            c.add(at("2026-03-06T21:00:00Z"), 7200),
+            c.add(at("2026-03-06T21:00:00Z"), Duration::hours(2)),
             at("2026-03-09T14:00:00Z")
         );
     }
@@ -331,18 +388,18 @@ mod tests {
         // Sunday 2026-03-08 00:00 EST = 05:00Z to Monday 00:00 EDT = 04:00Z.
         assert_eq!(
             c.between(at("2026-03-08T05:00:00Z"), at("2026-03-09T04:00:00Z")),
-            23 * 3600
+            Duration::hours(23)
         );
         // Sunday 2026-11-01 00:00 EDT = 04:00Z to Monday 00:00 EST = 05:00Z.
         assert_eq!(
             c.between(at("2026-11-01T04:00:00Z"), at("2026-11-02T05:00:00Z")),
-            25 * 3600
+            Duration::hours(25)
         );
         // Adding is the inverse of measuring across the change.
         let start = at("2026-03-07T17:00:00Z");
-        let due = c.add(start, 24 * 3600);
+        let due = c.add(start, Duration::hours(24));
         assert_eq!(due, at("2026-03-08T17:00:00Z"));
-        assert_eq!(c.between(start, due), 24 * 3600);
+        assert_eq!(c.between(start, due), Duration::hours(24));
     }
 
     #[test]
@@ -350,7 +407,7 @@ mod tests {
         let c = calendar("America/New_York", &[("02:30", "04:00")], &[6], &[]);
         // Sunday 2026-03-08: 02:30 does not exist; work runs 03:00–04:00 EDT (07:00–08:00Z).
         assert_eq!(
-            c.add(at("2026-03-08T00:00:00Z"), 60),
+            c.add(at("2026-03-08T00:00:00Z"), Duration::minutes(1)),
             at("2026-03-08T07:01:00Z")
         );
     }
@@ -393,10 +450,72 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, DomainError::Invalid { ref field, .. } if field == "working_days[1].slots")
+            matches!(err, DomainError::Invalid { ref field, .. } if field == "working_days[0].slots")
         );
         assert!(parse_time_of_day("24:01").is_err());
         assert_eq!(parse_time_of_day("24:00"), Ok(86_400));
         assert_eq!(format_time_of_day(13 * 3600 + 5 * 60), "13:05");
+    }
+
+    #[test]
+    fn violations_name_the_entry_in_the_callers_list_not_the_weekday() {
+        let day = |weekday, slots: &[(u32, u32)]| WorkingDay {
+            weekday,
+            slots: slots
+                .iter()
+                .map(|&(start, end)| Slot { start, end })
+                .collect(),
+        };
+        let build = |days| {
+            BusinessCalendar::from_working_days(
+                "c".into(),
+                "c".into(),
+                "Asia/Shanghai".into(),
+                days,
+                BTreeSet::new(),
+            )
+        };
+        let field = |r: Result<BusinessCalendar, DomainError>| match r {
+            Err(DomainError::Invalid { field, .. }) => field,
+            other => panic!("expected a violation, got {other:?}"),
+        };
+        // Friday listed first, overlapping: entry 0, not weekday 5.
+        assert_eq!(
+            field(build(vec![day(Weekday::Fri, &[(0, 7200), (3600, 9000)])])),
+            "working_days[0].slots"
+        );
+        // Wednesday, then a Monday whose slot ends before it starts: entry 1.
+        assert_eq!(
+            field(build(vec![
+                day(Weekday::Wed, &[(32_400, 64_800)]),
+                day(Weekday::Mon, &[(64_800, 32_400)]),
+            ])),
+            "working_days[1].slots"
+        );
+        assert_eq!(
+            field(build(vec![
+                day(Weekday::Tue, &[(32_400, 64_800)]),
+                day(Weekday::Tue, &[(32_400, 64_800)]),
+            ])),
+            "working_days[1].weekday"
+        );
+        // A list in any order builds the same calendar as the whole week.
+        let listed = build(vec![
+            day(Weekday::Wed, &[(46_800, 64_800), (32_400, 43_200)]),
+            day(Weekday::Mon, &[(32_400, 43_200), (46_800, 64_800)]),
+        ])
+        .unwrap();
+        let mut week: [Vec<Slot>; 7] = Default::default();
+        week[0] = default_calendar().week[0].clone();
+        week[2] = week[0].clone();
+        let whole = BusinessCalendar::new(
+            "c".into(),
+            "c".into(),
+            "Asia/Shanghai".into(),
+            week,
+            BTreeSet::new(),
+        )
+        .unwrap();
+        assert_eq!(listed, whole);
     }
 }

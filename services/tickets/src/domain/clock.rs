@@ -1,9 +1,13 @@
 //! One SLA clock: a target measured on a schedule from a start instant, minus the
 //! business time spent paused. The due instant is always derived the same way —
-//! `schedule.add(started_at, target + paused_seconds)` — so pausing, resuming and a new
-//! target after a severity change all recompute it from one formula.
+//! `schedule.add(started_at, target + paused)` — so pausing, resuming and a new target
+//! after a severity change all recompute it from one formula.
+//!
+//! The arithmetic is exact (chrono durations, nanoseconds): a warning at 50 % of 3 s is
+//! at +1.5 s and a pause of 3.04 s moves the instants by 3.04 s. Rounding to whole
+//! seconds anywhere would make a clock come due early by the fraction dropped.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ClockKind, ClockState, calendar::Schedule, policy::SlaTarget};
@@ -18,7 +22,9 @@ pub struct SlaClock {
     pub calendar_id: Option<String>,
     pub warning_percent: u8,
     pub started_at: DateTime<Utc>,
-    /// Business seconds spent in finished pauses.
+    /// Whole business seconds spent in finished pauses. The rest under a second is not
+    /// lost: `due_at` is computed from the exact sum and carries it (see `paused`), so
+    /// the stored form stays what it always was.
     pub paused_seconds: u64,
     /// Set while paused.
     pub paused_at: Option<DateTime<Utc>>,
@@ -68,14 +74,40 @@ impl SlaClock {
             breached_at: None,
             cycle: 1,
         };
-        clock.recompute(schedule);
+        clock.recompute(schedule, Duration::zero());
         clock
     }
 
-    fn recompute(&mut self, schedule: &Schedule) {
-        let warn_after = self.target_seconds * u64::from(self.warning_percent) / 100;
-        self.due_at = schedule.add(self.started_at, self.target_seconds + self.paused_seconds);
-        self.warning_at = schedule.add(self.started_at, warn_after + self.paused_seconds);
+    fn target(&self) -> Duration {
+        saturating_seconds(u128::from(self.target_seconds))
+    }
+
+    /// `warning_percent` of the target. Exact, so never early: whole seconds times a
+    /// whole percent is a whole number of 10 ms.
+    fn warn_after(&self) -> Duration {
+        saturating_millis(
+            u128::from(self.target_seconds) * u128::from(self.warning_percent) * 1000 / 100,
+        )
+    }
+
+    /// Business time spent in finished pauses, exactly, measured on `schedule` (the one
+    /// `due_at` was computed on). `paused_seconds` holds the whole seconds; the rest is
+    /// the working time from the instant those alone would make due to `due_at`. A clock
+    /// stored before fractions counted has none; the cap keeps a calendar edited since
+    /// from turning into more than the fraction it can be.
+    fn paused(&self, schedule: &Schedule) -> Duration {
+        let whole = saturating_seconds(u128::from(self.paused_seconds));
+        let due_of_whole = schedule.add(self.started_at, saturating_sum(self.target(), whole));
+        let rest = schedule
+            .between(due_of_whole, self.due_at)
+            .min(Duration::seconds(1) - Duration::nanoseconds(1));
+        saturating_sum(whole, rest)
+    }
+
+    fn recompute(&mut self, schedule: &Schedule, paused: Duration) {
+        self.paused_seconds = u64::try_from(paused.num_seconds()).unwrap_or(0);
+        self.due_at = schedule.add(self.started_at, saturating_sum(self.target(), paused));
+        self.warning_at = schedule.add(self.started_at, saturating_sum(self.warn_after(), paused));
     }
 
     pub fn is_live(&self) -> bool {
@@ -107,10 +139,10 @@ impl SlaClock {
         let (ClockState::Paused, Some(paused_at)) = (self.state, self.paused_at) else {
             return false;
         };
-        self.paused_seconds += schedule.between(paused_at, now);
+        let paused = saturating_sum(self.paused(schedule), schedule.between(paused_at, now));
         self.paused_at = None;
         self.state = ClockState::Running;
-        self.recompute(schedule);
+        self.recompute(schedule, paused);
         true
     }
 
@@ -142,20 +174,23 @@ impl SlaClock {
     }
 
     /// Applies a new target (a severity change matched another policy) to a live clock;
-    /// time already elapsed and paused keeps counting.
+    /// time already elapsed and paused keeps counting. `current` is the schedule the clock
+    /// has run on so far, `next` the new target's.
     pub fn retarget(
         &mut self,
         target: &SlaTarget,
         warning_percent: u8,
-        schedule: &Schedule,
+        current: &Schedule,
+        next: &Schedule,
     ) -> bool {
         if !self.is_live() {
             return false;
         }
+        let paused = self.paused(current);
         self.target_seconds = target.seconds;
         self.calendar_id = target.calendar_id.clone();
         self.warning_percent = warning_percent;
-        self.recompute(schedule);
+        self.recompute(next, paused);
         true
     }
 
@@ -178,7 +213,7 @@ impl SlaClock {
         self.warned = false;
         self.met_at = None;
         self.breached_at = None;
-        self.recompute(schedule);
+        self.recompute(schedule, Duration::zero());
     }
 
     /// Decides what is due at `now`. Never fires before the instant: the schedule may
@@ -212,11 +247,32 @@ impl SlaClock {
     }
 }
 
+/// Targets are `u64` seconds from the API; beyond chrono's range (some 292 million
+/// years) a duration saturates, which puts the instant at the end of time.
+fn saturating_seconds(seconds: u128) -> Duration {
+    saturating_millis(seconds.saturating_mul(1000))
+}
+
+fn saturating_millis(millis: u128) -> Duration {
+    i64::try_from(millis)
+        .ok()
+        .and_then(Duration::try_milliseconds)
+        .unwrap_or(Duration::MAX)
+}
+
+fn saturating_sum(a: Duration, b: Duration) -> Duration {
+    a.checked_add(&b).unwrap_or(Duration::MAX)
+}
+
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
+    use std::sync::Arc;
+
+    use chrono::{Datelike, Duration};
+    use proptest::prelude::*;
 
     use super::*;
+    use crate::domain::calendar::{DEFAULT_CALENDAR_ID, default_calendar};
 
     fn t(seconds: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_800_000_000 + seconds)
@@ -280,8 +336,259 @@ mod tests {
         let mut c = clock(100);
         c.pause(t(10));
         c.resume(&Schedule::AlwaysOn, t(20));
-        c.retarget(&SlaTarget::always_on(50), 75, &Schedule::AlwaysOn);
+        let on = Schedule::AlwaysOn;
+        c.retarget(&SlaTarget::always_on(50), 75, &on, &on);
         assert_eq!(c.due_at, t(60));
+    }
+
+    #[test]
+    fn retarget_keeps_the_fraction_of_a_second_paused() {
+        let on = Schedule::AlwaysOn;
+        let mut c = start_on(&SlaTarget::always_on(3), 50, &on, t(0));
+        c.pause(t(1));
+        c.resume(&on, t(1) + ms(3040));
+        assert_eq!(c.paused_seconds, 3, "the stored whole seconds");
+        c.retarget(&SlaTarget::always_on(10), 50, &on, &on);
+        assert_eq!(c.due_at, t(10) + ms(3040));
+        assert_eq!(c.warning_at, t(5) + ms(3040));
+        // Onto a business calendar: 3.04 s of pause counted from Monday 09:00 China time.
+        let china = Schedule::Calendar(Arc::new(default_calendar()));
+        let mut c = start_on(
+            &SlaTarget::always_on(3),
+            50,
+            &on,
+            at("2026-11-23T01:00:00Z"),
+        );
+        c.pause(at("2026-11-23T01:00:01Z"));
+        c.resume(&on, at("2026-11-23T01:00:04.040Z"));
+        c.retarget(
+            &SlaTarget::business(3600, DEFAULT_CALENDAR_ID),
+            50,
+            &on,
+            &china,
+        );
+        assert_eq!(c.due_at, at("2026-11-23T02:00:03.040Z"));
+        assert_eq!(c.warning_at, at("2026-11-23T01:30:03.040Z"));
+        // And a later pause adds to the fraction: 0.04 s + 0.98 s is one more second.
+        c.pause(at("2026-11-23T01:10:00Z"));
+        c.resume(&china, at("2026-11-23T01:10:00.980Z"));
+        assert_eq!(c.paused_seconds, 4);
+        assert_eq!(c.due_at, at("2026-11-23T02:00:04.020Z"));
+    }
+
+    #[test]
+    fn a_clock_stored_with_whole_paused_seconds_keeps_its_instants() {
+        // As rows written before fractions counted look: whole seconds, and due instants
+        // computed from them.
+        let on = Schedule::AlwaysOn;
+        let mut c = clock(100);
+        c.paused_seconds = 30;
+        c.due_at = t(130);
+        c.warning_at = t(105);
+        c.pause(t(50));
+        c.resume(&on, t(50) + ms(500));
+        assert_eq!(
+            (c.due_at, c.warning_at),
+            (t(130) + ms(500), t(105) + ms(500))
+        );
+        let mut c = clock(100);
+        c.paused_seconds = 30;
+        c.due_at = t(130);
+        c.warning_at = t(105);
+        c.retarget(&SlaTarget::always_on(200), 50, &on, &on);
+        assert_eq!((c.due_at, c.warning_at), (t(230), t(130)));
+    }
+
+    fn ms(n: i64) -> Duration {
+        Duration::milliseconds(n)
+    }
+
+    fn start_on(
+        target: &SlaTarget,
+        percent: u8,
+        schedule: &Schedule,
+        at: DateTime<Utc>,
+    ) -> SlaClock {
+        SlaClock::start(
+            "c".into(),
+            "t".into(),
+            ClockKind::FirstResponse,
+            target,
+            percent,
+            schedule,
+            at,
+        )
+    }
+
+    #[test]
+    fn a_half_way_warning_on_a_3_second_target_fires_at_1_5_seconds() {
+        let mut c = start_on(&SlaTarget::always_on(3), 50, &Schedule::AlwaysOn, t(0));
+        assert_eq!(c.warning_at, t(0) + ms(1500));
+        assert_eq!(c.due_at, t(3));
+        assert_eq!(c.fire(t(0) + ms(1499)), Fired::Nothing);
+        assert_eq!(c.fire(t(0) + ms(1500)), Fired::Warning);
+    }
+
+    #[test]
+    fn a_fractional_pause_moves_both_instants_by_exactly_the_time_paused() {
+        let mut c = start_on(&SlaTarget::always_on(3), 50, &Schedule::AlwaysOn, t(0));
+        c.pause(t(0) + ms(200));
+        c.resume(&Schedule::AlwaysOn, t(0) + ms(3240));
+        assert_eq!(c.due_at, t(3) + ms(3040));
+        assert_eq!(c.warning_at, t(0) + ms(1500 + 3040));
+        // Fractions of a second add up across pauses: 3.04 s + 0.6 s + 0.6 s.
+        for _ in 0..2 {
+            c.pause(t(10));
+            c.resume(&Schedule::AlwaysOn, t(10) + ms(600));
+        }
+        assert_eq!(c.due_at, t(3) + ms(4240));
+        assert_eq!(c.warning_at, t(0) + ms(1500 + 4240));
+    }
+
+    #[test]
+    fn fractions_of_a_second_count_on_a_business_calendar_too() {
+        let china = Schedule::Calendar(Arc::new(default_calendar()));
+        let target = SlaTarget::business(1, DEFAULT_CALENDAR_ID);
+        // Monday 2026-11-23 11:59:59.500 China time: half a second before lunch and half
+        // a second after it.
+        let before_lunch = at("2026-11-23T03:59:59.500Z");
+        let c = start_on(&target, 50, &china, before_lunch);
+        assert_eq!(c.warning_at, at("2026-11-23T04:00:00Z"));
+        assert_eq!(c.due_at, at("2026-11-23T05:00:00.500Z"));
+        // A pause over lunch counts the working 0.5 s before it and 0.25 s after it.
+        let mut c = start_on(&target, 50, &china, at("2026-11-23T03:00:00Z"));
+        c.pause(before_lunch);
+        c.resume(&china, at("2026-11-23T05:00:00.250Z"));
+        assert_eq!(c.due_at, at("2026-11-23T03:00:01.750Z"));
+        assert_eq!(c.warning_at, at("2026-11-23T03:00:01.250Z"));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// An independent model of the two schedules, exact to the nanosecond: around the
+    /// clock, and the default calendar written out by hand (China keeps UTC+8 all year,
+    /// so its working time is 01:00–04:00Z and 05:00–10:00Z, Monday to Friday).
+    #[derive(Debug, Clone, Copy)]
+    enum Model {
+        AlwaysOn,
+        China,
+    }
+
+    impl Model {
+        fn schedule(self) -> Schedule {
+            match self {
+                Model::AlwaysOn => Schedule::AlwaysOn,
+                Model::China => Schedule::Calendar(Arc::new(default_calendar())),
+            }
+        }
+
+        fn target(self, seconds: u64) -> SlaTarget {
+            match self {
+                Model::AlwaysOn => SlaTarget::always_on(seconds),
+                Model::China => SlaTarget::business(seconds, DEFAULT_CALENDAR_ID),
+            }
+        }
+
+        fn working(self, from: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+            let first = from.date_naive() - Duration::days(1);
+            (0..400)
+                .map(|i| first + Duration::days(i))
+                .filter(|d| d.weekday().num_days_from_monday() < 5)
+                .flat_map(|d| {
+                    let h = |hour| d.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+                    [(h(1), h(4)), (h(5), h(10))]
+                })
+                .filter(|(_, close)| *close > from)
+                .collect()
+        }
+
+        /// The exact instant `d` of working time after `start`.
+        fn add(self, start: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+            if let Model::AlwaysOn = self {
+                return start + d;
+            }
+            let mut left = d;
+            for (open, close) in self.working(start) {
+                let from = open.max(start);
+                if left <= close - from {
+                    return from + left;
+                }
+                left -= close - from;
+            }
+            unreachable!("the model looks far enough ahead")
+        }
+
+        /// The exact working time in `[a, b)`.
+        fn between(self, a: DateTime<Utc>, b: DateTime<Utc>) -> Duration {
+            if let Model::AlwaysOn = self {
+                return b - a;
+            }
+            self.working(a)
+                .into_iter()
+                .take_while(|(open, _)| *open < b)
+                .map(|(open, close)| (close.min(b) - open.max(a)).max(Duration::zero()))
+                .sum()
+        }
+    }
+
+    /// `computed` is the exact instant, or at most a millisecond after it; never before.
+    fn on_time(
+        what: &str,
+        computed: DateTime<Utc>,
+        exact: DateTime<Utc>,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(computed >= exact, "{what} {computed} is before {exact}");
+        prop_assert!(
+            computed - exact < ms(1),
+            "{what} {computed} is late for {exact}"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn warning_and_due_instants_are_never_early(
+            china in any::<bool>(),
+            target in 1u64..=5 * 86_400,
+            percent in 1u8..=99,
+            start_us in 0i64..=21 * 86_400_000_000,
+            pauses in prop::collection::vec((0i64..=86_400_000_000, 0i64..=86_400_000_000), 0..4),
+            retarget in prop::option::of((any::<bool>(), 1u64..=5 * 86_400, 1u8..=99)),
+        ) {
+            let model = if china { Model::China } else { Model::AlwaysOn };
+            let schedule = model.schedule();
+            // Monday 2026-11-02 00:00Z, plus a start to the microsecond (the stores' precision).
+            let start = at("2026-11-02T00:00:00Z") + Duration::microseconds(start_us);
+            let mut c = start_on(&model.target(target), percent, &schedule, start);
+            let full = Duration::seconds(target as i64);
+            // Exact: target × percent / 100 seconds is a whole number of 10 ms.
+            let warn = ms(target as i64 * i64::from(percent) * 10);
+            let mut paused = Duration::zero();
+            let mut now = start;
+            for (run, pause) in pauses {
+                now += Duration::microseconds(run);
+                c.pause(now);
+                let paused_at = now;
+                now += Duration::microseconds(pause);
+                c.resume(&schedule, now);
+                paused += model.between(paused_at, now);
+                on_time("due", c.due_at, model.add(start, full + paused))?;
+                on_time("warning", c.warning_at, model.add(start, warn + paused))?;
+            }
+            on_time("due", c.due_at, model.add(start, full + paused))?;
+            on_time("warning", c.warning_at, model.add(start, warn + paused))?;
+            // A severity change: a new target, percentage and schedule; pauses keep counting.
+            if let Some((china, target, percent)) = retarget {
+                let next = if china { Model::China } else { Model::AlwaysOn };
+                c.retarget(&next.target(target), percent, &schedule, &next.schedule());
+                let full = Duration::seconds(target as i64);
+                let warn = ms(target as i64 * i64::from(percent) * 10);
+                on_time("retargeted due", c.due_at, next.add(start, full + paused))?;
+                on_time("retargeted warning", c.warning_at, next.add(start, warn + paused))?;
+            }
+        }
     }
 
     #[test]

@@ -481,7 +481,13 @@ impl TicketAggregate {
             };
             match target {
                 Some(target) => {
-                    clock.retarget(target, policy.warning_percent, &schedules.of_target(target));
+                    let current = schedules.of(clock);
+                    clock.retarget(
+                        target,
+                        policy.warning_percent,
+                        &current,
+                        &schedules.of_target(target),
+                    );
                 }
                 None => {
                     clock.cancel();
