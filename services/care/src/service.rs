@@ -860,41 +860,68 @@ impl CareCore {
 
     /// Anonymises customers with no activity since `as_of - retention`: contact fields,
     /// name and free-text comments go; ids, tiers and the facts behind the KPIs stay.
+    /// A row that does not open (its key is no longer configured, or a field was
+    /// altered) is logged by id and left for an operator; the run goes on past it.
     pub async fn anonymise_inactive(&self, as_of: DateTime<Utc>) -> Result<u64, CareError> {
         let before = as_of - self.rules.retention;
         let mut count = 0;
+        let mut after = String::new();
         loop {
-            let ids = store::inactive_customers(&self.db, before, 100).await?;
-            if ids.is_empty() {
-                break;
-            }
+            let ids = store::inactive_customers(&self.db, before, &after, 100).await?;
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
             for id in ids {
-                let txn = self.db.begin().await?;
-                let Some(row) = store::get_customer(&txn, &id, true).await? else {
-                    continue;
-                };
-                let mut customer = self.open(&row)?;
-                customer.name = ANONYMISED_NAME.into();
-                customer.contact = Contact::default();
-                customer.anonymised = true;
-                customer.updated_at = db_now();
-                store::save_customer(&txn, self.seal(&customer)?).await?;
-                store::clear_comments(&txn, &id).await?;
-                let now = db_now();
-                aftersales_eventbus::outbox::enqueue(
-                    &txn,
-                    vec![events::customer_anonymised(&id, now)],
-                    now,
-                )
-                .await?;
-                txn.commit().await?;
-                count += 1;
+                if self.anonymise(&id, before).await? {
+                    count += 1;
+                }
             }
         }
         if count > 0 {
             self.relay_nudge.notify_one();
         }
         Ok(count)
+    }
+
+    /// Anonymises one customer if it is still inactive since `before`; whether it did. A
+    /// row that does not open is logged by id and left as it is.
+    async fn anonymise(&self, id: &str, before: DateTime<Utc>) -> Result<bool, CareError> {
+        let txn = self.db.begin().await?;
+        let Some(row) = store::get_customer(&txn, id, true)
+            .await?
+            .filter(|row| !row.anonymised && row.last_activity_at < before)
+        else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
+        let mut customer = match self.open(&row) {
+            Ok(customer) => customer,
+            Err(err) => {
+                txn.rollback().await?;
+                // A vault error names the key id or the field, never the content; other
+                // errors may quote stored data, so they are not logged.
+                let reason = match err {
+                    CareError::Vault(err) => err.to_string(),
+                    _ => "stored data does not decode".to_owned(),
+                };
+                tracing::warn!(
+                    customer_id = %id,
+                    %reason,
+                    "retention cannot open this customer's row; skipping it"
+                );
+                return Ok(false);
+            }
+        };
+        let now = db_now();
+        customer.name = ANONYMISED_NAME.into();
+        customer.contact = Contact::default();
+        customer.anonymised = true;
+        customer.updated_at = now;
+        store::save_customer(&txn, self.seal(&customer)?).await?;
+        store::clear_comments(&txn, id).await?;
+        aftersales_eventbus::outbox::enqueue(&txn, vec![events::customer_anonymised(id, now)], now)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
     }
 
     // ---- tiers -------------------------------------------------------------------------

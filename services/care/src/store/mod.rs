@@ -114,13 +114,16 @@ pub async fn customers_in_region<C: ConnectionTrait>(
         .await
 }
 
-/// Ids of customers not yet anonymised whose last activity is before `before`.
+/// Ids after `after` of customers not yet anonymised whose last activity is before
+/// `before`, in id order (the cursor lets a run go past rows it had to leave as they were).
 pub async fn inactive_customers<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
+    after: &str,
     limit: u64,
 ) -> Result<Vec<String>, DbErr> {
     Ok(customer::Entity::find()
+        .filter(customer::Column::Id.gt(after))
         .filter(customer::Column::Anonymised.eq(false))
         .filter(customer::Column::LastActivityAt.lt(before))
         .order_by_asc(customer::Column::Id)
