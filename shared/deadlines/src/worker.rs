@@ -2,27 +2,73 @@
 //! what was handled, then sleep exactly until the next due instant (or until this process
 //! schedules something earlier, or `max_idle` for schedules made by other processes).
 //! It rebuilds the schedule from the handler's source of truth on start, periodically,
-//! and as soon as the queue reports lost data.
+//! and as soon as the queue reports lost data. A service gives it one thing: its
+//! [`Deadlines`], which knows what its typed members mean.
 
 use std::{
+    fmt::Display,
     future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Claim, DeadlineQueue, now_ms};
+use crate::{Claim, DeadlineQueue, Millis, now_ms};
 
-/// The side that knows what a deadline means.
-pub trait DeadlineHandler: Send + Sync + 'static {
-    /// Handles claimed items and returns the ids that are done. Ids left out stay leased
-    /// and are handed out again once their lease runs out.
-    fn fire(&self, claims: Vec<Claim>) -> impl Future<Output = Vec<String>> + Send;
-
-    /// Schedules every pending item from the source of truth; returns how many.
-    fn reconcile(&self, queue: &DeadlineQueue) -> impl Future<Output = Result<u64, String>> + Send;
+/// A service's deadline: an enum with a stable text form, which is what the queue keeps.
+/// The text form outlives a deploy (members scheduled by the old version are claimed by
+/// the new one), so a variant's form never changes once released.
+pub trait Member: Sized + Clone + Send + Sync + 'static {
+    fn to_text(&self) -> String;
+    /// `None` for text that is no member of this service (dropped with a warning).
+    fn from_text(text: &str) -> Option<Self>;
 }
+
+/// Plain text members, for harnesses that have no meaning to give them.
+impl Member for String {
+    fn to_text(&self) -> String {
+        self.clone()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Some(text.to_owned())
+    }
+}
+
+/// A claimed member and the instant it was due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due<M> {
+    pub member: M,
+    pub due_ms: Millis,
+}
+
+/// What a service does with its due deadlines: the one trait it implements.
+pub trait Deadlines: Send + Sync + 'static {
+    type Member: Member;
+    type Error: Display + Send;
+
+    /// Fires a claimed batch in one transaction, taking its locks in a fixed order so
+    /// concurrent batches cannot deadlock. Idempotent: a member that is not due, already
+    /// fired or gone changes nothing (one not due yet is scheduled again).
+    fn fire(
+        &self,
+        batch: &[Due<Self::Member>],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Schedules every pending member from the source of truth; returns how many.
+    fn reconcile(
+        &self,
+        queue: &DeadlineQueue,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+}
+
+/// Batches in flight at once: each holds a database connection, so this stays below the
+/// pool size and API calls still get connections.
+const CONCURRENCY: usize = 4;
+/// Members per batch: one transaction, one commit.
+const BATCH: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -38,24 +84,13 @@ pub struct WorkerSettings {
     pub lost_check_every: Duration,
 }
 
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Self {
-            batch: 256,
-            lease: Duration::from_secs(30),
-            max_idle: Duration::from_millis(500),
-            reconcile_every: Duration::from_secs(300),
-            lost_check_every: Duration::from_secs(1),
-        }
-    }
-}
-
 /// Runs until `shutdown`; a claim in progress is finished first, so nothing is left
-/// leased by a clean stop.
-pub async fn run<H: DeadlineHandler>(
+/// leased by a clean stop. `on_fired` hears how late each claimed member was.
+pub async fn run<D: Deadlines>(
     queue: DeadlineQueue,
-    handler: Arc<H>,
+    handler: Arc<D>,
     settings: WorkerSettings,
+    on_fired: impl Fn(Duration) + Send + Sync,
     shutdown: CancellationToken,
 ) {
     let wakeup = queue.wakeup();
@@ -97,7 +132,7 @@ pub async fn run<H: DeadlineHandler>(
 
         match queue.claim(now_ms(), settings.batch, lease_ms).await {
             Ok(claims) if !claims.is_empty() => {
-                let done = handler.fire(claims).await;
+                let done = fire(&*handler, claims, &on_fired).await;
                 if let Err(err) = queue.ack(&done).await {
                     // Unacknowledged claims come back after the lease; handling is idempotent.
                     tracing::warn!(error = %err, "acknowledging deadlines failed");
@@ -129,6 +164,65 @@ pub async fn run<H: DeadlineHandler>(
             () = shutdown.cancelled() => {}
         }
     }
+}
+
+/// Fires claims in batches of [`BATCH`], [`CONCURRENCY`] at a time; a batch that fails
+/// is fired again one member at a time, so one bad member cannot hold back the rest.
+/// Returns the ids that are done (fired, or no member of this service); the others stay
+/// leased and come back when the lease runs out.
+async fn fire<D: Deadlines>(
+    handler: &D,
+    claims: Vec<Claim>,
+    on_fired: &(impl Fn(Duration) + Send + Sync),
+) -> Vec<String> {
+    let now = now_ms();
+    let mut done = Vec::new();
+    let mut due = Vec::with_capacity(claims.len());
+    for claim in claims {
+        on_fired(Duration::from_millis(
+            u64::try_from(now - claim.due_ms).unwrap_or(0),
+        ));
+        match D::Member::from_text(&claim.id) {
+            Some(member) => due.push((
+                claim.id,
+                Due {
+                    member,
+                    due_ms: claim.due_ms,
+                },
+            )),
+            None => {
+                tracing::warn!(member = %claim.id, "no member of this queue; dropping it");
+                done.push(claim.id);
+            }
+        }
+    }
+    let batches: Vec<Vec<(String, Due<D::Member>)>> =
+        due.chunks(BATCH).map(<[_]>::to_vec).collect();
+    let fired: Vec<Vec<String>> = futures::stream::iter(batches)
+        .map(|batch| async move {
+            let members: Vec<Due<D::Member>> = batch.iter().map(|(_, d)| d.clone()).collect();
+            match handler.fire(&members).await {
+                Ok(()) => batch.into_iter().map(|(id, _)| id).collect(),
+                Err(err) => {
+                    tracing::warn!(error = %err, size = batch.len(), "firing a batch failed; firing one by one");
+                    let mut done = Vec::with_capacity(batch.len());
+                    for (id, member) in batch {
+                        match handler.fire(std::slice::from_ref(&member)).await {
+                            Ok(()) => done.push(id),
+                            Err(err) => {
+                                tracing::warn!(member = %id, error = %err, "firing a deadline failed")
+                            }
+                        }
+                    }
+                    done
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    done.extend(fired.into_iter().flatten());
+    done
 }
 
 async fn pause(duration: Duration, shutdown: &CancellationToken) {

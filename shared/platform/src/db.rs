@@ -134,8 +134,8 @@ pub mod schema {
 /// Now, at the precision the databases keep (microseconds), so an instant written and
 /// read back compares equal to the one in memory.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now()
 }
 
 /// The pool's connections `(in use, idle, limit)`, for the saturation metrics.

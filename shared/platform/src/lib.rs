@@ -3,6 +3,7 @@
 //! migrations, and idempotency-key storage. Nothing here knows any business domain.
 
 pub mod caller;
+pub mod clock;
 pub mod client;
 pub mod coalesce;
 pub mod codes;

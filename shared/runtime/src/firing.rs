@@ -1,51 +1,35 @@
-//! The deadline handler every service uses: fires claimed members a few at a time, each
-//! through the service's own `fire`, and acknowledges those that succeeded.
+//! The paged rebuild every service's deadline schedule uses, and the one conversion from
+//! a due instant to the queue's milliseconds.
 
-use std::{fmt::Display, future::Future, sync::Arc};
+use std::future::Future;
 
-use aftersales_deadlines::{Claim, DeadlineQueue, worker::DeadlineHandler};
-use aftersales_platform::metrics;
-use futures::StreamExt;
+use aftersales_deadlines::{DeadlineQueue, Millis, worker::Member};
+use chrono::{DateTime, Utc};
 
-/// What a service does with one due member of its queue.
-pub trait Fires: Send + Sync + 'static {
-    type Error: Display + Send;
-
-    /// Handles one member idempotently: firing it twice changes nothing the second time.
-    fn fire(&self, member: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// Handles several members at once, e.g. in one transaction; by default one by one.
-    fn fire_batch(
-        &self,
-        members: &[String],
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        async move {
-            for member in members {
-                self.fire(member).await?;
-            }
-            Ok(())
-        }
+/// The queue's millisecond for an instant, rounded *up*: an instant with a fraction of a
+/// millisecond is scheduled for the next whole one, so the worker never wakes before it.
+pub fn due_millis(at: DateTime<Utc>) -> Millis {
+    let ms = at.timestamp_millis();
+    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms + 1
     }
-
-    /// Schedules every pending member from the database; returns how many.
-    fn reconcile(
-        &self,
-        queue: &DeadlineQueue,
-    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
 /// Puts every pending member of one kind back on the schedule, a page at a time:
-/// `page(after, limit)` returns `(id, fire_at)` in id order after `after`; members are
-/// `prefix` + id. Returns how many were scheduled.
-pub async fn schedule_all<E, F, Fut>(
+/// `page(after, limit)` returns `(id, fire_at)` in id order after `after`, and `member`
+/// makes the typed member of an id. Returns how many were scheduled.
+pub async fn schedule_all<M, E, F, Fut>(
     queue: &DeadlineQueue,
-    prefix: &str,
+    member: impl Fn(String) -> M,
     mut page: F,
 ) -> Result<u64, E>
 where
+    M: Member,
     E: From<sea_orm::DbErr>,
     F: FnMut(String, u64) -> Fut,
-    Fut: Future<Output = Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, E>>,
+    Fut: Future<Output = Result<Vec<(String, DateTime<Utc>)>, E>>,
 {
     const PAGE: u64 = 5_000;
     let mut after = String::new();
@@ -58,7 +42,7 @@ where
         after = last.clone();
         let items: Vec<(String, i64)> = rows
             .into_iter()
-            .map(|(id, at)| (format!("{prefix}{id}"), at.timestamp_millis()))
+            .map(|(id, at)| (member(id).to_text(), due_millis(at)))
             .collect();
         queue
             .schedule(&items)
@@ -68,64 +52,16 @@ where
     }
 }
 
-/// Batches in flight at once: each holds a database connection, so this stays below the
-/// pool size and API calls still get connections.
-const CONCURRENCY: usize = 4;
-/// Members per batch: one transaction, one commit.
-const BATCH: usize = 32;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
 
-pub struct ConcurrentFiring<C> {
-    core: Arc<C>,
-    /// The label its firing metrics carry (the service's name).
-    queue: &'static str,
-}
-
-impl<C: Fires> ConcurrentFiring<C> {
-    pub fn new(core: Arc<C>, queue: &'static str) -> Self {
-        Self { core, queue }
-    }
-
-    /// Fires members singly; returns those that succeeded. The others stay leased and are
-    /// handed out again when the lease runs out.
-    async fn fire_each(&self, members: Vec<String>) -> Vec<String> {
-        let mut done = Vec::with_capacity(members.len());
-        for member in members {
-            match self.core.fire(&member).await {
-                Ok(()) => done.push(member),
-                Err(err) => tracing::warn!(%member, error = %err, "firing a deadline failed"),
-            }
-        }
-        done
-    }
-}
-
-impl<C: Fires> DeadlineHandler for ConcurrentFiring<C> {
-    async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
-        let now = aftersales_deadlines::now_ms();
-        for claim in &claims {
-            let late_ms = u64::try_from(now - claim.due_ms).unwrap_or(0);
-            metrics::clock_fired(self.queue, std::time::Duration::from_millis(late_ms));
-        }
-        let ids: Vec<String> = claims.into_iter().map(|c| c.id).collect();
-        let batches: Vec<Vec<String>> = ids.chunks(BATCH).map(<[String]>::to_vec).collect();
-        let done: Vec<Vec<String>> = futures::stream::iter(batches)
-            .map(|batch| async move {
-                match self.core.fire_batch(&batch).await {
-                    Ok(()) => batch,
-                    // One bad member must not hold back the rest: retry them one by one.
-                    Err(err) => {
-                        tracing::warn!(error = %err, size = batch.len(), "firing a batch failed; firing one by one");
-                        self.fire_each(batch).await
-                    }
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        done.into_iter().flatten().collect()
-    }
-
-    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, String> {
-        self.core.reconcile(queue).await.map_err(|e| e.to_string())
+    #[test]
+    fn a_fraction_of_a_millisecond_rounds_up_never_down() {
+        let whole = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        assert_eq!(due_millis(whole), 1_700_000_000_123);
+        let fraction = whole + chrono::Duration::microseconds(1);
+        assert_eq!(due_millis(fraction), 1_700_000_000_124);
     }
 }

@@ -4,6 +4,7 @@
 //! and stops them together: NOT_SERVING, drain, then the background tasks finish their
 //! current batch, so a clean stop leaves no claim leased.
 
+pub mod command;
 pub mod firing;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -12,7 +13,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use aftersales_deadlines::{
     DeadlineQueue,
-    worker::{self, WorkerSettings},
+    worker::{self, Deadlines, WorkerSettings},
 };
 use aftersales_eventbus::relay::Relay;
 use aftersales_platform::{
@@ -22,7 +23,6 @@ use aftersales_platform::{
     idempotency, metrics,
     server::{self, GrpcServices, ServeError, ServerSettings},
 };
-use firing::{ConcurrentFiring, Fires};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -126,7 +126,7 @@ pub struct Background<C> {
 
 /// Serves `services` on `listener` until `shutdown`, with the deadline worker (unless
 /// disabled), the relay and housekeeping running beside it; then stops everything.
-pub async fn run<C: Fires>(
+pub async fn run<C: Deadlines>(
     name: &'static str,
     listener: TcpListener,
     services: GrpcServices,
@@ -139,8 +139,9 @@ pub async fn run<C: Fires>(
     if settings.run_worker {
         tasks.push(tokio::spawn(worker::run(
             background.queue.clone(),
-            Arc::new(ConcurrentFiring::new(background.fires.clone(), name)),
+            background.fires.clone(),
             settings.worker.clone(),
+            move |late| metrics::clock_fired(name, late),
             stop.clone(),
         )));
     }
