@@ -926,10 +926,6 @@ impl CareCore {
 
     // ---- tiers -------------------------------------------------------------------------
 
-    pub async fn tier_rules_now(&self) -> Result<TierRules, CareError> {
-        self.tier_rules(&self.db).await
-    }
-
     /// Replaces the rules and moves every customer to the tier they now give.
     pub async fn upsert_tier_rules(&self, mut rules: TierRules) -> Result<TierRules, CareError> {
         rules.validate()?;

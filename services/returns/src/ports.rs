@@ -108,7 +108,7 @@ impl PaymentProvider {
 }
 
 /// An in-memory payment provider with the real one's contract: idempotent by key, and it
-/// can be told to fail the next calls, transiently or for good.
+/// can be told to fail the next calls transiently.
 #[derive(Debug, Clone, Default)]
 pub struct SimulatedPayments {
     state: Arc<Mutex<PaymentsState>>,
@@ -119,7 +119,6 @@ struct PaymentsState {
     /// Key → (reference, amount paid).
     paid: HashMap<String, (String, Money)>,
     fail_transiently: u32,
-    fail_permanently: u32,
     calls: u32,
 }
 
@@ -146,10 +145,6 @@ impl SimulatedPayments {
                 PaymentOutcome::Permanent(format!("key {key} was used for another amount"))
             };
         }
-        if state.fail_permanently > 0 {
-            state.fail_permanently -= 1;
-            return PaymentOutcome::Permanent("refund refused by the provider".into());
-        }
         if state.fail_transiently > 0 {
             state.fail_transiently -= 1;
             return PaymentOutcome::Transient("provider timed out".into());
@@ -164,11 +159,6 @@ impl SimulatedPayments {
     /// Makes the next `n` new payments fail with a retryable error.
     pub fn fail_next_transiently(&self, n: u32) {
         self.state().fail_transiently = n;
-    }
-
-    /// Makes the next `n` new payments fail for good.
-    pub fn fail_next_permanently(&self, n: u32) {
-        self.state().fail_permanently = n;
     }
 
     /// Money actually paid out: one entry per distinct key.

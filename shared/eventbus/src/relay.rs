@@ -51,12 +51,6 @@ impl Relay {
         }
     }
 
-    /// How far back events are published again after the bus lost its data.
-    pub fn with_replay_window(mut self, window: Duration) -> Self {
-        self.replay_window = window;
-        self
-    }
-
     /// Marks rows published within the replay window as unpublished again; returns how
     /// many. Called when the bus lost its data.
     pub async fn replay_window(&self) -> Result<u64, DbErr> {

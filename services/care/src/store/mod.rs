@@ -331,19 +331,6 @@ pub async fn tickets_by_id<C: ConnectionTrait>(
     Ok(all)
 }
 
-pub async fn tickets_of<C: ConnectionTrait>(
-    conn: &C,
-    customer_id: &str,
-) -> Result<Vec<TicketFact>, DbErr> {
-    ticket_facts(
-        ticket_fact::Entity::find()
-            .filter(ticket_fact::Column::CustomerId.eq(customer_id))
-            .order_by_asc(ticket_fact::Column::TicketId)
-            .all(conn)
-            .await?,
-    )
-}
-
 /// Customers with an open ticket or an open repair job.
 pub async fn customers_with_open_work<C: ConnectionTrait>(
     conn: &C,
@@ -430,19 +417,6 @@ pub async fn jobs_created<C: ConnectionTrait>(
     job_fact::Entity::find()
         .filter(job_fact::Column::CreatedAt.gte(from))
         .filter(job_fact::Column::CreatedAt.lt(to))
-        .all(conn)
-        .await?
-        .iter()
-        .map(|row| from_json("job_fact", &row.body))
-        .collect()
-}
-
-pub async fn jobs_of<C: ConnectionTrait>(
-    conn: &C,
-    customer_id: &str,
-) -> Result<Vec<JobRecord>, DbErr> {
-    job_fact::Entity::find()
-        .filter(job_fact::Column::CustomerId.eq(customer_id))
         .all(conn)
         .await?
         .iter()

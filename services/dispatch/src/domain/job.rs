@@ -359,15 +359,6 @@ impl JobAggregate {
         Ok(vec![JobEvent::Unassigned { reason }])
     }
 
-    /// A dispatcher sends an unassigned job round again (after partners were added).
-    pub fn redispatch(&mut self, actor: &Actor, now: DateTime<Utc>) -> Result<(), DomainError> {
-        if self.job.status != JobStatus::Unassigned {
-            return Err(self.illegal("be dispatched again"));
-        }
-        self.move_to(JobStatus::PendingDispatch, actor, "dispatched again", now);
-        Ok(())
-    }
-
     /// The holder of the open offer accepts or declines it.
     pub fn respond(
         &mut self,

@@ -149,26 +149,6 @@ pub async fn list_partners<C: ConnectionTrait>(
     })
 }
 
-/// Claims a partner for an offer: its row stays locked until the transaction ends, so
-/// concurrent dispatches cannot both take its last place today. A partner another
-/// transaction is offering to right now is skipped (`None`), never waited for, so two
-/// dispatches can never wait on each other. SQLite's single writer serialises anyway.
-pub async fn claim_partner<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-) -> Result<Option<Partner>, DbErr> {
-    use sea_orm::sea_query::{LockBehavior, LockType};
-    let mut query = partner::Entity::find_by_id(id.to_owned());
-    if conn.get_database_backend() == DbBackend::Postgres {
-        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    query
-        .one(conn)
-        .await?
-        .map(|row| from_json("partner", &row.body))
-        .transpose()
-}
-
 /// Every partner covering a region (active or not: the ranking says why it is left out).
 pub async fn partners_covering<C: ConnectionTrait>(
     conn: &C,
