@@ -491,7 +491,9 @@ pub async fn known_tier<C: ConnectionTrait>(
 }
 
 /// Records a customer's tier unless a later change is already recorded: tier changes may
-/// arrive out of order, the latest `changed_at` wins.
+/// arrive out of order, the latest `changed_at` wins. One statement, so two consumers
+/// recording changes of one customer at once cannot let the older one win: the guard is
+/// checked against the row as it is when the update runs, after any concurrent insert.
 pub async fn record_tier<C: ConnectionTrait>(
     conn: &C,
     customer_id: &str,
@@ -499,13 +501,7 @@ pub async fn record_tier<C: ConnectionTrait>(
     changed_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     use entity::customer_tier::{ActiveModel, Column, Entity};
-    let existing = Entity::find_by_id(customer_id.to_owned()).one(conn).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|row| row.changed_at > changed_at)
-    {
-        return Ok(());
-    }
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
     Entity::insert(ActiveModel {
         customer_id: Set(customer_id.to_owned()),
         tier: Set(tier.as_str().to_owned()),
@@ -514,9 +510,14 @@ pub async fn record_tier<C: ConnectionTrait>(
     .on_conflict(
         OnConflict::column(Column::CustomerId)
             .update_columns([Column::Tier, Column::ChangedAt])
+            .action_and_where(
+                Expr::col((Entity, Column::ChangedAt))
+                    .lte(Expr::col((Alias::new("excluded"), Column::ChangedAt))),
+            )
             .to_owned(),
     )
-    .exec(conn)
+    // An older change updates nothing; that is no error.
+    .exec_without_returning(conn)
     .await?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Black-box tests of the tickets service: each test spawns the real service on port 0
 //! with a fresh database (PostgreSQL + Redis, or SQLite + in-process queue) and talks
 //! gRPC to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod helpers;
 mod sla;
 mod tickets;
+mod tiers;
