@@ -8,11 +8,12 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
     server::{self, GrpcServices, ServeError},
 };
-use aftersales_runtime::{Background, ServiceSettings};
+use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -22,8 +23,8 @@ use crate::{
     domain::rma::StepTargets,
     error::ReturnsError,
     ports::{Carriers, PaymentProvider, SimulatedPayments},
-    service::ReturnsCore,
     store::migration::Migrator,
+    usecases::ReturnsCore,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for returns.
@@ -38,6 +39,8 @@ pub struct ReturnsConfig {
     pub simulated_carrier_fee_minor: i64,
     pub refund_safety_net: Duration,
     pub payments: PaymentProvider,
+    /// Where the use cases read "now": the system's, unless a test sets its own.
+    pub clock: SharedClock,
 }
 
 impl ReturnsConfig {
@@ -47,6 +50,7 @@ impl ReturnsConfig {
             simulated_carrier_fee_minor: 1_200,
             refund_safety_net: Duration::seconds(2),
             payments: PaymentProvider::Simulated(payments),
+            clock: clock::system(),
         }
     }
 }
@@ -91,6 +95,7 @@ pub fn settings_from_env(
             simulated_carrier_fee_minor: env.or("RETURNS_SIMULATED_CARRIER_FEE_MINOR", 1_200i64)?,
             refund_safety_net: Duration::from_std(safety_net).unwrap_or(Duration::seconds(30)),
             payments,
+            clock: clock::system(),
         },
     ))
 }
@@ -129,10 +134,9 @@ impl ReturnsApp {
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("returns", db.clone(), bus);
+        let pipeline = Pipeline::new("returns", db, queue.clone(), relay.nudge(), config.clock);
         let core = Arc::new(ReturnsCore::new(
-            db,
-            queue.clone(),
-            relay.nudge(),
+            pipeline,
             Carriers::new(config.simulated_carrier_fee_minor),
             config.payments,
             config.targets,

@@ -1,6 +1,7 @@
 //! The one error type of the returns service; `api::status` maps it to gRPC statuses.
 
 use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
+use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
 use crate::{domain::DomainError, ports::CarrierError};
@@ -17,6 +18,15 @@ pub enum ReturnsError {
     Idempotency(#[from] IdempotencyError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+impl From<PipelineError> for ReturnsError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Idempotency(err) => Self::Idempotency(err),
+            PipelineError::Db(err) => Self::Db(err),
+        }
+    }
 }
 
 impl CarriesDbErr for ReturnsError {

@@ -2,9 +2,11 @@
 //! logistics through carriers, inspection into the after-sales stock ledger, and refunds
 //! paid exactly once through a payment provider.
 //!
-//! A request flows `api` (tonic: decode, validate, map errors) → `service` (use cases:
-//! one transaction each) → `domain` (pure rules) and `store` (sea-orm); `ports` holds the
-//! carrier and payment-provider adapters; `worker` fires step deadlines and retries refunds.
+//! A request flows `api` (tonic: decode, validate, map errors) → `usecases` (one module
+//! per capability, every command run through the shared command pipeline) → `domain`
+//! (pure rules) and `store` (sea-orm; entities never leave it); `ports` holds the carrier
+//! and payment-provider adapters. The deadline worker fires step deadlines and refund
+//! retries through `usecases::deadlines`.
 
 pub mod api;
 pub mod app;
@@ -13,6 +15,5 @@ pub mod error;
 pub mod events;
 pub mod ports;
 pub mod proto;
-pub mod service;
 pub mod store;
-pub mod worker;
+pub mod usecases;

@@ -1,6 +1,8 @@
 //! Conversions between domain types and the protobuf contract, shared by the gRPC API and
 //! the published events.
 
+use std::collections::BTreeMap;
+
 use aftersales_platform::{codes::timestamp, proto_enum};
 use aftersales_protos::{common::v1 as common, returns::v1 as pb};
 
@@ -10,6 +12,7 @@ use crate::domain::{
     Condition, Disposition, Money, Outcome, Reason, RefundState, Resolution, Status, Step,
     TrackingKind,
     eligibility::ReturnPolicy,
+    listing::CarrierLine,
     refund::Refund,
     rma::{InspectionLine, ReturnAggregate, ReturnLine},
 };
@@ -145,5 +148,35 @@ pub fn policy(p: &ReturnPolicy) -> pb::ReturnPolicy {
         exclusion: p.exclusion.map(|e| e.to_string()).unwrap_or_default(),
         auto_approve: p.auto_approve,
         damage_deduction_percent: u32::from(p.damage_deduction_percent),
+    }
+}
+
+/// A carrier's statement for a month: its shipments and the fees totalled per currency.
+pub fn carrier_statement(
+    carrier: String,
+    month: String,
+    lines: &[CarrierLine],
+) -> pb::CarrierReconciliationResponse {
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for l in lines {
+        *totals.entry(l.fee.currency.as_str()).or_default() += l.fee.minor;
+    }
+    pb::CarrierReconciliationResponse {
+        carrier,
+        month,
+        shipments: lines
+            .iter()
+            .map(|l| pb::CarrierShipment {
+                return_id: l.return_id.clone(),
+                tracking_number: l.tracking_number.clone(),
+                fee: Some(money(&l.fee)),
+                booked_at: Some(timestamp(l.booked_at)),
+                status: l.status.to_proto(),
+            })
+            .collect(),
+        totals: totals
+            .into_iter()
+            .map(|(currency, minor)| money(&Money::new(minor, currency)))
+            .collect(),
     }
 }

@@ -4,22 +4,15 @@
 mod request;
 mod status;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
-use aftersales_platform::{codes::timestamp, paging::encode_cursor};
-use aftersales_protos::{
-    common::v1 as common,
-    returns::v1::{self as pb, return_service_server::ReturnService},
-};
+use aftersales_platform::paging::encode_cursor;
+use aftersales_protos::returns::v1::{self as pb, return_service_server::ReturnService};
 use tonic::{Request, Response, Status};
 
 pub use pb::return_service_server::ReturnServiceServer;
 
-use crate::{
-    domain::rma::ReturnAggregate,
-    proto::{self, ProtoEnum},
-    service::ReturnsCore,
-};
+use crate::{domain::rma::ReturnAggregate, proto, usecases::ReturnsCore};
 
 pub struct ReturnsApi {
     core: Arc<ReturnsCore>,
@@ -201,33 +194,8 @@ impl ReturnService for ReturnsApi {
         let r = request.into_inner();
         request::reconciliation(&r)?;
         let lines = self.core.carrier_month(&r.carrier, &r.month).await?;
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-        for l in &lines {
-            *totals.entry(l.shipment.fee_currency.clone()).or_default() += l.shipment.fee_minor;
-        }
-        Ok(Response::new(pb::CarrierReconciliationResponse {
-            carrier: r.carrier,
-            month: r.month,
-            shipments: lines
-                .iter()
-                .map(|l| pb::CarrierShipment {
-                    return_id: l.shipment.return_id.clone(),
-                    tracking_number: l.shipment.tracking_number.clone(),
-                    fee: Some(common::Money {
-                        minor_units: l.shipment.fee_minor,
-                        currency: l.shipment.fee_currency.clone(),
-                    }),
-                    booked_at: Some(timestamp(l.shipment.booked_at)),
-                    status: l.status.to_proto(),
-                })
-                .collect(),
-            totals: totals
-                .into_iter()
-                .map(|(currency, minor_units)| common::Money {
-                    minor_units,
-                    currency,
-                })
-                .collect(),
-        }))
+        Ok(Response::new(proto::carrier_statement(
+            r.carrier, r.month, &lines,
+        )))
     }
 }

@@ -16,10 +16,10 @@ use crate::{
     domain::{
         Exclusion,
         eligibility::{DEFAULT_TIME_ZONE, ReturnPolicy},
+        listing::ReturnFilter,
         rma::{Actor, InspectionLine, NewReturn, ReturnLine},
     },
-    service::{PickupOrder, TrackingUpdate},
-    store::ReturnFilter,
+    usecases::logistics::{PickupOrder, TrackingUpdate},
 };
 
 const MAX_TEXT: usize = 10_000;

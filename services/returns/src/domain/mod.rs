@@ -4,6 +4,7 @@
 
 pub mod eligibility;
 pub mod error;
+pub mod listing;
 pub mod refund;
 pub mod rma;
 

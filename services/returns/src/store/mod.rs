@@ -1,7 +1,8 @@
-//! Reading and writing the returns database. Functions take any connection, so the
-//! service composes them inside one transaction; rows become domain types here only.
+//! Reading and writing the returns database. Functions take any connection, so a use
+//! case composes them inside its command's transaction; rows become domain types here
+//! and entities never leave this module.
 
-pub mod entity;
+mod entity;
 pub mod migration;
 
 use aftersales_platform::db::{from_json, parse_code, to_json};
@@ -12,16 +13,13 @@ use sea_orm::{
 };
 
 use crate::domain::{
-    Reason, Status, TrackingKind,
+    Money, Status, TrackingKind,
     eligibility::ReturnPolicy,
+    listing::{CarrierLine, ReturnFilter},
     refund::Refund,
     rma::{Deadline, ReturnAggregate, Rma, StockMovement},
 };
 use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
-
-/// Queue members: which table a scheduled id belongs to.
-pub const STEP_MEMBER: &str = "step:";
-pub const REFUND_MEMBER: &str = "refund:";
 
 fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
     let r = &agg.rma;
@@ -153,16 +151,6 @@ pub async fn return_by_tracking<C: ConnectionTrait>(
         .await
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ReturnFilter {
-    pub status: Option<Status>,
-    pub reason: Option<Reason>,
-    pub order_id: Option<String>,
-    pub customer_id: Option<String>,
-    pub carrier: Option<String>,
-    pub overdue: Option<bool>,
-}
-
 /// Newest first, by UUIDv7 id; the last id of a page is the next page's cursor.
 pub async fn list_returns<C: ConnectionTrait>(
     conn: &C,
@@ -263,7 +251,7 @@ pub async fn carrier_shipments<C: ConnectionTrait>(
     carrier: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(shipment::Model, Status)>, DbErr> {
+) -> Result<Vec<CarrierLine>, DbErr> {
     let rows = shipment::Entity::find()
         .filter(shipment::Column::Carrier.eq(carrier))
         .filter(shipment::Column::BookedAt.gte(from))
@@ -288,7 +276,13 @@ pub async fn carrier_shipments<C: ConnectionTrait>(
                 .map(|(_, s)| parse_code("return", s))
                 .transpose()?
                 .unwrap_or(Status::Closed);
-            Ok((row, status))
+            Ok(CarrierLine {
+                fee: Money::new(row.fee_minor, &row.fee_currency),
+                return_id: row.return_id,
+                tracking_number: row.tracking_number,
+                booked_at: row.booked_at,
+                status,
+            })
         })
         .collect()
 }
@@ -364,53 +358,61 @@ pub async fn get_refund<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option
         .transpose()
 }
 
-/// The return a deadline belongs to.
-pub async fn deadline_return_id<C: ConnectionTrait>(
+/// The returns the given deadlines belong to, as `(return_id, deadline_id)`; ids of
+/// deadlines that do not exist are left out.
+pub async fn deadline_owners<C: ConnectionTrait>(
     conn: &C,
-    deadline_id: &str,
-) -> Result<Option<String>, DbErr> {
-    deadline::Entity::find_by_id(deadline_id.to_owned())
+    deadline_ids: &[String],
+) -> Result<Vec<(String, String)>, DbErr> {
+    if deadline_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    deadline::Entity::find()
         .select_only()
         .column(deadline::Column::ReturnId)
-        .into_tuple::<String>()
-        .one(conn)
+        .column(deadline::Column::Id)
+        .filter(deadline::Column::Id.is_in(deadline_ids.iter().map(String::as_str)))
+        .into_tuple()
+        .all(conn)
         .await
 }
 
-/// Everything that must fire later, as queue members, a page at a time by id:
-/// running step deadlines, then pending refunds.
-pub async fn pending_fire_times<C: ConnectionTrait>(
+/// Running step deadlines with when they fire, a page at a time by id after `after_id`.
+pub async fn pending_steps<C: ConnectionTrait>(
     conn: &C,
-    refunds: bool,
     after_id: &str,
     limit: u64,
 ) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
-    let rows: Vec<(String, DateTime<Utc>)> = if refunds {
-        refund::Entity::find()
-            .select_only()
-            .column(refund::Column::Id)
-            .column(refund::Column::NextAttemptAt)
-            .filter(refund::Column::NextAttemptAt.is_not_null())
-            .filter(refund::Column::Id.gt(after_id))
-            .order_by_asc(refund::Column::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(conn)
-            .await?
-    } else {
-        deadline::Entity::find()
-            .select_only()
-            .column(deadline::Column::Id)
-            .column(deadline::Column::NextFireAt)
-            .filter(deadline::Column::NextFireAt.is_not_null())
-            .filter(deadline::Column::Id.gt(after_id))
-            .order_by_asc(deadline::Column::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(conn)
-            .await?
-    };
-    Ok(rows)
+    deadline::Entity::find()
+        .select_only()
+        .column(deadline::Column::Id)
+        .column(deadline::Column::NextFireAt)
+        .filter(deadline::Column::NextFireAt.is_not_null())
+        .filter(deadline::Column::Id.gt(after_id))
+        .order_by_asc(deadline::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Pending refunds with when they are tried next, a page at a time by id after `after_id`.
+pub async fn pending_refunds<C: ConnectionTrait>(
+    conn: &C,
+    after_id: &str,
+    limit: u64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
+    refund::Entity::find()
+        .select_only()
+        .column(refund::Column::Id)
+        .column(refund::Column::NextAttemptAt)
+        .filter(refund::Column::NextAttemptAt.is_not_null())
+        .filter(refund::Column::Id.gt(after_id))
+        .order_by_asc(refund::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await
 }
 
 pub async fn policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<ReturnPolicy>, DbErr> {

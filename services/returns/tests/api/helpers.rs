@@ -10,7 +10,7 @@ use aftersales_protos::{
 use aftersales_returns::{
     app::{ReturnsApp, ReturnsConfig},
     ports::SimulatedPayments,
-    service::ReturnsCore,
+    usecases::ReturnsCore,
 };
 use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;

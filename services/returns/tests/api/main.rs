@@ -2,5 +2,10 @@
 //! with a fresh database (PostgreSQL + Redis, or SQLite + in-process queue), a simulated
 //! carrier and payment provider, and talks gRPC to it.
 
+// A panic here is a failed test, not a crashed service.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod deadlines;
 mod flow;
 mod helpers;
+mod replay;

@@ -1,0 +1,164 @@
+//! What the returns service keeps on its deadline queue and what firing it means: step
+//! deadlines (a step not done in time makes the return overdue, once) and refund retries
+//! (a pending refund is tried again). The deadline worker claims due members and hands
+//! them here in batches; the database is the truth, and [`Deadlines::reconcile`] rebuilds
+//! the schedule from it.
+
+use aftersales_deadlines::{
+    DeadlineQueue,
+    worker::{Deadlines, Due, Member},
+};
+use aftersales_runtime::{command::Remembered, firing::schedule_all};
+
+use crate::{error::ReturnsError, store};
+
+use super::{Changes, ReturnsCore, reschedule_steps, save};
+
+/// A deadline of the returns service, as the queue keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReturnsDeadline {
+    /// A step deadline, by its id.
+    Step(String),
+    /// A refund's next payment attempt, by the refund id.
+    Refund(String),
+}
+
+/// The text forms are `step:<deadline id>` and `refund:<refund id>`: released versions
+/// scheduled these, so they never change.
+impl Member for ReturnsDeadline {
+    fn to_text(&self) -> String {
+        match self {
+            Self::Step(id) => format!("step:{id}"),
+            Self::Refund(id) => format!("refund:{id}"),
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        match text.split_once(':')? {
+            ("step", id) if !id.is_empty() => Some(Self::Step(id.to_owned())),
+            ("refund", id) if !id.is_empty() => Some(Self::Refund(id.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+impl Deadlines for ReturnsCore {
+    type Member = ReturnsDeadline;
+    type Error = ReturnsError;
+
+    /// Step deadlines fire together in one command; refund retries are paid one at a
+    /// time after them.
+    async fn fire(&self, batch: &[Due<ReturnsDeadline>]) -> Result<(), ReturnsError> {
+        let mut steps = Vec::new();
+        let mut refunds = Vec::new();
+        for due in batch {
+            match &due.member {
+                ReturnsDeadline::Step(id) => steps.push(id.clone()),
+                ReturnsDeadline::Refund(id) => refunds.push(id.as_str()),
+            }
+        }
+        self.fire_steps(&steps).await?;
+        // A refund retry calls the payment provider, a network call of unknown length:
+        // inside the batch's transaction it would hold the row locks of every return in
+        // the batch, and a database connection, for as long as the provider takes. Each
+        // refund is paid on its own instead (the provider dedupes on the refund id) and
+        // its answer recorded in a short command of its own, see `pay_refund`.
+        for refund_id in refunds {
+            self.pay_refund(refund_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, ReturnsError> {
+        let db = self.db();
+        let steps = schedule_all(queue, ReturnsDeadline::Step, |after, limit| async move {
+            Ok::<_, ReturnsError>(store::pending_steps(db, &after, limit).await?)
+        })
+        .await?;
+        let refunds = schedule_all(queue, ReturnsDeadline::Refund, |after, limit| async move {
+            Ok::<_, ReturnsError>(store::pending_refunds(db, &after, limit).await?)
+        })
+        .await?;
+        Ok(steps + refunds)
+    }
+}
+
+impl ReturnsCore {
+    /// Fires step deadlines in one command: their returns are locked in id order (so
+    /// concurrent batches cannot deadlock), each due deadline is missed once, and one
+    /// commit covers them all. A deadline that is not due yet is only put back on the
+    /// schedule; one already settled or gone changes nothing.
+    async fn fire_steps(&self, deadline_ids: &[String]) -> Result<(), ReturnsError> {
+        if deadline_ids.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = self
+            .pipeline
+            .begin_unkeyed("returns.FireStepDeadlines")
+            .await?;
+        let now = cmd.now();
+        let mut owners = store::deadline_owners(cmd.txn(), deadline_ids).await?;
+        owners.sort();
+        for group in owners.chunk_by(|a, b| a.0 == b.0) {
+            let return_id = &group[0].0;
+            let Some(mut agg) = store::load_aggregate(cmd.txn(), return_id, true).await? else {
+                continue;
+            };
+            let events: Vec<_> = group
+                .iter()
+                .flat_map(|(_, deadline_id)| agg.fire_deadline(deadline_id, now))
+                .collect();
+            if events.is_empty() {
+                reschedule_steps(&mut cmd, &agg);
+            } else {
+                save(&mut cmd, &agg, Changes::from(events)).await?;
+            }
+        }
+        cmd.commit(&self.pipeline, &Remembered::ids(deadline_ids))
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_keep_the_text_forms_already_on_the_queue() {
+        for member in [
+            ReturnsDeadline::Step("0193a1b2-step".into()),
+            ReturnsDeadline::Refund("0193a1b2-refund".into()),
+        ] {
+            assert_eq!(ReturnsDeadline::from_text(&member.to_text()), Some(member));
+        }
+        assert_eq!(
+            ReturnsDeadline::Step("d-1".into()).to_text(),
+            "step:d-1",
+            "what earlier versions scheduled"
+        );
+        assert_eq!(
+            ReturnsDeadline::Refund("r-1".into()).to_text(),
+            "refund:r-1"
+        );
+        assert_eq!(
+            ReturnsDeadline::from_text("refund:r-1"),
+            Some(ReturnsDeadline::Refund("r-1".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_text_is_no_member() {
+        for text in [
+            "",
+            "step:",
+            "refund:",
+            "clock-1",
+            "steps:d-1",
+            "Step:d-1",
+            "refund",
+        ] {
+            assert_eq!(ReturnsDeadline::from_text(text), None, "{text:?}");
+        }
+    }
+}
