@@ -1,6 +1,7 @@
 //! `aftersales admin` against a running `serve dispatch` on PostgreSQL and Redis: partner
 //! keys issued, listed and revoked from the command line; queue stats and a rebuild the
 //! worker acts on; an event replayed through the relay; a configuration check.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! `make run` end to end: the real `aftersales dev` binary serves the tickets service on
 //! the port README gives, health says SERVING, reflection lists the service, and SIGTERM
 //! stops it cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 

@@ -6,6 +6,7 @@
 //!
 //! Its own test binary: it restarts the machine's Redis and PostgreSQL, which no other
 //! test may be using at the time (cargo runs test binaries one after another).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 

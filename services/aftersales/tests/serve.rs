@@ -1,6 +1,7 @@
 //! The production shape: `aftersales migrate` and `aftersales serve tickets dispatch`
 //! against real PostgreSQL and Redis with the metrics endpoint scraped, and a bad
 //! variable stopping start-up with its name.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! CreateTicket calls: on SIGTERM health turns NOT_SERVING first, every call already
 //! started (and every call made before the callers saw NOT_SERVING) succeeds, the process
 //! exits cleanly within the drain bound, and no deadline stays leased.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 

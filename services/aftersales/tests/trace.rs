@@ -4,6 +4,7 @@
 //! headers) → the escalation and the event tickets writes. Spans are collected with the
 //! OpenTelemetry in-memory exporter; gateway, dispatch and tickets run in this process on
 //! PostgreSQL and one Redis bus.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use std::time::Duration;
 

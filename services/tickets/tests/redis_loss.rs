@@ -1,6 +1,7 @@
 //! Redis loses everything (FLUSHALL) between scheduling and the due time: the worker
 //! notices, rebuilds the schedule from the database, and the clock still fires.
 //! Its own test binary, so the flush cannot disturb tests running beside it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 #[path = "api/helpers.rs"]
 mod helpers;

@@ -1,4 +1,5 @@
 //! The Redis schedule against a real Redis: ordering, never early, leases, lost data.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use aftersales_deadlines::{Claim, DeadlineQueue, RedisQueue, RedisQueueSettings};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 /// millisecond is scheduled for the next whole one, so the worker never wakes before it.
 pub fn due_millis(at: DateTime<Utc>) -> Millis {
     let ms = at.timestamp_millis();
-    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms + 1

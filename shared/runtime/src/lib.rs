@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod firing;
+pub mod module;
 #[cfg(feature = "testing")]
 pub mod testing;
 

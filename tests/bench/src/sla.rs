@@ -12,8 +12,8 @@ use std::{
 };
 
 use aftersales_deadlines::{
-    Claim, DeadlineQueue, RedisQueue, RedisQueueSettings, now_ms,
-    worker::{self, DeadlineHandler, WorkerSettings},
+    DeadlineQueue, RedisQueue, RedisQueueSettings, now_ms,
+    worker::{self, Deadlines, Due, WorkerSettings},
 };
 use aftersales_platform::CancellationToken;
 
@@ -25,17 +25,20 @@ struct Recorder {
     fired: AtomicU64,
 }
 
-impl DeadlineHandler for Recorder {
-    async fn fire(&self, claims: Vec<Claim>) -> Vec<String> {
+impl Deadlines for Recorder {
+    type Member = String;
+    type Error = std::convert::Infallible;
+
+    async fn fire(&self, batch: &[Due<String>]) -> Result<(), Self::Error> {
         let now = now_ms();
         if let Ok(mut lateness) = self.lateness_ms.lock() {
-            lateness.extend(claims.iter().map(|c| now - c.due_ms));
+            lateness.extend(batch.iter().map(|d| now - d.due_ms));
         }
-        self.fired.fetch_add(claims.len() as u64, Ordering::Relaxed);
-        claims.into_iter().map(|c| c.id).collect()
+        self.fired.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
-    async fn reconcile(&self, _queue: &DeadlineQueue) -> Result<u64, String> {
+    async fn reconcile(&self, _queue: &DeadlineQueue) -> Result<u64, Self::Error> {
         Ok(0)
     }
 }
@@ -153,6 +156,7 @@ pub async fn run(
         queue.clone(),
         recorder.clone(),
         settings.clone(),
+        |_| {},
         stop_worker.clone(),
     ));
     wait_for(&recorder, n, window + Duration::from_secs(120)).await;
@@ -172,6 +176,7 @@ pub async fn run(
         queue.clone(),
         recorder.clone(),
         settings,
+        |_| {},
         stop_worker.clone(),
     ));
     wait_for(&recorder, n, Duration::from_secs(300)).await;

@@ -1,0 +1,54 @@
+//! The seam between a service crate and the binary that runs it: each service exports one
+//! [`ServiceModule`], and the `aftersales` binary (serve, dev, migrate, admin) treats all
+//! of them alike through it instead of a `match` per service and per verb.
+
+use std::{future::Future, net::SocketAddr, pin::Pin};
+
+use aftersales_deadlines::DeadlineQueue;
+use aftersales_eventbus::EventBus;
+use aftersales_platform::{
+    CancellationToken,
+    config::{ConfigError, Env},
+    db::DbSettings,
+};
+
+/// A boxed future, so the trait stays usable as `&dyn ServiceModule`.
+pub type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A service built and bound to its port: where it listens, and the future that serves it
+/// until the shutdown token given to [`ServiceModule::start`] fires.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub run: Boxed<'static, anyhow::Result<()>>,
+}
+
+/// What the binary needs of a service.
+pub trait ServiceModule: Send + Sync {
+    /// Its name on the command line, in metrics and in logs: `tickets`, …
+    fn name(&self) -> &'static str;
+
+    /// The deadline queue it schedules on; `None` when it schedules nothing.
+    fn queue(&self) -> Option<&'static str>;
+
+    /// Its database from the environment (`<NAME>_DATABASE_URL` or `DATABASE_URL`, else
+    /// `dev_default`); `None` when it keeps no database.
+    fn database(
+        &self,
+        env: &Env,
+        dev_default: Option<&str>,
+    ) -> Result<Option<DbSettings>, ConfigError>;
+
+    /// Applies its migrations.
+    fn migrate<'a>(&'a self, database: &'a DbSettings) -> Boxed<'a, anyhow::Result<()>>;
+
+    /// Builds it from the environment on the process's shared bus and its queue:
+    /// migrations, seeding, the bound listener.
+    fn start<'a>(
+        &'a self,
+        env: &'a Env,
+        dev_database: Option<&'a str>,
+        bus: EventBus,
+        queue: Option<DeadlineQueue>,
+        shutdown: CancellationToken,
+    ) -> Boxed<'a, anyhow::Result<Started>>;
+}
