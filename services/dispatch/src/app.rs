@@ -7,12 +7,12 @@ use std::{net::SocketAddr, sync::Arc};
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
-    CancellationToken,
+    CancellationToken, clock,
     config::{ConfigError, Env},
     db::{self, DbSettings},
     server::{self, GrpcServices, ServeError},
 };
-use aftersales_runtime::{Background, ServiceSettings};
+use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 use crate::{
     api::{DispatchApi, PartnerKeyApi},
     domain::job::VisitTargets,
-    service::{DispatchCore, DispatchRules},
     store::migration::Migrator,
+    usecases::{DispatchCore, DispatchRules},
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for dispatch.
@@ -107,12 +107,14 @@ impl DispatchApp {
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("dispatch", db.clone(), bus);
-        let core = Arc::new(DispatchCore::new(
+        let pipeline = Pipeline::new(
+            "dispatch",
             db,
             queue.clone(),
             relay.nudge(),
-            config.rules,
-        ));
+            clock::system(),
+        );
+        let core = Arc::new(DispatchCore::new(pipeline, config.rules));
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {
             core,

@@ -1,6 +1,7 @@
 //! The one error type of the dispatch service; `api::status` maps it to gRPC statuses.
 
 use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
+use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
 use crate::domain::DomainError;
@@ -21,6 +22,15 @@ pub enum DispatchError {
     Idempotency(#[from] IdempotencyError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+impl From<PipelineError> for DispatchError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Idempotency(err) => Self::Idempotency(err),
+            PipelineError::Db(err) => Self::Db(err),
+        }
+    }
 }
 
 impl CarriesDbErr for DispatchError {

@@ -2,9 +2,10 @@
 //! partner, visits against the on-site SLA, quotes price-checked against fee schedules,
 //! scorecards and monthly settlement.
 //!
-//! A request flows `api` (tonic: decode, validate, map errors) → `service` (use cases:
-//! one transaction each) → `domain` (pure rules) and `store` (sea-orm); `worker` fires
-//! offer and visit deadlines.
+//! A request flows `api` (tonic: decode, validate, map errors) → `usecases` (one module
+//! per capability; every command runs through the suite's command pipeline) → `domain`
+//! (pure rules) and `store` (sea-orm; entities never leave it). `usecases::deadlines`
+//! says what the offer and visit deadlines on the queue mean and fires them in batches.
 
 pub mod api;
 pub mod app;
@@ -12,6 +13,5 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod proto;
-pub mod service;
 pub mod store;
-pub mod worker;
+pub mod usecases;

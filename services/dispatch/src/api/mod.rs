@@ -22,7 +22,7 @@ pub use pb::{
     partner_key_service_server::PartnerKeyServiceServer,
 };
 
-use crate::{domain::job::JobAggregate, proto, service::DispatchCore};
+use crate::{domain::job::JobAggregate, proto, usecases::DispatchCore};
 
 pub struct DispatchApi {
     core: Arc<DispatchCore>,

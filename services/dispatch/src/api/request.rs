@@ -12,14 +12,12 @@ use aftersales_protos::{common::v1 as common, dispatch::v1 as pb};
 use chrono::{DateTime, Utc};
 use tonic::Status;
 
-use crate::{
-    domain::{
-        Actor, AreaKind, CompletionOutcome, JobStatus, QuoteLineKind, SettlementAction, Urgency,
-        job::{Contact, NewJob, Photo},
-        partner::{Coverage, FeeSchedule, GeoPoint, PartnerSpec},
-        quote::QuoteLine,
-    },
-    store::{JobFilter, PartnerFilter},
+use crate::domain::{
+    Actor, AreaKind, CompletionOutcome, JobStatus, QuoteLineKind, SettlementAction, Urgency,
+    job::{Contact, NewJob, Photo},
+    listing::{JobFilter, PartnerFilter},
+    partner::{Coverage, FeeSchedule, GeoPoint, PartnerSpec},
+    quote::QuoteLine,
 };
 
 const MAX_NAME: usize = 200;

@@ -4,6 +4,7 @@
 
 pub mod job;
 pub mod keys;
+pub mod listing;
 pub mod matching;
 pub mod partner;
 pub mod quote;

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration as StdDuration};
 
 use aftersales_dispatch::{
     app::{DispatchApp, DispatchConfig},
-    service::DispatchCore,
+    usecases::DispatchCore,
 };
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
@@ -32,13 +32,31 @@ pub async fn spawn(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut DispatchConfig)) -> TestApp {
+    start(backend, configure, true).await
+}
+
+/// The service without its deadline worker: the test fires deadlines itself, through
+/// [`TestApp::core`].
+pub async fn spawn_without_worker(
+    backend: Backend,
+    configure: impl FnOnce(&mut DispatchConfig),
+) -> TestApp {
+    start(backend, configure, false).await
+}
+
+async fn start(
+    backend: Backend,
+    configure: impl FnOnce(&mut DispatchConfig),
+    run_worker: bool,
+) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
     let (bus, queue) = aftersales_runtime::testing::backbone(backend, "dispatch")
         .await
         .expect("a backbone");
     let mut config = DispatchConfig::for_tests();
     configure(&mut config);
-    let settings = ServiceSettings::for_tests(url, StdDuration::from_secs(2));
+    let mut settings = ServiceSettings::for_tests(url, StdDuration::from_secs(2));
+    settings.run_worker = run_worker;
     let app = DispatchApp::build(settings, config, bus, queue)
         .await
         .expect("the service builds");

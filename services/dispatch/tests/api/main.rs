@@ -2,6 +2,9 @@
 //! with a fresh database (PostgreSQL + Redis, or SQLite + in-process queue) and talks gRPC
 //! to it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod deadlines;
 mod flow;
 mod helpers;
 mod history;

@@ -1,15 +1,21 @@
 //! A repair job and its lifecycle: pending_dispatch → offered → accepted → scheduled →
 //! on_site → completed | cannot_complete, or cancelled, or unassigned when no partner is
-//! left. Every offer is kept (the offer history), a decline or a lapsed offer sends the
-//! job back to dispatch, and the on-site SLA runs from acceptance. Each operation returns
-//! the events it caused.
+//! left. Each operation returns the events it caused. The offer rules (who holds the job,
+//! answers and lapses) live in `offer`, the on-site visit and its SLA in `visit`; this
+//! module keeps the job itself, its quotes, completion and cancellation.
 
-use chrono::{DateTime, Duration, Utc};
+mod offer;
+mod visit;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use offer::{Offer, OfferAnswer};
+pub use visit::VisitTargets;
 
 use super::{
     Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, OfferStatus, QuoteStatus, Urgency,
-    matching::Ranked, new_id, partner::GeoPoint, quote::Quote,
+    new_id, partner::GeoPoint, quote::Quote,
 };
 
 /// How long a repeat job looks back for the job whose fix did not hold.
@@ -42,20 +48,6 @@ impl Completion {
     pub fn first_time_fix(&self) -> bool {
         self.outcome.is_fix() && !self.first_time_fix_revoked
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Offer {
-    pub id: String,
-    pub job_id: String,
-    pub partner_id: String,
-    pub status: OfferStatus,
-    pub offered_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub responded_at: Option<DateTime<Utc>>,
-    pub decline_reason: String,
-    pub score: f64,
-    pub distance_km: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,43 +113,6 @@ pub struct NewJob {
     pub fault_description: String,
     pub urgency: Urgency,
     pub warranty: bool,
-}
-
-/// The on-site SLA from acceptance, by area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VisitTargets {
-    pub urban: Duration,
-    pub county: Duration,
-}
-
-impl VisitTargets {
-    /// The handbook's: urban 24 h, county 48 h.
-    pub fn handbook() -> Self {
-        Self {
-            urban: Duration::hours(24),
-            county: Duration::hours(48),
-        }
-    }
-
-    pub fn of(&self, area: AreaKind) -> Duration {
-        match area {
-            AreaKind::Urban => self.urban,
-            AreaKind::County => self.county,
-        }
-    }
-}
-
-/// A partner's answer to an offer.
-#[derive(Debug, Clone, Copy)]
-pub enum OfferAnswer<'a> {
-    /// Starts the on-site clock for the job's area.
-    Accept {
-        area: AreaKind,
-        targets: &'a VisitTargets,
-    },
-    Decline {
-        reason: &'a str,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,15 +227,6 @@ impl JobAggregate {
         }
     }
 
-    /// Partners this job was offered to already (they are not asked twice).
-    pub fn offered_partners(&self) -> Vec<String> {
-        self.offers.iter().map(|o| o.partner_id.clone()).collect()
-    }
-
-    pub fn open_offer(&self) -> Option<&Offer> {
-        self.offers.iter().find(|o| o.status == OfferStatus::Open)
-    }
-
     /// Whether a partner may see this job at all: it holds the open offer or the job.
     pub fn visible_to(&self, partner_id: &str) -> bool {
         self.job.partner_id.as_deref() == Some(partner_id)
@@ -305,240 +251,6 @@ impl JobAggregate {
 
     pub fn shows_contact_to(&self, partner_id: &str) -> bool {
         self.visible_to(partner_id) && self.job.status.is_open_work() && self.job.contact.is_some()
-    }
-
-    /// Offers the job to the best-ranked candidate.
-    pub fn offer_to(
-        &mut self,
-        best: &Ranked,
-        timeout: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if self.job.status != JobStatus::PendingDispatch {
-            return Err(self.illegal("be offered"));
-        }
-        let offer = Offer {
-            id: new_id(),
-            job_id: self.job.id.clone(),
-            partner_id: best.partner_id.clone(),
-            status: OfferStatus::Open,
-            offered_at: now,
-            expires_at: now + timeout,
-            responded_at: None,
-            decline_reason: String::new(),
-            score: best.score,
-            distance_km: best.distance_km,
-        };
-        let offer_id = offer.id.clone();
-        self.job.partner_id = Some(best.partner_id.clone());
-        self.offers.push(offer);
-        self.move_to(
-            JobStatus::Offered,
-            &Actor::system(),
-            format!("offered to {}", best.partner_id),
-            now,
-        );
-        Ok(vec![JobEvent::Offered {
-            offer_id,
-            attempt: self.offers.len() as u32,
-        }])
-    }
-
-    /// No candidate is left: a dispatcher must step in.
-    pub fn unassign(
-        &mut self,
-        reason: String,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if self.job.status != JobStatus::PendingDispatch {
-            return Err(self.illegal("be unassigned"));
-        }
-        self.job.partner_id = None;
-        self.job.status_reason = reason.clone();
-        self.move_to(JobStatus::Unassigned, &Actor::system(), reason.clone(), now);
-        Ok(vec![JobEvent::Unassigned { reason }])
-    }
-
-    /// The holder of the open offer accepts or declines it.
-    pub fn respond(
-        &mut self,
-        offer_id: &str,
-        answer: OfferAnswer<'_>,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        let Some(index) = self.offers.iter().position(|o| o.id == offer_id) else {
-            return Err(DomainError::invalid(
-                "offer_id",
-                "is not an offer of this job",
-            ));
-        };
-        let offer = &self.offers[index];
-        if offer.status != OfferStatus::Open || self.job.status != JobStatus::Offered {
-            return Err(DomainError::Precondition(format!(
-                "offer {offer_id} is {}, not open",
-                offer.status
-            )));
-        }
-        if now >= offer.expires_at {
-            return Err(DomainError::Precondition(format!(
-                "offer {offer_id} lapsed at {}",
-                offer.expires_at.to_rfc3339()
-            )));
-        }
-        let partner_id = offer.partner_id.clone();
-        let offer = &mut self.offers[index];
-        offer.responded_at = Some(now);
-        match answer {
-            OfferAnswer::Accept { area, targets } => {
-                offer.status = OfferStatus::Accepted;
-                self.job.area = Some(area);
-                self.job.accepted_at = Some(now);
-                self.job.visit_due_at = Some(now + targets.of(area));
-                self.move_to(
-                    JobStatus::Accepted,
-                    actor,
-                    format!("accepted by {partner_id}"),
-                    now,
-                );
-                Ok(vec![JobEvent::Accepted {
-                    offer_id: offer_id.to_owned(),
-                }])
-            }
-            OfferAnswer::Decline {
-                reason: decline_reason,
-            } => {
-                offer.status = OfferStatus::Declined;
-                offer.decline_reason = decline_reason.to_owned();
-                self.job.partner_id = None;
-                self.move_to(
-                    JobStatus::PendingDispatch,
-                    actor,
-                    format!("declined by {partner_id}: {decline_reason}"),
-                    now,
-                );
-                Ok(vec![JobEvent::Declined {
-                    offer_id: offer_id.to_owned(),
-                    partner_id,
-                    reason: decline_reason.to_owned(),
-                    expired: false,
-                }])
-            }
-        }
-    }
-
-    /// The acceptance deadline of an offer passed: it lapses and the job goes back to
-    /// dispatch. Nothing when the offer was answered meanwhile.
-    pub fn expire_offer(&mut self, offer_id: &str, now: DateTime<Utc>) -> Vec<JobEvent> {
-        let Some(offer) = self.offers.iter_mut().find(|o| o.id == offer_id) else {
-            return Vec::new();
-        };
-        if offer.status != OfferStatus::Open || now < offer.expires_at {
-            return Vec::new();
-        }
-        offer.status = OfferStatus::Expired;
-        offer.responded_at = Some(now);
-        let partner_id = offer.partner_id.clone();
-        self.job.partner_id = None;
-        self.move_to(
-            JobStatus::PendingDispatch,
-            &Actor::system(),
-            format!("offer to {partner_id} lapsed"),
-            now,
-        );
-        vec![JobEvent::Declined {
-            offer_id: offer_id.to_owned(),
-            partner_id,
-            reason: "acceptance deadline passed".into(),
-            expired: true,
-        }]
-    }
-
-    pub fn schedule(
-        &mut self,
-        at: DateTime<Utc>,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if !matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled) {
-            return Err(self.illegal("be scheduled"));
-        }
-        self.job.scheduled_for = Some(at);
-        self.move_to(
-            JobStatus::Scheduled,
-            actor,
-            format!("visit at {}", at.to_rfc3339()),
-            now,
-        );
-        Ok(Vec::new())
-    }
-
-    /// The technician arrived; a visit after the SLA is late (reported once).
-    pub fn record_visit(
-        &mut self,
-        arrived_at: DateTime<Utc>,
-        notes: &str,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if !matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled) {
-            return Err(self.illegal("record a visit"));
-        }
-        if arrived_at > now {
-            return Err(DomainError::invalid(
-                "arrived_at",
-                "must not lie in the future",
-            ));
-        }
-        if self
-            .job
-            .accepted_at
-            .is_some_and(|accepted| arrived_at < accepted)
-        {
-            return Err(DomainError::invalid(
-                "arrived_at",
-                "must not be before the job was accepted",
-            ));
-        }
-        self.job.visited_at = Some(arrived_at);
-        self.move_to(JobStatus::OnSite, actor, notes, now);
-        let late = self.job.visit_due_at.is_some_and(|due| arrived_at > due);
-        if late && !self.job.visit_late {
-            self.job.visit_late = true;
-            return Ok(vec![JobEvent::VisitLate]);
-        }
-        Ok(Vec::new())
-    }
-
-    /// The on-site deadline passed: late once, unless the visit happened in time.
-    pub fn fire_visit_deadline(&mut self, now: DateTime<Utc>) -> Vec<JobEvent> {
-        let due = match self.job.visit_due_at {
-            Some(due) if now >= due => due,
-            _ => return Vec::new(),
-        };
-        let waiting = matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled);
-        if !waiting || self.job.visit_late {
-            return Vec::new();
-        }
-        self.job.visit_late = true;
-        self.job.updated_at = now;
-        self.job.history.push(StepRecord {
-            from: self.job.status,
-            to: self.job.status,
-            actor_id: Actor::system().id,
-            actor_role: Actor::system().role,
-            note: format!("on-site visit due {} missed", due.to_rfc3339()),
-            at: now,
-        });
-        vec![JobEvent::VisitLate]
-    }
-
-    /// When the visit deadline still has to be watched.
-    pub fn visit_watch(&self) -> Option<DateTime<Utc>> {
-        let waiting = matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled);
-        (waiting && !self.job.visit_late)
-            .then_some(self.job.visit_due_at)
-            .flatten()
     }
 
     pub fn add_quote(
@@ -639,24 +351,26 @@ impl JobAggregate {
     }
 }
 
+/// What the tests of the job rules start from.
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
+mod fixtures {
+    use chrono::{Duration, TimeZone};
 
     use super::*;
+    use crate::domain::matching::Ranked;
 
-    fn t(minutes: i64) -> DateTime<Utc> {
+    pub(super) fn t(minutes: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap() + Duration::minutes(minutes)
     }
 
-    fn partner(id: &str) -> Actor {
+    pub(super) fn partner(id: &str) -> Actor {
         Actor {
             id: id.into(),
             role: Actor::PARTNER_ROLE.into(),
         }
     }
 
-    fn new_job() -> JobAggregate {
+    pub(super) fn new_job() -> JobAggregate {
         let new = NewJob {
             ticket_id: "T-1".into(),
             return_id: None,
@@ -676,140 +390,32 @@ mod tests {
         JobAggregate::create(new, None, &Actor::system(), t(0)).0
     }
 
-    const HANDBOOK: VisitTargets = VisitTargets {
+    pub(super) const HANDBOOK: VisitTargets = VisitTargets {
         urban: Duration::hours(24),
         county: Duration::hours(48),
     };
 
-    fn accept(area: AreaKind) -> OfferAnswer<'static> {
+    pub(super) fn accept(area: AreaKind) -> OfferAnswer<'static> {
         OfferAnswer::Accept {
             area,
             targets: &HANDBOOK,
         }
     }
 
-    fn ranked(id: &str) -> Ranked {
+    pub(super) fn ranked(id: &str) -> Ranked {
         Ranked {
             partner_id: id.into(),
             score: 0.9,
             distance_km: Some(1.0),
         }
     }
+}
 
-    #[test]
-    fn decline_and_lapse_send_the_job_back_keeping_the_history() {
-        let mut agg = new_job();
-        let events = agg
-            .offer_to(&ranked("A"), Duration::minutes(30), t(0))
-            .unwrap();
-        assert_eq!(
-            events,
-            vec![JobEvent::Offered {
-                offer_id: agg.offers[0].id.clone(),
-                attempt: 1
-            }]
-        );
-        let first = agg.offers[0].id.clone();
-        let events = agg
-            .respond(
-                &first,
-                OfferAnswer::Decline { reason: "busy" },
-                &partner("A"),
-                t(5),
-            )
-            .unwrap();
-        assert!(matches!(
-            &events[0],
-            JobEvent::Declined { expired: false, .. }
-        ));
-        assert_eq!(agg.job.status, JobStatus::PendingDispatch);
-        assert_eq!(agg.job.partner_id, None);
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
 
-        agg.offer_to(&ranked("B"), Duration::minutes(30), t(6))
-            .unwrap();
-        let second = agg.offers[1].id.clone();
-        assert!(agg.expire_offer(&second, t(35)).is_empty(), "not due yet");
-        let events = agg.expire_offer(&second, t(36));
-        assert!(matches!(
-            &events[0],
-            JobEvent::Declined { expired: true, .. }
-        ));
-        assert!(agg.expire_offer(&second, t(40)).is_empty(), "lapses once");
-        assert_eq!(
-            agg.offered_partners(),
-            vec!["A".to_string(), "B".to_string()]
-        );
-        let events = agg.unassign("nobody left".into(), t(36)).unwrap();
-        assert_eq!(
-            events,
-            vec![JobEvent::Unassigned {
-                reason: "nobody left".into()
-            }]
-        );
-        assert_eq!(agg.job.status, JobStatus::Unassigned);
-    }
-
-    #[test]
-    fn acceptance_starts_the_on_site_clock_by_area() {
-        let mut agg = new_job();
-        agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
-            .unwrap();
-        let offer = agg.offers[0].id.clone();
-        agg.respond(&offer, accept(AreaKind::County), &partner("A"), t(10))
-            .unwrap();
-        assert_eq!(agg.job.visit_due_at, Some(t(10) + Duration::hours(48)));
-        assert_eq!(agg.visit_watch(), agg.job.visit_due_at);
-        assert!(
-            agg.fire_visit_deadline(t(10) + Duration::hours(47))
-                .is_empty()
-        );
-        assert_eq!(
-            agg.fire_visit_deadline(t(10) + Duration::hours(48)),
-            vec![JobEvent::VisitLate]
-        );
-        assert!(
-            agg.fire_visit_deadline(t(10) + Duration::hours(49))
-                .is_empty(),
-            "late once"
-        );
-        let now = t(10) + Duration::hours(50);
-        assert!(
-            agg.record_visit(now, "", &partner("A"), now)
-                .unwrap()
-                .is_empty(),
-            "already reported"
-        );
-        assert_eq!(agg.job.visit_on_time(), Some(false));
-    }
-
-    #[test]
-    fn a_visit_in_time_is_on_time_and_a_late_one_reports_itself() {
-        let mut agg = new_job();
-        agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
-            .unwrap();
-        let offer = agg.offers[0].id.clone();
-        agg.respond(&offer, accept(AreaKind::Urban), &partner("A"), t(1))
-            .unwrap();
-        let mut late = agg.clone();
-        let arrived = t(60);
-        assert!(
-            agg.record_visit(arrived, "", &partner("A"), t(61))
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(agg.job.visit_on_time(), Some(true));
-        assert_eq!(agg.visit_watch(), None);
-        let arrived = t(1) + Duration::hours(25);
-        assert_eq!(
-            late.record_visit(arrived, "", &partner("A"), arrived)
-                .unwrap(),
-            vec![JobEvent::VisitLate]
-        );
-        assert!(
-            late.record_visit(t(0), "", &partner("A"), t(0)).is_err(),
-            "on site already"
-        );
-    }
+    use super::{fixtures::*, *};
 
     #[test]
     fn partners_see_only_their_own_offers_and_contact_only_on_open_work() {

@@ -1,0 +1,190 @@
+//! A repair job's own lifecycle: creating it (keyed by the caller's idempotency key, and
+//! dispatched at once), reading and listing jobs as the actor may see them (a partner's
+//! read of a customer's contact is audited), completing and cancelling.
+
+use aftersales_platform::idempotency::Idempotency;
+use aftersales_runtime::command::{Begun, Remembered};
+use chrono::Duration;
+
+use crate::{
+    domain::{
+        Actor, CompletionOutcome,
+        job::{JobAggregate, NewJob, Photo, REPEAT_WINDOW_DAYS},
+        listing::JobFilter,
+    },
+    error::{DispatchError, not_found},
+    store,
+};
+
+use super::{Changes, DispatchCore, forbid_partner, operation, paged, replayed, save};
+
+const CREATE_SCOPE: &str = "dispatch.CreateJob";
+const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
+const CANCEL_SCOPE: &str = "dispatch.CancelJob";
+
+impl DispatchCore {
+    /// Creates a job and offers it to the best partner at once (or leaves it unassigned).
+    /// A retry with the same key answers with the job the first attempt created, as it is
+    /// now.
+    pub async fn create_job(
+        &self,
+        new: NewJob,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<JobAggregate, DispatchError> {
+        forbid_partner(actor, "create jobs")?;
+        self.pipeline
+            .keyed(idem, || self.try_create_job(&new, idem, actor))
+            .await
+    }
+
+    async fn try_create_job(
+        &self,
+        new: &NewJob,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<JobAggregate, DispatchError> {
+        let mut cmd = match self.pipeline.begin(CREATE_SCOPE, idem).await? {
+            Begun::Replay(remembered) => return self.load(replayed(&remembered)?).await,
+            Begun::Fresh(cmd) => cmd,
+        };
+        let now = cmd.now();
+        let since = now - Duration::days(REPEAT_WINDOW_DAYS);
+        let repeated =
+            store::repeated_job(cmd.txn(), &new.ticket_id, &new.product_line, since).await?;
+        let (mut agg, mut events) = JobAggregate::create(new.clone(), repeated.clone(), actor, now);
+        let mut changes = Changes::default();
+        if let Some(earlier_id) = repeated
+            && let Some(mut earlier) = store::load_job(cmd.txn(), &earlier_id, true).await?
+            && earlier.revoke_first_time_fix(&agg.job.id, now)
+        {
+            changes.also_saved.push(earlier);
+        }
+        events.extend(self.dispatch(cmd.txn(), &mut agg, now).await?);
+        changes.events = events;
+        save(&mut cmd, &agg, changes).await?;
+        cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
+            .await?;
+        Ok(agg)
+    }
+
+    /// Records the outcome of the work. A retry with the same key answers with the job as
+    /// it is now.
+    pub async fn complete_job(
+        &self,
+        id: &str,
+        outcome: CompletionOutcome,
+        photos: Vec<Photo>,
+        notes: &str,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<JobAggregate, DispatchError> {
+        self.pipeline
+            .keyed(idem, || async {
+                let cmd = match self.pipeline.begin(COMPLETE_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self.get_job(replayed(&remembered)?, actor).await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
+                let events = agg.complete(outcome, photos.clone(), notes, actor, cmd.now())?;
+                save(&mut cmd, &agg, events.into()).await?;
+                cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
+                    .await?;
+                self.answer_as(agg, actor, operation(COMPLETE_SCOPE)).await
+            })
+            .await
+    }
+
+    pub async fn cancel_job(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<JobAggregate, DispatchError> {
+        forbid_partner(actor, "cancel jobs")?;
+        self.command(CANCEL_SCOPE, id, actor, |agg, now| {
+            Ok(agg.cancel(reason, actor, now)?.into())
+        })
+        .await
+    }
+
+    /// A job as it is, for whoever may see all of it.
+    pub(super) async fn load(&self, id: &str) -> Result<JobAggregate, DispatchError> {
+        store::load_job(self.db(), id, false)
+            .await?
+            .ok_or_else(|| not_found("job", id))
+    }
+
+    /// A job as `actor` may see it; a partner's read of customer contact is audited.
+    pub async fn get_job(&self, id: &str, actor: &Actor) -> Result<JobAggregate, DispatchError> {
+        let agg = self.load(id).await?;
+        let mut shown = self.shown_to(actor, vec![agg], "GetJob").await?;
+        shown.pop().ok_or_else(|| not_found("job", id))
+    }
+
+    /// A page of jobs, newest first, as `actor` may see them; a partner sees its own.
+    pub async fn list_jobs(
+        &self,
+        mut filter: JobFilter,
+        before: Option<&str>,
+        size: u64,
+        actor: &Actor,
+    ) -> Result<(Vec<JobAggregate>, Option<String>), DispatchError> {
+        if let Some(partner) = actor.partner() {
+            filter.partner_id = Some(partner.to_owned());
+        }
+        let page = store::list_jobs(self.db(), &filter, before, size + 1).await?;
+        let (page, next) = paged(page, size, |a| a.job.id.clone());
+        Ok((self.shown_to(actor, page, "ListJobs").await?, next))
+    }
+
+    /// Scopes jobs to a partner actor, dropping the ones it may not see.
+    async fn shown_to(
+        &self,
+        actor: &Actor,
+        mut jobs: Vec<JobAggregate>,
+        operation: &str,
+    ) -> Result<Vec<JobAggregate>, DispatchError> {
+        if let Some(partner) = actor.partner() {
+            jobs.retain(|agg| agg.visible_to(partner));
+        }
+        self.scoped(jobs, actor, operation).await
+    }
+
+    /// The job as `actor` may see it (a partner that just declined still gets its view).
+    pub(super) async fn answer_as(
+        &self,
+        agg: JobAggregate,
+        actor: &Actor,
+        operation: &str,
+    ) -> Result<JobAggregate, DispatchError> {
+        let id = agg.job.id.clone();
+        self.scoped(vec![agg], actor, operation)
+            .await?
+            .pop()
+            .ok_or_else(|| not_found("job", &id))
+    }
+
+    /// Jobs as `actor` may see them; the customer contacts a partner is shown are written
+    /// to the audit table in one insert.
+    async fn scoped(
+        &self,
+        jobs: Vec<JobAggregate>,
+        actor: &Actor,
+        operation: &str,
+    ) -> Result<Vec<JobAggregate>, DispatchError> {
+        let Some(partner) = actor.partner() else {
+            return Ok(jobs);
+        };
+        let read: Vec<&str> = jobs
+            .iter()
+            .filter(|agg| agg.shows_contact_to(partner))
+            .map(|agg| agg.job.id.as_str())
+            .collect();
+        let now = self.pipeline.now();
+        store::record_contact_reads(self.db(), &read, partner, operation, now).await?;
+        Ok(jobs.iter().map(|agg| agg.scoped_to(partner)).collect())
+    }
+}
