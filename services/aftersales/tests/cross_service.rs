@@ -1,12 +1,17 @@
 //! Services working together through events, through the real binary on PostgreSQL and
 //! Redis: a repair job no partner can take escalates its ticket to a supervisor, once
 //! (dispatch → tickets); a customer care ranks VIP gets VIP tickets (care → tickets).
+//! The same escalation on the embedded backends `make run` uses (an SQLite file with one
+//! pooled connection per service, the in-process bus); and an API-only tickets replica
+//! leaves the events to the replicas that run the worker.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
 
 use std::{
+    path::Path,
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aftersales_protos::{
@@ -255,4 +260,221 @@ async fn a_tier_care_publishes_is_the_tier_of_the_customers_next_ticket() {
 
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
+}
+
+fn ticket_request(customer_id: &str) -> tpb::CreateTicketRequest {
+    tpb::CreateTicketRequest {
+        customer_id: customer_id.into(),
+        channel: tpb::Channel::Hotline as i32,
+        category: tpb::Category::Complaint as i32,
+        severity: tpb::Severity::General as i32,
+        subject: "washer broken".into(),
+        description: "needs a technician".into(),
+        ..Default::default()
+    }
+}
+
+/// A repair job in a region no partner covers: dispatch publishes `JobUnassigned`.
+fn unplaceable_job(ticket: &tpb::Ticket) -> dpb::CreateJobRequest {
+    dpb::CreateJobRequest {
+        ticket_id: ticket.id.clone(),
+        customer_id: ticket.customer_id.clone(),
+        location: Some(dpb::CustomerLocation {
+            region_code: "999999".into(),
+            point: None,
+        }),
+        product_line: "washer".into(),
+        fault_description: "does not spin".into(),
+        ..Default::default()
+    }
+}
+
+fn sqlite_url(dir: &Path, service: &str) -> String {
+    format!("sqlite://{}/{service}.db?mode=rwc", dir.display())
+}
+
+/// `make run`'s wiring, on ports of its own: `aftersales dev` puts each service on an
+/// SQLite file (one pooled connection) and, without `REDIS_URL`, the queue and the bus
+/// in-process; `serve` with SQLite URLs and no `REDIS_URL` builds exactly that.
+#[tokio::test]
+async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_tickets_answers() {
+    let data_dir = std::env::temp_dir().join(format!(
+        "aftersales-embedded-{}-{}",
+        std::process::id(),
+        support::free_port()
+    ));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
+    let mut child = support::KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "tickets", "dispatch"])
+            .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
+            .env("TICKETS_DATABASE_URL", sqlite_url(&data_dir, "tickets"))
+            .env("DISPATCH_DATABASE_URL", sqlite_url(&data_dir, "dispatch"))
+            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
+            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
+            .env("METRICS_ADDR", "off")
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tickets = TicketServiceClient::new(
+        connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+    );
+    let mut dispatch = DispatchServiceClient::new(
+        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+    );
+    let ticket = tickets
+        .create_ticket(ticket_request("cust-embedded"))
+        .await
+        .unwrap()
+        .into_inner();
+    let job = dispatch
+        .create_job(unplaceable_job(&ticket))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.status, dpb::JobStatus::Unassigned as i32);
+
+    // PostgreSQL escalates within a tenth of a second; allow a busy machine far more,
+    // but not the seconds a consumer waiting on its own connection takes.
+    let created = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut escalated_after = None;
+    while created.elapsed() < Duration::from_secs(3) {
+        let asked = Instant::now();
+        let answer = tickets
+            .get_ticket(tpb::GetTicketRequest {
+                id: ticket.id.clone(),
+            })
+            .await;
+        slowest = slowest.max(asked.elapsed());
+        let current = answer.expect("GetTicket answers").into_inner();
+        if current.escalation_level == tpb::EscalationLevel::Supervisor as i32 {
+            escalated_after = Some(created.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        escalated_after.is_some(),
+        "the ticket was not escalated within 3 s of the unplaceable job"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a GetTicket during the escalation took {slowest:?}"
+    );
+    // A write goes through too, once the event has been applied.
+    let asked = Instant::now();
+    tickets
+        .create_ticket(ticket_request("cust-embedded-2"))
+        .await
+        .expect("CreateTicket answers");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "CreateTicket took {:?}",
+        asked.elapsed()
+    );
+
+    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `TICKETS_WORKER_ENABLED=false` (an API-only replica): tickets serves its API but reads
+/// no events, so dispatch's `JobUnassigned` waits on the stream for a replica that runs
+/// the worker, which then applies it.
+#[tokio::test]
+async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
+    let tickets_db = aftersales_testkit::fresh_postgres_url().await.unwrap();
+    let prefix = aftersales_testkit::unique_prefix();
+    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
+    let metrics_port = support::free_port();
+    let mut api_only = support::KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "tickets", "dispatch"])
+            .env_remove("DATABASE_URL")
+            .env("TICKETS_DATABASE_URL", &tickets_db)
+            .env(
+                "DISPATCH_DATABASE_URL",
+                aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            )
+            .env("TICKETS_WORKER_ENABLED", "false")
+            .env("REDIS_URL", aftersales_testkit::redis_url())
+            .env("REDIS_KEY_PREFIX", &prefix)
+            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
+            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tickets = TicketServiceClient::new(
+        connect(format!("http://127.0.0.1:{tickets_port}"), &mut api_only).await,
+    );
+    let mut dispatch = DispatchServiceClient::new(
+        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut api_only).await,
+    );
+    let ticket = tickets
+        .create_ticket(ticket_request("cust-api-only"))
+        .await
+        .unwrap()
+        .into_inner();
+    dispatch.create_job(unplaceable_job(&ticket)).await.unwrap();
+
+    // A consuming replica escalates within a tenth of a second (the test above).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let level = |t: tpb::Ticket| t.escalation_level;
+    let get = tpb::GetTicketRequest {
+        id: ticket.id.clone(),
+    };
+    assert_eq!(
+        level(tickets.get_ticket(get.clone()).await.unwrap().into_inner()),
+        tpb::EscalationLevel::Agent as i32,
+        "an API-only replica applied an event"
+    );
+    let page = support::scrape(metrics_port).await;
+    assert!(
+        !page.contains(r#"group="dispatch:tickets""#),
+        "an API-only replica runs a tickets consumer:\n{page}"
+    );
+
+    // A worker replica of tickets on the same database and bus picks the event up.
+    let worker_port = support::free_port();
+    let mut worker = support::KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "tickets"])
+            .env_remove("DATABASE_URL")
+            .env("TICKETS_DATABASE_URL", &tickets_db)
+            .env("REDIS_URL", aftersales_testkit::redis_url())
+            .env("REDIS_KEY_PREFIX", &prefix)
+            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{worker_port}"))
+            .env("METRICS_ADDR", "off")
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    connect(format!("http://127.0.0.1:{worker_port}"), &mut worker).await;
+    let mut escalated = false;
+    for _ in 0..100 {
+        let current = tickets.get_ticket(get.clone()).await.unwrap().into_inner();
+        if level(current) == tpb::EscalationLevel::Supervisor as i32 {
+            escalated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(escalated, "the worker replica applied the waiting event");
+
+    for child in [&mut worker, &mut api_only] {
+        let exit = support::terminate(child, Duration::from_secs(20)).await;
+        assert!(exit.success(), "{exit}");
+    }
 }

@@ -1,13 +1,14 @@
 //! Care's read model, folded from the tickets, returns and dispatch streams: ticket and
 //! repair-job facts for the KPIs, the customer timeline, and the work a resolution or a
-//! repeated reopen calls for (a follow-up, a manager's task). Each event is applied once
-//! (the consumer's processed-event row is written in the same transaction) and every
-//! fold is order-independent, so late and duplicated events change no figure.
+//! repeated reopen calls for (a follow-up, a manager's task). Each event is applied once,
+//! inside the consumer's transaction (which writes the processed-event row), and every
+//! fold is order-independent, so late and duplicated events change no figure. The shared
+//! consumer decodes each event and dead-letters what it cannot decode.
 
 use std::sync::Arc;
 
 use aftersales_deadlines::DeadlineQueue;
-use aftersales_eventbus::{BusMessage, consumer::EventHandler, envelope};
+use aftersales_eventbus::consumer::EventEnvelopeHandler;
 use aftersales_platform::codes::{ProtoEnum, instant};
 use aftersales_protos::{
     dispatch::v1 as dispatch,
@@ -50,17 +51,13 @@ impl Projection {
     }
 }
 
-impl EventHandler for Projection {
-    async fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
-        let envelope = match envelope::decode(&message.payload) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                // A message no build can read would block the stream forever: skip it.
-                tracing::warn!(event_id = %message.event_id, error = %err, "undecodable event skipped");
-                return Ok(());
-            }
-        };
-        self.apply(txn, &envelope).await.map_err(|e| e.to_string())
+impl EventEnvelopeHandler for Projection {
+    async fn handle_event(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> Result<(), String> {
+        self.apply(txn, envelope).await.map_err(|e| e.to_string())
     }
 }
 

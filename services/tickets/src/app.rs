@@ -1,5 +1,6 @@
 //! Start-up of the tickets service: settings, database and migrations, seeding, then the
-//! gRPC server with the SLA worker, the outbox relay and housekeeping beside it.
+//! gRPC server with the SLA worker, the outbox relay and housekeeping beside it, plus the
+//! consumers of other services' events (only where the worker runs).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -100,11 +101,17 @@ impl TicketsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        // API-only replicas (`TICKETS_WORKER_ENABLED=false`) leave the events to the
+        // replicas that run the worker, as they leave the SLA clocks.
         let consuming = CancellationToken::new();
-        let consumers: Vec<_> = OtherServices::consumers(self.core.clone(), self.bus)
-            .into_iter()
-            .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
-            .collect();
+        let consumers: Vec<_> = if self.settings.run_worker {
+            OtherServices::consumers(self.core.clone(), self.bus)
+                .into_iter()
+                .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let services = GrpcServices::new().with(TicketsApi::new(self.core).into_server());
         let served = aftersales_runtime::run(
             "tickets",

@@ -2,16 +2,18 @@
 //! place with any partner escalates its ticket to a supervisor (escalating to a fixed
 //! level is idempotent: a ticket already there stays), and care's tier changes are kept,
 //! latest first, for tickets created without a tier (SLA policies match on it).
+//!
+//! Each event is applied inside the consumer's transaction, the one that records it
+//! processed; the shared consumer decodes it and dead-letters what it cannot decode.
 
 use std::sync::Arc;
 
 use aftersales_eventbus::{
-    BusMessage, EventBus,
-    consumer::{Consumer, ConsumerSettings, EventHandler},
-    envelope,
+    EventBus,
+    consumer::{Consumer, ConsumerSettings, EventEnvelopeHandler},
 };
 use aftersales_platform::codes::{ProtoEnum, instant};
-use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
+use aftersales_protos::events::v1::{self as ev, EventEnvelope, event_envelope::Payload};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
@@ -46,7 +48,11 @@ impl OtherServices {
             .collect()
     }
 
-    async fn job_unassigned(&self, unassigned: &ev::JobUnassigned) -> Result<(), String> {
+    async fn job_unassigned(
+        &self,
+        txn: &DatabaseTransaction,
+        unassigned: &ev::JobUnassigned,
+    ) -> Result<(), String> {
         let reason = format!(
             "repair job {} could not be placed: {}",
             unassigned.job_id, unassigned.reason
@@ -54,7 +60,8 @@ impl OtherServices {
         let actor = Actor::system();
         match self
             .core
-            .escalate(
+            .escalate_in(
+                txn,
                 &unassigned.ticket_id,
                 Some(Level::Supervisor),
                 &reason,
@@ -66,7 +73,8 @@ impl OtherServices {
                 tracing::info!(ticket_id = %unassigned.ticket_id, job_id = %unassigned.job_id, "ticket escalated: repair job unassigned");
                 Ok(())
             }
-            // Tickets of other systems, and tickets already escalated, need nothing.
+            // Tickets of other systems, and tickets already escalated, need nothing (both
+            // are found out before anything is written).
             Err(TicketsError::NotFound { .. })
             | Err(TicketsError::Domain(DomainError::CannotEscalate { .. })) => Ok(()),
             Err(err) => Err(err.to_string()),
@@ -74,11 +82,14 @@ impl OtherServices {
     }
 }
 
-impl EventHandler for OtherServices {
-    async fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
-        let envelope = envelope::decode(&message.payload).map_err(|e| e.to_string())?;
-        match envelope.payload {
-            Some(Payload::JobUnassigned(unassigned)) => self.job_unassigned(&unassigned).await,
+impl EventEnvelopeHandler for OtherServices {
+    async fn handle_event(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> Result<(), String> {
+        match &envelope.payload {
+            Some(Payload::JobUnassigned(unassigned)) => self.job_unassigned(txn, unassigned).await,
             Some(Payload::CustomerTierChanged(changed)) => {
                 let Some(tier) = Tier::from_proto(changed.to) else {
                     return Ok(());
@@ -94,5 +105,10 @@ impl EventHandler for OtherServices {
             }
             _ => Ok(()),
         }
+    }
+
+    /// An escalation wrote its events to the outbox in the consumer's transaction.
+    fn committed(&self, _envelope: &EventEnvelope) {
+        self.core.wake_relay();
     }
 }

@@ -314,6 +314,39 @@ impl TicketsCore {
         .await
     }
 
+    /// [`Self::escalate`] inside a transaction the caller owns and commits, such as an
+    /// event consumer's, which records the event processed in the same transaction:
+    /// opening another would wait for the connection the caller holds (on SQLite, the
+    /// pool's only one). An escalation moves no SLA clock, so once the caller has
+    /// committed, all that is left is [`Self::wake_relay`] for its events.
+    pub async fn escalate_in(
+        &self,
+        txn: &DatabaseTransaction,
+        ticket_id: &str,
+        to: Option<Level>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let agg = self
+            .command_in(
+                txn,
+                ticket_id,
+                PolicyChoice::Kept,
+                actor,
+                "escalate",
+                reason.to_owned(),
+                |agg, _, _, now| agg.escalate(to, reason, now),
+            )
+            .await?;
+        Ok(agg.ticket)
+    }
+
+    /// Sends events written by a transaction committed outside this core (see
+    /// [`Self::escalate_in`]) on to the bus now rather than at the relay's next poll.
+    pub fn wake_relay(&self) {
+        self.relay_nudge.notify_one();
+    }
+
     pub async fn set_severity(
         &self,
         ticket_id: &str,
@@ -349,17 +382,40 @@ impl TicketsCore {
             DateTime<Utc>,
         ) -> Result<Vec<TicketEvent>, DomainError>,
     ) -> Result<Ticket, TicketsError> {
-        let mut change = self.begin_change(ticket_id, choice).await?;
-        let events = rule(
-            &mut change.agg,
-            &change.policy,
-            &change.schedules,
-            change.now,
-        )?;
+        let txn = self.db.begin().await?;
         let agg = self
-            .finish_change(change, events, actor, action, detail)
+            .command_in(&txn, ticket_id, choice, actor, action, detail, rule)
             .await?;
+        txn.commit().await?;
+        self.after_commit(&agg).await;
         Ok(agg.ticket)
+    }
+
+    /// [`Self::command`] inside `txn`, left for the caller to commit and follow with
+    /// [`Self::after_commit`].
+    #[allow(clippy::too_many_arguments)]
+    async fn command_in(
+        &self,
+        txn: &DatabaseTransaction,
+        ticket_id: &str,
+        choice: PolicyChoice,
+        actor: &Actor,
+        action: &str,
+        detail: String,
+        rule: impl FnOnce(
+            &mut TicketAggregate,
+            &SlaPolicy,
+            &Schedules,
+            DateTime<Utc>,
+        ) -> Result<Vec<TicketEvent>, DomainError>,
+    ) -> Result<TicketAggregate, TicketsError> {
+        let (mut agg, policy, schedules) = self.lock_for_change(txn, ticket_id, choice).await?;
+        let now = db_now();
+        let events = rule(&mut agg, &policy, &schedules, now)?;
+        store::save_aggregate(txn, &agg).await?;
+        self.write_side_effects(txn, &agg, &events, actor, action, detail, now)
+            .await?;
+        Ok(agg)
     }
 
     pub async fn sla_status(
@@ -511,11 +567,28 @@ impl TicketsCore {
         choice: PolicyChoice,
     ) -> Result<Change, TicketsError> {
         let txn = self.db.begin().await?;
-        let agg = store::load_aggregate(&txn, ticket_id, true)
+        let (agg, policy, schedules) = self.lock_for_change(&txn, ticket_id, choice).await?;
+        Ok(Change {
+            txn,
+            agg,
+            policy,
+            schedules,
+            now: db_now(),
+        })
+    }
+
+    /// The ticket, locked in `txn`, with the policy and calendars a rule judges it by.
+    async fn lock_for_change(
+        &self,
+        txn: &DatabaseTransaction,
+        ticket_id: &str,
+        choice: PolicyChoice,
+    ) -> Result<(TicketAggregate, SlaPolicy, Schedules), TicketsError> {
+        let agg = store::load_aggregate(txn, ticket_id, true)
             .await?
             .ok_or_else(|| not_found("ticket", ticket_id))?;
         let policy = match choice {
-            PolicyChoice::Kept => self.policy_of(&txn, &agg.ticket).await?,
+            PolicyChoice::Kept => self.policy_of(txn, &agg.ticket).await?,
             PolicyChoice::Rematch(severity) => {
                 let t = &agg.ticket;
                 let facts = TicketFacts {
@@ -524,20 +597,14 @@ impl TicketsCore {
                     tier: t.tier,
                     channel: t.channel,
                 };
-                let current = self.current_policies(&txn).await?;
+                let current = self.current_policies(txn).await?;
                 policy::select(&current, &facts)
                     .cloned()
                     .ok_or(TicketsError::NoPolicy)?
             }
         };
-        let schedules = self.schedules(&txn, &policy, &agg.clocks).await?;
-        Ok(Change {
-            txn,
-            agg,
-            policy,
-            schedules,
-            now: db_now(),
-        })
+        let schedules = self.schedules(txn, &policy, &agg.clocks).await?;
+        Ok((agg, policy, schedules))
     }
 
     async fn finish_change(

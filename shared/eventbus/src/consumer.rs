@@ -2,9 +2,15 @@
 //! same transaction as the handler's changes, then the delivery is acknowledged. A
 //! duplicate delivery finds the row and is only acknowledged; a failed handler rolls
 //! back and the delivery is retried (taken over from a dead consumer after `stale_after`).
+//!
+//! Every delivery is decoded as an envelope of the suite's event contract
+//! (`aftersales.events.v1`) before anything else. One that cannot be decoded never will
+//! be, by any retry: it is a permanent failure, stored as a dead letter at once and
+//! acknowledged, so the group moves on. This is the rule for every consumer of the suite.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use aftersales_protos::events::v1::EventEnvelope;
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
@@ -16,18 +22,80 @@ use tracing::Instrument;
 use crate::{
     BusError, BusMessage, Delivery, EventBus,
     entity::{dead_letter, processed_event},
+    envelope,
 };
 
 /// How often a running consumer reports its group's lag and pending deliveries.
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
-/// What a consumer does with one event, inside the transaction that records it processed.
+/// What a consumer does with one delivery, inside the transaction that records it
+/// processed. The handler applies it in that transaction and opens no other: the
+/// consumer holds a connection for it (on SQLite the pool's only one), so a second
+/// transaction would wait for the first to end.
+///
+/// Handlers of the suite's events implement [`EventEnvelopeHandler`] and get the envelope
+/// the consumer decoded; this trait is for handlers that only need the delivery.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(
         &self,
         txn: &DatabaseTransaction,
         message: &BusMessage,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// What the consumer calls, with the envelope it decoded from `message`: by default
+    /// [`Self::handle`].
+    fn handle_decoded(
+        &self,
+        txn: &DatabaseTransaction,
+        message: &BusMessage,
+        _envelope: &EventEnvelope,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        self.handle(txn, message)
+    }
+
+    /// Called after the transaction that applied `message` committed (not for duplicates
+    /// or failures): the place for what must follow the commit, such as waking the relay
+    /// of an outbox the handler wrote to, or scheduling the deadlines it set.
+    fn committed(&self, _message: &BusMessage, _envelope: &EventEnvelope) {}
+}
+
+/// A handler of the suite's events (`aftersales.events.v1`): gets each delivery as the
+/// envelope the consumer decoded, inside the transaction that records it processed, and
+/// applies it in that transaction (see [`EventHandler`]).
+pub trait EventEnvelopeHandler: Send + Sync + 'static {
+    fn handle_event(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// As [`EventHandler::committed`].
+    fn committed(&self, _envelope: &EventEnvelope) {}
+}
+
+impl<T: EventEnvelopeHandler> EventHandler for T {
+    async fn handle(&self, txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
+        let envelope = envelope::decode(&message.payload).map_err(|e| undecodable(&e))?;
+        self.handle_event(txn, &envelope).await
+    }
+
+    fn handle_decoded(
+        &self,
+        txn: &DatabaseTransaction,
+        _message: &BusMessage,
+        envelope: &EventEnvelope,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        self.handle_event(txn, envelope)
+    }
+
+    fn committed(&self, _message: &BusMessage, envelope: &EventEnvelope) {
+        EventEnvelopeHandler::committed(self, envelope);
+    }
+}
+
+/// The dead letter's reason for a delivery that is no event envelope.
+fn undecodable(err: &prost::DecodeError) -> String {
+    format!("undecodable event: {err}")
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +110,8 @@ pub struct ConsumerSettings {
     /// Unacknowledged for this long, a delivery is taken over from its consumer.
     pub stale_after: Duration,
     /// Failed handlings of one event before it is dead-lettered (stored whole in
-    /// `dead_letters` and acknowledged, so the group moves on).
+    /// `dead_letters` and acknowledged, so the group moves on). An event that cannot be
+    /// decoded is dead-lettered on its first delivery.
     pub max_attempts: u32,
 }
 
@@ -74,7 +143,8 @@ pub enum Outcome {
     Applied,
     Duplicate,
     Failed(String),
-    /// Failed `max_attempts` times: stored in `dead_letters` and acknowledged.
+    /// Failed `max_attempts` times, or could not be decoded at all: stored in
+    /// `dead_letters` and acknowledged.
     DeadLettered(String),
 }
 
@@ -134,49 +204,95 @@ impl<H: EventHandler> Consumer<H> {
         );
         aftersales_platform::telemetry::adopt_trace_headers(&span, &delivery.message.headers);
         async {
-            let s = &self.settings;
-            let txn = self.db.begin().await?;
-            let inserted = processed_event::Entity::insert(processed_event::ActiveModel {
-                consumer_group: Set(s.group.clone()),
-                event_id: Set(delivery.message.event_id.clone()),
-                processed_at: Set(Utc::now()),
-            })
-            .on_conflict(
-                OnConflict::columns([processed_event::Column::ConsumerGroup, processed_event::Column::EventId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            let outcome = if inserted == 0 {
-                txn.rollback().await?;
-                Outcome::Duplicate
-            } else {
-                match self.handler.handle(&txn, &delivery.message).await {
-                    Ok(()) => {
-                        txn.commit().await?;
-                        self.forget_failures(&delivery.message.event_id);
-                        Outcome::Applied
-                    }
-                    Err(reason) => {
-                        txn.rollback().await?;
-                        if self.failed_again(&delivery.message.event_id) < s.max_attempts {
-                            tracing::warn!(%reason, "event handler failed; the delivery will be retried");
-                            return Ok(Outcome::Failed(reason));
-                        }
-                        self.dead_letter(&delivery.message, &reason).await?;
-                        tracing::error!(%reason, attempts = s.max_attempts, "event dead-lettered after repeated failures");
-                        Outcome::DeadLettered(reason)
-                    }
+            let outcome = match envelope::decode(&delivery.message.payload) {
+                Ok(envelope) => self.apply_once(&delivery.message, &envelope).await?,
+                Err(err) => {
+                    self.dead_letter_undecodable(&delivery.message, &err)
+                        .await?
                 }
             };
+            if matches!(outcome, Outcome::Failed(_)) {
+                // Left unacknowledged: read again once stale.
+                return Ok(outcome);
+            }
+            let s = &self.settings;
             self.bus
-                .ack(&s.stream, &s.group, std::slice::from_ref(&delivery.delivery_id))
+                .ack(
+                    &s.stream,
+                    &s.group,
+                    std::slice::from_ref(&delivery.delivery_id),
+                )
                 .await?;
             Ok(outcome)
         }
         .instrument(span)
         .await
+    }
+
+    /// Records the event processed and has the handler apply it, in one transaction.
+    async fn apply_once(
+        &self,
+        message: &BusMessage,
+        envelope: &EventEnvelope,
+    ) -> Result<Outcome, ConsumeError> {
+        let s = &self.settings;
+        let txn = self.db.begin().await?;
+        let inserted = processed_event::Entity::insert(processed_event::ActiveModel {
+            consumer_group: Set(s.group.clone()),
+            event_id: Set(message.event_id.clone()),
+            processed_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                processed_event::Column::ConsumerGroup,
+                processed_event::Column::EventId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        match self.handler.handle_decoded(&txn, message, envelope).await {
+            Ok(()) => {
+                txn.commit().await?;
+                self.forget_failures(&message.event_id);
+                self.handler.committed(message, envelope);
+                Ok(Outcome::Applied)
+            }
+            Err(reason) => {
+                txn.rollback().await?;
+                if self.failed_again(&message.event_id) < s.max_attempts {
+                    tracing::warn!(%reason, "event handler failed; the delivery will be retried");
+                    return Ok(Outcome::Failed(reason));
+                }
+                self.dead_letter(message, &reason, s.max_attempts).await?;
+                tracing::error!(%reason, attempts = s.max_attempts, "event dead-lettered after repeated failures");
+                Ok(Outcome::DeadLettered(reason))
+            }
+        }
+    }
+
+    /// No retry decodes what could not be decoded once: dead-lettered at once. The log
+    /// names the event but not its bytes, which may be anything.
+    async fn dead_letter_undecodable(
+        &self,
+        message: &BusMessage,
+        err: &prost::DecodeError,
+    ) -> Result<Outcome, ConsumeError> {
+        let reason = undecodable(err);
+        self.dead_letter(message, &reason, 1).await?;
+        tracing::error!(
+            error = %err,
+            event_type = %message.event_type,
+            stream = %self.settings.stream,
+            bytes = message.payload.len(),
+            "undecodable event dead-lettered without retries"
+        );
+        Ok(Outcome::DeadLettered(reason))
     }
 
     /// An event that finally went through needs no failure count any more.
@@ -202,7 +318,12 @@ impl<H: EventHandler> Consumer<H> {
         seen
     }
 
-    async fn dead_letter(&self, message: &BusMessage, reason: &str) -> Result<(), DbErr> {
+    async fn dead_letter(
+        &self,
+        message: &BusMessage,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), DbErr> {
         let row = dead_letter::ActiveModel {
             consumer_group: Set(self.settings.group.clone()),
             event_id: Set(message.event_id.clone()),
@@ -212,7 +333,7 @@ impl<H: EventHandler> Consumer<H> {
             payload: Set(message.payload.clone()),
             headers: Set(crate::outbox::encode_headers(&message.headers)),
             error: Set(reason.to_owned()),
-            attempts: Set(i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX)),
+            attempts: Set(i32::try_from(attempts).unwrap_or(i32::MAX)),
             failed_at: Set(Utc::now()),
         };
         dead_letter::Entity::insert(row)

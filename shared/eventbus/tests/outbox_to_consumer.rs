@@ -1,17 +1,23 @@
 //! Outbox → relay → bus → consumer group, on real PostgreSQL and Redis, and on the
 //! in-process bus with SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use std::sync::{Arc, Mutex};
 
 use aftersales_eventbus::{
     BusMessage, EventBus, MemoryBus, RedisBus,
-    consumer::{Consumer, ConsumerSettings, EventHandler, Outcome, replay_dead_letter},
+    consumer::{
+        Consumer, ConsumerSettings, EventEnvelopeHandler, EventHandler, Outcome, replay_dead_letter,
+    },
+    entity::dead_letter,
+    envelope::new_event,
     migration::{CreateDeadLetters, CreateOutbox, CreateProcessedEvents},
     outbox::{NewEvent, enqueue},
     relay::Relay,
 };
+use aftersales_protos::events::v1::{self as ev, EventEnvelope, event_envelope::Payload};
 use aftersales_testkit::Backend;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 struct Migrator;
@@ -56,13 +62,27 @@ async fn redis_bus() -> EventBus {
     ))
 }
 
+/// An event of the suite's contract about ticket `n`: consumers decode every delivery.
 fn event(n: u32) -> NewEvent {
+    let subject = format!("ticket-{n}");
+    let payload = Payload::TicketEscalated(ev::TicketEscalated {
+        ticket_id: subject.clone(),
+        ..Default::default()
+    });
     NewEvent {
         event_id: format!("evt-{n}"),
-        stream: "tickets".into(),
-        event_type: "tickets.TicketCreated".into(),
-        subject_id: format!("ticket-{n}"),
-        payload: vec![n as u8, 0, 255],
+        ..new_event("tickets", "tickets", &subject, payload, chrono::Utc::now())
+    }
+}
+
+fn message(n: u32) -> BusMessage {
+    let event = event(n);
+    BusMessage {
+        event_id: event.event_id,
+        event_type: event.event_type,
+        subject_id: event.subject_id,
+        payload: event.payload,
+        headers: Default::default(),
     }
 }
 
@@ -94,14 +114,7 @@ async fn each_event_is_applied_once(db: DatabaseConnection, bus: EventBus) {
     );
 
     // The relay died after publishing but before marking: the same event comes again.
-    let again = BusMessage {
-        event_id: "evt-1".into(),
-        event_type: "tickets.TicketCreated".into(),
-        subject_id: "ticket-1".into(),
-        payload: vec![1, 0, 255],
-        headers: Default::default(),
-    };
-    bus.publish("tickets", &[again]).await.unwrap();
+    bus.publish("tickets", &[message(1)]).await.unwrap();
     assert_eq!(consumer.poll_once().await.unwrap(), [Outcome::Duplicate]);
     assert_eq!(*recorder.0.lock().unwrap(), ["evt-1", "evt-2"]);
 }
@@ -208,18 +221,11 @@ impl EventHandler for Poisoned {
 }
 
 async fn a_poison_event_is_dead_lettered_then_replayed(db: DatabaseConnection, bus: EventBus) {
-    bus.publish(
-        "tickets",
-        &[BusMessage {
-            event_id: "evt-poison".into(),
-            event_type: "tickets.TicketCreated".into(),
-            subject_id: "ticket-9".into(),
-            payload: vec![9],
-            headers: Default::default(),
-        }],
-    )
-    .await
-    .unwrap();
+    let poison = BusMessage {
+        event_id: "evt-poison".into(),
+        ..message(9)
+    };
+    bus.publish("tickets", &[poison]).await.unwrap();
     let handler = Arc::new(Poisoned::default());
     let mut settings = ConsumerSettings::new("tickets", "care");
     settings.block = std::time::Duration::from_millis(50);
@@ -281,4 +287,127 @@ async fn sqlite_poison_event_dead_lettered_and_replayed() {
         EventBus::Memory(MemoryBus::new()),
     )
     .await;
+}
+
+/// Bytes that are no event envelope (field 1 announced as 64-bit, then cut short).
+const UNDECODABLE: &[u8] = &[9, 1, 2];
+
+/// One rule for every consumer of the suite: a delivery that is not an event envelope
+/// cannot succeed on any retry, so it is dead-lettered at once, without reaching the
+/// handler, and the group moves on to the next event.
+async fn an_undecodable_event_is_dead_lettered_at_once(db: DatabaseConnection, bus: EventBus) {
+    let broken = BusMessage {
+        event_id: "evt-broken".into(),
+        payload: UNDECODABLE.to_vec(),
+        ..message(1)
+    };
+    bus.publish("tickets", &[broken, message(2)]).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    settings.stale_after = std::time::Duration::ZERO;
+    let consumer = Consumer::new(db.clone(), bus.clone(), settings, recorder.clone());
+
+    let outcomes = consumer.poll_once().await.unwrap();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[0], Outcome::DeadLettered(reason) if reason.contains("decode")),
+        "dead-lettered on the first delivery: {outcomes:?}"
+    );
+    assert_eq!(outcomes[1], Outcome::Applied);
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        ["evt-2"],
+        "the handler never saw it"
+    );
+    assert!(
+        consumer.poll_once().await.unwrap().is_empty(),
+        "acknowledged: nothing is retried"
+    );
+    let letter = dead_letter::Entity::find_by_id(("care".to_owned(), "evt-broken".to_owned()))
+        .one(&db)
+        .await
+        .unwrap()
+        .expect("stored as a dead letter");
+    assert_eq!(letter.attempts, 1);
+    assert_eq!(letter.payload, UNDECODABLE, "kept whole for an operator");
+    assert_eq!(letter.stream, "tickets");
+}
+
+#[tokio::test]
+async fn postgres_undecodable_event_dead_lettered_at_once() {
+    an_undecodable_event_is_dead_lettered_at_once(
+        database(Backend::Postgres).await,
+        redis_bus().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_undecodable_event_dead_lettered_at_once() {
+    an_undecodable_event_is_dead_lettered_at_once(
+        database(Backend::Sqlite).await,
+        EventBus::Memory(MemoryBus::new()),
+    )
+    .await;
+}
+
+/// Keeps the subject of each envelope it is handed and counts the commits it hears of.
+#[derive(Default)]
+struct Subjects {
+    seen: Mutex<Vec<String>>,
+    commits: std::sync::atomic::AtomicUsize,
+}
+
+impl EventEnvelopeHandler for Subjects {
+    async fn handle_event(
+        &self,
+        _txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> Result<(), String> {
+        self.seen.lock().unwrap().push(envelope.subject_id.clone());
+        Ok(())
+    }
+
+    fn committed(&self, _envelope: &EventEnvelope) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_envelope_handler_gets_each_decoded_event_once_and_hears_of_its_commit() {
+    let db = database(Backend::Sqlite).await;
+    let bus = EventBus::Memory(MemoryBus::new());
+    let broken = BusMessage {
+        event_id: "evt-broken".into(),
+        payload: UNDECODABLE.to_vec(),
+        ..message(3)
+    };
+    bus.publish("tickets", &[message(1), broken, message(1), message(2)])
+        .await
+        .unwrap();
+    let handler = Arc::new(Subjects::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    let consumer = Consumer::new(db, bus, settings, handler.clone());
+    let outcomes = consumer.poll_once().await.unwrap();
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                Outcome::Applied,
+                Outcome::DeadLettered(_),
+                Outcome::Duplicate,
+                Outcome::Applied
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(*handler.seen.lock().unwrap(), ["ticket-1", "ticket-2"]);
+    assert_eq!(
+        handler.commits.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "told of each commit, not of the duplicate or the dead letter"
+    );
 }
