@@ -1,10 +1,12 @@
 //! What every aftersales service is built from: configuration from the environment,
-//! telemetry, the gRPC server kit, error-to-`Status` mapping, database connections and
-//! migrations, and idempotency-key storage. Nothing here knows any business domain.
+//! telemetry, the gRPC server kit, identity (verified callers, permission tables, service
+//! tokens), error-to-`Status` mapping, database connections and migrations, and
+//! idempotency-key storage. Nothing here knows any business domain.
 
+pub mod auth;
 pub mod caller;
-pub mod clock;
 pub mod client;
+pub mod clock;
 pub mod coalesce;
 pub mod codes;
 pub mod config;

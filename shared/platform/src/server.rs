@@ -21,7 +21,10 @@ use tower::Service;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::{ConfigError, Env};
+use crate::{
+    auth::AuthLayer,
+    config::{ConfigError, Env},
+};
 
 /// Limits and timings of one server, from the environment.
 #[derive(Debug, Clone)]
@@ -69,6 +72,7 @@ pub struct GrpcServices {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
+    auth: Option<AuthLayer>,
 }
 
 impl Default for GrpcServices {
@@ -80,6 +84,7 @@ impl Default for GrpcServices {
                 aftersales_protos::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
+            auth: None,
         }
     }
 }
@@ -93,6 +98,13 @@ impl GrpcServices {
     /// set, such as the bench's).
     pub fn with_descriptors(mut self, set: &'static [u8]) -> Self {
         self.descriptor_sets.push(set);
+        self
+    }
+
+    /// Every RPC authenticated and checked against the service's permission table by
+    /// `auth` (inside the per-RPC span, so refusals are traced and counted).
+    pub fn with_auth(mut self, auth: AuthLayer) -> Self {
+        self.auth = Some(auth);
         self
     }
 
@@ -150,6 +162,7 @@ pub async fn serve(
         mut routes,
         names,
         descriptor_sets,
+        auth,
     } = services;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &names {
@@ -172,6 +185,7 @@ pub async fn serve(
     }
     let server = builder
         .layer(RpcTraceLayer)
+        .layer(tower::util::option_layer(auth))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
