@@ -398,3 +398,40 @@ mod tests {
         assert!(!err.to_string().contains("tooshort"), "{err}");
     }
 }
+
+impl aftersales_runtime::module::ServiceApp for GatewayApp {
+    const NAME: &'static str = "gateway";
+    const QUEUE: Option<&'static str> = None;
+    type Settings = GatewaySettings;
+
+    fn settings(env: &Env, _dev_database: Option<&str>) -> Result<Self::Settings, ConfigError> {
+        settings_from_env(env)
+    }
+
+    /// The gateway keeps no database of its own.
+    fn database(_settings: &Self::Settings) -> Option<&aftersales_platform::db::DbSettings> {
+        None
+    }
+
+    async fn migrate(_database: &aftersales_platform::db::DbSettings) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn build(
+        settings: Self::Settings,
+        _bus: aftersales_eventbus::EventBus,
+        _queue: Option<aftersales_deadlines::DeadlineQueue>,
+    ) -> anyhow::Result<Self> {
+        let app = Self::build(settings).await?;
+        tracing::info!(http = %app.http_addr(), "partner gateway HTTP/JSON, /openapi.json");
+        Ok(app)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.grpc_addr()
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Ok(self.run(shutdown).await?)
+    }
+}

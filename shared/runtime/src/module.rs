@@ -52,3 +52,89 @@ pub trait ServiceModule: Send + Sync {
         shutdown: CancellationToken,
     ) -> Boxed<'a, anyhow::Result<Started>>;
 }
+
+/// How a service crate's app is built and run; a service implements this once and gets
+/// its [`ServiceModule`] from [`Module`].
+pub trait ServiceApp: Sized + Send + 'static {
+    const NAME: &'static str;
+    /// The deadline queue it schedules on, if any.
+    const QUEUE: Option<&'static str>;
+    /// Everything it reads from the environment.
+    type Settings: Send;
+
+    fn settings(env: &Env, dev_database: Option<&str>) -> Result<Self::Settings, ConfigError>;
+
+    /// Its database, if it keeps one.
+    fn database(settings: &Self::Settings) -> Option<&DbSettings>;
+
+    fn migrate(database: &DbSettings) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Migrates, seeds and binds; `queue` is the one named [`Self::QUEUE`].
+    fn build(
+        settings: Self::Settings,
+        bus: EventBus,
+        queue: Option<DeadlineQueue>,
+    ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Where it listens (its gRPC port).
+    fn addr(&self) -> SocketAddr;
+
+    /// Serves until `shutdown`, then drains and stops its background work.
+    fn serve(self, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The [`ServiceModule`] of a [`ServiceApp`].
+pub struct Module<A>(std::marker::PhantomData<fn() -> A>);
+
+impl<A> Module<A> {
+    pub const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<A> Default for Module<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: ServiceApp> ServiceModule for Module<A> {
+    fn name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn queue(&self) -> Option<&'static str> {
+        A::QUEUE
+    }
+
+    fn database(
+        &self,
+        env: &Env,
+        dev_default: Option<&str>,
+    ) -> Result<Option<DbSettings>, ConfigError> {
+        let settings = A::settings(env, dev_default)?;
+        Ok(A::database(&settings).cloned())
+    }
+
+    fn migrate<'a>(&'a self, database: &'a DbSettings) -> Boxed<'a, anyhow::Result<()>> {
+        Box::pin(A::migrate(database))
+    }
+
+    fn start<'a>(
+        &'a self,
+        env: &'a Env,
+        dev_database: Option<&'a str>,
+        bus: EventBus,
+        queue: Option<DeadlineQueue>,
+        shutdown: CancellationToken,
+    ) -> Boxed<'a, anyhow::Result<Started>> {
+        Box::pin(async move {
+            let settings = A::settings(env, dev_database)?;
+            let app = A::build(settings, bus, queue).await?;
+            Ok(Started {
+                addr: app.addr(),
+                run: Box::pin(app.serve(shutdown)),
+            })
+        })
+    }
+}
