@@ -1,6 +1,7 @@
 //! The gRPC face of the dispatch service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+pub mod permissions;
 mod request;
 mod status;
 

@@ -18,6 +18,7 @@ mod fetch;
 mod keys;
 mod layer;
 mod permissions;
+pub mod roles;
 mod settings;
 mod verifier;
 

@@ -72,6 +72,50 @@ impl Permissions {
         }
     }
 
+    /// Whether `rows` is the complete table of a crate serving `services` (full names):
+    /// every method of each has exactly one non-empty row, and every row belongs to one
+    /// of them. The problems, one per line, otherwise: what each service's unit test
+    /// asserts.
+    pub fn table_problems(
+        rows: &[(&'static str, &'static [&'static str])],
+        descriptor_set: &[u8],
+        services: &[&str],
+    ) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut stray_for_all: Option<Vec<String>> = None;
+        for service in services {
+            let coverage = Self::coverage(rows, descriptor_set, service)
+                .map_err(|e| format!("descriptor set: {e}"))?;
+            problems.extend(coverage.missing.iter().map(|m| format!("no row for {m}")));
+            problems.extend(
+                coverage
+                    .duplicate
+                    .iter()
+                    .map(|m| format!("two rows for {m}")),
+            );
+            problems.extend(coverage.empty.iter().map(|m| format!("no role for {m}")));
+            stray_for_all = Some(match stray_for_all {
+                None => coverage.stray,
+                Some(before) => before
+                    .into_iter()
+                    .filter(|p| coverage.stray.contains(p))
+                    .collect(),
+            });
+        }
+        problems.extend(
+            stray_for_all
+                .unwrap_or_default()
+                .iter()
+                .map(|p| format!("{p} is no method of {services:?}")),
+        );
+        problems.dedup();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
     /// How `rows` covers the methods of `service` (a full name such as
     /// `aftersales.tickets.v1.TicketService`) in an encoded descriptor set such as
     /// `aftersales_protos::FILE_DESCRIPTOR_SET`. A service the set does not hold has
@@ -182,6 +226,33 @@ mod tests {
         let nobody = Permissions::new(&[(GET, &[])]);
         assert!(nobody.check(&Caller::unrestricted(), GET).is_err());
         assert!(table.check(&Caller::unrestricted(), POLICY).is_ok());
+    }
+
+    #[test]
+    fn a_table_problem_is_named_and_a_row_of_another_served_service_is_no_stray() {
+        let rows: &[(&str, &[&str])] = &[
+            (GET, &["agent"]),
+            (
+                "/aftersales.dispatch.v1.PartnerKeyService/IssuePartnerKey",
+                &["admin"],
+            ),
+            ("/aftersales.tickets.v1.TicketService/Gone", &["admin"]),
+        ];
+        let problems = Permissions::table_problems(
+            rows,
+            aftersales_protos::FILE_DESCRIPTOR_SET,
+            &[
+                "aftersales.tickets.v1.TicketService",
+                "aftersales.dispatch.v1.PartnerKeyService",
+            ],
+        )
+        .unwrap_err();
+        assert!(problems.contains("no row for /aftersales.tickets.v1.TicketService/ListTickets"));
+        assert!(problems.contains("TicketService/Gone is no method"));
+        assert!(
+            !problems.contains("IssuePartnerKey is no method"),
+            "{problems}"
+        );
     }
 
     #[test]

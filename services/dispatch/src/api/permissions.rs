@@ -1,0 +1,71 @@
+//! Who may call each RPC of the dispatch service: roles from the caller's verified token,
+//! any one of which suffices. Deny by default: a method without a row is refused to
+//! everyone. README's permission table is this one.
+
+use aftersales_platform::auth::roles::{
+    ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, RETURNS, SUPERVISOR,
+};
+
+macro_rules! rpc {
+    ($method:literal) => {
+        concat!("/aftersales.dispatch.v1.DispatchService/", $method)
+    };
+}
+macro_rules! keys {
+    ($method:literal) => {
+        concat!("/aftersales.dispatch.v1.PartnerKeyService/", $method)
+    };
+}
+
+/// RPC path → the roles that may call it.
+pub const PERMISSIONS: &[(&str, &[&str])] = &[
+    (rpc!("RegisterPartner"), &[ADMIN]),
+    (rpc!("UpdatePartner"), &[ADMIN]),
+    (
+        rpc!("GetPartner"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, ADMIN],
+    ),
+    (
+        rpc!("ListPartners"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, ADMIN],
+    ),
+    (rpc!("CreateJob"), &[AGENT, SUPERVISOR, MANAGER, RETURNS]),
+    (rpc!("GetJob"), &[AGENT, SUPERVISOR, MANAGER, GATEWAY]),
+    (rpc!("ListJobs"), &[AGENT, SUPERVISOR, MANAGER, GATEWAY]),
+    (rpc!("ListOffers"), &[SUPERVISOR, MANAGER, GATEWAY]),
+    (rpc!("CancelJob"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RespondToOffer"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("ScheduleVisit"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("RecordVisit"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("SubmitQuote"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("ReviewQuote"), &[SUPERVISOR, MANAGER]),
+    (rpc!("CompleteJob"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("GetScorecard"), &[SUPERVISOR, MANAGER, ANALYST, ADMIN]),
+    (rpc!("GenerateSettlement"), &[ADMIN]),
+    (rpc!("GetSettlement"), &[ADMIN, MANAGER, ANALYST, GATEWAY]),
+    (rpc!("ListSettlements"), &[ADMIN, MANAGER, ANALYST, GATEWAY]),
+    (rpc!("UpdateSettlementStatus"), &[ADMIN]),
+    (keys!("IssuePartnerKey"), &[ADMIN]),
+    (keys!("RotatePartnerKey"), &[ADMIN]),
+    (keys!("RevokePartnerKey"), &[ADMIN]),
+    (keys!("ListPartnerKeys"), &[ADMIN]),
+    (keys!("AuthenticatePartnerKey"), &[GATEWAY]),
+];
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::auth::Permissions;
+
+    #[test]
+    fn every_rpc_has_its_row_and_no_row_is_stray() {
+        let table = Permissions::table_problems(
+            super::PERMISSIONS,
+            aftersales_protos::FILE_DESCRIPTOR_SET,
+            &[
+                "aftersales.dispatch.v1.DispatchService",
+                "aftersales.dispatch.v1.PartnerKeyService",
+            ],
+        );
+        assert_eq!(table, Ok(()));
+    }
+}

@@ -1,0 +1,61 @@
+//! Who may call each RPC of the returns service: roles from the caller's verified token,
+//! any one of which suffices. Deny by default: a method without a row is refused to
+//! everyone. README's permission table is this one.
+
+use aftersales_platform::auth::roles::{
+    ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, REFUNDS, STOREFRONT, SUPERVISOR,
+};
+
+macro_rules! rpc {
+    ($method:literal) => {
+        concat!("/aftersales.returns.v1.ReturnService/", $method)
+    };
+}
+
+/// RPC path → the roles that may call it.
+pub const PERMISSIONS: &[(&str, &[&str])] = &[
+    (
+        rpc!("RequestReturn"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (
+        rpc!("GetReturn"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, REFUNDS, STOREFRONT],
+    ),
+    (
+        rpc!("ListReturns"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, REFUNDS, STOREFRONT],
+    ),
+    (rpc!("ReviewReturn"), &[AGENT, SUPERVISOR, MANAGER]),
+    (
+        rpc!("CancelReturn"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (rpc!("BookPickup"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RecordTrackingEvent"), &[GATEWAY, SUPERVISOR]),
+    (rpc!("ReceiveReturn"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RecordInspection"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ResolveReturn"), &[REFUNDS]),
+    (rpc!("CloseReturn"), &[AGENT, SUPERVISOR, MANAGER]),
+    (
+        rpc!("GetRefund"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, REFUNDS, STOREFRONT],
+    ),
+    (rpc!("UpsertReturnPolicy"), &[ADMIN]),
+    (rpc!("CarrierReconciliation"), &[ADMIN, ANALYST, MANAGER]),
+];
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::auth::Permissions;
+
+    #[test]
+    fn every_rpc_has_its_row_and_no_row_is_stray() {
+        let table = Permissions::table_problems(
+            super::PERMISSIONS,
+            aftersales_protos::FILE_DESCRIPTOR_SET,
+            &["aftersales.returns.v1.ReturnService"],
+        );
+        assert_eq!(table, Ok(()));
+    }
+}
