@@ -18,6 +18,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    api::permissions::PERMISSIONS,
     api::{DispatchApi, PartnerKeyApi},
     domain::job::VisitTargets,
     store::migration::Migrator,
@@ -81,6 +82,8 @@ pub enum StartError {
     Db(#[from] sea_orm::DbErr),
     #[error("dispatch server: {0}")]
     Serve(#[from] ServeError),
+    #[error("dispatch authentication: {0}")]
+    Auth(#[from] aftersales_platform::auth::SetupError),
 }
 
 /// Runs the migrations of the dispatch database.
@@ -144,7 +147,8 @@ impl DispatchApp {
         };
         let services = GrpcServices::new()
             .with(DispatchApi::new(self.core.clone()).into_server())
-            .with(PartnerKeyApi::new(self.core).into_server());
+            .with(PartnerKeyApi::new(self.core).into_server())
+            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
         aftersales_runtime::run(
             "dispatch",
             self.listener,

@@ -19,6 +19,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    api::permissions::PERMISSIONS,
     api::ReturnsApi,
     domain::rma::StepTargets,
     error::ReturnsError,
@@ -108,6 +109,8 @@ pub enum StartError {
     Seed(#[from] ReturnsError),
     #[error("returns server: {0}")]
     Serve(#[from] ServeError),
+    #[error("returns authentication: {0}")]
+    Auth(#[from] aftersales_platform::auth::SetupError),
 }
 
 /// Runs the migrations of the returns database.
@@ -170,7 +173,9 @@ impl ReturnsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
-        let services = GrpcServices::new().with(ReturnsApi::new(self.core).into_server());
+        let services = GrpcServices::new()
+            .with(ReturnsApi::new(self.core).into_server())
+            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
         aftersales_runtime::run(
             "returns",
             self.listener,

@@ -26,12 +26,20 @@ impl ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     overrides: Option<Vec<(String, String)>>,
+    /// Values used where the source has none (`aftersales dev` wires its own issuer so).
+    defaults: Vec<(String, String)>,
 }
 
 impl Env {
     /// The process environment.
     pub fn process() -> Self {
-        Self { overrides: None }
+        Self::default()
+    }
+
+    /// This environment, with `name` set to `value` where it is unset.
+    pub fn with_default(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defaults.push((name.into(), value.into()));
+        self
     }
 
     /// Only the given pairs: for tests that must not see the caller's environment.
@@ -45,6 +53,7 @@ impl Env {
                     .map(|(k, v)| (k.into(), v.into()))
                     .collect(),
             ),
+            defaults: Vec::new(),
         }
     }
 
@@ -57,7 +66,12 @@ impl Env {
                 .map(|(_, v)| v.clone()),
             None => env::var(name).ok(),
         };
-        value.filter(|v| !v.trim().is_empty())
+        value.filter(|v| !v.trim().is_empty()).or_else(|| {
+            self.defaults
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     /// A parsed optional value.

@@ -19,6 +19,7 @@ use aftersales_deadlines::{
 use aftersales_eventbus::relay::Relay;
 use aftersales_platform::{
     CancellationToken,
+    auth::{AuthLayer, AuthSettings, Permissions, SetupError},
     config::{ConfigError, Env},
     db::DbSettings,
     idempotency, metrics,
@@ -40,6 +41,9 @@ pub struct ServiceSettings {
     pub idempotency_retention: Duration,
     /// How long published outbox rows are kept (`OUTBOX_RETENTION_HOURS`).
     pub outbox_retention: Duration,
+    /// Who may call (`AUTH_*`): `serve` refuses to start without them unless
+    /// `AUTH_MODE=disabled` is explicit.
+    pub auth: AuthSettings,
 }
 
 impl ServiceSettings {
@@ -83,6 +87,7 @@ impl ServiceSettings {
             run_worker: env.or(&format!("{prefix}_WORKER_ENABLED"), true)?,
             idempotency_retention: env.hours("IDEMPOTENCY_RETENTION_HOURS", 72)?,
             outbox_retention: env.hours("OUTBOX_RETENTION_HOURS", 168)?,
+            auth: AuthSettings::from_env(env)?,
         })
     }
 
@@ -102,7 +107,16 @@ impl ServiceSettings {
             run_worker: true,
             idempotency_retention: Duration::from_secs(3600),
             outbox_retention: Duration::from_secs(3600),
+            auth: AuthSettings::disabled(),
         }
+    }
+
+    /// The server layer that checks callers against `permissions` (the service's table).
+    pub fn auth_layer(
+        &self,
+        permissions: &[(&'static str, &'static [&'static str])],
+    ) -> Result<AuthLayer, SetupError> {
+        AuthLayer::from_settings(&self.auth, Permissions::new(permissions))
     }
 }
 

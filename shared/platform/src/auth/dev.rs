@@ -14,7 +14,10 @@ use std::{
 };
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use axum::{Json, Router, routing::get};
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
 use jsonwebtoken::{
     Algorithm, EncodingKey, Header,
     jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash},
@@ -61,6 +64,37 @@ impl std::fmt::Debug for DevIssuer {
             .field("kid", &self.inner.kid)
             .finish_non_exhaustive()
     }
+}
+
+/// A service account of the development issuer's `/token` endpoint.
+#[derive(Debug, Clone)]
+pub struct DevClient {
+    pub id: String,
+    pub secret: String,
+    pub roles: Vec<String>,
+}
+
+/// How long a development client-credentials token lives.
+pub const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// `(client id, secret)` of an HTTP Basic `Authorization` header, each form-decoded
+/// (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((decode(id), decode(secret)))
 }
 
 /// The file: the issuer and audience tokens carry, and the private key.
@@ -273,20 +307,75 @@ impl DevIssuer {
 
     /// `/.well-known/openid-configuration` (naming `<issuer>/jwks.json`) and `/jwks.json`.
     pub fn router(&self) -> Router {
+        self.router_with_clients(Vec::new())
+    }
+
+    /// [`router`](Self::router) plus a client-credentials `/token` endpoint for `clients`
+    /// (HTTP Basic client authentication), so services call each other in development
+    /// exactly as they do against the company's provider.
+    pub fn router_with_clients(&self, clients: Vec<DevClient>) -> Router {
+        let base = self.inner.issuer.trim_end_matches('/').to_owned();
         let discovery = serde_json::json!({
             "issuer": self.inner.issuer,
-            "jwks_uri": format!("{}/jwks.json", self.inner.issuer.trim_end_matches('/')),
+            "jwks_uri": format!("{base}/jwks.json"),
+            "token_endpoint": format!("{base}/token"),
+            "grant_types_supported": ["client_credentials"],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
         });
         let jwks = self.jwks();
+        let issuer = self.clone();
+        let clients = Arc::new(clients);
         Router::new()
             .route(
                 "/.well-known/openid-configuration",
                 get(move || async move { Json(discovery) }),
             )
             .route("/jwks.json", get(move || async move { Json(jwks) }))
+            .route(
+                "/token",
+                post(move |headers: http::HeaderMap, body: String| {
+                    let issuer = issuer.clone();
+                    let clients = clients.clone();
+                    async move { issuer.client_credentials(&clients, &headers, &body) }
+                }),
+            )
+    }
+
+    /// One client-credentials grant: the client's roles, for [`DEV_TOKEN_TTL`].
+    fn client_credentials(
+        &self,
+        clients: &[DevClient],
+        headers: &http::HeaderMap,
+        body: &str,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let refuse = |status: http::StatusCode, error: &str| {
+            (status, Json(serde_json::json!({ "error": error }))).into_response()
+        };
+        let grant = form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "grant_type")
+            .map(|(_, v)| v.into_owned());
+        if grant.as_deref() != Some("client_credentials") {
+            return refuse(http::StatusCode::BAD_REQUEST, "unsupported_grant_type");
+        }
+        let Some((id, secret)) = basic_credentials(headers) else {
+            return refuse(http::StatusCode::UNAUTHORIZED, "invalid_client");
+        };
+        let Some(client) = clients.iter().find(|c| c.id == id && c.secret == secret) else {
+            return refuse(http::StatusCode::UNAUTHORIZED, "invalid_client");
+        };
+        let roles: Vec<&str> = client.roles.iter().map(String::as_str).collect();
+        match self.mint(&client.id, &roles, DEV_TOKEN_TTL) {
+            Ok(token) => Json(serde_json::json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": DEV_TOKEN_TTL.as_secs(),
+            }))
+            .into_response(),
+            Err(_) => refuse(http::StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        }
     }
 
     /// Serves [`router`](Self::router) on `listener` until `shutdown`. The issuer should be
@@ -381,5 +470,39 @@ mod tests {
             Err(DevIssuerError::Format { .. })
         ));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_token_endpoint_grants_a_known_client_its_roles_and_refuses_others() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = DevIssuer::generate(url.clone(), DevIssuer::DEFAULT_AUDIENCE).unwrap();
+        let app = issuer.router_with_clients(vec![DevClient {
+            id: "care".into(),
+            secret: "s3cret/+=".into(),
+            roles: vec!["service:care".into()],
+        }]);
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        let env = |secret: &str| {
+            crate::config::Env::from_pairs([
+                ("AUTH_ISSUER", url.as_str()),
+                ("CARE_CLIENT_ID", "care"),
+                ("CARE_CLIENT_SECRET", secret),
+            ])
+        };
+        let source = super::super::TokenSource::from_env(&env("s3cret/+="), "CARE").unwrap();
+        let token = source.token().await.unwrap();
+        let caller = issuer.verifier().unwrap().verify(&token).await.unwrap();
+        assert_eq!(caller.subject, "care");
+        assert!(caller.has_role("service:care") && !caller.has_role("admin"));
+        let wrong = super::super::TokenSource::from_env(&env("guess"), "CARE").unwrap();
+        assert!(wrong.token().await.is_err());
+        stop.cancel();
+        let _ = server.await;
     }
 }

@@ -24,7 +24,7 @@ mod verifier;
 
 pub use caller::{ALL_ROLES, Caller};
 pub use client::{Bearer, BearerLayer, ClientCredentials, SecretSource, TokenError, TokenSource};
-pub use dev::{DevIssuer, DevIssuerError};
+pub use dev::{DEV_TOKEN_TTL, DevClient, DevIssuer, DevIssuerError};
 pub use error::{AuthError, SetupError};
 pub use jsonwebtoken::{
     Algorithm,
