@@ -7,13 +7,7 @@
 //! tried one by one, service tokens are fetched, cached and renewed on a manual clock, and
 //! the server layer guards a real tonic server on port 0.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use aftersales_platform::{
     CancellationToken,
@@ -32,15 +26,12 @@ use aftersales_protos::{
     },
     tickets::v1::Ticket,
 };
+use aftersales_testkit::oidc;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
-    process::{Child, ChildStdin, ChildStdout, Command},
-};
 use tonic::{Code, Request, Response, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tower::ServiceBuilder;
@@ -48,101 +39,33 @@ use tower::ServiceBuilder;
 const AUDIENCE: &str = "aftersales";
 const ECHO: &str = "/aftersales.bench.v1.Echo/Echo";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// The provider, with the clients these tests use: `agent-console` (role `agent`),
+/// `analyst-app` (`analyst`), `care` (`svc:care`).
+struct Provider(oidc::Provider);
 
-/// The provider process; killed when dropped.
-struct Provider {
-    issuer: String,
-    kid: String,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    http: reqwest::Client,
-    _child: Child,
+impl std::ops::Deref for Provider {
+    type Target = oidc::Provider;
+    fn deref(&self) -> &oidc::Provider {
+        &self.0
+    }
 }
 
 impl Provider {
-    /// Clients: `agent-console` (role `agent`), `analyst-app` (`analyst`), `care`
-    /// (`svc:care`); each secret is `<id>-secret`.
     async fn start() -> Self {
-        let modules = repo().join("target/tools/oidc/node_modules");
-        assert!(
-            modules.join("oauth2-mock-server").exists(),
-            "{} is missing: run `make tools` (or `bash tests/setup/tools-oidc.sh`) to install \
-             the OpenID provider the identity tests use",
-            modules.display()
-        );
         let clients = json!({
             "agent-console": {"secret": "agent-console-secret", "roles": ["agent"]},
             "analyst-app": {"secret": "analyst-app-secret", "roles": ["analyst"]},
             "care": {"secret": "care-secret", "roles": ["svc:care"]},
         });
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/setup/oidc/provider.mjs"))
-            .arg("--modules")
-            .arg(&modules)
-            .arg("--audience")
-            .arg(AUDIENCE)
-            .arg("--clients")
-            .arg(clients.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts (Node 20.19+ is needed)");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the provider says where it listens within 20 s")
-            .unwrap()
-            .expect("the provider printed a line");
-        let ready: Value = serde_json::from_str(&first).unwrap();
-        Self {
-            issuer: ready["issuer"].as_str().unwrap().to_owned(),
-            kid: ready["kid"].as_str().unwrap().to_owned(),
-            stdin,
-            lines,
-            http: reqwest::Client::new(),
-            _child: child,
-        }
+        Self(oidc::Provider::start(AUDIENCE, &clients).await.unwrap())
     }
 
-    /// A new signing key; the provider signs with it from now on. Returns its kid.
     async fn rotate(&mut self, alg: &str) -> String {
-        self.stdin
-            .write_all(format!("rotate {alg}\n").as_bytes())
-            .await
-            .unwrap();
-        let line = self.lines.next_line().await.unwrap().unwrap();
-        let answer: Value = serde_json::from_str(&line).unwrap();
-        answer["rotated"].as_str().expect("rotated").to_owned()
+        self.0.rotate(alg).await.unwrap()
     }
 
-    /// A client-credentials token for `client`, with `claims` merged last (the provider's
-    /// test knob).
     async fn token(&self, client: &str, extra: &[(&str, &str)], claims: Value) -> String {
-        let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
-        form.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        if claims != Value::Null {
-            form.push(("claims", claims.to_string()));
-        }
-        let response: Value = self
-            .http
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(client, Some(format!("{client}-secret")))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["access_token"].as_str().unwrap().to_owned()
+        self.0.token(client, extra, claims).await.unwrap()
     }
 
     fn env(&self, more: &[(&str, &str)]) -> Env {

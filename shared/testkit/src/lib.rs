@@ -2,6 +2,8 @@
 //! per test, a unique Redis key prefix per test, and clear messages when a backend is down.
 //! `make test` runs `tests/setup/backends.sh` first, which installs and starts both.
 
+pub mod oidc;
+
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, Database};
 

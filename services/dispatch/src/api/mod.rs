@@ -7,6 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
+use aftersales_platform::auth::Caller;
 use aftersales_platform::{paging::encode_cursor, status::Violations};
 use aftersales_protos::{
     common::v1 as common,
@@ -55,9 +56,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::RegisterPartnerRequest>,
     ) -> Result<Response<pb::Partner>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (spec, idem) = request::register_partner(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let partner = self
             .core
             .register_partner(spec, idem.as_ref(), &actor)
@@ -69,9 +71,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::UpdatePartnerRequest>,
     ) -> Result<Response<pb::Partner>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let spec = request::update_partner(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let expected = (r.expected_version != 0).then_some(r.expected_version);
         let partner = self
             .core
@@ -109,9 +112,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::CreateJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (new, idem) = request::create_job(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.create_job(new, idem.as_ref(), &actor).await?)
     }
 
@@ -119,9 +123,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.get_job(&r.job_id, &actor).await?)
     }
 
@@ -129,9 +134,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (filter, cursor, size) = request::list_jobs(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let (page, next) = self
             .core
             .list_jobs(filter, cursor.as_deref(), size, &actor)
@@ -146,8 +152,9 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::ListOffersRequest>,
     ) -> Result<Response<pb::ListOffersResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let jobs = self.core.list_offers(&r.partner_id, &actor).await?;
         Ok(Response::new(pb::ListOffersResponse {
             offers: jobs
@@ -167,10 +174,11 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
         request::text("reason", &r.reason)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.cancel_job(&r.job_id, &r.reason, &actor).await?)
     }
 
@@ -178,11 +186,12 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::RespondToOfferRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
         request::id("offer_id", &r.offer_id)?;
         request::text("decline_reason", &r.decline_reason)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -195,9 +204,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::ScheduleVisitRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let at = request::schedule_visit(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.schedule_visit(&r.job_id, at, &actor).await?)
     }
 
@@ -205,9 +215,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let at = request::record_visit(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -220,9 +231,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::SubmitQuoteRequest>,
     ) -> Result<Response<pb::Quote>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (lines, idem) = request::submit_quote(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let quote = self
             .core
             .submit_quote(&r.job_id, lines, idem.as_ref(), &actor)
@@ -234,10 +246,11 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::ReviewQuoteRequest>,
     ) -> Result<Response<pb::Quote>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("quote_id", &r.quote_id)?;
         request::text("note", &r.note)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let quote = self
             .core
             .review_quote(&r.quote_id, r.approve, &r.note, &actor)
@@ -249,9 +262,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (outcome, photos, idem) = request::complete_job(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -274,13 +288,14 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::GenerateSettlementRequest>,
     ) -> Result<Response<pb::Settlement>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let mut v = Violations::new();
         v.require("partner_id", &r.partner_id);
         v.require("month", &r.month);
         v.max_len("month", &r.month, 7);
         v.finish()?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let s = self
             .core
             .generate_settlement(&r.partner_id, &r.month, &actor)
@@ -292,9 +307,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::GetSettlementRequest>,
     ) -> Result<Response<pb::Settlement>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("settlement_id", &r.settlement_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let s = self.core.get_settlement(&r.settlement_id, &actor).await?;
         Ok(Response::new(proto::settlement(&s)))
     }
@@ -303,9 +319,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::ListSettlementsRequest>,
     ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (cursor, size) = request::list_settlements(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let partner = (!r.partner_id.is_empty()).then_some(r.partner_id.as_str());
         let (page, next) = self
             .core
@@ -321,9 +338,10 @@ impl DispatchService for DispatchApi {
         &self,
         request: Request<pb::UpdateSettlementStatusRequest>,
     ) -> Result<Response<pb::Settlement>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let action = request::settlement_action(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let s = self
             .core
             .update_settlement(&r.settlement_id, action, &r.reason, &actor)
@@ -363,10 +381,11 @@ impl PartnerKeyService for PartnerKeyApi {
         &self,
         request: Request<pb::IssuePartnerKeyRequest>,
     ) -> Result<Response<pb::IssuePartnerKeyResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("partner_id", &r.partner_id)?;
         request::text("label", &r.label)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let (key, secret) = self.core.issue_key(&r.partner_id, &r.label, &actor).await?;
         Ok(issued(&key, secret))
     }
@@ -375,9 +394,10 @@ impl PartnerKeyService for PartnerKeyApi {
         &self,
         request: Request<pb::RotatePartnerKeyRequest>,
     ) -> Result<Response<pb::IssuePartnerKeyResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("key_id", &r.key_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let overlap =
             (r.overlap_seconds != 0).then(|| Duration::seconds(i64::from(r.overlap_seconds)));
         let (key, secret) = self.core.rotate_key(&r.key_id, overlap, &actor).await?;
@@ -388,9 +408,10 @@ impl PartnerKeyService for PartnerKeyApi {
         &self,
         request: Request<pb::RevokePartnerKeyRequest>,
     ) -> Result<Response<pb::PartnerKey>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("key_id", &r.key_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let key = self.core.revoke_key(&r.key_id, &actor).await?;
         Ok(Response::new(proto::key(&key)))
     }

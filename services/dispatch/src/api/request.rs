@@ -25,9 +25,17 @@ const MAX_TEXT: usize = 10_000;
 const MAX_LIST: usize = 200;
 const MAX_URL: usize = 2_048;
 
-pub fn actor(actor: Option<&common::Actor>) -> Actor {
-    let (id, role) = aftersales_platform::caller::actor(actor);
-    Actor { id, role }
+/// Who the command is recorded as: the verified caller, or whom a service account with
+/// `act-as` acts for (never just whoever the body names).
+pub fn actor(
+    caller: &aftersales_platform::auth::Caller,
+    claimed: Option<&common::Actor>,
+) -> Result<Actor, Status> {
+    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
+    Ok(Actor {
+        id: actor.id,
+        role: actor.role,
+    })
 }
 
 pub use aftersales_platform::validate::id;

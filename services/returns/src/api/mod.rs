@@ -7,6 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
+use aftersales_platform::auth::Caller;
 use aftersales_platform::paging::encode_cursor;
 use aftersales_protos::returns::v1::{self as pb, return_service_server::ReturnService};
 use tonic::{Request, Response, Status};
@@ -39,9 +40,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::RequestReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (new, idem) = request::request_return(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.request_return(new, idem.as_ref(), &actor).await?)
     }
 
@@ -73,9 +75,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::ReviewReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::review(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -88,9 +91,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::CancelReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.cancel(&r.return_id, &r.reason, &actor).await?)
     }
 
@@ -98,9 +102,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::BookPickupRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let order = request::book_pickup(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.book_pickup(&r.return_id, order, &actor).await?)
     }
 
@@ -116,9 +121,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::ReceiveReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -131,9 +137,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::RecordInspectionRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let lines = request::inspection(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.inspect(&r.return_id, lines, &actor).await?)
     }
 
@@ -141,9 +148,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::ResolveReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let resolution = request::resolve(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -156,9 +164,10 @@ impl ReturnService for ReturnsApi {
         &self,
         request: Request<pb::CloseReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         reply(&self.core.close(&r.return_id, &actor).await?)
     }
 

@@ -25,9 +25,17 @@ use crate::{
 const MAX_TEXT: usize = 10_000;
 const MAX_LINES: usize = 100;
 
-pub fn actor(actor: Option<&common::Actor>) -> Actor {
-    let (id, role) = aftersales_platform::caller::actor(actor);
-    Actor { id, role }
+/// Who the command is recorded as: the verified caller, or whom a service account with
+/// `act-as` acts for (never just whoever the body names).
+pub fn actor(
+    caller: &aftersales_platform::auth::Caller,
+    claimed: Option<&common::Actor>,
+) -> Result<Actor, Status> {
+    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
+    Ok(Actor {
+        id: actor.id,
+        role: actor.role,
+    })
 }
 
 pub fn return_id(field: &str, value: &str) -> Result<(), Status> {

@@ -35,6 +35,11 @@ impl Caller {
         }
     }
 
+    /// The caller of a port without authentication (`AUTH_MODE=disabled`).
+    pub fn is_unrestricted(&self) -> bool {
+        self.roles.contains(ALL_ROLES)
+    }
+
     /// Whether the caller holds `role` (or every role).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains(ALL_ROLES) || self.roles.contains(role)
