@@ -9,11 +9,12 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
     server::{self, GrpcServices, ServeError},
 };
-use aftersales_runtime::{Background, ServiceSettings};
+use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
@@ -22,9 +23,9 @@ use tokio::net::TcpListener;
 use crate::{
     api::CareApi,
     ports::TicketsPort,
-    projection::{Projection, ProjectionRules},
-    service::{CareCore, CareRules},
+    projection::Projection,
     store::migration::Migrator,
+    usecases::{CareCore, CareRules},
     vault::{self, Vault},
     worker,
 };
@@ -46,6 +47,8 @@ pub struct CareConfig {
     pub consumer_block: StdDuration,
     /// How often the retention run looks for inactive customers.
     pub retention_every: StdDuration,
+    /// Where the use cases read "now": the system's, unless a test sets its own.
+    pub clock: SharedClock,
 }
 
 impl CareConfig {
@@ -57,6 +60,7 @@ impl CareConfig {
             tickets_url: DEFAULT_TICKETS_URL.into(),
             consumer_block: StdDuration::from_millis(100),
             retention_every: StdDuration::from_secs(24 * 3600),
+            clock: clock::system(),
         }
     }
 }
@@ -104,6 +108,7 @@ pub fn settings_from_env(
             tickets_url,
             consumer_block: StdDuration::from_secs(1),
             retention_every: StdDuration::from_secs(3_600),
+            clock: clock::system(),
         },
     ))
 }
@@ -200,21 +205,20 @@ impl CareApp {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("care", db.clone(), bus.clone());
         let tickets = TicketsPort::grpc(&config.tickets_url).map_err(StartError::Tickets)?;
-        let core = Arc::new(CareCore::new(
+        let pipeline = Pipeline::new(
+            "care",
             db,
-            config.vault.clone(),
             queue.clone(),
             relay.nudge(),
+            config.clock.clone(),
+        );
+        let core = Arc::new(CareCore::new(
+            pipeline,
+            config.vault.clone(),
             tickets,
             config.rules,
         ));
-        let projection = Projection::new(
-            ProjectionRules {
-                follow_up_window: config.rules.follow_up_window,
-                manager_after_reopens: config.rules.manager_after_reopens,
-            },
-            queue.clone(),
-        );
+        let projection = Projection::new(core.clone());
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {
             core,

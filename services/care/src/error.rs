@@ -1,6 +1,7 @@
 //! The one error type of the care service; `api::status` maps it to gRPC statuses.
 
 use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
+use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
 use crate::{domain::DomainError, vault::VaultError};
@@ -19,6 +20,15 @@ pub enum CareError {
     Idempotency(#[from] IdempotencyError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+impl From<PipelineError> for CareError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Idempotency(err) => Self::Idempotency(err),
+            PipelineError::Db(err) => Self::Db(err),
+        }
+    }
 }
 
 impl CarriesDbErr for CareError {

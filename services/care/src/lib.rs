@@ -1,10 +1,13 @@
 //! The care service: protected customer profiles and tiers, follow-up visits after a
 //! resolution, CSAT surveys, proactive care and KPI analytics.
 //!
-//! A request flows `api` (tonic: decode, validate, map errors) → `service` (use cases:
-//! one transaction each) → `domain` (pure rules) and `store` (sea-orm); `vault` seals
-//! contact fields; `projection` folds the other services' events into care's read model;
-//! `worker` fires follow-up deadlines and retries ticket reopens through `ports`.
+//! A request flows `api` (tonic: decode, validate, map errors) → `usecases` (one module
+//! per capability, every command run through the shared command pipeline) → `domain`
+//! (pure rules) and `store` (sea-orm; entities never leave it); `vault` seals contact
+//! fields; `projection` folds the other services' events into care's read model inside
+//! the consumer's transaction; `ports` holds the tickets client that reopens tickets. The
+//! deadline worker fires follow-up due times and reopen retries through
+//! `usecases::deadlines`; `worker` runs the event consumers and the retention run.
 
 pub mod api;
 pub mod app;
@@ -14,7 +17,7 @@ pub mod events;
 pub mod ports;
 pub mod projection;
 pub mod proto;
-pub mod service;
 pub mod store;
+pub mod usecases;
 pub mod vault;
 pub mod worker;

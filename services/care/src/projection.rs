@@ -4,10 +4,16 @@
 //! inside the consumer's transaction (which writes the processed-event row), and every
 //! fold is order-independent, so late and duplicated events change no figure. The shared
 //! consumer decodes each event and dead-letters what it cannot decode.
+//!
+//! What an event schedules (a follow-up's due time) is handed to the command pipeline as
+//! a command nested in the consumer's transaction, and scheduled by the pipeline once
+//! that transaction has committed (the `committed` hook), never before.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
-use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::consumer::EventEnvelopeHandler;
 use aftersales_platform::codes::{ProtoEnum, instant};
 use aftersales_protos::{
@@ -15,8 +21,9 @@ use aftersales_protos::{
     events::v1::{EventEnvelope, event_envelope::Payload},
     tickets::v1 as tickets,
 };
-use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use aftersales_runtime::command::{Effects, Nested};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::{
     domain::{
@@ -24,30 +31,35 @@ use crate::{
         facts::{JobRecord, TicketFact, TicketObservation},
         followup::FollowUp,
         proactive::CareTask,
+        records::TimelineEntry,
     },
-    store::{self, FOLLOW_UP_MEMBER, entity::timeline},
+    store,
+    usecases::{CareCore, CareDeadline},
 };
+
+/// A command nested in the consumer's transaction.
+type Cmd<'t> = Nested<'t, CareDeadline>;
 
 /// The streams care reads, each with the consumer group `care`.
 pub const STREAMS: [&str; 3] = ["tickets", "returns", "dispatch"];
 pub const GROUP: &str = "care";
 
-/// What the projection is configured with.
-#[derive(Debug, Clone, Copy)]
-pub struct ProjectionRules {
-    pub follow_up_window: Duration,
-    /// A ticket reopened this many times puts a manager on the customer.
-    pub manager_after_reopens: u32,
-}
-
 pub struct Projection {
-    rules: ProjectionRules,
-    queue: DeadlineQueue,
+    core: Arc<CareCore>,
+    /// What each applied event left for after its transaction commits, by event id.
+    effects: Mutex<HashMap<String, Effects<CareDeadline>>>,
 }
 
 impl Projection {
-    pub fn new(rules: ProjectionRules, queue: DeadlineQueue) -> Arc<Self> {
-        Arc::new(Self { rules, queue })
+    pub fn new(core: Arc<CareCore>) -> Arc<Self> {
+        Arc::new(Self {
+            core,
+            effects: Mutex::default(),
+        })
+    }
+
+    fn effects(&self) -> std::sync::MutexGuard<'_, HashMap<String, Effects<CareDeadline>>> {
+        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -57,7 +69,23 @@ impl EventEnvelopeHandler for Projection {
         txn: &DatabaseTransaction,
         envelope: &EventEnvelope,
     ) -> Result<(), String> {
-        self.apply(txn, envelope).await.map_err(|e| e.to_string())
+        let mut cmd = self.core.pipeline().within(txn);
+        self.apply(&mut cmd, envelope)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A retry of a delivery whose commit failed replaces what its first run left.
+        self.effects()
+            .insert(envelope.id.clone(), cmd.into_effects());
+        Ok(())
+    }
+
+    /// The consumer's transaction committed: what the event scheduled goes on the queue.
+    fn committed(&self, envelope: &EventEnvelope) {
+        let Some(effects) = self.effects().remove(&envelope.id) else {
+            return;
+        };
+        let core = self.core.clone();
+        tokio::spawn(async move { core.pipeline().after_commit(effects).await });
     }
 }
 
@@ -69,21 +97,14 @@ fn at_or(t: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> DateTim
     t.and_then(instant).unwrap_or(fallback)
 }
 
-/// A timeline entry for an event, keyed by the event id so a replay adds nothing.
-struct Entry<'a> {
-    customer_id: &'a str,
-    kind: TimelineKind,
-    subject_id: &'a str,
-    summary: String,
-    channel: Option<Channel>,
-}
-
 impl Projection {
-    async fn apply(&self, txn: &DatabaseTransaction, e: &EventEnvelope) -> Result<(), DbErr> {
+    /// Applies one event: those about tickets here, those about returns and repair jobs
+    /// in [`apply_work`]; events care has no use for change nothing.
+    async fn apply(&self, cmd: &mut Cmd<'_>, e: &EventEnvelope) -> Result<(), DbErr> {
         let Some(payload) = &e.payload else {
             return Ok(());
         };
-        let at = at_or(e.occurred_at.as_ref(), Utc::now());
+        let at = at_or(e.occurred_at.as_ref(), cmd.now());
         match payload {
             Payload::TicketCreated(created) => {
                 let Some(t) = &created.ticket else {
@@ -91,7 +112,7 @@ impl Projection {
                 };
                 let created_at = at_or(t.created_at.as_ref(), at);
                 let fact = observe_ticket(
-                    txn,
+                    cmd.txn(),
                     &t.id,
                     TicketObservation::Created {
                         customer_id: t.customer_id.clone(),
@@ -109,8 +130,8 @@ impl Projection {
                     Some(c) => format!("{category} ticket opened via {c}"),
                     None => format!("{category} ticket opened"),
                 };
-                self.entry(
-                    txn,
+                entry(
+                    cmd.txn(),
                     e,
                     created_at,
                     &fact.customer_id,
@@ -126,7 +147,7 @@ impl Projection {
                     return Ok(());
                 };
                 let fact = observe_ticket(
-                    txn,
+                    cmd.txn(),
                     &changed.ticket_id,
                     TicketObservation::StatusChanged {
                         from: optional(changed.from),
@@ -137,8 +158,8 @@ impl Projection {
                 .await?;
                 let from = optional::<TicketState>(changed.from).map_or("?", TicketState::as_str);
                 let summary = format!("ticket {from} → {to}");
-                self.entry(
-                    txn,
+                entry(
+                    cmd.txn(),
                     e,
                     at,
                     &fact.customer_id,
@@ -152,7 +173,7 @@ impl Projection {
             Payload::TicketResolved(resolved) => {
                 let resolved_at = at_or(resolved.resolved_at.as_ref(), at);
                 let fact = observe_ticket(
-                    txn,
+                    cmd.txn(),
                     &resolved.ticket_id,
                     TicketObservation::Resolved {
                         customer_id: resolved.customer_id.clone(),
@@ -160,10 +181,10 @@ impl Projection {
                     },
                 )
                 .await?;
-                self.follow_up_for(txn, &resolved.ticket_id, &resolved.customer_id, resolved_at)
+                self.follow_up_for(cmd, &resolved.ticket_id, &resolved.customer_id, resolved_at)
                     .await?;
-                self.entry(
-                    txn,
+                entry(
+                    cmd.txn(),
                     e,
                     resolved_at,
                     &resolved.customer_id,
@@ -176,7 +197,7 @@ impl Projection {
             }
             Payload::TicketReopened(reopened) => {
                 let fact = observe_ticket(
-                    txn,
+                    cmd.txn(),
                     &reopened.ticket_id,
                     TicketObservation::Reopened {
                         customer_id: reopened.customer_id.clone(),
@@ -184,7 +205,7 @@ impl Projection {
                     },
                 )
                 .await?;
-                if reopened.reopen_count >= self.rules.manager_after_reopens {
+                if reopened.reopen_count >= self.core.rules().manager_after_reopens {
                     let task = CareTask::new(
                         &reopened.customer_id,
                         TaskKind::ManagerEscalation,
@@ -197,11 +218,11 @@ impl Projection {
                         false,
                         at,
                     );
-                    store::add_tasks(txn, vec![task]).await?;
+                    store::add_tasks(cmd.txn(), vec![task]).await?;
                 }
                 let summary = format!("ticket reopened ({}x)", reopened.reopen_count);
-                self.entry(
-                    txn,
+                entry(
+                    cmd.txn(),
                     e,
                     at,
                     &reopened.customer_id,
@@ -213,12 +234,17 @@ impl Projection {
                 .await?;
             }
             Payload::TicketEscalated(escalated) => {
-                observe_ticket(txn, &escalated.ticket_id, TicketObservation::Escalated).await?;
+                observe_ticket(
+                    cmd.txn(),
+                    &escalated.ticket_id,
+                    TicketObservation::Escalated,
+                )
+                .await?;
             }
             Payload::SlaBreached(breached) => {
                 let resolution = breached.kind == tickets::ClockKind::Resolution as i32;
                 observe_ticket(
-                    txn,
+                    cmd.txn(),
                     &breached.ticket_id,
                     TicketObservation::Breached {
                         clock_id: breached.clock_id.clone(),
@@ -227,124 +253,21 @@ impl Projection {
                 )
                 .await?;
             }
-            Payload::ReturnRequested(requested) => {
-                let Some(r) = &requested.r#return else {
-                    return Ok(());
-                };
-                let product_line = r.lines.iter().map(|l| l.product_line.clone()).min();
-                if !r.ticket_id.is_empty() {
-                    observe_ticket(txn, &r.ticket_id, TicketObservation::ReturnRequested).await?;
-                    observe_ticket(
-                        txn,
-                        &r.ticket_id,
-                        TicketObservation::Work {
-                            product_line: product_line.clone(),
-                            region: None,
-                        },
-                    )
-                    .await?;
-                }
-                let summary = format!("return requested for order {}", r.order_id);
-                self.entry(
-                    txn,
-                    e,
-                    at,
-                    &r.customer_id,
-                    TimelineKind::Return,
-                    &r.id,
-                    summary,
-                    None,
-                )
-                .await?;
-            }
-            Payload::JobCreated(created) => {
-                let mut job = load_job(txn, &created.job_id).await?;
-                job.ticket_id.clone_from(&created.ticket_id);
-                job.customer_id.clone_from(&created.customer_id);
-                job.product_line.clone_from(&created.product_line);
-                job.region.clone_from(&created.region_code);
-                job.created_at = Some(at);
-                store::save_job_fact(txn, &job).await?;
-                if !created.repeat_of_job_id.is_empty() {
-                    let mut earlier = load_job(txn, &created.repeat_of_job_id).await?;
-                    earlier.repeated = true;
-                    store::save_job_fact(txn, &earlier).await?;
-                }
-                if !created.ticket_id.is_empty() {
-                    observe_ticket(
-                        txn,
-                        &created.ticket_id,
-                        TicketObservation::Work {
-                            product_line: Some(created.product_line.clone()),
-                            region: Some(created.region_code.clone()),
-                        },
-                    )
-                    .await?;
-                }
-                let summary = format!("repair job created ({})", created.product_line);
-                self.entry(
-                    txn,
-                    e,
-                    at,
-                    &created.customer_id,
-                    TimelineKind::RepairJob,
-                    &created.job_id,
-                    summary,
-                    None,
-                )
-                .await?;
-            }
-            Payload::JobCompleted(completed) => {
-                let mut job = load_job(txn, &completed.job_id).await?;
-                let outcome = dispatch::CompletionOutcome::try_from(completed.outcome).ok();
-                job.completed_at = Some(at_or(completed.completed_at.as_ref(), at));
-                job.fixed = matches!(
-                    outcome,
-                    Some(
-                        dispatch::CompletionOutcome::Fixed | dispatch::CompletionOutcome::Replaced
-                    )
-                );
-                if job.customer_id.is_empty() {
-                    job.customer_id.clone_from(&completed.customer_id);
-                }
-                store::save_job_fact(txn, &job).await?;
-                let what = outcome.map_or("unknown", |o| o.as_str_name());
-                let summary = format!(
-                    "repair job completed: {}",
-                    what.trim_start_matches("COMPLETION_OUTCOME_")
-                        .to_lowercase()
-                );
-                self.entry(
-                    txn,
-                    e,
-                    at,
-                    &completed.customer_id,
-                    TimelineKind::RepairJob,
-                    &completed.job_id,
-                    summary,
-                    None,
-                )
-                .await?;
-            }
-            Payload::JobCancelled(cancelled) => {
-                let mut job = load_job(txn, &cancelled.job_id).await?;
-                job.cancelled = true;
-                store::save_job_fact(txn, &job).await?;
-            }
-            _ => {}
+            work => apply_work(cmd.txn(), e, work, at).await?,
         }
         Ok(())
     }
 
-    /// A follow-up for this resolution, unless one exists already.
+    /// A follow-up for this resolution, unless one exists already; its due time is
+    /// scheduled once the consumer's transaction has committed.
     async fn follow_up_for(
         &self,
-        txn: &DatabaseTransaction,
+        cmd: &mut Cmd<'_>,
         ticket_id: &str,
         customer_id: &str,
         resolved_at: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        let existing = store::follow_ups_of_ticket(txn, ticket_id).await?;
+        let existing = store::follow_ups_of_ticket(cmd.txn(), ticket_id).await?;
         if existing.iter().any(|f| f.resolved_at == resolved_at) {
             return Ok(());
         }
@@ -352,103 +275,157 @@ impl Projection {
             ticket_id,
             customer_id,
             resolved_at,
-            self.rules.follow_up_window,
-            Utc::now(),
+            self.core.rules().follow_up_window,
+            cmd.now(),
         );
-        store::save_follow_up(txn, &follow_up).await?;
-        // Scheduled before the commit: if the transaction rolls back, the member finds no
-        // follow-up when it fires and is dropped; if scheduling fails, reconcile adds it.
-        let member = format!("{FOLLOW_UP_MEMBER}{}", follow_up.id);
-        if let Err(err) = self
-            .queue
-            .schedule(&[(member, follow_up.due_at.timestamp_millis())])
-            .await
-        {
-            tracing::warn!(error = %err, "scheduling a follow-up failed; reconcile restores it");
-        }
+        store::save_follow_up(cmd.txn(), &follow_up).await?;
+        cmd.schedule(
+            CareDeadline::FollowUp(follow_up.id.clone()),
+            follow_up.due_at,
+        );
         Ok(())
     }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn entry(
-        &self,
-        txn: &DatabaseTransaction,
-        e: &EventEnvelope,
-        at: DateTime<Utc>,
-        customer_id: &str,
-        kind: TimelineKind,
-        subject_id: &str,
-        summary: String,
-        channel: Option<Channel>,
-    ) -> Result<(), DbErr> {
-        add_entry(
-            txn,
-            &e.id,
-            at,
-            &e.r#type,
-            Entry {
-                customer_id,
-                kind,
-                subject_id,
-                summary,
-                channel,
-            },
-        )
-        .await
-    }
 }
 
-async fn add_entry<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
+/// Applies an event about returns and repair jobs: the job facts, the tickets they are
+/// about, and the customer's timeline.
+async fn apply_work(
+    txn: &DatabaseTransaction,
+    e: &EventEnvelope,
+    payload: &Payload,
     at: DateTime<Utc>,
-    event: &str,
-    entry: Entry<'_>,
 ) -> Result<(), DbErr> {
-    if entry.customer_id.is_empty() {
-        return Ok(());
+    match payload {
+        Payload::ReturnRequested(requested) => {
+            let Some(r) = &requested.r#return else {
+                return Ok(());
+            };
+            let product_line = r.lines.iter().map(|l| l.product_line.clone()).min();
+            if !r.ticket_id.is_empty() {
+                observe_ticket(txn, &r.ticket_id, TicketObservation::ReturnRequested).await?;
+                observe_ticket(
+                    txn,
+                    &r.ticket_id,
+                    TicketObservation::Work {
+                        product_line: product_line.clone(),
+                        region: None,
+                    },
+                )
+                .await?;
+            }
+            let summary = format!("return requested for order {}", r.order_id);
+            entry(
+                txn,
+                e,
+                at,
+                &r.customer_id,
+                TimelineKind::Return,
+                &r.id,
+                summary,
+                None,
+            )
+            .await?;
+        }
+        Payload::JobCreated(created) => {
+            let mut job = load_job(txn, &created.job_id).await?;
+            job.ticket_id.clone_from(&created.ticket_id);
+            job.customer_id.clone_from(&created.customer_id);
+            job.product_line.clone_from(&created.product_line);
+            job.region.clone_from(&created.region_code);
+            job.created_at = Some(at);
+            store::save_job_fact(txn, &job).await?;
+            if !created.repeat_of_job_id.is_empty() {
+                let mut earlier = load_job(txn, &created.repeat_of_job_id).await?;
+                earlier.repeated = true;
+                store::save_job_fact(txn, &earlier).await?;
+            }
+            if !created.ticket_id.is_empty() {
+                observe_ticket(
+                    txn,
+                    &created.ticket_id,
+                    TicketObservation::Work {
+                        product_line: Some(created.product_line.clone()),
+                        region: Some(created.region_code.clone()),
+                    },
+                )
+                .await?;
+            }
+            let summary = format!("repair job created ({})", created.product_line);
+            entry(
+                txn,
+                e,
+                at,
+                &created.customer_id,
+                TimelineKind::RepairJob,
+                &created.job_id,
+                summary,
+                None,
+            )
+            .await?;
+        }
+        Payload::JobCompleted(completed) => {
+            let mut job = load_job(txn, &completed.job_id).await?;
+            let outcome = dispatch::CompletionOutcome::try_from(completed.outcome).ok();
+            job.completed_at = Some(at_or(completed.completed_at.as_ref(), at));
+            job.fixed = matches!(
+                outcome,
+                Some(dispatch::CompletionOutcome::Fixed | dispatch::CompletionOutcome::Replaced)
+            );
+            if job.customer_id.is_empty() {
+                job.customer_id.clone_from(&completed.customer_id);
+            }
+            store::save_job_fact(txn, &job).await?;
+            let what = outcome.map_or("unknown", |o| o.as_str_name());
+            let summary = format!(
+                "repair job completed: {}",
+                what.trim_start_matches("COMPLETION_OUTCOME_")
+                    .to_lowercase()
+            );
+            entry(
+                txn,
+                e,
+                at,
+                &completed.customer_id,
+                TimelineKind::RepairJob,
+                &completed.job_id,
+                summary,
+                None,
+            )
+            .await?;
+        }
+        Payload::JobCancelled(cancelled) => {
+            let mut job = load_job(txn, &cancelled.job_id).await?;
+            job.cancelled = true;
+            store::save_job_fact(txn, &job).await?;
+        }
+        _ => {}
     }
-    store::add_timeline(
-        conn,
-        timeline::Model {
-            id: id.to_owned(),
-            customer_id: entry.customer_id.to_owned(),
-            kind: entry.kind.as_str().to_owned(),
-            subject_id: entry.subject_id.to_owned(),
-            event: event.to_owned(),
-            summary: entry.summary,
-            channel: entry.channel.map(|c| c.as_str().to_owned()),
-            occurred_at: at,
-        },
-    )
-    .await?;
-    store::touch_customer(conn, entry.customer_id, at).await
+    Ok(())
 }
 
-/// Adds a timeline entry for a record care itself keeps (a follow-up, a survey, a task).
-pub async fn own_entry<C: ConnectionTrait>(
-    conn: &C,
+/// A timeline entry for an event, keyed by the event id so a replay adds nothing.
+#[allow(clippy::too_many_arguments)]
+async fn entry(
+    txn: &DatabaseTransaction,
+    e: &EventEnvelope,
+    at: DateTime<Utc>,
     customer_id: &str,
     kind: TimelineKind,
     subject_id: &str,
-    event: &str,
     summary: String,
-    at: DateTime<Utc>,
+    channel: Option<Channel>,
 ) -> Result<(), DbErr> {
-    add_entry(
-        conn,
-        &crate::domain::new_id(),
-        at,
-        event,
-        Entry {
-            customer_id,
-            kind,
-            subject_id,
-            summary,
-            channel: None,
-        },
-    )
-    .await
+    let entry = TimelineEntry {
+        id: e.id.clone(),
+        customer_id: customer_id.to_owned(),
+        kind,
+        subject_id: subject_id.to_owned(),
+        event: e.r#type.clone(),
+        summary,
+        channel,
+        occurred_at: at,
+    };
+    store::add_timeline(txn, &entry).await
 }
 
 async fn observe_ticket(

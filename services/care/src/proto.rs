@@ -9,17 +9,15 @@ use aftersales_protos::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::{
-    domain::{
-        Category, Channel, FollowUpStatus, KpiDimension, Severity, SurveySubject, TaskKind,
-        TicketState, Tier, TimelineKind,
-        customer::{Contact, Customer},
-        followup::FollowUp,
-        kpi::{DurationStats, KpiGroup, Rate},
-        proactive::{CareTask, Warranty},
-        quality::QualityCount,
-    },
-    store::entity::{pii_read, survey, timeline},
+use crate::domain::{
+    Category, Channel, FollowUpStatus, KpiDimension, Severity, SurveySubject, TaskKind,
+    TicketState, Tier, TimelineKind,
+    customer::{Contact, Customer},
+    followup::FollowUp,
+    kpi::{DurationStats, KpiGroup, Rate},
+    proactive::{CareTask, Warranty},
+    quality::QualityCount,
+    records::{PiiRead, Survey, TimelineEntry},
 };
 
 pub use aftersales_platform::codes::ProtoEnum;
@@ -169,19 +167,15 @@ pub fn follow_up(f: &FollowUp) -> pb::FollowUp {
     }
 }
 
-pub fn survey(row: &survey::Model) -> pb::Survey {
-    let subject = row
-        .subject
-        .parse::<SurveySubject>()
-        .map_or(0, ProtoEnum::to_proto);
+pub fn survey(s: &Survey) -> pb::Survey {
     pb::Survey {
-        id: row.id.clone(),
-        customer_id: row.customer_id.clone(),
-        subject,
-        subject_id: row.subject_id.clone(),
-        csat: u32::try_from(row.csat).unwrap_or(0),
-        comment: row.comment.clone(),
-        recorded_at: ts(row.recorded_at),
+        id: s.id.clone(),
+        customer_id: s.customer_id.clone(),
+        subject: s.subject.to_proto(),
+        subject_id: s.subject_id.clone(),
+        csat: u32::from(s.csat),
+        comment: s.comment.clone(),
+        recorded_at: ts(s.recorded_at),
     }
 }
 
@@ -210,38 +204,26 @@ pub fn task(t: &CareTask) -> pb::CareTask {
     }
 }
 
-pub fn timeline_entry(row: &timeline::Model) -> pb::TimelineEntry {
+pub fn timeline_entry(e: &TimelineEntry) -> pb::TimelineEntry {
     pb::TimelineEntry {
-        id: row.id.clone(),
-        kind: row
-            .kind
-            .parse::<TimelineKind>()
-            .map_or(0, ProtoEnum::to_proto),
-        subject_id: row.subject_id.clone(),
-        event: row.event.clone(),
-        summary: row.summary.clone(),
-        channel: row
-            .channel
-            .as_deref()
-            .and_then(|c| c.parse::<Channel>().ok())
-            .map_or(0, ProtoEnum::to_proto),
-        occurred_at: ts(row.occurred_at),
+        id: e.id.clone(),
+        kind: e.kind.to_proto(),
+        subject_id: e.subject_id.clone(),
+        event: e.event.clone(),
+        summary: e.summary.clone(),
+        channel: e.channel.map_or(0, ProtoEnum::to_proto),
+        occurred_at: ts(e.occurred_at),
     }
 }
 
-pub fn audit_entry(row: &pii_read::Model) -> pb::AuditEntry {
+pub fn audit_entry(read: &PiiRead) -> pb::AuditEntry {
     pb::AuditEntry {
-        actor_id: row.actor_id.clone(),
-        actor_role: row.actor_role.clone(),
-        purpose: row.purpose.clone(),
-        operation: row.operation.clone(),
-        fields: row
-            .fields
-            .split(',')
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        read_at: ts(row.read_at),
+        actor_id: read.actor_id.clone(),
+        actor_role: read.actor_role.clone(),
+        purpose: read.purpose.clone(),
+        operation: read.operation.clone(),
+        fields: read.fields.clone(),
+        read_at: ts(read.read_at),
     }
 }
 

@@ -1,35 +1,20 @@
-//! The care worker: follow-up due times and ticket-reopen retries on the deadline queue
-//! (fired by the core), the event consumers that keep the read model, and the daily
-//! retention run.
+//! What care runs beside its API besides the suite's deadline worker (which fires
+//! follow-up due times and reopen retries through `usecases::deadlines`): the event
+//! consumers that keep the read model, and the retention run.
 
 use std::{sync::Arc, time::Duration};
 
-use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{
     EventBus,
     consumer::{Consumer, ConsumerSettings},
 };
 use aftersales_platform::CancellationToken;
-use aftersales_runtime::firing::Fires;
 use tokio::task::JoinHandle;
 
 use crate::{
-    error::CareError,
     projection::{GROUP, Projection, STREAMS},
-    service::CareCore,
+    usecases::CareCore,
 };
-
-impl Fires for CareCore {
-    type Error = CareError;
-
-    async fn fire(&self, member: &str) -> Result<(), CareError> {
-        self.fire(member).await
-    }
-
-    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, CareError> {
-        CareCore::reconcile(self, queue).await
-    }
-}
 
 /// How long a delivery may stay unacknowledged before another read takes it over. Shorter
 /// than the bus default: a read that times out on the client after Redis handed out its
@@ -65,7 +50,7 @@ pub fn spawn_retention(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match core.anonymise_inactive(chrono::Utc::now()).await {
+            match core.anonymise_inactive(core.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(customers = n, "retention anonymised inactive customers"),
                 Err(err) => {

@@ -18,7 +18,7 @@ pub use pb::care_service_server::CareServiceServer;
 use crate::{
     domain::customer::TierRules,
     proto,
-    service::{CareCore, Shown},
+    usecases::{CareCore, Shown},
 };
 
 pub struct CareApi {

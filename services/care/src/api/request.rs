@@ -17,11 +17,11 @@ use crate::{
         Actor, KpiDimension, Reader, SurveySubject, TaskKind,
         customer::{Contact, PurchaseStats, TierRules},
         followup::{self, Outcome},
-        proactive::Warranty,
+        listing::{FollowUpFilter, TaskFilter},
+        proactive::{Warranty, parse_date},
     },
     proto,
-    service::{CustomerInput, SurveyInput, parse_date},
-    store::{FollowUpFilter, TaskFilter},
+    usecases::{CustomerInput, SurveyInput},
 };
 
 const MAX_NAME: usize = 200;

@@ -6,8 +6,10 @@ pub mod customer;
 pub mod facts;
 pub mod followup;
 pub mod kpi;
+pub mod listing;
 pub mod proactive;
 pub mod quality;
+pub mod records;
 
 use aftersales_platform::text_enum;
 

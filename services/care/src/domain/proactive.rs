@@ -76,6 +76,12 @@ impl Warranty {
     }
 }
 
+/// A calendar date from "YYYY-MM-DD" (a purchase date).
+pub fn parse_date(field: &str, text: &str) -> Result<NaiveDate, DomainError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| DomainError::invalid(field, "must be a date YYYY-MM-DD"))
+}
+
 fn at_start(date: NaiveDate) -> DateTime<Utc> {
     date.and_time(NaiveTime::MIN).and_utc()
 }

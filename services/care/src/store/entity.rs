@@ -1,6 +1,6 @@
-//! sea-orm entities of the care database. Contact fields are stored sealed (see
-//! `crate::vault`); facts, follow-ups, warranties and tasks are stored whole as JSON, with
-//! the columns queries filter on beside them.
+//! sea-orm entities of the care database, private to `store`. Contact fields are stored
+//! sealed (see `crate::vault`); facts, follow-ups, warranties and tasks are stored whole
+//! as JSON, with the columns queries filter on beside them.
 
 pub mod customer {
     use sea_orm::entity::prelude::*;

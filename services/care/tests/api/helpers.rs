@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration as StdDuration};
 
 use aftersales_care::{
     app::{CareApp, CareConfig},
-    service::CareCore,
+    usecases::CareCore,
 };
 use aftersales_eventbus::{BusMessage, EventBus};
 use aftersales_platform::{CancellationToken, codes::timestamp};

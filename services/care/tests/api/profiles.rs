@@ -108,6 +108,7 @@ fn key(byte: u8) -> String {
 fn vault(keys: &str, active: &str) -> Vault {
     let env = Env::from_pairs([
         ("DATABASE_URL", "postgres://x@localhost/care"),
+        ("AUTH_MODE", "disabled"),
         ("CARE_ENCRYPTION_KEYS", keys),
         ("CARE_ACTIVE_KEY_ID", active),
         ("CARE_SEARCH_KEY", &key(9)),
@@ -149,12 +150,16 @@ async fn key_rotation_reads_old_records_and_reseals_on_write() {
 
 #[test]
 fn production_needs_keys_and_names_the_variable() {
-    let env = Env::from_pairs([("DATABASE_URL", "postgres://x@localhost/care")]);
+    let env = Env::from_pairs([
+        ("DATABASE_URL", "postgres://x@localhost/care"),
+        ("AUTH_MODE", "disabled"),
+    ]);
     let err = settings_from_env(&env, None).unwrap_err();
     assert_eq!(err.name, "CARE_ENCRYPTION_KEYS");
 
     let env = Env::from_pairs([
         ("DATABASE_URL", "postgres://x@localhost/care"),
+        ("AUTH_MODE", "disabled"),
         ("CARE_ENCRYPTION_KEYS", "k1:c2hvcnQ="),
     ]);
     let err = settings_from_env(&env, None).unwrap_err();
@@ -166,6 +171,7 @@ fn production_needs_keys_and_names_the_variable() {
 
     let env = Env::from_pairs([
         ("DATABASE_URL", "postgres://x@localhost/care"),
+        ("AUTH_MODE", "disabled"),
         (
             "CARE_ENCRYPTION_KEYS",
             &format!("k1:{},k2:{}", key(1), key(2)) as &str,
@@ -178,7 +184,10 @@ fn production_needs_keys_and_names_the_variable() {
     );
 
     // Development on SQLite may start on the labelled public key.
-    let env = Env::from_pairs([("DATABASE_URL", "sqlite://care.db?mode=rwc")]);
+    let env = Env::from_pairs([
+        ("DATABASE_URL", "sqlite://care.db?mode=rwc"),
+        ("AUTH_MODE", "disabled"),
+    ]);
     let (_, config) = settings_from_env(&env, None).expect("dev settings");
     assert_eq!(
         config.vault.active_key_id(),

@@ -1,0 +1,126 @@
+//! Data rights and retention: exporting every record care holds about a customer
+//! (unmasked, for a reader holding `pii:read`, and audited), and anonymising customers
+//! with no activity for the retention period. Anonymising keeps ids, tiers and the facts
+//! behind the KPIs; contact fields, the name and free-text comments go.
+
+use aftersales_runtime::command::Remembered;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{
+        Reader,
+        customer::{ANONYMISED_NAME, Contact, Customer},
+        followup::FollowUp,
+        listing::TaskFilter,
+        proactive::{CareTask, Warranty},
+        records::{PiiRead, Survey, TimelineEntry},
+    },
+    error::CareError,
+    events, store,
+};
+
+use super::CareCore;
+
+const ANONYMISE_SCOPE: &str = "care.AnonymiseCustomer";
+
+/// Every record care holds about one customer.
+#[derive(Debug, Clone)]
+pub struct CustomerData {
+    pub customer: Customer,
+    pub timeline: Vec<TimelineEntry>,
+    pub follow_ups: Vec<FollowUp>,
+    pub surveys: Vec<Survey>,
+    pub warranties: Vec<Warranty>,
+    pub tasks: Vec<CareTask>,
+    pub access_log: Vec<PiiRead>,
+    pub exported_at: DateTime<Utc>,
+}
+
+impl CareCore {
+    /// Every record about one customer, unmasked: needs `pii:read`, and is audited.
+    pub async fn export(
+        &self,
+        customer_id: &str,
+        reader: &Reader,
+    ) -> Result<CustomerData, CareError> {
+        if !reader.may_read_pii() {
+            return Err(CareError::PiiForbidden("an export"));
+        }
+        let customer = self.load_customer(customer_id).await?;
+        self.audit(&customer, reader, "ExportCustomerData").await?;
+        let db = self.db();
+        let filter = TaskFilter {
+            customer_id: Some(customer_id.to_owned()),
+            ..Default::default()
+        };
+        Ok(CustomerData {
+            timeline: store::timeline_page(db, customer_id, None, u64::MAX >> 1).await?,
+            follow_ups: store::follow_ups_of(db, customer_id).await?,
+            surveys: store::surveys_of(db, customer_id).await?,
+            warranties: store::warranties_of(db, customer_id).await?,
+            tasks: store::list_tasks(db, &filter, None, u64::MAX >> 1).await?,
+            access_log: store::pii_reads_of(db, customer_id).await?,
+            exported_at: self.now(),
+            customer,
+        })
+    }
+
+    /// Anonymises customers with no activity since `as_of - retention`, one command
+    /// each. A row that does not open (its key is no longer configured, or a field was
+    /// altered) is logged by id and left for an operator; the run goes on past it.
+    pub async fn anonymise_inactive(&self, as_of: DateTime<Utc>) -> Result<u64, CareError> {
+        let before = as_of - self.rules.retention;
+        let mut count = 0;
+        let mut after = String::new();
+        loop {
+            let ids = store::inactive_customers(self.db(), before, &after, 100).await?;
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
+            for id in ids {
+                if self.anonymise(&id, before).await? {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Anonymises one customer if it is still inactive since `before`; whether it did.
+    async fn anonymise(&self, id: &str, before: DateTime<Utc>) -> Result<bool, CareError> {
+        let mut cmd = self.pipeline.begin_unkeyed(ANONYMISE_SCOPE).await?;
+        let Some(row) = store::lock_inactive_customer(cmd.txn(), id, before).await? else {
+            cmd.abandon().await?;
+            return Ok(false);
+        };
+        let opened = row.map_err(CareError::from).and_then(|row| self.open(&row));
+        let mut customer = match opened {
+            Ok(customer) => customer,
+            Err(err) => {
+                cmd.abandon().await?;
+                // A vault error names the key id or the field, never the content; other
+                // errors may quote stored data, so they are not logged.
+                let reason = match err {
+                    CareError::Vault(err) => err.to_string(),
+                    _ => "stored data does not decode".to_owned(),
+                };
+                tracing::warn!(
+                    customer_id = %id,
+                    %reason,
+                    "retention cannot open this customer's row; skipping it"
+                );
+                return Ok(false);
+            }
+        };
+        let now = cmd.now();
+        customer.name = ANONYMISED_NAME.into();
+        customer.contact = Contact::default();
+        customer.anonymised = true;
+        customer.updated_at = now;
+        store::save_customer(cmd.txn(), &self.seal(&customer)?).await?;
+        store::clear_comments(cmd.txn(), id).await?;
+        cmd.publish(vec![events::customer_anonymised(id, now)])
+            .await?;
+        cmd.commit(&self.pipeline, &Remembered::id(id)).await?;
+        Ok(true)
+    }
+}
