@@ -8,17 +8,18 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
     server::{self, GrpcServices, ServeError},
 };
-use aftersales_runtime::{Background, ServiceSettings};
+use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi, consumer::OtherServices, error::TicketsError, service::TicketsCore,
-    store::migration::Migrator,
+    api::TicketsApi, consumer::OtherServices, error::TicketsError, store::migration::Migrator,
+    usecases::TicketsCore,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -63,14 +64,26 @@ pub struct TicketsApp {
 }
 
 impl TicketsApp {
+    /// Builds the service on the system clock.
     pub async fn build(
         settings: ServiceSettings,
         bus: EventBus,
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, bus, queue, clock::system()).await
+    }
+
+    /// Builds the service with the use cases reading "now" from `clock` (a test's).
+    pub async fn build_with_clock(
+        settings: ServiceSettings,
+        bus: EventBus,
+        queue: DeadlineQueue,
+        clock: SharedClock,
+    ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("tickets", db.clone(), bus.clone());
-        let core = Arc::new(TicketsCore::new(db, queue.clone(), relay.nudge()));
+        let pipeline = Pipeline::new("tickets", db, queue.clone(), relay.nudge(), clock);
+        let core = Arc::new(TicketsCore::new(pipeline));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {

@@ -4,9 +4,18 @@
 //! latest first, for tickets created without a tier (SLA policies match on it).
 //!
 //! Each event is applied inside the consumer's transaction, the one that records it
-//! processed; the shared consumer decodes it and dead-letters what it cannot decode.
+//! processed; the shared consumer decodes it and dead-letters what it cannot decode. An
+//! escalation runs as a command nested in that transaction ([`Pipeline::within`]); what
+//! it leaves for after the commit (its clocks, waking the relay) is kept by event id and
+//! run in the consumer's `committed` hook ([`Pipeline::after_commit`]).
+//!
+//! [`Pipeline::within`]: aftersales_runtime::command::Pipeline::within
+//! [`Pipeline::after_commit`]: aftersales_runtime::command::Pipeline::after_commit
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use aftersales_eventbus::{
     EventBus,
@@ -14,13 +23,13 @@ use aftersales_eventbus::{
 };
 use aftersales_platform::codes::{ProtoEnum, instant};
 use aftersales_protos::events::v1::{self as ev, EventEnvelope, event_envelope::Payload};
+use aftersales_runtime::command::Effects;
 use sea_orm::DatabaseTransaction;
 
 use crate::{
-    domain::{DomainError, Level, Tier},
+    domain::{Actor, DomainError, Level, Tier},
     error::TicketsError,
-    service::{Actor, TicketsCore},
-    store,
+    usecases::{TicketsCore, TicketsDeadline},
 };
 
 /// The streams tickets reads, and its group on each.
@@ -29,12 +38,17 @@ pub const GROUP: &str = "tickets";
 
 pub struct OtherServices {
     core: Arc<TicketsCore>,
+    /// What applied events left for after their commit, by event id.
+    pending: Mutex<HashMap<String, Effects<TicketsDeadline>>>,
 }
 
 impl OtherServices {
     /// One consumer per stream, sharing the handler.
     pub fn consumers(core: Arc<TicketsCore>, bus: EventBus) -> Vec<Consumer<Self>> {
-        let handler = Arc::new(Self { core });
+        let handler = Arc::new(Self {
+            core,
+            pending: Mutex::default(),
+        });
         STREAMS
             .iter()
             .map(|stream| {
@@ -48,20 +62,23 @@ impl OtherServices {
             .collect()
     }
 
+    /// Escalates the job's ticket; returns what the escalation leaves for after the
+    /// commit, `None` when the ticket needs nothing.
     async fn job_unassigned(
         &self,
         txn: &DatabaseTransaction,
         unassigned: &ev::JobUnassigned,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Effects<TicketsDeadline>>, String> {
         let reason = format!(
             "repair job {} could not be placed: {}",
             unassigned.job_id, unassigned.reason
         );
         let actor = Actor::system();
+        let mut cmd = self.core.pipeline().within(txn);
         match self
             .core
             .escalate_in(
-                txn,
+                &mut cmd,
                 &unassigned.ticket_id,
                 Some(Level::Supervisor),
                 &reason,
@@ -71,12 +88,12 @@ impl OtherServices {
         {
             Ok(_) => {
                 tracing::info!(ticket_id = %unassigned.ticket_id, job_id = %unassigned.job_id, "ticket escalated: repair job unassigned");
-                Ok(())
+                Ok(Some(cmd.into_effects()))
             }
             // Tickets of other systems, and tickets already escalated, need nothing (both
             // are found out before anything is written).
             Err(TicketsError::NotFound { .. })
-            | Err(TicketsError::Domain(DomainError::CannotEscalate { .. })) => Ok(()),
+            | Err(TicketsError::Domain(DomainError::CannotEscalate { .. })) => Ok(None),
             Err(err) => Err(err.to_string()),
         }
     }
@@ -89,7 +106,16 @@ impl EventEnvelopeHandler for OtherServices {
         envelope: &EventEnvelope,
     ) -> Result<(), String> {
         match &envelope.payload {
-            Some(Payload::JobUnassigned(unassigned)) => self.job_unassigned(txn, unassigned).await,
+            Some(Payload::JobUnassigned(unassigned)) => {
+                if let Some(effects) = self.job_unassigned(txn, unassigned).await? {
+                    // A delivery handled again (its first commit failed) replaces these.
+                    self.pending
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(envelope.id.clone(), effects);
+                }
+                Ok(())
+            }
             Some(Payload::CustomerTierChanged(changed)) => {
                 let Some(tier) = Tier::from_proto(changed.to) else {
                     return Ok(());
@@ -98,8 +124,9 @@ impl EventEnvelopeHandler for OtherServices {
                     .changed_at
                     .as_ref()
                     .and_then(instant)
-                    .unwrap_or_else(chrono::Utc::now);
-                store::record_tier(txn, &changed.customer_id, tier, at)
+                    .unwrap_or_else(|| self.core.now());
+                self.core
+                    .record_tier(txn, &changed.customer_id, tier, at)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -107,8 +134,18 @@ impl EventEnvelopeHandler for OtherServices {
         }
     }
 
-    /// An escalation wrote its events to the outbox in the consumer's transaction.
-    fn committed(&self, _envelope: &EventEnvelope) {
-        self.core.wake_relay();
+    /// The escalation's events are in the outbox and its clocks in the database: wake the
+    /// relay and schedule them now rather than at the relay's next poll and the worker's
+    /// next rebuild.
+    fn committed(&self, envelope: &EventEnvelope) {
+        let effects = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&envelope.id);
+        if let Some(effects) = effects {
+            let core = self.core.clone();
+            tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! status in one exhaustive match.
 
 use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
+use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
 use crate::domain::DomainError;
@@ -18,6 +19,15 @@ pub enum TicketsError {
     NoPolicy,
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+impl From<PipelineError> for TicketsError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Idempotency(err) => Self::Idempotency(err),
+            PipelineError::Db(err) => Self::Db(err),
+        }
+    }
 }
 
 impl CarriesDbErr for TicketsError {

@@ -7,12 +7,11 @@ mod status;
 use std::sync::Arc;
 
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use aftersales_platform::paging::encode_cursor;
 
-use crate::{proto, service::TicketsCore};
+use crate::{proto, usecases::TicketsCore};
 
 pub use pb::ticket_service_server::TicketServiceServer;
 
@@ -162,7 +161,7 @@ impl TicketService for TicketsApi {
         let r = request.into_inner();
         request::ticket_id(&r.ticket_id)?;
         let (ticket, clocks) = self.core.sla_status(&r.ticket_id).await?;
-        let now = Utc::now();
+        let now = self.core.now();
         Ok(Response::new(pb::SlaStatus {
             ticket_id: ticket.id,
             policy_id: ticket.policy_id,

@@ -10,18 +10,15 @@ use aftersales_platform::{
     validate::non_empty,
 };
 use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate};
 use tonic::Status;
 
-use crate::{
-    domain::{
-        Author, Level, Severity, Status as TicketStatus, Tier,
-        calendar::{BusinessCalendar, Slot, parse_time_of_day},
-        policy::{SlaPolicy, SlaTarget},
-        ticket::NewTicket,
-    },
-    service::Actor,
-    store::TicketFilter,
+use crate::domain::{
+    Actor, Author, Level, Severity, Status as TicketStatus, Tier,
+    calendar::{BusinessCalendar, Slot, WorkingDay, parse_time_of_day},
+    listing::TicketFilter,
+    policy::{SlaPolicy, SlaTarget},
+    ticket::NewTicket,
 };
 
 pub const MAX_SUBJECT: usize = 200;
@@ -240,7 +237,8 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
                 p.initial_escalation_level,
             )
             .unwrap_or(Level::Agent),
-        created_at: Utc::now(),
+        // Stamped by the use case when the version is stored.
+        created_at: DateTime::UNIX_EPOCH,
     };
     v.finish()?;
     Ok(policy)
@@ -255,7 +253,8 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
     };
     v.id("calendar.id", &c.id);
     v.require("calendar.time_zone", &c.time_zone);
-    let mut week: [Vec<Slot>; 7] = Default::default();
+    // In the request's order, so a violation the calendar finds names the entry.
+    let mut working_days: Vec<WorkingDay> = Vec::with_capacity(c.working_days.len());
     let mut seen = BTreeSet::new();
     for (i, day) in c.working_days.iter().enumerate() {
         let field = format!("calendar.working_days[{i}]");
@@ -270,6 +269,7 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
             v.add(format!("{field}.weekday"), "appears twice");
             continue;
         }
+        let mut slots = Vec::with_capacity(day.slots.len());
         for (j, slot) in day.slots.iter().enumerate() {
             let start = v.check(
                 &format!("{field}.slots[{j}].start"),
@@ -280,9 +280,13 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
                 parse_time_of_day(&slot.end),
             );
             if let (Some(start), Some(end)) = (start, end) {
-                week[day.weekday as usize - 1].push(Slot { start, end });
+                slots.push(Slot { start, end });
             }
         }
+        let Ok(weekday) = chrono::Weekday::try_from((day.weekday - 1) as u8) else {
+            continue;
+        };
+        working_days.push(WorkingDay { weekday, slots });
     }
     let mut holidays = BTreeSet::new();
     for (i, h) in c.holidays.iter().enumerate() {
@@ -299,12 +303,17 @@ pub fn calendar(r: &pb::UpsertBusinessCalendarRequest) -> Result<BusinessCalenda
     } else {
         c.name.clone()
     };
-    BusinessCalendar::new(c.id.clone(), name, c.time_zone.clone(), week, holidays).map_err(|e| {
-        match e {
-            crate::domain::DomainError::Invalid { field, reason } => {
-                aftersales_platform::status::invalid_field(&format!("calendar.{field}"), reason)
-            }
-            other => Status::invalid_argument(other.to_string()),
+    BusinessCalendar::from_working_days(
+        c.id.clone(),
+        name,
+        c.time_zone.clone(),
+        working_days,
+        holidays,
+    )
+    .map_err(|e| match e {
+        crate::domain::DomainError::Invalid { field, reason } => {
+            aftersales_platform::status::invalid_field(&format!("calendar.{field}"), reason)
         }
+        other => Status::invalid_argument(other.to_string()),
     })
 }

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod clock;
 pub mod error;
+pub mod listing;
 pub mod policy;
 pub mod ticket;
 
@@ -97,6 +98,23 @@ text_enum!(
         Cancelled = "cancelled",
     }
 );
+
+/// Who issues a command, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+}
+
+impl Actor {
+    /// The service itself: SLA clocks firing, other services' events.
+    pub fn system() -> Self {
+        Self {
+            id: "tickets".into(),
+            role: "system".into(),
+        }
+    }
+}
 
 impl Level {
     /// The next level up, if there is one.

@@ -1,6 +1,6 @@
-//! Reading and writing the tickets database. Functions take any connection, so the
-//! service composes them inside one transaction; rows are converted to domain types here
-//! and nowhere else.
+//! Reading and writing the tickets database. Functions take any connection, so the use
+//! cases compose them inside one command's transaction; rows are converted to domain
+//! types here and nowhere else.
 
 pub mod entity;
 pub mod migration;
@@ -16,6 +16,7 @@ use crate::domain::{
     Tier,
     calendar::BusinessCalendar,
     clock::SlaClock,
+    listing::TicketFilter,
     policy::SlaPolicy,
     ticket::{Reply, Ticket, TicketAggregate},
 };
@@ -207,18 +208,6 @@ pub async fn get_tickets<C: ConnectionTrait>(
         .collect()
 }
 
-/// Filters for listing; `None` means any.
-#[derive(Debug, Clone, Default)]
-pub struct TicketFilter {
-    pub status: Option<crate::domain::Status>,
-    pub severity: Option<crate::domain::Severity>,
-    pub category: Option<crate::domain::Category>,
-    pub assignee: Option<String>,
-    pub customer_id: Option<String>,
-    pub order_id: Option<String>,
-    pub breached: Option<bool>,
-}
-
 /// Newest first. Ids are UUIDv7, so id order is creation order and the last id of a page
 /// is the cursor for the next.
 pub async fn list_tickets<C: ConnectionTrait>(
@@ -260,6 +249,21 @@ pub async fn list_tickets<C: ConnectionTrait>(
         .into_iter()
         .map(ticket_from_row)
         .collect()
+}
+
+/// One reply, by its id.
+pub async fn reply<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Reply>, DbErr> {
+    let Some(row) = reply::Entity::find_by_id(id.to_owned()).one(conn).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Reply {
+        author: parse_code("ticket_reply", &row.author)?,
+        id: row.id,
+        ticket_id: row.ticket_id,
+        author_id: row.author_id,
+        body: row.body,
+        created_at: row.created_at,
+    }))
 }
 
 pub async fn insert_reply<C: ConnectionTrait>(conn: &C, r: &Reply) -> Result<(), DbErr> {

@@ -3,11 +3,12 @@
 use aftersales_deadlines::{DeadlineQueue, worker::WorkerSettings};
 use std::{sync::Arc, time::Duration};
 
-use aftersales_platform::CancellationToken;
+use aftersales_eventbus::EventBus;
+use aftersales_platform::{CancellationToken, clock::SharedClock};
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
 use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
-use aftersales_tickets::{app::TicketsApp, service::TicketsCore};
+use aftersales_tickets::{app::TicketsApp, usecases::TicketsCore};
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 
@@ -15,6 +16,9 @@ pub struct TestApp {
     pub client: TicketServiceClient<Channel>,
     pub core: Arc<TicketsCore>,
     pub queue: DeadlineQueue,
+    /// The bus the service's consumers read other services' events from.
+    #[allow(dead_code)]
+    pub bus: EventBus,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -22,6 +26,8 @@ pub struct TestApp {
 pub struct Options {
     pub run_worker: bool,
     pub lease: Duration,
+    /// Where the use cases read "now"; the system clock when `None`.
+    pub clock: Option<SharedClock>,
 }
 
 impl Default for Options {
@@ -29,6 +35,7 @@ impl Default for Options {
         Self {
             run_worker: true,
             lease: Duration::from_secs(2),
+            clock: None,
         }
     }
 }
@@ -49,7 +56,10 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         .expect("a backbone");
     let mut settings = ServiceSettings::for_tests(url, options.lease);
     settings.run_worker = options.run_worker;
-    let app = TicketsApp::build(settings, bus, queue.clone())
+    let clock = options
+        .clock
+        .unwrap_or_else(aftersales_platform::clock::system);
+    let app = TicketsApp::build_with_clock(settings, bus.clone(), queue.clone(), clock)
         .await
         .expect("the service builds");
     let addr = app.local_addr();
@@ -66,7 +76,7 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         client,
         core,
         queue,
-
+        bus,
         shutdown,
         handle: Some(handle),
     }
@@ -157,6 +167,28 @@ impl TestApp {
             "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{ticket_id}' AND event_type = '{event_type}'"
         ))
         .await
+    }
+
+    /// Replies stored on one ticket.
+    #[allow(dead_code)]
+    pub async fn replies(&self, ticket_id: &str) -> usize {
+        self.count(&format!(
+            "SELECT COUNT(*) AS n FROM ticket_replies WHERE ticket_id = '{ticket_id}'"
+        ))
+        .await
+    }
+
+    /// Runs a statement against the service's database; returns the rows it changed.
+    #[allow(dead_code)]
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let db = self.core.db();
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .expect("the statement runs")
+        .rows_affected()
     }
 
     /// Outbox rows the relay has not published yet.

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod helpers;
+mod other_services;
+mod replays;
 mod sla;
 mod tickets;
 mod tiers;

@@ -3,9 +3,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use aftersales_deadlines::{now_ms, worker};
+use aftersales_deadlines::{
+    now_ms,
+    worker::{self, Deadlines, Due},
+};
+use aftersales_platform::clock::ManualClock;
 use aftersales_protos::tickets::v1 as pb;
-use aftersales_runtime::firing::ConcurrentFiring;
+use aftersales_tickets::usecases::TicketsDeadline;
 
 use crate::helpers::{
     Backend, Options, TestApp, clock, millis, spawn, spawn_with, worker_settings,
@@ -125,6 +129,7 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
         Options {
             run_worker: false,
             lease,
+            clock: None,
         },
     )
     .await;
@@ -150,7 +155,11 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert!(ids.contains(&handled_clock.as_str()) && ids.contains(&abandoned_clock.as_str()));
     // ...handles one completely, and dies before acknowledging either.
-    app.core.fire_clock(&handled_clock).await.unwrap();
+    let due = Due {
+        member: TicketsDeadline::Clock(handled_clock.clone()),
+        due_ms: now_ms(),
+    };
+    app.core.fire(&[due]).await.unwrap();
     assert_eq!(
         app.ticket(&handled.id).await.escalation_level,
         pb::EscalationLevel::Supervisor as i32
@@ -161,8 +170,9 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     let stop = aftersales_platform::CancellationToken::new();
     let replacement = tokio::spawn(worker::run(
         app.queue.clone(),
-        Arc::new(ConcurrentFiring::new(app.core.clone(), "sla")),
+        app.core.clone(),
         worker_settings(lease),
+        |_| {},
         stop.clone(),
     ));
     app.wait_for_sla(&abandoned.id, Duration::from_secs(10), |s| {
@@ -187,5 +197,49 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
     }
     stop.cancel();
     replacement.await.unwrap();
+    app.stop().await;
+}
+
+/// The use cases read "now" from the service's clock: a ticket opened at a set instant
+/// is created then, its clocks due from then, and a reply is timed by the same clock.
+#[tokio::test]
+async fn the_use_cases_read_the_time_from_the_services_clock() {
+    let start = chrono::DateTime::parse_from_rfc3339("2030-01-07T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let manual = ManualClock::at(start);
+    let mut app = spawn_with(
+        Backend::Sqlite,
+        Options {
+            run_worker: false,
+            lease: Duration::from_secs(2),
+            clock: Some(Arc::new(manual.clone())),
+        },
+    )
+    .await;
+    app.fast_policy(60, 600).await;
+    let t = app.create(pb::Channel::Social, "").await;
+    let at_ms = start.timestamp_millis();
+    assert_eq!(millis(&t.created_at), at_ms);
+    let first = clock(&app.sla(&t.id).await, pb::ClockKind::FirstResponse);
+    assert_eq!(millis(&first.due_at), at_ms + 60_000);
+
+    manual.advance(chrono::Duration::seconds(5));
+    let replied = app
+        .client
+        .add_reply(pb::AddReplyRequest {
+            idempotency_key: String::new(),
+            ticket_id: t.id.clone(),
+            author: pb::ReplyAuthor::Agent as i32,
+            author_id: "agent-1".into(),
+            body: "on it".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(millis(&replied.reply.unwrap().created_at), at_ms + 5_000);
+    let first = clock(&app.sla(&t.id).await, pb::ClockKind::FirstResponse);
+    assert_eq!(first.state, pb::ClockState::Met as i32);
+    assert_eq!(millis(&first.met_at), at_ms + 5_000);
     app.stop().await;
 }

@@ -419,3 +419,43 @@ async fn control_characters_are_a_field_violation_not_an_internal_error() {
     assert!(all.tickets.is_empty(), "nothing was stored");
     app.stop().await;
 }
+
+/// A calendar's rule violations name the entry of the caller's `working_days` list,
+/// not the weekday it stands for.
+#[tokio::test]
+async fn calendar_violations_name_the_entry_of_the_list() {
+    let mut app = spawn(Backend::Postgres).await;
+    let slot = |start: &str, end: &str| pb::TimeSlot {
+        start: start.into(),
+        end: end.into(),
+    };
+    let err = app
+        .client
+        .upsert_business_calendar(pb::UpsertBusinessCalendarRequest {
+            calendar: Some(pb::BusinessCalendar {
+                id: "wednesday-first".into(),
+                time_zone: "Asia/Shanghai".into(),
+                working_days: vec![
+                    pb::WorkingDay {
+                        weekday: 3,
+                        slots: vec![slot("09:00", "12:00")],
+                    },
+                    pb::WorkingDay {
+                        weekday: 1,
+                        // Overlapping slots: only the calendar itself can tell.
+                        slots: vec![slot("09:00", "12:00"), slot("11:00", "13:00")],
+                    },
+                ],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        field_violations(&err)[0].field,
+        "calendar.working_days[1].slots",
+        "{err:?}"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,16 @@
+//! What the read side asks for: the filter of a listing of tickets. Plain data: the api
+//! decodes it, the store turns it into a query, so neither needs the other's types.
+
+use super::{Category, Severity, Status};
+
+/// Which tickets a listing shows; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketFilter {
+    pub status: Option<Status>,
+    pub severity: Option<Severity>,
+    pub category: Option<Category>,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub breached: Option<bool>,
+}

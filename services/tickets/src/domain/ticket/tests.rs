@@ -1,0 +1,210 @@
+//! The ticket rules, case by case.
+
+use chrono::Duration;
+
+use super::*;
+use crate::domain::{ClockState, policy::default_policies};
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_800_000_000 + seconds)
+}
+
+fn new_ticket(severity: Severity) -> NewTicket {
+    NewTicket {
+        customer_id: "c1".into(),
+        order_id: "o1".into(),
+        channel: Channel::Hotline,
+        category: Category::Complaint,
+        severity,
+        subject: "Broken".into(),
+        description: "It broke".into(),
+        evidence: vec![],
+        tier: Tier::Regular,
+    }
+}
+
+fn general_policy() -> SlaPolicy {
+    default_policies(t(0)).pop().unwrap()
+}
+
+fn open(severity: Severity, policy: &SlaPolicy) -> (TicketAggregate, Vec<TicketEvent>) {
+    TicketAggregate::open(new_ticket(severity), policy, &Schedules::default(), t(0))
+}
+
+fn clock(a: &TicketAggregate, kind: ClockKind) -> &SlaClock {
+    a.clocks.iter().find(|c| c.kind == kind).unwrap()
+}
+
+#[test]
+fn urgent_tickets_start_with_a_supervisor() {
+    let urgent = default_policies(t(0)).remove(0);
+    let (a, events) = open(Severity::Urgent, &urgent);
+    assert_eq!(a.ticket.level, Level::Supervisor);
+    assert!(matches!(
+        events[1],
+        TicketEvent::Escalated {
+            from: Level::Agent,
+            to: Level::Supervisor,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_first_agent_reply_meets_first_response_and_opens_the_ticket() {
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    let s = Schedules::default();
+    assert!(
+        a.add_reply(Author::Customer, &p, &s, t(10))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        clock(&a, ClockKind::FirstResponse).state,
+        ClockState::Running
+    );
+    let events = a.add_reply(Author::Agent, &p, &s, t(20)).unwrap();
+    assert_eq!(a.ticket.status, Status::Open);
+    assert!(matches!(
+        events[0],
+        TicketEvent::StatusChanged {
+            from: Status::New,
+            to: Status::Open,
+            ..
+        }
+    ));
+    assert_eq!(clock(&a, ClockKind::FirstResponse).state, ClockState::Met);
+    assert_eq!(a.ticket.first_response_at, Some(t(20)));
+}
+
+#[test]
+fn illegal_transitions_name_both_states() {
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    let err = a
+        .change_status(Status::Closed, "", &p, &Schedules::default(), t(1))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::IllegalTransition {
+            from: Status::New,
+            to: Status::Closed
+        }
+    );
+    let err = a.reopen("", &p, &Schedules::default(), t(1)).unwrap_err();
+    assert_eq!(
+        err,
+        DomainError::IllegalTransition {
+            from: Status::New,
+            to: Status::Reopened
+        }
+    );
+}
+
+#[test]
+fn waiting_on_the_customer_pauses_and_their_reply_resumes() {
+    let p = general_policy();
+    let s = Schedules::default();
+    let (mut a, _) = open(Severity::General, &p);
+    let due = clock(&a, ClockKind::Resolution).due_at;
+    a.change_status(Status::PendingCustomer, "asked for photos", &p, &s, t(100))
+        .unwrap();
+    assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Paused);
+    a.add_reply(Author::Customer, &p, &s, t(400)).unwrap();
+    assert_eq!(a.ticket.status, Status::Open);
+    assert_eq!(
+        clock(&a, ClockKind::Resolution).due_at,
+        due + Duration::seconds(300)
+    );
+}
+
+#[test]
+fn a_breach_escalates_one_level_once() {
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    let id = clock(&a, ClockKind::FirstResponse).id.clone();
+    assert!(a.fire_clock(&id, &p, t(3599)).len() == 1, "the warning");
+    let events = a.fire_clock(&id, &p, t(3600));
+    assert!(matches!(events[0], TicketEvent::SlaBreached { .. }));
+    assert!(
+        matches!(&events[1], TicketEvent::Escalated { to: Level::Supervisor, clock_id: Some(c), .. } if *c == id)
+    );
+    assert!(a.fire_clock(&id, &p, t(3700)).is_empty());
+    assert_eq!(a.ticket.level, Level::Supervisor);
+    assert!(a.ticket.breached);
+}
+
+#[test]
+fn resolve_then_reopen_restarts_resolution() {
+    let p = general_policy();
+    let s = Schedules::default();
+    let (mut a, _) = open(Severity::General, &p);
+    let events = a
+        .change_status(Status::Resolved, "fixed", &p, &s, t(50))
+        .unwrap();
+    assert!(events.contains(&TicketEvent::Resolved));
+    assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Met);
+    a.change_status(Status::Closed, "", &p, &s, t(60)).unwrap();
+    a.reopen("not fixed", &p, &s, t(100)).unwrap();
+    assert_eq!(a.ticket.reopen_count, 1);
+    let r = clock(&a, ClockKind::Resolution);
+    assert_eq!(
+        (r.state, r.cycle, r.due_at),
+        (ClockState::Running, 2, t(100 + 24 * 3600))
+    );
+}
+
+#[test]
+fn escalation_only_goes_up() {
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    a.escalate(None, "customer disagrees", t(1)).unwrap();
+    a.escalate(Some(Level::Manager), "compensation", t(2))
+        .unwrap();
+    assert_eq!(
+        a.escalate(None, "", t(3)).unwrap_err(),
+        DomainError::CannotEscalate {
+            current: Level::Manager,
+            requested: Level::Manager
+        }
+    );
+}
+
+#[test]
+fn raising_severity_retargets_live_clocks() {
+    let policies = default_policies(t(0));
+    let general = policies[2].clone();
+    let (mut a, _) = open(Severity::General, &general);
+    let tighter = SlaPolicy {
+        id: "tight".into(),
+        resolution: SlaTarget::always_on(600),
+        initial_level: Level::Supervisor,
+        ..general.clone()
+    };
+    let events = a
+        .set_severity(
+            Severity::Urgent,
+            "injury",
+            &tighter,
+            &Schedules::default(),
+            t(100),
+        )
+        .unwrap();
+    assert_eq!(clock(&a, ClockKind::Resolution).due_at, t(600));
+    assert_eq!(a.ticket.policy_id, "tight");
+    assert_eq!(a.ticket.level, Level::Supervisor);
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn the_lifecycle_table() {
+    use Status::*;
+    assert!(
+        can_move(New, Open)
+            && can_move(Open, PendingCustomer)
+            && can_move(PendingCustomer, Resolved)
+    );
+    assert!(can_move(Resolved, Closed) && can_move(Closed, Reopened) && can_move(Reopened, Open));
+    assert!(!can_move(Closed, Open) && !can_move(Open, New) && !can_move(New, Closed));
+}

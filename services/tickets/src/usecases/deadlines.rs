@@ -1,0 +1,175 @@
+//! What the tickets service keeps on its deadline queue and what firing it means: an SLA
+//! clock's next instant (a warning, or a breach that may escalate the ticket, once per
+//! cycle). The deadline worker claims due members and hands them here in batches; the
+//! database is the truth, and [`Deadlines::reconcile`] rebuilds the schedule from it.
+//! Also the SLA status read, the ticket and its clocks as one snapshot.
+
+use aftersales_deadlines::{
+    DeadlineQueue,
+    worker::{Deadlines, Due, Member},
+};
+use aftersales_runtime::{command::Remembered, firing::schedule_all};
+use sea_orm::{AccessMode, DbBackend, IsolationLevel, TransactionTrait};
+
+use crate::{
+    domain::{
+        Actor,
+        clock::SlaClock,
+        ticket::{Ticket, TicketEvent},
+    },
+    error::TicketsError,
+    store,
+};
+
+use super::{Audit, TicketsCore, not_found, record, reschedule};
+
+const FIRE_SCOPE: &str = "tickets.FireClocks";
+
+/// A deadline of the tickets service, as the queue keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TicketsDeadline {
+    /// An SLA clock's next warning or breach, by the clock id.
+    Clock(String),
+}
+
+/// A clock's text form is its bare id: released versions scheduled that, so it never
+/// changes. Clock ids are UUIDs; text with a `:` is a prefixed member (another service's
+/// form, or a variant added later) and no clock.
+impl Member for TicketsDeadline {
+    fn to_text(&self) -> String {
+        match self {
+            Self::Clock(id) => id.clone(),
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        (!text.is_empty() && !text.contains(':')).then(|| Self::Clock(text.to_owned()))
+    }
+}
+
+impl Deadlines for TicketsCore {
+    type Member = TicketsDeadline;
+    type Error = TicketsError;
+
+    async fn fire(&self, batch: &[Due<TicketsDeadline>]) -> Result<(), TicketsError> {
+        self.fire_clocks(batch).await
+    }
+
+    /// Puts every clock that can still fire back on the schedule.
+    async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
+        let db = self.db();
+        schedule_all(queue, TicketsDeadline::Clock, |after, limit| async move {
+            Ok::<_, TicketsError>(store::pending_fire_times(db, &after, limit).await?)
+        })
+        .await
+    }
+}
+
+impl TicketsCore {
+    /// Fires a claimed batch of clocks in one command: their tickets are locked in id
+    /// order (so concurrent batches cannot deadlock), each due clock warns or breaches
+    /// once, and one commit covers them all. Idempotent: a clock already warned or
+    /// breached does nothing, one not due yet is only put back on the schedule, one that
+    /// is gone is left out.
+    async fn fire_clocks(&self, batch: &[Due<TicketsDeadline>]) -> Result<(), TicketsError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let clock_ids: Vec<String> = batch
+            .iter()
+            .map(|due| match &due.member {
+                TicketsDeadline::Clock(id) => id.clone(),
+            })
+            .collect();
+        let mut cmd = self.pipeline.begin_unkeyed(FIRE_SCOPE).await?;
+        let now = cmd.now();
+        let mut by_ticket: Vec<(String, String)> = store::clock_ticket_ids(cmd.txn(), &clock_ids)
+            .await?
+            .into_iter()
+            .map(|(clock, ticket)| (ticket, clock))
+            .collect();
+        by_ticket.sort();
+        let system = Actor::system();
+        for group in by_ticket.chunk_by(|a, b| a.0 == b.0) {
+            let ticket_id = group[0].0.as_str();
+            let Some(mut agg) = store::load_aggregate(cmd.txn(), ticket_id, true).await? else {
+                continue;
+            };
+            let policy = self.policy_of(cmd.txn(), &agg.ticket).await?;
+            let events: Vec<TicketEvent> = group
+                .iter()
+                .flat_map(|(_, clock_id)| agg.fire_clock(clock_id, &policy, now))
+                .collect();
+            if events.is_empty() {
+                reschedule(&mut cmd, &agg);
+                continue;
+            }
+            for event in &events {
+                if let TicketEvent::SlaBreached { clock } = event {
+                    let late_ms = (now - clock.due_at).num_milliseconds();
+                    tracing::info!(ticket_id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
+                }
+            }
+            store::save_aggregate(cmd.txn(), &agg).await?;
+            let detail = group
+                .iter()
+                .map(|(_, c)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let audit = Audit {
+                actor: &system,
+                action: "sla",
+                detail,
+            };
+            record(&mut cmd, &agg, &events, audit).await?;
+        }
+        cmd.commit(&self.pipeline, &Remembered::ids(clock_ids))
+            .await?;
+        Ok(())
+    }
+
+    /// A ticket and its clocks, read in one snapshot so a breach committed between the
+    /// two reads cannot show a breached clock on a ticket that is not.
+    pub async fn sla_status(
+        &self,
+        ticket_id: &str,
+    ) -> Result<(Ticket, Vec<SlaClock>), TicketsError> {
+        let db = self.db();
+        let txn = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                db.begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await?
+            }
+            _ => db.begin().await?,
+        };
+        let agg = store::load_aggregate(&txn, ticket_id, false)
+            .await?
+            .ok_or_else(|| not_found("ticket", ticket_id))?;
+        txn.commit().await?;
+        Ok((agg.ticket, agg.clocks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_keeps_the_bare_id_already_on_the_queue() {
+        let id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let member = TicketsDeadline::Clock(id.into());
+        assert_eq!(member.to_text(), id, "what earlier versions scheduled");
+        assert_eq!(TicketsDeadline::from_text(id), Some(member.clone()));
+        assert_eq!(TicketsDeadline::from_text(&member.to_text()), Some(member));
+    }
+
+    #[test]
+    fn empty_or_prefixed_text_is_no_clock() {
+        for text in ["", "step:d-1", "offer:o-1", "clock:c-1", ":"] {
+            assert_eq!(TicketsDeadline::from_text(text), None, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Handling a ticket: status changes and reopening, assignment, escalation (also when
+//! another service's event asks for it, inside the consumer's transaction), and severity
+//! changes, which match the ticket to the current policy again.
+
+use aftersales_runtime::command::Nested;
+
+use crate::{
+    domain::{Actor, Level, Severity, Status, ticket::Ticket},
+    error::TicketsError,
+};
+
+use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline};
+
+impl TicketsCore {
+    pub async fn change_status(
+        &self,
+        ticket_id: &str,
+        to: Status,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let audit = Audit {
+            actor,
+            action: "change_status",
+            detail: format!("{to}: {reason}"),
+        };
+        self.command(
+            "tickets.ChangeStatus",
+            ticket_id,
+            PolicyChoice::Kept,
+            audit,
+            |agg, j, now| agg.change_status(to, reason, &j.policy, &j.schedules, now),
+        )
+        .await
+    }
+
+    pub async fn reopen(
+        &self,
+        ticket_id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let audit = Audit {
+            actor,
+            action: "reopen",
+            detail: reason.to_owned(),
+        };
+        self.command(
+            "tickets.ReopenTicket",
+            ticket_id,
+            PolicyChoice::Kept,
+            audit,
+            |agg, j, now| agg.reopen(reason, &j.policy, &j.schedules, now),
+        )
+        .await
+    }
+
+    pub async fn assign(
+        &self,
+        ticket_id: &str,
+        assignee: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let audit = Audit {
+            actor,
+            action: "assign",
+            detail: assignee.to_owned(),
+        };
+        self.command(
+            "tickets.Assign",
+            ticket_id,
+            PolicyChoice::Kept,
+            audit,
+            |agg, _, now| agg.assign(assignee.to_owned(), now).map(|()| Vec::new()),
+        )
+        .await
+    }
+
+    /// Escalates to `to`, or one level up.
+    pub async fn escalate(
+        &self,
+        ticket_id: &str,
+        to: Option<Level>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        self.command(
+            "tickets.Escalate",
+            ticket_id,
+            PolicyChoice::Kept,
+            escalation(actor, reason),
+            |agg, _, now| agg.escalate(to, reason, now),
+        )
+        .await
+    }
+
+    /// [`Self::escalate`] inside a transaction the caller owns and commits, such as an
+    /// event consumer's, which records the event processed in the same transaction:
+    /// opening another would wait for the connection the caller holds (on SQLite, the
+    /// pool's only one). The caller runs the effects of `cmd` with
+    /// [`aftersales_runtime::command::Pipeline::after_commit`] once it has committed.
+    pub async fn escalate_in(
+        &self,
+        cmd: &mut Nested<'_, TicketsDeadline>,
+        ticket_id: &str,
+        to: Option<Level>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let agg = self
+            .change(
+                cmd,
+                ticket_id,
+                PolicyChoice::Kept,
+                escalation(actor, reason),
+                |agg, _, now| agg.escalate(to, reason, now),
+            )
+            .await?;
+        Ok(agg.ticket)
+    }
+
+    /// A new severity: the ticket is matched to the current policies again.
+    pub async fn set_severity(
+        &self,
+        ticket_id: &str,
+        severity: Severity,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Ticket, TicketsError> {
+        let audit = Audit {
+            actor,
+            action: "set_severity",
+            detail: format!("{severity}: {reason}"),
+        };
+        self.command(
+            "tickets.SetSeverity",
+            ticket_id,
+            PolicyChoice::Rematch(severity),
+            audit,
+            |agg, j, now| agg.set_severity(severity, reason, &j.policy, &j.schedules, now),
+        )
+        .await
+    }
+}
+
+fn escalation<'a>(actor: &'a Actor, reason: &str) -> Audit<'a> {
+    Audit {
+        actor,
+        action: "escalate",
+        detail: reason.to_owned(),
+    }
+}

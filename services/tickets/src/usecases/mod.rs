@@ -1,0 +1,283 @@
+//! The use cases of the tickets service, one module per capability. Every command runs
+//! through the suite's command pipeline ([`Pipeline`]): it opens the command (a keyed one
+//! answers a retry with what the first run produced, as it is now), loads and locks the
+//! ticket through `store`, applies a `domain` rule at the command's "now", saves the
+//! ticket with its clocks, writes its audit line and outbox events, hands the command
+//! every clock to schedule or drop, and commits; the pipeline schedules them, wakes the
+//! relay and counts breaches after the commit. An escalation caused by another service's
+//! event runs the same steps inside the consumer's transaction ([`Pipeline::within`]).
+//!
+//! May depend on `domain`, `store` and `events`; never on `api` or protobuf.
+
+mod create;
+mod deadlines;
+mod handling;
+mod policies;
+mod replies;
+
+use std::future::Future;
+
+use aftersales_eventbus::outbox::NewEvent;
+use aftersales_platform::{coalesce::Coalescer, db::corrupt};
+use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+
+pub use deadlines::TicketsDeadline;
+
+use crate::{
+    domain::{
+        Actor, DomainError, Severity,
+        policy::{self, SlaPolicy, TicketFacts},
+        ticket::{Schedules, Ticket, TicketAggregate, TicketEvent},
+    },
+    error::TicketsError,
+    events,
+    store::{self, Activity},
+};
+
+use policies::PolicyCache;
+
+/// A command of the tickets service.
+type Cmd = Command<TicketsDeadline>;
+
+/// Batch reads of tickets in flight at once, each holding a pooled connection.
+const READ_LANES: usize = 4;
+/// Tickets read by one batch query at most.
+const READ_BATCH: usize = 64;
+
+/// The tickets service's core: the pipeline every command runs through, the policies it
+/// judges tickets by, and GetTicket's batched reader.
+pub struct TicketsCore {
+    pipeline: Pipeline<TicketsDeadline>,
+    policies: PolicyCache,
+    /// GetTicket's reads, batched while the database is busy.
+    tickets_by_id: Coalescer<String, Ticket>,
+}
+
+impl TicketsCore {
+    pub fn new(pipeline: Pipeline<TicketsDeadline>) -> Self {
+        let reader = pipeline.db().clone();
+        let tickets_by_id = Coalescer::spawn(READ_LANES, READ_BATCH, move |ids: Vec<String>| {
+            let db = reader.clone();
+            async move {
+                let tickets = store::get_tickets(&db, ids).await?;
+                Ok(tickets.into_iter().map(|t| (t.id.clone(), t)).collect())
+            }
+        });
+        Self {
+            pipeline,
+            policies: PolicyCache::default(),
+            tickets_by_id,
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        self.pipeline.db()
+    }
+
+    /// The pipeline, for work inside a transaction someone else owns (the event
+    /// consumer's): [`Pipeline::within`], then [`Pipeline::after_commit`].
+    pub fn pipeline(&self) -> &Pipeline<TicketsDeadline> {
+        &self.pipeline
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.pipeline.now()
+    }
+
+    /// One command on one ticket in a transaction of its own: lock it, apply `rule`,
+    /// save, commit.
+    async fn command(
+        &self,
+        scope: &'static str,
+        ticket_id: &str,
+        choice: PolicyChoice,
+        audit: Audit<'_>,
+        rule: impl FnOnce(
+            &mut TicketAggregate,
+            &Judged,
+            DateTime<Utc>,
+        ) -> Result<Vec<TicketEvent>, DomainError>,
+    ) -> Result<Ticket, TicketsError> {
+        let mut cmd = self.pipeline.begin_unkeyed(scope).await?;
+        let agg = self
+            .change(&mut cmd, ticket_id, choice, audit, rule)
+            .await?;
+        cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
+            .await?;
+        Ok(agg.ticket)
+    }
+
+    /// Locks the ticket in the command's transaction, applies `rule` and writes what it
+    /// changed; the command (owned or nested) commits.
+    async fn change<C: InCommand>(
+        &self,
+        cmd: &mut C,
+        ticket_id: &str,
+        choice: PolicyChoice,
+        audit: Audit<'_>,
+        rule: impl FnOnce(
+            &mut TicketAggregate,
+            &Judged,
+            DateTime<Utc>,
+        ) -> Result<Vec<TicketEvent>, DomainError>,
+    ) -> Result<TicketAggregate, TicketsError> {
+        let (mut agg, judged) = self.lock(cmd.txn(), ticket_id, choice).await?;
+        let events = rule(&mut agg, &judged, cmd.now())?;
+        store::save_aggregate(cmd.txn(), &agg).await?;
+        record(cmd, &agg, &events, audit).await?;
+        Ok(agg)
+    }
+
+    /// The ticket, locked in `txn`, with the policy and calendars a rule judges it by.
+    async fn lock(
+        &self,
+        txn: &DatabaseTransaction,
+        ticket_id: &str,
+        choice: PolicyChoice,
+    ) -> Result<(TicketAggregate, Judged), TicketsError> {
+        let agg = store::load_aggregate(txn, ticket_id, true)
+            .await?
+            .ok_or_else(|| not_found("ticket", ticket_id))?;
+        let policy = match choice {
+            PolicyChoice::Kept => self.policy_of(txn, &agg.ticket).await?,
+            PolicyChoice::Rematch(severity) => {
+                let t = &agg.ticket;
+                let facts = TicketFacts {
+                    severity,
+                    category: t.category,
+                    tier: t.tier,
+                    channel: t.channel,
+                };
+                let current = self.current_policies(txn).await?;
+                policy::select(&current, &facts)
+                    .cloned()
+                    .ok_or(TicketsError::NoPolicy)?
+            }
+        };
+        let schedules = self.schedules(txn, &policy, &agg.clocks).await?;
+        Ok((agg, Judged { policy, schedules }))
+    }
+}
+
+/// Which policy a change is judged by.
+enum PolicyChoice {
+    /// The version the ticket already has.
+    Kept,
+    /// The current policy matching the ticket with this new severity.
+    Rematch(Severity),
+}
+
+/// What a rule judges a ticket by: its policy and the calendars its clocks run on.
+struct Judged {
+    policy: SlaPolicy,
+    schedules: Schedules,
+}
+
+/// How a change appears in the ticket's audit trail.
+struct Audit<'a> {
+    actor: &'a Actor,
+    action: &'static str,
+    detail: String,
+}
+
+/// What the use cases need of a command, whether it owns its transaction ([`Command`])
+/// or runs inside one the event consumer owns ([`Nested`]).
+trait InCommand: Send {
+    fn txn(&self) -> &DatabaseTransaction;
+    fn now(&self) -> DateTime<Utc>;
+    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
+    fn reschedule(&mut self, member: TicketsDeadline, at: Option<DateTime<Utc>>);
+    fn breached(&mut self);
+}
+
+/// Both command kinds have the same methods; this forwards to them.
+macro_rules! in_command {
+    ($($ty:ty),*) => {$(
+        impl InCommand for $ty {
+            fn txn(&self) -> &DatabaseTransaction {
+                Self::txn(self)
+            }
+
+            fn now(&self) -> DateTime<Utc> {
+                Self::now(self)
+            }
+
+            fn publish(
+                &mut self,
+                events: Vec<NewEvent>,
+            ) -> impl Future<Output = Result<(), DbErr>> + Send {
+                Self::publish(self, events)
+            }
+
+            fn reschedule(&mut self, member: TicketsDeadline, at: Option<DateTime<Utc>>) {
+                Self::reschedule(self, member, at)
+            }
+
+            fn breached(&mut self) {
+                Self::breached(self)
+            }
+        }
+    )*};
+}
+
+in_command!(Cmd, Nested<'_, TicketsDeadline>);
+
+/// Writes what a change of `agg` produced in the command's transaction: its audit line
+/// and outbox events; and hands the command every clock to schedule or drop once it
+/// commits, and each breach to count. The caller has saved the ticket itself.
+async fn record<C: InCommand>(
+    cmd: &mut C,
+    agg: &TicketAggregate,
+    events: &[TicketEvent],
+    audit: Audit<'_>,
+) -> Result<(), TicketsError> {
+    let now = cmd.now();
+    store::record_activity(
+        cmd.txn(),
+        Activity {
+            ticket_id: &agg.ticket.id,
+            actor_id: &audit.actor.id,
+            actor_role: &audit.actor.role,
+            action: audit.action,
+            detail: audit.detail,
+            at: now,
+        },
+    )
+    .await?;
+    for event in events {
+        if matches!(event, TicketEvent::SlaBreached { .. }) {
+            cmd.breached();
+        }
+    }
+    cmd.publish(events::encode(&agg.ticket, events, now))
+        .await?;
+    reschedule(cmd, agg);
+    Ok(())
+}
+
+/// Schedules the clocks of `agg` that can still fire and drops the others.
+fn reschedule<C: InCommand>(cmd: &mut C, agg: &TicketAggregate) {
+    for clock in &agg.clocks {
+        cmd.reschedule(
+            TicketsDeadline::Clock(clock.id.clone()),
+            clock.next_fire_at(),
+        );
+    }
+}
+
+/// The id a keyed command remembered first (its ticket's).
+fn replayed(remembered: &Remembered) -> Result<&str, TicketsError> {
+    remembered
+        .first()
+        .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
+}
+
+fn not_found(what: &'static str, id: &str) -> TicketsError {
+    TicketsError::NotFound {
+        what,
+        id: id.to_owned(),
+    }
+}
