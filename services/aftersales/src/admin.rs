@@ -3,7 +3,7 @@
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::consumer::replay_dead_letter;
-use aftersales_platform::{config::Env, db};
+use aftersales_platform::{auth::DevIssuer, config::Env, db};
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{self as pb, partner_key_service_client::PartnerKeyServiceClient},
@@ -28,6 +28,20 @@ pub async fn run(env: &Env, command: AdminCommand) -> anyhow::Result<()> {
             action,
         } => keys(&dispatch_url, action).await,
         AdminCommand::CheckConfig { service } => check_config(env, service).await,
+        AdminCommand::Token {
+            roles,
+            subject,
+            ttl_secs,
+            data_dir,
+        } => {
+            let issuer = DevIssuer::load(&suite::dev_issuer_file(&data_dir)).context(
+                "no development issuer here: `aftersales dev` creates it in its data directory",
+            )?;
+            let roles: Vec<&str> = roles.iter().map(|r| r.trim()).collect();
+            let token = issuer.mint(&subject, &roles, std::time::Duration::from_secs(ttl_secs))?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 

@@ -66,6 +66,21 @@ pub enum AdminCommand {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Mints a token from the development issuer of `aftersales dev` (its key file in the
+    /// data directory), for grpcurl and tools: `admin token --roles agent,pii:read`.
+    Token {
+        /// Comma-separated roles, e.g. `agent,pii:read`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// Who the token names (`sub`).
+        #[arg(long, default_value = "dev-user")]
+        subject: String,
+        #[arg(long, default_value_t = 3_600)]
+        ttl_secs: u64,
+        /// The data directory `aftersales dev` runs with.
+        #[arg(long, env = "AFTERSALES_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Reads a service's configuration from the environment and connects to its database
     /// (and Redis when REDIS_URL is set); fails naming the first bad variable.
     CheckConfig {

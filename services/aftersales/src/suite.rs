@@ -1,20 +1,22 @@
 //! Runs the chosen services in this process until SIGTERM or Ctrl-C, then shuts them down
 //! gracefully together.
 
-use std::{future::Future, net::SocketAddr, path::Path, pin::Pin};
+use std::path::Path;
 
-use aftersales_care::app::{self as care, CareApp};
-use aftersales_dispatch::app::{self as dispatch, DispatchApp};
-use aftersales_gateway::app::{self as gateway, GatewayApp};
+use aftersales_care::app::CareApp;
+use aftersales_dispatch::app::DispatchApp;
+use aftersales_gateway::app::GatewayApp;
 use aftersales_platform::{
     CancellationToken,
+    auth::{DevClient, DevIssuer, roles},
     config::Env,
     db::DbSettings,
     metrics,
     telemetry::{self, LogFormat, TelemetrySettings},
 };
-use aftersales_returns::app::{self as returns, ReturnsApp};
-use aftersales_tickets::app::{self as tickets, TicketsApp};
+use aftersales_returns::app::ReturnsApp;
+use aftersales_runtime::module::{Module, ServiceModule, Started};
+use aftersales_tickets::app::TicketsApp;
 use anyhow::Context;
 
 use crate::{
@@ -54,8 +56,22 @@ fn sqlite_url(data_dir: &Path, service: &str) -> String {
     format!("sqlite://{}/{service}.db?mode=rwc", data_dir.display())
 }
 
-/// A built service, ready to run until the shutdown token fires.
-type Running = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+static TICKETS: Module<TicketsApp> = Module::new();
+static RETURNS: Module<ReturnsApp> = Module::new();
+static DISPATCH: Module<DispatchApp> = Module::new();
+static CARE: Module<CareApp> = Module::new();
+static GATEWAY: Module<GatewayApp> = Module::new();
+
+/// The one place a service name meets its crate: everything else goes through the module.
+pub fn module(service: ServiceName) -> &'static dyn ServiceModule {
+    match service {
+        ServiceName::Tickets => &TICKETS,
+        ServiceName::Returns => &RETURNS,
+        ServiceName::Dispatch => &DISPATCH,
+        ServiceName::Care => &CARE,
+        ServiceName::Gateway => &GATEWAY,
+    }
+}
 
 /// Builds one service (migrations, listener) on the shared backbone; `dev_database` is
 /// the embedded default used when no database variable is set.
@@ -65,74 +81,93 @@ async fn build(
     dev_database: Option<&str>,
     backbone: &Backbone,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, Running)> {
-    Ok(match service {
-        ServiceName::Tickets => {
-            let settings = tickets::settings_from_env(env, dev_database)?;
-            let app = TicketsApp::build(
-                settings,
-                backbone.bus.clone(),
-                backbone.queue(tickets::QUEUE),
-            )
-            .await?;
-            (
-                app.local_addr(),
-                Box::pin(async move { Ok(app.run(shutdown).await?) }),
-            )
-        }
-        ServiceName::Returns => {
-            let (settings, config) = returns::settings_from_env(env, dev_database)?;
-            let queue = backbone.queue(returns::QUEUE);
-            let app = ReturnsApp::build(settings, config, backbone.bus.clone(), queue).await?;
-            (
-                app.local_addr(),
-                Box::pin(async move { Ok(app.run(shutdown).await?) }),
-            )
-        }
-        ServiceName::Dispatch => {
-            let (settings, config) = dispatch::settings_from_env(env, dev_database)?;
-            let queue = backbone.queue(dispatch::QUEUE);
-            let app = DispatchApp::build(settings, config, backbone.bus.clone(), queue).await?;
-            (
-                app.local_addr(),
-                Box::pin(async move { Ok(app.run(shutdown).await?) }),
-            )
-        }
-        ServiceName::Care => {
-            let (settings, config) = care::settings_from_env(env, dev_database)?;
-            let queue = backbone.queue(care::QUEUE);
-            let app = CareApp::build(settings, config, backbone.bus.clone(), queue).await?;
-            (
-                app.local_addr(),
-                Box::pin(async move { Ok(app.run(shutdown).await?) }),
-            )
-        }
-        ServiceName::Gateway => {
-            let app = GatewayApp::build(gateway::settings_from_env(env)?).await?;
-            tracing::info!(http = %app.http_addr(), "partner gateway HTTP/JSON, /openapi.json");
-            (
-                app.grpc_addr(),
-                Box::pin(async move { Ok(app.run(shutdown).await?) }),
-            )
-        }
-    })
+) -> anyhow::Result<Started> {
+    let module = module(service);
+    let queue = module.queue().map(|name| backbone.queue(name));
+    module
+        .start(env, dev_database, backbone.bus.clone(), queue, shutdown)
+        .await
 }
+
+/// Where `aftersales dev` serves its development issuer (discovery, JWKS, `/token`).
+pub const DEV_ISSUER_PORT: u16 = 8089;
+
+/// The development issuer's key file in a data directory.
+pub fn dev_issuer_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("dev-issuer.json")
+}
+
+/// The services that call others, with the roles their accounts carry in development.
+const DEV_CLIENTS: &[(&str, &str, &[&str])] = &[
+    ("CARE", "care", &[roles::CARE]),
+    ("GATEWAY", "gateway", &[roles::GATEWAY, roles::ACT_AS]),
+];
 
 async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let backbone = Backbone::in_process();
     let shutdown = shutdown_signal();
+    let env = dev_issuer(env, data_dir, shutdown.clone()).await?;
+    let backbone = Backbone::in_process();
     let mut running = tokio::task::JoinSet::new();
     for service in ServiceName::all() {
         let url = sqlite_url(data_dir, service.name());
         let database = service.has_database().then_some(url.as_str());
-        let (addr, run) = build(service, env, database, &backbone, shutdown.clone()).await?;
-        tracing::info!(service = service.name(), %addr, "service up");
-        running.spawn(run);
+        let started = build(service, &env, database, &backbone, shutdown.clone()).await?;
+        tracing::info!(service = service.name(), addr = %started.addr, "service up");
+        running.spawn(started.run);
     }
     tracing::info!(data_dir = %data_dir.display(), "aftersales dev suite up");
     wait_all(running).await
+}
+
+/// Starts the development issuer on loopback and returns `env` with the suite pointed at
+/// it (where the caller set nothing else): tokens are checked in development exactly as
+/// in production, and `aftersales admin token` mints them with the same key.
+async fn dev_issuer(
+    env: &Env,
+    data_dir: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Env> {
+    let url = format!("http://127.0.0.1:{DEV_ISSUER_PORT}");
+    let issuer = DevIssuer::load_or_generate(
+        &dev_issuer_file(data_dir),
+        &url,
+        DevIssuer::DEFAULT_AUDIENCE,
+    )?;
+    let mut env = env
+        .clone()
+        .with_default("AUTH_ISSUER", &url)
+        .with_default("AUTH_AUDIENCE", DevIssuer::DEFAULT_AUDIENCE);
+    let mut clients = Vec::new();
+    for (prefix, id, client_roles) in DEV_CLIENTS {
+        let secret = uuid::Uuid::new_v4().simple().to_string();
+        env = env
+            .with_default(format!("{prefix}_CLIENT_ID"), *id)
+            .with_default(format!("{prefix}_CLIENT_SECRET"), &secret);
+        clients.push(DevClient {
+            id: (*id).to_owned(),
+            secret,
+            roles: client_roles.iter().map(|r| (*r).to_owned()).collect(),
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", DEV_ISSUER_PORT))
+        .await
+        .with_context(|| format!("development issuer: port {DEV_ISSUER_PORT} is taken"))?;
+    let router = issuer.router_with_clients(clients);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "development issuer stopped");
+        }
+    });
+    tracing::info!(
+        issuer = %url,
+        "development issuer up: `aftersales admin token --roles agent` mints a token"
+    );
+    Ok(env)
 }
 
 async fn wait_all(mut running: tokio::task::JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -157,13 +192,9 @@ fn check_separate_databases(urls: &[(ServiceName, String)]) -> anyhow::Result<()
 
 /// The deadline queue a service schedules on (the gateway has none).
 pub fn queue_name(service: ServiceName) -> anyhow::Result<&'static str> {
-    Ok(match service {
-        ServiceName::Tickets => tickets::QUEUE,
-        ServiceName::Returns => returns::QUEUE,
-        ServiceName::Dispatch => dispatch::QUEUE,
-        ServiceName::Care => care::QUEUE,
-        ServiceName::Gateway => anyhow::bail!("the gateway schedules no deadlines"),
-    })
+    module(service)
+        .queue()
+        .with_context(|| format!("{} schedules no deadlines", service.name()))
 }
 
 /// One service's database settings from the environment.
@@ -179,25 +210,13 @@ fn database_urls(
     env: &Env,
     services: &[ServiceName],
 ) -> anyhow::Result<Vec<(ServiceName, DbSettings)>> {
-    services
-        .iter()
-        .filter_map(|s| {
-            let database = match s {
-                ServiceName::Tickets => tickets::settings_from_env(env, None).map(|s| s.database),
-                ServiceName::Returns => returns::settings_from_env(env, None).map(|s| s.0.database),
-                ServiceName::Dispatch => {
-                    dispatch::settings_from_env(env, None).map(|s| s.0.database)
-                }
-                ServiceName::Care => care::settings_from_env(env, None).map(|s| s.0.database),
-                ServiceName::Gateway => return None,
-            };
-            Some(
-                database
-                    .map(|database| (*s, database))
-                    .map_err(anyhow::Error::from),
-            )
-        })
-        .collect()
+    let mut found = Vec::new();
+    for service in services {
+        if let Some(database) = module(*service).database(env, None)? {
+            found.push((*service, database));
+        }
+    }
+    Ok(found)
 }
 
 async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
@@ -211,9 +230,9 @@ async fn serve(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let mut running = tokio::task::JoinSet::new();
     for service in services {
-        let (addr, run) = build(service, env, None, &backbone, shutdown.clone()).await?;
-        tracing::info!(service = service.name(), %addr, "service up");
-        running.spawn(run);
+        let started = build(service, env, None, &backbone, shutdown.clone()).await?;
+        tracing::info!(service = service.name(), addr = %started.addr, "service up");
+        running.spawn(started.run);
     }
     wait_all(running).await
 }
@@ -225,13 +244,7 @@ pub async fn migrate(env: &Env, services: &[ServiceName]) -> anyhow::Result<()> 
         dedup(services)
     };
     for (service, database) in database_urls(env, &services)? {
-        match service {
-            ServiceName::Tickets => drop(tickets::migrate(&database).await?),
-            ServiceName::Returns => drop(returns::migrate(&database).await?),
-            ServiceName::Dispatch => drop(dispatch::migrate(&database).await?),
-            ServiceName::Care => drop(care::migrate(&database).await?),
-            ServiceName::Gateway => continue,
-        }
+        module(service).migrate(&database).await?;
         tracing::info!(service = service.name(), "migrations applied");
     }
     Ok(())

@@ -79,6 +79,7 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "dispatch"])
+            .env("AUTH_MODE", "disabled")
             .env("DISPATCH_DATABASE_URL", &database_url)
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", &env.prefix)

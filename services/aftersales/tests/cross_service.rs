@@ -48,6 +48,7 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "dispatch"])
+            .env("AUTH_MODE", "disabled")
             .env(
                 "TICKETS_DATABASE_URL",
                 aftersales_testkit::fresh_postgres_url().await.unwrap(),
@@ -166,6 +167,7 @@ async fn a_tier_care_publishes_is_the_tier_of_the_customers_next_ticket() {
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "care"])
+            .env("AUTH_MODE", "disabled")
             .env(
                 "TICKETS_DATABASE_URL",
                 aftersales_testkit::fresh_postgres_url().await.unwrap(),
@@ -308,6 +310,7 @@ async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_ti
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "dispatch"])
+            .env("AUTH_MODE", "disabled")
             .env_remove("REDIS_URL")
             .env_remove("DATABASE_URL")
             .env("TICKETS_DATABASE_URL", sqlite_url(&data_dir, "tickets"))
@@ -396,6 +399,7 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
     let mut api_only = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "dispatch"])
+            .env("AUTH_MODE", "disabled")
             .env_remove("DATABASE_URL")
             .env("TICKETS_DATABASE_URL", &tickets_db)
             .env(
@@ -449,6 +453,7 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
     let mut worker = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets"])
+            .env("AUTH_MODE", "disabled")
             .env_remove("DATABASE_URL")
             .env("TICKETS_DATABASE_URL", &tickets_db)
             .env("REDIS_URL", aftersales_testkit::redis_url())

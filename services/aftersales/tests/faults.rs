@@ -47,6 +47,7 @@ impl Suite {
         support::KillOnDrop(
             Command::new(BIN)
                 .args(["serve", "tickets"])
+                .env("AUTH_MODE", "disabled")
                 .env("DATABASE_URL", &self.database_url)
                 .env("REDIS_URL", aftersales_testkit::redis_url())
                 .env("REDIS_KEY_PREFIX", &self.prefix)

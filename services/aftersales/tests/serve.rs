@@ -16,10 +16,34 @@ use tonic_health::pb::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 
+/// A production server without authentication settings does not start: it names what
+/// to set, and `AUTH_MODE=disabled` has to be said out loud.
+#[test]
+fn serve_refuses_to_start_without_auth_settings() {
+    let output = Command::new(BIN)
+        .args(["serve", "tickets"])
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("TICKETS_GRPC_ADDR", "127.0.0.1:0")
+        .env_remove("AUTH_MODE")
+        .env_remove("AUTH_ISSUER")
+        .env_remove("AUTH_AUDIENCE")
+        .env_remove("AUTH_JWKS_URL")
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AUTH_ISSUER") && stderr.contains("AUTH_MODE=disabled"),
+        "stderr: {stderr}"
+    );
+}
+
 #[test]
 fn a_bad_variable_stops_start_up_and_is_named() {
     let output = Command::new(BIN)
         .args(["serve", "tickets"])
+        .env("AUTH_MODE", "disabled")
         .env("DATABASE_URL", "sqlite::memory:")
         .env("SLA_BATCH", "lots")
         .env_remove("REDIS_URL")
@@ -31,6 +55,7 @@ fn a_bad_variable_stops_start_up_and_is_named() {
 
     let output = Command::new(BIN)
         .args(["serve", "tickets"])
+        .env("AUTH_MODE", "disabled")
         .env("DATABASE_URL", "mysql://somewhere")
         .output()
         .unwrap();
@@ -39,6 +64,7 @@ fn a_bad_variable_stops_start_up_and_is_named() {
 
     let output = Command::new(BIN)
         .args(["serve", "tickets", "returns"])
+        .env("AUTH_MODE", "disabled")
         .env("DATABASE_URL", "sqlite::memory:")
         .env_remove("TICKETS_DATABASE_URL")
         .env_remove("RETURNS_DATABASE_URL")
@@ -69,6 +95,7 @@ async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets", "dispatch"])
+            .env("AUTH_MODE", "disabled")
             .env("TICKETS_DATABASE_URL", &database_url)
             .env("DISPATCH_DATABASE_URL", &dispatch_url)
             .env("DISPATCH_GRPC_ADDR", "127.0.0.1:0")

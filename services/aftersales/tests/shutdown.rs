@@ -32,6 +32,7 @@ async fn sigterm_drains_in_flight_calls_and_releases_leases() {
     let mut child = support::KillOnDrop(
         Command::new(BIN)
             .args(["serve", "tickets"])
+            .env("AUTH_MODE", "disabled")
             .env("TICKETS_DATABASE_URL", &database_url)
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", &prefix)

@@ -9,6 +9,7 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    auth::TokenSource,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::CareApi,
+    api::permissions::PERMISSIONS,
     ports::TicketsPort,
     projection::Projection,
     store::migration::Migrator,
@@ -43,6 +45,9 @@ pub struct CareConfig {
     pub rules: CareRules,
     pub vault: Vault,
     pub tickets_url: String,
+    /// Care's service token for tickets (`CARE_CLIENT_ID`/`_SECRET`); none: calls go
+    /// without one.
+    pub tickets_token: Option<TokenSource>,
     /// How long a consumer waits for new events per read.
     pub consumer_block: StdDuration,
     /// How often the retention run looks for inactive customers.
@@ -58,6 +63,7 @@ impl CareConfig {
             rules: CareRules::handbook(),
             vault: Vault::development(),
             tickets_url: DEFAULT_TICKETS_URL.into(),
+            tickets_token: None,
             consumer_block: StdDuration::from_millis(100),
             retention_every: StdDuration::from_secs(24 * 3600),
             clock: clock::system(),
@@ -106,6 +112,9 @@ pub fn settings_from_env(
             rules,
             vault,
             tickets_url,
+            tickets_token: TokenSource::optional_from_env(env, "CARE").map_err(|e| {
+                ConfigError::new("CARE_CLIENT_ID", "", format!("service token: {e}"))
+            })?,
             consumer_block: StdDuration::from_secs(1),
             retention_every: StdDuration::from_secs(3_600),
             clock: clock::system(),
@@ -175,6 +184,8 @@ pub enum StartError {
     Tickets(String),
     #[error("care server: {0}")]
     Serve(#[from] ServeError),
+    #[error("care authentication: {0}")]
+    Auth(#[from] aftersales_platform::auth::SetupError),
 }
 
 /// Runs the migrations of the care database.
@@ -204,7 +215,8 @@ impl CareApp {
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("care", db.clone(), bus.clone());
-        let tickets = TicketsPort::grpc(&config.tickets_url).map_err(StartError::Tickets)?;
+        let tickets = TicketsPort::grpc(&config.tickets_url, config.tickets_token.clone())
+            .map_err(StartError::Tickets)?;
         let pipeline = Pipeline::new(
             "care",
             db,
@@ -267,7 +279,9 @@ impl CareApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
-        let services = GrpcServices::new().with(CareApi::new(self.core).into_server());
+        let services = GrpcServices::new()
+            .with(CareApi::new(self.core).into_server())
+            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
         let served = aftersales_runtime::run(
             "care",
             self.listener,
@@ -283,5 +297,41 @@ impl CareApp {
         }
         served?;
         Ok(())
+    }
+}
+
+impl aftersales_runtime::module::ServiceApp for CareApp {
+    const NAME: &'static str = "care";
+    const QUEUE: Option<&'static str> = Some(QUEUE);
+    type Settings = (ServiceSettings, CareConfig);
+
+    fn settings(env: &Env, dev_database: Option<&str>) -> Result<Self::Settings, ConfigError> {
+        settings_from_env(env, dev_database)
+    }
+
+    fn database(settings: &Self::Settings) -> Option<&DbSettings> {
+        Some(&settings.0.database)
+    }
+
+    async fn migrate(database: &DbSettings) -> anyhow::Result<()> {
+        migrate(database).await?;
+        Ok(())
+    }
+
+    async fn build(
+        (settings, config): Self::Settings,
+        bus: EventBus,
+        queue: Option<DeadlineQueue>,
+    ) -> anyhow::Result<Self> {
+        let queue = queue.ok_or_else(|| anyhow::anyhow!("care needs its deadline queue"))?;
+        Ok(Self::build(settings, config, bus, queue).await?)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.local_addr()
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Ok(self.run(shutdown).await?)
     }
 }

@@ -2,6 +2,7 @@
 //! customer is not helped. An enum of adapters (only gRPC today) rather than a trait, so
 //! tests point it at a real tickets service spawned in-process.
 
+use aftersales_platform::auth::{Bearer, BearerLayer, TokenSource};
 use aftersales_protos::{
     common::v1 as common,
     tickets::v1::{ReopenTicketRequest, ticket_service_client::TicketServiceClient},
@@ -23,17 +24,19 @@ pub struct TicketsUnavailable(pub String);
 
 #[derive(Debug, Clone)]
 pub enum TicketsPort {
-    Grpc(TicketServiceClient<Channel>),
+    Grpc(TicketServiceClient<Bearer<Channel>>),
 }
 
 impl TicketsPort {
     /// A client for `url` that connects on first use, so care starts while tickets is
     /// down. Needs a Tokio runtime.
-    pub fn grpc(url: &str) -> Result<Self, String> {
+    /// Calls carry care's service token when it has one.
+    pub fn grpc(url: &str, token: Option<TokenSource>) -> Result<Self, String> {
         let endpoint = Channel::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
-        Ok(Self::Grpc(TicketServiceClient::new(
-            endpoint.connect_lazy(),
-        )))
+        let channel = tower::ServiceBuilder::new()
+            .layer(BearerLayer::optional(token))
+            .service(endpoint.connect_lazy());
+        Ok(Self::Grpc(TicketServiceClient::new(channel)))
     }
 
     pub async fn reopen(

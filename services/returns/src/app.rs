@@ -19,8 +19,8 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::permissions::PERMISSIONS,
     api::ReturnsApi,
+    api::permissions::PERMISSIONS,
     domain::rma::StepTargets,
     error::ReturnsError,
     ports::{Carriers, PaymentProvider, SimulatedPayments},

@@ -18,8 +18,8 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi, consumer::OtherServices, error::TicketsError, store::migration::Migrator,
-    usecases::TicketsCore,
+    api::TicketsApi, api::permissions::PERMISSIONS, consumer::OtherServices, error::TicketsError,
+    store::migration::Migrator, usecases::TicketsCore,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -44,6 +44,8 @@ pub enum StartError {
     Seed(#[from] TicketsError),
     #[error("tickets server: {0}")]
     Serve(#[from] ServeError),
+    #[error("tickets authentication: {0}")]
+    Auth(#[from] aftersales_platform::auth::SetupError),
 }
 
 /// Runs the migrations of the tickets database.
@@ -125,7 +127,9 @@ impl TicketsApp {
         } else {
             Vec::new()
         };
-        let services = GrpcServices::new().with(TicketsApi::new(self.core).into_server());
+        let services = GrpcServices::new()
+            .with(TicketsApi::new(self.core).into_server())
+            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
         let served = aftersales_runtime::run(
             "tickets",
             self.listener,
@@ -141,5 +145,41 @@ impl TicketsApp {
         }
         served?;
         Ok(())
+    }
+}
+
+impl aftersales_runtime::module::ServiceApp for TicketsApp {
+    const NAME: &'static str = "tickets";
+    const QUEUE: Option<&'static str> = Some(QUEUE);
+    type Settings = ServiceSettings;
+
+    fn settings(env: &Env, dev_database: Option<&str>) -> Result<Self::Settings, ConfigError> {
+        settings_from_env(env, dev_database)
+    }
+
+    fn database(settings: &Self::Settings) -> Option<&DbSettings> {
+        Some(&settings.database)
+    }
+
+    async fn migrate(database: &DbSettings) -> anyhow::Result<()> {
+        migrate(database).await?;
+        Ok(())
+    }
+
+    async fn build(
+        settings: Self::Settings,
+        bus: EventBus,
+        queue: Option<DeadlineQueue>,
+    ) -> anyhow::Result<Self> {
+        let queue = queue.ok_or_else(|| anyhow::anyhow!("tickets needs its deadline queue"))?;
+        Ok(Self::build(settings, bus, queue).await?)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.local_addr()
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Ok(self.run(shutdown).await?)
     }
 }

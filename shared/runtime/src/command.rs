@@ -63,9 +63,18 @@ impl Remembered {
     pub fn decode(bytes: &[u8]) -> Result<Self, DbErr> {
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| aftersales_platform::db::corrupt("idempotency_keys", e))?;
+        // A string, or an object's `id` (else its first `…_id` string field).
         let id_of = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Object(o) => o.get("id").and_then(|id| id.as_str()).map(str::to_owned),
+            serde_json::Value::Object(o) => o
+                .get("id")
+                .or_else(|| {
+                    o.iter()
+                        .find(|(k, v)| k.ends_with("_id") && v.is_string())
+                        .map(|(_, v)| v)
+                })
+                .and_then(|id| id.as_str())
+                .map(str::to_owned),
             _ => None,
         };
         if let Ok(remembered) = serde_json::from_value::<Self>(value.clone()) {
@@ -342,11 +351,7 @@ impl<M: Member> Command<M> {
     command_effects!();
 
     /// Remembers `result` under the key (if any), commits, then runs the effects.
-    pub async fn commit(
-        self,
-        pipeline: &Pipeline<M>,
-        result: &Remembered,
-    ) -> Result<(), DbErr> {
+    pub async fn commit(self, pipeline: &Pipeline<M>, result: &Remembered) -> Result<(), DbErr> {
         if let Some(idem) = &self.idem {
             let bytes = aftersales_platform::db::to_json(result)?.into_bytes();
             idempotency::remember(
@@ -403,6 +408,8 @@ mod tests {
         assert_eq!(Remembered::decode(snapshot).unwrap().ids, ["t-9"]);
         let pair = br#"[{"id":"reply-1","body":"x"},{"id":"t-9","status":"open"}]"#;
         assert_eq!(Remembered::decode(pair).unwrap().ids, ["reply-1", "t-9"]);
+        let notice = br#"{"notice_id":"n-1","customer_ids":["c1","c2"]}"#;
+        assert_eq!(Remembered::decode(notice).unwrap().ids, ["n-1"]);
         assert!(Remembered::decode(b"42").is_err());
     }
 }

@@ -41,9 +41,10 @@ pub struct ServiceSettings {
     pub idempotency_retention: Duration,
     /// How long published outbox rows are kept (`OUTBOX_RETENTION_HOURS`).
     pub outbox_retention: Duration,
-    /// Who may call (`AUTH_*`): `serve` refuses to start without them unless
-    /// `AUTH_MODE=disabled` is explicit.
-    pub auth: AuthSettings,
+    /// Who may call (`AUTH_*`); `None` when none are set, and then the server refuses to
+    /// start (migrations and admin commands need none). `AUTH_MODE=disabled` must be
+    /// explicit.
+    pub auth: Option<AuthSettings>,
 }
 
 impl ServiceSettings {
@@ -87,7 +88,7 @@ impl ServiceSettings {
             run_worker: env.or(&format!("{prefix}_WORKER_ENABLED"), true)?,
             idempotency_retention: env.hours("IDEMPOTENCY_RETENTION_HOURS", 72)?,
             outbox_retention: env.hours("OUTBOX_RETENTION_HOURS", 168)?,
-            auth: AuthSettings::from_env(env)?,
+            auth: auth_settings(env)?,
         })
     }
 
@@ -107,7 +108,7 @@ impl ServiceSettings {
             run_worker: true,
             idempotency_retention: Duration::from_secs(3600),
             outbox_retention: Duration::from_secs(3600),
-            auth: AuthSettings::disabled(),
+            auth: Some(AuthSettings::disabled()),
         }
     }
 
@@ -116,7 +117,30 @@ impl ServiceSettings {
         &self,
         permissions: &[(&'static str, &'static [&'static str])],
     ) -> Result<AuthLayer, SetupError> {
-        AuthLayer::from_settings(&self.auth, Permissions::new(permissions))
+        match &self.auth {
+            Some(auth) => AuthLayer::from_settings(auth, Permissions::new(permissions)),
+            // Says what to set: AUTH_ISSUER and AUTH_AUDIENCE, or AUTH_MODE=disabled.
+            None => Err(
+                AuthSettings::from_env(&Env::from_pairs::<String, String>([]))
+                    .err()
+                    .map_or_else(
+                        || SetupError::Provider("no authentication settings".into()),
+                        SetupError::from,
+                    ),
+            ),
+        }
+    }
+}
+
+/// The `AUTH_*` settings; `None` when none is set at all (a malformed one is an error).
+fn auth_settings(env: &Env) -> Result<Option<AuthSettings>, ConfigError> {
+    let any = ["AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"]
+        .iter()
+        .any(|name| env.raw(name).is_some());
+    if any {
+        AuthSettings::from_env(env).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

@@ -123,6 +123,7 @@ fn stats_json(s: &Stats) -> serde_json::Value {
 async fn idle_rss_mb(binary: &std::path::Path, database_url: &str) -> anyhow::Result<f64> {
     let mut child = std::process::Command::new(binary)
         .args(["serve", "tickets"])
+        .env("AUTH_MODE", "disabled")
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", aftersales_testkit::redis_url())
         .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())

@@ -1,11 +1,13 @@
 //! The gRPC face of the care service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+pub mod permissions;
 mod request;
 mod status;
 
 use std::sync::Arc;
 
+use aftersales_platform::auth::Caller;
 use aftersales_platform::{codes::timestamp, paging::encode_cursor};
 use aftersales_protos::{
     care::v1::{self as pb, care_service_server::CareService},
@@ -76,9 +78,10 @@ impl CareService for CareApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::Customer>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (id, phone) = request::get_customer(&r)?;
-        let reader = request::reader(r.reader.as_ref())?;
+        let reader = request::reader(&caller, r.reader.as_ref())?;
         let customer = self
             .core
             .get_customer(id.as_deref(), phone.as_deref(), &reader)
@@ -121,8 +124,9 @@ impl CareService for CareApi {
         &self,
         request: Request<pb::RecordFollowUpRequest>,
     ) -> Result<Response<pb::FollowUp>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        let (outcome, idem) = request::record_follow_up(&r)?;
+        let (outcome, idem) = request::record_follow_up(&caller, &r)?;
         let follow_up = self
             .core
             .record_follow_up(&r.follow_up_id, outcome, idem.as_ref())
@@ -216,9 +220,10 @@ impl CareService for CareApi {
         &self,
         request: Request<pb::ExportCustomerDataRequest>,
     ) -> Result<Response<pb::CustomerExport>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("customer_id", &r.customer_id)?;
-        let reader = request::reader(r.reader.as_ref())?;
+        let reader = request::reader(&caller, r.reader.as_ref())?;
         let data = self.core.export(&r.customer_id, &reader).await?;
         Ok(Response::new(pb::CustomerExport {
             customer: Some(proto::customer(

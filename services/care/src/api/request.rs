@@ -2,6 +2,7 @@
 //! and the result is a domain value.
 
 use aftersales_platform::{
+    auth::Caller,
     codes::instant,
     idempotency::Idempotency,
     paging::{decode_cursor, page_size},
@@ -27,16 +28,35 @@ use crate::{
 const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 4_000;
 
-pub fn actor(actor: Option<&common::Actor>) -> Actor {
-    let (id, role) = aftersales_platform::caller::actor(actor);
-    Actor { id, role }
+/// Who the command is recorded as: the verified caller, or whom a service account with
+/// `act-as` acts for (never just whoever the body names).
+pub fn actor(caller: &Caller, claimed: Option<&common::Actor>) -> Result<Actor, Status> {
+    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
+    Ok(Actor {
+        id: actor.id,
+        role: actor.role,
+    })
 }
 
-pub fn reader(r: Option<&pb::Reader>) -> Result<Reader, Status> {
+/// Who reads, with which roles and why. The roles are the token's: a body that claims a
+/// role the token does not carry is refused. (Without authentication the body is all
+/// there is.)
+pub fn reader(caller: &Caller, r: Option<&pb::Reader>) -> Result<Reader, Status> {
     let mut v = Violations::new();
+    let claimed: Vec<String> = r.map(|r| r.roles.clone()).unwrap_or_default();
+    let roles = if caller.is_unrestricted() {
+        claimed
+    } else {
+        if let Some(missing) = claimed.iter().find(|role| !caller.has_role(role)) {
+            return Err(Status::permission_denied(format!(
+                "reader.roles: the caller's token does not carry the role {missing}"
+            )));
+        }
+        caller.roles.iter().cloned().collect()
+    };
     let reader = Reader {
-        actor: actor(r.and_then(|r| r.actor.as_ref())),
-        roles: r.map(|r| r.roles.clone()).unwrap_or_default(),
+        actor: actor(caller, r.and_then(|r| r.actor.as_ref()))?,
+        roles,
         purpose: r.map(|r| r.purpose.clone()).unwrap_or_default(),
     };
     if reader.may_read_pii() {
@@ -174,6 +194,7 @@ pub fn list_follow_ups(
 }
 
 pub fn record_follow_up(
+    caller: &Caller,
     r: &pb::RecordFollowUpRequest,
 ) -> Result<(Outcome, Option<Idempotency>), Status> {
     let mut v = Violations::new();
@@ -195,7 +216,7 @@ pub fn record_follow_up(
             satisfied: r.satisfied,
             csat: csat.flatten(),
             comment: r.comment.clone(),
-            recorded_by: actor(r.actor.as_ref()).id,
+            recorded_by: actor(caller, r.actor.as_ref())?.id,
             recorded_at: Utc::now(),
         },
         idem,

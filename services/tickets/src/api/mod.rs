@@ -1,11 +1,13 @@
 //! The gRPC face of the tickets service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+pub mod permissions;
 mod request;
 mod status;
 
 use std::sync::Arc;
 
+use aftersales_platform::auth::Caller;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
 use tonic::{Request, Response, Status};
 
@@ -35,6 +37,7 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::CreateTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (mut new, idem) = request::create_ticket(&r)?;
         // No tier given: the one care last published for the customer, else regular.
@@ -43,7 +46,7 @@ impl TicketService for TicketsApi {
         {
             new.tier = tier;
         }
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self.core.create_ticket(new, idem.as_ref(), &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
@@ -94,9 +97,10 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::ChangeStatusRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let to = request::change_status(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .change_status(&r.ticket_id, to, &r.reason, &actor)
@@ -108,9 +112,10 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::AssignRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::assign(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self.core.assign(&r.ticket_id, &r.assignee, &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
@@ -119,9 +124,10 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::SetSeverityRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let severity = request::set_severity(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .set_severity(&r.ticket_id, severity, &r.reason, &actor)
@@ -133,9 +139,10 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::EscalateRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let to = request::escalate(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .escalate(&r.ticket_id, to, &r.reason, &actor)
@@ -147,9 +154,10 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::ReopenTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::reopen(&r)?;
-        let actor = request::actor(r.actor.as_ref());
+        let actor = request::actor(&caller, r.actor.as_ref())?;
         let ticket = self.core.reopen(&r.ticket_id, &r.reason, &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }

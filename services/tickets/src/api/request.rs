@@ -25,9 +25,17 @@ pub const MAX_SUBJECT: usize = 200;
 pub const MAX_TEXT: usize = 10_000;
 pub const MAX_EVIDENCE: usize = 20;
 
-pub fn actor(actor: Option<&common::Actor>) -> Actor {
-    let (id, role) = aftersales_platform::caller::actor(actor);
-    Actor { id, role }
+/// Who the command is recorded as: the verified caller, or whom a service account with
+/// `act-as` acts for (never just whoever the body names).
+pub fn actor(
+    caller: &aftersales_platform::auth::Caller,
+    claimed: Option<&common::Actor>,
+) -> Result<Actor, Status> {
+    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
+    Ok(Actor {
+        id: actor.id,
+        role: actor.role,
+    })
 }
 
 pub fn ticket_id(value: &str) -> Result<(), Status> {

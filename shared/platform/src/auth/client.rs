@@ -237,6 +237,16 @@ impl TokenSource {
         Self::client_credentials(ClientCredentials::from_env(env, prefix)?)
     }
 
+    /// [`Self::from_env`] when `<prefix>_CLIENT_ID` (or `_FILE`) is set; `None` otherwise,
+    /// for a service that then calls without a token.
+    pub fn optional_from_env(env: &Env, prefix: &str) -> Result<Option<Self>, SetupError> {
+        let id = format!("{prefix}_CLIENT_ID");
+        if env.raw(&id).is_none() && env.raw(&format!("{id}_FILE")).is_none() {
+            return Ok(None);
+        }
+        Self::from_env(env, prefix).map(Some)
+    }
+
     /// Tokens minted in process by a development issuer, for `subject` with `roles`.
     pub fn dev(
         issuer: &DevIssuer,
@@ -275,7 +285,7 @@ impl TokenSource {
     /// A layer for tonic clients that sends this source's token on every call.
     pub fn layer(&self) -> BearerLayer {
         BearerLayer {
-            source: self.clone(),
+            source: Some(self.clone()),
         }
     }
 
@@ -431,7 +441,16 @@ fn to_chrono(duration: Duration) -> chrono::Duration {
 /// client: `Client::new(ServiceBuilder::new().layer(source.layer()).service(channel))`.
 #[derive(Debug, Clone)]
 pub struct BearerLayer {
-    source: TokenSource,
+    source: Option<TokenSource>,
+}
+
+impl BearerLayer {
+    /// Sends `source`'s token when there is one, and calls without a token otherwise (a
+    /// service whose credentials are not configured, calling a port without
+    /// authentication).
+    pub fn optional(source: Option<TokenSource>) -> Self {
+        Self { source }
+    }
 }
 
 impl<S> tower::Layer<S> for BearerLayer {
@@ -450,7 +469,7 @@ impl<S> tower::Layer<S> for BearerLayer {
 #[derive(Debug, Clone)]
 pub struct Bearer<S> {
     inner: S,
-    source: TokenSource,
+    source: Option<TokenSource>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -475,6 +494,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let source = self.source.clone();
         Box::pin(async move {
+            let Some(source) = source else {
+                return inner.call(request).await.map_err(Into::into);
+            };
             let token = source.token().await.map_err(|err| {
                 tracing::warn!(error = %err, "no service token: the call is not sent");
                 Box::new(Status::unavailable(

@@ -1,0 +1,57 @@
+//! Who may call each RPC of the care service: roles from the caller's verified token,
+//! any one of which suffices. Deny by default: a method without a row is refused to
+//! everyone. README's permission table is this one.
+
+use aftersales_platform::auth::roles::{
+    ADMIN, AGENT, ANALYST, MANAGER, PII_READ, STOREFRONT, SUPERVISOR,
+};
+
+macro_rules! rpc {
+    ($method:literal) => {
+        concat!("/aftersales.care.v1.CareService/", $method)
+    };
+}
+
+/// RPC path → the roles that may call it.
+pub const PERMISSIONS: &[(&str, &[&str])] = &[
+    (
+        rpc!("UpsertCustomer"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (rpc!("GetCustomer"), &[AGENT, SUPERVISOR, MANAGER, PII_READ]),
+    (
+        rpc!("GetCustomerTimeline"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("ListFollowUps"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RecordFollowUp"), &[AGENT, SUPERVISOR, MANAGER]),
+    (
+        rpc!("RecordSurvey"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (
+        rpc!("UpsertWarranty"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (rpc!("ListCareTasks"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("BroadcastNotice"), &[SUPERVISOR, MANAGER]),
+    (rpc!("GetKpis"), &[ANALYST, SUPERVISOR, MANAGER]),
+    (rpc!("GetQualityReport"), &[ANALYST, SUPERVISOR, MANAGER]),
+    (rpc!("ExportCustomerData"), &[PII_READ]),
+    (rpc!("UpsertTierRules"), &[ADMIN]),
+];
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::auth::Permissions;
+
+    #[test]
+    fn every_rpc_has_its_row_and_no_row_is_stray() {
+        let table = Permissions::table_problems(
+            super::PERMISSIONS,
+            aftersales_protos::FILE_DESCRIPTOR_SET,
+            &["aftersales.care.v1.CareService"],
+        );
+        assert_eq!(table, Ok(()));
+    }
+}

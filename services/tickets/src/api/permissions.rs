@@ -1,0 +1,60 @@
+//! Who may call each RPC of the tickets service: roles from the caller's verified token,
+//! any one of which suffices. Deny by default: a method without a row is refused to
+//! everyone. README's permission table is this one.
+
+use aftersales_platform::auth::roles::{
+    ADMIN, AGENT, ANALYST, CARE, MANAGER, STOREFRONT, SUPERVISOR,
+};
+
+macro_rules! rpc {
+    ($method:literal) => {
+        concat!("/aftersales.tickets.v1.TicketService/", $method)
+    };
+}
+
+/// RPC path → the roles that may call it.
+pub const PERMISSIONS: &[(&str, &[&str])] = &[
+    (
+        rpc!("CreateTicket"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (
+        rpc!("GetTicket"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, CARE, STOREFRONT],
+    ),
+    (
+        rpc!("ListTickets"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, CARE, STOREFRONT],
+    ),
+    (rpc!("AddReply"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ChangeStatus"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("Assign"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("SetSeverity"), &[SUPERVISOR, MANAGER]),
+    (rpc!("Escalate"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ReopenTicket"), &[AGENT, SUPERVISOR, MANAGER, CARE]),
+    (
+        rpc!("GetSlaStatus"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, CARE],
+    ),
+    (rpc!("UpsertSlaPolicy"), &[ADMIN]),
+    (
+        rpc!("ListSlaPolicies"),
+        &[ADMIN, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("UpsertBusinessCalendar"), &[ADMIN]),
+];
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::auth::Permissions;
+
+    #[test]
+    fn every_rpc_has_its_row_and_no_row_is_stray() {
+        let table = Permissions::table_problems(
+            super::PERMISSIONS,
+            aftersales_protos::FILE_DESCRIPTOR_SET,
+            &["aftersales.tickets.v1.TicketService"],
+        );
+        assert_eq!(table, Ok(()));
+    }
+}
