@@ -285,3 +285,24 @@ async fn every_rpc_is_guarded_by_token_and_table() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// README's permission table is the code's, row for row.
+#[test]
+fn the_readme_lists_every_permission_row_as_the_code_has_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .unwrap();
+    let documented: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.contains("Service/"))
+        .map(str::to_owned)
+        .collect();
+    let mut expected = Vec::new();
+    for (_, table) in tables() {
+        for (path, roles) in table {
+            let method = path.rsplit_once('.').map_or(*path, |(_, m)| m);
+            let roles: Vec<String> = roles.iter().map(|r| format!("`{r}`")).collect();
+            expected.push(format!("| `{method}` | {} |", roles.join(", ")));
+        }
+    }
+    assert_eq!(documented, expected);
+}
