@@ -289,8 +289,8 @@ async fn every_rpc_is_guarded_by_token_and_table() {
 /// README's permission table is the code's, row for row.
 #[test]
 fn the_readme_lists_every_permission_row_as_the_code_has_it() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let documented: Vec<String> = readme
         .lines()
         .filter(|l| l.starts_with("| `") && l.contains("Service/"))

@@ -73,7 +73,7 @@ impl OtherServices {
             "repair job {} could not be placed: {}",
             unassigned.job_id, unassigned.reason
         );
-        let actor = Actor::system();
+        let actor = Actor::system("tickets");
         let mut cmd = self.core.pipeline().within(txn);
         match self
             .core

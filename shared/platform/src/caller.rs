@@ -22,6 +22,9 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The role of a partner repair shop acting through the gateway.
+    pub const PARTNER_ROLE: &'static str = "partner";
+
     pub fn new(id: impl Into<String>, role: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -33,6 +36,11 @@ impl Actor {
     /// A service itself (deadlines, consumers): `("tickets", "system")`.
     pub fn system(service: &str) -> Self {
         Self::new(service, "system")
+    }
+
+    /// The partner this actor acts for, if it is a partner.
+    pub fn partner(&self) -> Option<&str> {
+        (self.role == Self::PARTNER_ROLE).then_some(self.id.as_str())
     }
 }
 

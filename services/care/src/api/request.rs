@@ -3,6 +3,7 @@
 
 use aftersales_platform::{
     auth::Caller,
+    caller::actor_of,
     codes::instant,
     idempotency::Idempotency,
     paging::{decode_cursor, page_size},
@@ -15,7 +16,7 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        Actor, KpiDimension, Reader, SurveySubject, TaskKind,
+        KpiDimension, Reader, SurveySubject, TaskKind,
         customer::{Contact, PurchaseStats, TierRules},
         followup::{self, Outcome},
         listing::{FollowUpFilter, TaskFilter},
@@ -27,16 +28,6 @@ use crate::{
 
 const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 4_000;
-
-/// Who the command is recorded as: the verified caller, or whom a service account with
-/// `act-as` acts for (never just whoever the body names).
-pub fn actor(caller: &Caller, claimed: Option<&common::Actor>) -> Result<Actor, Status> {
-    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
-    Ok(Actor {
-        id: actor.id,
-        role: actor.role,
-    })
-}
 
 /// Who reads, with which roles and why. The roles are the token's: a body that claims a
 /// role the token does not carry is refused. (Without authentication the body is all
@@ -55,7 +46,7 @@ pub fn reader(caller: &Caller, r: Option<&pb::Reader>) -> Result<Reader, Status>
         caller.roles.iter().cloned().collect()
     };
     let reader = Reader {
-        actor: actor(caller, r.and_then(|r| r.actor.as_ref()))?,
+        actor: actor_of(caller, r.and_then(|r| r.actor.as_ref()))?,
         roles,
         purpose: r.map(|r| r.purpose.clone()).unwrap_or_default(),
     };
@@ -216,7 +207,7 @@ pub fn record_follow_up(
             satisfied: r.satisfied,
             csat: csat.flatten(),
             comment: r.comment.clone(),
-            recorded_by: actor(caller, r.actor.as_ref())?.id,
+            recorded_by: actor_of(caller, r.actor.as_ref())?.id,
             recorded_at: Utc::now(),
         },
         idem,

@@ -14,20 +14,7 @@ pub mod records;
 use aftersales_platform::text_enum;
 
 /// Who issued a command or a read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-}
-
-impl Actor {
-    pub fn system() -> Self {
-        Self {
-            id: "care".into(),
-            role: "system".into(),
-        }
-    }
-}
+pub use aftersales_platform::caller::Actor;
 
 /// The role that lets a reader see contact fields in clear text.
 pub const PII_READ: &str = "pii:read";

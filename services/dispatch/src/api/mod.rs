@@ -7,7 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::auth::Caller;
+use aftersales_platform::{auth::Caller, caller::actor_of};
 use aftersales_platform::{paging::encode_cursor, status::Violations};
 use aftersales_protos::{
     common::v1 as common,
@@ -59,7 +59,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (spec, idem) = request::register_partner(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let partner = self
             .core
             .register_partner(spec, idem.as_ref(), &actor)
@@ -74,7 +74,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let spec = request::update_partner(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let expected = (r.expected_version != 0).then_some(r.expected_version);
         let partner = self
             .core
@@ -115,7 +115,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (new, idem) = request::create_job(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.create_job(new, idem.as_ref(), &actor).await?)
     }
 
@@ -126,7 +126,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.get_job(&r.job_id, &actor).await?)
     }
 
@@ -137,7 +137,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (filter, cursor, size) = request::list_jobs(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let (page, next) = self
             .core
             .list_jobs(filter, cursor.as_deref(), size, &actor)
@@ -154,7 +154,7 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<pb::ListOffersResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let jobs = self.core.list_offers(&r.partner_id, &actor).await?;
         Ok(Response::new(pb::ListOffersResponse {
             offers: jobs
@@ -178,7 +178,7 @@ impl DispatchService for DispatchApi {
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
         request::text("reason", &r.reason)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.cancel_job(&r.job_id, &r.reason, &actor).await?)
     }
 
@@ -191,7 +191,7 @@ impl DispatchService for DispatchApi {
         request::id("job_id", &r.job_id)?;
         request::id("offer_id", &r.offer_id)?;
         request::text("decline_reason", &r.decline_reason)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -207,7 +207,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let at = request::schedule_visit(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.schedule_visit(&r.job_id, at, &actor).await?)
     }
 
@@ -218,7 +218,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let at = request::record_visit(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -234,7 +234,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (lines, idem) = request::submit_quote(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let quote = self
             .core
             .submit_quote(&r.job_id, lines, idem.as_ref(), &actor)
@@ -250,7 +250,7 @@ impl DispatchService for DispatchApi {
         let r = request.into_inner();
         request::id("quote_id", &r.quote_id)?;
         request::text("note", &r.note)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let quote = self
             .core
             .review_quote(&r.quote_id, r.approve, &r.note, &actor)
@@ -265,7 +265,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (outcome, photos, idem) = request::complete_job(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -295,7 +295,7 @@ impl DispatchService for DispatchApi {
         v.require("month", &r.month);
         v.max_len("month", &r.month, 7);
         v.finish()?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let s = self
             .core
             .generate_settlement(&r.partner_id, &r.month, &actor)
@@ -310,7 +310,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("settlement_id", &r.settlement_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let s = self.core.get_settlement(&r.settlement_id, &actor).await?;
         Ok(Response::new(proto::settlement(&s)))
     }
@@ -322,7 +322,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (cursor, size) = request::list_settlements(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let partner = (!r.partner_id.is_empty()).then_some(r.partner_id.as_str());
         let (page, next) = self
             .core
@@ -341,7 +341,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let action = request::settlement_action(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let s = self
             .core
             .update_settlement(&r.settlement_id, action, &r.reason, &actor)
@@ -385,7 +385,7 @@ impl PartnerKeyService for PartnerKeyApi {
         let r = request.into_inner();
         request::id("partner_id", &r.partner_id)?;
         request::text("label", &r.label)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let (key, secret) = self.core.issue_key(&r.partner_id, &r.label, &actor).await?;
         Ok(issued(&key, secret))
     }
@@ -397,7 +397,7 @@ impl PartnerKeyService for PartnerKeyApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("key_id", &r.key_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let overlap =
             (r.overlap_seconds != 0).then(|| Duration::seconds(i64::from(r.overlap_seconds)));
         let (key, secret) = self.core.rotate_key(&r.key_id, overlap, &actor).await?;
@@ -411,7 +411,7 @@ impl PartnerKeyService for PartnerKeyApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("key_id", &r.key_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let key = self.core.revoke_key(&r.key_id, &actor).await?;
         Ok(Response::new(proto::key(&key)))
     }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tonic::Status;
 
 use crate::domain::{
-    Actor, AreaKind, CompletionOutcome, JobStatus, QuoteLineKind, SettlementAction, Urgency,
+    AreaKind, CompletionOutcome, JobStatus, QuoteLineKind, SettlementAction, Urgency,
     job::{Contact, NewJob, Photo},
     listing::{JobFilter, PartnerFilter},
     partner::{Coverage, FeeSchedule, GeoPoint, PartnerSpec},
@@ -24,19 +24,6 @@ const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 10_000;
 const MAX_LIST: usize = 200;
 const MAX_URL: usize = 2_048;
-
-/// Who the command is recorded as: the verified caller, or whom a service account with
-/// `act-as` acts for (never just whoever the body names).
-pub fn actor(
-    caller: &aftersales_platform::auth::Caller,
-    claimed: Option<&common::Actor>,
-) -> Result<Actor, Status> {
-    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
-    Ok(Actor {
-        id: actor.id,
-        role: actor.role,
-    })
-}
 
 pub use aftersales_platform::validate::id;
 

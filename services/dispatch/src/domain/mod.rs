@@ -16,27 +16,7 @@ use aftersales_platform::text_enum;
 pub use aftersales_platform::money::Money;
 
 /// Who issued a command. A partner actor is confined to its own work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-}
-
-impl Actor {
-    pub const PARTNER_ROLE: &'static str = "partner";
-
-    pub fn system() -> Self {
-        Self {
-            id: "dispatch".into(),
-            role: "system".into(),
-        }
-    }
-
-    /// The partner this actor acts for, if it is a partner.
-    pub fn partner(&self) -> Option<&str> {
-        (self.role == Self::PARTNER_ROLE).then_some(self.id.as_str())
-    }
-}
+pub use aftersales_platform::caller::Actor;
 
 text_enum!(AreaKind { Urban = "urban", County = "county" });
 

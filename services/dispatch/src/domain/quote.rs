@@ -222,9 +222,10 @@ mod tests {
     fn review_decides_once() {
         let mut q = submit(vec![line(QuoteLineKind::Part, "VALVE-9", 1, 1)], false).unwrap();
         let now = q.submitted_at;
-        q.review(false, "too dear", &Actor::system(), now).unwrap();
+        q.review(false, "too dear", &Actor::system("dispatch"), now)
+            .unwrap();
         assert_eq!(q.status, QuoteStatus::Rejected);
-        assert!(q.review(true, "", &Actor::system(), now).is_err());
+        assert!(q.review(true, "", &Actor::system("dispatch"), now).is_err());
     }
 
     #[test]

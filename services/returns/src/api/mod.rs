@@ -7,8 +7,8 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::auth::Caller;
 use aftersales_platform::paging::encode_cursor;
+use aftersales_platform::{auth::Caller, caller::actor_of};
 use aftersales_protos::returns::v1::{self as pb, return_service_server::ReturnService};
 use tonic::{Request, Response, Status};
 
@@ -43,7 +43,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (new, idem) = request::request_return(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.request_return(new, idem.as_ref(), &actor).await?)
     }
 
@@ -78,7 +78,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::review(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -94,7 +94,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.cancel(&r.return_id, &r.reason, &actor).await?)
     }
 
@@ -105,7 +105,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let order = request::book_pickup(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.book_pickup(&r.return_id, order, &actor).await?)
     }
 
@@ -124,7 +124,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -140,7 +140,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let lines = request::inspection(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.inspect(&r.return_id, lines, &actor).await?)
     }
 
@@ -151,7 +151,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let resolution = request::resolve(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
                 .core
@@ -167,7 +167,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::return_id("return_id", &r.return_id)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(&self.core.close(&r.return_id, &actor).await?)
     }
 

@@ -8,7 +8,7 @@ use aftersales_platform::{
     status::Violations,
     validate::non_empty,
 };
-use aftersales_protos::{common::v1 as common, returns::v1 as pb};
+use aftersales_protos::returns::v1 as pb;
 use chrono::Utc;
 use tonic::Status;
 
@@ -17,26 +17,13 @@ use crate::{
         Exclusion,
         eligibility::{DEFAULT_TIME_ZONE, ReturnPolicy},
         listing::ReturnFilter,
-        rma::{Actor, InspectionLine, NewReturn, ReturnLine},
+        rma::{InspectionLine, NewReturn, ReturnLine},
     },
     usecases::logistics::{PickupOrder, TrackingUpdate},
 };
 
 const MAX_TEXT: usize = 10_000;
 const MAX_LINES: usize = 100;
-
-/// Who the command is recorded as: the verified caller, or whom a service account with
-/// `act-as` acts for (never just whoever the body names).
-pub fn actor(
-    caller: &aftersales_platform::auth::Caller,
-    claimed: Option<&common::Actor>,
-) -> Result<Actor, Status> {
-    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
-    Ok(Actor {
-        id: actor.id,
-        role: actor.role,
-    })
-}
 
 pub fn return_id(field: &str, value: &str) -> Result<(), Status> {
     let mut v = Violations::new();

@@ -103,11 +103,7 @@ impl StepTargets {
 }
 
 /// Who acts, for the history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-}
+pub use aftersales_platform::caller::Actor;
 
 /// What happened to a return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,10 +255,7 @@ impl ReturnAggregate {
             deadlines: Vec::new(),
         };
         let mut events = vec![ReturnEvent::Requested];
-        let system = Actor {
-            id: "returns".into(),
-            role: "system".into(),
-        };
+        let system = Actor::new("returns", "system");
         let outcome = match decision {
             Decision::Approve { rule } => agg.approve(rule, targets, &system, now),
             Decision::Refuse { rule } => agg.reject(rule, &system, now),
@@ -340,15 +333,14 @@ impl ReturnAggregate {
         targets: &StepTargets,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ReturnEvent>, Vec<StockMovement>), DomainError> {
-        let carrier = Actor {
-            id: self
-                .rma
+        let carrier = Actor::new(
+            self.rma
                 .shipment
                 .as_ref()
                 .map(|s| s.carrier.clone())
                 .unwrap_or_default(),
-            role: "carrier".into(),
-        };
+            "carrier",
+        );
         if let Some(shipment) = self.rma.shipment.as_mut() {
             shipment.last_event = if detail.is_empty() {
                 kind.to_string()
@@ -487,10 +479,7 @@ impl ReturnAggregate {
 
     /// The refund went out.
     pub fn refunded(&mut self, reference: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
-        let payments = Actor {
-            id: "payments".into(),
-            role: "system".into(),
-        };
+        let payments = Actor::new("payments", "system");
         self.move_to(Status::Refunded, &payments, reference, now)?;
         self.complete(Step::Refund);
         Ok(())

@@ -7,7 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::auth::Caller;
+use aftersales_platform::{auth::Caller, caller::actor_of};
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
 use tonic::{Request, Response, Status};
 
@@ -46,7 +46,7 @@ impl TicketService for TicketsApi {
         {
             new.tier = tier;
         }
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self.core.create_ticket(new, idem.as_ref(), &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
@@ -100,7 +100,7 @@ impl TicketService for TicketsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let to = request::change_status(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .change_status(&r.ticket_id, to, &r.reason, &actor)
@@ -115,7 +115,7 @@ impl TicketService for TicketsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::assign(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self.core.assign(&r.ticket_id, &r.assignee, &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }
@@ -127,7 +127,7 @@ impl TicketService for TicketsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let severity = request::set_severity(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .set_severity(&r.ticket_id, severity, &r.reason, &actor)
@@ -142,7 +142,7 @@ impl TicketService for TicketsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let to = request::escalate(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self
             .core
             .escalate(&r.ticket_id, to, &r.reason, &actor)
@@ -157,7 +157,7 @@ impl TicketService for TicketsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::reopen(&r)?;
-        let actor = request::actor(&caller, r.actor.as_ref())?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
         let ticket = self.core.reopen(&r.ticket_id, &r.reason, &actor).await?;
         Ok(Response::new(proto::ticket(&ticket)))
     }

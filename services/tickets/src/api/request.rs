@@ -9,12 +9,12 @@ use aftersales_platform::{
     status::Violations,
     validate::non_empty,
 };
-use aftersales_protos::{common::v1 as common, tickets::v1 as pb};
+use aftersales_protos::tickets::v1 as pb;
 use chrono::{DateTime, NaiveDate};
 use tonic::Status;
 
 use crate::domain::{
-    Actor, Author, Level, Severity, Status as TicketStatus, Tier,
+    Author, Level, Severity, Status as TicketStatus, Tier,
     calendar::{BusinessCalendar, Slot, WorkingDay, parse_time_of_day},
     listing::TicketFilter,
     policy::{SlaPolicy, SlaTarget},
@@ -24,19 +24,6 @@ use crate::domain::{
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_TEXT: usize = 10_000;
 pub const MAX_EVIDENCE: usize = 20;
-
-/// Who the command is recorded as: the verified caller, or whom a service account with
-/// `act-as` acts for (never just whoever the body names).
-pub fn actor(
-    caller: &aftersales_platform::auth::Caller,
-    claimed: Option<&common::Actor>,
-) -> Result<Actor, Status> {
-    let actor = aftersales_platform::caller::actor_of(caller, claimed)?;
-    Ok(Actor {
-        id: actor.id,
-        role: actor.role,
-    })
-}
 
 pub fn ticket_id(value: &str) -> Result<(), Status> {
     let mut v = Violations::new();

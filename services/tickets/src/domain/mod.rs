@@ -100,21 +100,7 @@ text_enum!(
 );
 
 /// Who issues a command, for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-}
-
-impl Actor {
-    /// The service itself: SLA clocks firing, other services' events.
-    pub fn system() -> Self {
-        Self {
-            id: "tickets".into(),
-            role: "system".into(),
-        }
-    }
-}
+pub use aftersales_platform::caller::Actor;
 
 impl Level {
     /// The next level up, if there is one.

@@ -89,7 +89,7 @@ impl TicketsCore {
             .map(|(clock, ticket)| (ticket, clock))
             .collect();
         by_ticket.sort();
-        let system = Actor::system();
+        let system = Actor::system("tickets");
         for group in by_ticket.chunk_by(|a, b| a.0 == b.0) {
             let ticket_id = group[0].0.as_str();
             let Some(mut agg) = store::load_aggregate(cmd.txn(), ticket_id, true).await? else {

@@ -61,10 +61,7 @@ impl TicketsCore {
         };
         store::insert_reply(cmd.txn(), &reply).await?;
         store::save_aggregate(cmd.txn(), &agg).await?;
-        let actor = Actor {
-            id: author_id.to_owned(),
-            role: author.as_str().to_owned(),
-        };
+        let actor = Actor::new(author_id, author.as_str());
         let audit = Audit {
             actor: &actor,
             action: "reply",

@@ -364,10 +364,7 @@ mod fixtures {
     }
 
     pub(super) fn partner(id: &str) -> Actor {
-        Actor {
-            id: id.into(),
-            role: Actor::PARTNER_ROLE.into(),
-        }
+        Actor::new(id, Actor::PARTNER_ROLE)
     }
 
     pub(super) fn new_job() -> JobAggregate {
@@ -387,7 +384,7 @@ mod fixtures {
             urgency: Urgency::Normal,
             warranty: true,
         };
-        JobAggregate::create(new, None, &Actor::system(), t(0)).0
+        JobAggregate::create(new, None, &Actor::system("dispatch"), t(0)).0
     }
 
     pub(super) const HANDBOOK: VisitTargets = VisitTargets {
@@ -490,6 +487,9 @@ mod tests {
                 .as_deref(),
             Some("J2")
         );
-        assert!(agg.cancel("late", &Actor::system(), t(5)).is_err());
+        assert!(
+            agg.cancel("late", &Actor::system("dispatch"), t(5))
+                .is_err()
+        );
     }
 }

@@ -74,7 +74,7 @@ impl JobAggregate {
         self.offers.push(offer);
         self.move_to(
             JobStatus::Offered,
-            &Actor::system(),
+            &Actor::system("dispatch"),
             format!("offered to {}", best.partner_id),
             now,
         );
@@ -95,7 +95,12 @@ impl JobAggregate {
         }
         self.job.partner_id = None;
         self.job.status_reason = reason.clone();
-        self.move_to(JobStatus::Unassigned, &Actor::system(), reason.clone(), now);
+        self.move_to(
+            JobStatus::Unassigned,
+            &Actor::system("dispatch"),
+            reason.clone(),
+            now,
+        );
         Ok(vec![JobEvent::Unassigned { reason }])
     }
 
@@ -182,7 +187,7 @@ impl JobAggregate {
         self.job.partner_id = None;
         self.move_to(
             JobStatus::PendingDispatch,
-            &Actor::system(),
+            &Actor::system("dispatch"),
             format!("offer to {partner_id} lapsed"),
             now,
         );

@@ -102,8 +102,8 @@ impl JobAggregate {
         self.job.history.push(StepRecord {
             from: self.job.status,
             to: self.job.status,
-            actor_id: Actor::system().id,
-            actor_role: Actor::system().role,
+            actor_id: Actor::system("dispatch").id,
+            actor_role: Actor::system("dispatch").role,
             note: format!("on-site visit due {} missed", due.to_rfc3339()),
             at: now,
         });

@@ -7,10 +7,7 @@ fn t(s: i64) -> DateTime<Utc> {
 }
 
 fn actor() -> Actor {
-    Actor {
-        id: "agent".into(),
-        role: "agent".into(),
-    }
+    Actor::new("agent", "agent")
 }
 
 fn request(decision: Decision) -> (ReturnAggregate, Vec<ReturnEvent>) {
