@@ -15,6 +15,56 @@ mod memory;
 mod redis_queue;
 pub mod worker;
 
+/// Declares a service's deadline members: an enum whose variants each hold an id, with a
+/// text prefix per variant that is its stable form on the queue (`offer:<id>`). Released
+/// versions scheduled these forms, so a variant's prefix never changes. Text with no known
+/// prefix, or with nothing after it, is no member.
+///
+/// ```
+/// aftersales_deadlines::deadline_members! {
+///     /// A deadline of the example service.
+///     pub enum Example {
+///         /// An offer's acceptance deadline, by the offer id.
+///         Offer = "offer:",
+///     }
+/// }
+/// use aftersales_deadlines::worker::Member;
+/// assert_eq!(Example::Offer("o-1".into()).to_text(), "offer:o-1");
+/// assert_eq!(Example::from_text("offer:"), None);
+/// ```
+#[macro_export]
+macro_rules! deadline_members {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident = $prefix:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $( $(#[$variant_meta])* $variant(String) ),+
+        }
+
+        impl $crate::worker::Member for $name {
+            fn to_text(&self) -> String {
+                match self {
+                    $( Self::$variant(id) => format!("{}{id}", $prefix) ),+
+                }
+            }
+
+            fn from_text(text: &str) -> Option<Self> {
+                $(
+                    if let Some(id) = text.strip_prefix($prefix) {
+                        return (!id.is_empty()).then(|| Self::$variant(id.to_owned()));
+                    }
+                )+
+                None
+            }
+        }
+    };
+}
+
 use std::sync::Arc;
 
 pub use memory::MemoryQueue;

@@ -16,34 +16,13 @@ use super::CareCore;
 
 const FIRE_FOLLOW_UPS_SCOPE: &str = "care.FireFollowUps";
 
-/// A deadline of the care service, as the queue keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CareDeadline {
-    /// A follow-up's due time, by the follow-up id.
-    FollowUp(String),
-    /// The next request to reopen the ticket of a follow-up, by the follow-up id.
-    Reopen(String),
-}
-
-/// The text forms; released versions scheduled these, so they never change.
-const FOLLOW_UP: &str = "followup:";
-const REOPEN: &str = "reopen:";
-
-impl Member for CareDeadline {
-    fn to_text(&self) -> String {
-        match self {
-            Self::FollowUp(id) => format!("{FOLLOW_UP}{id}"),
-            Self::Reopen(id) => format!("{REOPEN}{id}"),
-        }
-    }
-
-    fn from_text(text: &str) -> Option<Self> {
-        let (make, id): (fn(String) -> Self, _) = if let Some(id) = text.strip_prefix(FOLLOW_UP) {
-            (Self::FollowUp, id)
-        } else {
-            (Self::Reopen, text.strip_prefix(REOPEN)?)
-        };
-        (!id.is_empty()).then(|| make(id.to_owned()))
+aftersales_deadlines::deadline_members! {
+    /// A deadline of the care service, as the queue keeps it.
+    pub enum CareDeadline {
+        /// A follow-up's due time, by the follow-up id.
+        FollowUp = "followup:",
+        /// The next request to reopen the ticket of a follow-up, by the follow-up id.
+        Reopen = "reopen:",
     }
 }
 

@@ -24,34 +24,13 @@ use super::{DispatchCore, dispatching::Ranking, reschedule, save};
 
 const FIRE_SCOPE: &str = "dispatch.FireDeadlines";
 
-/// A deadline of the dispatch service, as the queue keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DispatchDeadline {
-    /// An offer's acceptance deadline, by the offer id.
-    Offer(String),
-    /// A job's on-site visit deadline, by the job id.
-    Visit(String),
-}
-
-/// The text forms; released versions scheduled these, so they never change.
-const OFFER: &str = "offer:";
-const VISIT: &str = "visit:";
-
-impl Member for DispatchDeadline {
-    fn to_text(&self) -> String {
-        match self {
-            Self::Offer(id) => format!("{OFFER}{id}"),
-            Self::Visit(id) => format!("{VISIT}{id}"),
-        }
-    }
-
-    fn from_text(text: &str) -> Option<Self> {
-        let (make, id): (fn(String) -> Self, _) = if let Some(id) = text.strip_prefix(OFFER) {
-            (Self::Offer, id)
-        } else {
-            (Self::Visit, text.strip_prefix(VISIT)?)
-        };
-        (!id.is_empty()).then(|| make(id.to_owned()))
+aftersales_deadlines::deadline_members! {
+    /// A deadline of the dispatch service, as the queue keeps it.
+    pub enum DispatchDeadline {
+        /// An offer's acceptance deadline, by the offer id.
+        Offer = "offer:",
+        /// A job's on-site visit deadline, by the job id.
+        Visit = "visit:",
     }
 }
 

@@ -14,31 +14,13 @@ use crate::{error::ReturnsError, store};
 
 use super::{Changes, ReturnsCore, reschedule_steps, save};
 
-/// A deadline of the returns service, as the queue keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ReturnsDeadline {
-    /// A step deadline, by its id.
-    Step(String),
-    /// A refund's next payment attempt, by the refund id.
-    Refund(String),
-}
-
-/// The text forms are `step:<deadline id>` and `refund:<refund id>`: released versions
-/// scheduled these, so they never change.
-impl Member for ReturnsDeadline {
-    fn to_text(&self) -> String {
-        match self {
-            Self::Step(id) => format!("step:{id}"),
-            Self::Refund(id) => format!("refund:{id}"),
-        }
-    }
-
-    fn from_text(text: &str) -> Option<Self> {
-        match text.split_once(':')? {
-            ("step", id) if !id.is_empty() => Some(Self::Step(id.to_owned())),
-            ("refund", id) if !id.is_empty() => Some(Self::Refund(id.to_owned())),
-            _ => None,
-        }
+aftersales_deadlines::deadline_members! {
+    /// A deadline of the returns service, as the queue keeps it.
+    pub enum ReturnsDeadline {
+        /// A step deadline, by its id.
+        Step = "step:",
+        /// A refund's next payment attempt, by the refund id.
+        Refund = "refund:",
     }
 }
 
