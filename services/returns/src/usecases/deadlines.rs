@@ -6,7 +6,7 @@
 
 use aftersales_deadlines::{
     DeadlineQueue,
-    worker::{Deadlines, Due, Member},
+    worker::{Deadlines, Due},
 };
 use aftersales_runtime::{command::Remembered, firing::schedule_all};
 
@@ -104,6 +104,8 @@ impl ReturnsCore {
 
 #[cfg(test)]
 mod tests {
+    use aftersales_deadlines::worker::Member;
+
     use super::*;
 
     #[test]
