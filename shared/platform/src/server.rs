@@ -40,6 +40,13 @@ pub struct ServerSettings {
     /// Connections are closed (gracefully) after this long, so clients reconnect and
     /// spread over new pods (GRPC_MAX_CONNECTION_AGE_MS; 0 keeps them open).
     pub max_connection_age: Option<Duration>,
+    /// HTTP/2 PING this often on a quiet connection; a peer that does not answer within
+    /// `keepalive_timeout` is disconnected, so dead and stalled peers do not hold
+    /// connections (GRPC_KEEPALIVE_INTERVAL_MS, GRPC_KEEPALIVE_TIMEOUT_MS).
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Streams one connection may have open at once (GRPC_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
 }
 
 impl ServerSettings {
@@ -51,6 +58,12 @@ impl ServerSettings {
             drain_timeout: env.millis("SHUTDOWN_DRAIN_TIMEOUT_MS", 20_000, false)?,
             max_connection_age: Some(env.millis("GRPC_MAX_CONNECTION_AGE_MS", 0, true)?)
                 .filter(|age| !age.is_zero()),
+            keepalive_interval: env.millis("GRPC_KEEPALIVE_INTERVAL_MS", 30_000, false)?,
+            keepalive_timeout: env.millis("GRPC_KEEPALIVE_TIMEOUT_MS", 10_000, false)?,
+            max_concurrent_streams: u32::try_from(
+                env.positive("GRPC_MAX_CONCURRENT_STREAMS", 256)?,
+            )
+            .unwrap_or(u32::MAX),
         })
     }
 
@@ -62,6 +75,9 @@ impl ServerSettings {
             health_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(5),
             max_connection_age: None,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_concurrent_streams: 256,
         }
     }
 }
@@ -179,7 +195,11 @@ pub async fn serve(
     let mut builder = Server::builder()
         .timeout(settings.request_timeout)
         .concurrency_limit_per_connection(settings.concurrency_per_connection)
-        .load_shed(true);
+        .load_shed(true)
+        .http2_keepalive_interval(Some(settings.keepalive_interval))
+        .http2_keepalive_timeout(Some(settings.keepalive_timeout))
+        .tcp_keepalive(Some(settings.keepalive_interval))
+        .max_concurrent_streams(settings.max_concurrent_streams);
     if let Some(age) = settings.max_connection_age {
         builder = builder.max_connection_age(age);
     }
