@@ -1,11 +1,15 @@
 //! Start-up of the gateway: settings from `GATEWAY_*` variables, lazy channels to dispatch
-//! and returns, the rate limiter (Redis when `REDIS_URL` is set), then the gRPC face (with
-//! health and reflection) and the HTTP face served side by side until shutdown.
+//! and returns (with the gateway's service token when it has client credentials), the
+//! rate limiter and failed-attempt budget (Redis when `REDIS_URL` is set), then the gRPC
+//! face (with health and reflection) and the bounded HTTP face served side by side until
+//! shutdown.
 
 use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use aftersales_platform::{
-    CancellationToken, client,
+    CancellationToken,
+    auth::{SetupError, TokenSource},
+    client, clock,
     config::{ConfigError, Env},
     redis_conn::{self, COMMAND_TIMEOUT},
     server::{self, GrpcServices, ServeError, ServerSettings},
@@ -18,17 +22,18 @@ use aftersales_protos::{
     },
     returns::v1::return_service_client::ReturnServiceClient,
 };
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
+use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
-    auth::KeyResolver,
+    auth::{KeyLookups, KeyResolver},
     carrier::CarrierSecrets,
-    core::{Gateway, TraceInterceptor},
+    core::{ChannelError, Door, Gateway, TraceInterceptor, UpstreamChannel},
     grpc::PartnerApi,
-    http,
-    limiter::{Quota, RateLimiter},
+    http::{self, serve::ConnectionLimits},
+    limiter::{AttemptQuota, FailedAttempts, Quota, RateLimiter},
+    peer::TrustedProxies,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for the gateway.
@@ -57,6 +62,18 @@ pub struct GatewaySettings {
     pub quota: Quota,
     /// How long a resolved key is trusted: a revoked key works at most this much longer.
     pub key_cache_ttl: Duration,
+    /// How long a refused key is remembered: a repeat costs no lookup, and a key that
+    /// becomes good again (its partner reactivated) works after at most this long.
+    pub negative_key_cache_ttl: Duration,
+    /// Failed key attempts per client address before 429 / RESOURCE_EXHAUSTED.
+    pub failed_attempts: AttemptQuota,
+    /// Proxies whose `X-Forwarded-For` names the client address; none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// Timeouts and bounds of every HTTP connection.
+    pub http: ConnectionLimits,
+    /// The gateway's own tokens for dispatch and returns (OAuth 2.0 client credentials);
+    /// `None` calls them without a token.
+    pub service_tokens: Option<TokenSource>,
     pub carriers: CarrierSecrets,
     /// Largest HTTP body and gRPC message accepted.
     pub max_body_bytes: usize,
@@ -71,7 +88,7 @@ const TEST_RATE: NonZeroU32 = match NonZeroU32::new(1_000) {
 };
 
 impl GatewaySettings {
-    /// Loopback on port 0 for both faces, no key cache, in-process limiter.
+    /// Loopback on port 0 for both faces, no key caches, in-process limiters.
     pub fn for_tests(dispatch_url: String, returns_url: String) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -85,6 +102,14 @@ impl GatewaySettings {
                 burst: TEST_RATE,
             },
             key_cache_ttl: Duration::ZERO,
+            negative_key_cache_ttl: Duration::ZERO,
+            failed_attempts: AttemptQuota {
+                per_minute: TEST_RATE,
+                burst: TEST_RATE,
+            },
+            trusted_proxies: TrustedProxies::default(),
+            http: ConnectionLimits::DEFAULT,
+            service_tokens: None,
             carriers: CarrierSecrets::default(),
             max_body_bytes: 65_536,
             upstream_timeout: Duration::from_secs(5),
@@ -117,6 +142,11 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         Some(spec) => CarrierSecrets::parse(&spec)
             .map_err(|reason| ConfigError::new("GATEWAY_CARRIER_SECRETS", "<redacted>", reason))?,
     };
+    let trusted_proxies = match env.raw("GATEWAY_TRUSTED_PROXIES") {
+        None => TrustedProxies::default(),
+        Some(spec) => TrustedProxies::parse(&spec)
+            .map_err(|reason| ConfigError::new("GATEWAY_TRUSTED_PROXIES", &spec, reason))?,
+    };
     let redis = env.raw("REDIS_URL").map(|url| RedisSettings {
         url,
         key_prefix: env
@@ -140,11 +170,79 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
             burst: nonzero("GATEWAY_RATE_LIMIT_BURST", 40)?,
         },
         key_cache_ttl: env.millis("GATEWAY_KEY_CACHE_MS", 5_000, true)?,
+        negative_key_cache_ttl: env.millis("GATEWAY_NEGATIVE_KEY_CACHE_MS", 30_000, true)?,
+        failed_attempts: AttemptQuota {
+            per_minute: nonzero("GATEWAY_FAILED_AUTH_PER_MINUTE", 10)?,
+            burst: nonzero("GATEWAY_FAILED_AUTH_BURST", 20)?,
+        },
+        trusted_proxies,
+        http: connection_limits(env)?,
+        service_tokens: service_tokens(env)?,
         carriers,
         max_body_bytes: env.positive("GATEWAY_MAX_BODY_BYTES", 65_536)?,
         upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 5_000, false)?,
         server: ServerSettings::from_env(env)?,
     })
+}
+
+/// `GATEWAY_HEADER_READ_TIMEOUT_MS`, `GATEWAY_IDLE_TIMEOUT_MS` and the HTTP/2 bounds.
+fn connection_limits(env: &Env) -> Result<ConnectionLimits, ConfigError> {
+    let defaults = ConnectionLimits::DEFAULT;
+    let ms = |name: &str, default: Duration| {
+        env.millis(
+            name,
+            u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
+            false,
+        )
+    };
+    let streams = env.positive(
+        "GATEWAY_HTTP2_MAX_CONCURRENT_STREAMS",
+        defaults.max_concurrent_streams as usize,
+    )?;
+    Ok(ConnectionLimits {
+        header_read_timeout: ms(
+            "GATEWAY_HEADER_READ_TIMEOUT_MS",
+            defaults.header_read_timeout,
+        )?,
+        idle_timeout: ms("GATEWAY_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
+        keepalive_interval: ms(
+            "GATEWAY_HTTP2_KEEPALIVE_INTERVAL_MS",
+            defaults.keepalive_interval,
+        )?,
+        keepalive_timeout: ms(
+            "GATEWAY_HTTP2_KEEPALIVE_TIMEOUT_MS",
+            defaults.keepalive_timeout,
+        )?,
+        max_concurrent_streams: u32::try_from(streams).map_err(|_| {
+            ConfigError::new(
+                "GATEWAY_HTTP2_MAX_CONCURRENT_STREAMS",
+                &streams.to_string(),
+                "too large",
+            )
+        })?,
+    })
+}
+
+/// Client credentials when any of `GATEWAY_CLIENT_ID`, `GATEWAY_CLIENT_SECRET` (or their
+/// `_FILE` forms) is set, with the token endpoint from `AUTH_TOKEN_URL` or `AUTH_ISSUER`.
+fn service_tokens(env: &Env) -> Result<Option<TokenSource>, ConfigError> {
+    let configured = [
+        "GATEWAY_CLIENT_ID",
+        "GATEWAY_CLIENT_ID_FILE",
+        "GATEWAY_CLIENT_SECRET",
+        "GATEWAY_CLIENT_SECRET_FILE",
+    ]
+    .iter()
+    .any(|name| env.raw(name).is_some());
+    if !configured {
+        return Ok(None);
+    }
+    TokenSource::from_env(env, "GATEWAY")
+        .map(Some)
+        .map_err(|err| match err {
+            SetupError::Config(err) => err,
+            other => ConfigError::new("GATEWAY_CLIENT_ID", "<redacted>", other),
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +259,6 @@ pub enum StartError {
     },
     #[error("gateway gRPC server: {0}")]
     Grpc(#[from] ServeError),
-    #[error("gateway HTTP server: {0}")]
-    Http(std::io::Error),
 }
 
 pub struct GatewayApp {
@@ -176,9 +272,15 @@ impl GatewayApp {
     /// Connects the limiter, prepares the upstream channels (connected on first use, so
     /// the gateway may start before dispatch and returns) and binds both listeners.
     pub async fn build(settings: GatewaySettings) -> Result<Self, StartError> {
-        let dispatch = channel(&settings.dispatch_url)?;
-        let returns = channel(&settings.returns_url)?;
-        let limiter = match &settings.redis {
+        let tokens = settings.service_tokens.as_ref();
+        if tokens.is_none() {
+            tracing::info!(
+                "GATEWAY_CLIENT_ID is not set: dispatch and returns are called without a service token"
+            );
+        }
+        let dispatch = upstream(channel(&settings.dispatch_url)?, tokens);
+        let returns = upstream(channel(&settings.returns_url)?, tokens);
+        let (limiter, attempts) = match &settings.redis {
             Some(redis) => {
                 let conn = redis_conn::connect(&redis.url, COMMAND_TIMEOUT)
                     .await
@@ -186,28 +288,41 @@ impl GatewayApp {
                         url: redis.url.clone(),
                         source,
                     })?;
-                RateLimiter::redis(conn, &redis.key_prefix, settings.quota)
+                (
+                    RateLimiter::redis(conn.clone(), &redis.key_prefix, settings.quota),
+                    FailedAttempts::redis(conn, &redis.key_prefix, settings.failed_attempts),
+                )
             }
             None => {
                 tracing::warn!(
                     "REDIS_URL is not set: each gateway process keeps its own rate limits"
                 );
-                RateLimiter::local(settings.quota)
+                (
+                    RateLimiter::local(settings.quota),
+                    FailedAttempts::local(settings.failed_attempts),
+                )
             }
         };
         let propagate = telemetry::propagate_trace as TraceInterceptor;
         let keys = KeyResolver::new(
             PartnerKeyServiceClient::with_interceptor(dispatch.clone(), propagate),
             settings.key_cache_ttl,
+            settings.negative_key_cache_ttl,
             settings.upstream_timeout,
         );
+        let door = Door {
+            keys,
+            limiter,
+            attempts,
+            proxies: settings.trusted_proxies.clone(),
+        };
         let gateway = Arc::new(Gateway::new(
             DispatchServiceClient::with_interceptor(dispatch, propagate),
             ReturnServiceClient::with_interceptor(returns, propagate),
-            keys,
-            limiter,
+            door,
             settings.carriers.clone(),
             settings.upstream_timeout,
+            clock::system(),
         ));
         let grpc_listener = server::bind(settings.grpc_addr).await?;
         let http_listener = server::bind(settings.http_addr).await?;
@@ -231,6 +346,11 @@ impl GatewayApp {
             .unwrap_or(self.settings.http_addr)
     }
 
+    /// The count of key lookups sent to dispatch, live while the gateway runs.
+    pub fn key_lookups(&self) -> KeyLookups {
+        self.gateway.keys().lookups()
+    }
+
     /// Serves both faces until `shutdown`, then drains each within the server kit's bounds.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
@@ -248,13 +368,34 @@ impl GatewayApp {
             services,
             shutdown.clone(),
         );
-        let router = http::router(gateway.clone(), settings.max_body_bytes);
-        let http = serve_http(http_listener, router, &settings.server, shutdown.clone());
+        let router = http::router(
+            gateway.clone(),
+            settings.max_body_bytes,
+            settings.server.request_timeout,
+        );
+        // After `shutdown`, in-flight requests get the health grace plus the drain bound.
+        let http = http::serve::serve(
+            http_listener,
+            router,
+            settings.http,
+            settings.server.health_grace + settings.server.drain_timeout,
+            shutdown.clone(),
+        );
         let housekeeping = housekeeping(gateway, shutdown.clone());
         tracing::info!(grpc = %grpc_addr, http = %http_addr, "partner gateway up");
-        let (grpc, http, ()) = tokio::join!(grpc, http, housekeeping);
-        grpc?;
-        http
+        let (grpc, (), ()) = tokio::join!(grpc, http, housekeeping);
+        Ok(grpc?)
+    }
+}
+
+/// The channel as the clients use it: with the gateway's bearer token on every call when
+/// it has client credentials.
+fn upstream(channel: Channel, tokens: Option<&TokenSource>) -> UpstreamChannel {
+    match tokens {
+        Some(tokens) => {
+            BoxCloneSyncService::new(tokens.layer().layer(channel).map_err(ChannelError::new))
+        }
+        None => BoxCloneSyncService::new(channel.map_err(ChannelError::new)),
     }
 }
 
@@ -276,38 +417,6 @@ fn channel(url: &str) -> Result<Channel, StartError> {
     })
 }
 
-/// The HTTP face with a graceful stop: after `shutdown`, in-flight requests get the
-/// health grace plus the drain bound to finish.
-async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    server: &ServerSettings,
-    shutdown: CancellationToken,
-) -> Result<(), StartError> {
-    // Answers go out at once rather than waiting on the peer's delayed ACK (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "TCP_NODELAY not set");
-        }
-    });
-    let serve = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(serve);
-    tokio::select! {
-        result = &mut serve => return result.map_err(StartError::Http),
-        () = shutdown.cancelled() => {}
-    }
-    let bound = server.health_grace + server.drain_timeout;
-    match tokio::time::timeout(bound, &mut serve).await {
-        Ok(result) => result.map_err(StartError::Http),
-        Err(_) => {
-            tracing::warn!(timeout = ?bound, "HTTP drain timed out; dropping remaining requests");
-            Ok(())
-        }
-    }
-}
-
 /// Forgets idle keys of the in-process limiter now and then.
 async fn housekeeping(gateway: Arc<Gateway>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -316,86 +425,6 @@ async fn housekeeping(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             _ = tick.tick() => gateway.limiter().housekeeping(),
             () = shutdown.cancelled() => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_apply_when_nothing_is_set() {
-        let s = settings_from_env(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
-        assert_eq!(s.grpc_addr.port(), 50055);
-        assert_eq!(s.http_addr.port(), 8080);
-        assert_eq!(s.dispatch_url, "http://127.0.0.1:50053");
-        assert_eq!(s.returns_url, "http://127.0.0.1:50052");
-        assert!(s.redis.is_none());
-        assert_eq!(s.quota.per_second.get(), 20);
-        assert_eq!(s.quota.burst.get(), 40);
-        assert_eq!(s.key_cache_ttl, Duration::from_millis(5_000));
-        assert_eq!(s.max_body_bytes, 65_536);
-        assert_eq!(s.upstream_timeout, Duration::from_millis(5_000));
-        assert!(s.carriers.is_empty());
-    }
-
-    #[test]
-    fn every_variable_is_read() {
-        let env = Env::from_pairs([
-            ("GATEWAY_GRPC_ADDR", "127.0.0.1:1"),
-            ("GATEWAY_HTTP_ADDR", "127.0.0.1:2"),
-            ("GATEWAY_DISPATCH_URL", "http://dispatch:50053"),
-            ("GATEWAY_RETURNS_URL", "https://returns:50052"),
-            ("REDIS_URL", "redis://redis:6379"),
-            ("REDIS_KEY_PREFIX", "prod:"),
-            ("GATEWAY_RATE_LIMIT_PER_SEC", "5"),
-            ("GATEWAY_RATE_LIMIT_BURST", "7"),
-            ("GATEWAY_KEY_CACHE_MS", "0"),
-            (
-                "GATEWAY_CARRIER_SECRETS",
-                "sf=0123456789abcdef,jd=fedcba9876543210",
-            ),
-            ("GATEWAY_MAX_BODY_BYTES", "1024"),
-            ("GATEWAY_UPSTREAM_TIMEOUT_MS", "250"),
-        ]);
-        let s = settings_from_env(&env).unwrap();
-        assert_eq!(s.grpc_addr.port(), 1);
-        assert_eq!(s.http_addr.port(), 2);
-        assert_eq!(s.dispatch_url, "http://dispatch:50053");
-        let redis = s.redis.unwrap();
-        assert_eq!(
-            (redis.url.as_str(), redis.key_prefix.as_str()),
-            ("redis://redis:6379", "prod:")
-        );
-        assert_eq!((s.quota.per_second.get(), s.quota.burst.get()), (5, 7));
-        assert_eq!(s.key_cache_ttl, Duration::ZERO);
-        assert!(!s.carriers.is_empty());
-        assert_eq!(s.max_body_bytes, 1024);
-        assert_eq!(s.upstream_timeout, Duration::from_millis(250));
-    }
-
-    #[test]
-    fn bad_values_name_their_variable() {
-        let cases = [
-            ("GATEWAY_GRPC_ADDR", "localhost"),
-            ("GATEWAY_DISPATCH_URL", "dispatch:50053"),
-            ("GATEWAY_RETURNS_URL", "ftp://returns"),
-            ("GATEWAY_RATE_LIMIT_PER_SEC", "0"),
-            ("GATEWAY_RATE_LIMIT_BURST", "many"),
-            ("GATEWAY_MAX_BODY_BYTES", "0"),
-            ("GATEWAY_UPSTREAM_TIMEOUT_MS", "0"),
-            ("GATEWAY_CARRIER_SECRETS", "sf=tooshort"),
-        ];
-        for (name, value) in cases {
-            let err = settings_from_env(&Env::from_pairs([(name, value)])).unwrap_err();
-            assert_eq!(err.name, name, "{err}");
-        }
-        let err = settings_from_env(&Env::from_pairs([(
-            "GATEWAY_CARRIER_SECRETS",
-            "sf=tooshort",
-        )]))
-        .unwrap_err();
-        assert!(!err.to_string().contains("tooshort"), "{err}");
     }
 }
 
@@ -433,5 +462,150 @@ impl aftersales_runtime::module::ServiceApp for GatewayApp {
 
     async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         Ok(self.run(shutdown).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = settings_from_env(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
+        assert_eq!(s.grpc_addr.port(), 50055);
+        assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.dispatch_url, "http://127.0.0.1:50053");
+        assert_eq!(s.returns_url, "http://127.0.0.1:50052");
+        assert!(s.redis.is_none());
+        assert_eq!(s.quota.per_second.get(), 20);
+        assert_eq!(s.quota.burst.get(), 40);
+        assert_eq!(s.key_cache_ttl, Duration::from_millis(5_000));
+        assert_eq!(s.negative_key_cache_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (
+                s.failed_attempts.per_minute.get(),
+                s.failed_attempts.burst.get()
+            ),
+            (10, 20)
+        );
+        assert_eq!(s.trusted_proxies, TrustedProxies::default());
+        assert_eq!(s.http, ConnectionLimits::DEFAULT);
+        assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(60));
+        assert!(s.service_tokens.is_none());
+        assert_eq!(s.max_body_bytes, 65_536);
+        assert_eq!(s.upstream_timeout, Duration::from_millis(5_000));
+        assert!(s.carriers.is_empty());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let env = Env::from_pairs([
+            ("GATEWAY_GRPC_ADDR", "127.0.0.1:1"),
+            ("GATEWAY_HTTP_ADDR", "127.0.0.1:2"),
+            ("GATEWAY_DISPATCH_URL", "http://dispatch:50053"),
+            ("GATEWAY_RETURNS_URL", "https://returns:50052"),
+            ("REDIS_URL", "redis://redis:6379"),
+            ("REDIS_KEY_PREFIX", "prod:"),
+            ("GATEWAY_RATE_LIMIT_PER_SEC", "5"),
+            ("GATEWAY_RATE_LIMIT_BURST", "7"),
+            ("GATEWAY_KEY_CACHE_MS", "0"),
+            ("GATEWAY_NEGATIVE_KEY_CACHE_MS", "0"),
+            ("GATEWAY_FAILED_AUTH_PER_MINUTE", "3"),
+            ("GATEWAY_FAILED_AUTH_BURST", "4"),
+            ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("GATEWAY_HEADER_READ_TIMEOUT_MS", "1500"),
+            ("GATEWAY_IDLE_TIMEOUT_MS", "2500"),
+            ("GATEWAY_HTTP2_KEEPALIVE_INTERVAL_MS", "3500"),
+            ("GATEWAY_HTTP2_KEEPALIVE_TIMEOUT_MS", "4500"),
+            ("GATEWAY_HTTP2_MAX_CONCURRENT_STREAMS", "16"),
+            ("GATEWAY_CLIENT_ID", "gateway"),
+            ("GATEWAY_CLIENT_SECRET_FILE", "/run/secrets/gateway"),
+            ("AUTH_TOKEN_URL", "https://id.example.com/token"),
+            (
+                "GATEWAY_CARRIER_SECRETS",
+                "sf=0123456789abcdef,jd=fedcba9876543210",
+            ),
+            ("GATEWAY_MAX_BODY_BYTES", "1024"),
+            ("GATEWAY_UPSTREAM_TIMEOUT_MS", "250"),
+        ]);
+        let s = settings_from_env(&env).unwrap();
+        assert_eq!(s.grpc_addr.port(), 1);
+        assert_eq!(s.http_addr.port(), 2);
+        assert_eq!(s.dispatch_url, "http://dispatch:50053");
+        let redis = s.redis.unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.key_prefix.as_str()),
+            ("redis://redis:6379", "prod:")
+        );
+        assert_eq!((s.quota.per_second.get(), s.quota.burst.get()), (5, 7));
+        assert_eq!(s.key_cache_ttl, Duration::ZERO);
+        assert_eq!(s.negative_key_cache_ttl, Duration::ZERO);
+        assert_eq!(
+            (
+                s.failed_attempts.per_minute.get(),
+                s.failed_attempts.burst.get()
+            ),
+            (3, 4)
+        );
+        assert_eq!(
+            s.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8").unwrap()
+        );
+        assert_eq!(
+            s.http,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_millis(1_500),
+                idle_timeout: Duration::from_millis(2_500),
+                keepalive_interval: Duration::from_millis(3_500),
+                keepalive_timeout: Duration::from_millis(4_500),
+                max_concurrent_streams: 16,
+            }
+        );
+        assert!(s.service_tokens.is_some());
+        assert!(!s.carriers.is_empty());
+        assert_eq!(s.max_body_bytes, 1024);
+        assert_eq!(s.upstream_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("GATEWAY_GRPC_ADDR", "localhost"),
+            ("GATEWAY_DISPATCH_URL", "dispatch:50053"),
+            ("GATEWAY_RETURNS_URL", "ftp://returns"),
+            ("GATEWAY_RATE_LIMIT_PER_SEC", "0"),
+            ("GATEWAY_RATE_LIMIT_BURST", "many"),
+            ("GATEWAY_MAX_BODY_BYTES", "0"),
+            ("GATEWAY_UPSTREAM_TIMEOUT_MS", "0"),
+            ("GATEWAY_CARRIER_SECRETS", "sf=tooshort"),
+            ("GATEWAY_FAILED_AUTH_PER_MINUTE", "0"),
+            ("GATEWAY_FAILED_AUTH_BURST", "-1"),
+            ("GATEWAY_TRUSTED_PROXIES", "proxy.local"),
+            ("GATEWAY_HEADER_READ_TIMEOUT_MS", "0"),
+            ("GATEWAY_IDLE_TIMEOUT_MS", "soon"),
+            ("GATEWAY_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
+        ];
+        for (name, value) in cases {
+            let err = settings_from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+        let err = settings_from_env(&Env::from_pairs([(
+            "GATEWAY_CARRIER_SECRETS",
+            "sf=tooshort",
+        )]))
+        .unwrap_err();
+        assert!(!err.to_string().contains("tooshort"), "{err}");
+
+        // Client credentials need a token endpoint to exchange them at, and both halves.
+        let err =
+            settings_from_env(&Env::from_pairs([("GATEWAY_CLIENT_ID", "gateway")])).unwrap_err();
+        assert_eq!(err.name, "AUTH_TOKEN_URL", "{err}");
+        let err = settings_from_env(&Env::from_pairs([
+            ("GATEWAY_CLIENT_ID", "gateway"),
+            ("AUTH_TOKEN_URL", "https://id.example.com/token"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.name, "GATEWAY_CLIENT_SECRET", "{err}");
     }
 }

@@ -1,9 +1,18 @@
 //! Who is calling: the API key from the `authorization: Bearer` or `x-api-key` header
 //! (HTTP headers and gRPC metadata alike), resolved to a partner by dispatch's
 //! `PartnerKeyService`, with positive answers trusted for a short while so every call
-//! does not cost a round trip. Revocation therefore takes effect within that while.
+//! does not cost a round trip (revocation therefore takes effect within that while), and
+//! refusals remembered for a short while so a repeated bad key costs no round trip either
+//! (a key that becomes good again, e.g. its partner reactivated, works after that while).
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use aftersales_protos::dispatch::v1::{
     AuthenticatePartnerKeyRequest, partner_key_service_client::PartnerKeyServiceClient,
@@ -63,40 +72,102 @@ pub fn api_key(headers: &HeaderMap) -> Result<ApiKey, GatewayError> {
     Ok(ApiKey(raw.to_owned()))
 }
 
-/// Resolves keys through dispatch, remembering positive answers for `ttl`.
+/// How many keys the gateway has asked dispatch about. Cheap to clone; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyLookups(Arc<AtomicU64>);
+
+impl KeyLookups {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves keys through dispatch, remembering answers for a while. Both caches are keyed
+/// by the SHA-256 of the key, so no clear key sits in memory longer than a call.
 #[derive(Clone)]
 pub struct KeyResolver {
     client: PartnerKeyServiceClient<Intercepted>,
-    /// Keyed by the SHA-256 of the key, so no clear key sits in memory longer than a call.
+    /// Keys dispatch accepted.
     cache: Option<Cache<[u8; 32], Partner>>,
+    /// Keys dispatch refused (unknown, revoked, expired, partner inactive).
+    refused: Option<Cache<[u8; 32], ()>>,
     timeout: Duration,
+    lookups: KeyLookups,
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<[u8; 32], V>> {
+    (!ttl.is_zero()).then(|| {
+        Cache::builder()
+            .max_capacity(CACHE_CAPACITY)
+            .time_to_live(ttl)
+            .build()
+    })
 }
 
 impl KeyResolver {
-    /// `ttl` zero asks dispatch on every call (tests of revocation use that).
+    /// `ttl` zero asks dispatch about every good key (tests of revocation use that);
+    /// `refused_ttl` zero asks about every bad one.
     pub fn new(
         client: PartnerKeyServiceClient<Intercepted>,
         ttl: Duration,
+        refused_ttl: Duration,
         timeout: Duration,
     ) -> Self {
-        let cache = (!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(CACHE_CAPACITY)
-                .time_to_live(ttl)
-                .build()
-        });
         Self {
             client,
-            cache,
+            cache: cache(ttl),
+            refused: cache(refused_ttl),
             timeout,
+            lookups: KeyLookups::default(),
         }
     }
 
+    /// The counter of lookups sent to dispatch.
+    pub fn lookups(&self) -> KeyLookups {
+        self.lookups.clone()
+    }
+
+    /// The partner of a key dispatch accepted within the cache window, without asking.
+    pub fn cached(&self, key: &ApiKey) -> Option<Partner> {
+        self.cache.as_ref().and_then(|c| c.get(&digest(key)))
+    }
+
+    /// The key's partner from the caches or, failing them, from dispatch.
     pub async fn resolve(&self, key: &ApiKey) -> Result<Partner, GatewayError> {
-        let digest: [u8; 32] = Sha256::digest(key.0.as_bytes()).into();
+        let digest = digest(key);
         if let Some(partner) = self.cache.as_ref().and_then(|c| c.get(&digest)) {
             return Ok(partner);
         }
+        if self
+            .refused
+            .as_ref()
+            .is_some_and(|c| c.contains_key(&digest))
+        {
+            return Err(GatewayError::BadKey);
+        }
+        match self.look_up(key).await {
+            Ok(partner) => {
+                if let Some(cache) = &self.cache {
+                    cache.insert(digest, partner.clone());
+                }
+                Ok(partner)
+            }
+            Err(GatewayError::BadKey) => {
+                if let Some(refused) = &self.refused {
+                    refused.insert(digest, ());
+                }
+                Err(GatewayError::BadKey)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn look_up(&self, key: &ApiKey) -> Result<Partner, GatewayError> {
+        self.lookups.add();
         let mut client = self.client.clone();
         let call = client.authenticate_partner_key(AuthenticatePartnerKeyRequest {
             secret: key.0.clone(),
@@ -132,15 +203,15 @@ impl KeyResolver {
         if resolved.partner_id.is_empty() {
             return Err(GatewayError::BadKey);
         }
-        let partner = Partner {
+        Ok(Partner {
             id: resolved.partner_id,
             key_id: resolved.key_id,
-        };
-        if let Some(cache) = &self.cache {
-            cache.insert(digest, partner.clone());
-        }
-        Ok(partner)
+        })
     }
+}
+
+fn digest(key: &ApiKey) -> [u8; 32] {
+    Sha256::digest(key.0.as_bytes()).into()
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! The one core both faces call: admit a caller (key → partner, then its rate limit),
-//! check what the gateway itself must check, forward to dispatch or returns as that
-//! partner with a bounded wait, and map the answer to what a partner may see.
+//! The one core both faces call: admit a caller (key → partner, then its rate limit;
+//! unknown keys first against the failed-attempt budget of the caller's address), check
+//! what the gateway itself must check, forward to dispatch or returns as that partner with
+//! a bounded wait, and map the answer to what a partner may see.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
-use aftersales_platform::{metrics, status::Violations};
+use aftersales_platform::{clock::SharedClock, metrics, status::Violations};
 use aftersales_protos::{
     common::v1::{Actor, ActorRole, PageRequest},
     dispatch::v1::{self as dispatch, OfferStatus, dispatch_service_client::DispatchServiceClient},
@@ -12,20 +13,59 @@ use aftersales_protos::{
     returns::v1::{RecordTrackingEventRequest, Return, return_service_client::ReturnServiceClient},
 };
 use http::HeaderMap;
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use tonic::{body::Body, service::interceptor::InterceptedService};
+use tower::util::BoxCloneSyncService;
 
 use crate::{
     auth::{self, KeyResolver, Partner},
     carrier::CarrierSecrets,
     error::{GatewayError, Upstream},
-    limiter::{Decision, RateLimiter},
+    limiter::{Decision, FailedAttempts, RateLimiter},
     mapping,
+    peer::TrustedProxies,
 };
 
 /// Forwards the caller's trace context on every upstream call.
 pub type TraceInterceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
-/// A channel to an upstream with trace propagation.
-pub type Intercepted = InterceptedService<Channel, TraceInterceptor>;
+/// A channel to an upstream, with the gateway's service token on every call when it has
+/// client credentials and without one otherwise: one type either way.
+pub type UpstreamChannel =
+    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
+
+/// Why a call never got an answer: the transport's error, or the token layer's (a
+/// `Status`). tonic finds either through `source()`, as it would unwrapped.
+#[derive(Debug)]
+pub struct ChannelError(Box<dyn std::error::Error + Send + Sync>);
+
+impl ChannelError {
+    pub fn new(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(err.into())
+    }
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+/// An upstream channel with trace propagation.
+pub type Intercepted = InterceptedService<UpstreamChannel, TraceInterceptor>;
+
+/// Who gets in: keys resolved through dispatch, the rate limit of each key, and the
+/// failed-attempt budget of each client address (read through the trusted proxies).
+#[derive(Clone)]
+pub struct Door {
+    pub keys: KeyResolver,
+    pub limiter: RateLimiter,
+    pub attempts: FailedAttempts,
+    pub proxies: TrustedProxies,
+}
 
 /// Ids the gateway forwards are at most this long; dispatch judges the rest.
 /// A partner's idempotency key, short enough that with the partner scope in front it stays
@@ -38,40 +78,67 @@ const MAX_TEXT_LEN: usize = 2_000;
 pub struct Gateway {
     dispatch: DispatchServiceClient<Intercepted>,
     returns: ReturnServiceClient<Intercepted>,
-    keys: KeyResolver,
-    limiter: RateLimiter,
+    door: Door,
     carriers: CarrierSecrets,
     timeout: Duration,
+    clock: SharedClock,
 }
 
 impl Gateway {
     pub fn new(
         dispatch: DispatchServiceClient<Intercepted>,
         returns: ReturnServiceClient<Intercepted>,
-        keys: KeyResolver,
-        limiter: RateLimiter,
+        door: Door,
         carriers: CarrierSecrets,
         timeout: Duration,
+        clock: SharedClock,
     ) -> Self {
         Self {
             dispatch,
             returns,
-            keys,
-            limiter,
+            door,
             carriers,
             timeout,
+            clock,
         }
     }
 
     pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
+        &self.door.limiter
     }
 
-    /// The partner behind the request's API key, if its budget allows another call.
-    pub async fn admit(&self, headers: &HeaderMap) -> Result<Partner, GatewayError> {
+    pub fn keys(&self) -> &KeyResolver {
+        &self.door.keys
+    }
+
+    /// The partner behind the request's API key, if its budget allows another call. A key
+    /// not known good is looked up only while the caller's address (`peer`, or what a
+    /// trusted proxy says) has failed attempts left, and a refusal spends one of them.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Partner, GatewayError> {
         let key = auth::api_key(headers)?;
-        let partner = self.keys.resolve(&key).await?;
-        match self.limiter.check(&partner.key_id).await {
+        let partner = match self.door.keys.cached(&key) {
+            Some(partner) => partner,
+            None => {
+                let client = self.door.proxies.client(peer, headers);
+                if let Decision::Limited { retry_after } = self.door.attempts.admit(client).await {
+                    metrics::rate_limited();
+                    tracing::debug!(%client, "failed key attempts spent: refused before lookup");
+                    return Err(GatewayError::TooManyFailedAttempts { retry_after });
+                }
+                match self.door.keys.resolve(&key).await {
+                    Err(GatewayError::BadKey) => {
+                        self.door.attempts.failed(client).await;
+                        return Err(GatewayError::BadKey);
+                    }
+                    other => other?,
+                }
+            }
+        };
+        match self.door.limiter.check(&partner.key_id).await {
             Decision::Allowed => Ok(partner),
             Decision::Limited { retry_after } => {
                 metrics::rate_limited();
@@ -345,14 +412,17 @@ impl Gateway {
         })
     }
 
-    /// Checks a carrier's signature over the raw body; nothing is read before it passes.
+    /// Checks a carrier's signature over its timestamp and the raw body, and the timestamp
+    /// against the gateway's clock; nothing is read before both pass.
     pub fn verify_carrier(
         &self,
         carrier: &str,
         signature: Option<&str>,
+        timestamp: Option<&str>,
         body: &[u8],
     ) -> Result<(), GatewayError> {
-        self.carriers.verify(carrier, signature, body)
+        self.carriers
+            .verify(carrier, signature, timestamp, body, self.clock.now())
     }
 
     /// Forwards a verified carrier event to returns.
@@ -466,7 +536,10 @@ mod tests {
     fn job_ids_are_required_and_bounded() {
         let mut v = Violations::new();
         check_job_id(&mut v, "");
-        check_job_id(&mut v, &"j".repeat(aftersales_platform::validate::MAX_ID + 1));
+        check_job_id(
+            &mut v,
+            &"j".repeat(aftersales_platform::validate::MAX_ID + 1),
+        );
         let fields: Vec<_> = v.into_vec().into_iter().map(|f| f.field).collect();
         assert_eq!(fields, ["job_id", "job_id"]);
     }

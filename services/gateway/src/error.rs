@@ -31,12 +31,21 @@ pub enum GatewayError {
     BadKey,
     #[error("rate limit exceeded; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { retry_after: Duration },
+    #[error(
+        "too many failed key attempts from your address; retry after {} s",
+        retry_after_secs(*retry_after)
+    )]
+    TooManyFailedAttempts { retry_after: Duration },
     #[error("invalid request")]
     Invalid(Vec<FieldViolation>),
     #[error("job {job_id} has no open offer for you")]
     NoOpenOffer { job_id: String },
     #[error("unknown carrier or bad signature")]
     BadSignature,
+    #[error("missing or malformed X-Carrier-Timestamp: send the signing time in unix seconds")]
+    BadTimestamp,
+    #[error("X-Carrier-Timestamp is more than {window_secs} s away from now")]
+    StaleTimestamp { window_secs: u64 },
     #[error("{} did not answer within {timeout:?}", upstream.name())]
     UpstreamTimeout {
         upstream: Upstream,
@@ -64,14 +73,19 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 impl From<GatewayError> for Status {
     fn from(err: GatewayError) -> Self {
         match err {
-            GatewayError::MissingKey | GatewayError::BadKey | GatewayError::BadSignature => {
+            GatewayError::MissingKey
+            | GatewayError::BadKey
+            | GatewayError::BadSignature
+            | GatewayError::BadTimestamp
+            | GatewayError::StaleTimestamp { .. } => {
                 let mut status = Status::unauthenticated(err.to_string());
                 status
                     .metadata_mut()
                     .insert("www-authenticate", MetadataValue::from_static("Bearer"));
                 status
             }
-            GatewayError::RateLimited { retry_after } => {
+            GatewayError::RateLimited { retry_after }
+            | GatewayError::TooManyFailedAttempts { retry_after } => {
                 let mut status = Status::resource_exhausted(err.to_string());
                 status.metadata_mut().insert(
                     "retry-after",
@@ -140,6 +154,11 @@ mod tests {
         });
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(status.metadata().get("retry-after").unwrap(), "2");
+        let status = Status::from(GatewayError::TooManyFailedAttempts {
+            retry_after: Duration::from_millis(5_500),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.metadata().get("retry-after").unwrap(), "6");
         assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
     }
@@ -182,6 +201,8 @@ mod tests {
             GatewayError::MissingKey,
             GatewayError::BadKey,
             GatewayError::BadSignature,
+            GatewayError::BadTimestamp,
+            GatewayError::StaleTimestamp { window_secs: 300 },
         ] {
             let status = Status::from(err);
             assert_eq!(status.code(), Code::Unauthenticated);

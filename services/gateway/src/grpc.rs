@@ -29,8 +29,9 @@ impl PartnerApi {
     }
 
     async fn admit<T>(&self, request: Request<T>) -> Result<(Partner, T), Status> {
+        let peer = request.remote_addr();
         let (metadata, _, message) = request.into_parts();
-        let partner = self.gateway.admit(&metadata.into_headers()).await?;
+        let partner = self.gateway.admit(&metadata.into_headers(), peer).await?;
         Ok((partner, message))
     }
 }

@@ -11,3 +11,4 @@ pub mod grpc;
 pub mod http;
 pub mod limiter;
 pub mod mapping;
+pub mod peer;

@@ -1,12 +1,19 @@
-//! Per-key rate limits. With Redis every gateway replica shares one budget per API key:
-//! a Lua script runs the generic cell rate algorithm (GCRA) atomically on Redis's clock,
-//! storing one "theoretical arrival time" per key that expires once the key is idle.
-//! Without Redis (`aftersales dev`) the same algorithm runs in process (governor).
+//! Budgets at the door: the rate limit of each API key, and the failed key attempts of
+//! each client address. With Redis every gateway replica shares one budget per key or
+//! address: a Lua script runs the generic cell rate algorithm (GCRA) atomically on Redis's
+//! clock, storing one "theoretical arrival time" that expires once the key is idle.
+//! Without Redis (`aftersales dev`) the same algorithm runs in process.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use aftersales_platform::metrics;
 use governor::{DefaultKeyedRateLimiter, clock::Clock};
+use moka::sync::Cache;
 use redis::aio::ConnectionManager;
 
 /// A sustained rate with room for bursts.
@@ -17,9 +24,39 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// Microseconds between two requests at the sustained rate (at least one).
-    fn interval_us(self) -> u64 {
-        (1_000_000 / u64::from(self.per_second.get())).max(1)
+    fn cell(self) -> Cell {
+        Cell::new(1_000_000 / u64::from(self.per_second.get()), self.burst)
+    }
+}
+
+/// Failed key attempts a client address may make: `per_minute` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptQuota {
+    pub per_minute: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl AttemptQuota {
+    fn cell(self) -> Cell {
+        Cell::new(60_000_000 / u64::from(self.per_minute.get()), self.burst)
+    }
+}
+
+/// GCRA parameters: microseconds between two cells at the sustained rate (at least one),
+/// and how far ahead of now the budget may be spent (`burst` cells).
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    interval_us: u64,
+    tolerance_us: u64,
+}
+
+impl Cell {
+    fn new(interval_us: u64, burst: NonZeroU32) -> Self {
+        let interval_us = interval_us.max(1);
+        Self {
+            interval_us,
+            tolerance_us: interval_us.saturating_mul(u64::from(burst.get())),
+        }
     }
 }
 
@@ -30,9 +67,10 @@ pub enum Decision {
     Limited { retry_after: Duration },
 }
 
-/// GCRA on Redis. ARGV: interval and burst tolerance in µs. Returns {allowed, wait µs}.
-/// Time comes from Redis so replicas with skewed clocks agree; the state is written as an
-/// integer string because Lua's default number format would round it.
+/// GCRA on Redis. ARGV: interval and burst tolerance in µs, then `1` to spend a cell or `0`
+/// only to ask whether one is free. Returns {allowed, wait µs}. Time comes from Redis so
+/// replicas with skewed clocks agree; the state is written as an integer string because
+/// Lua's default number format would round it.
 const GCRA: &str = r#"
 local now = redis.call('TIME')
 local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
@@ -48,7 +86,9 @@ local allow_at = new_tat - tolerance
 if allow_at > now_us then
   return {0, allow_at - now_us}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000))
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000))
+end
 return {1, 0}
 "#;
 
@@ -59,23 +99,23 @@ pub enum RateLimiter {
     Local(Arc<DefaultKeyedRateLimiter<String>>),
 }
 
+/// One GCRA budget per key under a Redis key prefix.
 #[derive(Clone)]
 pub struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
     script: Arc<redis::Script>,
-    quota: Quota,
+    cell: Cell,
 }
 
 impl RateLimiter {
     /// Shared by every replica that uses the same Redis and `prefix`.
     pub fn redis(conn: ConnectionManager, prefix: &str, quota: Quota) -> Self {
-        RateLimiter::Redis(RedisLimiter {
+        RateLimiter::Redis(RedisLimiter::new(
             conn,
-            prefix: format!("{prefix}gateway:ratelimit:"),
-            script: Arc::new(redis::Script::new(GCRA)),
-            quota,
-        })
+            format!("{prefix}gateway:ratelimit:"),
+            quota.cell(),
+        ))
     }
 
     /// This process only.
@@ -88,17 +128,7 @@ impl RateLimiter {
     /// losing quota enforcement for a moment is better than refusing every partner.
     pub async fn check(&self, key: &str) -> Decision {
         match self {
-            RateLimiter::Redis(limiter) => match limiter.check(key).await {
-                Ok(decision) => {
-                    metrics::redis_command("gateway", true);
-                    decision
-                }
-                Err(err) => {
-                    metrics::redis_command("gateway", false);
-                    tracing::warn!(error = %err, "rate limiter: Redis failed; request admitted");
-                    Decision::Allowed
-                }
-            },
+            RateLimiter::Redis(limiter) => limiter.decide(key, true).await,
             RateLimiter::Local(limiter) => match limiter.check_key(&key.to_owned()) {
                 Ok(()) => Decision::Allowed,
                 Err(not_until) => Decision::Limited {
@@ -119,15 +149,39 @@ impl RateLimiter {
 }
 
 impl RedisLimiter {
-    async fn check(&self, key: &str) -> redis::RedisResult<Decision> {
-        let interval = self.quota.interval_us();
-        let tolerance = interval * u64::from(self.quota.burst.get());
+    fn new(conn: ConnectionManager, prefix: String, cell: Cell) -> Self {
+        Self {
+            conn,
+            prefix,
+            script: Arc::new(redis::Script::new(GCRA)),
+            cell,
+        }
+    }
+
+    /// Spends a cell of `key` (`spend`) or only asks whether one is free. A Redis failure
+    /// admits: losing enforcement for a moment is better than refusing every partner.
+    async fn decide(&self, key: &str, spend: bool) -> Decision {
+        match self.run(key, spend).await {
+            Ok(decision) => {
+                metrics::redis_command("gateway", true);
+                decision
+            }
+            Err(err) => {
+                metrics::redis_command("gateway", false);
+                tracing::warn!(error = %err, "rate limiter: Redis failed; request admitted");
+                Decision::Allowed
+            }
+        }
+    }
+
+    async fn run(&self, key: &str, spend: bool) -> redis::RedisResult<Decision> {
         let mut conn = self.conn.clone();
         let (allowed, wait_us): (i64, i64) = self
             .script
             .key(format!("{}{key}", self.prefix))
-            .arg(interval)
-            .arg(tolerance)
+            .arg(self.cell.interval_us)
+            .arg(self.cell.tolerance_us)
+            .arg(u8::from(spend))
             .invoke_async(&mut conn)
             .await?;
         Ok(if allowed == 1 {
@@ -137,6 +191,96 @@ impl RedisLimiter {
                 retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0).max(1)),
             }
         })
+    }
+}
+
+/// The failed key attempts of every client address. Asking costs nothing: an attempt is
+/// checked before its key is looked up ([`admit`](Self::admit)) and charged only once the
+/// key turns out bad ([`failed`](Self::failed)), so callers with good keys never spend it.
+#[derive(Clone)]
+pub enum FailedAttempts {
+    Redis(RedisLimiter),
+    Local(LocalCells),
+}
+
+impl FailedAttempts {
+    /// Shared by every replica that uses the same Redis and `prefix`.
+    pub fn redis(conn: ConnectionManager, prefix: &str, quota: AttemptQuota) -> Self {
+        FailedAttempts::Redis(RedisLimiter::new(
+            conn,
+            format!("{prefix}gateway:failedauth:"),
+            quota.cell(),
+        ))
+    }
+
+    /// This process only.
+    pub fn local(quota: AttemptQuota) -> Self {
+        FailedAttempts::Local(LocalCells::new(quota.cell()))
+    }
+
+    /// Whether `client` may have another key looked up, without spending anything.
+    pub async fn admit(&self, client: IpAddr) -> Decision {
+        match self {
+            FailedAttempts::Redis(limiter) => limiter.decide(&client.to_string(), false).await,
+            FailedAttempts::Local(cells) => cells.decide(client, false),
+        }
+    }
+
+    /// Charges `client` one failed attempt.
+    pub async fn failed(&self, client: IpAddr) {
+        match self {
+            FailedAttempts::Redis(limiter) => {
+                limiter.decide(&client.to_string(), true).await;
+            }
+            FailedAttempts::Local(cells) => {
+                cells.decide(client, true);
+            }
+        }
+    }
+}
+
+/// The script's GCRA in process, for [`FailedAttempts`] without Redis: governor cannot
+/// tell whether a cell is free without spending it. An address idle for the burst
+/// tolerance has its whole budget back, so its entry is forgotten then.
+#[derive(Clone)]
+pub struct LocalCells {
+    /// The theoretical arrival time of each address.
+    arrivals: Cache<IpAddr, Arc<Mutex<Instant>>>,
+    interval: Duration,
+    tolerance: Duration,
+}
+
+/// Addresses tracked at most; the least recently seen make room.
+const LOCAL_ADDRESSES: u64 = 100_000;
+
+impl LocalCells {
+    fn new(cell: Cell) -> Self {
+        let tolerance = Duration::from_micros(cell.tolerance_us);
+        Self {
+            arrivals: Cache::builder()
+                .max_capacity(LOCAL_ADDRESSES)
+                .time_to_idle(tolerance.max(Duration::from_secs(1)))
+                .build(),
+            interval: Duration::from_micros(cell.interval_us),
+            tolerance,
+        }
+    }
+
+    fn decide(&self, client: IpAddr, spend: bool) -> Decision {
+        let now = Instant::now();
+        let arrival = self.arrivals.get_with(client, || Arc::new(Mutex::new(now)));
+        let mut tat = arrival.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = (*tat).max(now) + self.interval;
+        let allow_from = now + self.tolerance;
+        if next > allow_from {
+            return Decision::Limited {
+                retry_after: next.duration_since(allow_from),
+            };
+        }
+        if spend {
+            *tat = next;
+        }
+        Decision::Allowed
     }
 }
 
@@ -220,6 +364,57 @@ mod tests {
             .unwrap();
         // Idle keys leave Redis within burst × interval.
         assert!(ttl > 0 && ttl <= 2_000, "{ttl}");
+    }
+
+    fn attempts(per_minute: u32, burst: u32) -> AttemptQuota {
+        AttemptQuota {
+            per_minute: NonZeroU32::new(per_minute).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        }
+    }
+
+    /// Asking is free, each failure spends, and the burst spent refuses with the wait for
+    /// the next cell; another address is untouched.
+    async fn failed_attempts_are_charged_only_when_they_fail(limiter: FailedAttempts) {
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..10 {
+            assert_eq!(
+                limiter.admit(a).await,
+                Decision::Allowed,
+                "asking spends nothing"
+            );
+        }
+        for _ in 0..3 {
+            assert_eq!(limiter.admit(a).await, Decision::Allowed);
+            limiter.failed(a).await;
+        }
+        let Decision::Limited { retry_after } = limiter.admit(a).await else {
+            panic!("a fourth attempt after a burst of three failures");
+        };
+        // At 6 a minute, the next cell is at most 10 s away.
+        assert!(
+            retry_after > Duration::ZERO && retry_after <= Duration::from_secs(10),
+            "{retry_after:?}"
+        );
+        assert_eq!(limiter.admit(b).await, Decision::Allowed);
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_in_process() {
+        failed_attempts_are_charged_only_when_they_fail(FailedAttempts::local(attempts(6, 3)))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_on_redis() {
+        let conn = aftersales_testkit::redis_connection().await.unwrap();
+        let prefix = aftersales_testkit::unique_prefix();
+        failed_attempts_are_charged_only_when_they_fail(FailedAttempts::redis(
+            conn,
+            &prefix,
+            attempts(6, 3),
+        ))
+        .await;
     }
 
     #[tokio::test]

@@ -95,6 +95,18 @@ impl ApiError {
         )
     }
 
+    /// The request (its body included) took longer than the limit.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::http_only(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request was not received within {} ms",
+                limit.as_millis()
+            ),
+        )
+    }
+
     pub fn route_not_found() -> Self {
         Self::http_only(StatusCode::NOT_FOUND, "not_found", "no such route".into())
     }

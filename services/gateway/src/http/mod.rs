@@ -1,21 +1,29 @@
 //! The HTTP/JSON face: the same partner operations as the gRPC face over axum, plus carrier
-//! webhooks, `/healthz` and the OpenAPI document. Extractors here admit the caller before
-//! anything of the request is read, and turn every unreadable part into a 400 naming it.
+//! webhooks, `/healthz` and the OpenAPI document, served with bounded connections
+//! (`serve`). Extractors here admit the caller before anything of the request is read, and
+//! turn every unreadable part into a 400 naming it.
 
 pub mod error;
 pub mod model;
 pub mod openapi;
 mod routes;
+pub mod serve;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aftersales_platform::metrics;
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request},
+    extract::{
+        ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request,
+    },
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http::{StatusCode, request::Parts};
 use serde::de::DeserializeOwned;
@@ -31,8 +39,9 @@ pub struct HttpState {
     pub max_body_bytes: usize,
 }
 
-/// The router of the HTTP face.
-pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
+/// The router of the HTTP face; every request, its body included, is answered within
+/// `request_timeout`.
+pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize, request_timeout: Duration) -> Router {
     let state = HttpState {
         gateway,
         max_body_bytes,
@@ -41,8 +50,21 @@ pub fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            within(request_timeout, request, next)
+        }))
         .layer(middleware::from_fn(trace))
         .with_state(state)
+}
+
+/// 408 for a request not done within `limit`, so a sender trickling its body cannot hold
+/// a connection longer (handlers finish sooner: their upstream calls have their own
+/// bound).
+async fn within(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(limit).into_response(),
+    }
 }
 
 /// A span per request named after its route, continuing the caller's W3C trace, and the
@@ -87,7 +109,11 @@ impl FromRequestParts<HttpState> for Admitted {
         parts: &mut Parts,
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Admitted(state.gateway.admit(&parts.headers).await?))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr);
+        Ok(Admitted(state.gateway.admit(&parts.headers, peer).await?))
     }
 }
 
@@ -198,7 +224,6 @@ fn missing_field(message: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use axum::response::IntoResponse;
     use serde::Deserialize;
 
     use super::*;

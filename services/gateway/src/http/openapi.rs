@@ -77,6 +77,10 @@ fn common(out: &mut BTreeMap<String, RefOr<Response>>) {
     );
     add("404", error("No such job of yours").build());
     add(
+        "408",
+        error("The request was not received within the request timeout").build(),
+    );
+    add(
         "409",
         error("The job is not in a state that allows this").build(),
     );
@@ -105,15 +109,18 @@ impl IntoResponses for Failures {
         out.insert(
             "429".into(),
             RefOr::T(
-                error("Your key's rate limit is spent")
-                    .header(
-                        "Retry-After",
-                        HeaderBuilder::new()
-                            .schema(u64::schema_ref())
-                            .description(Some("Seconds to wait"))
-                            .build(),
-                    )
-                    .build(),
+                error(
+                    "Your key's rate limit is spent, or your address made too many failed \
+                     key attempts",
+                )
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(u64::schema_ref())
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                )
+                .build(),
             ),
         );
         out
@@ -129,7 +136,10 @@ impl IntoResponses for CarrierFailures {
         common(&mut out);
         out.insert(
             "401".into(),
-            RefOr::T(unauthorized("Unknown carrier or bad signature")),
+            RefOr::T(unauthorized(
+                "Unknown carrier, bad signature, or a missing, malformed or stale \
+                 X-Carrier-Timestamp",
+            )),
         );
         out
     }
@@ -188,6 +198,20 @@ mod tests {
         assert!(
             doc["paths"]["/v1/jobs"]["get"]["responses"]["429"]["headers"]["Retry-After"]
                 .is_object()
+        );
+        let webhook = &doc["paths"]["/v1/carriers/{carrier}/tracking"]["post"];
+        let headers: Vec<&str> = webhook["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(headers, ["X-Carrier-Timestamp", "X-Signature"]);
+        let signature = webhook["parameters"][2]["description"].as_str().unwrap();
+        assert!(
+            signature.contains("<X-Carrier-Timestamp>.<raw body>"),
+            "{signature}"
         );
     }
 }

@@ -13,6 +13,7 @@ use aftersales_platform::{codes::ProtoEnum, status::Violations};
 use aftersales_protos::partner::v1 as partner;
 
 use crate::{
+    carrier,
     error::GatewayError,
     http::{
         Admitted, Carrier, HttpState, JobId, JsonBody, RawBody,
@@ -263,12 +264,18 @@ async fn list_settlements(
     Ok(Json(page.into()))
 }
 
-/// A carrier's tracking event for a return shipment. No API key: the body is signed with
-/// the carrier's secret, `X-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`.
+/// A carrier's tracking event for a return shipment. No API key: the carrier signs the
+/// time of sending together with the raw body, `X-Carrier-Timestamp: <unix seconds>` and
+/// `X-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. A timestamp
+/// more than 300 s away from the gateway's clock (either way) is refused, so a captured
+/// request stops working; a redelivery of an event id within the window changes nothing.
 #[utoipa::path(post, path = "/v1/carriers/{carrier}/tracking", tag = "carriers",
     security(()),
     params(("carrier" = String, Path, min_length = 1, max_length = 64),
-        ("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256(carrier secret, raw body)>")),
+        ("X-Carrier-Timestamp" = String, Header, pattern = "^[0-9]{1,12}$",
+            description = "When the request was signed, in unix seconds; refused when more than 300 s away from the gateway's clock"),
+        ("X-Signature" = String, Header,
+            description = "sha256=<hex HMAC-SHA256(carrier secret, \"<X-Carrier-Timestamp>.<raw body>\")>")),
     request_body = TrackingBody,
     responses((status = 200, body = TrackingAck), CarrierFailures))]
 async fn carrier_tracking(
@@ -277,8 +284,13 @@ async fn carrier_tracking(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Answer<TrackingAck> {
-    let signature = headers.get("x-signature").and_then(|v| v.to_str().ok());
-    state.gateway.verify_carrier(&carrier, signature, &body)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    state.gateway.verify_carrier(
+        &carrier,
+        header(carrier::SIGNATURE_HEADER),
+        header(carrier::TIMESTAMP_HEADER),
+        &body,
+    )?;
     let event: TrackingBody = parse_json(&body)?;
     let event_id = event.event_id.clone();
     state

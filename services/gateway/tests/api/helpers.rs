@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use aftersales_dispatch::app::{DispatchApp, DispatchConfig};
-use aftersales_gateway::app::{GatewayApp, GatewaySettings};
+use aftersales_gateway::{
+    app::{GatewayApp, GatewaySettings},
+    auth::KeyLookups,
+};
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
     common::v1 as common,
@@ -216,6 +219,7 @@ pub async fn spawn_gateway(
         .await
         .expect("the gateway builds");
     let (grpc_addr, http_addr) = (app.grpc_addr(), app.http_addr());
+    let lookups = app.key_lookups();
     let task = tokio::spawn(async move {
         app.run(shutdown).await.expect("the gateway runs");
     });
@@ -227,6 +231,9 @@ pub async fn spawn_gateway(
             base: format!("http://{http_addr}"),
             client: reqwest::Client::new(),
         },
+        grpc_addr,
+        http_addr,
+        lookups,
     };
     (gateway, task)
 }
@@ -238,6 +245,37 @@ pub struct Gateway {
     /// The gRPC face's channel, for other clients (health, reflection).
     pub channel: Channel,
     pub http: Http,
+    pub grpc_addr: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+    /// Key lookups the gateway has sent to dispatch so far.
+    pub lookups: KeyLookups,
+}
+
+impl Gateway {
+    /// The same gateway reached from another loopback address (127.0.0.2, …): another
+    /// client as far as per-address limits go.
+    pub async fn reached_from(&self, ip: std::net::IpAddr) -> Gateway {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("an address")
+            .local_address(Some(ip))
+            .connect()
+            .await
+            .expect("connects");
+        Gateway {
+            grpc: PartnerServiceClient::new(channel.clone()),
+            channel,
+            http: Http {
+                base: self.http.base.clone(),
+                client: reqwest::Client::builder()
+                    .local_address(ip)
+                    .build()
+                    .expect("a client"),
+            },
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+            lookups: self.lookups.clone(),
+        }
+    }
 }
 
 /// `message` with the API key in `authorization: Bearer`.

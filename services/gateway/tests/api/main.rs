@@ -5,8 +5,11 @@
 
 mod api_contract;
 mod carriers;
+mod connections;
+mod door;
 mod helpers;
 mod isolation;
 mod keys;
 mod limits;
 mod serving;
+mod tokens;
