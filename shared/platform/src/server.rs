@@ -198,7 +198,6 @@ pub async fn serve(
         .load_shed(true)
         .http2_keepalive_interval(Some(settings.keepalive_interval))
         .http2_keepalive_timeout(Some(settings.keepalive_timeout))
-        .tcp_keepalive(Some(settings.keepalive_interval))
         .max_concurrent_streams(settings.max_concurrent_streams);
     if let Some(age) = settings.max_connection_age {
         builder = builder.max_connection_age(age);
