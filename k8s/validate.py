@@ -55,6 +55,7 @@ EXTERNAL_SECRETS = {
     "care-database": {"url"},
     "care-encryption": {"encryption-keys", "active-key-id", "search-key"},
     "care-oauth-client": {"client-id", "client-secret"},
+    "gateway-oauth-client": {"client-id", "client-secret"},
     "aftersales-redis": {"url"},
     "gateway-carriers": {"secrets"},
     "gateway-tls": {"tls.crt", "tls.key"},

@@ -25,8 +25,9 @@ pub async fn run(env: &Env, command: AdminCommand) -> anyhow::Result<()> {
         } => replay(env, service, &event_id).await,
         AdminCommand::Keys {
             dispatch_url,
+            token,
             action,
-        } => keys(&dispatch_url, action).await,
+        } => keys(&dispatch_url, token.as_deref(), action).await,
         AdminCommand::CheckConfig { service } => check_config(env, service).await,
         AdminCommand::Token {
             roles,
@@ -130,10 +131,30 @@ fn print_key(key: &pb::PartnerKey) {
     );
 }
 
-async fn keys(dispatch_url: &str, action: KeysAction) -> anyhow::Result<()> {
-    let mut client = PartnerKeyServiceClient::connect(dispatch_url.to_owned())
+async fn keys(dispatch_url: &str, token: Option<&str>, action: KeysAction) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(dispatch_url.to_owned())?
+        .connect()
         .await
         .with_context(|| format!("dispatch at {dispatch_url}"))?;
+    let bearer = token
+        .map(|t| format!("Bearer {}", t.trim()).parse::<tonic::metadata::MetadataValue<_>>())
+        .transpose()
+        .context("the token is not a header value")?;
+    // With a token, the operator recorded is its subject; without one (a suite running
+    // AUTH_MODE=disabled), the login name.
+    let with_token = bearer.is_some();
+    let operator = || if with_token { None } else { operator() };
+    let mut client = PartnerKeyServiceClient::with_interceptor(
+        channel,
+        move |mut request: tonic::Request<()>| {
+            if let Some(bearer) = &bearer {
+                request
+                    .metadata_mut()
+                    .insert("authorization", bearer.clone());
+            }
+            Ok(request)
+        },
+    );
     match action {
         KeysAction::Issue { partner, label } => {
             let issued = client

@@ -63,6 +63,10 @@ pub enum AdminCommand {
             default_value = "http://127.0.0.1:50053"
         )]
         dispatch_url: String,
+        /// A bearer token with the role `admin` (`admin token --roles admin` under `dev`);
+        /// the operator recorded is its subject.
+        #[arg(long, env = "AFTERSALES_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(subcommand)]
         action: KeysAction,
     },
