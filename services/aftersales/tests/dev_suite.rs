@@ -1,6 +1,6 @@
 //! `make run` end to end: the real `aftersales dev` binary serves the tickets service on
-//! the port README gives, health says SERVING, reflection lists the service, and SIGTERM
-//! stops it cleanly.
+//! the port README gives, health says SERVING, reflection lists the service, a call needs
+//! a token and one from `admin token` is accepted, and SIGTERM stops it cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
@@ -84,7 +84,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = ServerReflectionClient::new(channel)
+    let mut responses = ServerReflectionClient::new(channel.clone())
         .server_reflection_info(tokio_stream::iter([request]))
         .await
         .expect("reflection answers")
@@ -115,6 +115,33 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     );
 
     drop(responses);
+
+    // Calls need a token; `admin token` mints one from the development issuer.
+    use aftersales_protos::tickets::v1::{
+        ListTicketsRequest, ticket_service_client::TicketServiceClient,
+    };
+    let mut tickets = TicketServiceClient::new(channel.clone());
+    let refused = tickets
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let minted = Command::new(env!("CARGO_BIN_EXE_aftersales"))
+        .args(["admin", "token", "--roles", "agent", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap();
+    let mut request = tonic::Request::new(ListTicketsRequest::default());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token.trim()).parse().unwrap(),
+    );
+    tickets
+        .list_tickets(request)
+        .await
+        .expect("a token from the development issuer is accepted");
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -147,12 +174,23 @@ async fn connect(
     }
 }
 
-/// A plain HTTP/1.0 GET: the whole response.
+/// A plain HTTP/1.0 GET: the whole response. The gateway starts last, so its port may
+/// need a moment.
 async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("HTTP port answers");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => break stream,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "HTTP port {addr} never answered: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
