@@ -162,38 +162,4 @@ impl DispatchApp {
     }
 }
 
-impl aftersales_runtime::module::ServiceApp for DispatchApp {
-    const NAME: &'static str = "dispatch";
-    const QUEUE: Option<&'static str> = Some(QUEUE);
-    type Settings = (ServiceSettings, DispatchConfig);
-
-    fn settings(env: &Env, dev_database: Option<&str>) -> Result<Self::Settings, ConfigError> {
-        settings_from_env(env, dev_database)
-    }
-
-    fn database(settings: &Self::Settings) -> Option<&DbSettings> {
-        Some(&settings.0.database)
-    }
-
-    async fn migrate(database: &DbSettings) -> anyhow::Result<()> {
-        migrate(database).await?;
-        Ok(())
-    }
-
-    async fn build(
-        (settings, config): Self::Settings,
-        bus: EventBus,
-        queue: Option<DeadlineQueue>,
-    ) -> anyhow::Result<Self> {
-        let queue = queue.ok_or_else(|| anyhow::anyhow!("dispatch needs its deadline queue"))?;
-        Ok(Self::build(settings, config, bus, queue).await?)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.local_addr()
-    }
-
-    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        Ok(self.run(shutdown).await?)
-    }
-}
+aftersales_runtime::queued_service_app!(DispatchApp, "dispatch", DispatchConfig);

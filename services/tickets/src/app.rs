@@ -148,38 +148,4 @@ impl TicketsApp {
     }
 }
 
-impl aftersales_runtime::module::ServiceApp for TicketsApp {
-    const NAME: &'static str = "tickets";
-    const QUEUE: Option<&'static str> = Some(QUEUE);
-    type Settings = ServiceSettings;
-
-    fn settings(env: &Env, dev_database: Option<&str>) -> Result<Self::Settings, ConfigError> {
-        settings_from_env(env, dev_database)
-    }
-
-    fn database(settings: &Self::Settings) -> Option<&DbSettings> {
-        Some(&settings.database)
-    }
-
-    async fn migrate(database: &DbSettings) -> anyhow::Result<()> {
-        migrate(database).await?;
-        Ok(())
-    }
-
-    async fn build(
-        settings: Self::Settings,
-        bus: EventBus,
-        queue: Option<DeadlineQueue>,
-    ) -> anyhow::Result<Self> {
-        let queue = queue.ok_or_else(|| anyhow::anyhow!("tickets needs its deadline queue"))?;
-        Ok(Self::build(settings, bus, queue).await?)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.local_addr()
-    }
-
-    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        Ok(self.run(shutdown).await?)
-    }
-}
+aftersales_runtime::queued_service_app!(TicketsApp, "tickets");

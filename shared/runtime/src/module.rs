@@ -138,3 +138,71 @@ impl<A: ServiceApp> ServiceModule for Module<A> {
         })
     }
 }
+
+/// The [`ServiceApp`] of a service crate laid out as every queued service is: an `app`
+/// module with `QUEUE`, `settings_from_env(env, dev_database)`, `migrate(database)`, and
+/// an app type with `build(settings, [config,] bus, queue)`, `local_addr()` and
+/// `run(shutdown)`. `queued_service_app!(ReturnsApp, "returns", ReturnsConfig)` for a
+/// service with its own configuration, `queued_service_app!(TicketsApp, "tickets")` for
+/// one without.
+#[macro_export]
+macro_rules! queued_service_app {
+    ($app:ty, $name:literal $(, $config:ty)?) => {
+        impl $crate::module::ServiceApp for $app {
+            const NAME: &'static str = $name;
+            const QUEUE: Option<&'static str> = Some(QUEUE);
+            type Settings = $crate::queued_service_app!(@settings $($config)?);
+
+            fn settings(
+                env: &::aftersales_platform::config::Env,
+                dev_database: Option<&str>,
+            ) -> Result<Self::Settings, ::aftersales_platform::config::ConfigError> {
+                settings_from_env(env, dev_database)
+            }
+
+            fn database(
+                settings: &Self::Settings,
+            ) -> Option<&::aftersales_platform::db::DbSettings> {
+                Some($crate::queued_service_app!(@database settings $($config)?))
+            }
+
+            async fn migrate(
+                database: &::aftersales_platform::db::DbSettings,
+            ) -> ::anyhow::Result<()> {
+                migrate(database).await?;
+                Ok(())
+            }
+
+            async fn build(
+                settings: Self::Settings,
+                bus: ::aftersales_eventbus::EventBus,
+                queue: Option<::aftersales_deadlines::DeadlineQueue>,
+            ) -> ::anyhow::Result<Self> {
+                let queue = queue
+                    .ok_or_else(|| ::anyhow::anyhow!(concat!($name, " needs its deadline queue")))?;
+                Ok($crate::queued_service_app!(@build settings bus queue $($config)?))
+            }
+
+            fn addr(&self) -> ::std::net::SocketAddr {
+                self.local_addr()
+            }
+
+            async fn serve(
+                self,
+                shutdown: ::aftersales_platform::CancellationToken,
+            ) -> ::anyhow::Result<()> {
+                Ok(self.run(shutdown).await?)
+            }
+        }
+    };
+    (@settings) => { $crate::ServiceSettings };
+    (@settings $config:ty) => { ($crate::ServiceSettings, $config) };
+    (@database $settings:ident) => { &$settings.database };
+    (@database $settings:ident $config:ty) => { &$settings.0.database };
+    (@build $settings:ident $bus:ident $queue:ident) => {
+        Self::build($settings, $bus, $queue).await?
+    };
+    (@build $settings:ident $bus:ident $queue:ident $config:ty) => {
+        Self::build($settings.0, $settings.1, $bus, $queue).await?
+    };
+}
