@@ -23,8 +23,9 @@ test: backends tools k8s-validate bench-quick
 backends:
 	bash tests/setup/backends.sh
 
-## Python tools the tests use (schemathesis, manifest validators), in venvs under
-## target/tools; pip's cache makes a second install quick.
+## Tools the tests use, under target/tools: Python ones (schemathesis, manifest
+## validators) in venvs, and the OpenID provider the identity tests talk to
+## (oauth2-mock-server, from npm, pinned by tests/setup/oidc/package-lock.json).
 tools:
 	bash tests/setup/tools.sh
 
