@@ -255,6 +255,37 @@ async fn every_rpc_is_guarded_by_token_and_table() {
     }
     assert!(checked > 500, "only {checked} calls were checked");
 
+    // Whether a phone number belongs to a customer is personal data: the lookup by phone
+    // needs pii:read even for a role the table lets call GetCustomer.
+    let care = &channels.iter().find(|(n, _)| *n == "care").unwrap().1;
+    let by_phone = |token: &str| {
+        let mut request = Request::new(aftersales_protos::care::v1::GetCustomerRequest {
+            phone: "13800138000".into(),
+            reader: Some(aftersales_protos::care::v1::Reader {
+                purpose: "caller identification".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    let token_of = |role: &str| &role_tokens.iter().find(|(r, _)| *r == role).unwrap().1;
+    let mut client =
+        aftersales_protos::care::v1::care_service_client::CareServiceClient::new(care.clone());
+    let denied = client
+        .get_customer(by_phone(token_of(roles::AGENT)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let looked_up = client
+        .get_customer(by_phone(token_of(roles::PII_READ)))
+        .await
+        .unwrap_err();
+    assert_eq!(looked_up.code(), Code::NotFound, "{looked_up:?}");
+
     // Health answers probes without a token.
     let (code, _) = call(&channels[0].1, "/grpc.health.v1.Health/Check", None).await;
     assert_eq!(code, Code::Ok);

@@ -7,7 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::auth::Caller;
+use aftersales_platform::auth::{Caller, roles::PII_READ};
 use aftersales_platform::{codes::timestamp, paging::encode_cursor};
 use aftersales_protos::{
     care::v1::{self as pb, care_service_server::CareService},
@@ -81,6 +81,12 @@ impl CareService for CareApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let (id, phone) = request::get_customer(&r)?;
+        // Whether a number belongs to a customer is itself personal data.
+        if phone.is_some() && !caller.has_role(PII_READ) {
+            return Err(Status::permission_denied(
+                "looking a customer up by phone requires the role pii:read",
+            ));
+        }
         let reader = request::reader(&caller, r.reader.as_ref())?;
         let customer = self
             .core
