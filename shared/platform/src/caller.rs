@@ -46,7 +46,7 @@ impl Actor {
 
 /// `(id, role)` of the request's actor; `("anonymous", "unspecified")` when none is given.
 /// The role is the enum's name in lower case, e.g. `agent`.
-pub fn actor(actor: Option<&common::Actor>) -> (String, String) {
+fn actor(actor: Option<&common::Actor>) -> (String, String) {
     match actor {
         Some(a) if !a.id.is_empty() => (a.id.chars().take(MAX_ID).collect(), role_name(a.role)),
         _ => ("anonymous".into(), "unspecified".into()),

@@ -131,13 +131,6 @@ pub mod schema {
     }
 }
 
-/// Now, at the precision the databases keep (microseconds), so an instant written and
-/// read back compares equal to the one in memory.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use crate::clock::Clock;
-    crate::clock::SystemClock.now()
-}
-
 /// The pool's connections `(in use, idle, limit)`, for the saturation metrics.
 pub fn pool_stats(db: &sea_orm::DatabaseConnection) -> (u32, u32, u32) {
     fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u32, u32, u32) {

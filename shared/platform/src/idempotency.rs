@@ -157,38 +157,6 @@ pub enum IdempotencyError {
     Db(#[from] DbErr),
 }
 
-/// The stored first result (JSON) for this key, if the request was seen before.
-pub async fn recall_json<C: ConnectionTrait, T: serde::de::DeserializeOwned>(
-    conn: &C,
-    scope: &str,
-    idem: Option<&Idempotency>,
-) -> Result<Option<T>, IdempotencyError> {
-    let Some(idem) = idem else { return Ok(None) };
-    match recall(conn, scope, &idem.key, &idem.fingerprint).await? {
-        Recall::Fresh => Ok(None),
-        Recall::Replay(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes)
-                .map_err(|e| crate::db::corrupt("idempotency_keys", e))?,
-        )),
-        Recall::Mismatch => Err(IdempotencyError::Reused {
-            key: idem.key.clone(),
-        }),
-    }
-}
-
-/// Stores the first result (as JSON) under the key, if there is one.
-pub async fn remember_json<C: ConnectionTrait, T: serde::Serialize>(
-    conn: &C,
-    scope: &str,
-    idem: Option<&Idempotency>,
-    result: &T,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let Some(idem) = idem else { return Ok(()) };
-    let bytes = crate::db::to_json(result)?.into_bytes();
-    remember(conn, scope, &idem.key, &idem.fingerprint, bytes, now).await
-}
-
 /// Errors that may carry a database error (to spot a concurrent twin's unique violation).
 pub trait CarriesDbErr {
     fn db_err(&self) -> Option<&DbErr>;
