@@ -13,6 +13,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use aftersales_platform::{clock::SharedClock, metrics, status::Violations};
 use aftersales_protos::{
+    common::v1::PageRequest,
     common::v1::{Actor, ActorRole},
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
     returns::v1::return_service_client::ReturnServiceClient,
@@ -189,6 +190,17 @@ fn scoped_idempotency_key(v: &mut Violations, partner: &Partner, key: &str) -> S
     } else {
         format!("partner:{}:{}", partner.id, key.trim())
     }
+}
+
+/// A partner's page request, forwarded as it is once its token is within bounds.
+fn page(page_size: u32, page_token: String) -> Result<PageRequest, GatewayError> {
+    let mut v = Violations::new();
+    v.max_len("page_token", &page_token, 1_024);
+    finish(v)?;
+    Ok(PageRequest {
+        page_size,
+        page_token,
+    })
 }
 
 fn finish(v: Violations) -> Result<(), GatewayError> {

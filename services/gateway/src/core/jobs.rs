@@ -6,12 +6,11 @@ use std::future::Future;
 
 use aftersales_platform::status::Violations;
 use aftersales_protos::{
-    common::v1::PageRequest,
     dispatch::v1::{self as dispatch, OfferStatus},
     partner::v1 as partner,
 };
 
-use super::{Gateway, MAX_TEXT_LEN, actor, check_job_id, finish, scoped_idempotency_key};
+use super::{Gateway, MAX_TEXT_LEN, actor, check_job_id, finish, page, scoped_idempotency_key};
 use crate::{
     auth::Partner,
     error::{GatewayError, Upstream},
@@ -110,18 +109,13 @@ impl Gateway {
         partner: &Partner,
         request: partner::ListJobsRequest,
     ) -> Result<partner::ListJobsResponse, GatewayError> {
-        let mut v = Violations::new();
-        v.max_len("page_token", &request.page_token, 1_024);
-        finish(v)?;
+        let page = page(request.page_size, request.page_token)?;
         let mut client = self.dispatch.clone();
         let answer = self
             .forward(
                 Upstream::Dispatch,
                 client.list_jobs(dispatch::ListJobsRequest {
-                    page: Some(PageRequest {
-                        page_size: request.page_size,
-                        page_token: request.page_token,
-                    }),
+                    page: Some(page),
                     partner_id: partner.id.clone(),
                     ticket_id: String::new(),
                     statuses: request.statuses,

@@ -1,11 +1,8 @@
 //! A partner's settlements through the core: its own monthly statements from dispatch.
 
-use aftersales_platform::status::Violations;
-use aftersales_protos::{
-    common::v1::PageRequest, dispatch::v1 as dispatch, partner::v1 as partner,
-};
+use aftersales_protos::{dispatch::v1 as dispatch, partner::v1 as partner};
 
-use super::{Gateway, actor, finish};
+use super::{Gateway, actor, page};
 use crate::{
     auth::Partner,
     error::{GatewayError, Upstream},
@@ -17,19 +14,14 @@ impl Gateway {
         partner: &Partner,
         request: partner::ListSettlementsRequest,
     ) -> Result<partner::ListSettlementsResponse, GatewayError> {
-        let mut v = Violations::new();
-        v.max_len("page_token", &request.page_token, 1_024);
-        finish(v)?;
+        let page = page(request.page_size, request.page_token)?;
         let mut client = self.dispatch.clone();
         let answer = self
             .forward(
                 Upstream::Dispatch,
                 client.list_settlements(dispatch::ListSettlementsRequest {
                     partner_id: partner.id.clone(),
-                    page: Some(PageRequest {
-                        page_size: request.page_size,
-                        page_token: request.page_token,
-                    }),
+                    page: Some(page),
                     actor: Some(actor(partner)),
                 }),
             )
