@@ -2,7 +2,8 @@
 # Makes sure the integration tests have a real PostgreSQL and Redis on 127.0.0.1:
 # installs them from Debian packages when missing, starts them when down, lets the local
 # `postgres` user in without a password on loopback, and drops test databases left by
-# earlier runs. Safe to run again and again; `make test` runs it first.
+# earlier runs; then a local Redis Cluster (redis-cluster.sh). Safe to run again and
+# again; `make test` runs it first.
 set -euo pipefail
 
 PG_PORT="${PG_PORT:-5432}"
@@ -79,5 +80,9 @@ if ! redis_ready; then
     --save "" --appendonly no --dir /tmp --logfile /tmp/aftersales-test-redis.log
   wait_for Redis 20 redis_ready
 fi
+
+# --- Redis Cluster ------------------------------------------------------------
+# The same tests run against a three-master cluster too (REDIS_CLUSTER_NODES).
+bash "$(dirname "$0")/redis-cluster.sh"
 
 say "PostgreSQL on 127.0.0.1:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are ready"
