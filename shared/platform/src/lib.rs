@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod money;
 pub mod paging;
+pub mod pii;
 pub mod redis_conn;
 pub mod server;
 pub mod status;
