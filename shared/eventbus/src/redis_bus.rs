@@ -1,5 +1,7 @@
 //! Redis Streams as the bus: `XADD` (trimmed to an approximate length), consumer groups
-//! read with `XREADGROUP`, stale deliveries taken over with `XAUTOCLAIM`.
+//! read with `XREADGROUP`, stale deliveries taken over with `XAUTOCLAIM`. Every command
+//! names one stream, so on a Redis Cluster each goes to the master of that stream's slot;
+//! a stream's "intact" marker shares its slot.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -7,9 +9,9 @@ use std::{collections::HashMap, time::Duration};
 /// published.
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
+use aftersales_platform::redis_conn::RedisConn;
 use redis::{
     Value,
-    aio::ConnectionManager,
     streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamReadReply},
 };
 
@@ -18,9 +20,9 @@ use crate::{BusError, BusMessage, Delivery};
 #[derive(Clone)]
 pub struct RedisBus {
     /// For writes and short commands.
-    conn: ConnectionManager,
+    conn: RedisConn,
     /// For blocking reads, so they never hold up publishing.
-    reader: ConnectionManager,
+    reader: RedisConn,
     key_prefix: String,
     max_len: usize,
 }
@@ -38,13 +40,13 @@ const HEADER_FIELD: &str = "h:";
 impl RedisBus {
     /// `reader` must have a response timeout longer than the longest `block` of a read.
     pub fn new(
-        conn: ConnectionManager,
-        reader: ConnectionManager,
+        conn: impl Into<RedisConn>,
+        reader: impl Into<RedisConn>,
         key_prefix: impl Into<String>,
     ) -> Self {
         Self {
-            conn,
-            reader,
+            conn: conn.into(),
+            reader: reader.into(),
             key_prefix: key_prefix.into(),
             max_len: 1_000_000,
         }
@@ -89,8 +91,13 @@ impl RedisBus {
     /// True when Redis has lost its data since the last call (flushed or restarted
     /// without persistence); only one caller sees each loss.
     pub(crate) async fn check_lost(&self, owner: &str) -> Result<bool, BusError> {
+        // The owner publishes the stream of its name. A key without braces hashes whole,
+        // so `{<stream key>}:intact` lives in the stream's slot: on a cluster the marker
+        // goes with the stream when a master loses its data. (The marker used to be
+        // `<prefix>events:<owner>:intact`; after the upgrade the first check finds none and
+        // the owner publishes its replay window once more, which consumers deduplicate.)
         let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}events:{owner}:intact", self.key_prefix))
+            .arg(format!("{{{}}}:intact", self.stream_key(owner)))
             .arg("1")
             .arg("NX")
             .query_async(&mut self.conn.clone())

@@ -1,5 +1,5 @@
-//! Outbox → relay → bus → consumer group, on real PostgreSQL and Redis, and on the
-//! in-process bus with SQLite.
+//! Outbox → relay → bus → consumer group, on real PostgreSQL with a single Redis and with
+//! a Redis Cluster, and on the in-process bus with SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,20 @@ async fn database(backend: Backend) -> DatabaseConnection {
 async fn redis_bus() -> EventBus {
     let conn = aftersales_testkit::redis_connection().await.unwrap();
     let reader = aftersales_testkit::redis_connection().await.unwrap();
+    EventBus::Redis(RedisBus::new(
+        conn,
+        reader,
+        aftersales_testkit::unique_prefix(),
+    ))
+}
+
+async fn redis_cluster_bus() -> EventBus {
+    let conn = aftersales_testkit::redis_cluster_connection()
+        .await
+        .unwrap();
+    let reader = aftersales_testkit::redis_cluster_connection()
+        .await
+        .unwrap();
     EventBus::Redis(RedisBus::new(
         conn,
         reader,
@@ -125,6 +139,11 @@ async fn postgres_outbox_through_redis_streams() {
 }
 
 #[tokio::test]
+async fn postgres_outbox_through_redis_cluster_streams() {
+    each_event_is_applied_once(database(Backend::Postgres).await, redis_cluster_bus().await).await;
+}
+
+#[tokio::test]
 async fn sqlite_outbox_through_the_in_process_bus() {
     each_event_is_applied_once(
         database(Backend::Sqlite).await,
@@ -135,7 +154,15 @@ async fn sqlite_outbox_through_the_in_process_bus() {
 
 #[tokio::test]
 async fn a_delivery_left_unacknowledged_is_taken_over() {
-    let bus = redis_bus().await;
+    unacknowledged_is_taken_over(redis_bus().await).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_delivery_left_unacknowledged_is_taken_over() {
+    unacknowledged_is_taken_over(redis_cluster_bus().await).await;
+}
+
+async fn unacknowledged_is_taken_over(bus: EventBus) {
     bus.ensure_group("s", "g").await.unwrap();
     let message = BusMessage {
         event_id: "e".into(),
@@ -167,8 +194,51 @@ async fn a_delivery_left_unacknowledged_is_taken_over() {
 
 #[tokio::test]
 async fn after_redis_loses_its_data_the_replay_window_is_published_again() {
+    replay_after_loss(redis_bus().await).await;
+}
+
+#[tokio::test]
+async fn after_a_redis_cluster_loses_its_data_the_replay_window_is_published_again() {
+    replay_after_loss(redis_cluster_bus().await).await;
+}
+
+/// On a cluster the "intact" marker must live where the stream lives, so that a master
+/// that comes back empty is noticed.
+#[tokio::test]
+async fn on_a_cluster_the_loss_marker_shares_the_stream_slot() {
+    let prefix = aftersales_testkit::unique_prefix();
+    let bus = RedisBus::new(
+        aftersales_testkit::redis_cluster_connection()
+            .await
+            .unwrap(),
+        aftersales_testkit::redis_cluster_connection()
+            .await
+            .unwrap(),
+        prefix.clone(),
+    );
+    let stream = bus.stream_key("tickets");
+    let bus = EventBus::Redis(bus);
+    assert!(bus.check_lost("tickets").await.unwrap());
+    bus.publish("tickets", &[message(1)]).await.unwrap();
+    let mut holders = Vec::new();
+    for (addr, mut conn) in aftersales_testkit::redis_cluster_masters().await.unwrap() {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            holders.push((addr, keys));
+        }
+    }
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let mut keys = holders[0].1.clone();
+    keys.sort();
+    assert_eq!(keys, [stream.clone(), format!("{{{stream}}}:intact")]);
+}
+
+async fn replay_after_loss(bus: EventBus) {
     let db = database(Backend::Postgres).await;
-    let bus = redis_bus().await;
     let relay = Relay::new("tickets", db.clone(), bus.clone());
     assert!(
         bus.check_lost("tickets").await.unwrap(),
@@ -276,6 +346,15 @@ async fn postgres_poison_event_dead_lettered_and_replayed() {
     a_poison_event_is_dead_lettered_then_replayed(
         database(Backend::Postgres).await,
         redis_bus().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_cluster_poison_event_dead_lettered_and_replayed() {
+    a_poison_event_is_dead_lettered_then_replayed(
+        database(Backend::Postgres).await,
+        redis_cluster_bus().await,
     )
     .await;
 }

@@ -69,6 +69,148 @@ pub async fn redis_connection() -> anyhow::Result<redis::aio::ConnectionManager>
         })
 }
 
+/// The test Redis Cluster's nodes as `REDIS_CLUSTER_NODES` takes them
+/// (`TEST_REDIS_CLUSTER_NODES`; `tests/setup/redis-cluster.sh` starts one on 7001-7006).
+pub fn redis_cluster_nodes() -> String {
+    std::env::var("TEST_REDIS_CLUSTER_NODES").unwrap_or_else(|_| {
+        (7001..=7006)
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// A connection to the test Redis Cluster, failing with a hint when it is down.
+pub async fn redis_cluster_connection() -> anyhow::Result<redis::cluster_async::ClusterConnection> {
+    let nodes = redis_cluster_nodes();
+    let client = redis::cluster::ClusterClientBuilder::new(nodes.split(','))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .response_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    client.get_async_connection().await.with_context(|| {
+        format!("Redis Cluster at {nodes} is not reachable: run tests/setup/backends.sh (make test does)")
+    })
+}
+
+/// One plain connection to each master of the test Redis Cluster (from `CLUSTER NODES`),
+/// with its address: for tests that check where keys live.
+pub async fn redis_cluster_masters()
+-> anyhow::Result<Vec<(String, redis::aio::MultiplexedConnection)>> {
+    let mut masters = Vec::new();
+    for node in redis_cluster_topology().await? {
+        if node.master_of.is_none() {
+            masters.push((node.addr.clone(), node_connection(&node.addr).await?));
+        }
+    }
+    Ok(masters)
+}
+
+/// A live node of the test cluster, as `CLUSTER NODES` lists it.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub id: String,
+    /// `host:port`
+    pub addr: String,
+    /// The master's id when this node is a replica.
+    pub master_of: Option<String>,
+    /// Slot ranges served (masters only), inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+async fn node_connection(addr: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    Ok(redis::Client::open(format!("redis://{addr}"))?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
+/// Every live node of the test cluster.
+pub async fn redis_cluster_topology() -> anyhow::Result<Vec<ClusterNode>> {
+    let nodes = redis_cluster_nodes();
+    let mut last_err = anyhow::anyhow!("TEST_REDIS_CLUSTER_NODES is empty");
+    for seed in nodes.split(',') {
+        let listing: redis::RedisResult<String> = async {
+            let mut conn = redis::Client::open(seed)?
+                .get_multiplexed_async_connection()
+                .await?;
+            redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await
+        }
+        .await;
+        match listing {
+            Ok(listing) => return Ok(listing.lines().filter_map(parse_node).collect()),
+            Err(err) => last_err = err.into(),
+        }
+    }
+    Err(last_err.context(format!("Redis Cluster at {nodes} is not reachable")))
+}
+
+fn parse_node(line: &str) -> Option<ClusterNode> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let flags = fields.get(2)?;
+    if flags.contains("fail") || flags.contains("noaddr") {
+        return None;
+    }
+    let slots = fields
+        .iter()
+        .skip(8)
+        .filter(|range| !range.starts_with('['))
+        .filter_map(|range| {
+            let (from, to) = range.split_once('-').unwrap_or((range, range));
+            Some((from.parse().ok()?, to.parse().ok()?))
+        })
+        .collect();
+    Some(ClusterNode {
+        id: fields.first()?.to_string(),
+        addr: fields.get(1)?.split('@').next()?.to_owned(),
+        master_of: flags
+            .contains("slave")
+            .then(|| fields.get(3).map(|m| m.to_string()))
+            .flatten(),
+        slots,
+    })
+}
+
+/// Promotes a replica of the master that serves `slot` with `CLUSTER FAILOVER` (the
+/// graceful switch: the master pauses writers until the replica has caught up) and waits
+/// until the replica serves the slot and the cluster is ok again. Returns the new
+/// master's address.
+pub async fn redis_cluster_failover(slot: u16) -> anyhow::Result<String> {
+    let topology = redis_cluster_topology().await?;
+    let master = topology
+        .iter()
+        .find(|n| {
+            n.slots
+                .iter()
+                .any(|(from, to)| (*from..=*to).contains(&slot))
+        })
+        .context("no master serves the slot")?;
+    let replica = topology
+        .iter()
+        .find(|n| n.master_of.as_deref() == Some(master.id.as_str()))
+        .context("the master has no replica")?;
+    let mut conn = node_connection(&replica.addr).await?;
+    redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query_async::<()>(&mut conn)
+        .await?;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await?;
+        if matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master")
+            && info.contains("cluster_state:ok")
+        {
+            return Ok(replica.addr.clone());
+        }
+    }
+    anyhow::bail!("{} did not take over from {}", replica.addr, master.addr)
+}
+
 /// Which database a service test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
