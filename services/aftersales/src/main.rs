@@ -11,6 +11,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS provider (aws-lc) for every library that does not name its own.
+    aftersales_platform::tls::install_default_provider();
     match suite::run(cli::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

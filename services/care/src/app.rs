@@ -215,8 +215,12 @@ impl CareApp {
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("care", db.clone(), bus.clone());
-        let tickets = TicketsPort::grpc(&config.tickets_url, config.tickets_token.clone())
-            .map_err(StartError::Tickets)?;
+        let tickets = TicketsPort::grpc(
+            &config.tickets_url,
+            &settings.upstream_tls,
+            config.tickets_token.clone(),
+        )
+        .map_err(StartError::Tickets)?;
         let pipeline = Pipeline::new(
             "care",
             db,

@@ -2,7 +2,11 @@
 //! customer is not helped. An enum of adapters (only gRPC today) rather than a trait, so
 //! tests point it at a real tickets service spawned in-process.
 
-use aftersales_platform::auth::{Bearer, BearerLayer, TokenSource};
+use aftersales_platform::{
+    auth::{Bearer, BearerLayer, TokenSource},
+    client,
+    tls::UpstreamTls,
+};
 use aftersales_protos::{
     common::v1 as common,
     tickets::v1::{ReopenTicketRequest, ticket_service_client::TicketServiceClient},
@@ -30,9 +34,10 @@ pub enum TicketsPort {
 impl TicketsPort {
     /// A client for `url` that connects on first use, so care starts while tickets is
     /// down. Needs a Tokio runtime.
-    /// Calls carry care's service token when it has one.
-    pub fn grpc(url: &str, token: Option<TokenSource>) -> Result<Self, String> {
-        let endpoint = Channel::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
+    /// Calls carry care's service token when it has one; an `https://` URL is called over
+    /// TLS checked by `tls`.
+    pub fn grpc(url: &str, tls: &UpstreamTls, token: Option<TokenSource>) -> Result<Self, String> {
+        let endpoint = client::endpoint(url, tls).map_err(|e| e.to_string())?;
         let channel = tower::ServiceBuilder::new()
             .layer(BearerLayer::optional(token))
             .service(endpoint.connect_lazy());

@@ -20,6 +20,7 @@ pub mod redis_conn;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 pub use tokio_util::sync::CancellationToken;

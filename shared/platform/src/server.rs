@@ -1,19 +1,23 @@
 //! The gRPC server kit every service runs on: health and reflection, tower layers for
 //! request timeouts, per-connection concurrency limits with load shedding and a span per
-//! RPC (continuing the caller's W3C trace), and a graceful shutdown that first reports
-//! NOT_SERVING, then drains in-flight RPCs within a bound.
+//! RPC (continuing the caller's W3C trace), TLS (optionally mutual) from certificate files
+//! that are reloaded when they change, bounds on connections that never finish their
+//! handshake, and a graceful shutdown that first reports NOT_SERVING, then drains
+//! in-flight RPCs within a bound.
+
+mod accept;
 
 use std::{
     convert::Infallible,
     future::Future,
     net::SocketAddr,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -24,6 +28,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     auth::AuthLayer,
     config::{ConfigError, Env},
+    tls::{self, ReloadingConfig, ServerTlsSettings},
 };
 
 /// Limits and timings of one server, from the environment.
@@ -47,6 +52,12 @@ pub struct ServerSettings {
     pub keepalive_timeout: Duration,
     /// Streams one connection may have open at once (GRPC_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
+    /// From accept, how long a connection has to finish its TLS handshake and send the
+    /// HTTP/2 preface before it is closed (GRPC_HANDSHAKE_TIMEOUT_MS).
+    pub handshake_timeout: Duration,
+    /// TLS on the listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE); `None`
+    /// serves plaintext.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 impl ServerSettings {
@@ -64,6 +75,8 @@ impl ServerSettings {
                 env.positive("GRPC_MAX_CONCURRENT_STREAMS", 256)?,
             )
             .unwrap_or(u32::MAX),
+            handshake_timeout: env.millis("GRPC_HANDSHAKE_TIMEOUT_MS", 10_000, false)?,
+            tls: ServerTlsSettings::from_env(env, "")?,
         })
     }
 
@@ -78,6 +91,8 @@ impl ServerSettings {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_concurrent_streams: 256,
+            handshake_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -152,6 +167,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsFileError),
     #[error("bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -191,6 +208,10 @@ pub async fn serve(
         .add_service(reflection(&descriptor_sets, &names).build_v1()?)
         .add_service(reflection(&descriptor_sets, &names).build_v1alpha()?);
 
+    let tls = match &settings.tls {
+        Some(tls) => Some(Arc::new(ReloadingConfig::new(tls.clone(), tls::ALPN_GRPC)?)),
+        None => None,
+    };
     let drain = CancellationToken::new();
     let mut builder = Server::builder()
         .timeout(settings.request_timeout)
@@ -207,7 +228,7 @@ pub async fn serve(
         .layer(tower::util::option_layer(auth))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            accept::incoming(listener, tls, settings.handshake_timeout),
             drain.clone().cancelled_owned(),
         );
     tokio::pin!(server);

@@ -24,6 +24,7 @@ use aftersales_platform::{
     db::DbSettings,
     idempotency, metrics,
     server::{self, GrpcServices, ServeError, ServerSettings},
+    tls::UpstreamTls,
 };
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -45,6 +46,8 @@ pub struct ServiceSettings {
     /// start (migrations and admin commands need none). `AUTH_MODE=disabled` must be
     /// explicit.
     pub auth: Option<AuthSettings>,
+    /// How `https://` upstreams (care → tickets) are checked (`UPSTREAM_*`).
+    pub upstream_tls: UpstreamTls,
 }
 
 impl ServiceSettings {
@@ -89,6 +92,7 @@ impl ServiceSettings {
             idempotency_retention: env.hours("IDEMPOTENCY_RETENTION_HOURS", 72)?,
             outbox_retention: env.hours("OUTBOX_RETENTION_HOURS", 168)?,
             auth: auth_settings(env)?,
+            upstream_tls: UpstreamTls::from_env(env)?,
         })
     }
 
@@ -109,6 +113,7 @@ impl ServiceSettings {
             idempotency_retention: Duration::from_secs(3600),
             outbox_retention: Duration::from_secs(3600),
             auth: Some(AuthSettings::disabled()),
+            upstream_tls: UpstreamTls::default(),
         }
     }
 

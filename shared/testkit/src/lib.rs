@@ -3,6 +3,7 @@
 //! `make test` runs `tests/setup/backends.sh` first, which installs and starts both.
 
 pub mod oidc;
+pub mod tls;
 
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, Database};

@@ -6,7 +6,10 @@
 //! connection with no request in flight for the idle timeout is closed gracefully (and
 //! dropped if its peer does not let go); HTTP/2 peers are pinged and dropped when they do
 //! not answer, and may open a bounded number of streams at once. The request timeout of
-//! the router bounds a request whose body trickles in.
+//! the router bounds a request whose body trickles in. With TLS, the handshake runs in the
+//! connection's own task (so a slow one holds up nobody) and must finish within the
+//! header-read timeout too; the certificate is the one current when the connection
+//! arrives (`tls::ReloadingConfig` reads renewed files).
 
 use std::{
     net::SocketAddr,
@@ -14,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use aftersales_platform::CancellationToken;
+use aftersales_platform::{CancellationToken, tls::ReloadingConfig};
 use axum::{Router, extract::ConnectInfo};
 use hyper::body::Incoming;
 use hyper_util::{
@@ -23,6 +26,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::Notify,
     task::JoinSet,
@@ -81,10 +85,12 @@ impl ConnectionLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown`; then stops accepting, asks every
-/// connection to close, and drops those still open after `drain`.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown`; then
+/// stops accepting, asks every connection to close, and drops those still open after
+/// `drain`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<ReloadingConfig>>,
     router: Router,
     limits: ConnectionLimits,
     drain: Duration,
@@ -99,6 +105,7 @@ pub async fn serve(
                     connections.spawn(connection(
                         builder.clone(),
                         tcp,
+                        tls.clone(),
                         peer,
                         router.clone(),
                         limits,
@@ -133,6 +140,7 @@ struct Closing {
 async fn connection(
     builder: Builder<TokioExecutor>,
     tcp: TcpStream,
+    tls: Option<Arc<ReloadingConfig>>,
     peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
@@ -142,7 +150,38 @@ async fn connection(
     if let Err(err) = tcp.set_nodelay(true) {
         tracing::debug!(error = %err, "TCP_NODELAY not set");
     }
-    let activity = Arc::new(Activity::new());
+    let opened = Instant::now();
+    let Some(tls) = tls else {
+        return serve_connection(builder, tcp, opened, peer, router, limits, closing).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+    tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => {
+                serve_connection(builder, stream, opened, peer, router, limits, closing).await;
+            }
+            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time: closed"),
+        },
+        () = closing.shutdown.cancelled() => {}
+    }
+}
+
+/// Serves one connection; its first request is due a header-read timeout after `opened`
+/// (its accept, so a TLS handshake counts against the same bound).
+async fn serve_connection<I>(
+    builder: Builder<TokioExecutor>,
+    io: I,
+    opened: Instant,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    closing: Closing,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new(opened));
     let service = {
         let activity = activity.clone();
         tower::service_fn(move |mut request: http::Request<Incoming>| {
@@ -156,7 +195,7 @@ async fn connection(
             }
         })
     };
-    let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
     // Once the connection is asked to close: when it is dropped if still open.
     let mut drop_at: Option<Instant> = None;
@@ -210,14 +249,13 @@ struct ActivityState {
 struct Visit(Arc<Activity>);
 
 impl Activity {
-    fn new() -> Self {
-        let now = Instant::now();
+    fn new(opened: Instant) -> Self {
         Self {
-            opened: now,
+            opened,
             state: Mutex::new(ActivityState {
                 in_flight: 0,
                 served: false,
-                quiet_since: now,
+                quiet_since: opened,
             }),
             changed: Notify::new(),
         }
@@ -274,7 +312,7 @@ mod tests {
             idle_timeout: Duration::from_secs(5),
             ..ConnectionLimits::DEFAULT
         };
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(Instant::now()));
         let opened = Instant::now();
         assert_eq!(activity.deadline(&limits), opened + Duration::from_secs(2));
 
