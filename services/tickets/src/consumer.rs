@@ -1,7 +1,9 @@
 //! Events of other services that change tickets: a repair job that dispatch could not
 //! place with any partner escalates its ticket to a supervisor (escalating to a fixed
-//! level is idempotent: a ticket already there stays), and care's tier changes are kept,
-//! latest first, for tickets created without a tier (SLA policies match on it).
+//! level is idempotent: a ticket already there stays); care's tier changes are kept,
+//! latest first, for tickets created without a tier (SLA policies match on it); and a
+//! customer care anonymised has the free text of their tickets erased (once: the event
+//! is recorded processed with the erasure, and erasing again would change nothing).
 //!
 //! Each event is applied inside the consumer's transaction, the one that records it
 //! processed; the shared consumer decodes it and dead-letters what it cannot decode. An
@@ -129,6 +131,15 @@ impl EventEnvelopeHandler for OtherServices {
                     .record_tier(txn, &changed.customer_id, tier, at)
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Some(Payload::CustomerAnonymised(anonymised)) => {
+                let tickets = self
+                    .core
+                    .anonymise_customer(txn, &anonymised.customer_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(customer_id = %anonymised.customer_id, tickets, "customer anonymised: ticket text erased");
+                Ok(())
             }
             _ => Ok(()),
         }

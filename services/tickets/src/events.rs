@@ -1,8 +1,17 @@
 //! The events the tickets service publishes (`aftersales.events.v1`), built from domain
 //! events into outbox rows on the `tickets` stream.
+//!
+//! Events carry ids, not personal data: the stream is read by every service, kept beyond
+//! any one ticket, and out of reach of an anonymisation. So no free text leaves in an
+//! event: `TicketCreated` carries the ticket without its subject, description and
+//! evidence, and the reasons of status changes, escalations and reopenings stay on the
+//! ticket's history (a consumer that needs them reads the ticket).
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
-use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
+use aftersales_protos::{
+    events::v1::{self as ev, event_envelope::Payload},
+    tickets::v1 as pb,
+};
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -25,26 +34,23 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
     let ticket_id = ticket.id.clone();
     match event {
         TicketEvent::Created => Payload::TicketCreated(ev::TicketCreated {
-            ticket: Some(proto::ticket(ticket)),
+            ticket: Some(without_free_text(proto::ticket(ticket))),
         }),
-        TicketEvent::StatusChanged { from, to, reason } => {
+        TicketEvent::StatusChanged { from, to, .. } => {
             Payload::TicketStatusChanged(ev::TicketStatusChanged {
                 ticket_id,
                 from: from.to_proto(),
                 to: to.to_proto(),
-                reason: reason.clone(),
+                reason: String::new(),
             })
         }
         TicketEvent::Escalated {
-            from,
-            to,
-            reason,
-            clock_id,
+            from, to, clock_id, ..
         } => Payload::TicketEscalated(ev::TicketEscalated {
             ticket_id,
             from: from.to_proto(),
             to: to.to_proto(),
-            reason: reason.clone(),
+            reason: String::new(),
             clock_id: clock_id.clone().unwrap_or_default(),
         }),
         TicketEvent::SlaWarning { clock } => Payload::SlaWarning(ev::SlaWarning {
@@ -65,11 +71,21 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             customer_id: ticket.customer_id.clone(),
             resolved_at: ticket.resolved_at.map(timestamp),
         }),
-        TicketEvent::Reopened { reason } => Payload::TicketReopened(ev::TicketReopened {
+        TicketEvent::Reopened { .. } => Payload::TicketReopened(ev::TicketReopened {
             ticket_id,
             customer_id: ticket.customer_id.clone(),
             reopen_count: ticket.reopen_count,
-            reason: reason.clone(),
+            reason: String::new(),
         }),
+    }
+}
+
+/// The ticket as an event carries it: ids, codes and times, none of the text people wrote.
+fn without_free_text(ticket: pb::Ticket) -> pb::Ticket {
+    pb::Ticket {
+        subject: String::new(),
+        description: String::new(),
+        evidence: Vec::new(),
+        ..ticket
     }
 }

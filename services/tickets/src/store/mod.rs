@@ -483,6 +483,48 @@ pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
 }
 
 /// The tier care last published for a customer, if any.
+/// Replaces every piece of free text of the customer's tickets with `marker`: subjects,
+/// descriptions and reply bodies; evidence references are dropped; and the details of the history lines whose action
+/// is one of `free_text_actions`. Returns how many tickets the customer has; doing it again
+/// changes nothing.
+pub async fn erase_customer_text<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+    marker: &str,
+    free_text_actions: &[&str],
+) -> Result<usize, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let ids: Vec<String> = ticket::Entity::find()
+        .select_only()
+        .column(ticket::Column::Id)
+        .filter(ticket::Column::CustomerId.eq(customer_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    ticket::Entity::update_many()
+        .col_expr(ticket::Column::Subject, Expr::value(marker))
+        .col_expr(ticket::Column::Description, Expr::value(marker))
+        .col_expr(ticket::Column::Evidence, Expr::value("[]"))
+        .filter(ticket::Column::CustomerId.eq(customer_id))
+        .exec(conn)
+        .await?;
+    reply::Entity::update_many()
+        .col_expr(reply::Column::Body, Expr::value(marker))
+        .filter(reply::Column::TicketId.is_in(ids.iter().cloned()))
+        .exec(conn)
+        .await?;
+    activity::Entity::update_many()
+        .col_expr(activity::Column::Detail, Expr::value(marker))
+        .filter(activity::Column::TicketId.is_in(ids.iter().cloned()))
+        .filter(activity::Column::Action.is_in(free_text_actions.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(ids.len())
+}
+
 pub async fn known_tier<C: ConnectionTrait>(
     conn: &C,
     customer_id: &str,

@@ -19,19 +19,22 @@ use crate::{
     store,
 };
 
-use super::{Audit, TicketsCore, not_found, record, replayed};
+use super::{Audit, TicketsCore, masked, not_found, record, replayed};
 
 const CREATE_SCOPE: &str = "tickets.CreateTicket";
 
 impl TicketsCore {
-    /// Opens a ticket. A retry with the same key answers with the ticket the first
-    /// attempt created, as it is now.
+    /// Opens a ticket, its free text masked. A retry with the same key answers with the
+    /// ticket the first attempt created, as it is now.
     pub async fn create_ticket(
         &self,
-        new: NewTicket,
+        mut new: NewTicket,
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        new.subject = masked(&new.subject);
+        new.description = masked(&new.description);
+        new.evidence = new.evidence.iter().map(|e| masked(e)).collect();
         self.pipeline
             .keyed(idem, || self.try_create_ticket(&new, idem, actor))
             .await

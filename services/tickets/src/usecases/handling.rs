@@ -1,6 +1,7 @@
 //! Handling a ticket: status changes and reopening, assignment, escalation (also when
 //! another service's event asks for it, inside the consumer's transaction), and severity
-//! changes, which match the ticket to the current policy again.
+//! changes, which match the ticket to the current policy again. Every reason is masked
+//! before the ticket's history keeps it.
 
 use aftersales_runtime::command::Nested;
 
@@ -9,7 +10,7 @@ use crate::{
     error::TicketsError,
 };
 
-use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline};
+use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, masked};
 
 impl TicketsCore {
     pub async fn change_status(
@@ -19,6 +20,7 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
         let audit = Audit {
             actor,
             action: "change_status",
@@ -40,6 +42,7 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
         let audit = Audit {
             actor,
             action: "reopen",
@@ -84,6 +87,7 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
         self.command(
             "tickets.Escalate",
             ticket_id,
@@ -107,6 +111,7 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
         let agg = self
             .change(
                 cmd,
@@ -127,6 +132,7 @@ impl TicketsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
         let audit = Audit {
             actor,
             action: "set_severity",

@@ -7,10 +7,15 @@
 //! relay and counts breaches after the commit. An escalation caused by another service's
 //! event runs the same steps inside the consumer's transaction ([`Pipeline::within`]).
 //!
+//! Free text (subjects, descriptions, evidence, replies, reasons) is masked on the way in
+//! ([`masked`]): nothing here stores a phone number, e-mail address or ID number in clear,
+//! so neither the tables, the outbox nor a replay ever holds one.
+//!
 //! May depend on `domain`, `store` and `events`; never on `api` or protobuf.
 
 mod create;
 mod deadlines;
+mod erasure;
 mod handling;
 mod policies;
 mod replies;
@@ -18,7 +23,7 @@ mod replies;
 use std::future::Future;
 
 use aftersales_eventbus::outbox::NewEvent;
-use aftersales_platform::{coalesce::Coalescer, db::corrupt};
+use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::mask_personal_data};
 use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
@@ -273,6 +278,11 @@ fn replayed(remembered: &Remembered) -> Result<&str, TicketsError> {
     remembered
         .first()
         .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
+}
+
+/// `text` with its personal data masked (see [`aftersales_platform::pii`]).
+fn masked(text: &str) -> String {
+    mask_personal_data(text).into_owned()
 }
 
 fn not_found(what: &'static str, id: &str) -> TicketsError {

@@ -14,13 +14,13 @@ use crate::{
     store,
 };
 
-use super::{Audit, PolicyChoice, TicketsCore, not_found, record};
+use super::{Audit, PolicyChoice, TicketsCore, masked, not_found, record};
 
 const REPLY_SCOPE: &str = "tickets.AddReply";
 
 impl TicketsCore {
-    /// Adds a reply. A retry with the same key answers with the reply the first attempt
-    /// added and its ticket, both as they are now.
+    /// Adds a reply, its body masked. A retry with the same key answers with the reply the
+    /// first attempt added and its ticket, both as they are now.
     pub async fn add_reply(
         &self,
         ticket_id: &str,
@@ -29,9 +29,10 @@ impl TicketsCore {
         body: &str,
         idem: Option<&Idempotency>,
     ) -> Result<(Reply, Ticket), TicketsError> {
+        let body = masked(body);
         self.pipeline
             .keyed(idem, || {
-                self.try_add_reply(ticket_id, author, author_id, body, idem)
+                self.try_add_reply(ticket_id, author, author_id, &body, idem)
             })
             .await
     }

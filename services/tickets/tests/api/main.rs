@@ -5,6 +5,7 @@
 
 mod helpers;
 mod other_services;
+mod personal_data;
 mod replays;
 mod sla;
 mod tickets;
