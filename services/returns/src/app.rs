@@ -1,6 +1,7 @@
 //! Start-up of the returns service: settings, database and migrations, seeding, then the
 //! gRPC server with the deadline worker (step deadlines, refund retries), the outbox relay
-//! and housekeeping beside it.
+//! and housekeeping beside it, plus the consumer of other services' events (only where
+//! the worker runs).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::{
     api::ReturnsApi,
     api::permissions::PERMISSIONS,
+    consumer::OtherServices,
     domain::rma::StepTargets,
     error::ReturnsError,
     ports::{Carriers, PaymentProvider, SimulatedPayments},
@@ -124,6 +126,7 @@ pub struct ReturnsApp {
     core: Arc<ReturnsCore>,
     listener: TcpListener,
     relay: Relay,
+    bus: EventBus,
     queue: DeadlineQueue,
     settings: ServiceSettings,
 }
@@ -136,7 +139,7 @@ impl ReturnsApp {
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
-        let relay = Relay::new("returns", db.clone(), bus);
+        let relay = Relay::new("returns", db.clone(), bus.clone());
         let pipeline = Pipeline::new("returns", db, queue.clone(), relay.nudge(), config.clock);
         let core = Arc::new(ReturnsCore::new(
             pipeline,
@@ -151,6 +154,7 @@ impl ReturnsApp {
             core,
             listener,
             relay,
+            bus,
             queue,
             settings,
         })
@@ -173,10 +177,21 @@ impl ReturnsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        // API-only replicas (`RETURNS_WORKER_ENABLED=false`) leave the events to the
+        // replicas that run the worker, as they leave the deadlines.
+        let consuming = CancellationToken::new();
+        let consumers: Vec<_> = if self.settings.run_worker {
+            OtherServices::consumers(self.core.clone(), self.bus)
+                .into_iter()
+                .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let services = GrpcServices::new()
             .with(ReturnsApi::new(self.core).into_server())
             .with_auth(self.settings.auth_layer(PERMISSIONS)?);
-        aftersales_runtime::run(
+        let served = aftersales_runtime::run(
             "returns",
             self.listener,
             services,
@@ -184,7 +199,12 @@ impl ReturnsApp {
             &self.settings,
             shutdown,
         )
-        .await?;
+        .await;
+        consuming.cancel();
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
+        served?;
         Ok(())
     }
 }

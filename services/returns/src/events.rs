@@ -1,8 +1,16 @@
 //! The events the returns service publishes on the `returns` stream.
+//!
+//! Events carry ids, not personal data: no free text leaves in an event. `ReturnRequested`
+//! carries the return without its evidence, notes, reasons and carrier details; a
+//! rejection names the eligibility rule that refused it, never a person's reason, and an
+//! approval the rule that granted it; inspection lines go without their notes.
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
 use aftersales_platform::codes::timestamp;
-use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
+use aftersales_protos::{
+    events::v1::{self as ev, event_envelope::Payload},
+    returns::v1 as pb,
+};
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -24,12 +32,12 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
     let return_id = r.id.clone();
     match event {
         ReturnEvent::Requested => Payload::ReturnRequested(ev::ReturnRequested {
-            r#return: Some(proto::rma(agg)),
+            r#return: Some(without_free_text(proto::rma(agg))),
         }),
         ReturnEvent::Approved { rule } => Payload::ReturnApproved(ev::ReturnApproved {
             return_id,
             order_id: r.order_id.clone(),
-            rule: rule.clone(),
+            rule: rule_only(rule, &r.eligibility_rule),
         }),
         ReturnEvent::Rejected {
             reason,
@@ -37,7 +45,7 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
         } => Payload::ReturnRejected(ev::ReturnRejected {
             return_id,
             order_id: r.order_id.clone(),
-            reason: reason.clone(),
+            reason: rule_only(reason, &r.eligibility_rule),
             after_inspection: *after_inspection,
         }),
         ReturnEvent::Received => Payload::ReturnReceived(ev::ReturnReceived {
@@ -46,7 +54,14 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
         }),
         ReturnEvent::Inspected => Payload::ReturnInspected(ev::ReturnInspected {
             return_id,
-            lines: r.inspection.iter().map(proto::inspection).collect(),
+            lines: r
+                .inspection
+                .iter()
+                .map(|line| pb::InspectionLine {
+                    note: String::new(),
+                    ..proto::inspection(line)
+                })
+                .collect(),
         }),
         ReturnEvent::StepOverdue { step, due_at } => {
             Payload::ReturnStepOverdue(ev::ReturnStepOverdue {
@@ -84,5 +99,45 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
             refund_id: refund_id.clone(),
             error: error.clone(),
         }),
+    }
+}
+
+/// `text` when it is the eligibility rule that decided the return, else nothing: what a
+/// reviewer wrote stays on the return.
+fn rule_only(text: &str, eligibility_rule: &str) -> String {
+    if text == eligibility_rule {
+        text.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// The return as an event carries it: ids, lines, codes and times, none of the text people
+/// or carriers wrote.
+fn without_free_text(r: pb::Return) -> pb::Return {
+    pb::Return {
+        evidence: Vec::new(),
+        rejection_reason: String::new(),
+        inspection: r
+            .inspection
+            .iter()
+            .map(|line| pb::InspectionLine {
+                note: String::new(),
+                ..line.clone()
+            })
+            .collect(),
+        history: r
+            .history
+            .iter()
+            .map(|step| pb::StepRecord {
+                note: String::new(),
+                ..step.clone()
+            })
+            .collect(),
+        shipment: r.shipment.clone().map(|s| pb::Shipment {
+            last_event: String::new(),
+            ..s
+        }),
+        ..r
     }
 }

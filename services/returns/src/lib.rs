@@ -6,10 +6,12 @@
 //! per capability, every command run through the shared command pipeline) → `domain`
 //! (pure rules) and `store` (sea-orm; entities never leave it); `ports` holds the carrier
 //! and payment-provider adapters. The deadline worker fires step deadlines and refund
-//! retries through `usecases::deadlines`.
+//! retries through `usecases::deadlines`; `consumer` applies other services' events
+//! (care's anonymisations).
 
 pub mod api;
 pub mod app;
+pub mod consumer;
 pub mod domain;
 pub mod error;
 pub mod events;

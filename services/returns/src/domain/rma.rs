@@ -105,6 +105,9 @@ impl StepTargets {
 /// Who acts, for the history.
 pub use aftersales_platform::caller::Actor;
 
+/// The role of the service itself in the history (eligibility rules, payments).
+const SYSTEM_ROLE: &str = "system";
+
 /// What happened to a return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReturnEvent {
@@ -255,7 +258,7 @@ impl ReturnAggregate {
             deadlines: Vec::new(),
         };
         let mut events = vec![ReturnEvent::Requested];
-        let system = Actor::new("returns", "system");
+        let system = Actor::new("returns", SYSTEM_ROLE);
         let outcome = match decision {
             Decision::Approve { rule } => agg.approve(rule, targets, &system, now),
             Decision::Refuse { rule } => agg.reject(rule, &system, now),
@@ -479,7 +482,7 @@ impl ReturnAggregate {
 
     /// The refund went out.
     pub fn refunded(&mut self, reference: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
-        let payments = Actor::new("payments", "system");
+        let payments = Actor::new("payments", SYSTEM_ROLE);
         self.move_to(Status::Refunded, &payments, reference, now)?;
         self.complete(Step::Refund);
         Ok(())
@@ -487,6 +490,38 @@ impl ReturnAggregate {
 
     pub fn close(&mut self, actor: &Actor, now: DateTime<Utc>) -> Result<(), DomainError> {
         self.move_to(Status::Closed, actor, "", now)
+    }
+}
+
+impl Rma {
+    /// Replaces everything people and carriers wrote about the return with `marker` (the
+    /// customer was anonymised): evidence references are dropped; a rejection reason, the
+    /// inspection notes, the last carrier event and every history note not written by the
+    /// system (whose notes are rule names and references) become `marker`. Ids, lines,
+    /// codes and times stay. Doing it again changes nothing.
+    pub fn erase_free_text(&mut self, marker: &str) {
+        let erase = |text: &mut String| {
+            if !text.is_empty() {
+                marker.clone_into(text);
+            }
+        };
+        self.evidence.clear();
+        if let Some(reason) = self.rejection_reason.as_mut()
+            && *reason != self.eligibility_rule
+        {
+            erase(reason);
+        }
+        for line in &mut self.inspection {
+            erase(&mut line.note);
+        }
+        if let Some(shipment) = self.shipment.as_mut() {
+            erase(&mut shipment.last_event);
+        }
+        for record in &mut self.history {
+            if record.actor_role != SYSTEM_ROLE {
+                erase(&mut record.note);
+            }
+        }
     }
 }
 

@@ -152,6 +152,37 @@ pub async fn return_by_tracking<C: ConnectionTrait>(
 }
 
 /// Newest first, by UUIDv7 id; the last id of a page is the next page's cursor.
+/// The ids of a customer's returns.
+pub async fn return_ids_of_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    rma::Entity::find()
+        .select_only()
+        .column(rma::Column::Id)
+        .filter(rma::Column::CustomerId.eq(customer_id))
+        .order_by_asc(rma::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Replaces the details carriers sent about these returns with `marker`.
+pub async fn erase_tracking_details<C: ConnectionTrait>(
+    conn: &C,
+    return_ids: &[String],
+    marker: &str,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    tracking_event::Entity::update_many()
+        .col_expr(tracking_event::Column::Detail, Expr::value(marker))
+        .filter(tracking_event::Column::ReturnId.is_in(return_ids.iter().map(String::as_str)))
+        .filter(tracking_event::Column::Detail.ne(""))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn list_returns<C: ConnectionTrait>(
     conn: &C,
     f: &ReturnFilter,

@@ -6,7 +6,7 @@ use crate::{
     error::ReturnsError,
 };
 
-use super::{Changes, ReturnsCore};
+use super::{Changes, ReturnsCore, masked};
 
 impl ReturnsCore {
     pub async fn receive(
@@ -15,6 +15,7 @@ impl ReturnsCore {
         warehouse: &str,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        let warehouse = &masked(warehouse);
         let targets = self.targets;
         self.command("returns.ReceiveReturn", id, |agg, now| {
             agg.receive(actor, warehouse, &targets, now)
@@ -26,9 +27,12 @@ impl ReturnsCore {
     pub async fn inspect(
         &self,
         id: &str,
-        lines: Vec<InspectionLine>,
+        mut lines: Vec<InspectionLine>,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        for line in &mut lines {
+            line.note = masked(&line.note);
+        }
         let targets = self.targets;
         self.command("returns.RecordInspection", id, |agg, now| {
             agg.inspect(lines, actor, &targets, now).map(Changes::from)

@@ -15,7 +15,7 @@ use crate::{
     store,
 };
 
-use super::{Changes, ReturnsCore, not_found, save};
+use super::{Changes, ReturnsCore, masked, not_found, save};
 
 /// A pickup to book.
 #[derive(Debug, Clone)]
@@ -90,8 +90,9 @@ impl ReturnsCore {
     /// Applies a carrier's event once: a redelivery of the same event id changes nothing.
     pub async fn record_tracking(
         &self,
-        update: TrackingUpdate,
+        mut update: TrackingUpdate,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        update.detail = masked(&update.detail);
         let id = store::return_by_tracking(self.db(), &update.carrier, &update.tracking_number)
             .await?
             .ok_or_else(|| {

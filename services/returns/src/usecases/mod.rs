@@ -6,15 +6,21 @@
 //! the relay and counts breaches after the commit. Refund payments run outside any
 //! transaction, keyed by the refund id, so a retry from anywhere pays at most once.
 //!
+//! Free text (evidence, reasons, inspection notes, carrier details) is masked on the way
+//! in ([`masked`]): nothing here stores a phone number, e-mail address or ID number in
+//! clear, so neither the tables, the outbox nor a replay ever holds one.
+//!
 //! May depend on `domain`, `store`, `events` and `ports`; never on `api` or protobuf.
 
 pub mod deadlines;
+pub mod erasure;
 pub mod inspection;
 pub mod logistics;
 pub mod policies;
 pub mod refunds;
 pub mod requests;
 
+use aftersales_platform::pii::mask_personal_data;
 use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
@@ -160,6 +166,11 @@ fn reschedule_steps(cmd: &mut Cmd, agg: &ReturnAggregate) {
             deadline.next_fire_at(),
         );
     }
+}
+
+/// `text` with its personal data masked (see [`aftersales_platform::pii`]).
+fn masked(text: &str) -> String {
+    mask_personal_data(text).into_owned()
 }
 
 fn not_found(what: &'static str, id: &str) -> ReturnsError {

@@ -16,7 +16,7 @@ use crate::{
     store,
 };
 
-use super::{Changes, ReturnsCore, not_found, save};
+use super::{Changes, ReturnsCore, masked, not_found, save};
 
 impl ReturnsCore {
     /// Settles an inspected return. A refund is created and paid at once; asking again
@@ -28,6 +28,7 @@ impl ReturnsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        let reason = &masked(reason);
         let (mut cmd, mut agg) = self.open("returns.ResolveReturn", id).await?;
         let now = cmd.now();
         let mut changes = Changes::default();

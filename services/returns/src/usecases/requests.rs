@@ -17,7 +17,7 @@ use crate::{
     store,
 };
 
-use super::{Changes, ReturnsCore, not_found, save};
+use super::{Changes, ReturnsCore, masked, not_found, save};
 
 const REQUEST_SCOPE: &str = "returns.RequestReturn";
 
@@ -26,10 +26,11 @@ impl ReturnsCore {
     /// with the return the first attempt created, as it is now.
     pub async fn request_return(
         &self,
-        new: NewReturn,
+        mut new: NewReturn,
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        new.evidence = new.evidence.iter().map(|e| masked(e)).collect();
         self.pipeline
             .keyed(idem, || self.try_request_return(&new, idem, actor))
             .await
@@ -117,6 +118,7 @@ impl ReturnsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        let reason = &masked(reason);
         let targets = self.targets;
         self.command("returns.ReviewReturn", id, |agg, now| {
             if approve {
@@ -134,6 +136,7 @@ impl ReturnsCore {
         reason: &str,
         actor: &Actor,
     ) -> Result<ReturnAggregate, ReturnsError> {
+        let reason = &masked(reason);
         self.command("returns.CancelReturn", id, |agg, now| {
             agg.cancel(reason, actor, now).map(Changes::from)
         })

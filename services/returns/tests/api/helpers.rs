@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use aftersales_eventbus::EventBus;
 use aftersales_platform::CancellationToken;
 use aftersales_protos::{
     common::v1 as common,
@@ -22,6 +23,9 @@ pub struct TestApp {
     pub client: ReturnServiceClient<Channel>,
     pub core: Arc<ReturnsCore>,
     pub payments: SimulatedPayments,
+    /// The bus the service's consumers read other services' events from.
+    #[allow(dead_code)]
+    pub bus: EventBus,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -39,7 +43,7 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsCon
     let mut config = ReturnsConfig::for_tests(payments.clone());
     configure(&mut config);
     let settings = ServiceSettings::for_tests(url, std::time::Duration::from_secs(2));
-    let app = ReturnsApp::build(settings, config, bus, queue)
+    let app = ReturnsApp::build(settings, config, bus.clone(), queue)
         .await
         .expect("the service builds");
     let addr = app.local_addr();
@@ -56,6 +60,7 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsCon
         client,
         core,
         payments,
+        bus,
         shutdown,
         handle: Some(handle),
     }

@@ -8,4 +8,5 @@
 mod deadlines;
 mod flow;
 mod helpers;
+mod personal_data;
 mod replay;

@@ -198,3 +198,69 @@ fn every_line_must_be_inspected_once() {
     let err = agg.inspect(vec![], &actor(), &targets, t(30)).unwrap_err();
     assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "lines"));
 }
+
+#[test]
+fn erasing_free_text_keeps_ids_codes_and_rule_names_and_is_idempotent() {
+    let (mut agg, _) = request(Decision::Approve {
+        rule: "no_reason_within_7_days".into(),
+    });
+    agg.rma.evidence = vec!["s3://evidence/1.jpg".into()];
+    agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+    agg.track(
+        TrackingKind::DeliveredToWarehouse,
+        "signed by Wang Li, 5 Garden Road",
+        &StepTargets::handbook(),
+        t(20),
+    )
+    .unwrap();
+    let lines = vec![InspectionLine {
+        sku: "K1".into(),
+        condition: Condition::Damaged,
+        quality_defect: false,
+        disposition: Disposition::Scrap,
+        note: "Wang Li dropped it".into(),
+    }];
+    agg.inspect(lines, &actor(), &StepTargets::handbook(), t(30))
+        .unwrap();
+    agg.resolve(
+        Resolution::Reject,
+        "Wang Li admitted dropping it",
+        None,
+        &actor(),
+        t(40),
+    )
+    .unwrap();
+
+    agg.rma.erase_free_text("[gone]");
+    let once = agg.rma.clone();
+    agg.rma.erase_free_text("[gone]");
+    assert_eq!(agg.rma, once, "erasing again changes nothing");
+    let text = format!("{:?}", agg.rma);
+    for said in ["Wang", "Garden", "evidence/1.jpg"] {
+        assert!(!text.contains(said), "{said} survived: {text}");
+    }
+    assert_eq!(agg.rma.rejection_reason.as_deref(), Some("[gone]"));
+    assert_eq!(agg.rma.inspection[0].note, "[gone]");
+    assert_eq!(agg.rma.status, Status::RejectedAfterInspection);
+    assert_eq!(agg.rma.eligibility_rule, "no_reason_within_7_days");
+    let approval = agg
+        .rma
+        .history
+        .iter()
+        .find(|h| h.to == Status::Approved)
+        .unwrap();
+    assert_eq!(approval.note, "no_reason_within_7_days", "rule names stay");
+    assert_eq!(agg.rma.shipment.unwrap().tracking_number, "SIM1");
+}
+
+#[test]
+fn a_rejection_by_the_rules_keeps_its_rule_name() {
+    let (mut agg, _) = request(Decision::Refuse {
+        rule: "excluded_category".into(),
+    });
+    agg.rma.erase_free_text("[gone]");
+    assert_eq!(
+        agg.rma.rejection_reason.as_deref(),
+        Some("excluded_category")
+    );
+}
