@@ -3,7 +3,7 @@
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::consumer::replay_dead_letter;
-use aftersales_platform::{auth::DevIssuer, config::Env, db};
+use aftersales_platform::{auth::DevIssuer, config::Env, db, redis_conn::RedisTarget};
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{self as pb, partner_key_service_client::PartnerKeyServiceClient},
@@ -48,8 +48,10 @@ pub async fn run(env: &Env, command: AdminCommand) -> anyhow::Result<()> {
 
 /// The Redis queue a service schedules on; the in-process one cannot be reached from here.
 async fn redis_queue(env: &Env, service: ServiceName) -> anyhow::Result<DeadlineQueue> {
-    if env.raw("REDIS_URL").is_none() {
-        bail!("REDIS_URL is required: an in-process queue lives inside the running process");
+    if RedisTarget::from_env(env)?.is_none() {
+        bail!(
+            "REDIS_URL or REDIS_CLUSTER_NODES is required: an in-process queue lives inside the running process"
+        );
     }
     let backbone = Backbone::from_env(env).await?;
     Ok(backbone.queue(suite::queue_name(service)?))
@@ -84,7 +86,8 @@ async fn replay(env: &Env, service: ServiceName, event_id: &str) -> anyhow::Resu
     let database = suite::database_of(env, service)?;
     let conn = db::connect(&database).await?;
     // Dead letters go back through Redis; an in-process bus lives in the running process.
-    if matches!(service, ServiceName::Tickets | ServiceName::Care) && env.raw("REDIS_URL").is_some()
+    if matches!(service, ServiceName::Tickets | ServiceName::Care)
+        && RedisTarget::from_env(env)?.is_some()
     {
         let backbone = Backbone::from_env(env).await?;
         let group = service.name();
@@ -224,7 +227,7 @@ async fn check_config(env: &Env, service: ServiceName) -> anyhow::Result<()> {
         service.name(),
         redacted(&database.url)
     );
-    if env.raw("REDIS_URL").is_some() {
+    if RedisTarget::from_env(env)?.is_some() {
         let queue = redis_queue(env, service).await?;
         let stats = queue.stats().await?;
         println!(
@@ -234,7 +237,7 @@ async fn check_config(env: &Env, service: ServiceName) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "{}: REDIS_URL not set: in-process queue and bus (development only)",
+            "{}: neither REDIS_URL nor REDIS_CLUSTER_NODES is set: in-process queue and bus (development only)",
             service.name()
         );
     }

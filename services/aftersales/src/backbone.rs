@@ -1,11 +1,12 @@
 //! The shared moving parts every service in a process uses: the deadline queue and the
-//! event bus, on Redis when `REDIS_URL` is set and in-process otherwise.
+//! event bus, on Redis when `REDIS_URL` (one server) or `REDIS_CLUSTER_NODES` (a Redis
+//! Cluster) is set, and in-process otherwise.
 
 use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSettings};
 use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
 use aftersales_platform::{
     config::Env,
-    redis_conn::{self, COMMAND_TIMEOUT},
+    redis_conn::{self, COMMAND_TIMEOUT, RedisConn, RedisTarget},
 };
 use anyhow::Context;
 use std::{
@@ -15,7 +16,7 @@ use std::{
 
 pub struct Backbone {
     pub bus: EventBus,
-    redis: Option<(redis::aio::ConnectionManager, String, usize)>,
+    redis: Option<(RedisConn, String, usize)>,
     /// One in-process queue per name: a service's worker must never claim another's
     /// members.
     memory_queues: Mutex<HashMap<String, MemoryQueue>>,
@@ -30,22 +31,25 @@ impl Backbone {
         }
     }
 
-    /// Redis when `REDIS_URL` is set (`REDIS_KEY_PREFIX`, `SLA_SHARDS`), else in-process.
+    /// Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set (`REDIS_KEY_PREFIX`,
+    /// `SLA_SHARDS`), else in-process.
     pub async fn from_env(env: &Env) -> anyhow::Result<Self> {
-        let Some(url) = env.raw("REDIS_URL") else {
-            tracing::warn!("REDIS_URL is not set: deadlines and events stay inside this process");
+        let Some(target) = RedisTarget::from_env(env)? else {
+            tracing::warn!(
+                "neither REDIS_URL nor REDIS_CLUSTER_NODES is set: deadlines and events stay inside this process"
+            );
             return Ok(Self::in_process());
         };
         let prefix = env
             .raw("REDIS_KEY_PREFIX")
             .unwrap_or_else(|| "aftersales:".into());
         let shards = env.positive("SLA_SHARDS", 16)?;
-        let conn = redis_conn::connect(&url, COMMAND_TIMEOUT)
+        let conn = redis_conn::open(&target, COMMAND_TIMEOUT)
             .await
-            .with_context(|| format!("REDIS_URL={url}: cannot connect"))?;
-        let reader = redis_conn::connect(&url, COMMAND_TIMEOUT * 2)
+            .with_context(|| format!("{}: cannot connect", target.describe()))?;
+        let reader = redis_conn::open(&target, COMMAND_TIMEOUT * 2)
             .await
-            .with_context(|| format!("REDIS_URL={url}: cannot connect"))?;
+            .with_context(|| format!("{}: cannot connect", target.describe()))?;
         Ok(Self {
             bus: EventBus::Redis(RedisBus::new(conn.clone(), reader, prefix.clone())),
             redis: Some((conn, prefix, shards)),

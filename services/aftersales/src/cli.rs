@@ -20,7 +20,8 @@ pub enum Command {
         #[arg(long, env = "AFTERSALES_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
-    /// Runs the named services against DATABASE_URL and REDIS_URL (production).
+    /// Runs the named services against DATABASE_URL and REDIS_URL or REDIS_CLUSTER_NODES
+    /// (production).
     Serve {
         #[arg(required = true, value_enum)]
         services: Vec<ServiceName>,
@@ -44,7 +45,7 @@ pub enum AdminCommand {
         #[arg(value_enum)]
         services: Vec<ServiceName>,
     },
-    /// A service's deadline queue on Redis (REDIS_URL).
+    /// A service's deadline queue on Redis (REDIS_URL or REDIS_CLUSTER_NODES).
     Sla {
         #[command(subcommand)]
         action: SlaAction,
@@ -86,7 +87,8 @@ pub enum AdminCommand {
         data_dir: PathBuf,
     },
     /// Reads a service's configuration from the environment and connects to its database
-    /// (and Redis when REDIS_URL is set); fails naming the first bad variable.
+    /// (and Redis when REDIS_URL or REDIS_CLUSTER_NODES is set); fails naming the first bad
+    /// variable.
     CheckConfig {
         #[arg(value_enum)]
         service: ServiceName,

@@ -156,7 +156,8 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
     let stats = env.admin_ok(&["sla", "stats", "--service", "dispatch"]);
     assert!(stats.contains("1 scheduled"), "{stats}");
     let mut redis = aftersales_testkit::redis_connection().await.unwrap();
-    let marker = format!("{}dispatch:intact", env.prefix);
+    // One marker per shard; the rebuild request deletes them all, the worker sets them again.
+    let marker = format!("{}dispatch:{{dispatch-0}}:intact", env.prefix);
     env.admin_ok(&["sla", "rebuild", "--service", "dispatch"]);
     let mut rebuilt = false;
     for _ in 0..50 {

@@ -1,8 +1,8 @@
 //! Start-up of the gateway: settings from `GATEWAY_*` variables, lazy channels to dispatch
 //! and returns (with the gateway's service token when it has client credentials), the
-//! rate limiter and failed-attempt budget (Redis when `REDIS_URL` is set), then the gRPC
-//! face (with health and reflection) and the bounded HTTP face served side by side until
-//! shutdown.
+//! rate limiter and failed-attempt budget (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES`
+//! is set), then the gRPC face (with health and reflection) and the bounded HTTP face
+//! served side by side until shutdown.
 
 mod settings;
 
@@ -20,7 +20,6 @@ use aftersales_platform::{
     redis_conn::{self, COMMAND_TIMEOUT},
     server::{self, GrpcServices, ServeError},
     telemetry,
-    tls::{ALPN_HTTP, ReloadingConfig, TlsFileError, UpstreamTls},
 };
 use aftersales_protos::{
     dispatch::v1::{
@@ -46,9 +45,10 @@ const UPSTREAM_MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("REDIS_URL={url}: cannot connect: {source}")]
+    #[error("{target}: cannot connect: {source}")]
     Redis {
-        url: String,
+        /// The variable and its value, password hidden.
+        target: String,
         source: redis::RedisError,
     },
     #[error("upstream {url}: {source}")]
@@ -58,16 +58,12 @@ pub enum StartError {
     },
     #[error("gateway gRPC server: {0}")]
     Grpc(#[from] ServeError),
-    #[error("gateway HTTP face TLS: {0}")]
-    HttpTls(#[from] TlsFileError),
 }
 
 pub struct GatewayApp {
     gateway: Arc<Gateway>,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
-    /// The HTTP face's TLS, when it has a certificate.
-    http_tls: Option<Arc<ReloadingConfig>>,
     settings: GatewaySettings,
 }
 
@@ -81,20 +77,14 @@ impl GatewayApp {
                 "GATEWAY_CLIENT_ID is not set: dispatch and returns are called without a service token"
             );
         }
-        let dispatch = upstream(
-            channel(&settings.dispatch_url, &settings.upstream_tls)?,
-            tokens,
-        );
-        let returns = upstream(
-            channel(&settings.returns_url, &settings.upstream_tls)?,
-            tokens,
-        );
+        let dispatch = upstream(channel(&settings.dispatch_url)?, tokens);
+        let returns = upstream(channel(&settings.returns_url)?, tokens);
         let (limiter, attempts) = match &settings.redis {
             Some(redis) => {
-                let conn = redis_conn::connect(&redis.url, COMMAND_TIMEOUT)
+                let conn = redis_conn::open(&redis.target, COMMAND_TIMEOUT)
                     .await
                     .map_err(|source| StartError::Redis {
-                        url: redis.url.clone(),
+                        target: redis.target.describe(),
                         source,
                     })?;
                 (
@@ -104,7 +94,7 @@ impl GatewayApp {
             }
             None => {
                 tracing::warn!(
-                    "REDIS_URL is not set: each gateway process keeps its own rate limits"
+                    "neither REDIS_URL nor REDIS_CLUSTER_NODES is set: each gateway process keeps its own rate limits"
                 );
                 (
                     RateLimiter::local(settings.quota),
@@ -135,15 +125,10 @@ impl GatewayApp {
         ));
         let grpc_listener = server::bind(settings.grpc_addr).await?;
         let http_listener = server::bind(settings.http_addr).await?;
-        let http_tls = match &settings.http_tls {
-            Some(tls) => Some(Arc::new(ReloadingConfig::new(tls.clone(), ALPN_HTTP)?)),
-            None => None,
-        };
         Ok(Self {
             gateway,
             grpc_listener,
             http_listener,
-            http_tls,
             settings,
         })
     }
@@ -172,7 +157,6 @@ impl GatewayApp {
             gateway,
             grpc_listener,
             http_listener,
-            http_tls,
             settings,
         } = self;
         let services = GrpcServices::new()
@@ -191,7 +175,6 @@ impl GatewayApp {
         // After `shutdown`, in-flight requests get the health grace plus the drain bound.
         let http = http::serve::serve(
             http_listener,
-            http_tls,
             router,
             settings.http,
             settings.server.health_grace + settings.server.drain_timeout,
@@ -216,9 +199,9 @@ fn upstream(channel: Channel, tokens: Option<&TokenSource>) -> UpstreamChannel {
 }
 
 /// A channel balanced over every pod behind `url` (a headless Service name), connected
-/// on first use; over TLS checked by `tls` when `url` is `https://`.
-fn channel(url: &str, tls: &UpstreamTls) -> Result<Channel, StartError> {
-    client::balanced(url, client::DEFAULT_REFRESH, tls, |endpoint: Endpoint| {
+/// on first use.
+fn channel(url: &str) -> Result<Channel, StartError> {
+    client::balanced(url, client::DEFAULT_REFRESH, |endpoint: Endpoint| {
         endpoint
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)

@@ -12,9 +12,9 @@ use std::{
 };
 
 use aftersales_platform::metrics;
+use aftersales_platform::redis_conn::RedisConn;
 use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use moka::sync::Cache;
-use redis::aio::ConnectionManager;
 
 /// A sustained rate with room for bursts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub enum RateLimiter {
 /// One GCRA budget per key under a Redis key prefix.
 #[derive(Clone)]
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     script: Arc<redis::Script>,
     cell: Cell,
@@ -110,9 +110,9 @@ pub struct RedisLimiter {
 
 impl RateLimiter {
     /// Shared by every replica that uses the same Redis and `prefix`.
-    pub fn redis(conn: ConnectionManager, prefix: &str, quota: Quota) -> Self {
+    pub fn redis(conn: impl Into<RedisConn>, prefix: &str, quota: Quota) -> Self {
         RateLimiter::Redis(RedisLimiter::new(
-            conn,
+            conn.into(),
             format!("{prefix}gateway:ratelimit:"),
             quota.cell(),
         ))
@@ -149,7 +149,7 @@ impl RateLimiter {
 }
 
 impl RedisLimiter {
-    fn new(conn: ConnectionManager, prefix: String, cell: Cell) -> Self {
+    fn new(conn: RedisConn, prefix: String, cell: Cell) -> Self {
         Self {
             conn,
             prefix,
@@ -205,9 +205,9 @@ pub enum FailedAttempts {
 
 impl FailedAttempts {
     /// Shared by every replica that uses the same Redis and `prefix`.
-    pub fn redis(conn: ConnectionManager, prefix: &str, quota: AttemptQuota) -> Self {
+    pub fn redis(conn: impl Into<RedisConn>, prefix: &str, quota: AttemptQuota) -> Self {
         FailedAttempts::Redis(RedisLimiter::new(
-            conn,
+            conn.into(),
             format!("{prefix}gateway:failedauth:"),
             quota.cell(),
         ))

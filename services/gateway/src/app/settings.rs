@@ -1,14 +1,14 @@
 //! The gateway's settings: addresses, upstreams, limits, key caches, carrier secrets and
-//! service credentials, read from `GATEWAY_*` variables, `REDIS_URL`, `REDIS_KEY_PREFIX`
-//! and the server kit's variables.
+//! service credentials, read from `GATEWAY_*` variables, `REDIS_URL` or
+//! `REDIS_CLUSTER_NODES`, `REDIS_KEY_PREFIX` and the server kit's variables.
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use aftersales_platform::{
     auth::{SetupError, TokenSource},
     config::{ConfigError, Env},
+    redis_conn::RedisTarget,
     server::ServerSettings,
-    tls::{ServerTlsSettings, UpstreamTls},
 };
 use tonic::transport::Endpoint;
 
@@ -27,7 +27,8 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 /// Where the shared rate limit lives.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    pub url: String,
+    /// One Redis (`REDIS_URL`) or a Redis Cluster (`REDIS_CLUSTER_NODES`).
+    pub target: RedisTarget,
     pub key_prefix: String,
 }
 
@@ -51,11 +52,6 @@ pub struct GatewaySettings {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and bounds of every HTTP connection.
     pub http: ConnectionLimits,
-    /// TLS on the HTTP face (`GATEWAY_HTTP_TLS_*`): its own certificate, since partners
-    /// reach it under a public name; `None` serves plaintext (TLS ended in front of it).
-    pub http_tls: Option<ServerTlsSettings>,
-    /// How `https://` upstreams are checked (`UPSTREAM_*`).
-    pub upstream_tls: UpstreamTls,
     /// The gateway's own tokens for dispatch and returns (OAuth 2.0 client credentials);
     /// `None` calls them without a token.
     pub service_tokens: Option<TokenSource>,
@@ -94,8 +90,6 @@ impl GatewaySettings {
             },
             trusted_proxies: TrustedProxies::default(),
             http: ConnectionLimits::DEFAULT,
-            http_tls: None,
-            upstream_tls: UpstreamTls::default(),
             service_tokens: None,
             carriers: CarrierSecrets::default(),
             max_body_bytes: 65_536,
@@ -105,7 +99,8 @@ impl GatewaySettings {
     }
 }
 
-/// `GATEWAY_*` variables, `REDIS_URL`, `REDIS_KEY_PREFIX` and the server kit's variables.
+/// `GATEWAY_*` variables, `REDIS_URL` or `REDIS_CLUSTER_NODES`, `REDIS_KEY_PREFIX` and the
+/// server kit's variables.
 pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
     let upstream = |name: &str, default: &str| -> Result<String, ConfigError> {
         let url = env.raw(name).unwrap_or_else(|| default.to_owned());
@@ -134,8 +129,8 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         Some(spec) => TrustedProxies::parse(&spec)
             .map_err(|reason| ConfigError::new("GATEWAY_TRUSTED_PROXIES", &spec, reason))?,
     };
-    let redis = env.raw("REDIS_URL").map(|url| RedisSettings {
-        url,
+    let redis = RedisTarget::from_env(env)?.map(|target| RedisSettings {
+        target,
         key_prefix: env
             .raw("REDIS_KEY_PREFIX")
             .unwrap_or_else(|| "aftersales:".into()),
@@ -164,8 +159,6 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         },
         trusted_proxies,
         http: connection_limits(env)?,
-        http_tls: ServerTlsSettings::from_env(env, "GATEWAY_HTTP_")?,
-        upstream_tls: UpstreamTls::from_env(env)?,
         service_tokens: service_tokens(env)?,
         carriers,
         max_body_bytes: env.positive("GATEWAY_MAX_BODY_BYTES", 65_536)?,
@@ -304,8 +297,8 @@ mod tests {
         assert_eq!(s.dispatch_url, "http://dispatch:50053");
         let redis = s.redis.unwrap();
         assert_eq!(
-            (redis.url.as_str(), redis.key_prefix.as_str()),
-            ("redis://redis:6379", "prod:")
+            (redis.target, redis.key_prefix.as_str()),
+            (RedisTarget::Single("redis://redis:6379".into()), "prod:")
         );
         assert_eq!((s.quota.per_second.get(), s.quota.burst.get()), (5, 7));
         assert_eq!(s.key_cache_ttl, Duration::ZERO);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aftersales_gateway::app::{GatewaySettings, RedisSettings};
-use aftersales_platform::{CancellationToken, status::field_violations};
+use aftersales_platform::{CancellationToken, redis_conn::RedisTarget, status::field_violations};
 use aftersales_protos::{dispatch::v1 as pb, partner::v1 as partner};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -21,9 +21,22 @@ async fn grpc_list_jobs(gw: &mut Gateway, secret: &str) -> Result<(), tonic::Sta
 
 #[tokio::test]
 async fn two_gateways_share_one_rate_limit_per_key_through_redis() {
+    share_one_rate_limit(RedisTarget::Single(aftersales_testkit::redis_url())).await;
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_rate_limit_per_key_through_a_redis_cluster() {
+    let nodes = aftersales_testkit::redis_cluster_nodes();
+    share_one_rate_limit(RedisTarget::Cluster(
+        nodes.split(',').map(str::to_owned).collect(),
+    ))
+    .await;
+}
+
+async fn share_one_rate_limit(target: RedisTarget) {
     let mut s = suite(false).await;
     let redis = RedisSettings {
-        url: aftersales_testkit::redis_url(),
+        target,
         key_prefix: aftersales_testkit::unique_prefix(),
     };
     let limited = |g: &mut GatewaySettings| {
