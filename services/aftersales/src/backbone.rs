@@ -6,7 +6,7 @@ use aftersales_deadlines::{DeadlineQueue, MemoryQueue, RedisQueue, RedisQueueSet
 use aftersales_eventbus::{EventBus, MemoryBus, RedisBus};
 use aftersales_platform::{
     config::Env,
-    redis_conn::{self, COMMAND_TIMEOUT, RedisConn, RedisTarget},
+    redis_conn::{self, COMMAND_TIMEOUT, RedisConn, RedisTarget, RedisTls},
 };
 use anyhow::Context;
 use std::{
@@ -44,10 +44,11 @@ impl Backbone {
             .raw("REDIS_KEY_PREFIX")
             .unwrap_or_else(|| "aftersales:".into());
         let shards = env.positive("SLA_SHARDS", 16)?;
-        let conn = redis_conn::open(&target, COMMAND_TIMEOUT)
+        let tls = RedisTls::from_env(env)?;
+        let conn = redis_conn::open(&target, &tls, COMMAND_TIMEOUT)
             .await
             .with_context(|| format!("{}: cannot connect", target.describe()))?;
-        let reader = redis_conn::open(&target, COMMAND_TIMEOUT * 2)
+        let reader = redis_conn::open(&target, &tls, COMMAND_TIMEOUT * 2)
             .await
             .with_context(|| format!("{}: cannot connect", target.describe()))?;
         Ok(Self {

@@ -223,12 +223,14 @@ async fn the_suite_survives_redis_loss_redis_restart_a_killed_worker_and_a_postg
     let bus = EventBus::Redis(RedisBus::new(
         aftersales_platform::redis_conn::connect(
             &aftersales_testkit::redis_url(),
+            &Default::default(),
             Duration::from_secs(3),
         )
         .await
         .unwrap(),
         aftersales_platform::redis_conn::connect(
             &aftersales_testkit::redis_url(),
+            &Default::default(),
             Duration::from_secs(6),
         )
         .await

@@ -20,6 +20,7 @@ use aftersales_platform::{
     redis_conn::{self, COMMAND_TIMEOUT},
     server::{self, GrpcServices, ServeError},
     telemetry,
+    tls::{ALPN_HTTP, ReloadingConfig, TlsFileError, UpstreamTls},
 };
 use aftersales_protos::{
     dispatch::v1::{
@@ -58,12 +59,16 @@ pub enum StartError {
     },
     #[error("gateway gRPC server: {0}")]
     Grpc(#[from] ServeError),
+    #[error("gateway HTTP face TLS: {0}")]
+    HttpTls(#[from] TlsFileError),
 }
 
 pub struct GatewayApp {
     gateway: Arc<Gateway>,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
+    /// The HTTP face's TLS, when it has a certificate.
+    http_tls: Option<Arc<ReloadingConfig>>,
     settings: GatewaySettings,
 }
 
@@ -77,11 +82,17 @@ impl GatewayApp {
                 "GATEWAY_CLIENT_ID is not set: dispatch and returns are called without a service token"
             );
         }
-        let dispatch = upstream(channel(&settings.dispatch_url)?, tokens);
-        let returns = upstream(channel(&settings.returns_url)?, tokens);
+        let dispatch = upstream(
+            channel(&settings.dispatch_url, &settings.upstream_tls)?,
+            tokens,
+        );
+        let returns = upstream(
+            channel(&settings.returns_url, &settings.upstream_tls)?,
+            tokens,
+        );
         let (limiter, attempts) = match &settings.redis {
             Some(redis) => {
-                let conn = redis_conn::open(&redis.target, COMMAND_TIMEOUT)
+                let conn = redis_conn::open(&redis.target, &settings.redis_tls, COMMAND_TIMEOUT)
                     .await
                     .map_err(|source| StartError::Redis {
                         target: redis.target.describe(),
@@ -125,10 +136,15 @@ impl GatewayApp {
         ));
         let grpc_listener = server::bind(settings.grpc_addr).await?;
         let http_listener = server::bind(settings.http_addr).await?;
+        let http_tls = match &settings.http_tls {
+            Some(tls) => Some(Arc::new(ReloadingConfig::new(tls.clone(), ALPN_HTTP)?)),
+            None => None,
+        };
         Ok(Self {
             gateway,
             grpc_listener,
             http_listener,
+            http_tls,
             settings,
         })
     }
@@ -157,6 +173,7 @@ impl GatewayApp {
             gateway,
             grpc_listener,
             http_listener,
+            http_tls,
             settings,
         } = self;
         let services = GrpcServices::new()
@@ -175,6 +192,7 @@ impl GatewayApp {
         // After `shutdown`, in-flight requests get the health grace plus the drain bound.
         let http = http::serve::serve(
             http_listener,
+            http_tls,
             router,
             settings.http,
             settings.server.health_grace + settings.server.drain_timeout,
@@ -199,9 +217,9 @@ fn upstream(channel: Channel, tokens: Option<&TokenSource>) -> UpstreamChannel {
 }
 
 /// A channel balanced over every pod behind `url` (a headless Service name), connected
-/// on first use.
-fn channel(url: &str) -> Result<Channel, StartError> {
-    client::balanced(url, client::DEFAULT_REFRESH, |endpoint: Endpoint| {
+/// on first use; over TLS checked by `tls` when `url` is `https://`.
+fn channel(url: &str, tls: &UpstreamTls) -> Result<Channel, StartError> {
+    client::balanced(url, client::DEFAULT_REFRESH, tls, |endpoint: Endpoint| {
         endpoint
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)

@@ -6,25 +6,115 @@
 //! queue, the event bus and the rate limiter are written once for both. On a cluster each
 //! command goes to the master of its key's slot; a pipeline or script must keep its keys
 //! in one slot (hash tags, `{…}`).
+//!
+//! `rediss://` URLs connect over TLS (rustls), the server's certificate checked against
+//! [`RedisTls`]: a private CA (`REDIS_CA_FILE`) or the system's trust store.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use redis::{
-    Value,
+    ClientTlsConfig, TlsCertificates, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
 };
 
-use crate::config::{ConfigError, Env};
+use crate::{
+    config::{ConfigError, Env},
+    tls,
+};
+
+/// How `rediss://` servers are checked: against the CA in `REDIS_CA_FILE` when set (then
+/// only that CA is trusted), else the system's trust store; with a client certificate
+/// (`REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE`) for a Redis that asks for one
+/// (`tls-auth-clients yes`). Plain `redis://` URLs ignore it. The files are read at start.
+#[derive(Debug, Clone, Default)]
+pub struct RedisTls {
+    certificates: Option<TlsCertificates>,
+}
+
+impl RedisTls {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        const CA: &str = "REDIS_CA_FILE";
+        const CERT: &str = "REDIS_CLIENT_CERT_FILE";
+        const KEY: &str = "REDIS_CLIENT_KEY_FILE";
+        let read = |name: &str, path: &str| -> Result<Vec<u8>, ConfigError> {
+            std::fs::read(path).map_err(|e| ConfigError::new(name, path, e))
+        };
+        let root_cert = match env.raw(CA) {
+            Some(path) => {
+                tls::root_store(Path::new(&path)).map_err(|e| ConfigError::new(CA, &path, e))?;
+                Some(read(CA, &path)?)
+            }
+            None => None,
+        };
+        let client_tls = match (env.raw(CERT), env.raw(KEY)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: read(CERT, &cert)?,
+                client_key: read(KEY, &key)?,
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    KEY,
+                    "",
+                    format!("is required with {CERT}"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    CERT,
+                    "",
+                    format!("is required with {KEY}"),
+                ));
+            }
+        };
+        Ok(Self {
+            certificates: (root_cert.is_some() || client_tls.is_some()).then_some(
+                TlsCertificates {
+                    client_tls,
+                    root_cert,
+                },
+            ),
+        })
+    }
+
+    /// Trusting `ca_pem` only.
+    pub fn with_ca(ca_pem: impl Into<Vec<u8>>) -> Self {
+        Self {
+            certificates: Some(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca_pem.into()),
+            }),
+        }
+    }
+
+    /// The certificates to use for `url`: none for plaintext `redis://`.
+    fn for_url(&self, url: &str) -> Option<TlsCertificates> {
+        self.certificates
+            .clone()
+            .filter(|_| url.starts_with("rediss://"))
+    }
+}
+
+/// A client for `url`, over TLS checked by `tls` when it is `rediss://`.
+fn client(url: &str, tls: &RedisTls) -> redis::RedisResult<redis::Client> {
+    // The Redis client builds its rustls configuration on the process default provider.
+    tls::install_default_provider();
+    match tls.for_url(url) {
+        Some(certificates) => redis::Client::build_with_tls(url, certificates),
+        None => redis::Client::open(url),
+    }
+}
 
 /// Opens a self-reconnecting connection. `response_timeout` must exceed any blocking read
 /// (XREADGROUP BLOCK) made on it.
 pub async fn connect(
     url: &str,
+    tls: &RedisTls,
     response_timeout: Duration,
 ) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
+    let client = client(url, tls)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(response_timeout))
@@ -174,11 +264,12 @@ impl ConnectionLike for RedisConn {
 /// command on another node's slot would fail with MOVED.
 pub async fn open(
     target: &RedisTarget,
+    tls: &RedisTls,
     response_timeout: Duration,
 ) -> redis::RedisResult<RedisConn> {
     match target {
         RedisTarget::Single(url) => {
-            let mut conn = connect(url, response_timeout).await?;
+            let mut conn = connect(url, tls, response_timeout).await?;
             let info: String = redis::cmd("INFO")
                 .arg("cluster")
                 .query_async(&mut conn)
@@ -193,7 +284,12 @@ pub async fn open(
             Ok(RedisConn::Single(conn))
         }
         RedisTarget::Cluster(nodes) => {
-            let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+            tls::install_default_provider();
+            let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str));
+            if let Some(certificates) = nodes.first().and_then(|node| tls.for_url(node)) {
+                builder = builder.certs(certificates);
+            }
+            let client = builder
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(response_timeout)
                 .overall_response_timeout(Some(response_timeout * 3))

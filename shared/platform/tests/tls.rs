@@ -4,7 +4,8 @@
 //! and nobody in plaintext; with a client CA it wants a client certificate; a certificate
 //! replaced on disk is served to new connections; connections that never finish their
 //! handshake are closed within the bound while others are served; `https://` upstreams
-//! are checked (and never called in plaintext); PostgreSQL with `sslmode=verify-full`.
+//! are checked (and never called in plaintext); `rediss://` against a private CA;
+//! PostgreSQL with `sslmode=verify-full`.
 
 use std::{
     net::SocketAddr,
@@ -14,10 +15,11 @@ use std::{
 use aftersales_platform::{
     CancellationToken, client,
     db::{self, DbSettings},
+    redis_conn::{self, RedisTarget, RedisTls},
     server::{self, GrpcServices, ServerSettings},
     tls::{RELOAD_CHECK, ServerTlsSettings, UpstreamTls},
 };
-use aftersales_testkit::tls::{CertFiles, TestCa, TlsPostgres};
+use aftersales_testkit::tls::{CertFiles, TestCa, TlsPostgres, TlsRedis};
 use sea_orm::ConnectionTrait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -333,5 +335,47 @@ async fn postgres_with_sslmode_verify_full_connects_and_plaintext_is_refused() {
         .await
         .is_err(),
         "a server certificate from a CA not trusted is refused"
+    );
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_connects_and_runs_commands() {
+    let ca = TestCa::new("cache CA").unwrap();
+    let redis = TlsRedis::start(&ca).await.unwrap();
+    let target = RedisTarget::Single(redis.url());
+    let timeout = Duration::from_secs(5);
+
+    let mut conn = redis_conn::open(&target, &RedisTls::with_ca(ca.ca_pem()), timeout)
+        .await
+        .expect("rediss:// with the CA connects");
+    let () = redis::cmd("SET")
+        .arg("tls-test")
+        .arg("sealed")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("tls-test")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(value, "sealed");
+
+    let other = TestCa::new("another CA").unwrap();
+    assert!(
+        redis_conn::open(&target, &RedisTls::with_ca(other.ca_pem()), timeout)
+            .await
+            .is_err(),
+        "a server certificate from a CA not trusted is refused"
+    );
+    assert!(
+        redis_conn::open(
+            &RedisTarget::Single(format!("redis://127.0.0.1:{}", redis.port)),
+            &RedisTls::default(),
+            timeout
+        )
+        .await
+        .is_err(),
+        "the server speaks TLS only"
     );
 }

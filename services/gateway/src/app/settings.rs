@@ -7,8 +7,9 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 use aftersales_platform::{
     auth::{SetupError, TokenSource},
     config::{ConfigError, Env},
-    redis_conn::RedisTarget,
+    redis_conn::{RedisTarget, RedisTls},
     server::ServerSettings,
+    tls::{ServerTlsSettings, UpstreamTls},
 };
 use tonic::transport::Endpoint;
 
@@ -52,6 +53,13 @@ pub struct GatewaySettings {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and bounds of every HTTP connection.
     pub http: ConnectionLimits,
+    /// TLS on the HTTP face (`GATEWAY_HTTP_TLS_*`): its own certificate, since partners
+    /// reach it under a public name; `None` serves plaintext (TLS ended in front of it).
+    pub http_tls: Option<ServerTlsSettings>,
+    /// How `https://` upstreams are checked (`UPSTREAM_*`).
+    pub upstream_tls: UpstreamTls,
+    /// How a `rediss://` Redis is checked (`REDIS_CA_FILE`, …).
+    pub redis_tls: RedisTls,
     /// The gateway's own tokens for dispatch and returns (OAuth 2.0 client credentials);
     /// `None` calls them without a token.
     pub service_tokens: Option<TokenSource>,
@@ -90,6 +98,9 @@ impl GatewaySettings {
             },
             trusted_proxies: TrustedProxies::default(),
             http: ConnectionLimits::DEFAULT,
+            http_tls: None,
+            upstream_tls: UpstreamTls::default(),
+            redis_tls: RedisTls::default(),
             service_tokens: None,
             carriers: CarrierSecrets::default(),
             max_body_bytes: 65_536,
@@ -159,6 +170,9 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         },
         trusted_proxies,
         http: connection_limits(env)?,
+        http_tls: ServerTlsSettings::from_env(env, "GATEWAY_HTTP_")?,
+        upstream_tls: UpstreamTls::from_env(env)?,
+        redis_tls: RedisTls::from_env(env)?,
         service_tokens: service_tokens(env)?,
         carriers,
         max_body_bytes: env.positive("GATEWAY_MAX_BODY_BYTES", 65_536)?,
