@@ -51,7 +51,7 @@ impl TestCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
-        std::fs::write(dir.join("ca.pem"), issuer.pem())?;
+        std::fs::write(dir.join("ca.pem"), pem_of("CERTIFICATE", issuer.der()))?;
         Ok(Self { issuer, dir })
     }
 
@@ -65,7 +65,7 @@ impl TestCa {
     }
 
     pub fn ca_pem(&self) -> String {
-        self.issuer.pem()
+        pem_of("CERTIFICATE", self.issuer.der())
     }
 
     /// A certificate for `names` (DNS names or IP addresses), good for servers and
@@ -85,13 +85,17 @@ impl TestCa {
         let files = CertFiles {
             cert: self.dir.join(format!("{file}.pem")),
             key: self.dir.join(format!("{file}.key")),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_pem: pem_of("CERTIFICATE", cert.der()),
+            key_pem: pem_of("PRIVATE KEY", &key.serialize_der()),
         };
         std::fs::write(&files.cert, &files.cert_pem)?;
         std::fs::write(&files.key, &files.key_pem)?;
         Ok(files)
     }
+}
+
+fn pem_of(label: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(label, der.to_vec()))
 }
 
 impl Drop for TestCa {
