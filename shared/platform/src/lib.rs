@@ -1,7 +1,8 @@
 //! What every aftersales service is built from: configuration from the environment,
 //! telemetry, the gRPC server kit, identity (verified callers, permission tables, service
-//! tokens), error-to-`Status` mapping, database connections and migrations, and
-//! idempotency-key storage. Nothing here knows any business domain.
+//! tokens), error-to-`Status` mapping, database connections and migrations,
+//! idempotency-key storage, and the sealing of personal data at rest. Nothing here knows
+//! any business domain.
 
 pub mod auth;
 pub mod caller;
@@ -17,6 +18,7 @@ pub mod money;
 pub mod paging;
 pub mod pii;
 pub mod redis_conn;
+pub mod seal;
 pub mod server;
 pub mod status;
 pub mod telemetry;
