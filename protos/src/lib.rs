@@ -45,6 +45,12 @@ pub mod care {
     }
 }
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.audit.v1");
+    }
+}
+
 pub mod partner {
     pub mod v1 {
         tonic::include_proto!("aftersales.partner.v1");

@@ -106,6 +106,8 @@ pub fn actor_of(caller: &Caller, claimed: Option<&common::Actor>) -> Result<Acto
     // Partners reach the suite only through the gateway.
     let for_partner = named_role == "partner";
     if caller.has_role(roles::ACT_AS) && (!for_partner || caller.has_role(roles::GATEWAY)) {
+        // The audit record of this call names both: the account and the end user.
+        crate::audit::acting_for(claimed.id.chars().take(MAX_ID).collect::<String>().as_str());
         return Ok(Actor {
             id: claimed.id.chars().take(MAX_ID).collect(),
             role: named_role,
@@ -185,6 +187,22 @@ mod tests {
             actor_of(&gateway, None).unwrap(),
             Actor::new("gateway", "service")
         );
+    }
+
+    #[tokio::test]
+    async fn the_audit_record_of_an_act_as_call_names_the_end_user() {
+        let gateway = caller("gateway", &["service:gateway", "act-as"]);
+        let partner = body("partner-1", common::ActorRole::Partner);
+        let (actor, filled) =
+            crate::audit::Scope::run(async { actor_of(&gateway, Some(&partner)) }).await;
+        assert_eq!(actor.unwrap().via.as_deref(), Some("gateway"));
+        assert_eq!(filled.on_behalf_of.as_deref(), Some("partner-1"));
+        let agent = caller("agent-7", &["agent"]);
+        let ((), own) = crate::audit::Scope::run(async {
+            actor_of(&agent, None).unwrap();
+        })
+        .await;
+        assert_eq!(own.on_behalf_of, None);
     }
 
     #[test]

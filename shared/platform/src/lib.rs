@@ -1,9 +1,10 @@
 //! What every aftersales service is built from: configuration from the environment,
 //! telemetry, the gRPC server kit, identity (verified callers, permission tables, service
-//! tokens), error-to-`Status` mapping, database connections and migrations,
-//! idempotency-key storage, and the sealing of personal data at rest. Nothing here knows
-//! any business domain.
+//! tokens) and the audit trail of privileged acts, error-to-`Status` mapping, database
+//! connections and migrations, idempotency-key storage, and the sealing of personal data
+//! at rest. Nothing here knows any business domain.
 
+pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod client;

@@ -3,11 +3,14 @@
 //! probes through, verifies the bearer token of every other RPC, checks the service's
 //! permission table, and hands the [`Caller`] to the handler in the request's extensions.
 //! A refused call is answered here with a trailers-only gRPC error and never reaches the
-//! service.
+//! service. Given an audit sink ([`AuthLayer::with_audit`]), it also keeps the audit trail
+//! (see [`crate::audit`]): every denial, every call of an audited RPC and every call whose
+//! handler named a target.
 //!
 //! [`GrpcServices::with_auth`]: crate::server::GrpcServices::with_auth
 
 use std::{
+    collections::HashSet,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -20,6 +23,7 @@ use tonic::Status;
 use tower::Service;
 
 use super::{AuthMode, AuthSettings, Caller, Permissions, SetupError, Verifier};
+use crate::audit::{AuditRecord, AuditSink, Filled, Scope, code_name};
 
 /// The health service's path prefix: Kubernetes' gRPC probes send no token.
 const HEALTH: &str = "/grpc.health.v1.Health/";
@@ -35,6 +39,19 @@ pub struct AuthLayer {
     permissions: Arc<Permissions>,
     open_health: bool,
     open_reflection: bool,
+    audit: Option<Arc<Audit>>,
+}
+
+/// Where a server's audit records go, and which of its RPCs are always recorded.
+struct Audit {
+    sink: Arc<dyn AuditSink>,
+    always: HashSet<&'static str>,
+}
+
+/// A refusal, with the caller when the token was valid (a denial to record).
+struct Refusal {
+    status: Status,
+    caller: Option<Caller>,
 }
 
 enum Check {
@@ -57,6 +74,7 @@ impl std::fmt::Debug for AuthLayer {
             )
             .field("open_health", &self.open_health)
             .field("open_reflection", &self.open_reflection)
+            .field("audited", &self.audit.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +87,7 @@ impl AuthLayer {
             permissions: Arc::new(permissions),
             open_health: true,
             open_reflection: true,
+            audit: None,
         }
     }
 
@@ -83,6 +102,7 @@ impl AuthLayer {
             permissions: Arc::new(permissions),
             open_health: true,
             open_reflection: true,
+            audit: None,
         }
     }
 
@@ -112,6 +132,17 @@ impl AuthLayer {
         self
     }
 
+    /// Keeps the audit trail in `sink`: every denial (with its caller), every call of an
+    /// RPC in `always` (full paths, whatever the outcome), and every call whose handler
+    /// named a target with [`crate::audit::target`].
+    pub fn with_audit(mut self, sink: impl AuditSink, always: &[&'static str]) -> Self {
+        self.audit = Some(Arc::new(Audit {
+            sink: Arc::new(sink),
+            always: always.iter().copied().collect(),
+        }));
+        self
+    }
+
     /// The verifier, when tokens are checked (e.g. to load keys at start-up).
     pub fn verifier(&self) -> Option<&Verifier> {
         match &*self.check {
@@ -128,6 +159,14 @@ impl AuthLayer {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Result<Option<Caller>, Status> {
+        self.decide(path, headers).await.map_err(|r| r.status)
+    }
+
+    async fn decide(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Caller>, Refusal> {
         if (self.open_health && path.starts_with(HEALTH))
             || (self.open_reflection && path.starts_with(REFLECTION))
         {
@@ -136,7 +175,12 @@ impl AuthLayer {
         let caller = match &*self.check {
             Check::Tokens(verifier) => verifier.verify_headers(headers).await.map_err(|err| {
                 tracing::info!(rpc = path, reason = %err, "call refused: unauthenticated");
-                Status::from(err)
+                // Not recorded: without a valid token there is no verified subject, and
+                // anyone could fill the trail. The log line above keeps the attempt.
+                Refusal {
+                    status: Status::from(err),
+                    caller: None,
+                }
             })?,
             Check::Disabled { .. } => Caller::unrestricted(),
         };
@@ -148,7 +192,10 @@ impl AuthLayer {
                 client_id = caller.client_id.as_deref(),
                 "call refused: permission denied"
             );
-            return Err(denied);
+            return Err(Refusal {
+                status: denied,
+                caller: Some(caller),
+            });
         }
         Ok(Some(caller))
     }
@@ -177,7 +224,7 @@ where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Default,
+    ResBody: Default + Send,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -193,20 +240,96 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            match layer
-                .authorize(request.uri().path(), request.headers())
-                .await
-            {
-                Ok(Some(caller)) => {
+            let path = request.uri().path().to_owned();
+            match (layer.decide(&path, request.headers()).await, &layer.audit) {
+                (Ok(Some(caller)), None) => {
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
-                Ok(None) => inner.call(request).await,
-                // Trailers-only: the status in the headers, no body.
-                Err(status) => Ok(status.into_http()),
+                (Ok(Some(caller)), Some(audit)) => {
+                    request.extensions_mut().insert(caller.clone());
+                    let (response, filled) = Scope::run(inner.call(request)).await;
+                    let response = response?;
+                    // A success carries its status in the trailers; an error is
+                    // trailers-only, its status in the headers.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes()));
+                    if !(audit.always.contains(path.as_str())
+                        || filled.is_privileged()
+                        || code == tonic::Code::PermissionDenied)
+                    {
+                        return Ok(response);
+                    }
+                    let mut filled = filled;
+                    if code == tonic::Code::PermissionDenied
+                        && let Some(denied) = Status::from_header_map(response.headers())
+                    {
+                        filled
+                            .detail
+                            .insert("reason".into(), denied.message().into());
+                    }
+                    match audit
+                        .sink
+                        .write(records(&caller, &path, code, filled))
+                        .await
+                    {
+                        Ok(()) => Ok(response),
+                        Err(err) => {
+                            // Fail closed: no answer (clear data, a key) leaves unaudited.
+                            // A command may have committed: its retry with the same key
+                            // answers with the first result and is recorded then.
+                            tracing::error!(rpc = %path, error = %err, "audit record not written; answer withheld");
+                            Ok(Status::unavailable("the audit trail is unavailable, retry")
+                                .into_http())
+                        }
+                    }
+                }
+                (Ok(None), _) => inner.call(request).await,
+                (Err(refusal), audit) => {
+                    if let (Some(audit), Some(caller)) = (audit, &refusal.caller) {
+                        let mut filled = Filled::default();
+                        filled
+                            .detail
+                            .insert("reason".into(), refusal.status.message().into());
+                        let denied = records(caller, &path, refusal.status.code(), filled);
+                        if let Err(err) = audit.sink.write(denied).await {
+                            tracing::error!(rpc = %path, error = %err, "audit record of a denial not written");
+                        }
+                    }
+                    // Trailers-only: the status in the headers, no body.
+                    Ok(refusal.status.into_http())
+                }
             }
         })
     }
+}
+
+/// The records of one call by `caller` to `rpc` that ended with `code`: one per target
+/// the handler named, or one without a target.
+fn records(caller: &Caller, rpc: &str, code: tonic::Code, filled: Filled) -> Vec<AuditRecord> {
+    let at = chrono::Utc::now();
+    let targets: Vec<Option<String>> = if filled.targets.is_empty() {
+        vec![None]
+    } else {
+        filled.targets.into_iter().map(Some).collect()
+    };
+    targets
+        .into_iter()
+        .map(|target| AuditRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            at,
+            subject: caller.subject.clone(),
+            on_behalf_of: filled.on_behalf_of.clone(),
+            roles: caller.roles.iter().cloned().collect(),
+            client_id: caller.client_id.clone(),
+            rpc: rpc.to_owned(),
+            target,
+            outcome: code_name(code).to_owned(),
+            detail: filled.detail.clone(),
+        })
+        .collect()
 }
 
 /// Says, now and every minute until dropped, that the server checks no tokens.
@@ -267,6 +390,87 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(denied.code(), Code::PermissionDenied);
+    }
+
+    /// The code of a gRPC answer made by the layer or the test handler.
+    fn code_of(response: &http::Response<String>) -> Code {
+        response
+            .headers()
+            .get("grpc-status")
+            .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()))
+    }
+
+    async fn call(layer: &AuthLayer, path: &str) -> http::Response<String> {
+        use tower::{Layer, ServiceExt};
+        // Names a target on /T, refuses on /Refuse, answers OK otherwise.
+        let handler = tower::service_fn(|request: http::Request<()>| async move {
+            let path = request.uri().path().to_owned();
+            if path.ends_with("/T") {
+                crate::audit::target("customer:c-1");
+                crate::audit::note("purpose", "a complaint");
+            }
+            if path.ends_with("/Refuse") {
+                return Ok::<_, std::convert::Infallible>(
+                    Status::permission_denied("actor: names someone else").into_http(),
+                );
+            }
+            Ok(http::Response::new(String::new()))
+        });
+        let request = http::Request::builder().uri(path).body(()).unwrap();
+        layer.layer(handler).oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn denials_audited_rpcs_and_named_targets_are_recorded() {
+        use crate::audit::memory::MemorySink;
+        const AUDITED: &str = "/aftersales.bench.v1.Echo/Audited";
+        const TARGETED: &str = "/aftersales.bench.v1.Echo/T";
+        const REFUSE: &str = "/aftersales.bench.v1.Echo/Refuse";
+        let sink = MemorySink::default();
+        let table = Permissions::new(&[
+            (ECHO, &["agent"]),
+            (AUDITED, &["admin"]),
+            (TARGETED, &["agent"]),
+            (REFUSE, &["agent"]),
+        ]);
+        let layer = AuthLayer::disabled(table.clone()).with_audit(sink.clone(), &[AUDITED]);
+        for path in [
+            ECHO,
+            AUDITED,
+            TARGETED,
+            REFUSE,
+            "/aftersales.bench.v1.Echo/NoRow",
+        ] {
+            call(&layer, path).await;
+        }
+        let records = sink.records.lock().unwrap().clone();
+        let seen: Vec<(&str, &str, Option<&str>)> = records
+            .iter()
+            .map(|r| (r.rpc.as_str(), r.outcome.as_str(), r.target.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (AUDITED, "OK", None),
+                (TARGETED, "OK", Some("customer:c-1")),
+                (REFUSE, "PERMISSION_DENIED", None),
+                ("/aftersales.bench.v1.Echo/NoRow", "PERMISSION_DENIED", None),
+            ],
+            "a plain call is not recorded"
+        );
+        assert!(records.iter().all(|r| r.subject == "anonymous"));
+        assert_eq!(records[1].detail["purpose"], "a complaint");
+        assert_eq!(records[2].detail["reason"], "actor: names someone else");
+        assert_eq!(records[3].detail["reason"], "method not permitted");
+
+        // A record that cannot be written withholds the answer.
+        let broken = MemorySink {
+            broken: true,
+            ..MemorySink::default()
+        };
+        let layer = AuthLayer::disabled(table).with_audit(broken, &[AUDITED]);
+        assert_eq!(code_of(&call(&layer, TARGETED).await), Code::Unavailable);
+        assert_eq!(code_of(&call(&layer, ECHO).await), Code::Ok);
     }
 
     #[tokio::test]
