@@ -9,6 +9,7 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    audit::AuditLog,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
@@ -21,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::ReturnsApi,
-    api::permissions::PERMISSIONS,
+    api::permissions::{AUDITED, PERMISSIONS},
     consumer::OtherServices,
     domain::rma::StepTargets,
     error::ReturnsError,
@@ -188,9 +189,15 @@ impl ReturnsApp {
         } else {
             Vec::new()
         };
+        let audit = AuditLog::new(background.db.clone());
         let services = GrpcServices::new()
             .with(ReturnsApi::new(self.core).into_server())
-            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
+            .with(audit.api())
+            .with_auth(
+                self.settings
+                    .auth_layer(PERMISSIONS)?
+                    .with_audit(audit, AUDITED),
+            );
         let served = aftersales_runtime::run(
             "returns",
             self.listener,

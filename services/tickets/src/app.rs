@@ -8,6 +8,7 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    audit::AuditLog,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
@@ -18,8 +19,12 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi, api::permissions::PERMISSIONS, consumer::OtherServices, error::TicketsError,
-    store::migration::Migrator, usecases::TicketsCore,
+    api::TicketsApi,
+    api::permissions::{AUDITED, PERMISSIONS},
+    consumer::OtherServices,
+    error::TicketsError,
+    store::migration::Migrator,
+    usecases::TicketsCore,
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -127,9 +132,15 @@ impl TicketsApp {
         } else {
             Vec::new()
         };
+        let audit = AuditLog::new(background.db.clone());
         let services = GrpcServices::new()
             .with(TicketsApi::new(self.core).into_server())
-            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
+            .with(audit.api())
+            .with_auth(
+                self.settings
+                    .auth_layer(PERMISSIONS)?
+                    .with_audit(audit, AUDITED),
+            );
         let served = aftersales_runtime::run(
             "tickets",
             self.listener,

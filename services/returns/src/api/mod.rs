@@ -8,7 +8,7 @@ mod status;
 use std::sync::Arc;
 
 use aftersales_platform::paging::encode_cursor;
-use aftersales_platform::{auth::Caller, caller::actor_of};
+use aftersales_platform::{audit, auth::Caller, caller::actor_of};
 use aftersales_protos::returns::v1::{self as pb, return_service_server::ReturnService};
 use tonic::{Request, Response, Status};
 
@@ -151,6 +151,7 @@ impl ReturnService for ReturnsApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let resolution = request::resolve(&r)?;
+        audit::target(format!("return:{}", r.return_id));
         let actor = actor_of(&caller, r.actor.as_ref())?;
         reply(
             &self
@@ -192,6 +193,7 @@ impl ReturnService for ReturnsApi {
         request: Request<pb::UpsertReturnPolicyRequest>,
     ) -> Result<Response<pb::ReturnPolicy>, Status> {
         let policy = request::policy(request.get_ref())?;
+        audit::target(format!("return_policy:{}", policy.product_line));
         Ok(Response::new(proto::policy(
             &self.core.upsert_policy(policy).await?,
         )))

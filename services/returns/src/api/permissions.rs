@@ -2,8 +2,9 @@
 //! any one of which suffices. Deny by default: a method without a row is refused to
 //! everyone. README's permission table is this one.
 
-use aftersales_platform::auth::roles::{
-    ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, REFUNDS, STOREFRONT, SUPERVISOR,
+use aftersales_platform::{
+    audit,
+    auth::roles::{ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, REFUNDS, STOREFRONT, SUPERVISOR},
 };
 
 macro_rules! rpc {
@@ -43,19 +44,35 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("UpsertReturnPolicy"), &[ADMIN]),
     (rpc!("CarrierReconciliation"), &[ADMIN, ANALYST, MANAGER]),
+    (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
+];
+
+/// The RPCs every call of which is audited: refunds, policy changes, and reading the
+/// trail.
+pub const AUDITED: &[&str] = &[
+    rpc!("ResolveReturn"),
+    rpc!("UpsertReturnPolicy"),
+    audit::LIST_AUDIT_RECORDS,
 ];
 
 #[cfg(test)]
 mod tests {
-    use aftersales_platform::auth::Permissions;
+    use aftersales_platform::{audit, auth::Permissions};
 
     #[test]
     fn every_rpc_has_its_row_and_no_row_is_stray() {
         let table = Permissions::table_problems(
             super::PERMISSIONS,
             aftersales_protos::FILE_DESCRIPTOR_SET,
-            &["aftersales.returns.v1.ReturnService"],
+            &["aftersales.returns.v1.ReturnService", audit::SERVICE],
         );
         assert_eq!(table, Ok(()));
+    }
+
+    #[test]
+    fn every_audited_rpc_has_a_row() {
+        for path in super::AUDITED {
+            assert!(super::PERMISSIONS.iter().any(|(p, _)| p == path), "{path}");
+        }
     }
 }

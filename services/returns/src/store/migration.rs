@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_platform::idempotency::migration::CreateIdempotencyKeys),
             Box::new(aftersales_eventbus::migration::CreateOutbox),
             Box::new(CreateReturnTables),
+            Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
         ]

@@ -7,7 +7,7 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::{auth::Caller, caller::actor_of};
+use aftersales_platform::{audit, auth::Caller, caller::actor_of};
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
 use tonic::{Request, Response, Status};
 
@@ -184,6 +184,7 @@ impl TicketService for TicketsApi {
         request: Request<pb::UpsertSlaPolicyRequest>,
     ) -> Result<Response<pb::SlaPolicy>, Status> {
         let policy = request::policy(request.get_ref())?;
+        audit::target(format!("sla_policy:{}", policy.id));
         let stored = self.core.upsert_policy(policy).await?;
         Ok(Response::new(proto::policy(&stored)))
     }
@@ -203,6 +204,7 @@ impl TicketService for TicketsApi {
         request: Request<pb::UpsertBusinessCalendarRequest>,
     ) -> Result<Response<pb::BusinessCalendar>, Status> {
         let calendar = request::calendar(request.get_ref())?;
+        audit::target(format!("calendar:{}", calendar.id));
         let stored = self.core.upsert_calendar(calendar).await?;
         Ok(Response::new(proto::calendar(&stored)))
     }

@@ -2,8 +2,9 @@
 //! any one of which suffices. Deny by default: a method without a row is refused to
 //! everyone. README's permission table is this one.
 
-use aftersales_platform::auth::roles::{
-    ADMIN, AGENT, ANALYST, CARE, MANAGER, STOREFRONT, SUPERVISOR,
+use aftersales_platform::{
+    audit,
+    auth::roles::{ADMIN, AGENT, ANALYST, CARE, MANAGER, STOREFRONT, SUPERVISOR},
 };
 
 macro_rules! rpc {
@@ -42,19 +43,35 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
         &[ADMIN, SUPERVISOR, MANAGER, ANALYST],
     ),
     (rpc!("UpsertBusinessCalendar"), &[ADMIN]),
+    (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
+];
+
+/// The RPCs every call of which is audited: SLA policy and calendar changes, and reading
+/// the trail.
+pub const AUDITED: &[&str] = &[
+    rpc!("UpsertSlaPolicy"),
+    rpc!("UpsertBusinessCalendar"),
+    audit::LIST_AUDIT_RECORDS,
 ];
 
 #[cfg(test)]
 mod tests {
-    use aftersales_platform::auth::Permissions;
+    use aftersales_platform::{audit, auth::Permissions};
 
     #[test]
     fn every_rpc_has_its_row_and_no_row_is_stray() {
         let table = Permissions::table_problems(
             super::PERMISSIONS,
             aftersales_protos::FILE_DESCRIPTOR_SET,
-            &["aftersales.tickets.v1.TicketService"],
+            &["aftersales.tickets.v1.TicketService", audit::SERVICE],
         );
         assert_eq!(table, Ok(()));
+    }
+
+    #[test]
+    fn every_audited_rpc_has_a_row() {
+        for path in super::AUDITED {
+            assert!(super::PERMISSIONS.iter().any(|(p, _)| p == path), "{path}");
+        }
     }
 }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(CreateCustomerTiers),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
+            Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
         ]
     }
 }
