@@ -3,7 +3,9 @@
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::consumer::replay_dead_letter;
-use aftersales_platform::{auth::DevIssuer, config::Env, db, redis_conn::RedisTarget};
+use aftersales_platform::{
+    auth::DevIssuer, client, config::Env, db, redis_conn::RedisTarget, tls::UpstreamTls,
+};
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{self as pb, partner_key_service_client::PartnerKeyServiceClient},
@@ -27,7 +29,10 @@ pub async fn run(env: &Env, command: AdminCommand) -> anyhow::Result<()> {
             dispatch_url,
             token,
             action,
-        } => keys(&dispatch_url, token.as_deref(), action).await,
+        } => {
+            let tls = UpstreamTls::from_env(env)?;
+            keys(&dispatch_url, &tls, token.as_deref(), action).await
+        }
         AdminCommand::CheckConfig { service } => check_config(env, service).await,
         AdminCommand::Token {
             roles,
@@ -134,8 +139,15 @@ fn print_key(key: &pb::PartnerKey) {
     );
 }
 
-async fn keys(dispatch_url: &str, token: Option<&str>, action: KeysAction) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(dispatch_url.to_owned())?
+/// Partner keys through dispatch at `dispatch_url` (over TLS checked by `tls` when it is
+/// `https://`).
+async fn keys(
+    dispatch_url: &str,
+    tls: &UpstreamTls,
+    token: Option<&str>,
+    action: KeysAction,
+) -> anyhow::Result<()> {
+    let channel = client::endpoint(dispatch_url, tls)?
         .connect()
         .await
         .with_context(|| format!("dispatch at {dispatch_url}"))?;
