@@ -1,15 +1,19 @@
-//! Start-up of the dispatch service: settings, database and migrations, then the gRPC
-//! server (DispatchService and PartnerKeyService) with the deadline worker (offer and
-//! visit deadlines), the outbox relay and housekeeping beside it.
+//! Start-up of the dispatch service: settings (with the keys customers' contacts are
+//! sealed with), database and migrations (and sealing contacts older versions stored in
+//! clear text), then the gRPC server (DispatchService and PartnerKeyService) with the
+//! deadline worker (offer and visit deadlines), the outbox relay and housekeeping beside
+//! it, and the consumer of care's `CustomerAnonymised`.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
 
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
-    CancellationToken, clock,
+    CancellationToken,
+    clock,
     config::{ConfigError, Env},
     db::{self, DbSettings},
+    seal::{Vault, VaultSettings, vault_from_env},
     server::{self, GrpcServices, ServeError},
 };
 use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
@@ -18,11 +22,12 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    anonymisation,
     api::permissions::PERMISSIONS,
     api::{DispatchApi, PartnerKeyApi},
     domain::job::VisitTargets,
     store::migration::Migrator,
-    usecases::{DispatchCore, DispatchRules},
+    usecases::{DispatchCore, DispatchRules, SEAL_CONTEXT},
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for dispatch.
@@ -30,16 +35,31 @@ pub const DEFAULT_PORT: u16 = 50053;
 /// The deadline queue dispatch schedules offer and visit deadlines on.
 pub const QUEUE: &str = "dispatch";
 
+/// How dispatch's vault is configured: `DISPATCH_ENCRYPTION_KEYS` and
+/// `DISPATCH_ACTIVE_KEY_ID` (no search hash: nothing is looked up by contact).
+pub const VAULT: VaultSettings<'static> = VaultSettings {
+    prefix: "DISPATCH",
+    context: SEAL_CONTEXT,
+    search: false,
+    what: "customer contacts on jobs",
+};
+
 /// What only the dispatch service is configured with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DispatchConfig {
     pub rules: DispatchRules,
+    pub vault: Vault,
+    /// How long the consumer of care's events waits for new ones per read.
+    pub consumer_block: StdDuration,
 }
 
 impl DispatchConfig {
+    /// Handbook rules, the development key, and a quick consumer.
     pub fn for_tests() -> Self {
         Self {
             rules: DispatchRules::handbook(),
+            vault: Vault::development(SEAL_CONTEXT),
+            consumer_block: StdDuration::from_millis(100),
         }
     }
 }
@@ -73,13 +93,23 @@ pub fn settings_from_env(
         },
         quote_tolerance_percent: tolerance,
     };
-    Ok((common, DispatchConfig { rules }))
+    let vault = vault_from_env(env, VAULT, common.database.is_sqlite())?;
+    Ok((
+        common,
+        DispatchConfig {
+            rules,
+            vault,
+            consumer_block: StdDuration::from_secs(1),
+        },
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("dispatch database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error("dispatch: sealing contacts stored in clear text: {0}")]
+    Seal(crate::error::DispatchError),
     #[error("dispatch server: {0}")]
     Serve(#[from] ServeError),
     #[error("dispatch authentication: {0}")]
@@ -98,6 +128,8 @@ pub struct DispatchApp {
     listener: TcpListener,
     relay: Relay,
     queue: DeadlineQueue,
+    bus: EventBus,
+    consumer_block: StdDuration,
     settings: ServiceSettings,
 }
 
@@ -109,7 +141,7 @@ impl DispatchApp {
         queue: DeadlineQueue,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
-        let relay = Relay::new("dispatch", db.clone(), bus);
+        let relay = Relay::new("dispatch", db.clone(), bus.clone());
         let pipeline = Pipeline::new(
             "dispatch",
             db,
@@ -117,13 +149,19 @@ impl DispatchApp {
             relay.nudge(),
             clock::system(),
         );
-        let core = Arc::new(DispatchCore::new(pipeline, config.rules));
+        let core = Arc::new(DispatchCore::new(pipeline, config.rules, config.vault));
+        let sealed = core.seal_clear_contacts().await.map_err(StartError::Seal)?;
+        if sealed > 0 {
+            tracing::info!(jobs = sealed, "sealed contacts stored in clear text");
+        }
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {
             core,
             listener,
             relay,
             queue,
+            bus,
+            consumer_block: config.consumer_block,
             settings,
         })
     }
@@ -138,7 +176,14 @@ impl DispatchApp {
         self.core.clone()
     }
 
+    /// Serves until `shutdown`; the consumer stops after the server has drained, like
+    /// the runtime's own background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let stop = CancellationToken::new();
+        let consumer = self
+            .settings
+            .run_worker
+            .then(|| anonymisation::spawn(&self.core, &self.bus, self.consumer_block, &stop));
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -149,7 +194,7 @@ impl DispatchApp {
             .with(DispatchApi::new(self.core.clone()).into_server())
             .with(PartnerKeyApi::new(self.core).into_server())
             .with_auth(self.settings.auth_layer(PERMISSIONS)?);
-        aftersales_runtime::run(
+        let served = aftersales_runtime::run(
             "dispatch",
             self.listener,
             services,
@@ -157,7 +202,12 @@ impl DispatchApp {
             &self.settings,
             shutdown,
         )
-        .await?;
+        .await;
+        stop.cancel();
+        if let Some(consumer) = consumer {
+            let _ = consumer.await;
+        }
+        served?;
         Ok(())
     }
 }

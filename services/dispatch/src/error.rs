@@ -1,6 +1,9 @@
 //! The one error type of the dispatch service; `api::status` maps it to gRPC statuses.
 
-use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
+use aftersales_platform::{
+    idempotency::{CarriesDbErr, IdempotencyError},
+    seal::VaultError,
+};
 use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
@@ -18,6 +21,8 @@ pub enum DispatchError {
     VersionConflict { expected: u64, actual: u64 },
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error("customer contact: {0}")]
+    Vault(#[from] VaultError),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
     #[error("database: {0}")]

@@ -6,7 +6,10 @@
 //! per capability; every command runs through the suite's command pipeline) → `domain`
 //! (pure rules) and `store` (sea-orm; entities never leave it). `usecases::deadlines`
 //! says what the offer and visit deadlines on the queue mean and fires them in batches.
+//! Customers' contacts are sealed (`usecases::contacts`); `anonymisation` consumes care's
+//! `CustomerAnonymised` and erases them.
 
+pub mod anonymisation;
 pub mod api;
 pub mod app;
 pub mod domain;

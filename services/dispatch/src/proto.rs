@@ -9,7 +9,7 @@ use aftersales_protos::{common::v1 as common, dispatch::v1 as pb};
 use crate::domain::{
     AreaKind, CompletionOutcome, JobStatus, Money, OfferStatus, Payer, QuoteLineKind, QuoteStatus,
     SettlementAction, SettlementStatus, Urgency,
-    job::{JobAggregate, Offer},
+    job::{JobView, Offer},
     keys::PartnerKey,
     partner::{GeoPoint, Partner, PartnerSpec},
     quote::{Quote, QuoteLine},
@@ -164,7 +164,9 @@ pub fn quote(q: &Quote) -> pb::Quote {
     }
 }
 
-pub fn job(agg: &JobAggregate) -> pb::Job {
+/// A job as one reader sees it (its contact as [`JobView`] holds it).
+pub fn job(view: &JobView) -> pb::Job {
+    let agg = &view.job;
     let j = &agg.job;
     pb::Job {
         id: j.id.clone(),
@@ -175,7 +177,7 @@ pub fn job(agg: &JobAggregate) -> pb::Job {
             region_code: j.region_code.clone(),
             point: j.point.as_ref().map(point),
         }),
-        contact: j.contact.as_ref().map(|c| pb::CustomerContact {
+        contact: view.contact.as_ref().map(|c| pb::CustomerContact {
             name: c.name.clone(),
             phone: c.phone.clone(),
             address: c.address.clone(),

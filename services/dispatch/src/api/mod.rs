@@ -7,7 +7,10 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::{auth::Caller, caller::actor_of};
+use aftersales_platform::{
+    auth::{Caller, roles::PII_READ},
+    caller::actor_of,
+};
 use aftersales_platform::{paging::encode_cursor, status::Violations};
 use aftersales_protos::{
     common::v1 as common,
@@ -24,7 +27,11 @@ pub use pb::{
     partner_key_service_server::PartnerKeyServiceServer,
 };
 
-use crate::{domain::job::JobAggregate, proto, usecases::DispatchCore};
+use crate::{
+    domain::job::JobView,
+    proto,
+    usecases::{ContactRight, DispatchCore},
+};
 
 pub struct DispatchApi {
     core: Arc<DispatchCore>,
@@ -40,8 +47,8 @@ impl DispatchApi {
     }
 }
 
-fn reply(agg: &JobAggregate) -> Result<Response<pb::Job>, Status> {
-    Ok(Response::new(proto::job(agg)))
+fn reply(view: &JobView) -> Result<Response<pb::Job>, Status> {
+    Ok(Response::new(proto::job(view)))
 }
 
 fn next_token(next: Option<String>) -> Option<common::PageResponse> {
@@ -114,9 +121,14 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<pb::Job>, Status> {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        let (new, idem) = request::create_job(&r)?;
+        let (new, contact, idem) = request::create_job(&r)?;
         let actor = actor_of(&caller, r.actor.as_ref())?;
-        reply(&self.core.create_job(new, idem.as_ref(), &actor).await?)
+        reply(
+            &self
+                .core
+                .create_job(new, contact, idem.as_ref(), &actor)
+                .await?,
+        )
     }
 
     async fn get_job(
@@ -127,7 +139,14 @@ impl DispatchService for DispatchApi {
         let r = request.into_inner();
         request::id("job_id", &r.job_id)?;
         let actor = actor_of(&caller, r.actor.as_ref())?;
-        reply(&self.core.get_job(&r.job_id, &actor).await?)
+        // The contact in clear text for a reader whose token holds pii:read (a partner's
+        // view follows the partner rule whatever the token holds).
+        let right = if caller.has_role(PII_READ) {
+            ContactRight::Clear
+        } else {
+            ContactRight::Masked
+        };
+        reply(&self.core.get_job(&r.job_id, &actor, right).await?)
     }
 
     async fn list_jobs(
@@ -159,11 +178,11 @@ impl DispatchService for DispatchApi {
         Ok(Response::new(pb::ListOffersResponse {
             offers: jobs
                 .iter()
-                .filter_map(|agg| {
-                    let offer = agg.open_offer()?;
+                .filter_map(|view| {
+                    let offer = view.job.open_offer()?;
                     Some(pb::OpenOffer {
                         offer: Some(proto::offer(offer)),
-                        job: Some(proto::job(agg)),
+                        job: Some(proto::job(view)),
                     })
                 })
                 .collect(),

@@ -181,7 +181,11 @@ pub fn list_partners(
     ))
 }
 
-pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotency>), Status> {
+/// The new job and, apart, its customer's contact (sealed under the job's id once it has
+/// one).
+pub fn create_job(
+    r: &pb::CreateJobRequest,
+) -> Result<(NewJob, Option<Contact>, Option<Idempotency>), Status> {
     let mut v = Violations::new();
     v.id("ticket_id", &r.ticket_id);
     v.id("customer_id", &r.customer_id);
@@ -225,12 +229,12 @@ pub fn create_job(r: &pb::CreateJobRequest) -> Result<(NewJob, Option<Idempotenc
             customer_id: r.customer_id.clone(),
             region_code: region,
             point,
-            contact,
             product_line: r.product_line.clone(),
             fault_description: r.fault_description.clone(),
             urgency,
             warranty: r.warranty,
         },
+        contact,
         idem,
     ))
 }

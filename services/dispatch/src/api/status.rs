@@ -2,7 +2,7 @@
 
 use aftersales_platform::{
     idempotency::IdempotencyError,
-    status::{db_status, invalid_field},
+    status::{db_status, internal, invalid_field},
 };
 use tonic::Status;
 
@@ -21,6 +21,9 @@ impl From<DispatchError> for Status {
                 }
                 DomainError::Invalid { field, reason } => invalid_field(&field, reason),
             },
+            // A contact sealed with a key no longer configured, or altered: an operator's
+            // problem, never the caller's.
+            DispatchError::Vault(vault) => internal("customer contact", &vault),
             DispatchError::Idempotency(IdempotencyError::Reused { .. }) => {
                 invalid_field("idempotency_key", err.to_string())
             }

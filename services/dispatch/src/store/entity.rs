@@ -1,5 +1,6 @@
 //! sea-orm entities of the dispatch database. Jobs, offers, quotes, partners and
-//! settlements are stored whole as JSON, with the columns queries filter on beside them.
+//! settlements are stored whole as JSON, with the columns queries filter on beside them;
+//! a job's customer contact is sealed inside its body.
 
 pub mod partner {
     use sea_orm::entity::prelude::*;
@@ -60,6 +61,10 @@ pub mod job {
         pub accepted_at: Option<ChronoDateTimeUtc>,
         pub completed_at: Option<ChronoDateTimeUtc>,
         pub visit_watch_at: Option<ChronoDateTimeUtc>,
+        /// The key the contact in `body` is sealed under; empty for a job without one;
+        /// NULL for a row this version has not written (its contact may be in clear text
+        /// until start-up seals it).
+        pub contact_key_id: Option<String>,
         #[sea_orm(column_type = "Text")]
         pub body: String,
         pub created_at: ChronoDateTimeUtc,

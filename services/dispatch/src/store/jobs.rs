@@ -32,10 +32,21 @@ fn job_row(agg: &JobAggregate) -> Result<job::ActiveModel, DbErr> {
         accepted_at: Set(j.accepted_at),
         completed_at: Set(j.completion.as_ref().map(|c| c.completed_at)),
         visit_watch_at: Set(agg.visit_watch()),
+        contact_key_id: Set(contact_key_id(j)),
         body: Set(to_json(j)?),
         created_at: Set(j.created_at),
         updated_at: Set(j.updated_at),
     })
+}
+
+/// The `contact_key_id` column of a job: its contact's key, empty without a contact, and
+/// NULL while the contact is still in clear text (so start-up finds the row).
+fn contact_key_id(j: &Job) -> Option<String> {
+    match &j.contact {
+        None => Some(String::new()),
+        Some(c) if c.key_id.is_empty() => None,
+        Some(c) => Some(c.key_id.clone()),
+    }
 }
 
 fn offer_row(o: &Offer) -> Result<offer::ActiveModel, DbErr> {
@@ -72,6 +83,7 @@ pub async fn save_job<C: ConnectionTrait>(conn: &C, agg: &JobAggregate) -> Resul
                     job::Column::AcceptedAt,
                     job::Column::CompletedAt,
                     job::Column::VisitWatchAt,
+                    job::Column::ContactKeyId,
                     job::Column::Body,
                     job::Column::UpdatedAt,
                 ])
@@ -205,6 +217,41 @@ pub async fn list_jobs<C: ConnectionTrait>(
         .map(|row| from_json("job", &row.body))
         .collect::<Result<Vec<Job>, _>>()?;
     assemble(conn, jobs).await
+}
+
+/// Up to `limit` ids of jobs no version that seals contacts has written, in id order:
+/// their contact may be in clear text.
+pub async fn jobs_to_seal<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<String>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(job::Column::ContactKeyId.is_null())
+        .order_by_asc(job::Column::Id)
+        .limit(limit)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
+/// The ids of a customer's jobs that still hold a contact (or may, unsealed), in id
+/// order.
+pub async fn jobs_with_contact_of<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(job::Column::CustomerId.eq(customer_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(job::Column::ContactKeyId.is_null())
+                .add(job::Column::ContactKeyId.ne("")),
+        )
+        .order_by_asc(job::Column::Id)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
 }
 
 /// The latest completed job of the ticket and product line finished since `since`: the

@@ -19,8 +19,8 @@ use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
 
 pub use facts::{active_jobs, job_facts, offer_facts, offers_taken_since, settled_work};
 pub use jobs::{
-    list_jobs, load_job, offer_jobs, open_offer_deadlines, quote_job_id, repeated_job, save_job,
-    visit_deadlines,
+    jobs_to_seal, jobs_with_contact_of, list_jobs, load_job, offer_jobs, open_offer_deadlines,
+    quote_job_id, repeated_job, save_job, visit_deadlines,
 };
 pub use keys::{end_key, get_key, insert_key, key_by_hash, keys_of, record_contact_reads};
 pub use partners::{get_partner, list_partners, lock_partners, partners_covering, save_partner};

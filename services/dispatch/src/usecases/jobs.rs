@@ -1,6 +1,6 @@
 //! A repair job's own lifecycle: creating it (keyed by the caller's idempotency key, and
-//! dispatched at once), reading and listing jobs as the actor may see them (a partner's
-//! read of a customer's contact is audited), completing and cancelling.
+//! dispatched at once; its contact sealed under the new job's id), reading and listing
+//! jobs as the actor may see them (see `contacts`), completing and cancelling.
 
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
@@ -9,14 +9,16 @@ use chrono::Duration;
 use crate::{
     domain::{
         Actor, CompletionOutcome,
-        job::{JobAggregate, NewJob, Photo, REPEAT_WINDOW_DAYS},
+        job::{Contact, JobAggregate, JobView, NewJob, Photo, REPEAT_WINDOW_DAYS},
         listing::JobFilter,
     },
     error::{DispatchError, not_found},
     store,
 };
 
-use super::{Changes, DispatchCore, forbid_partner, operation, paged, replayed, save};
+use super::{
+    Changes, ContactRight, DispatchCore, forbid_partner, operation, paged, replayed, save,
+};
 
 const CREATE_SCOPE: &str = "dispatch.CreateJob";
 const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
@@ -25,22 +27,32 @@ const CANCEL_SCOPE: &str = "dispatch.CancelJob";
 impl DispatchCore {
     /// Creates a job and offers it to the best partner at once (or leaves it unassigned).
     /// A retry with the same key answers with the job the first attempt created, as it is
-    /// now.
+    /// now. The answer shows the contact masked (the creator already knows it).
     pub async fn create_job(
         &self,
         new: NewJob,
+        contact: Option<Contact>,
         idem: Option<&Idempotency>,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         forbid_partner(actor, "create jobs")?;
-        self.pipeline
-            .keyed(idem, || self.try_create_job(&new, idem, actor))
-            .await
+        let agg = self
+            .pipeline
+            .keyed(idem, || {
+                self.try_create_job(&new, contact.as_ref(), idem, actor)
+            })
+            .await?;
+        let operation = operation(CREATE_SCOPE);
+        let mut views = self
+            .views(vec![agg], actor, ContactRight::Masked, operation)
+            .await?;
+        views.pop().ok_or_else(|| not_found("job", "(created)"))
     }
 
     async fn try_create_job(
         &self,
         new: &NewJob,
+        contact: Option<&Contact>,
         idem: Option<&Idempotency>,
         actor: &Actor,
     ) -> Result<JobAggregate, DispatchError> {
@@ -53,9 +65,12 @@ impl DispatchCore {
         let repeated =
             store::repeated_job(cmd.txn(), &new.ticket_id, &new.product_line, since).await?;
         let (mut agg, mut events) = JobAggregate::create(new.clone(), repeated.clone(), actor, now);
+        agg.job.contact = contact
+            .map(|c| self.seal_contact(&agg.job.id, c))
+            .transpose()?;
         let mut changes = Changes::default();
         if let Some(earlier_id) = repeated
-            && let Some(mut earlier) = store::load_job(cmd.txn(), &earlier_id, true).await?
+            && let Some(mut earlier) = self.load_for_update(cmd.txn(), &earlier_id).await?
             && earlier.revoke_first_time_fix(&agg.job.id, now)
         {
             changes.also_saved.push(earlier);
@@ -78,12 +93,14 @@ impl DispatchCore {
         notes: &str,
         idem: Option<&Idempotency>,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         self.pipeline
             .keyed(idem, || async {
                 let cmd = match self.pipeline.begin(COMPLETE_SCOPE, idem).await? {
                     Begun::Replay(remembered) => {
-                        return self.get_job(replayed(&remembered)?, actor).await;
+                        return self
+                            .get_job(replayed(&remembered)?, actor, ContactRight::Masked)
+                            .await;
                     }
                     Begun::Fresh(cmd) => cmd,
                 };
@@ -102,7 +119,7 @@ impl DispatchCore {
         id: &str,
         reason: &str,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         forbid_partner(actor, "cancel jobs")?;
         self.command(CANCEL_SCOPE, id, actor, |agg, now| {
             Ok(agg.cancel(reason, actor, now)?.into())
@@ -117,74 +134,65 @@ impl DispatchCore {
             .ok_or_else(|| not_found("job", id))
     }
 
-    /// A job as `actor` may see it; a partner's read of customer contact is audited.
-    pub async fn get_job(&self, id: &str, actor: &Actor) -> Result<JobAggregate, DispatchError> {
+    /// A job as `actor` may see it (see `contacts`): with `right` [`ContactRight::Clear`]
+    /// (a reader holding `pii:read`) the contact in clear text, audited.
+    pub async fn get_job(
+        &self,
+        id: &str,
+        actor: &Actor,
+        right: ContactRight,
+    ) -> Result<JobView, DispatchError> {
         let agg = self.load(id).await?;
-        let mut shown = self.shown_to(actor, vec![agg], "GetJob").await?;
+        let mut shown = self.shown_to(actor, vec![agg], right, "GetJob").await?;
         shown.pop().ok_or_else(|| not_found("job", id))
     }
 
-    /// A page of jobs, newest first, as `actor` may see them; a partner sees its own.
+    /// A page of jobs, newest first, as `actor` may see them (contacts masked); a partner
+    /// sees its own.
     pub async fn list_jobs(
         &self,
         mut filter: JobFilter,
         before: Option<&str>,
         size: u64,
         actor: &Actor,
-    ) -> Result<(Vec<JobAggregate>, Option<String>), DispatchError> {
+    ) -> Result<(Vec<JobView>, Option<String>), DispatchError> {
         if let Some(partner) = actor.partner() {
             filter.partner_id = Some(partner.to_owned());
         }
         let page = store::list_jobs(self.db(), &filter, before, size + 1).await?;
         let (page, next) = paged(page, size, |a| a.job.id.clone());
-        Ok((self.shown_to(actor, page, "ListJobs").await?, next))
+        let shown = self
+            .shown_to(actor, page, ContactRight::Masked, "ListJobs")
+            .await?;
+        Ok((shown, next))
     }
 
-    /// Scopes jobs to a partner actor, dropping the ones it may not see.
+    /// Drops the jobs a partner actor may not see, and shows the others.
     async fn shown_to(
         &self,
         actor: &Actor,
         mut jobs: Vec<JobAggregate>,
+        right: ContactRight,
         operation: &str,
-    ) -> Result<Vec<JobAggregate>, DispatchError> {
+    ) -> Result<Vec<JobView>, DispatchError> {
         if let Some(partner) = actor.partner() {
             jobs.retain(|agg| agg.visible_to(partner));
         }
-        self.scoped(jobs, actor, operation).await
+        self.views(jobs, actor, right, operation).await
     }
 
-    /// The job as `actor` may see it (a partner that just declined still gets its view).
+    /// The job as `actor` may see it after its command, contact masked (a partner that
+    /// just declined still gets its view).
     pub(super) async fn answer_as(
         &self,
         agg: JobAggregate,
         actor: &Actor,
         operation: &str,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         let id = agg.job.id.clone();
-        self.scoped(vec![agg], actor, operation)
+        self.views(vec![agg], actor, ContactRight::Masked, operation)
             .await?
             .pop()
             .ok_or_else(|| not_found("job", &id))
-    }
-
-    /// Jobs as `actor` may see them; the customer contacts a partner is shown are written
-    /// to the audit table in one insert.
-    async fn scoped(
-        &self,
-        jobs: Vec<JobAggregate>,
-        actor: &Actor,
-        operation: &str,
-    ) -> Result<Vec<JobAggregate>, DispatchError> {
-        let Some(partner) = actor.partner() else {
-            return Ok(jobs);
-        };
-        let read: Vec<&str> = jobs
-            .iter()
-            .filter(|agg| agg.shows_contact_to(partner))
-            .map(|agg| agg.job.id.as_str())
-            .collect();
-        let now = self.pipeline.now();
-        store::record_contact_reads(self.db(), &read, partner, operation, now).await?;
-        Ok(jobs.iter().map(|agg| agg.scoped_to(partner)).collect())
     }
 }

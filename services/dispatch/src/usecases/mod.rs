@@ -5,10 +5,12 @@
 //! once when an offer is declined or lapses), saves the job with its offers and quotes
 //! and outbox events, hands the offer and visit deadlines it changed to the command, and
 //! commits; the pipeline schedules them and wakes the relay after the commit. A partner
-//! actor is confined to its own jobs throughout.
+//! actor is confined to its own jobs throughout. The customer's contact is sealed and
+//! opened only in `contacts`; every answer is a [`JobView`].
 //!
 //! May depend on `domain`, `store` and `events`; never on `api` or protobuf.
 
+mod contacts;
 mod deadlines;
 mod dispatching;
 mod jobs;
@@ -21,17 +23,18 @@ mod visits;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
-use aftersales_platform::db::corrupt;
+use aftersales_platform::{db::corrupt, seal::Vault};
 use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
 
+pub use contacts::{ContactRight, SEAL_CONTEXT};
 pub use deadlines::DispatchDeadline;
 
 use crate::{
     domain::{
         Actor, OfferStatus,
-        job::{JobAggregate, JobEvent, VisitTargets},
+        job::{JobAggregate, JobEvent, JobView, VisitTargets},
     },
     error::{DispatchError, not_found},
     events, store,
@@ -59,11 +62,12 @@ impl DispatchRules {
     }
 }
 
-/// The dispatch service's core: the pipeline every command runs through, the rules, and
-/// the partners' ranking records.
+/// The dispatch service's core: the pipeline every command runs through, the rules, the
+/// vault customers' contacts are sealed with, and the partners' ranking records.
 pub struct DispatchCore {
     pipeline: Pipeline<DispatchDeadline>,
     rules: DispatchRules,
+    vault: Vault,
     /// Ranking record per partner and when it was computed.
     quality: Mutex<HashMap<String, (Instant, f64)>>,
 }
@@ -86,16 +90,22 @@ impl From<Vec<JobEvent>> for Changes {
 }
 
 impl DispatchCore {
-    pub fn new(pipeline: Pipeline<DispatchDeadline>, rules: DispatchRules) -> Self {
+    pub fn new(pipeline: Pipeline<DispatchDeadline>, rules: DispatchRules, vault: Vault) -> Self {
         Self {
             pipeline,
             rules,
+            vault,
             quality: Mutex::default(),
         }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         self.pipeline.db()
+    }
+
+    /// The pipeline, for the event consumer's work inside its transaction.
+    pub fn pipeline(&self) -> &Pipeline<DispatchDeadline> {
+        &self.pipeline
     }
 
     /// Opens an unkeyed command on one job, locked until the command ends.
@@ -117,7 +127,8 @@ impl DispatchCore {
         id: &str,
         actor: &Actor,
     ) -> Result<(Cmd, JobAggregate), DispatchError> {
-        let found = store::load_job(cmd.txn(), id, true)
+        let found = self
+            .load_for_update(cmd.txn(), id)
             .await?
             .filter(|agg| actor.partner().is_none_or(|p| agg.visible_to(p)));
         match found {
@@ -137,7 +148,7 @@ impl DispatchCore {
         id: &str,
         actor: &Actor,
         rule: impl FnOnce(&mut JobAggregate, DateTime<Utc>) -> Result<Changes, DispatchError>,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         let (mut cmd, mut agg) = self.open(scope, id, actor).await?;
         let changes = rule(&mut agg, cmd.now())?;
         save(&mut cmd, &agg, changes).await?;

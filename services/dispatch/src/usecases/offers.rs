@@ -6,14 +6,14 @@ use aftersales_runtime::command::Remembered;
 use crate::{
     domain::{
         Actor, AreaKind, DomainError, JobStatus, OfferStatus,
-        job::{JobAggregate, OfferAnswer},
+        job::{JobView, OfferAnswer},
         listing::JobFilter,
     },
     error::{DispatchError, not_found},
     store,
 };
 
-use super::{DispatchCore, operation, save};
+use super::{ContactRight, DispatchCore, operation, save};
 
 const RESPOND_SCOPE: &str = "dispatch.RespondToOffer";
 
@@ -27,7 +27,7 @@ impl DispatchCore {
         &self,
         partner_id: &str,
         actor: &Actor,
-    ) -> Result<Vec<JobAggregate>, DispatchError> {
+    ) -> Result<Vec<JobView>, DispatchError> {
         let partner_id = actor.partner().unwrap_or(partner_id);
         if partner_id.is_empty() {
             return Err(DomainError::invalid("partner_id", "is required").into());
@@ -39,9 +39,13 @@ impl DispatchCore {
         };
         let mut jobs = store::list_jobs(self.db(), &filter, None, MAX_OPEN_OFFERS).await?;
         jobs.reverse();
+        // An offer never shows the customer's contact.
         Ok(jobs
             .into_iter()
-            .map(|agg| agg.scoped_to(partner_id))
+            .map(|agg| JobView {
+                job: agg.scoped_to(partner_id),
+                contact: None,
+            })
             .collect())
     }
 
@@ -54,7 +58,7 @@ impl DispatchCore {
         accept: bool,
         decline_reason: &str,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         let (mut cmd, mut agg) = self.open(RESPOND_SCOPE, job_id, actor).await?;
         let now = cmd.now();
         let offer = agg
@@ -70,7 +74,7 @@ impl DispatchCore {
         };
         if offer.status == wanted {
             cmd.abandon().await?;
-            return self.get_job(job_id, actor).await;
+            return self.get_job(job_id, actor, ContactRight::Masked).await;
         }
         let partner = store::get_partner(cmd.txn(), &offer.partner_id, false)
             .await?

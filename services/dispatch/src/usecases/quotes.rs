@@ -79,7 +79,7 @@ impl DispatchCore {
         let job_id = store::quote_job_id(self.db(), quote_id)
             .await?
             .ok_or_else(|| not_found("quote", quote_id))?;
-        let agg = self
+        let view = self
             .command(REVIEW_SCOPE, &job_id, actor, |agg, now| {
                 let quote = agg
                     .quotes
@@ -91,7 +91,7 @@ impl DispatchCore {
                 Ok(Changes::default())
             })
             .await?;
-        find_quote(&agg, quote_id)
+        find_quote(&view.job, quote_id)
     }
 
     /// A quote as it is now, if `actor` may see its job.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::{Actor, job::JobAggregate},
+    domain::{Actor, job::JobView},
     error::DispatchError,
 };
 
@@ -19,7 +19,7 @@ impl DispatchCore {
         id: &str,
         at: DateTime<Utc>,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         self.command(SCHEDULE_SCOPE, id, actor, |agg, now| {
             Ok(agg.schedule(at, actor, now)?.into())
         })
@@ -33,7 +33,7 @@ impl DispatchCore {
         arrived_at: Option<DateTime<Utc>>,
         notes: &str,
         actor: &Actor,
-    ) -> Result<JobAggregate, DispatchError> {
+    ) -> Result<JobView, DispatchError> {
         self.command(RECORD_SCOPE, id, actor, |agg, now| {
             Ok(agg
                 .record_visit(arrived_at.unwrap_or(now), notes, actor, now)?

@@ -6,7 +6,8 @@ use aftersales_dispatch::{
     app::{DispatchApp, DispatchConfig},
     usecases::DispatchCore,
 };
-use aftersales_platform::CancellationToken;
+use aftersales_eventbus::EventBus;
+use aftersales_platform::{CancellationToken, auth::AuthSettings};
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{
@@ -23,6 +24,10 @@ pub struct TestApp {
     pub client: DispatchServiceClient<Channel>,
     pub keys: PartnerKeyServiceClient<Channel>,
     pub core: Arc<DispatchCore>,
+    /// The bus the service consumes from (and relays to).
+    pub bus: EventBus,
+    /// Its database, for a restart on the same data.
+    pub url: String,
     shutdown: CancellationToken,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -50,14 +55,46 @@ async fn start(
     run_worker: bool,
 ) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
+    start_on(Start {
+        backend,
+        url,
+        run_worker,
+        auth: None,
+        configure: Box::new(configure),
+    })
+    .await
+}
+
+/// How [`start_on`] starts the service.
+pub struct Start<'a> {
+    pub backend: Backend,
+    /// The database, fresh or one an earlier run left.
+    pub url: String,
+    pub run_worker: bool,
+    /// `None`: authentication disabled.
+    pub auth: Option<AuthSettings>,
+    pub configure: Box<dyn FnOnce(&mut DispatchConfig) + 'a>,
+}
+
+pub async fn start_on(start: Start<'_>) -> TestApp {
+    let Start {
+        backend,
+        url,
+        run_worker,
+        auth,
+        configure,
+    } = start;
     let (bus, queue) = aftersales_runtime::testing::backbone(backend, "dispatch")
         .await
         .expect("a backbone");
     let mut config = DispatchConfig::for_tests();
     configure(&mut config);
-    let mut settings = ServiceSettings::for_tests(url, StdDuration::from_secs(2));
+    let mut settings = ServiceSettings::for_tests(url.clone(), StdDuration::from_secs(2));
     settings.run_worker = run_worker;
-    let app = DispatchApp::build(settings, config, bus, queue)
+    if auth.is_some() {
+        settings.auth = auth;
+    }
+    let app = DispatchApp::build(settings, config, bus.clone(), queue)
         .await
         .expect("the service builds");
     let addr = app.local_addr();
@@ -76,6 +113,8 @@ async fn start(
         client: DispatchServiceClient::new(channel.clone()),
         keys: PartnerKeyServiceClient::new(channel),
         core,
+        bus,
+        url,
         shutdown,
         handle: Some(handle),
     }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contacts;
 mod deadlines;
 mod flow;
 mod helpers;

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub use offer::{Offer, OfferAnswer};
 pub use visit::VisitTargets;
 
+use aftersales_platform::seal::{mask_address, mask_name, mask_phone, normalise_phone};
+
 use super::{
     Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, OfferStatus, QuoteStatus, Urgency,
     new_id, partner::GeoPoint, quote::Quote,
@@ -21,8 +23,46 @@ use super::{
 /// How long a repeat job looks back for the job whose fix did not hold.
 pub const REPEAT_WINDOW_DAYS: i64 = 30;
 
+/// The customer's contact in clear text: as a creator sends it and a permitted reader
+/// sees it. A job never keeps it so; it keeps a [`SealedContact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    pub name: String,
+    pub phone: String,
+    pub address: String,
+}
+
+/// The name shown for a contact erased because the customer was anonymised.
+pub const ERASED_NAME: &str = "(anonymised)";
+
+impl Contact {
+    /// What a reader without `pii:read` sees.
+    pub fn masked(&self) -> Contact {
+        Contact {
+            name: mask_name(&self.name),
+            phone: mask_phone(&normalise_phone(&self.phone)),
+            address: mask_address(&self.address),
+        }
+    }
+
+    /// What is shown of a contact erased on the customer's anonymisation.
+    pub fn erased() -> Contact {
+        Contact {
+            name: ERASED_NAME.into(),
+            phone: String::new(),
+            address: String::new(),
+        }
+    }
+}
+
+/// The customer's contact as a job keeps it: each field sealed (`aftersales_platform::
+/// seal`, the job id and field name as associated data) under the key `key_id` names.
+/// An empty `key_id` marks a contact stored in clear text by a version before contacts
+/// were sealed; start-up seals those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedContact {
+    #[serde(default)]
+    pub key_id: String,
     pub name: String,
     pub phone: String,
     pub address: String,
@@ -68,7 +108,10 @@ pub struct Job {
     pub customer_id: String,
     pub region_code: String,
     pub point: Option<GeoPoint>,
-    pub contact: Option<Contact>,
+    pub contact: Option<SealedContact>,
+    /// The contact was erased because the customer was anonymised.
+    #[serde(default)]
+    pub contact_erased: bool,
     pub product_line: String,
     pub fault_description: String,
     pub urgency: Urgency,
@@ -101,6 +144,8 @@ impl Job {
     }
 }
 
+/// A job as its creator describes it; its contact comes apart, to be sealed under the new
+/// job's id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub ticket_id: String,
@@ -108,7 +153,6 @@ pub struct NewJob {
     pub customer_id: String,
     pub region_code: String,
     pub point: Option<GeoPoint>,
-    pub contact: Option<Contact>,
     pub product_line: String,
     pub fault_description: String,
     pub urgency: Urgency,
@@ -144,6 +188,14 @@ pub enum JobEvent {
     },
 }
 
+/// A job as one reader may see it: the job scoped to the reader, and its customer's
+/// contact in clear text, masked, or absent.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub job: JobAggregate,
+    pub contact: Option<Contact>,
+}
+
 /// A job with its offers and quotes: what one transaction reads and writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobAggregate {
@@ -166,7 +218,8 @@ impl JobAggregate {
             customer_id: new.customer_id,
             region_code: new.region_code,
             point: new.point,
-            contact: new.contact,
+            contact: None,
+            contact_erased: false,
             product_line: new.product_line,
             fault_description: new.fault_description,
             urgency: new.urgency,
@@ -251,6 +304,18 @@ impl JobAggregate {
 
     pub fn shows_contact_to(&self, partner_id: &str) -> bool {
         self.visible_to(partner_id) && self.job.status.is_open_work() && self.job.contact.is_some()
+    }
+
+    /// Erases the customer's contact (the customer was anonymised); whether anything
+    /// changed, so a second erasure changes nothing.
+    pub fn erase_contact(&mut self, now: DateTime<Utc>) -> bool {
+        if self.job.contact_erased && self.job.contact.is_none() {
+            return false;
+        }
+        self.job.contact = None;
+        self.job.contact_erased = true;
+        self.job.updated_at = now;
+        true
     }
 
     pub fn add_quote(
@@ -374,17 +439,19 @@ mod fixtures {
             customer_id: "C-1".into(),
             region_code: "310104".into(),
             point: None,
-            contact: Some(Contact {
-                name: "Li".into(),
-                phone: "13800000000".into(),
-                address: "1 Road".into(),
-            }),
             product_line: "appliance".into(),
             fault_description: "no power".into(),
             urgency: Urgency::Normal,
             warranty: true,
         };
-        JobAggregate::create(new, None, &Actor::system("dispatch"), t(0)).0
+        let mut agg = JobAggregate::create(new, None, &Actor::system("dispatch"), t(0)).0;
+        agg.job.contact = Some(SealedContact {
+            key_id: "k1".into(),
+            name: "sealed-name".into(),
+            phone: "sealed-phone".into(),
+            address: "sealed-address".into(),
+        });
+        agg
     }
 
     pub(super) const HANDBOOK: VisitTargets = VisitTargets {
@@ -490,6 +557,34 @@ mod tests {
         assert!(
             agg.cancel("late", &Actor::system("dispatch"), t(5))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn an_erased_contact_stays_erased_and_a_second_erasure_changes_nothing() {
+        let mut agg = new_job();
+        assert!(agg.erase_contact(t(5)));
+        assert_eq!(agg.job.contact, None);
+        assert!(agg.job.contact_erased);
+        assert_eq!(agg.job.updated_at, t(5));
+        assert!(!agg.erase_contact(t(9)));
+        assert_eq!(agg.job.updated_at, t(5), "nothing changed the second time");
+    }
+
+    #[test]
+    fn masks_keep_only_a_hint() {
+        let contact = Contact {
+            name: "Li Lei".into(),
+            phone: "+86 138-0000-1234".into(),
+            address: "1 Huaihai Road".into(),
+        };
+        assert_eq!(
+            contact.masked(),
+            Contact {
+                name: "L**".into(),
+                phone: "138****1234".into(),
+                address: "1 Hu***".into(),
+            }
         );
     }
 }
