@@ -9,6 +9,7 @@ mod handlers;
 mod home;
 mod load;
 mod rpc;
+mod secured;
 mod sla;
 mod soak;
 
@@ -147,6 +148,7 @@ async fn idle_rss_mb(binary: &std::path::Path, database_url: &str) -> anyhow::Re
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    aftersales_platform::tls::install_default_provider();
     let plan = if args.quick {
         Plan {
             load: Load {
@@ -233,7 +235,16 @@ async fn main() -> anyhow::Result<()> {
     );
     let ids = Arc::new(rpc::seed(client, plan.seed).await?);
     eprintln!("bench: GetTicket");
-    let get = rpc::get_ticket(tickets_channel.clone(), ids, plan.load).await;
+    let get = rpc::get_ticket(tickets_channel.clone(), None, ids.clone(), plan.load).await;
+    eprintln!("bench: GetTicket with tokens and TLS");
+    let secured = secured::start(&tickets, stop.clone()).await?;
+    let get_secured = rpc::get_ticket(
+        secured.channel.clone(),
+        Some(secured.bearer.clone()),
+        ids,
+        plan.load,
+    )
+    .await;
     eprintln!("bench: ListTickets");
     let list = rpc::list_tickets(tickets_channel.clone(), plan.load).await;
     eprintln!("bench: CreateTicket");
@@ -284,6 +295,15 @@ async fn main() -> anyhow::Result<()> {
     let judge = |met: bool| judged.then_some(met);
     let mut rows = rpc_rows("Floor (no-op RPC)", &floor, None, None, judged);
     rows.extend(rpc_rows("GetTicket", &get, Some(&floor), Some(0.5), judged));
+    // The reference of this ratio is plain GetTicket above: the same database, the same
+    // server kit, tokens verified and every byte through TLS.
+    rows.extend(rpc_rows(
+        "GetTicket, tokens + TLS",
+        &get_secured,
+        Some(&get),
+        Some(0.9),
+        judged,
+    ));
     rows.extend(rpc_rows("ListTickets", &list, Some(&floor), None, judged));
     rows.extend(rpc_rows(
         "GetReturn",
@@ -465,7 +485,8 @@ async fn main() -> anyhow::Result<()> {
         "mode": if args.quick { "quick" } else { "full" },
         "at": chrono::Utc::now().to_rfc3339(),
         "concurrency": plan.load.concurrency,
-        "floor": stats_json(&floor), "get_ticket": stats_json(&get), "list_tickets": stats_json(&list),
+        "floor": stats_json(&floor), "get_ticket": stats_json(&get),
+        "get_ticket_tokens_tls": stats_json(&get_secured), "list_tickets": stats_json(&list),
         "create_ticket": stats_json(&create), "raw_inserts": stats_json(&raw),
         "get_return": stats_json(&get_return), "request_return": stats_json(&request_return),
         "create_job": stats_json(&create_job), "deadlines": deadlines,

@@ -16,7 +16,11 @@ use aftersales_protos::{
 };
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
-use tonic::{Request, Response, Status, transport::Channel};
+use tonic::{
+    Request, Response, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 
 use crate::load::{Stats, closed_loop};
 
@@ -130,11 +134,24 @@ pub async fn seed(client: TicketServiceClient<Channel>, n: usize) -> anyhow::Res
     .await
 }
 
-pub async fn get_ticket(channel: Channel, ids: Arc<Vec<String>>, load: Load) -> Stats {
+/// GetTicket in a closed loop; with `bearer`, every call carries it in `authorization`.
+pub async fn get_ticket(
+    channel: Channel,
+    bearer: Option<MetadataValue<Ascii>>,
+    ids: Arc<Vec<String>>,
+    load: Load,
+) -> Stats {
     closed_loop(load.concurrency, load.warmup, load.duration, move |seq| {
         let mut client = TicketServiceClient::new(channel.clone());
-        let id = ids[seq as usize % ids.len()].clone();
-        async move { client.get_ticket(pb::GetTicketRequest { id }).await.is_ok() }
+        let mut request = Request::new(pb::GetTicketRequest {
+            id: ids[seq as usize % ids.len()].clone(),
+        });
+        if let Some(bearer) = &bearer {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+        }
+        async move { client.get_ticket(request).await.is_ok() }
     })
     .await
 }
