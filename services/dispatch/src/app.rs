@@ -10,6 +10,7 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    audit::AuditLog,
     clock,
     config::{ConfigError, Env},
     db::{self, DbSettings},
@@ -23,7 +24,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     anonymisation,
-    api::permissions::PERMISSIONS,
+    api::permissions::{AUDITED, PERMISSIONS},
     api::{DispatchApi, PartnerKeyApi},
     domain::job::VisitTargets,
     store::migration::Migrator,
@@ -190,10 +191,16 @@ impl DispatchApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        let audit = AuditLog::new(background.db.clone());
         let services = GrpcServices::new()
             .with(DispatchApi::new(self.core.clone()).into_server())
             .with(PartnerKeyApi::new(self.core).into_server())
-            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
+            .with(audit.api())
+            .with_auth(
+                self.settings
+                    .auth_layer(PERMISSIONS)?
+                    .with_audit(audit, AUDITED),
+            );
         let served = aftersales_runtime::run(
             "dispatch",
             self.listener,

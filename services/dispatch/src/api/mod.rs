@@ -8,6 +8,7 @@ mod status;
 use std::sync::Arc;
 
 use aftersales_platform::{
+    audit,
     auth::{Caller, roles::PII_READ},
     caller::actor_of,
 };
@@ -71,6 +72,7 @@ impl DispatchService for DispatchApi {
             .core
             .register_partner(spec, idem.as_ref(), &actor)
             .await?;
+        audit::target(format!("partner:{}", partner.id));
         Ok(Response::new(proto::partner(&partner)))
     }
 
@@ -81,6 +83,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let spec = request::update_partner(&r)?;
+        audit::target(format!("partner:{}", r.partner_id));
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let expected = (r.expected_version != 0).then_some(r.expected_version);
         let partner = self
@@ -314,6 +317,8 @@ impl DispatchService for DispatchApi {
         v.require("month", &r.month);
         v.max_len("month", &r.month, 7);
         v.finish()?;
+        audit::target(format!("partner:{}", r.partner_id));
+        audit::note("month", r.month.as_str());
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let s = self
             .core
@@ -360,6 +365,7 @@ impl DispatchService for DispatchApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         let action = request::settlement_action(&r)?;
+        audit::target(format!("settlement:{}", r.settlement_id));
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let s = self
             .core
@@ -404,8 +410,10 @@ impl PartnerKeyService for PartnerKeyApi {
         let r = request.into_inner();
         request::id("partner_id", &r.partner_id)?;
         request::text("label", &r.label)?;
+        audit::target(format!("partner:{}", r.partner_id));
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let (key, secret) = self.core.issue_key(&r.partner_id, &r.label, &actor).await?;
+        audit::note("key_id", key.id.as_str());
         Ok(issued(&key, secret))
     }
 
@@ -419,7 +427,9 @@ impl PartnerKeyService for PartnerKeyApi {
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let overlap =
             (r.overlap_seconds != 0).then(|| Duration::seconds(i64::from(r.overlap_seconds)));
+        audit::target(format!("partner_key:{}", r.key_id));
         let (key, secret) = self.core.rotate_key(&r.key_id, overlap, &actor).await?;
+        audit::note("new_key_id", key.id.as_str());
         Ok(issued(&key, secret))
     }
 
@@ -430,6 +440,7 @@ impl PartnerKeyService for PartnerKeyApi {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
         request::id("key_id", &r.key_id)?;
+        audit::target(format!("partner_key:{}", r.key_id));
         let actor = actor_of(&caller, r.actor.as_ref())?;
         let key = self.core.revoke_key(&r.key_id, &actor).await?;
         Ok(Response::new(proto::key(&key)))

@@ -2,8 +2,9 @@
 //! any one of which suffices. Deny by default: a method without a row is refused to
 //! everyone. README's permission table is this one.
 
-use aftersales_platform::auth::roles::{
-    ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, RETURNS, SUPERVISOR,
+use aftersales_platform::{
+    audit,
+    auth::roles::{ADMIN, AGENT, ANALYST, GATEWAY, MANAGER, RETURNS, SUPERVISOR},
 };
 
 macro_rules! rpc {
@@ -50,11 +51,26 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (keys!("RevokePartnerKey"), &[ADMIN]),
     (keys!("ListPartnerKeys"), &[ADMIN]),
     (keys!("AuthenticatePartnerKey"), &[GATEWAY]),
+    (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
+];
+
+/// The RPCs every call of which is audited (partner and settlement administration,
+/// partner keys, reading the trail); partners' reads of customer contact are audited where
+/// they happen.
+pub const AUDITED: &[&str] = &[
+    rpc!("RegisterPartner"),
+    rpc!("UpdatePartner"),
+    rpc!("GenerateSettlement"),
+    rpc!("UpdateSettlementStatus"),
+    keys!("IssuePartnerKey"),
+    keys!("RotatePartnerKey"),
+    keys!("RevokePartnerKey"),
+    audit::LIST_AUDIT_RECORDS,
 ];
 
 #[cfg(test)]
 mod tests {
-    use aftersales_platform::auth::Permissions;
+    use aftersales_platform::{audit, auth::Permissions};
 
     #[test]
     fn every_rpc_has_its_row_and_no_row_is_stray() {
@@ -64,8 +80,16 @@ mod tests {
             &[
                 "aftersales.dispatch.v1.DispatchService",
                 "aftersales.dispatch.v1.PartnerKeyService",
+                audit::SERVICE,
             ],
         );
         assert_eq!(table, Ok(()));
+    }
+
+    #[test]
+    fn every_audited_rpc_has_a_row() {
+        for path in super::AUDITED {
+            assert!(super::PERMISSIONS.iter().any(|(p, _)| p == path), "{path}");
+        }
     }
 }

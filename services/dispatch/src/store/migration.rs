@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateOutbox),
             Box::new(CreateDispatchTables),
             Box::new(IndexPartnerLoad),
+            Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddContactKeyId),
