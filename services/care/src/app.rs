@@ -1,7 +1,8 @@
 //! Start-up of the care service: settings (with the encryption keys), database and
-//! migrations, then the gRPC server with the deadline worker (follow-up due times, reopen
-//! retries), the outbox relay and housekeeping beside it, plus the event consumers that
-//! keep care's read model and the retention run.
+//! migrations (and sealing names older versions stored in clear text), then the gRPC
+//! server with the deadline worker (follow-up due times, reopen retries), the outbox relay
+//! and housekeeping beside it, plus the event consumers that keep care's read model and
+//! the retention run.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
 
@@ -13,10 +14,10 @@ use aftersales_platform::{
     clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
+    seal::{Vault, VaultSettings, vault_from_env},
     server::{self, GrpcServices, ServeError},
 };
 use aftersales_runtime::{Background, ServiceSettings, command::Pipeline};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -27,8 +28,7 @@ use crate::{
     ports::TicketsPort,
     projection::Projection,
     store::migration::Migrator,
-    usecases::{CareCore, CareRules},
-    vault::{self, Vault},
+    usecases::{CareCore, CareRules, SEAL_CONTEXT},
     worker,
 };
 
@@ -61,7 +61,7 @@ impl CareConfig {
     pub fn for_tests() -> Self {
         Self {
             rules: CareRules::handbook(),
-            vault: Vault::development(),
+            vault: Vault::development(SEAL_CONTEXT),
             tickets_url: DEFAULT_TICKETS_URL.into(),
             tickets_token: None,
             consumer_block: StdDuration::from_millis(100),
@@ -105,7 +105,7 @@ pub fn settings_from_env(
             "must be an http:// or https:// URL",
         ));
     }
-    let vault = vault_from_env(env, common.database.is_sqlite())?;
+    let vault = vault_from_env(env, VAULT, common.database.is_sqlite())?;
     Ok((
         common,
         CareConfig {
@@ -122,64 +122,21 @@ pub fn settings_from_env(
     ))
 }
 
-/// The keys from `CARE_ENCRYPTION_KEYS`, `CARE_ACTIVE_KEY_ID` and `CARE_SEARCH_KEY`. Key
-/// material never appears in an error. Without keys, only an SQLite (development)
-/// database may start, on a public development key.
-fn vault_from_env(env: &Env, sqlite: bool) -> Result<Vault, ConfigError> {
-    const KEYS: &str = "CARE_ENCRYPTION_KEYS";
-    const ACTIVE: &str = "CARE_ACTIVE_KEY_ID";
-    const SEARCH: &str = "CARE_SEARCH_KEY";
-    let Some(spec) = env.raw(KEYS) else {
-        if sqlite {
-            tracing::warn!(
-                "{KEYS} is not set: customer contact fields are sealed with the PUBLIC development key; \
-                 never use this outside development"
-            );
-            return Ok(Vault::development());
-        }
-        return Err(ConfigError::new(
-            KEYS,
-            "",
-            "is required on PostgreSQL: id:<base64 of 32 bytes>[,id:…]",
-        ));
-    };
-    let hidden = "(hidden)";
-    let keys = vault::parse_keys(&spec).map_err(|e| ConfigError::new(KEYS, hidden, e))?;
-    let active = match (env.raw(ACTIVE), keys.as_slice()) {
-        (Some(active), _) => active.trim().to_owned(),
-        (None, [(only, _)]) => only.clone(),
-        (None, _) => {
-            return Err(ConfigError::new(
-                ACTIVE,
-                "",
-                "is required when several keys are configured",
-            ));
-        }
-    };
-    if !keys.iter().any(|(id, _)| *id == active) {
-        return Err(ConfigError::new(
-            ACTIVE,
-            &active,
-            format!("is not a key id of {KEYS}"),
-        ));
-    }
-    let search = env.raw(SEARCH).ok_or_else(|| {
-        ConfigError::new(
-            SEARCH,
-            "",
-            "is required with CARE_ENCRYPTION_KEYS (base64, at least 16 bytes)",
-        )
-    })?;
-    let search = STANDARD
-        .decode(search.trim())
-        .map_err(|e| ConfigError::new(SEARCH, hidden, format!("not base64: {e}")))?;
-    Vault::new(keys, &active, search).map_err(|e| ConfigError::new(SEARCH, hidden, e))
-}
+/// How care's vault is configured: `CARE_ENCRYPTION_KEYS`, `CARE_ACTIVE_KEY_ID` and
+/// `CARE_SEARCH_KEY` (the phone search hash).
+pub const VAULT: VaultSettings<'static> = VaultSettings {
+    prefix: "CARE",
+    context: SEAL_CONTEXT,
+    search: true,
+    what: "customer names and contact fields",
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("care database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error("care: sealing names stored in clear text: {0}")]
+    Seal(crate::error::CareError),
     #[error("care tickets client: {0}")]
     Tickets(String),
     #[error("care server: {0}")]
@@ -234,6 +191,10 @@ impl CareApp {
             tickets,
             config.rules,
         ));
+        let sealed = core.seal_clear_names().await.map_err(StartError::Seal)?;
+        if sealed > 0 {
+            tracing::info!(customers = sealed, "sealed names stored in clear text");
+        }
         let projection = Projection::new(core.clone());
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {

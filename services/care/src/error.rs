@@ -4,7 +4,9 @@ use aftersales_platform::idempotency::{CarriesDbErr, IdempotencyError};
 use aftersales_runtime::command::PipelineError;
 use sea_orm::DbErr;
 
-use crate::{domain::DomainError, vault::VaultError};
+use aftersales_platform::seal::VaultError;
+
+use crate::domain::DomainError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CareError {
@@ -14,7 +16,7 @@ pub enum CareError {
     PiiForbidden(&'static str),
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("contact fields: {0}")]
+    #[error("personal data: {0}")]
     Vault(#[from] VaultError),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),

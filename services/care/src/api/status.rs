@@ -19,7 +19,7 @@ impl From<CareError> for Status {
             },
             // A row sealed with a key no longer configured, or altered: an operator's
             // problem, never the caller's.
-            CareError::Vault(vault) => internal("contact fields", &vault),
+            CareError::Vault(vault) => internal("personal data", &vault),
             CareError::Idempotency(IdempotencyError::Reused { .. }) => {
                 invalid_field("idempotency_key", err.to_string())
             }

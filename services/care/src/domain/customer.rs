@@ -1,8 +1,13 @@
-//! Customer profiles: contact fields and how they are masked, phone normalisation for the
-//! keyed search hash, purchase statistics and the tier rules over them.
+//! Customer profiles: contact fields and how they are masked (the masks and phone
+//! normalisation are the suite's, from `aftersales_platform::seal`), purchase statistics
+//! and the tier rules over them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use aftersales_platform::seal::{
+    mask_address, mask_email, mask_name, mask_phone, normalise_phone,
+};
 
 use super::{DomainError, Tier};
 
@@ -37,50 +42,6 @@ impl Contact {
             .map(|(f, _)| *f)
             .collect()
     }
-}
-
-/// Keeps the first three and last four digits: "138****0000".
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
-}
-
-/// Keeps the first letter of the local part and the domain: "l***@example.com".
-pub fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None if email.is_empty() => String::new(),
-        None => "***".into(),
-    }
-}
-
-/// Keeps the first four characters (roughly the city), hides the rest.
-pub fn mask_address(address: &str) -> String {
-    if address.is_empty() {
-        return String::new();
-    }
-    let head: String = address.chars().take(4).collect();
-    format!("{head}***")
-}
-
-/// The phone as the search hash sees it: digits only, a leading "+86"/"0086" dropped, so
-/// "+86 138-0000-0000" and "13800000000" find the same customer.
-pub fn normalise_phone(phone: &str) -> String {
-    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-    let trimmed = if phone.trim_start().starts_with('+') {
-        digits.strip_prefix("86").unwrap_or(&digits)
-    } else {
-        digits.strip_prefix("0086").unwrap_or(&digits)
-    };
-    trimmed.to_owned()
 }
 
 /// Purchases as the order system reports them; values in minor units.
@@ -157,7 +118,7 @@ impl TierRules {
     }
 }
 
-/// A profile with its contact in clear text, as the service holds it in memory.
+/// A profile with its name and contact in clear text, as the service holds it in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Customer {
     pub id: String,
@@ -175,25 +136,29 @@ pub struct Customer {
 /// The name an anonymised profile keeps.
 pub const ANONYMISED_NAME: &str = "(anonymised)";
 
+impl Customer {
+    /// The name a reader without `pii:read` sees (an anonymised profile's stays as it is:
+    /// it names no one).
+    pub fn masked_name(&self) -> String {
+        if self.anonymised {
+            self.name.clone()
+        } else {
+            mask_name(&self.name)
+        }
+    }
+
+    /// The personal fields that hold something (the ones an unmasked read discloses).
+    pub fn present_fields(&self) -> Vec<&'static str> {
+        let name = (!self.name.is_empty() && !self.anonymised).then_some("name");
+        name.into_iter()
+            .chain(self.contact.present_fields())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_keep_only_a_hint() {
-        assert_eq!(mask_phone("13800001234"), "138****1234");
-        assert_eq!(mask_phone("12345"), "*****");
-        assert_eq!(mask_email("lilei@example.com"), "l***@example.com");
-        assert_eq!(mask_address("上海市徐汇区淮海路1号"), "上海市徐***");
-        assert_eq!(mask_address(""), "");
-    }
-
-    #[test]
-    fn phones_normalise_to_national_digits() {
-        assert_eq!(normalise_phone("+86 138-0000-1234"), "13800001234");
-        assert_eq!(normalise_phone("0086 13800001234"), "13800001234");
-        assert_eq!(normalise_phone("138 0000 1234"), "13800001234");
-    }
 
     #[test]
     fn tiers_follow_value_and_frequency() {

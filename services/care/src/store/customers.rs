@@ -1,4 +1,4 @@
-//! Customer rows (contact fields sealed, the phone only as a keyed hash), the log of
+//! Customer rows (name and contact fields sealed, the phone only as a keyed hash), the log of
 //! clear-text reads, and the service's settings (the tier rules).
 
 use aftersales_platform::db::{from_json, parse_code, to_json};
@@ -15,12 +15,17 @@ use super::{
     lock_if_postgres,
 };
 
-/// A customer as stored: contact fields sealed under the key `key_id` names, the phone
-/// also as a keyed search hash. Only the use cases, holding the vault, seal and open it.
+/// A customer as stored: name and contact fields sealed under the key `key_id` names, the
+/// phone also as a keyed search hash. Only the use cases, holding the vault, seal and open
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedCustomer {
     pub id: String,
-    pub name: String,
+    pub name_sealed: String,
+    /// The name of a row stored before names were sealed, in clear text; empty once the
+    /// row is written again (start-up seals every such row, see
+    /// [`customers_with_clear_names`]).
+    pub clear_name: String,
     pub region_code: String,
     pub key_id: String,
     pub phone_sealed: String,
@@ -43,7 +48,8 @@ impl TryFrom<customer::Model> for SealedCustomer {
             tier: parse_code("customer tier", &row.tier)?,
             purchases: from_json("customer", &row.purchases)?,
             id: row.id,
-            name: row.name,
+            name_sealed: row.name_sealed,
+            clear_name: row.name,
             region_code: row.region_code,
             key_id: row.key_id,
             phone_sealed: row.phone_sealed,
@@ -65,7 +71,8 @@ fn sealed(rows: Vec<customer::Model>) -> Result<Vec<SealedCustomer>, DbErr> {
 pub async fn save_customer<C: ConnectionTrait>(conn: &C, c: &SealedCustomer) -> Result<(), DbErr> {
     customer::Entity::insert(customer::ActiveModel {
         id: Set(c.id.clone()),
-        name: Set(c.name.clone()),
+        name: Set(c.clear_name.clone()),
+        name_sealed: Set(c.name_sealed.clone()),
         region_code: Set(c.region_code.clone()),
         key_id: Set(c.key_id.clone()),
         phone_sealed: Set(c.phone_sealed.clone()),
@@ -83,6 +90,7 @@ pub async fn save_customer<C: ConnectionTrait>(conn: &C, c: &SealedCustomer) -> 
         OnConflict::column(customer::Column::Id)
             .update_columns([
                 customer::Column::Name,
+                customer::Column::NameSealed,
                 customer::Column::RegionCode,
                 customer::Column::KeyId,
                 customer::Column::PhoneSealed,
@@ -142,6 +150,23 @@ pub async fn customers_after<C: ConnectionTrait>(
             .all(conn)
             .await?,
     )
+}
+
+/// Up to `limit` ids of customers whose name is still in clear text (stored before names
+/// were sealed), in id order.
+pub async fn customers_with_clear_names<C: ConnectionTrait>(
+    conn: &C,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::Name.ne(""))
+        .order_by_asc(customer::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect())
 }
 
 /// The ids of the region's customers that are not anonymised, in id order.

@@ -1,6 +1,6 @@
-//! sea-orm entities of the care database, private to `store`. Contact fields are stored
-//! sealed (see `crate::vault`); facts, follow-ups, warranties and tasks are stored whole
-//! as JSON, with the columns queries filter on beside them.
+//! sea-orm entities of the care database, private to `store`. The name and contact fields
+//! are stored sealed (see `aftersales_platform::seal`); facts, follow-ups, warranties and
+//! tasks are stored whole as JSON, with the columns queries filter on beside them.
 
 pub mod customer {
     use sea_orm::entity::prelude::*;
@@ -10,7 +10,11 @@ pub mod customer {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
+        /// Empty: the name is sealed in `name_sealed`. A name in clear text is one stored
+        /// before names were sealed, until start-up seals it.
         pub name: String,
+        #[sea_orm(column_type = "Text")]
+        pub name_sealed: String,
         pub region_code: String,
         /// The key the sealed fields of this row were sealed with.
         pub key_id: String,

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(CreateCareTables),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
+            Box::new(AddSealedName),
         ]
     }
 }
@@ -200,5 +201,29 @@ impl MigrationTrait for CreateCareTables {
         let mut unique = index("care_tasks_dedupe", "care_tasks", &["dedupe_key"]);
         m.create_index(unique.unique().to_owned()).await?;
         Ok(())
+    }
+}
+
+/// Customers' names are sealed like their contact fields, in a column of their own. The
+/// column `name` keeps a name stored before this migration, in clear text, until start-up
+/// (which holds the keys a migration does not) seals it and empties `name`.
+struct AddSealedName;
+
+impl MigrationName for AddSealedName {
+    fn name(&self) -> &str {
+        "m20261201_000041_add_sealed_customer_name"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddSealedName {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("customers")
+                .add_column(long_text("name_sealed").default(""))
+                .to_owned(),
+        )
+        .await
     }
 }

@@ -3,12 +3,11 @@
 //! answers a retry with what the first run produced, as it is now), loads and locks what
 //! it changes through `store`, applies a `domain` rule at the command's "now", saves,
 //! hands its outbox events and deadline changes to the command, and commits; the
-//! pipeline schedules the deadlines and wakes the relay after the commit. Contact fields
-//! are sealed before they reach the store and opened only here. A follow-up that asks
+//! pipeline schedules the deadlines and wakes the relay after the commit. The name and
+//! contact fields are sealed before they reach the store and opened only here. A follow-up that asks
 //! for a reopen calls the tickets service after its commit, outside any transaction.
 //!
-//! May depend on `domain`, `store`, `events`, `ports` and `vault`; never on `api` or
-//! protobuf.
+//! May depend on `domain`, `store`, `events` and `ports`; never on `api` or protobuf.
 
 pub mod data_rights;
 pub mod deadlines;
@@ -18,7 +17,7 @@ pub mod proactive;
 pub mod profiles;
 pub mod surveys;
 
-use aftersales_platform::db::corrupt;
+use aftersales_platform::{db::corrupt, seal::Vault};
 use aftersales_runtime::command::{Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
@@ -30,7 +29,11 @@ pub use proactive::NoticeResult;
 pub use profiles::{CustomerInput, Shown};
 pub use surveys::SurveyInput;
 
-use crate::{error::CareError, ports::TicketsPort, vault::Vault};
+use crate::{error::CareError, ports::TicketsPort};
+
+/// The associated-data context care's rows are sealed under (`aftersales.care/<customer
+/// id>/<field>`); changing it would leave every stored row unopenable.
+pub const SEAL_CONTEXT: &str = "aftersales.care";
 
 /// What only the care rules are configured with.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +60,7 @@ impl CareRules {
 }
 
 /// The care service's core: the pipeline every command runs through, the vault that
-/// seals contact fields, the tickets service and the rules.
+/// seals names and contact fields, the tickets service and the rules.
 pub struct CareCore {
     pipeline: Pipeline<CareDeadline>,
     vault: Vault,

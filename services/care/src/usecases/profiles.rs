@@ -1,8 +1,8 @@
 //! Customer profiles: creating or replacing one (its tier follows from the tier rules),
 //! reading one masked or, for a reader holding `pii:read`, in clear text with an audit
 //! line, the timeline, and replacing the tier rules (every customer moves to the tier
-//! they now give). Contact fields are sealed here before they reach the store and
-//! opened here after.
+//! they now give). The name and contact fields are sealed here before they reach the
+//! store and opened here after; start-up seals the names stored before names were.
 
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
@@ -11,7 +11,7 @@ use sea_orm::ConnectionTrait;
 use crate::{
     domain::{
         DomainError, Reader,
-        customer::{Contact, Customer, PurchaseStats, TierRules},
+        customer::{Contact, Customer, PurchaseStats, TierRules, normalise_phone},
         new_id,
         records::{PiiRead, TimelineEntry},
     },
@@ -46,7 +46,9 @@ pub struct Shown {
 }
 
 impl Shown {
-    fn masked(customer: Customer) -> Self {
+    /// `customer` with its name and contact masked.
+    fn masked(mut customer: Customer) -> Self {
+        customer.name = customer.masked_name();
         Self {
             contact: customer.contact.masked(),
             customer,
@@ -60,13 +62,14 @@ impl CareCore {
         let seal = |field: &str, value: &str| self.vault.seal(&c.id, field, value);
         Ok(SealedCustomer {
             id: c.id.clone(),
-            name: c.name.clone(),
+            name_sealed: seal("name", &c.name)?,
+            clear_name: String::new(),
             region_code: c.region_code.clone(),
             key_id: self.vault.active_key_id().to_owned(),
             phone_sealed: seal("phone", &c.contact.phone)?,
             email_sealed: seal("email", &c.contact.email)?,
             address_sealed: seal("address", &c.contact.address)?,
-            phone_hash: self.vault.phone_hash(&c.contact.phone),
+            phone_hash: self.phone_hash(&c.contact.phone)?,
             tier: c.tier,
             purchases: c.purchases.clone(),
             anonymised: c.anonymised,
@@ -78,9 +81,14 @@ impl CareCore {
 
     pub(super) fn open(&self, row: &SealedCustomer) -> Result<Customer, CareError> {
         let open = |field: &str, sealed: &str| self.vault.open(&row.key_id, &row.id, field, sealed);
+        let name = if row.clear_name.is_empty() {
+            open("name", &row.name_sealed)?
+        } else {
+            row.clear_name.clone()
+        };
         Ok(Customer {
             id: row.id.clone(),
-            name: row.name.clone(),
+            name,
             contact: Contact {
                 phone: open("phone", &row.phone_sealed)?,
                 email: open("email", &row.email_sealed)?,
@@ -94,6 +102,36 @@ impl CareCore {
             updated_at: row.updated_at,
             last_activity_at: row.last_activity_at,
         })
+    }
+
+    /// The search hash of a phone: its normalised digits under the search key.
+    fn phone_hash(&self, phone: &str) -> Result<String, CareError> {
+        Ok(self.vault.search_hash(&normalise_phone(phone))?)
+    }
+
+    /// Seals the names stored in clear text before names were sealed (the whole row again,
+    /// under the active key), a batch per command; how many. Start-up runs it before
+    /// serving; once every name is sealed it finds nothing.
+    pub async fn seal_clear_names(&self) -> Result<u64, CareError> {
+        const SEAL_NAMES_SCOPE: &str = "care.SealNames";
+        let mut sealed = 0;
+        loop {
+            let cmd = self.pipeline.begin_unkeyed(SEAL_NAMES_SCOPE).await?;
+            let ids = store::customers_with_clear_names(cmd.txn(), 100).await?;
+            if ids.is_empty() {
+                cmd.abandon().await?;
+                return Ok(sealed);
+            }
+            for id in &ids {
+                let Some(row) = store::get_customer(cmd.txn(), id, true).await? else {
+                    continue;
+                };
+                let customer = self.open(&row)?;
+                store::save_customer(cmd.txn(), &self.seal(&customer)?).await?;
+                sealed += 1;
+            }
+            cmd.commit(&self.pipeline, &Remembered::ids(ids)).await?;
+        }
     }
 
     async fn tier_rules<C: ConnectionTrait>(&self, conn: &C) -> Result<TierRules, CareError> {
@@ -181,7 +219,7 @@ impl CareCore {
                 .await?
                 .ok_or_else(|| not_found("customer", id))?,
             (None, Some(phone)) => {
-                store::customer_by_phone_hash(self.db(), &self.vault.phone_hash(phone))
+                store::customer_by_phone_hash(self.db(), &self.phone_hash(phone)?)
                     .await?
                     .ok_or_else(|| not_found("customer with phone", "(given)"))?
             }
@@ -216,7 +254,6 @@ impl CareCore {
             purpose: reader.purpose.clone(),
             operation: operation.to_owned(),
             fields: customer
-                .contact
                 .present_fields()
                 .into_iter()
                 .map(str::to_owned)

@@ -1,22 +1,38 @@
 //! Protected profiles: sealed columns, masked and audited reads, key rotation, phone
 //! search, tiers, validation and idempotent upserts.
 
-use aftersales_care::{app::settings_from_env, vault::Vault};
-use aftersales_platform::{config::Env, status::field_violations};
+use aftersales_care::app::settings_from_env;
+use aftersales_platform::{
+    config::Env,
+    seal::{DEV_KEY_ID, Vault},
+    status::field_violations,
+};
 use aftersales_protos::{care::v1 as pb, tickets::v1::CustomerTier};
 use base64::{Engine, engine::general_purpose::STANDARD};
+use sea_orm::ConnectionTrait;
 use tonic::Code;
 
 use crate::helpers::*;
 
 #[tokio::test]
-async fn encrypted_columns_hold_no_clear_text() {
-    let mut app = spawn(Backend::Postgres).await;
+async fn encrypted_columns_hold_no_clear_text_on_postgres() {
+    encrypted_columns_hold_no_clear_text(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn encrypted_columns_hold_no_clear_text_on_sqlite() {
+    encrypted_columns_hold_no_clear_text(Backend::Sqlite).await;
+}
+
+async fn encrypted_columns_hold_no_clear_text(backend: Backend) {
+    let mut app = spawn(backend).await;
     app.upsert(customer("c-1")).await;
     let rows = app.rows("SELECT * FROM customers WHERE id = 'c-1'").await;
     let row = &rows[0];
     let column = |name: &str| row.try_get::<String>("", name).expect(name);
+    assert_eq!(column("name"), "", "no name in clear text");
     let stored = [
+        column("name_sealed"),
         column("phone_sealed"),
         column("email_sealed"),
         column("address_sealed"),
@@ -24,6 +40,8 @@ async fn encrypted_columns_hold_no_clear_text() {
     ]
     .join("|");
     for clear in [
+        "Li Lei",
+        "Lei",
         "13800138000",
         "138-0013",
         "lilei",
@@ -36,8 +54,55 @@ async fn encrypted_columns_hold_no_clear_text() {
             "{clear} is stored in clear text: {stored}"
         );
     }
-    assert_eq!(column("key_id"), aftersales_care::vault::DEV_KEY_ID);
+    assert_eq!(column("key_id"), DEV_KEY_ID);
     assert!(!column("phone_sealed").is_empty());
+    assert!(!column("name_sealed").is_empty());
+    app.stop().await;
+}
+
+/// A row as versions before sealed names stored it: the name in clear text in `name`.
+async fn store_name_in_clear(app: &TestApp, id: &str, name: &str) {
+    let db = app.core.db();
+    db.execute_unprepared(&format!(
+        "UPDATE customers SET name = '{name}', name_sealed = '' WHERE id = '{id}'"
+    ))
+    .await
+    .expect("an old-style row");
+}
+
+#[tokio::test]
+async fn names_stored_in_clear_are_sealed_at_start_up_on_postgres() {
+    names_stored_in_clear_are_sealed_at_start_up(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn names_stored_in_clear_are_sealed_at_start_up_on_sqlite() {
+    names_stored_in_clear_are_sealed_at_start_up(Backend::Sqlite).await;
+}
+
+async fn names_stored_in_clear_are_sealed_at_start_up(backend: Backend) {
+    let mut app = spawn(backend).await;
+    app.upsert(customer("c-1")).await;
+    app.upsert(customer("c-2")).await;
+    store_name_in_clear(&app, "c-1", "Han Meimei").await;
+    // Until start-up seals it, an old row still reads (masked by default).
+    assert_eq!(app.read("c-1", reader(false)).await.name, "H**");
+    let url = app.url.clone();
+    app.stop().await;
+
+    let mut setup = Setup::new(backend);
+    setup.url = Some(url);
+    let mut app = spawn_with(setup).await;
+    let rows = app
+        .rows("SELECT name, name_sealed FROM customers ORDER BY id")
+        .await;
+    for row in &rows {
+        assert_eq!(row.try_get::<String>("", "name").unwrap(), "");
+        let sealed = row.try_get::<String>("", "name_sealed").unwrap();
+        assert!(!sealed.is_empty() && !sealed.contains("Han") && !sealed.contains("Li"));
+    }
+    assert_eq!(app.read("c-1", reader(true)).await.name, "Han Meimei");
+    assert_eq!(app.read("c-2", reader(true)).await.name, "Li Lei");
     app.stop().await;
 }
 
@@ -50,14 +115,17 @@ async fn reads_are_masked_without_pii_read_and_unmasked_reads_are_audited() {
         "the writer gets a masked answer"
     );
 
+    assert_eq!(stored.name, "L**", "the name is masked like the contact");
     let masked = app.read("c-1", reader(false)).await;
     assert!(!masked.contact_unmasked);
+    assert_eq!(masked.name, "L**");
     assert_eq!(masked.email, "l***@example.com");
     assert_eq!(masked.address, "Shan***");
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM pii_reads").await, 0);
 
     let clear = app.read("c-1", reader(true)).await;
     assert!(clear.contact_unmasked);
+    assert_eq!(clear.name, "Li Lei");
     assert_eq!(clear.phone, "+86 138-0013-8000");
     assert_eq!(clear.email, "lilei@example.com");
     let audit = app
@@ -67,7 +135,7 @@ async fn reads_are_masked_without_pii_read_and_unmasked_reads_are_audited() {
     let get = |name: &str| audit[0].try_get::<String>("", name).expect(name);
     assert_eq!(get("actor_id"), "agent-7");
     assert_eq!(get("purpose"), "callback about ticket T-1");
-    assert_eq!(get("fields"), "phone,email,address");
+    assert_eq!(get("fields"), "name,phone,email,address");
     assert_eq!(get("operation"), "GetCustomer");
 
     // No reason, no clear text.
@@ -136,6 +204,7 @@ async fn key_rotation_reads_old_records_and_reseals_on_write() {
         old.email, "lilei@example.com",
         "a k1 record opens after rotation"
     );
+    assert_eq!(old.name, "Li Lei", "its sealed name too");
 
     let mut changed = customer("c-1");
     changed.email = "li.lei@example.org".into();
@@ -189,10 +258,7 @@ fn production_needs_keys_and_names_the_variable() {
         ("AUTH_MODE", "disabled"),
     ]);
     let (_, config) = settings_from_env(&env, None).expect("dev settings");
-    assert_eq!(
-        config.vault.active_key_id(),
-        aftersales_care::vault::DEV_KEY_ID
-    );
+    assert_eq!(config.vault.active_key_id(), DEV_KEY_ID);
 }
 
 #[tokio::test]
