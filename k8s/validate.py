@@ -54,6 +54,7 @@ EXTERNAL_SECRETS = {
     "dispatch-database": {"url"},
     "care-database": {"url"},
     "care-encryption": {"encryption-keys", "active-key-id", "search-key"},
+    "dispatch-encryption": {"encryption-keys", "active-key-id"},
     "care-oauth-client": {"client-id", "client-secret"},
     "gateway-oauth-client": {"client-id", "client-secret"},
     "aftersales-redis": {"url"},
@@ -64,14 +65,15 @@ EXTERNAL_SECRETS = {
 # Variables that hold credentials or keys. They come from a Secret (secretKeyRef), never
 # from a ConfigMap or a literal value in a manifest.
 SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "GATEWAY_CARRIER_SECRETS", "CARE_ENCRYPTION_KEYS",
-              "CARE_SEARCH_KEY", "CARE_CLIENT_ID", "CARE_CLIENT_SECRET", "GATEWAY_CLIENT_ID",
+              "CARE_SEARCH_KEY", "DISPATCH_ENCRYPTION_KEYS", "CARE_CLIENT_ID", "CARE_CLIENT_SECRET", "GATEWAY_CLIENT_ID",
               "GATEWAY_CLIENT_SECRET"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
 
 # Secrets a service refuses to start without (besides DATABASE_URL and REDIS_URL): care
-# on PostgreSQL needs its keys. `aftersales migrate <service>` reads the service's whole
+# and dispatch on PostgreSQL need their keys. `aftersales migrate <service>` reads the service's whole
 # configuration first, so its migration Job needs them as well.
 SERVICE_SECRET_ENV = {
     "care": {"CARE_ENCRYPTION_KEYS", "CARE_SEARCH_KEY"},
+    "dispatch": {"DISPATCH_ENCRYPTION_KEYS"},
 }
 
 # Calls between the suite's pods: (caller, variable naming the upstream, callee). The

@@ -46,10 +46,10 @@ CKV_K8S_43  *    *                               Images are named by tag in git:
 CKV_K8S_11  *    *                               No CPU limits, on purpose: CFS throttling of a latency-bound gRPC service and SLA worker shows up as p99 latency and late deadlines; CPU requests reserve each pod's share and drive the HPA. Memory is limited everywhere.
 CKV_K8S_35  *    Deployment.aftersales.tickets   The binary is configured 12-factor style from the environment (DATABASE_URL, REDIS_URL), read once at start; the distroless image has no shell or other process that could read it. Until the services read *_FILE variables, env from secretKeyRef is the way in.
 CKV_K8S_35  *    Deployment.aftersales.returns   As for tickets: DATABASE_URL and REDIS_URL from the environment.
-CKV_K8S_35  *    Deployment.aftersales.dispatch  As for tickets: DATABASE_URL and REDIS_URL from the environment.
+CKV_K8S_35  *    Deployment.aftersales.dispatch  As for tickets: DATABASE_URL, REDIS_URL and the dispatch-encryption keys (DISPATCH_ENCRYPTION_KEYS, DISPATCH_ACTIVE_KEY_ID) from the environment.
 CKV_K8S_35  *    Deployment.aftersales.care      As for tickets: DATABASE_URL, REDIS_URL and the care-encryption keys (CARE_ENCRYPTION_KEYS, CARE_ACTIVE_KEY_ID, CARE_SEARCH_KEY), which the binary reads from the environment only.
 CKV_K8S_35  *    Deployment.aftersales.gateway   As for tickets: REDIS_URL and GATEWAY_CARRIER_SECRETS from the environment.
-CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment (care-migrate also the care-encryption keys: it parses care's whole configuration).
+CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment (care-migrate and dispatch-migrate also their encryption keys: it parses the service's whole configuration).
 CKV_K8S_15  dev  Deployment.aftersales.*         overlays/dev runs an image built locally and loaded into the cluster (kind load docker-image): there is no registry to pull from, so IfNotPresent.
 CKV_K8S_15  dev  Job.aftersales.*-migrate        overlays/dev: the locally loaded image, as for the Deployments.
 CKV_DOCKER_2 Dockerfile */Dockerfile.               No HEALTHCHECK: Kubernetes ignores it and probes the gRPC health service natively; the distroless image has no shell or client to run one.

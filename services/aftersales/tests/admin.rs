@@ -31,6 +31,10 @@ impl Env {
             .arg("admin")
             .args(args)
             .env("DISPATCH_DATABASE_URL", &self.database_url)
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", &self.prefix)
             .env("AFTERSALES_DISPATCH_URL", &self.dispatch_url)
@@ -81,6 +85,10 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
             .args(["serve", "dispatch"])
             .env("AUTH_MODE", "disabled")
             .env("DISPATCH_DATABASE_URL", &database_url)
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", &env.prefix)
             .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{port}"))
@@ -245,6 +253,10 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
     let bad = Command::new(BIN)
         .args(["admin", "check-config", "dispatch"])
         .env("DISPATCH_DATABASE_URL", &database_url)
+        .env(
+            "DISPATCH_ENCRYPTION_KEYS",
+            "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
         .env("DISPATCH_OFFER_TIMEOUT_SECS", "soon")
         .output()
         .unwrap();

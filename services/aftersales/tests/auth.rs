@@ -85,6 +85,8 @@ async fn start(provider: &Provider) -> Suite {
         // Care seals personal data on PostgreSQL: a test key (32 bytes, base64).
         .env("CARE_ENCRYPTION_KEYS", format!("k1:{TEST_KEY}"))
         .env("CARE_SEARCH_KEY", TEST_KEY)
+        // So does dispatch (the customer contact on jobs).
+        .env("DISPATCH_ENCRYPTION_KEYS", format!("k1:{TEST_KEY}"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());

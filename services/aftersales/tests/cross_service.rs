@@ -57,6 +57,10 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
                 "DISPATCH_DATABASE_URL",
                 aftersales_testkit::fresh_postgres_url().await.unwrap(),
             )
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("REDIS_URL", aftersales_testkit::redis_url())
             .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
             .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
@@ -405,6 +409,10 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
             .env(
                 "DISPATCH_DATABASE_URL",
                 aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            )
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
             )
             .env("TICKETS_WORKER_ENABLED", "false")
             .env("REDIS_URL", aftersales_testkit::redis_url())

@@ -82,6 +82,10 @@ async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
         .args(["migrate", "tickets", "dispatch"])
         .env("TICKETS_DATABASE_URL", &database_url)
         .env("DISPATCH_DATABASE_URL", &dispatch_url)
+        .env(
+            "DISPATCH_ENCRYPTION_KEYS",
+            "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
         .output()
         .unwrap();
     assert!(
@@ -98,6 +102,10 @@ async fn migrate_then_serve_tickets_and_dispatch_on_postgres_and_redis() {
             .env("AUTH_MODE", "disabled")
             .env("TICKETS_DATABASE_URL", &database_url)
             .env("DISPATCH_DATABASE_URL", &dispatch_url)
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("DISPATCH_GRPC_ADDR", "127.0.0.1:0")
             .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("REDIS_URL", aftersales_testkit::redis_url())
