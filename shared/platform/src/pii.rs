@@ -14,7 +14,7 @@
 //!
 //! | found | example | stored as |
 //! |---|---|---|
-//! | Chinese mobile, optional `+86`/`0086`, spaces or hyphens anywhere | `+86 138-1234-5678` | `138****5678` (first 3, last 4) |
+//! | Chinese mobile, optional `+86`/`0086`/`86`, whole or split 3-4-4 by spaces or hyphens | `+86 138-1234-5678` | `138****5678` (first 3, last 4) |
 //! | other phone numbers: `+`/`00` and 7–15 digits, or 7–15 digits in groups (`555-123-4567`, `(020) 7946 0958`, `010-12345678`, `01 23 45 67 89`) | `+44 20 7946 0958` | `+** ** **** **58` (every digit but the last two starred, layout kept) |
 //! | e-mail address | `jane.doe@example.com` | `j***@***` |
 //! | Chinese resident ID, 18 characters (region, birth date, sequence, check digit or `X`), optionally split 6-8-4 | `11010519491231002X` | `[ID number]` |
@@ -75,7 +75,7 @@ const PATTERNS: [(Candidate, &str); 6] = [
     ),
     (
         Candidate::Mobile,
-        r"(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d){8}",
+        r"(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:\d{8}|[ \-]\d{4}[ \-]\d{4})",
     ),
     // Three shapes: a `+`/`00` prefix and any grouping; a trunk `0` and groups of two or
     // more (French numbers, Chinese landlines); groups whose later parts have three or
@@ -118,6 +118,11 @@ pub fn mask_personal_data(text: &str) -> Cow<'_, str> {
     Cow::Owned(masked)
 }
 
+/// [`mask_personal_data`] as an owned string, for the text a command stores.
+pub fn masked(text: &str) -> String {
+    mask_personal_data(text).into_owned()
+}
+
 /// Whether `text` holds a phone number, e-mail address or ID number in clear.
 pub fn contains_personal_data(text: &str) -> bool {
     !detect(text).is_empty()
@@ -149,9 +154,37 @@ pub fn detect(text: &str) -> Vec<Found> {
                 .min()
                 .unwrap_or(m.end());
             let truncates = matches!(candidate, Candidate::Phone) || cut == m.end();
-            let hit = (!taken(m.start()) && truncates)
-                .then(|| candidate.judge(text, m.start(), cut))
+            // Right after a value found already (`…0086-13812345678`), a hyphen or dot
+            // separates rather than glues.
+            let follows = claimed
+                .iter()
+                .any(|(r, _)| r.end == m.start() || r.end + 1 == m.start());
+            let mut hit = (!taken(m.start()) && truncates)
+                .then(|| candidate.judge(text, m.start(), cut, follows))
                 .flatten();
+            // An international number (`+1 130 1000 1000`, `+1 1000-10-10`) may hold what
+            // looked like a Chinese mobile or a date: taken whole, it replaces them.
+            let international = m.as_str().starts_with('+') || m.as_str().starts_with("00");
+            if matches!(candidate, Candidate::Phone) && international && !taken(m.start()) {
+                let inside = |r: &Range<usize>, f: &Option<Found>| {
+                    m.range().contains(&r.start)
+                        && r.end <= m.end()
+                        && f.as_ref().is_none_or(|f| f.kind == Kind::Mobile)
+                };
+                let whole = candidate.judge(text, m.start(), m.end(), follows);
+                if let Some((range, found)) = whole {
+                    let others = claimed
+                        .iter()
+                        .any(|(r, f)| r.start < range.end && range.start < r.end && !inside(r, f));
+                    let replaces = claimed
+                        .iter()
+                        .any(|(r, f)| inside(r, f) && r.end <= range.end);
+                    if replaces && !others {
+                        claimed.retain(|(r, f)| !inside(r, f));
+                        hit = Some((range, found));
+                    }
+                }
+            }
             match hit {
                 Some((range, found)) => {
                     pos = range.end;
@@ -182,12 +215,18 @@ enum Candidate {
 impl Candidate {
     /// The value at `start..end` if it stands on its own (its range, and what it is
     /// masked to unless it is a date).
-    fn judge(self, text: &str, start: usize, end: usize) -> Option<(Range<usize>, Option<Found>)> {
+    fn judge(
+        self,
+        text: &str,
+        start: usize,
+        end: usize,
+        follows_a_value: bool,
+    ) -> Option<(Range<usize>, Option<Found>)> {
         let value = &text[start..end];
-        // A number must not continue a token before it, nor run on into a digit.
-        // (An e-mail address's own characters bound it.)
+        // A number must not continue a token before it (an e-mail address's own
+        // characters bound it).
         let before = text[..start].chars().next_back();
-        let bounded = matches!(self, Self::Email) || value.starts_with('+');
+        let bounded = matches!(self, Self::Email) || value.starts_with('+') || follows_a_value;
         if !bounded && before.is_some_and(glued) {
             return None;
         }
@@ -206,12 +245,10 @@ impl Candidate {
             }
             _ => value,
         };
+        // Nor run on into a digit or a value masked already (`0010 138****5678`).
         let end = start + value.len();
-        if text[end..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-        {
+        let after = text[end..].chars().next();
+        if !matches!(self, Self::Email) && after.is_some_and(|c| c.is_ascii_digit() || c == '*') {
             return None;
         }
         let (kind, masked) = match self {
@@ -231,9 +268,9 @@ impl Candidate {
 }
 
 /// A character that makes a following number part of a longer token (`ORD-2024…`,
-/// `v1.13812345678`, `****5678`).
+/// `v1.13812345678`, `****5678`, the `+130 …` of an international number).
 fn glued(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*')
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*' | '+')
 }
 
 fn is_separator(c: char) -> bool {
@@ -496,13 +533,29 @@ mod tests {
             parts in proptest::collection::vec((filler(), value()), 1..4),
             tail in filler(),
         ) {
-            let text: String = parts.iter().map(|(f, v)| format!("{f}{v}")).collect::<String>() + &tail;
+            let mut text = String::new();
+            let mut values = Vec::new();
+            for (filler, value) in &parts {
+                text.push_str(filler);
+                values.push(text.len()..text.len() + value.len());
+                text.push_str(value);
+            }
+            text.push_str(&tail);
             let out = masked(&text);
             for (_, value) in &parts {
                 prop_assert!(!out.contains(value.as_str()), "{value} survived in {out:?}");
             }
             prop_assert!(!contains_personal_data(&out), "{out:?} still holds personal data");
-            prop_assert_eq!(detect(&text).len(), parts.len(), "{}", text);
+            // Every digit and letter of every value is inside something masked (two
+            // numbers apart by a space may well be masked as one).
+            let found = detect(&text);
+            for value in values {
+                let covered = value
+                    .clone()
+                    .filter(|i| text.as_bytes()[*i].is_ascii_alphanumeric())
+                    .all(|i| found.iter().any(|f| f.range.contains(&i)));
+                prop_assert!(covered, "{:?} not all masked in {text:?}", &text[value]);
+            }
         }
 
         #[test]
