@@ -10,6 +10,7 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
+    audit::AuditLog,
     auth::TokenSource,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
@@ -24,7 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     api::CareApi,
-    api::permissions::PERMISSIONS,
+    api::permissions::{AUDITED, PERMISSIONS},
     ports::TicketsPort,
     projection::Projection,
     store::migration::Migrator,
@@ -244,9 +245,15 @@ impl CareApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        let audit = AuditLog::new(background.db.clone());
         let services = GrpcServices::new()
             .with(CareApi::new(self.core).into_server())
-            .with_auth(self.settings.auth_layer(PERMISSIONS)?);
+            .with(audit.api())
+            .with_auth(
+                self.settings
+                    .auth_layer(PERMISSIONS)?
+                    .with_audit(audit, AUDITED),
+            );
         let served = aftersales_runtime::run(
             "care",
             self.listener,

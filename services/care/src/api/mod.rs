@@ -7,7 +7,10 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::auth::{Caller, roles::PII_READ};
+use aftersales_platform::{
+    audit,
+    auth::{Caller, roles::PII_READ},
+};
 use aftersales_platform::{codes::timestamp, paging::encode_cursor};
 use aftersales_protos::{
     care::v1::{self as pb, care_service_server::CareService},
@@ -252,6 +255,7 @@ impl CareService for CareApi {
         request: Request<pb::UpsertTierRulesRequest>,
     ) -> Result<Response<pb::TierRules>, Status> {
         let rules = request::tier_rules(request.get_ref())?;
+        audit::target("tier_rules");
         let rules = self.core.upsert_tier_rules(rules).await?;
         Ok(Response::new(tier_rules(&rules)))
     }

@@ -2,8 +2,9 @@
 //! any one of which suffices. Deny by default: a method without a row is refused to
 //! everyone. README's permission table is this one.
 
-use aftersales_platform::auth::roles::{
-    ADMIN, AGENT, ANALYST, MANAGER, PII_READ, STOREFRONT, SUPERVISOR,
+use aftersales_platform::{
+    audit,
+    auth::roles::{ADMIN, AGENT, ANALYST, MANAGER, PII_READ, STOREFRONT, SUPERVISOR},
 };
 
 macro_rules! rpc {
@@ -39,19 +40,35 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("GetQualityReport"), &[ANALYST, SUPERVISOR, MANAGER]),
     (rpc!("ExportCustomerData"), &[PII_READ]),
     (rpc!("UpsertTierRules"), &[ADMIN]),
+    (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
+];
+
+/// The RPCs every call of which is audited: exports of personal data, tier rule changes,
+/// and reading the trail; a clear read by GetCustomer is audited where it happens.
+pub const AUDITED: &[&str] = &[
+    rpc!("ExportCustomerData"),
+    rpc!("UpsertTierRules"),
+    audit::LIST_AUDIT_RECORDS,
 ];
 
 #[cfg(test)]
 mod tests {
-    use aftersales_platform::auth::Permissions;
+    use aftersales_platform::{audit, auth::Permissions};
 
     #[test]
     fn every_rpc_has_its_row_and_no_row_is_stray() {
         let table = Permissions::table_problems(
             super::PERMISSIONS,
             aftersales_protos::FILE_DESCRIPTOR_SET,
-            &["aftersales.care.v1.CareService"],
+            &["aftersales.care.v1.CareService", audit::SERVICE],
         );
         assert_eq!(table, Ok(()));
+    }
+
+    #[test]
+    fn every_audited_rpc_has_a_row() {
+        for path in super::AUDITED {
+            assert!(super::PERMISSIONS.iter().any(|(p, _)| p == path), "{path}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Customer rows (name and contact fields sealed, the phone only as a keyed hash), the log of
-//! clear-text reads, and the service's settings (the tier rules).
+//! Customer rows (name and contact fields sealed, the phone only as a keyed hash) and the
+//! service's settings (the tier rules). Clear-text reads are in the audit trail
+//! (`aftersales_platform::audit`).
 
 use aftersales_platform::db::{from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
@@ -8,10 +9,10 @@ use sea_orm::{
     QuerySelect, sea_query::OnConflict,
 };
 
-use crate::domain::{Tier, customer::PurchaseStats, records::PiiRead};
+use crate::domain::{Tier, customer::PurchaseStats};
 
 use super::{
-    entity::{customer, pii_read, setting},
+    entity::{customer, setting},
     lock_if_postgres,
 };
 
@@ -239,50 +240,6 @@ pub async fn touch_customer<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
-}
-
-pub async fn record_pii_read<C: ConnectionTrait>(conn: &C, read: &PiiRead) -> Result<(), DbErr> {
-    pii_read::Entity::insert(pii_read::ActiveModel {
-        id: Set(read.id.clone()),
-        customer_id: Set(read.customer_id.clone()),
-        actor_id: Set(read.actor_id.clone()),
-        actor_role: Set(read.actor_role.clone()),
-        purpose: Set(read.purpose.clone()),
-        operation: Set(read.operation.clone()),
-        fields: Set(read.fields.join(",")),
-        read_at: Set(read.read_at),
-    })
-    .exec(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn pii_reads_of<C: ConnectionTrait>(
-    conn: &C,
-    customer_id: &str,
-) -> Result<Vec<PiiRead>, DbErr> {
-    Ok(pii_read::Entity::find()
-        .filter(pii_read::Column::CustomerId.eq(customer_id))
-        .order_by_asc(pii_read::Column::ReadAt)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| PiiRead {
-            fields: row
-                .fields
-                .split(',')
-                .filter(|f| !f.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            id: row.id,
-            customer_id: row.customer_id,
-            actor_id: row.actor_id,
-            actor_role: row.actor_role,
-            purpose: row.purpose,
-            operation: row.operation,
-            read_at: row.read_at,
-        })
-        .collect())
 }
 
 // ---- settings -------------------------------------------------------------------------

@@ -40,30 +40,6 @@ pub mod customer {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod pii_read {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "pii_reads")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub customer_id: String,
-        pub actor_id: String,
-        pub actor_role: String,
-        pub purpose: String,
-        pub operation: String,
-        /// Comma-separated field names shown in clear text.
-        pub fields: String,
-        pub read_at: ChronoDateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 pub mod setting {
     use sea_orm::entity::prelude::*;
 

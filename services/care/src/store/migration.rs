@@ -15,6 +15,8 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCareTables),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddSealedName),
+            Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
+            Box::new(MovePiiReadsToAuditRecords),
         ]
     }
 }
@@ -225,5 +227,134 @@ impl MigrationTrait for AddSealedName {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// Care's own log of clear-text reads (`pii_reads`) becomes records of the suite's one
+/// audit trail (`audit_records`, target `customer:<id>`, the read's details as notes),
+/// and the old table goes.
+struct MovePiiReadsToAuditRecords;
+
+impl MigrationName for MovePiiReadsToAuditRecords {
+    fn name(&self) -> &str {
+        "m20261201_000002_move_pii_reads_to_audit_records"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for MovePiiReadsToAuditRecords {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use aftersales_platform::audit::{AuditLog, AuditRecord};
+        use sea_orm::{ConnectionTrait, Statement};
+
+        if !m.has_table("pii_reads").await? {
+            return Ok(());
+        }
+        let db = m.get_connection();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT id, customer_id, actor_id, actor_role, purpose, operation, fields, read_at \
+                 FROM pii_reads ORDER BY read_at",
+            ))
+            .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get = |column: &str| row.try_get::<String>("", column);
+            let operation = get("operation")?;
+            let fields: Vec<serde_json::Value> = get("fields")?
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(|f| f.into())
+                .collect();
+            let actor = get("actor_id")?;
+            let mut detail = serde_json::Map::new();
+            detail.insert("actor".into(), actor.clone().into());
+            detail.insert("actor_role".into(), get("actor_role")?.into());
+            detail.insert("purpose".into(), get("purpose")?.into());
+            detail.insert("operation".into(), operation.clone().into());
+            detail.insert("fields".into(), fields.into());
+            let at: chrono::DateTime<chrono::Utc> = row.try_get("", "read_at")?;
+            records.push(AuditRecord {
+                // A UUIDv7 of the read's time keeps the listing's id order time order.
+                id: uuid_at(at),
+                at,
+                subject: actor,
+                on_behalf_of: None,
+                roles: Vec::new(),
+                client_id: None,
+                rpc: format!("/aftersales.care.v1.CareService/{operation}"),
+                target: Some(format!("customer:{}", get("customer_id")?)),
+                outcome: "OK".into(),
+                detail,
+            });
+        }
+        for chunk in records.chunks(500) {
+            AuditLog::insert(db, chunk.to_vec()).await?;
+        }
+        m.drop_table(Table::drop().table("pii_reads").to_owned())
+            .await
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}
+
+/// A fresh UUIDv7 for the instant `at`.
+fn uuid_at(at: chrono::DateTime<chrono::Utc>) -> String {
+    let seconds = <u64 as TryFrom<i64>>::try_from(at.timestamp()).unwrap_or_default();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos());
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::audit::{AuditFilter, AuditLog};
+    use sea_orm::{ConnectionTrait, Database};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_logged_before_the_audit_trail_move_into_it() {
+        let db = Database::connect(aftersales_testkit::fresh_sqlite_url())
+            .await
+            .unwrap();
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == MovePiiReadsToAuditRecords.name())
+            .unwrap();
+        Migrator::up(
+            &db,
+            Some(<u32 as TryFrom<usize>>::try_from(before).unwrap()),
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared(
+            "INSERT INTO pii_reads (id, customer_id, actor_id, actor_role, purpose, operation, \
+             fields, read_at) VALUES ('r-1', 'c-1', 'agent-7', 'agent', 'callback', \
+             'GetCustomer', 'phone,email', '2026-11-30 10:00:00+00:00')",
+        )
+        .await
+        .unwrap();
+        Migrator::up(&db, None).await.unwrap();
+
+        let manager = SchemaManager::new(&db);
+        assert!(!manager.has_table("pii_reads").await.unwrap());
+        let filter = AuditFilter {
+            target: Some("customer:c-1".into()),
+            ..AuditFilter::default()
+        };
+        let records = AuditLog::query(&db, &filter, None, 10).await.unwrap();
+        assert_eq!(records.len(), 1);
+        let record = &records[0];
+        assert_eq!(record.subject, "agent-7");
+        assert_eq!(record.rpc, "/aftersales.care.v1.CareService/GetCustomer");
+        assert_eq!(record.detail["purpose"], "callback");
+        assert_eq!(
+            record.detail["fields"],
+            serde_json::json!(["phone", "email"])
+        );
+        assert_eq!(record.at.to_rfc3339(), "2026-11-30T10:00:00+00:00");
     }
 }

@@ -22,8 +22,7 @@ use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
 pub use customers::{
     SealedCustomer, customer_by_phone_hash, customers_after, customers_in_region,
     customers_with_clear_names, get_customer, get_setting, inactive_customers,
-    lock_inactive_customer, pii_reads_of, put_setting, record_pii_read, save_customer,
-    touch_customer,
+    lock_inactive_customer, put_setting, save_customer, touch_customer,
 };
 pub use facts::{
     customers_with_open_work, jobs_created, lock_job_fact, lock_ticket_fact, save_job_fact,

@@ -3,8 +3,10 @@
 //! with no activity for the retention period. Anonymising keeps ids, tiers and the facts
 //! behind the KPIs; contact fields, the name and free-text comments go.
 
+use aftersales_platform::audit::{AuditFilter, AuditLog, AuditRecord};
 use aftersales_runtime::command::Remembered;
 use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{
     domain::{
@@ -36,6 +38,67 @@ pub struct CustomerData {
     pub exported_at: DateTime<Utc>,
 }
 
+/// The clear-text reads of a customer's personal data, oldest first: the audit records
+/// naming the customer, then `this_read` (whose record the server writes once the export
+/// is answered).
+async fn access_log<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+    this_read: PiiRead,
+) -> Result<Vec<PiiRead>, DbErr> {
+    let filter = AuditFilter {
+        target: Some(format!("customer:{customer_id}")),
+        ..AuditFilter::default()
+    };
+    let mut reads: Vec<PiiRead> = AuditLog::query(conn, &filter, None, u64::MAX >> 1)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|record| pii_read(customer_id, record))
+        .collect();
+    reads.push(this_read);
+    Ok(reads)
+}
+
+/// A read as the access log shows it, from the notes `CareCore::audit` made.
+fn pii_read(customer_id: &str, record: AuditRecord) -> PiiRead {
+    let note = |key: &str| {
+        record
+            .detail
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let operation = note("operation");
+    PiiRead {
+        customer_id: customer_id.to_owned(),
+        actor_id: Some(note("actor"))
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| record.subject.clone()),
+        actor_role: note("actor_role"),
+        purpose: note("purpose"),
+        operation: if operation.is_empty() {
+            record.rpc.rsplit('/').next().unwrap_or_default().to_owned()
+        } else {
+            operation
+        },
+        fields: record
+            .detail
+            .get("fields")
+            .and_then(|v| v.as_array())
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        read_at: record.at,
+        id: record.id,
+    }
+}
+
 impl CareCore {
     /// Every record about one customer, unmasked: needs `pii:read`, and is audited.
     pub async fn export(
@@ -47,7 +110,7 @@ impl CareCore {
             return Err(CareError::PiiForbidden("an export"));
         }
         let customer = self.load_customer(customer_id).await?;
-        self.audit(&customer, reader, "ExportCustomerData").await?;
+        let this_read = self.audit(&customer, reader, "ExportCustomerData").await?;
         let db = self.db();
         let filter = TaskFilter {
             customer_id: Some(customer_id.to_owned()),
@@ -59,7 +122,7 @@ impl CareCore {
             surveys: store::surveys_of(db, customer_id).await?,
             warranties: store::warranties_of(db, customer_id).await?,
             tasks: store::list_tasks(db, &filter, None, u64::MAX >> 1).await?,
-            access_log: store::pii_reads_of(db, customer_id).await?,
+            access_log: access_log(db, customer_id, this_read).await?,
             exported_at: self.now(),
             customer,
         })

@@ -121,22 +121,33 @@ async fn reads_are_masked_without_pii_read_and_unmasked_reads_are_audited() {
     assert_eq!(masked.name, "L**");
     assert_eq!(masked.email, "l***@example.com");
     assert_eq!(masked.address, "Shan***");
-    assert_eq!(app.count("SELECT COUNT(*) AS n FROM pii_reads").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_records").await,
+        0,
+        "a masked read is no privileged act"
+    );
 
     let clear = app.read("c-1", reader(true)).await;
     assert!(clear.contact_unmasked);
     assert_eq!(clear.name, "Li Lei");
     assert_eq!(clear.phone, "+86 138-0013-8000");
     assert_eq!(clear.email, "lilei@example.com");
+    // The audit trail, written by the server before the answer left.
     let audit = app
-        .rows("SELECT actor_id, purpose, fields, operation FROM pii_reads")
+        .rows("SELECT rpc, target, detail FROM audit_records")
         .await;
     assert_eq!(audit.len(), 1);
     let get = |name: &str| audit[0].try_get::<String>("", name).expect(name);
-    assert_eq!(get("actor_id"), "agent-7");
-    assert_eq!(get("purpose"), "callback about ticket T-1");
-    assert_eq!(get("fields"), "name,phone,email,address");
-    assert_eq!(get("operation"), "GetCustomer");
+    assert_eq!(get("rpc"), "/aftersales.care.v1.CareService/GetCustomer");
+    assert_eq!(get("target"), "customer:c-1");
+    let detail: serde_json::Value = serde_json::from_str(&get("detail")).expect("a JSON detail");
+    assert_eq!(detail["actor"], "agent-7");
+    assert_eq!(detail["purpose"], "callback about ticket T-1");
+    assert_eq!(
+        detail["fields"],
+        serde_json::json!(["name", "phone", "email", "address"])
+    );
+    assert_eq!(detail["operation"], "GetCustomer");
 
     // No reason, no clear text.
     let mut no_reason = reader(true);
