@@ -3,6 +3,7 @@
 //! jobs as the actor may see them (see `contacts`), completing and cancelling.
 
 use aftersales_platform::idempotency::Idempotency;
+use aftersales_platform::pii::masked;
 use aftersales_runtime::command::{Begun, Remembered};
 use chrono::Duration;
 
@@ -64,7 +65,9 @@ impl DispatchCore {
         let since = now - Duration::days(REPEAT_WINDOW_DAYS);
         let repeated =
             store::repeated_job(cmd.txn(), &new.ticket_id, &new.product_line, since).await?;
-        let (mut agg, mut events) = JobAggregate::create(new.clone(), repeated.clone(), actor, now);
+        let mut new = new.clone();
+        new.fault_description = masked(&new.fault_description);
+        let (mut agg, mut events) = JobAggregate::create(new, repeated.clone(), actor, now);
         agg.job.contact = contact
             .map(|c| self.seal_contact(&agg.job.id, c))
             .transpose()?;
@@ -105,7 +108,8 @@ impl DispatchCore {
                     Begun::Fresh(cmd) => cmd,
                 };
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
-                let events = agg.complete(outcome, photos.clone(), notes, actor, cmd.now())?;
+                let events =
+                    agg.complete(outcome, photos.clone(), &masked(notes), actor, cmd.now())?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
@@ -122,7 +126,7 @@ impl DispatchCore {
     ) -> Result<JobView, DispatchError> {
         forbid_partner(actor, "cancel jobs")?;
         self.command(CANCEL_SCOPE, id, actor, |agg, now| {
-            Ok(agg.cancel(reason, actor, now)?.into())
+            Ok(agg.cancel(&masked(reason), actor, now)?.into())
         })
         .await
     }

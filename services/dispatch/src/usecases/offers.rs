@@ -1,6 +1,7 @@
 //! Offers from a partner's side: the open offers waiting for it, and its answer. A
 //! decline sends the job to the next candidate in the same command.
 
+use aftersales_platform::pii::masked;
 use aftersales_runtime::command::Remembered;
 
 use crate::{
@@ -79,6 +80,7 @@ impl DispatchCore {
         let partner = store::get_partner(cmd.txn(), &offer.partner_id, false)
             .await?
             .ok_or_else(|| not_found("partner", &offer.partner_id))?;
+        let decline_reason = &masked(decline_reason);
         let answer = if accept {
             OfferAnswer::Accept {
                 area: partner

@@ -1,6 +1,7 @@
 //! A partner's record and pay: scorecards over a period, and the monthly settlement of
 //! its approved quotes (generated again until issued, then issued, disputed, paid).
 
+use aftersales_platform::pii::masked;
 use aftersales_runtime::command::Remembered;
 use chrono::{DateTime, Utc};
 
@@ -125,7 +126,7 @@ impl DispatchCore {
         let mut settlement = store::get_settlement(cmd.txn(), id, true)
             .await?
             .ok_or_else(|| not_found("settlement", id))?;
-        settlement.apply(action, reason, cmd.now())?;
+        settlement.apply(action, &masked(reason), cmd.now())?;
         store::save_settlement(cmd.txn(), &settlement).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&settlement.id))
             .await?;

@@ -1,6 +1,7 @@
 //! The on-site visit as the partner reports it: the appointment, then the arrival (late
 //! after the on-site SLA, reported once).
 
+use aftersales_platform::pii::masked;
 use chrono::{DateTime, Utc};
 
 use crate::{
@@ -36,7 +37,7 @@ impl DispatchCore {
     ) -> Result<JobView, DispatchError> {
         self.command(RECORD_SCOPE, id, actor, |agg, now| {
             Ok(agg
-                .record_visit(arrived_at.unwrap_or(now), notes, actor, now)?
+                .record_visit(arrived_at.unwrap_or(now), &masked(notes), actor, now)?
                 .into())
         })
         .await

@@ -62,8 +62,11 @@ async fn stored(app: &TestApp, job_id: &str) -> String {
     out.join("|")
 }
 
+/// Personal data a caller typed into the fault description: masked before storage.
+const TYPED: [&str; 2] = ["13912345678", "li.lei@example.com"];
+
 fn assert_sealed(stored: &str) {
-    for clear in CLEAR {
+    for clear in CLEAR.iter().chain(TYPED.iter()) {
         assert!(
             !stored.contains(clear),
             "{clear} is stored in clear text: {stored}"
@@ -90,7 +93,12 @@ async fn the_contact_at_rest_is_sealed(backend: Backend) {
     app.register(spec("A", 31.201, 121.451)).await;
     let mut keyed = job_request("T-1", true);
     keyed.idempotency_key = "create-1".into();
+    keyed.fault_description = "no power; call 139 1234 5678 or li.lei@example.com".into();
     let job = app.create(keyed).await;
+    assert_eq!(
+        job.fault_description, "no power; call 139****5678 or l***@***",
+        "typed personal data is masked before storage"
+    );
     assert_sealed(&stored(&app, &job.id).await);
     assert_eq!(contact_key_id(&app, &job.id).await, DEV_KEY_ID);
     // Nothing the job publishes names the customer.

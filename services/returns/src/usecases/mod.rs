@@ -20,7 +20,7 @@ pub mod policies;
 pub mod refunds;
 pub mod requests;
 
-use aftersales_platform::pii::mask_personal_data;
+use aftersales_platform::pii::masked;
 use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
@@ -168,10 +168,6 @@ fn reschedule_steps(cmd: &mut Cmd, agg: &ReturnAggregate) {
     }
 }
 
-/// `text` with its personal data masked (see [`aftersales_platform::pii`]).
-fn masked(text: &str) -> String {
-    mask_personal_data(text).into_owned()
-}
 
 fn not_found(what: &'static str, id: &str) -> ReturnsError {
     ReturnsError::NotFound {

@@ -23,7 +23,7 @@ mod replies;
 use std::future::Future;
 
 use aftersales_eventbus::outbox::NewEvent;
-use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::mask_personal_data};
+use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::masked};
 use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
@@ -280,10 +280,6 @@ fn replayed(remembered: &Remembered) -> Result<&str, TicketsError> {
         .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
 }
 
-/// `text` with its personal data masked (see [`aftersales_platform::pii`]).
-fn masked(text: &str) -> String {
-    mask_personal_data(text).into_owned()
-}
 
 fn not_found(what: &'static str, id: &str) -> TicketsError {
     TicketsError::NotFound {
