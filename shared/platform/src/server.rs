@@ -58,6 +58,10 @@ pub struct ServerSettings {
     /// TLS on the listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE); `None`
     /// serves plaintext.
     pub tls: Option<ServerTlsSettings>,
+    /// A second, plaintext listener that serves only the health service, for probes
+    /// that cannot speak TLS (the kubelet's `grpc:` probe); `None` serves none. Set per
+    /// service (`<PREFIX>_GRPC_HEALTH_ADDR`), since one process may serve several.
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl ServerSettings {
@@ -77,6 +81,7 @@ impl ServerSettings {
             .unwrap_or(u32::MAX),
             handshake_timeout: env.millis("GRPC_HANDSHAKE_TIMEOUT_MS", 10_000, false)?,
             tls: ServerTlsSettings::from_env(env, "")?,
+            health_addr: None,
         })
     }
 
@@ -93,6 +98,7 @@ impl ServerSettings {
             max_concurrent_streams: 256,
             handshake_timeout: Duration::from_secs(10),
             tls: None,
+            health_addr: None,
         }
     }
 }
@@ -203,6 +209,13 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
+    // The probe port lives as long as this function: it reports NOT_SERVING through the
+    // grace period and the drain, and closes when the main port is done.
+    let health_stop = CancellationToken::new();
+    let _health_stop = health_stop.clone().drop_guard();
+    if let Some(addr) = settings.health_addr {
+        serve_health_only(bind(addr).await?, health_service.clone(), health_stop);
+    }
     routes
         .add_service(health_service)
         .add_service(reflection(&descriptor_sets, &names).build_v1()?)
@@ -251,6 +264,31 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves `health` alone, in plaintext, on `listener` until `stop`: the same reporter as
+/// the main port, so it answers what the main port would (NOT_SERVING while draining).
+fn serve_health_only<S>(listener: TcpListener, health: S, stop: CancellationToken)
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let result = Server::builder()
+            .timeout(Duration::from_secs(5))
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "the health-only port stopped");
+        }
+    });
 }
 
 /// Reflection listing the services this port serves (and health); v1alpha too, for

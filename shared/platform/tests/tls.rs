@@ -119,6 +119,102 @@ async fn a_tls_listener_answers_clients_that_trust_its_ca_and_nobody_in_plaintex
 }
 
 #[tokio::test]
+async fn probes_that_cannot_speak_tls_get_a_plaintext_port_with_health_only() {
+    aftersales_platform::tls::install_default_provider();
+    let ca = TestCa::new("suite CA").unwrap();
+    let cert = ca.issue("server", &["localhost"]).unwrap();
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let probe_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut settings = ServerSettings::for_tests();
+    settings.tls = Some(server_tls(&cert, None));
+    settings.health_addr = Some(SocketAddr::from(([127, 0, 0, 1], probe_port)));
+    settings.health_grace = Duration::from_secs(2);
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(server::serve(
+        listener,
+        settings,
+        GrpcServices::new(),
+        stop.clone(),
+    ));
+    let plain = UpstreamTls::default();
+    let probe = format!("http://127.0.0.1:{probe_port}");
+    let mut answered = health(&probe, &plain).await;
+    for _ in 0..50 {
+        if answered.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answered = health(&probe, &plain).await;
+    }
+    answered.expect("the probe port answers in plaintext");
+    health(
+        &format!("https://localhost:{port}"),
+        &UpstreamTls::with_ca(ca.ca_pem()),
+    )
+    .await
+    .expect("the main port serves TLS");
+    assert!(
+        health(&format!("http://127.0.0.1:{port}"), &plain)
+            .await
+            .is_err(),
+        "the main port has no plaintext"
+    );
+    // Only health is on the probe port: reflection is not.
+    let channel = client::endpoint(&probe, &plain)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let listed = reflection
+        .server_reflection_info(tokio_stream::iter([
+            tonic_reflection::pb::v1::ServerReflectionRequest {
+                message_request: Some(
+                    tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                        String::new(),
+                    ),
+                ),
+                ..Default::default()
+            },
+        ]))
+        .await;
+    assert_eq!(listed.unwrap_err().code(), tonic::Code::Unimplemented);
+
+    // Shutting down: the probe port reports NOT_SERVING through the grace period.
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let channel = client::endpoint(&probe, &plain)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        health(&probe, &plain).await.is_err(),
+        "the probe port closes with the main port"
+    );
+}
+
+#[tokio::test]
 async fn an_https_upstream_is_never_called_in_plaintext() {
     let plain = listen(None, Duration::from_secs(10)).await;
     let port = plain.addr.port();

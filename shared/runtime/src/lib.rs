@@ -83,10 +83,12 @@ impl ServiceSettings {
         let mut database = DbSettings::new(url);
         database.max_connections = env.or("DATABASE_MAX_CONNECTIONS", 16u32)?;
         let addr_var = format!("{prefix}_GRPC_ADDR");
+        let mut server = ServerSettings::from_env(env)?;
+        server.health_addr = env.optional(&format!("{prefix}_GRPC_HEALTH_ADDR"))?;
         Ok(Self {
             database,
             grpc_addr: env.or(&addr_var, SocketAddr::from(([0, 0, 0, 0], default_port)))?,
-            server: ServerSettings::from_env(env)?,
+            server,
             worker: worker_settings(env)?,
             run_worker: env.or(&format!("{prefix}_WORKER_ENABLED"), true)?,
             idempotency_retention: env.hours("IDEMPOTENCY_RETENTION_HOURS", 72)?,

@@ -177,7 +177,10 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         carriers,
         max_body_bytes: env.positive("GATEWAY_MAX_BODY_BYTES", 65_536)?,
         upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 5_000, false)?,
-        server: ServerSettings::from_env(env)?,
+        server: ServerSettings {
+            health_addr: env.optional("GATEWAY_GRPC_HEALTH_ADDR")?,
+            ..ServerSettings::from_env(env)?
+        },
     })
 }
 

@@ -168,7 +168,6 @@ fn reschedule_steps(cmd: &mut Cmd, agg: &ReturnAggregate) {
     }
 }
 
-
 fn not_found(what: &'static str, id: &str) -> ReturnsError {
     ReturnsError::NotFound {
         what,

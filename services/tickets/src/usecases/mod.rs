@@ -280,7 +280,6 @@ fn replayed(remembered: &Remembered) -> Result<&str, TicketsError> {
         .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
 }
 
-
 fn not_found(what: &'static str, id: &str) -> TicketsError {
     TicketsError::NotFound {
         what,
