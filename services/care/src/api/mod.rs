@@ -98,6 +98,24 @@ impl CareService for CareApi {
         Ok(shown(&customer))
     }
 
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let r = request.get_ref();
+        let idem = request::erase_customer(r)?;
+        let customer = self
+            .core
+            .erase_customer(&r.customer_id, idem.as_ref())
+            .await?;
+        // Nothing personal is left to show; masked like any answer to a non-reader.
+        Ok(Response::new(proto::customer(
+            &customer,
+            &customer.contact,
+            false,
+        )))
+    }
+
     async fn get_customer_timeline(
         &self,
         request: Request<pb::GetCustomerTimelineRequest>,

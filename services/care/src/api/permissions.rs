@@ -39,14 +39,17 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("GetKpis"), &[ANALYST, SUPERVISOR, MANAGER]),
     (rpc!("GetQualityReport"), &[ANALYST, SUPERVISOR, MANAGER]),
     (rpc!("ExportCustomerData"), &[PII_READ]),
+    (rpc!("EraseCustomer"), &[ADMIN]),
     (rpc!("UpsertTierRules"), &[ADMIN]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 
-/// The RPCs every call of which is audited: exports of personal data, tier rule changes,
-/// and reading the trail; a clear read by GetCustomer is audited where it happens.
+/// The RPCs every call of which is audited: exports and erasures of personal data, tier
+/// rule changes and reading the trail; a clear read by GetCustomer is audited where it
+/// happens.
 pub const AUDITED: &[&str] = &[
     rpc!("ExportCustomerData"),
+    rpc!("EraseCustomer"),
     rpc!("UpsertTierRules"),
     audit::LIST_AUDIT_RECORDS,
 ];

@@ -85,6 +85,14 @@ fn page(v: &mut Violations, p: Option<&common::PageRequest>) -> (Option<String>,
     (decode_cursor(v, &p.page_token), page_size(p.page_size))
 }
 
+pub fn erase_customer(r: &pb::EraseCustomerRequest) -> Result<Option<Idempotency>, Status> {
+    let mut v = Violations::new();
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.id("customer_id", &r.customer_id);
+    v.finish()?;
+    Ok(idem)
+}
+
 pub fn upsert_customer(
     r: &pb::UpsertCustomerRequest,
 ) -> Result<(CustomerInput, Option<Idempotency>), Status> {

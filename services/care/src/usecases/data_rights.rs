@@ -1,10 +1,14 @@
 //! Data rights and retention: exporting every record care holds about a customer
-//! (unmasked, for a reader holding `pii:read`, and audited), and anonymising customers
-//! with no activity for the retention period. Anonymising keeps ids, tiers and the facts
+//! (unmasked, for a reader holding `pii:read`, and audited), erasing one customer's
+//! personal data on request, and anonymising customers with no activity for the
+//! retention period. Anonymising keeps ids, tiers and the facts
 //! behind the KPIs; contact fields, the name and free-text comments go.
 
-use aftersales_platform::audit::{AuditFilter, AuditLog, AuditRecord};
-use aftersales_runtime::command::Remembered;
+use aftersales_platform::{
+    audit::{self, AuditFilter, AuditLog, AuditRecord},
+    idempotency::Idempotency,
+};
+use aftersales_runtime::command::{Begun, Command, Remembered};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -17,13 +21,14 @@ use crate::{
         proactive::{CareTask, Warranty},
         records::{PiiRead, Survey, TimelineEntry},
     },
-    error::CareError,
+    error::{CareError, not_found},
     events, store,
 };
 
-use super::CareCore;
+use super::{CareCore, CareDeadline};
 
 const ANONYMISE_SCOPE: &str = "care.AnonymiseCustomer";
+const ERASE_SCOPE: &str = "care.EraseCustomer";
 
 /// Every record care holds about one customer.
 #[derive(Debug, Clone)]
@@ -148,15 +153,41 @@ impl CareCore {
         Ok(count)
     }
 
+    /// Erases one customer's personal data on request (the right to erasure): the same
+    /// anonymisation retention applies, at once, whatever the customer's activity; the
+    /// other services erase their copies when the event reaches them. Erasing an
+    /// anonymised customer again changes nothing and publishes nothing.
+    pub async fn erase_customer(
+        &self,
+        id: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<Customer, CareError> {
+        audit::target(format!("customer:{id}"));
+        let cmd = match self.pipeline.begin(ERASE_SCOPE, idem).await? {
+            Begun::Replay(_) => return self.load_customer(id).await,
+            Begun::Fresh(cmd) => cmd,
+        };
+        let Some(row) = store::get_customer(cmd.txn(), id, true).await? else {
+            cmd.abandon().await?;
+            return Err(not_found("customer", id));
+        };
+        let customer = self.open(&row)?;
+        if customer.anonymised {
+            cmd.abandon().await?;
+            return Ok(customer);
+        }
+        self.wipe(cmd, customer).await
+    }
+
     /// Anonymises one customer if it is still inactive since `before`; whether it did.
     async fn anonymise(&self, id: &str, before: DateTime<Utc>) -> Result<bool, CareError> {
-        let mut cmd = self.pipeline.begin_unkeyed(ANONYMISE_SCOPE).await?;
+        let cmd = self.pipeline.begin_unkeyed(ANONYMISE_SCOPE).await?;
         let Some(row) = store::lock_inactive_customer(cmd.txn(), id, before).await? else {
             cmd.abandon().await?;
             return Ok(false);
         };
         let opened = row.map_err(CareError::from).and_then(|row| self.open(&row));
-        let mut customer = match opened {
+        let customer = match opened {
             Ok(customer) => customer,
             Err(err) => {
                 cmd.abandon().await?;
@@ -174,16 +205,28 @@ impl CareCore {
                 return Ok(false);
             }
         };
+        self.wipe(cmd, customer).await?;
+        Ok(true)
+    }
+
+    /// Replaces the customer's name and contact, clears its free-text comments and
+    /// tells the other services, in the locked command `cmd`.
+    async fn wipe(
+        &self,
+        mut cmd: Command<CareDeadline>,
+        mut customer: Customer,
+    ) -> Result<Customer, CareError> {
         let now = cmd.now();
         customer.name = ANONYMISED_NAME.into();
         customer.contact = Contact::default();
         customer.anonymised = true;
         customer.updated_at = now;
         store::save_customer(cmd.txn(), &self.seal(&customer)?).await?;
-        store::clear_comments(cmd.txn(), id).await?;
-        cmd.publish(vec![events::customer_anonymised(id, now)])
+        store::clear_comments(cmd.txn(), &customer.id).await?;
+        cmd.publish(vec![events::customer_anonymised(&customer.id, now)])
             .await?;
-        cmd.commit(&self.pipeline, &Remembered::id(id)).await?;
-        Ok(true)
+        cmd.commit(&self.pipeline, &Remembered::id(&customer.id))
+            .await?;
+        Ok(customer)
     }
 }
