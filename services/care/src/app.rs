@@ -10,7 +10,6 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
-    audit::AuditLog,
     auth::TokenSource,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
@@ -245,15 +244,12 @@ impl CareApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
-        let audit = AuditLog::new(background.db.clone());
-        let services = GrpcServices::new()
-            .with(CareApi::new(self.core).into_server())
-            .with(audit.api())
-            .with_auth(
-                self.settings
-                    .auth_layer(PERMISSIONS)?
-                    .with_audit(audit, AUDITED),
-            );
+        let services = self.settings.guarded(
+            GrpcServices::new().with(CareApi::new(self.core).into_server()),
+            &background.db,
+            PERMISSIONS,
+            AUDITED,
+        )?;
         let served = aftersales_runtime::run(
             "care",
             self.listener,

@@ -9,9 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
-    CancellationToken,
-    audit::AuditLog,
-    clock,
+    CancellationToken, clock,
     config::{ConfigError, Env},
     db::{self, DbSettings},
     seal::{Vault, VaultSettings, vault_from_env},
@@ -191,16 +189,14 @@ impl DispatchApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
-        let audit = AuditLog::new(background.db.clone());
-        let services = GrpcServices::new()
-            .with(DispatchApi::new(self.core.clone()).into_server())
-            .with(PartnerKeyApi::new(self.core).into_server())
-            .with(audit.api())
-            .with_auth(
-                self.settings
-                    .auth_layer(PERMISSIONS)?
-                    .with_audit(audit, AUDITED),
-            );
+        let services = self.settings.guarded(
+            GrpcServices::new()
+                .with(DispatchApi::new(self.core.clone()).into_server())
+                .with(PartnerKeyApi::new(self.core).into_server()),
+            &background.db,
+            PERMISSIONS,
+            AUDITED,
+        )?;
         let served = aftersales_runtime::run(
             "dispatch",
             self.listener,

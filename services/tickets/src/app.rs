@@ -8,7 +8,6 @@ use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
     CancellationToken,
-    audit::AuditLog,
     clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
@@ -132,15 +131,12 @@ impl TicketsApp {
         } else {
             Vec::new()
         };
-        let audit = AuditLog::new(background.db.clone());
-        let services = GrpcServices::new()
-            .with(TicketsApi::new(self.core).into_server())
-            .with(audit.api())
-            .with_auth(
-                self.settings
-                    .auth_layer(PERMISSIONS)?
-                    .with_audit(audit, AUDITED),
-            );
+        let services = self.settings.guarded(
+            GrpcServices::new().with(TicketsApi::new(self.core).into_server()),
+            &background.db,
+            PERMISSIONS,
+            AUDITED,
+        )?;
         let served = aftersales_runtime::run(
             "tickets",
             self.listener,

@@ -19,6 +19,7 @@ use aftersales_deadlines::{
 use aftersales_eventbus::relay::Relay;
 use aftersales_platform::{
     CancellationToken,
+    audit::AuditLog,
     auth::{AuthLayer, AuthSettings, Permissions, SetupError},
     config::{ConfigError, Env},
     db::DbSettings,
@@ -119,8 +120,24 @@ impl ServiceSettings {
         }
     }
 
+    /// `services` behind the service's permission table, with its audit trail in `db`:
+    /// every denial and every call of an `audited` RPC recorded, and the trail's listing
+    /// RPC served beside them (its row is in `permissions`, like every other).
+    pub fn guarded(
+        &self,
+        services: GrpcServices,
+        db: &DatabaseConnection,
+        permissions: &[(&'static str, &'static [&'static str])],
+        audited: &'static [&'static str],
+    ) -> Result<GrpcServices, SetupError> {
+        let audit = AuditLog::new(db.clone());
+        Ok(services
+            .with(audit.api())
+            .with_auth(self.auth_layer(permissions)?.with_audit(audit, audited)))
+    }
+
     /// The server layer that checks callers against `permissions` (the service's table).
-    pub fn auth_layer(
+    fn auth_layer(
         &self,
         permissions: &[(&'static str, &'static [&'static str])],
     ) -> Result<AuthLayer, SetupError> {
