@@ -10,7 +10,7 @@
 //! `rediss://` URLs connect over TLS (rustls), the server's certificate checked against
 //! [`RedisTls`]: a private CA (`REDIS_CA_FILE`) or the system's trust store.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use redis::{
     ClientTlsConfig, TlsCertificates, Value,
@@ -35,40 +35,19 @@ pub struct RedisTls {
 
 impl RedisTls {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        const CA: &str = "REDIS_CA_FILE";
-        const CERT: &str = "REDIS_CLIENT_CERT_FILE";
-        const KEY: &str = "REDIS_CLIENT_KEY_FILE";
-        let read = |name: &str, path: &str| -> Result<Vec<u8>, ConfigError> {
-            std::fs::read(path).map_err(|e| ConfigError::new(name, path, e))
-        };
-        let root_cert = match env.raw(CA) {
-            Some(path) => {
-                tls::root_store(Path::new(&path)).map_err(|e| ConfigError::new(CA, &path, e))?;
-                Some(read(CA, &path)?)
-            }
-            None => None,
-        };
-        let client_tls = match (env.raw(CERT), env.raw(KEY)) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: read(CERT, &cert)?,
-                client_key: read(KEY, &key)?,
-            }),
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    KEY,
-                    "",
-                    format!("is required with {CERT}"),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    CERT,
-                    "",
-                    format!("is required with {KEY}"),
-                ));
-            }
-        };
+        let files = tls::ClientTlsFiles::from_env(
+            env,
+            "REDIS_CA_FILE",
+            "REDIS_CLIENT_CERT_FILE",
+            "REDIS_CLIENT_KEY_FILE",
+        )?;
+        let root_cert = files.ca_pem;
+        let client_tls = files
+            .identity_pem
+            .map(|(client_cert, client_key)| ClientTlsConfig {
+                client_cert,
+                client_key,
+            });
         Ok(Self {
             certificates: (root_cert.is_some() || client_tls.is_some()).then_some(
                 TlsCertificates {

@@ -241,6 +241,58 @@ fn stamp(settings: &ServerTlsSettings) -> Stamp {
     .collect()
 }
 
+/// What a TLS client is told by three settings: a private CA to trust instead of the
+/// public roots, and a client certificate with its key (both or neither). Each file is
+/// read and parsed at start, so a bad one stops start-up naming its setting.
+#[derive(Debug, Default)]
+pub struct ClientTlsFiles {
+    pub ca_pem: Option<Vec<u8>>,
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTlsFiles {
+    pub fn from_env(env: &Env, ca: &str, cert: &str, key: &str) -> Result<Self, ConfigError> {
+        let read = |name: &str, path: &str| -> Result<Vec<u8>, ConfigError> {
+            fs::read(path).map_err(|e| ConfigError::new(name, path, e))
+        };
+        let ca_pem = match env.raw(ca) {
+            Some(path) => {
+                root_store(Path::new(&path)).map_err(|e| ConfigError::new(ca, &path, e))?;
+                Some(read(ca, &path)?)
+            }
+            None => None,
+        };
+        let identity_pem = match (env.raw(cert), env.raw(key)) {
+            (None, None) => None,
+            (Some(cert_path), Some(key_path)) => {
+                certificates(Path::new(&cert_path))
+                    .map_err(|e| ConfigError::new(cert, &cert_path, e))?;
+                private_key(Path::new(&key_path))
+                    .map_err(|e| ConfigError::new(key, &key_path, e))?;
+                Some((read(cert, &cert_path)?, read(key, &key_path)?))
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    key,
+                    "",
+                    format!("is required with {cert}"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    cert,
+                    "",
+                    format!("is required with {key}"),
+                ));
+            }
+        };
+        Ok(Self {
+            ca_pem,
+            identity_pem,
+        })
+    }
+}
+
 /// How outgoing `https://` calls are checked: against the CA in `UPSTREAM_CA_FILE` when
 /// set (then only that CA is trusted), else the public web roots; with a client
 /// certificate (`UPSTREAM_CLIENT_CERT_FILE`, `UPSTREAM_CLIENT_KEY_FILE`) for upstreams
@@ -262,42 +314,18 @@ impl std::fmt::Debug for UpstreamTls {
 
 impl UpstreamTls {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        const CA: &str = "UPSTREAM_CA_FILE";
-        const CERT: &str = "UPSTREAM_CLIENT_CERT_FILE";
-        const KEY: &str = "UPSTREAM_CLIENT_KEY_FILE";
-        let read = |name: &str, path: &str| -> Result<Vec<u8>, ConfigError> {
-            fs::read(path).map_err(|e| ConfigError::new(name, path, e))
-        };
-        let ca = match env.raw(CA) {
-            Some(path) => {
-                root_store(Path::new(&path)).map_err(|e| ConfigError::new(CA, &path, e))?;
-                Some(Certificate::from_pem(read(CA, &path)?))
-            }
-            None => None,
-        };
-        let identity = match (env.raw(CERT), env.raw(KEY)) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                certificates(Path::new(&cert)).map_err(|e| ConfigError::new(CERT, &cert, e))?;
-                private_key(Path::new(&key)).map_err(|e| ConfigError::new(KEY, &key, e))?;
-                Some(Identity::from_pem(read(CERT, &cert)?, read(KEY, &key)?))
-            }
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    KEY,
-                    "",
-                    format!("is required with {CERT}"),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    CERT,
-                    "",
-                    format!("is required with {KEY}"),
-                ));
-            }
-        };
-        Ok(Self { ca, identity })
+        let files = ClientTlsFiles::from_env(
+            env,
+            "UPSTREAM_CA_FILE",
+            "UPSTREAM_CLIENT_CERT_FILE",
+            "UPSTREAM_CLIENT_KEY_FILE",
+        )?;
+        Ok(Self {
+            ca: files.ca_pem.map(Certificate::from_pem),
+            identity: files
+                .identity_pem
+                .map(|(cert, key)| Identity::from_pem(cert, key)),
+        })
     }
 
     /// Trusting `ca_pem` only, without a client certificate.
