@@ -51,8 +51,9 @@ for port in "${PORTS[@]}"; do
   fi
 done
 
-# Nodes that rejoined from their configs may need a moment to agree.
-for _ in $(seq 20); do
+# Nodes that rejoined from their configs may need a moment to agree (a killed master
+# that comes back learns its replica took its slots and turns replica itself).
+for _ in $(seq 60); do
   if cluster_ok; then
     say "three masters and three replicas on 127.0.0.1:${PORTS[0]}-${PORTS[5]} are ready"
     exit 0

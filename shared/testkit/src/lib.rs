@@ -212,6 +212,169 @@ pub async fn redis_cluster_failover(slot: u16) -> anyhow::Result<String> {
     anyhow::bail!("{} did not take over from {}", replica.addr, master.addr)
 }
 
+/// Held by a test that takes a node of the test cluster down: only one such test runs at
+/// a time, across test binaries and processes (`cargo test` runs binaries one after
+/// another, nextest and hand-started runs may not). Released on drop.
+pub struct ClusterFaultLock(#[allow(dead_code)] std::fs::File);
+
+/// Waits (blocking the thread, at most `wait`) for [`ClusterFaultLock`].
+pub fn redis_cluster_fault_lock(wait: std::time::Duration) -> anyhow::Result<ClusterFaultLock> {
+    let path = std::env::temp_dir().join("aftersales-redis-cluster-fault.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(ClusterFaultLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(err) => {
+                return Err(anyhow::anyhow!("{err}"))
+                    .with_context(|| format!("locking {}", path.display()));
+            }
+        }
+    }
+}
+
+/// A master of the test cluster killed by [`redis_cluster_kill_master`].
+#[derive(Debug, Clone)]
+pub struct KilledMaster {
+    /// The dead master, `host:port`.
+    pub addr: String,
+    /// The replica that took its slots over.
+    pub promoted: String,
+}
+
+/// Kills (`SIGKILL`, no goodbye to its replica or clients) the master that serves `slot`,
+/// then waits until its replica has been promoted by the cluster on its own (after
+/// `cluster-node-timeout`, 2 s in `tests/setup/redis-cluster.sh`) and serves the slot.
+/// Hold a [`ClusterFaultLock`], and call [`redis_cluster_restore`] afterwards.
+pub async fn redis_cluster_kill_master(slot: u16) -> anyhow::Result<KilledMaster> {
+    let topology = redis_cluster_topology().await?;
+    let master = topology
+        .iter()
+        .find(|n| {
+            n.slots
+                .iter()
+                .any(|(from, to)| (*from..=*to).contains(&slot))
+        })
+        .context("no master serves the slot")?;
+    let replica = topology
+        .iter()
+        .find(|n| n.master_of.as_deref() == Some(master.id.as_str()))
+        .with_context(|| format!("{} has no replica to promote", master.addr))?;
+    let mut conn = node_connection(&master.addr).await?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await?;
+    let pid = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("process_id:"))
+        .context("INFO server has no process_id")?
+        .to_owned();
+    let status = tokio::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .await?;
+    anyhow::ensure!(
+        status.success(),
+        "kill -KILL {pid} ({}) failed",
+        master.addr
+    );
+    let mut replica_conn = node_connection(&replica.addr).await?;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut replica_conn).await?;
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut replica_conn)
+            .await?;
+        if matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master")
+            && info.contains("cluster_state:ok")
+        {
+            return Ok(KilledMaster {
+                addr: master.addr.clone(),
+                promoted: replica.addr.clone(),
+            });
+        }
+    }
+    anyhow::bail!(
+        "{} was not promoted within 30 s of killing {}",
+        replica.addr,
+        master.addr
+    )
+}
+
+/// Brings the test cluster back to three masters with a replica each: starts nodes that
+/// are down with `tests/setup/redis-cluster.sh` (a killed master rejoins as a replica of
+/// the node that took its slots) and waits until every node agrees.
+pub async fn redis_cluster_restore() -> anyhow::Result<()> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/setup/redis-cluster.sh"
+    );
+    let output = tokio::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .await
+        .with_context(|| format!("running {script}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let topology = redis_cluster_topology().await?;
+        let masters: Vec<&ClusterNode> =
+            topology.iter().filter(|n| n.master_of.is_none()).collect();
+        let paired = masters.iter().all(|m| {
+            !m.slots.is_empty()
+                && topology
+                    .iter()
+                    .any(|n| n.master_of.as_deref() == Some(m.id.as_str()))
+        });
+        if topology.len() == 6 && masters.len() == 3 && paired && replicas_in_sync(&topology).await
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the test cluster did not come back to three masters with a replica each: {topology:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// True when every replica in `topology` has its link to its master up (a rejoined node
+/// has finished its first full sync).
+async fn replicas_in_sync(topology: &[ClusterNode]) -> bool {
+    for replica in topology.iter().filter(|n| n.master_of.is_some()) {
+        let info: redis::RedisResult<String> = async {
+            let mut conn = node_connection(&replica.addr)
+                .await
+                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut conn)
+                .await
+        }
+        .await;
+        if !info.is_ok_and(|info| info.contains("master_link_status:up")) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Which database a service test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
