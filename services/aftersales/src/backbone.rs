@@ -40,9 +40,7 @@ impl Backbone {
             );
             return Ok(Self::in_process());
         };
-        let prefix = env
-            .raw("REDIS_KEY_PREFIX")
-            .unwrap_or_else(|| "aftersales:".into());
+        let prefix = redis_conn::key_prefix(env)?;
         let shards = env.positive("SLA_SHARDS", 16)?;
         let tls = RedisTls::from_env(env)?;
         let conn = redis_conn::open(&target, &tls, COMMAND_TIMEOUT)
@@ -77,6 +75,27 @@ impl Backbone {
                     .or_default()
                     .clone(),
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_prefix_with_braces_stops_start_up_naming_the_variable() {
+        for target in [
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+            ("REDIS_CLUSTER_NODES", "redis://127.0.0.1:1"),
+        ] {
+            let env = Env::from_pairs([target, ("REDIS_KEY_PREFIX", "shop}:")]);
+            let Err(err) = Backbone::from_env(&env).await else {
+                panic!("a braced prefix was accepted with {}", target.0);
+            };
+            let err = format!("{err:#}");
+            assert!(err.contains("REDIS_KEY_PREFIX"), "{err}");
+            assert!(err.contains("{ or }"), "{err}");
         }
     }
 }

@@ -164,6 +164,25 @@ impl RedisTarget {
     }
 }
 
+/// `REDIS_KEY_PREFIX` (default `aftersales:`), prepended to every Redis key. Braces are
+/// refused: on a Redis Cluster a key's slot comes from its first `{…}`, and the layout
+/// relies on the prefix having none (a shard's sorted sets and marker share the shard's
+/// tag, a stream's marker is `{<stream key>}:intact`); a brace in the prefix would put a
+/// stream and its marker, or a shard's keys, in different slots.
+pub fn key_prefix(env: &Env) -> Result<String, ConfigError> {
+    const NAME: &str = "REDIS_KEY_PREFIX";
+    let prefix = env.raw(NAME).unwrap_or_else(|| "aftersales:".into());
+    if prefix.contains(['{', '}']) {
+        return Err(ConfigError::new(
+            NAME,
+            &prefix,
+            "must not contain { or }: Redis Cluster hash tags in the prefix would split \
+             a stream from its loss marker and a deadline shard across slots",
+        ));
+    }
+    Ok(prefix)
+}
+
 /// A URL with its user-info (password) replaced by `***`.
 fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -284,6 +303,22 @@ pub async fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_prefix_with_braces_is_refused_by_name() {
+        let prefix = |value: &str| key_prefix(&Env::from_pairs([("REDIS_KEY_PREFIX", value)]));
+        assert_eq!(
+            key_prefix(&Env::from_pairs::<&str, &str>([])).unwrap(),
+            "aftersales:"
+        );
+        assert_eq!(prefix("prod:").unwrap(), "prod:");
+        for bad in ["{prod}:", "prod}:", "pr{od:"] {
+            let err = prefix(bad).unwrap_err();
+            assert_eq!(err.name, "REDIS_KEY_PREFIX");
+            assert!(err.to_string().contains("REDIS_KEY_PREFIX"), "{err}");
+            assert!(err.reason.contains("{ or }"), "{err}");
+        }
+    }
 
     #[test]
     fn cluster_nodes_win_over_the_url_and_are_checked() {

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 use aftersales_platform::{
     auth::{SetupError, TokenSource},
     config::{ConfigError, Env},
-    redis_conn::{RedisTarget, RedisTls},
+    redis_conn::{self, RedisTarget, RedisTls},
     server::ServerSettings,
     tls::{ServerTlsSettings, UpstreamTls},
 };
@@ -140,12 +140,13 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         Some(spec) => TrustedProxies::parse(&spec)
             .map_err(|reason| ConfigError::new("GATEWAY_TRUSTED_PROXIES", &spec, reason))?,
     };
-    let redis = RedisTarget::from_env(env)?.map(|target| RedisSettings {
-        target,
-        key_prefix: env
-            .raw("REDIS_KEY_PREFIX")
-            .unwrap_or_else(|| "aftersales:".into()),
-    });
+    let redis = match RedisTarget::from_env(env)? {
+        Some(target) => Some(RedisSettings {
+            target,
+            key_prefix: redis_conn::key_prefix(env)?,
+        }),
+        None => None,
+    };
     Ok(GatewaySettings {
         grpc_addr: env.or(
             "GATEWAY_GRPC_ADDR",
@@ -386,5 +387,13 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.name, "GATEWAY_CLIENT_SECRET", "{err}");
+
+        // Braces in the prefix would move keys out of their hash-tagged slots.
+        let err = settings_from_env(&Env::from_pairs([
+            ("REDIS_CLUSTER_NODES", "redis://a:7001"),
+            ("REDIS_KEY_PREFIX", "{prod}:"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.name, "REDIS_KEY_PREFIX", "{err}");
     }
 }
