@@ -57,18 +57,19 @@ EXTERNAL_SECRETS = {
     "dispatch-encryption": {"encryption-keys", "active-key-id"},
     "care-oauth-client": {"client-id", "client-secret"},
     "gateway-oauth-client": {"client-id", "client-secret"},
-    "aftersales-redis": {"url"},
+    "aftersales-redis": {"url", "cluster-nodes"},
     "gateway-carriers": {"secrets"},
     "gateway-tls": {"tls.crt", "tls.key"},
 }
 
 # Variables that hold credentials or keys. They come from a Secret (secretKeyRef), never
 # from a ConfigMap or a literal value in a manifest.
-SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "GATEWAY_CARRIER_SECRETS", "CARE_ENCRYPTION_KEYS",
+SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_NODES", "GATEWAY_CARRIER_SECRETS", "CARE_ENCRYPTION_KEYS",
               "CARE_SEARCH_KEY", "DISPATCH_ENCRYPTION_KEYS", "CARE_CLIENT_ID", "CARE_CLIENT_SECRET", "GATEWAY_CLIENT_ID",
               "GATEWAY_CLIENT_SECRET"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
 
-# Secrets a service refuses to start without (besides DATABASE_URL and REDIS_URL): care
+# Secrets a service refuses to start without (besides DATABASE_URL and its Redis, REDIS_URL
+# or REDIS_CLUSTER_NODES with components/redis-cluster): care
 # and dispatch on PostgreSQL need their keys. `aftersales migrate <service>` reads the service's whole
 # configuration first, so its migration Job needs them as well.
 SERVICE_SECRET_ENV = {
@@ -237,7 +238,8 @@ def schema_canary(objs: list[dict], problems: Problems) -> None:
 
 def rules_canary(render: str, objs: list[dict], problems: Problems) -> None:
     """The suite's rules must reject a broken copy of the render: care's call to tickets
-    not admitted, a key in a ConfigMap, a migration Job without the keys it needs."""
+    not admitted, a key in a ConfigMap, a migration Job without the keys it needs, care
+    without Redis."""
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
     if not {("Deployment", "care"), ("NetworkPolicy", "care"), ("Job", "care-migrate")} <= names:
         return
@@ -251,9 +253,13 @@ def rules_canary(render: str, objs: list[dict], problems: Problems) -> None:
         if o["kind"] == "Job" and name == "care-migrate":
             c = pod_spec(o)["containers"][0]
             c["env"] = [e for e in c.get("env", []) if e["name"] != "CARE_SEARCH_KEY"]
+        if o["kind"] == "Deployment" and name == "care":
+            c = pod_spec(o)["containers"][0]
+            c["env"] = [e for e in c.get("env", []) if not e["name"].startswith("REDIS_")]
     found = Problems()
     check_suite(render, broken, found)
-    expected = ["reach tickets:50051", "holds CARE_SEARCH_KEY", "no CARE_SEARCH_KEY from a Secret"]
+    expected = ["reach tickets:50051", "holds CARE_SEARCH_KEY", "no CARE_SEARCH_KEY from a Secret",
+                "no REDIS_URL or REDIS_CLUSTER_NODES"]
     for text in expected:
         if not any(text in item for item in found.items):
             problems(f"{render} rules canary", f"a broken copy passed the suite's rules (no problem saying {text!r}): a check is not working")
@@ -402,12 +408,20 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             p(dep, f"METRICS_ADDR is {env.get('METRICS_ADDR')!r}, not on port {METRICS_PORT}")
         if svc == "gateway" and not env.get("GATEWAY_HTTP_ADDR", "").endswith(f":{GATEWAY_HTTP_PORT}"):
             p(dep, f"GATEWAY_HTTP_ADDR is {env.get('GATEWAY_HTTP_ADDR')!r}")
-        needed = {"REDIS_URL", "OTEL_SERVICE_NAME", "LOG_FORMAT"} | ({"DATABASE_URL"} if has_db else set())
+        needed = {"OTEL_SERVICE_NAME", "LOG_FORMAT"} | ({"DATABASE_URL"} if has_db else set())
         for name in sorted(needed - env_names):
             p(dep, f"no {name} in the environment")
-        must_be_secret = SERVICE_SECRET_ENV.get(svc, set()) | {"REDIS_URL"} | ({"DATABASE_URL"} if has_db else set())
+        must_be_secret = SERVICE_SECRET_ENV.get(svc, set()) | ({"DATABASE_URL"} if has_db else set())
         for name in sorted(must_be_secret - from_secret(c)):
             p(dep, f"{name} must come from a Secret (secretKeyRef, not optional)")
+        # Redis: one server (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES, which wins
+        # when both are set), from a Secret key that must exist. Without either the
+        # service would keep its deadlines and events inside each pod.
+        redis_vars = {"REDIS_URL", "REDIS_CLUSTER_NODES"}
+        if not redis_vars & env_names:
+            p(dep, "no REDIS_URL or REDIS_CLUSTER_NODES in the environment")
+        elif not redis_vars & from_secret(c):
+            p(dep, "REDIS_URL or REDIS_CLUSTER_NODES must come from a Secret (secretKeyRef, not optional)")
         if env.get("OTEL_SERVICE_NAME", svc) != svc:
             p(dep, f"OTEL_SERVICE_NAME is {env.get('OTEL_SERVICE_NAME')!r}")
         if not spec.get("topologySpreadConstraints"):

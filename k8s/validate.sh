@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make k8s-validate`: renders the base and every overlay with kubectl's kustomize and
+# `make k8s-validate`: renders the base, every overlay, and overlays/prod with the Redis
+# Cluster component (components/redis-cluster) with kubectl's kustomize and
 # fails on
 #   1. a render error;
 #   2. an object that does not validate, strictly (unknown fields are errors), against
@@ -59,7 +60,7 @@ EOF
 rm -rf "$OUT"
 mkdir -p "$OUT/rendered" "$OUT/checkov"
 
-echo "k8s-validate: rendering ${RENDERS[*]}"
+echo "k8s-validate: rendering ${RENDERS[*]}, and overlays/prod with components/redis-cluster"
 for r in "${RENDERS[@]}"; do
   name="$(basename "$r")"
   if ! "$TOOLS/bin/kubectl" kustomize "k8s/$r" >"$OUT/rendered/$name.yaml"; then
@@ -67,6 +68,27 @@ for r in "${RENDERS[@]}"; do
     exit 1
   fi
 done
+
+# The Redis Cluster component on prod, as an operator's overlay adds it (k8s/README.md
+# "Redis Cluster"): every service reads REDIS_CLUSTER_NODES instead of REDIS_URL.
+mkdir -p "$OUT/prod-redis-cluster"
+cat >"$OUT/prod-redis-cluster/kustomization.yaml" <<'EOF'
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../../k8s/overlays/prod
+components:
+  - ../../../k8s/components/redis-cluster
+EOF
+if ! "$TOOLS/bin/kubectl" kustomize "$OUT/prod-redis-cluster" >"$OUT/rendered/prod-redis-cluster.yaml"; then
+  echo "k8s-validate: kustomize failed for overlays/prod with components/redis-cluster" >&2
+  exit 1
+fi
+if ! grep -q 'name: REDIS_CLUSTER_NODES' "$OUT/rendered/prod-redis-cluster.yaml" \
+  || grep -q 'name: REDIS_URL' "$OUT/rendered/prod-redis-cluster.yaml"; then
+  echo "k8s-validate: components/redis-cluster did not replace REDIS_URL with REDIS_CLUSTER_NODES" >&2
+  exit 1
+fi
 
 echo "k8s-validate: schemas and the suite's rules"
 status=0
