@@ -276,8 +276,7 @@ impl MigrationTrait for MovePiiReadsToAuditRecords {
             detail.insert("fields".into(), fields.into());
             let at: chrono::DateTime<chrono::Utc> = row.try_get("", "read_at")?;
             records.push(AuditRecord {
-                // A UUIDv7 of the read's time keeps the listing's id order time order.
-                id: uuid_at(at),
+                id: AuditRecord::id_at(at),
                 at,
                 subject: actor,
                 on_behalf_of: None,
@@ -299,13 +298,6 @@ impl MigrationTrait for MovePiiReadsToAuditRecords {
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Ok(())
     }
-}
-
-/// A fresh UUIDv7 for the instant `at`.
-fn uuid_at(at: chrono::DateTime<chrono::Utc>) -> String {
-    let seconds = <u64 as TryFrom<i64>>::try_from(at.timestamp()).unwrap_or_default();
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos());
-    uuid::Uuid::new_v7(ts).to_string()
 }
 
 #[cfg(test)]

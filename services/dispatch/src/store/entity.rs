@@ -166,23 +166,3 @@ pub mod partner_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod contact_read {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "contact_reads")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub job_id: String,
-        pub partner_id: String,
-        pub operation: String,
-        pub read_at: ChronoDateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -1,12 +1,10 @@
-//! Partner API keys (stored as hashes) and the audit of partners' reads of customer
-//! contacts.
+//! Partner API keys (stored as hashes).
 
-use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
 
-use super::entity::{contact_read, partner_key};
+use super::entity::partner_key;
 use crate::domain::keys::PartnerKey;
 
 fn key_from_row(row: partner_key::Model) -> (PartnerKey, String) {
@@ -89,26 +87,4 @@ pub async fn keys_of<C: ConnectionTrait>(
         .into_iter()
         .map(|row| key_from_row(row).0)
         .collect())
-}
-
-/// Audited reads of customers' contacts by a partner, one row per job shown.
-pub async fn record_contact_reads<C: ConnectionTrait>(
-    conn: &C,
-    job_ids: &[&str],
-    partner_id: &str,
-    operation: &str,
-    at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if job_ids.is_empty() {
-        return Ok(());
-    }
-    let rows = job_ids.iter().map(|job_id| contact_read::ActiveModel {
-        id: Set(crate::domain::new_id()),
-        job_id: Set((*job_id).to_owned()),
-        partner_id: Set(partner_id.to_owned()),
-        operation: Set(operation.to_owned()),
-        read_at: Set(at),
-    });
-    contact_read::Entity::insert_many(rows).exec(conn).await?;
-    Ok(())
 }

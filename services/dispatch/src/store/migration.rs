@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddContactKeyId),
+            Box::new(MoveContactReadsToAuditRecords),
         ]
     }
 }
@@ -224,5 +225,131 @@ impl MigrationTrait for AddContactKeyId {
             .await?;
         m.create_index(index("jobs_contact_key", "jobs", &["contact_key_id", "id"]))
             .await
+    }
+}
+
+/// Partners' reads of customers' contacts were logged in a table of dispatch's own
+/// (`contact_reads`); they become records of the suite's one audit trail
+/// (`audit_records`, target `job:<id>`, the partner and the fields shown as notes, as the
+/// layer now records them), and the old table goes. The old rows did not keep the token's
+/// subject (the gateway's account), so the partner stands as the subject as well as the
+/// one acted for, and the roles are empty.
+struct MoveContactReadsToAuditRecords;
+
+impl MigrationName for MoveContactReadsToAuditRecords {
+    fn name(&self) -> &str {
+        "m20261202_000033_move_contact_reads_to_audit_records"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for MoveContactReadsToAuditRecords {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use aftersales_platform::audit::{AuditLog, AuditRecord};
+        use sea_orm::{ConnectionTrait, Statement};
+
+        if !m.has_table("contact_reads").await? {
+            return Ok(());
+        }
+        let db = m.get_connection();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT job_id, partner_id, operation, read_at FROM contact_reads ORDER BY read_at",
+            ))
+            .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get = |column: &str| row.try_get::<String>("", column);
+            let partner = get("partner_id")?;
+            let mut detail = serde_json::Map::new();
+            detail.insert("contact".into(), "clear".into());
+            detail.insert(
+                "fields".into(),
+                serde_json::json!(["name", "phone", "address"]),
+            );
+            detail.insert("partner".into(), partner.clone().into());
+            let at: chrono::DateTime<chrono::Utc> = row.try_get("", "read_at")?;
+            records.push(AuditRecord {
+                id: AuditRecord::id_at(at),
+                at,
+                subject: partner.clone(),
+                on_behalf_of: Some(partner),
+                roles: Vec::new(),
+                client_id: None,
+                rpc: format!(
+                    "/aftersales.dispatch.v1.DispatchService/{}",
+                    get("operation")?
+                ),
+                target: Some(format!("job:{}", get("job_id")?)),
+                outcome: "OK".into(),
+                detail,
+            });
+        }
+        for chunk in records.chunks(500) {
+            AuditLog::insert(db, chunk.to_vec()).await?;
+        }
+        m.drop_table(Table::drop().table("contact_reads").to_owned())
+            .await
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aftersales_platform::audit::{AuditFilter, AuditLog};
+    use sea_orm::{ConnectionTrait, Database};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn contact_reads_logged_before_the_audit_trail_move_into_it() {
+        let db = Database::connect(aftersales_testkit::fresh_sqlite_url())
+            .await
+            .unwrap();
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == MoveContactReadsToAuditRecords.name())
+            .unwrap();
+        Migrator::up(
+            &db,
+            Some(<u32 as TryFrom<usize>>::try_from(before).unwrap()),
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared(
+            "INSERT INTO contact_reads (id, job_id, partner_id, operation, read_at) VALUES \
+             ('r-1', 'job-1', 'p-1', 'GetJob', '2026-11-30 10:00:00+00:00'), \
+             ('r-2', 'job-1', 'p-1', 'RespondToOffer', '2026-11-30 09:00:00+00:00')",
+        )
+        .await
+        .unwrap();
+        Migrator::up(&db, None).await.unwrap();
+
+        let manager = SchemaManager::new(&db);
+        assert!(!manager.has_table("contact_reads").await.unwrap());
+        let filter = AuditFilter {
+            target: Some("job:job-1".into()),
+            ..AuditFilter::default()
+        };
+        let records = AuditLog::query(&db, &filter, None, 10).await.unwrap();
+        let rpcs: Vec<&str> = records.iter().map(|r| r.rpc.as_str()).collect();
+        assert_eq!(
+            rpcs,
+            [
+                "/aftersales.dispatch.v1.DispatchService/GetJob",
+                "/aftersales.dispatch.v1.DispatchService/RespondToOffer",
+            ],
+            "newest first, by the reads' times"
+        );
+        let record = &records[0];
+        assert_eq!(record.subject, "p-1");
+        assert_eq!(record.on_behalf_of.as_deref(), Some("p-1"));
+        assert_eq!(record.detail["partner"], "p-1");
+        assert_eq!(record.detail["contact"], "clear");
+        assert_eq!(record.at.to_rfc3339(), "2026-11-30T10:00:00+00:00");
     }
 }

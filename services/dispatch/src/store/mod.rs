@@ -22,7 +22,7 @@ pub use jobs::{
     jobs_to_seal, jobs_with_contact_of, list_jobs, load_job, offer_jobs, open_offer_deadlines,
     quote_job_id, repeated_job, save_job, visit_deadlines,
 };
-pub use keys::{end_key, get_key, insert_key, key_by_hash, keys_of, record_contact_reads};
+pub use keys::{end_key, get_key, insert_key, key_by_hash, keys_of};
 pub use partners::{get_partner, list_partners, lock_partners, partners_covering, save_partner};
 pub use settlements::{get_settlement, list_settlements, save_settlement, settlement_of};
 

@@ -2,7 +2,8 @@
 //! (`aftersales_platform::seal`, the scheme care's vault uses, under the context
 //! `aftersales.dispatch`), sealed again under the active key whenever a command changes
 //! the job, and opened only to be shown: in clear text to the partner on its accepted,
-//! open job and to a reader holding `pii:read` on `GetJob`; masked to everyone else. When
+//! open job and to a reader holding `pii:read` on `GetJob`, each such read recorded in the
+//! suite's audit trail (target `job:<id>`); masked to everyone else. When
 //! care anonymises a customer, the contacts on that customer's jobs are erased.
 //!
 //! Jobs stored before contacts were sealed hold their contact in clear text in the body
@@ -101,35 +102,32 @@ impl DispatchCore {
 
     /// Jobs as `actor` may see them. A partner sees its own view of each job
     /// ([`JobAggregate::scoped_to`]) and the contact in clear text only on its accepted,
-    /// open work; those reads are recorded in one insert. Anyone else sees the contact
-    /// masked, or with [`ContactRight::Clear`] in clear text, each such read audited.
-    pub(super) async fn views(
+    /// open work. Anyone else sees the contact masked, or with [`ContactRight::Clear`] in
+    /// clear text. Every clear read is audited ([`audit_clear_read`]).
+    pub(super) fn views(
         &self,
         jobs: Vec<JobAggregate>,
         actor: &Actor,
         right: ContactRight,
-        operation: &str,
     ) -> Result<Vec<JobView>, DispatchError> {
         if let Some(partner) = actor.partner() {
-            let mut read = Vec::new();
-            let mut views = Vec::with_capacity(jobs.len());
-            for agg in jobs {
-                let contact = match &agg.job.contact {
-                    Some(sealed) if agg.shows_contact_to(partner) => {
-                        read.push(agg.job.id.clone());
-                        Some(self.open_contact(&agg.job.id, sealed)?)
-                    }
-                    _ => None,
-                };
-                views.push(JobView {
-                    job: agg.scoped_to(partner),
-                    contact,
-                });
-            }
-            let ids: Vec<&str> = read.iter().map(String::as_str).collect();
-            let now = self.pipeline.now();
-            store::record_contact_reads(self.db(), &ids, partner, operation, now).await?;
-            return Ok(views);
+            return jobs
+                .into_iter()
+                .map(|agg| {
+                    let contact = match &agg.job.contact {
+                        Some(sealed) if agg.shows_contact_to(partner) => {
+                            audit_clear_read(&agg.job.id);
+                            audit::note("partner", partner);
+                            Some(self.open_contact(&agg.job.id, sealed)?)
+                        }
+                        _ => None,
+                    };
+                    Ok(JobView {
+                        job: agg.scoped_to(partner),
+                        contact,
+                    })
+                })
+                .collect();
         }
         jobs.into_iter()
             .map(|agg| {
@@ -140,8 +138,7 @@ impl DispatchCore {
                         let clear = self.open_contact(&agg.job.id, sealed)?;
                         Some(match right {
                             ContactRight::Clear => {
-                                audit::target(format!("job:{}", agg.job.id));
-                                audit::note("contact", "clear");
+                                audit_clear_read(&agg.job.id);
                                 clear
                             }
                             ContactRight::Masked => clear.masked(),
@@ -197,6 +194,18 @@ impl DispatchCore {
         Ok(erased)
     }
 }
+
+/// Names a clear read of the job's contact in the request's audit record (target
+/// `job:<id>`, the fields shown), which makes the call recorded in the trail whatever its
+/// RPC. The auth layer writes the record before the answer leaves, or withholds the answer.
+fn audit_clear_read(job_id: &str) {
+    audit::target(format!("job:{job_id}"));
+    audit::note("contact", "clear");
+    audit::note("fields", CONTACT_FIELDS.to_vec());
+}
+
+/// The fields a clear read shows.
+const CONTACT_FIELDS: [&str; 3] = ["name", "phone", "address"];
 
 #[cfg(test)]
 mod tests {

@@ -17,9 +17,7 @@ use crate::{
     store,
 };
 
-use super::{
-    Changes, ContactRight, DispatchCore, forbid_partner, operation, paged, replayed, save,
-};
+use super::{Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save};
 
 const CREATE_SCOPE: &str = "dispatch.CreateJob";
 const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
@@ -43,10 +41,7 @@ impl DispatchCore {
                 self.try_create_job(&new, contact.as_ref(), idem, actor)
             })
             .await?;
-        let operation = operation(CREATE_SCOPE);
-        let mut views = self
-            .views(vec![agg], actor, ContactRight::Masked, operation)
-            .await?;
+        let mut views = self.views(vec![agg], actor, ContactRight::Masked)?;
         views.pop().ok_or_else(|| not_found("job", "(created)"))
     }
 
@@ -113,7 +108,7 @@ impl DispatchCore {
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
-                self.answer_as(agg, actor, operation(COMPLETE_SCOPE)).await
+                self.answer_as(agg, actor)
             })
             .await
     }
@@ -147,7 +142,7 @@ impl DispatchCore {
         right: ContactRight,
     ) -> Result<JobView, DispatchError> {
         let agg = self.load(id).await?;
-        let mut shown = self.shown_to(actor, vec![agg], right, "GetJob").await?;
+        let mut shown = self.shown_to(actor, vec![agg], right)?;
         shown.pop().ok_or_else(|| not_found("job", id))
     }
 
@@ -165,37 +160,32 @@ impl DispatchCore {
         }
         let page = store::list_jobs(self.db(), &filter, before, size + 1).await?;
         let (page, next) = paged(page, size, |a| a.job.id.clone());
-        let shown = self
-            .shown_to(actor, page, ContactRight::Masked, "ListJobs")
-            .await?;
+        let shown = self.shown_to(actor, page, ContactRight::Masked)?;
         Ok((shown, next))
     }
 
     /// Drops the jobs a partner actor may not see, and shows the others.
-    async fn shown_to(
+    fn shown_to(
         &self,
         actor: &Actor,
         mut jobs: Vec<JobAggregate>,
         right: ContactRight,
-        operation: &str,
     ) -> Result<Vec<JobView>, DispatchError> {
         if let Some(partner) = actor.partner() {
             jobs.retain(|agg| agg.visible_to(partner));
         }
-        self.views(jobs, actor, right, operation).await
+        self.views(jobs, actor, right)
     }
 
     /// The job as `actor` may see it after its command, contact masked (a partner that
     /// just declined still gets its view).
-    pub(super) async fn answer_as(
+    pub(super) fn answer_as(
         &self,
         agg: JobAggregate,
         actor: &Actor,
-        operation: &str,
     ) -> Result<JobView, DispatchError> {
         let id = agg.job.id.clone();
-        self.views(vec![agg], actor, ContactRight::Masked, operation)
-            .await?
+        self.views(vec![agg], actor, ContactRight::Masked)?
             .pop()
             .ok_or_else(|| not_found("job", &id))
     }

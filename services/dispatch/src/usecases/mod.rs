@@ -154,7 +154,7 @@ impl DispatchCore {
         save(&mut cmd, &agg, changes).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
             .await?;
-        self.answer_as(agg, actor, operation(scope)).await
+        self.answer_as(agg, actor)
     }
 }
 
@@ -195,11 +195,6 @@ fn replayed(remembered: &Remembered) -> Result<&str, DispatchError> {
     remembered
         .first()
         .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
-}
-
-/// The RPC a command scope (`dispatch.<Rpc>`) stands for, as the contact audit names it.
-fn operation(scope: &'static str) -> &'static str {
-    scope.strip_prefix("dispatch.").unwrap_or(scope)
 }
 
 fn forbid_partner(actor: &Actor, action: &'static str) -> Result<(), DispatchError> {

@@ -14,7 +14,7 @@ use crate::{
     store,
 };
 
-use super::{ContactRight, DispatchCore, operation, save};
+use super::{ContactRight, DispatchCore, save};
 
 const RESPOND_SCOPE: &str = "dispatch.RespondToOffer";
 
@@ -101,6 +101,6 @@ impl DispatchCore {
         save(&mut cmd, &agg, events.into()).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
             .await?;
-        self.answer_as(agg, actor, operation(RESPOND_SCOPE)).await
+        self.answer_as(agg, actor)
     }
 }

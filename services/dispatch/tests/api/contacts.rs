@@ -1,6 +1,6 @@
 //! The customer's contact on a job: sealed at rest (and in nothing the job publishes),
 //! masked for the desk, clear for a `pii:read` token and for the partner on its accepted
-//! open job, keys rotated, old clear-text rows sealed at start-up, and erased once when
+//! open job (each clear read in the audit trail), keys rotated, old clear-text rows sealed at start-up, and erased once when
 //! care anonymises the customer.
 
 use std::time::Duration as StdDuration;
@@ -14,6 +14,7 @@ use aftersales_platform::{
     seal::{DEV_KEY_ID, Vault},
 };
 use aftersales_protos::{
+    audit::v1 as audit,
     dispatch::v1 as pb,
     events::v1::{CustomerAnonymised, EventEnvelope, event_envelope::Payload, type_name},
 };
@@ -265,6 +266,41 @@ async fn get_job_shows_the_contact_by_right(backend: Backend) {
         .contact
         .expect("the contact on accepted open work");
     assert_eq!(accepted.phone, "13800000000");
+
+    // Every clear read is in the trail, about the job; masked answers are not.
+    let trail = app
+        .audit
+        .list_audit_records(bearer(
+            audit::ListAuditRecordsRequest {
+                target: format!("job:{}", created.id),
+                page_size: 100,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("the admin lists")
+        .into_inner()
+        .records;
+    let reads: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .map(|r| (r.subject.as_str(), r.on_behalf_of.as_str(), r.rpc.as_str()))
+        .collect();
+    let rpc = |method: &str| format!("/aftersales.dispatch.v1.DispatchService/{method}");
+    assert_eq!(
+        reads,
+        [
+            ("gateway", partner.as_str(), rpc("GetJob").as_str()),
+            ("gateway", partner.as_str(), rpc("RespondToOffer").as_str()),
+            ("dispatcher-2", "", rpc("GetJob").as_str()),
+        ],
+        "newest first: the partner's read, its accept answer, the pii:read reader's read"
+    );
+    for record in &trail[..2] {
+        let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
+        assert_eq!(detail["partner"], partner.as_str());
+        assert_eq!(detail["contact"], "clear");
+    }
 
     // The gateway's own token (no partner named) is not a reader.
     let own = app

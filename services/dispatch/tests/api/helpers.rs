@@ -9,6 +9,7 @@ use aftersales_dispatch::{
 use aftersales_eventbus::EventBus;
 use aftersales_platform::{CancellationToken, auth::AuthSettings};
 use aftersales_protos::{
+    audit::v1::{self as audit, audit_service_client::AuditServiceClient},
     common::v1 as common,
     dispatch::v1::{
         self as pb, dispatch_service_client::DispatchServiceClient,
@@ -23,6 +24,7 @@ use tonic::transport::Channel;
 pub struct TestApp {
     pub client: DispatchServiceClient<Channel>,
     pub keys: PartnerKeyServiceClient<Channel>,
+    pub audit: AuditServiceClient<Channel>,
     pub core: Arc<DispatchCore>,
     /// The bus the service consumes from (and relays to).
     pub bus: EventBus,
@@ -111,7 +113,8 @@ pub async fn start_on(start: Start<'_>) -> TestApp {
         .expect("connects");
     TestApp {
         client: DispatchServiceClient::new(channel.clone()),
-        keys: PartnerKeyServiceClient::new(channel),
+        keys: PartnerKeyServiceClient::new(channel.clone()),
+        audit: AuditServiceClient::new(channel),
         core,
         bus,
         url,
@@ -140,6 +143,21 @@ impl TestApp {
             .expect("query")
             .expect("a row");
         row.try_get::<i64>("", "n").expect("count")
+    }
+
+    /// The audit trail's records about `target` (`job:<id>`), newest first, as
+    /// `AuditService` lists them to an admin (any caller when authentication is disabled).
+    pub async fn trail(&mut self, target: &str) -> Vec<audit::AuditRecord> {
+        self.audit
+            .list_audit_records(audit::ListAuditRecordsRequest {
+                target: target.into(),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("lists the trail")
+            .into_inner()
+            .records
     }
 
     pub async fn events(&self, job_id: &str, event_type: &str) -> i64 {

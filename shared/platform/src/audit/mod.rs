@@ -70,6 +70,17 @@ pub struct AuditRecord {
     pub detail: Map<String, Value>,
 }
 
+impl AuditRecord {
+    /// A fresh record id for an act at `at`, a UUIDv7 of that instant: records written
+    /// after the fact (a migration moving an older log into the trail) keep the listing's
+    /// id order time order.
+    pub fn id_at(at: DateTime<Utc>) -> String {
+        let seconds = u64::try_from(at.timestamp()).unwrap_or_default();
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos());
+        uuid::Uuid::new_v7(ts).to_string()
+    }
+}
+
 /// Why records could not be kept.
 pub type AuditError = Box<dyn std::error::Error + Send + Sync>;
 
