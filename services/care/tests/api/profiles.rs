@@ -40,8 +40,8 @@ async fn encrypted_columns_hold_no_clear_text(backend: Backend) {
     ]
     .join("|");
     for clear in [
+        // Whole values only: a short piece ("Lei") turns up in random base64 now and then.
         "Li Lei",
-        "Lei",
         "13800138000",
         "138-0013",
         "lilei",
