@@ -15,7 +15,7 @@ build:
 ## quick benchmark run (so the harness cannot rot; it judges no timings).
 test: backends tools k8s-validate bench-quick
 	mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
+	set -o pipefail; $(CARGO) test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
 		END { printf "summary: %d passed, %d failed\n", passed, failed }' target/test.log
 

@@ -21,6 +21,7 @@ use tonic_reflection::pb::v1::{
 /// The tickets port README.md documents for `make run`.
 const TICKETS: &str = "http://127.0.0.1:50051";
 const SERVICE: &str = "aftersales.tickets.v1.TicketService";
+const AUDIT_SERVICE: &str = "aftersales.audit.v1.AuditService";
 /// The other services' ports README.md documents, with their health names.
 const OTHERS: &[(&str, &str)] = &[
     (
@@ -106,11 +107,16 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         names.iter().any(|n| n == "grpc.health.v1.Health"),
         "reflection lists {names:?}"
     );
-    // A port lists only what it serves: no other service's contract, no bench harness.
+    // A port lists only what it serves: its own contract and the audit trail's listing,
+    // no other service's contract, no bench harness.
+    assert!(
+        names.iter().any(|n| n == AUDIT_SERVICE),
+        "reflection lists {names:?}"
+    );
     assert!(
         names
             .iter()
-            .all(|n| !n.starts_with("aftersales.") || n == SERVICE),
+            .all(|n| !n.starts_with("aftersales.") || n == SERVICE || n == AUDIT_SERVICE),
         "reflection lists {names:?}"
     );
 
