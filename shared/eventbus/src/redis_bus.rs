@@ -1,13 +1,22 @@
 //! Redis Streams as the bus: `XADD` (trimmed to an approximate length), consumer groups
 //! read with `XREADGROUP`, stale deliveries taken over with `XAUTOCLAIM`. Every command
 //! names one stream, so on a Redis Cluster each goes to the master of that stream's slot;
-//! a stream's "intact" marker shares its slot.
+//! a stream's "intact" marker shares its slot. On a cluster a publish also waits (`WAIT`,
+//! bounded) for a replica to hold the entries before the relay marks them published: a
+//! master that dies right after acknowledging would otherwise take them with it, and the
+//! promoted replica's marker would not show the loss.
 
 use std::{collections::HashMap, time::Duration};
 
 /// How often an idle consumer asks for new entries: the most an event waits once
 /// published.
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// On a cluster, how long a publish waits for one replica to confirm its entries. With no
+/// replica answering in time (a master without a live replica) it goes on, with a
+/// warning: there is nothing to fail over to, and holding the outbox back would stop
+/// every event for the sake of a failover that cannot happen.
+const REPLICA_WAIT_MS: u64 = 500;
 
 use aftersales_platform::redis_conn::RedisConn;
 use redis::{
@@ -84,7 +93,20 @@ impl RedisBus {
             }
             cmd.ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        if !matches!(self.conn, RedisConn::Cluster(_)) {
+            pipe.query_async::<()>(&mut self.conn.clone()).await?;
+            return Ok(());
+        }
+        // WAIT names no key, so it goes with the pipeline to the stream's master.
+        pipe.cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS);
+        let (replicas,): (i64,) = pipe.query_async(&mut self.conn.clone()).await?;
+        if replicas < 1 {
+            tracing::warn!(
+                stream,
+                wait_ms = REPLICA_WAIT_MS,
+                "no replica confirmed published events in time; a failover of this stream's master now could lose them"
+            );
+        }
         Ok(())
     }
 
