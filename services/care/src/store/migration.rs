@@ -288,9 +288,7 @@ impl MigrationTrait for MovePiiReadsToAuditRecords {
                 detail,
             });
         }
-        for chunk in records.chunks(500) {
-            AuditLog::insert(db, chunk.to_vec()).await?;
-        }
+        AuditLog::insert(db, records).await?;
         m.drop_table(Table::drop().table("pii_reads").to_owned())
             .await
     }

@@ -286,9 +286,7 @@ impl MigrationTrait for MoveContactReadsToAuditRecords {
                 detail,
             });
         }
-        for chunk in records.chunks(500) {
-            AuditLog::insert(db, chunk.to_vec()).await?;
-        }
+        AuditLog::insert(db, records).await?;
         m.drop_table(Table::drop().table("contact_reads").to_owned())
             .await
     }

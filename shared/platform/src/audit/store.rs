@@ -127,14 +127,23 @@ impl AuditLog {
         super::AuditApi::new(self.clone()).into_server()
     }
 
-    /// Keeps `records` in one insert.
+    /// Keeps `records`: one insert per 500 (SQLite bounds the values of one statement),
+    /// so a migration moving an older log in hands them all at once.
     pub async fn insert<C: ConnectionTrait>(
         conn: &C,
         records: Vec<AuditRecord>,
     ) -> Result<(), DbErr> {
-        if records.is_empty() {
-            return Ok(());
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            Self::insert_batch(conn, records.by_ref().take(500).collect()).await?;
         }
+        Ok(())
+    }
+
+    async fn insert_batch<C: ConnectionTrait>(
+        conn: &C,
+        records: Vec<AuditRecord>,
+    ) -> Result<(), DbErr> {
         let rows = records
             .into_iter()
             .map(|r| {
