@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aftersales_eventbus::{
     EventBus,
-    consumer::{Consumer, ConsumerSettings, EventEnvelopeHandler},
+    consumer::{Consumer, EventEnvelopeHandler},
 };
 use aftersales_protos::events::v1::{EventEnvelope, event_envelope::Payload};
 use sea_orm::DatabaseTransaction;
@@ -26,18 +26,8 @@ pub struct OtherServices {
 impl OtherServices {
     /// One consumer per stream, sharing the handler.
     pub fn consumers(core: Arc<ReturnsCore>, bus: EventBus) -> Vec<Consumer<Self>> {
-        let handler = Arc::new(Self { core });
-        STREAMS
-            .iter()
-            .map(|stream| {
-                Consumer::new(
-                    handler.core.db().clone(),
-                    bus.clone(),
-                    ConsumerSettings::new(*stream, GROUP),
-                    handler.clone(),
-                )
-            })
-            .collect()
+        let db = core.db().clone();
+        Consumer::per_stream(&db, &bus, &STREAMS, GROUP, Arc::new(Self { core }))
     }
 }
 

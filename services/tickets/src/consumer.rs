@@ -21,7 +21,7 @@ use std::{
 
 use aftersales_eventbus::{
     EventBus,
-    consumer::{Consumer, ConsumerSettings, EventEnvelopeHandler},
+    consumer::{Consumer, EventEnvelopeHandler},
 };
 use aftersales_platform::codes::{ProtoEnum, instant};
 use aftersales_protos::events::v1::{self as ev, EventEnvelope, event_envelope::Payload};
@@ -47,21 +47,12 @@ pub struct OtherServices {
 impl OtherServices {
     /// One consumer per stream, sharing the handler.
     pub fn consumers(core: Arc<TicketsCore>, bus: EventBus) -> Vec<Consumer<Self>> {
+        let db = core.db().clone();
         let handler = Arc::new(Self {
             core,
             pending: Mutex::default(),
         });
-        STREAMS
-            .iter()
-            .map(|stream| {
-                Consumer::new(
-                    handler.core.db().clone(),
-                    bus.clone(),
-                    ConsumerSettings::new(*stream, GROUP),
-                    handler.clone(),
-                )
-            })
-            .collect()
+        Consumer::per_stream(&db, &bus, &STREAMS, GROUP, handler)
     }
 
     /// Escalates the job's ticket; returns what the escalation leaves for after the

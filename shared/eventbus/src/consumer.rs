@@ -173,6 +173,28 @@ impl<H: EventHandler> Consumer<H> {
         }
     }
 
+    /// One consumer for each of `streams` in `group`, on the default settings, all
+    /// applying through the one `handler`.
+    pub fn per_stream(
+        db: &DatabaseConnection,
+        bus: &EventBus,
+        streams: &[&str],
+        group: &str,
+        handler: Arc<H>,
+    ) -> Vec<Self> {
+        streams
+            .iter()
+            .map(|stream| {
+                Self::new(
+                    db.clone(),
+                    bus.clone(),
+                    ConsumerSettings::new(*stream, group),
+                    handler.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Reads one batch (stale deliveries first) and applies it; returns the outcomes.
     pub async fn poll_once(&self) -> Result<Vec<Outcome>, ConsumeError> {
         let s = &self.settings;
