@@ -1,7 +1,8 @@
-//! SLA clock firing at scale on the real Redis schedule and worker loop: lateness (handler
-//! start − due time), early firings, throughput, Redis memory per pending clock, and the
-//! catch-up after the worker was stopped. The handler records and acknowledges; the
-//! database side of firing is measured by the CreateTicket and fault runs, not here.
+//! The deadline engine at scale on the real Redis schedule and worker loop: lateness
+//! (handler start − due time) and early firings with a million or ten million clocks
+//! pending, Redis memory per pending clock, and the catch-up after the worker was stopped.
+//! The handler records and acknowledges; firing through the services' databases is
+//! measured by the handlers and soak runs, not here.
 
 use std::{
     sync::{
@@ -17,7 +18,10 @@ use aftersales_deadlines::{
 };
 use aftersales_platform::CancellationToken;
 
-use crate::load::percentile;
+use crate::{
+    load::percentile,
+    report::{Row, row},
+};
 
 #[derive(Default)]
 struct Recorder {
@@ -54,12 +58,98 @@ pub struct Firing {
     pub fired_per_sec: f64,
 }
 
+/// One run of the engine at a scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Clocks pending throughout: the ones measured plus ones due long after the run.
+    pub pending: u64,
+    /// Clocks that come due while the worker runs, spread evenly over `window`.
+    pub fired: u64,
+    pub window: Duration,
+    /// Clocks that come due while the worker is stopped for `stop`.
+    pub backlog: u64,
+    pub stop: Duration,
+    pub limits: Limits,
+}
+
+/// What a run at a scale is held to.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Limits {
+    pub p99_ms: i64,
+    pub p999_ms: i64,
+    pub bytes_per_clock: f64,
+    pub catch_up_per_sec: f64,
+}
+
+impl Limits {
+    pub const MILLION: Self = Self {
+        p99_ms: 20,
+        p999_ms: 50,
+        bytes_per_clock: 40.0,
+        catch_up_per_sec: 300_000.0,
+    };
+    pub const TEN_MILLION: Self = Self {
+        p99_ms: 50,
+        p999_ms: 100,
+        bytes_per_clock: 40.0,
+        catch_up_per_sec: 300_000.0,
+    };
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SlaReport {
+    pub pending: u64,
     pub firing: Firing,
     pub bytes_per_clock: f64,
     pub catch_up: Firing,
     pub stopped_for_s: f64,
+    pub limits: Limits,
+}
+
+impl SlaReport {
+    pub fn rows(&self, judged: bool) -> Vec<Row> {
+        let judge = |met: bool| judged.then_some(met);
+        let at = format!("at {} pending", self.pending);
+        let (f, c, l) = (&self.firing, &self.catch_up, &self.limits);
+        vec![
+            row(
+                &format!("SLA lateness p50/max, {at}"),
+                format!("{} / {} ms ({} fired)", f.p50_ms, f.max_ms, f.clocks),
+                "",
+                None,
+            ),
+            row(
+                &format!("SLA lateness p99/p99.9, {at}"),
+                format!("{} / {} ms", f.p99_ms, f.p999_ms),
+                &format!("<= {} / {} ms", l.p99_ms, l.p999_ms),
+                judge(f.p99_ms <= l.p99_ms && f.p999_ms <= l.p999_ms),
+            ),
+            row(
+                &format!("SLA fired early, {at}"),
+                format!("{}", f.early + c.early),
+                "= 0",
+                Some(f.early + c.early == 0),
+            ),
+            row(
+                &format!("Redis bytes per pending clock, {at}"),
+                format!("{:.1} B", self.bytes_per_clock),
+                &format!("<= {:.0} B", l.bytes_per_clock),
+                judge(self.bytes_per_clock <= l.bytes_per_clock),
+            ),
+            row(
+                &format!("Catch-up after a {:.0} s stop, {at}", self.stopped_for_s),
+                format!("{:.0} clocks/s ({} fired)", c.fired_per_sec, c.clocks),
+                &format!(">= {:.0}/s", l.catch_up_per_sec),
+                judge(c.fired_per_sec >= l.catch_up_per_sec),
+            ),
+            row(
+                &format!("Catch-up lateness p50/p99/max, {at}"),
+                format!("{} / {} / {} ms", c.p50_ms, c.p99_ms, c.max_ms),
+                "",
+                None,
+            ),
+        ]
+    }
 }
 
 async fn used_memory(conn: &mut redis::aio::ConnectionManager) -> anyhow::Result<i64> {
@@ -126,14 +216,11 @@ async fn wait_for(recorder: &Recorder, n: u64, limit: Duration) {
     }
 }
 
-/// `n` clocks over `window` with the worker running; then `n` more that come due while
-/// the worker is stopped for `stop`, and how fast it catches up.
-pub async fn run(
-    n: u64,
-    window: Duration,
-    stop: Duration,
-    settings: WorkerSettings,
-) -> anyhow::Result<SlaReport> {
+/// `plan.pending` clocks pending throughout (those beyond the measured ones are due an hour
+/// after the run); `plan.fired` of them come due over `plan.window` with the worker
+/// running; then `plan.backlog` more come due while the worker is stopped for
+/// `plan.stop`, and how fast it catches up.
+pub async fn run(plan: &Plan, settings: WorkerSettings) -> anyhow::Result<SlaReport> {
     let mut conn = aftersales_testkit::redis_connection().await?;
     let prefix = aftersales_testkit::unique_prefix();
     let queue = DeadlineQueue::Redis(RedisQueue::new(
@@ -145,11 +232,15 @@ pub async fn run(
         },
     ));
 
-    // Firing at the due time, with everything pending from the start.
     let before = used_memory(&mut conn).await?;
+    let later = now_ms() + 3_600_000;
+    let idle = plan.pending.saturating_sub(plan.fired);
+    schedule(&queue, idle, later, Duration::from_secs(3_600)).await?;
     let start_at = now_ms() + 1_000;
-    schedule(&queue, n, start_at + 2_000, window).await?;
-    let bytes_per_clock = (used_memory(&mut conn).await? - before) as f64 / n as f64;
+    schedule(&queue, plan.fired, start_at + 1_000, plan.window).await?;
+    let bytes_per_clock = (used_memory(&mut conn).await? - before) as f64 / plan.pending as f64;
+
+    // Firing at the due time, with everything pending from the start.
     let recorder = Arc::new(Recorder::default());
     let stop_worker = CancellationToken::new();
     let running = tokio::spawn(worker::run(
@@ -159,15 +250,20 @@ pub async fn run(
         |_| {},
         stop_worker.clone(),
     ));
-    wait_for(&recorder, n, window + Duration::from_secs(120)).await;
+    wait_for(
+        &recorder,
+        plan.fired,
+        plan.window + Duration::from_secs(120),
+    )
+    .await;
     stop_worker.cancel();
     running.await?;
-    let firing = summarize(&recorder, window);
+    let firing = summarize(&recorder, plan.window);
 
-    // Catch-up: the same number come due while no worker runs.
+    // Catch-up: a backlog comes due while no worker runs.
     let backlog_from = now_ms() + 500;
-    schedule(&queue, n, backlog_from, stop).await?;
-    let resume_at = backlog_from + stop.as_millis() as i64;
+    schedule(&queue, plan.backlog, backlog_from, plan.stop).await?;
+    let resume_at = backlog_from + plan.stop.as_millis() as i64;
     tokio::time::sleep(Duration::from_millis((resume_at - now_ms()).max(0) as u64)).await;
     let recorder = Arc::new(Recorder::default());
     let stop_worker = CancellationToken::new();
@@ -179,27 +275,45 @@ pub async fn run(
         |_| {},
         stop_worker.clone(),
     ));
-    wait_for(&recorder, n, Duration::from_secs(300)).await;
+    wait_for(&recorder, plan.backlog, Duration::from_secs(300)).await;
     let drained = began.elapsed();
     stop_worker.cancel();
     running.await?;
     let catch_up = summarize(&recorder, drained);
 
     // Leave nothing behind in the shared Redis.
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await?;
-    if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(keys)
-            .query_async::<()>(&mut conn)
-            .await?;
-    }
+    forget(&mut conn, &prefix).await?;
     Ok(SlaReport {
+        pending: plan.pending,
         firing,
         bytes_per_clock,
         catch_up,
-        stopped_for_s: stop.as_secs_f64(),
+        stopped_for_s: plan.stop.as_secs_f64(),
+        limits: plan.limits,
     })
+}
+
+/// Unlinks every key under `prefix`, a page at a time.
+async fn forget(conn: &mut redis::aio::ConnectionManager, prefix: &str) -> anyhow::Result<()> {
+    let mut cursor = 0_u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(keys)
+                .query_async::<()>(conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
 }
