@@ -13,27 +13,45 @@ use crate::domain::{FollowUpStatus, followup::FollowUp, listing::FollowUpFilter}
 use super::{entity::follow_up, lock_if_postgres};
 
 pub async fn save_follow_up<C: ConnectionTrait>(conn: &C, f: &FollowUp) -> Result<(), DbErr> {
-    follow_up::Entity::insert(follow_up::ActiveModel {
-        id: Set(f.id.clone()),
-        ticket_id: Set(f.ticket_id.clone()),
-        customer_id: Set(f.customer_id.clone()),
-        status: Set(f.status.as_str().to_owned()),
-        resolved_at: Set(f.resolved_at),
-        due_at: Set(f.due_at),
-        reopen_pending: Set(f.reopen_pending()),
-        body: Set(to_json(f)?),
-    })
-    .on_conflict(
-        OnConflict::column(follow_up::Column::Id)
-            .update_columns([
-                follow_up::Column::Status,
-                follow_up::Column::ReopenPending,
-                follow_up::Column::Body,
-            ])
-            .to_owned(),
-    )
-    .exec(conn)
-    .await?;
+    save_follow_ups(conn, &[f]).await
+}
+
+/// Inserts or updates several follow-ups in one statement (the deadline worker's batch).
+/// They must be distinct: one row may change once per statement.
+pub async fn save_follow_ups<C: ConnectionTrait>(
+    conn: &C,
+    follow_ups: &[&FollowUp],
+) -> Result<(), DbErr> {
+    if follow_ups.is_empty() {
+        return Ok(());
+    }
+    let rows = follow_ups
+        .iter()
+        .map(|f| {
+            Ok(follow_up::ActiveModel {
+                id: Set(f.id.clone()),
+                ticket_id: Set(f.ticket_id.clone()),
+                customer_id: Set(f.customer_id.clone()),
+                status: Set(f.status.as_str().to_owned()),
+                resolved_at: Set(f.resolved_at),
+                due_at: Set(f.due_at),
+                reopen_pending: Set(f.reopen_pending()),
+                body: Set(to_json(f)?),
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    follow_up::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(follow_up::Column::Id)
+                .update_columns([
+                    follow_up::Column::Status,
+                    follow_up::Column::ReopenPending,
+                    follow_up::Column::Body,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -53,6 +71,23 @@ pub async fn load_follow_up<C: ConnectionTrait>(
         .await?
         .map(|row| from_json("follow_up", &row.body))
         .transpose()
+}
+
+/// The follow-ups among `ids` that exist, in id order. With `lock`, their rows stay
+/// locked until the transaction ends, taken in id order (PostgreSQL locks the rows as the
+/// sorted scan returns them), so concurrent batches cannot deadlock.
+pub async fn load_follow_ups<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+    lock: bool,
+) -> Result<Vec<FollowUp>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = follow_up::Entity::find()
+        .filter(follow_up::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .order_by_asc(follow_up::Column::Id);
+    follow_ups(lock_if_postgres(conn, query, lock).all(conn).await?)
 }
 
 /// The follow-ups of a ticket, oldest first.

@@ -30,7 +30,7 @@ pub use facts::{
 };
 pub use follow_ups::{
     follow_ups_of, follow_ups_of_ticket, follow_ups_resolved, list_follow_ups, load_follow_up,
-    pending_follow_ups, save_follow_up, unconfirmed_reopens,
+    load_follow_ups, pending_follow_ups, save_follow_up, save_follow_ups, unconfirmed_reopens,
 };
 pub use proactive::{
     add_tasks, drop_future_tasks, get_warranty, list_tasks, notice_recipients, save_warranty,

@@ -85,18 +85,23 @@ impl CareCore {
         ids.dedup();
         let mut cmd = self.pipeline.begin_unkeyed(FIRE_FOLLOW_UPS_SCOPE).await?;
         let now = cmd.now();
+        // One locked read, one write and one outbox insert per batch, whatever its size.
+        let mut follow_ups = store::load_follow_ups(cmd.txn(), &ids, true).await?;
+        let lapsed: Vec<bool> = follow_ups.iter_mut().map(|f| f.lapse(now)).collect();
         let mut overdue = Vec::new();
-        for id in &ids {
-            let Some(mut follow_up) = store::load_follow_up(cmd.txn(), id, true).await? else {
-                continue;
-            };
-            if follow_up.lapse(now) {
-                store::save_follow_up(cmd.txn(), &follow_up).await?;
-                overdue.push(events::follow_up_overdue(&follow_up, now));
+        let mut changed = Vec::new();
+        for (follow_up, lapsed) in follow_ups.iter().zip(lapsed) {
+            if lapsed {
+                overdue.push(events::follow_up_overdue(follow_up, now));
+                changed.push(follow_up);
             } else if follow_up.status == FollowUpStatus::Pending {
-                cmd.schedule(CareDeadline::FollowUp(id.clone()), follow_up.due_at);
+                cmd.schedule(
+                    CareDeadline::FollowUp(follow_up.id.clone()),
+                    follow_up.due_at,
+                );
             }
         }
+        store::save_follow_ups(cmd.txn(), &changed).await?;
         cmd.publish(overdue).await?;
         cmd.commit(&self.pipeline, &Remembered::ids(ids)).await?;
         Ok(())

@@ -2,6 +2,7 @@
 //! case composes them inside its command's transaction; rows become domain types here
 //! and entities never leave this module.
 
+mod batch;
 mod entity;
 pub mod migration;
 
@@ -19,6 +20,7 @@ use crate::domain::{
     refund::Refund,
     rma::{Deadline, ReturnAggregate, Rma, StockMovement},
 };
+pub use batch::{load_aggregates, save_aggregates};
 use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
 
 fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
@@ -107,32 +109,7 @@ pub async fn save_aggregate<C: ConnectionTrait>(
     conn: &C,
     agg: &ReturnAggregate,
 ) -> Result<(), DbErr> {
-    rma::Entity::insert(rma_row(agg)?)
-        .on_conflict(
-            OnConflict::column(rma::Column::Id)
-                .update_columns([
-                    rma::Column::Status,
-                    rma::Column::Carrier,
-                    rma::Column::TrackingNumber,
-                    rma::Column::Overdue,
-                    rma::Column::Body,
-                    rma::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    if !agg.deadlines.is_empty() {
-        deadline::Entity::insert_many(agg.deadlines.iter().map(deadline_row))
-            .on_conflict(
-                OnConflict::column(deadline::Column::Id)
-                    .update_columns([deadline::Column::State, deadline::Column::NextFireAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+    save_aggregates(conn, &[agg]).await
 }
 
 /// The return a carrier's tracking number belongs to.

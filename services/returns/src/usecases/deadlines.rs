@@ -4,15 +4,17 @@
 //! them here in batches; the database is the truth, and [`Deadlines::reconcile`] rebuilds
 //! the schedule from it.
 
+use std::collections::HashMap;
+
 use aftersales_deadlines::{
     DeadlineQueue,
     worker::{Deadlines, Due},
 };
 use aftersales_runtime::{command::Remembered, firing::schedule_all};
 
-use crate::{error::ReturnsError, store};
+use crate::{domain::rma::ReturnEvent, error::ReturnsError, events, store};
 
-use super::{Changes, ReturnsCore, reschedule_steps, save};
+use super::{ReturnsCore, reschedule_steps};
 
 aftersales_deadlines::deadline_members! {
     /// A deadline of the returns service, as the queue keeps it.
@@ -66,10 +68,12 @@ impl Deadlines for ReturnsCore {
 }
 
 impl ReturnsCore {
-    /// Fires step deadlines in one command: their returns are locked in id order (so
-    /// concurrent batches cannot deadlock), each due deadline is missed once, and one
+    /// Fires step deadlines in one command: their returns are loaded and locked together,
+    /// in id order (so concurrent batches cannot deadlock), each due deadline is missed
+    /// once, the changed returns are saved together with one outbox insert, and one
     /// commit covers them all. A deadline that is not due yet is only put back on the
-    /// schedule; one already settled or gone changes nothing.
+    /// schedule; one already settled or gone changes nothing. A batch costs the same few
+    /// statements whatever its size: at catch-up, per-return round trips were the cost.
     async fn fire_steps(&self, deadline_ids: &[String]) -> Result<(), ReturnsError> {
         if deadline_ids.is_empty() {
             return Ok(());
@@ -81,21 +85,37 @@ impl ReturnsCore {
         let now = cmd.now();
         let mut owners = store::deadline_owners(cmd.txn(), deadline_ids).await?;
         owners.sort();
-        for group in owners.chunk_by(|a, b| a.0 == b.0) {
-            let return_id = &group[0].0;
-            let Some(mut agg) = store::load_aggregate(cmd.txn(), return_id, true).await? else {
-                continue;
-            };
-            let events: Vec<_> = group
-                .iter()
-                .flat_map(|(_, deadline_id)| agg.fire_deadline(deadline_id, now))
-                .collect();
-            if events.is_empty() {
-                reschedule_steps(&mut cmd, &agg);
-            } else {
-                save(&mut cmd, &agg, Changes::from(events)).await?;
-            }
+        let mut due_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (return_id, deadline_id) in &owners {
+            due_of.entry(return_id).or_default().push(deadline_id);
         }
+        let mut return_ids: Vec<String> = due_of.keys().map(|id| (*id).to_owned()).collect();
+        return_ids.sort();
+        let mut aggs = store::load_aggregates(cmd.txn(), &return_ids, true).await?;
+        let mut changed = Vec::new();
+        let mut outbox = Vec::new();
+        for agg in &mut aggs {
+            let due = due_of.remove(agg.rma.id.as_str()).unwrap_or_default();
+            let events: Vec<ReturnEvent> = due
+                .iter()
+                .flat_map(|deadline_id| agg.fire_deadline(deadline_id, now))
+                .collect();
+            reschedule_steps(&mut cmd, agg);
+            if events.is_empty() {
+                continue;
+            }
+            // A missed step moves no stock and makes no refund: what `save` writes
+            // besides the return and its events is empty here.
+            for event in &events {
+                if matches!(event, ReturnEvent::StepOverdue { .. }) {
+                    cmd.breached();
+                }
+            }
+            outbox.extend(events::encode(agg, &events, now));
+            changed.push(&*agg);
+        }
+        store::save_aggregates(cmd.txn(), &changed).await?;
+        cmd.publish(outbox).await?;
         cmd.commit(&self.pipeline, &Remembered::ids(deadline_ids))
             .await?;
         Ok(())

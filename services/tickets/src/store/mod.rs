@@ -2,6 +2,7 @@
 //! cases compose them inside one command's transaction; rows are converted to domain
 //! types here and nowhere else.
 
+mod batch;
 pub mod entity;
 pub mod migration;
 
@@ -20,6 +21,7 @@ use crate::domain::{
     policy::SlaPolicy,
     ticket::{Reply, Ticket, TicketAggregate},
 };
+pub use batch::{load_aggregates, record_activities, save_aggregates};
 use entity::{activity, calendar, clock, policy, reply, ticket};
 
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
@@ -167,31 +169,7 @@ pub async fn save_aggregate<C: ConnectionTrait>(
     ticket::Entity::update(ticket_to_row(&aggregate.ticket)?)
         .exec(conn)
         .await?;
-    let all_columns = [
-        clock::Column::State,
-        clock::Column::TargetSeconds,
-        clock::Column::CalendarId,
-        clock::Column::WarningPercent,
-        clock::Column::StartedAt,
-        clock::Column::PausedSeconds,
-        clock::Column::PausedAt,
-        clock::Column::DueAt,
-        clock::Column::WarningAt,
-        clock::Column::Warned,
-        clock::Column::MetAt,
-        clock::Column::BreachedAt,
-        clock::Column::Cycle,
-        clock::Column::NextFireAt,
-    ];
-    clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
-        .on_conflict(
-            OnConflict::column(clock::Column::Id)
-                .update_columns(all_columns)
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    batch::upsert_clocks(conn, aggregate.clocks.iter()).await
 }
 
 /// The tickets among `ids` that exist, in no particular order.
@@ -291,18 +269,7 @@ pub struct Activity<'a> {
 }
 
 pub async fn record_activity<C: ConnectionTrait>(conn: &C, a: Activity<'_>) -> Result<(), DbErr> {
-    activity::Entity::insert(activity::ActiveModel {
-        ticket_id: Set(a.ticket_id.to_owned()),
-        actor_id: Set(a.actor_id.to_owned()),
-        actor_role: Set(a.actor_role.to_owned()),
-        action: Set(a.action.to_owned()),
-        detail: Set(a.detail),
-        at: Set(a.at),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    record_activities(conn, vec![a]).await
 }
 
 /// `(clock id, ticket id)` of each clock that exists among `clock_ids`.

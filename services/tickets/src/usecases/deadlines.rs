@@ -4,6 +4,8 @@
 //! database is the truth, and [`Deadlines::reconcile`] rebuilds the schedule from it.
 //! Also the SLA status read, the ticket and its clocks as one snapshot.
 
+use std::collections::HashMap;
+
 use aftersales_deadlines::{
     DeadlineQueue,
     worker::{Deadlines, Due, Member},
@@ -15,13 +17,13 @@ use crate::{
     domain::{
         Actor,
         clock::SlaClock,
-        ticket::{Ticket, TicketEvent},
+        ticket::{Ticket, TicketAggregate, TicketEvent},
     },
     error::TicketsError,
     store,
 };
 
-use super::{Audit, TicketsCore, not_found, record, reschedule};
+use super::{Audit, TicketsCore, not_found, record_all, reschedule};
 
 const FIRE_SCOPE: &str = "tickets.FireClocks";
 
@@ -89,40 +91,50 @@ impl TicketsCore {
             .map(|(clock, ticket)| (ticket, clock))
             .collect();
         by_ticket.sort();
-        let system = Actor::system("tickets");
-        for group in by_ticket.chunk_by(|a, b| a.0 == b.0) {
-            let ticket_id = group[0].0.as_str();
-            let Some(mut agg) = store::load_aggregate(cmd.txn(), ticket_id, true).await? else {
-                continue;
-            };
+        let mut due_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (ticket_id, clock_id) in &by_ticket {
+            due_of.entry(ticket_id).or_default().push(clock_id);
+        }
+        let mut ticket_ids: Vec<String> = due_of.keys().map(|id| (*id).to_owned()).collect();
+        ticket_ids.sort();
+        // One locked read and a few bulk writes per batch, whatever its size: at catch-up,
+        // per-ticket round trips were the cost.
+        let mut aggs = store::load_aggregates(cmd.txn(), &ticket_ids, true).await?;
+        let mut fired = Vec::new();
+        for agg in &mut aggs {
+            let due = due_of.remove(agg.ticket.id.as_str()).unwrap_or_default();
             let policy = self.policy_of(cmd.txn(), &agg.ticket).await?;
-            let events: Vec<TicketEvent> = group
+            let events: Vec<TicketEvent> = due
                 .iter()
-                .flat_map(|(_, clock_id)| agg.fire_clock(clock_id, &policy, now))
+                .flat_map(|clock_id| agg.fire_clock(clock_id, &policy, now))
                 .collect();
             if events.is_empty() {
-                reschedule(&mut cmd, &agg);
+                reschedule(&mut cmd, agg);
                 continue;
             }
             for event in &events {
                 if let TicketEvent::SlaBreached { clock } = event {
                     let late_ms = (now - clock.due_at).num_milliseconds();
-                    tracing::info!(ticket_id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
+                    tracing::info!(ticket_id = %agg.ticket.id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
                 }
             }
-            store::save_aggregate(cmd.txn(), &agg).await?;
-            let detail = group
-                .iter()
-                .map(|(_, c)| c.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let audit = Audit {
-                actor: &system,
-                action: "sla",
-                detail,
-            };
-            record(&mut cmd, &agg, &events, audit).await?;
+            fired.push((&*agg, events, due.join(",")));
         }
+        let changed: Vec<&TicketAggregate> = fired.iter().map(|(agg, _, _)| *agg).collect();
+        store::save_aggregates(cmd.txn(), &changed).await?;
+        let system = Actor::system("tickets");
+        let changes = fired
+            .iter()
+            .map(|(agg, events, detail)| {
+                let audit = Audit {
+                    actor: &system,
+                    action: "sla",
+                    detail: detail.clone(),
+                };
+                (*agg, events.as_slice(), audit)
+            })
+            .collect();
+        record_all(&mut cmd, changes).await?;
         cmd.commit(&self.pipeline, &Remembered::ids(clock_ids))
             .await?;
         Ok(())

@@ -239,27 +239,37 @@ async fn record<C: InCommand>(
     events: &[TicketEvent],
     audit: Audit<'_>,
 ) -> Result<(), TicketsError> {
+    record_all(cmd, vec![(agg, events, audit)]).await
+}
+
+/// [`record`] for several changed tickets at once (a batch of fired clocks): one insert
+/// for all their audit lines and one for all their events.
+async fn record_all<C: InCommand>(
+    cmd: &mut C,
+    changes: Vec<(&TicketAggregate, &[TicketEvent], Audit<'_>)>,
+) -> Result<(), TicketsError> {
     let now = cmd.now();
-    store::record_activity(
-        cmd.txn(),
-        Activity {
+    let mut lines = Vec::with_capacity(changes.len());
+    let mut outbox = Vec::new();
+    for (agg, events, audit) in changes {
+        lines.push(Activity {
             ticket_id: &agg.ticket.id,
             actor_id: &audit.actor.id,
             actor_role: &audit.actor.role,
             action: audit.action,
             detail: audit.detail,
             at: now,
-        },
-    )
-    .await?;
-    for event in events {
-        if matches!(event, TicketEvent::SlaBreached { .. }) {
-            cmd.breached();
+        });
+        for event in events {
+            if matches!(event, TicketEvent::SlaBreached { .. }) {
+                cmd.breached();
+            }
         }
+        outbox.extend(events::encode(&agg.ticket, events, now));
+        reschedule(cmd, agg);
     }
-    cmd.publish(events::encode(&agg.ticket, events, now))
-        .await?;
-    reschedule(cmd, agg);
+    store::record_activities(cmd.txn(), lines).await?;
+    cmd.publish(outbox).await?;
     Ok(())
 }
 
