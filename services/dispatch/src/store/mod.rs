@@ -7,6 +7,7 @@
 //! savepoint unlocks a partner found full before the next is tried) or all at once by id
 //! ([`lock_partners`]).
 
+mod batch;
 mod entity;
 mod facts;
 mod jobs;
@@ -17,6 +18,7 @@ mod settlements;
 
 use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
 
+pub use batch::load_jobs;
 pub use facts::{active_jobs, job_facts, offer_facts, offers_taken_since, settled_work};
 pub use jobs::{
     jobs_to_seal, jobs_with_contact_of, list_jobs, load_job, offer_jobs, open_offer_deadlines,

@@ -4,7 +4,7 @@
 //! claims due members and hands them here in batches; the database is the truth, and
 //! [`Deadlines::reconcile`] rebuilds the schedule from it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, hash_map::Entry};
 
 use aftersales_deadlines::{
     DeadlineQueue,
@@ -15,7 +15,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
-    domain::job::{JobAggregate, JobEvent},
+    domain::{
+        job::{JobAggregate, JobEvent},
+        matching::Candidate,
+    },
     error::DispatchError,
     store,
 };
@@ -71,10 +74,12 @@ impl DispatchCore {
     /// already settled or gone changes nothing.
     ///
     /// Locks are taken in the service's one order, so concurrent batches and commands
-    /// cannot deadlock: first every job of the batch, by id; then, for the jobs whose
-    /// offer lapsed, every partner they may be offered to, by id, before any is counted.
-    /// The re-offers then count each partner's capacity under its lock, seeing the offers
-    /// made earlier in the batch, exactly as a single decline does.
+    /// cannot deadlock: first every job of the batch, by id, in one query; then, for the
+    /// jobs whose offer lapsed, every partner they may be offered to, by id, before any is
+    /// counted. The re-offers then count each partner's capacity under its lock, seeing
+    /// the offers made earlier in the batch, exactly as a single decline does: each job is
+    /// saved as soon as it is placed. The reads that do not depend on the job (the
+    /// candidates of a region) are made once per batch.
     async fn fire_batch(&self, batch: &[Due<DispatchDeadline>]) -> Result<(), DispatchError> {
         if batch.is_empty() {
             return Ok(());
@@ -101,23 +106,34 @@ impl DispatchCore {
     }
 
     /// Ranks the candidates of every job whose offer lapsed (`None` for the others), then
-    /// locks all of them, by id.
+    /// locks all of them, by id. The candidates of a region are read once for the batch:
+    /// only whether a partner was offered the job before differs between its jobs.
     async fn rank_lapsed(
         &self,
         txn: &DatabaseTransaction,
         fired: &[Fired],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Ranking>>, DispatchError> {
+        let mut by_region: HashMap<&str, Vec<Candidate>> = HashMap::new();
         let mut rankings = Vec::with_capacity(fired.len());
         let mut partners = BTreeSet::new();
         for job in fired {
-            if job.lapsed {
-                let ranking = self.ranking(txn, &job.agg, now).await?;
-                partners.extend(ranking.partner_ids().map(str::to_owned));
-                rankings.push(Some(ranking));
-            } else {
+            if !job.lapsed {
                 rankings.push(None);
+                continue;
             }
+            let region = job.agg.job.region_code.as_str();
+            let candidates = match by_region.entry(region) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(self.candidates(txn, &job.agg, now).await?),
+            };
+            let offered_before = job.agg.offered_partners();
+            for c in candidates.iter_mut() {
+                c.offered_before = offered_before.contains(&c.partner.id);
+            }
+            let ranking = Ranking::of(&job.agg, candidates);
+            partners.extend(ranking.partner_ids().map(str::to_owned));
+            rankings.push(Some(ranking));
         }
         let partners: Vec<String> = partners.into_iter().collect();
         store::lock_partners(txn, &partners).await?;
@@ -143,22 +159,23 @@ async fn fire_due(
         .await?
         .into_iter()
         .collect();
-    let mut by_job: Vec<(&str, &DispatchDeadline)> = batch
-        .iter()
-        .filter_map(|due| match &due.member {
-            DispatchDeadline::Offer(id) => Some((job_of.get(id)?.as_str(), &due.member)),
-            DispatchDeadline::Visit(job_id) => Some((job_id.as_str(), &due.member)),
-        })
-        .collect();
-    by_job.sort_by(|a, b| a.0.cmp(b.0));
-    let mut fired = Vec::new();
-    for group in by_job.chunk_by(|a, b| a.0 == b.0) {
-        let Some(mut agg) = store::load_job(txn, group[0].0, true).await? else {
-            continue;
+    let mut due_of: HashMap<&str, Vec<&DispatchDeadline>> = HashMap::new();
+    for due in batch {
+        let job_id = match &due.member {
+            DispatchDeadline::Offer(id) => job_of.get(id).map(String::as_str),
+            DispatchDeadline::Visit(job_id) => Some(job_id.as_str()),
         };
+        if let Some(job_id) = job_id {
+            due_of.entry(job_id).or_default().push(&due.member);
+        }
+    }
+    let mut job_ids: Vec<String> = due_of.keys().map(|id| (*id).to_owned()).collect();
+    job_ids.sort();
+    let mut fired = Vec::new();
+    for mut agg in store::load_jobs(txn, &job_ids, true).await? {
         let mut events = Vec::new();
         let mut lapsed = false;
-        for (_, member) in group {
+        for member in due_of.remove(agg.job.id.as_str()).unwrap_or_default() {
             match member {
                 DispatchDeadline::Offer(offer_id) => {
                     let lapse = agg.expire_offer(offer_id, now);

@@ -40,6 +40,19 @@ pub(super) enum Ranking {
 }
 
 impl Ranking {
+    /// Ranks `candidates` for the job of `agg`.
+    pub(super) fn of(agg: &JobAggregate, candidates: &[Candidate]) -> Self {
+        let needs = JobNeeds {
+            region_code: &agg.job.region_code,
+            point: agg.job.point,
+            product_line: &agg.job.product_line,
+        };
+        match matching::rank(&needs, candidates) {
+            Ok(ranked) => Ranking::Ranked(ranked),
+            Err(shortfall) => Ranking::Nobody(shortfall.reason(&needs)),
+        }
+    }
+
     /// The partners a placement may lock.
     pub(super) fn partner_ids(&self) -> impl Iterator<Item = &str> {
         let ranked = match self {
@@ -70,15 +83,7 @@ impl DispatchCore {
         now: DateTime<Utc>,
     ) -> Result<Ranking, DispatchError> {
         let candidates = self.candidates(conn, agg, now).await?;
-        let needs = JobNeeds {
-            region_code: &agg.job.region_code,
-            point: agg.job.point,
-            product_line: &agg.job.product_line,
-        };
-        Ok(match matching::rank(&needs, &candidates) {
-            Ok(ranked) => Ranking::Ranked(ranked),
-            Err(shortfall) => Ranking::Nobody(shortfall.reason(&needs)),
-        })
+        Ok(Ranking::of(agg, &candidates))
     }
 
     /// Offers the job to the first ranked partner that still has room today, or leaves it
@@ -123,7 +128,9 @@ impl DispatchCore {
         )?)
     }
 
-    async fn candidates<C: ConnectionTrait>(
+    /// Every partner covering the job's region, with what the store knows of its day and
+    /// record: nothing in it depends on the job but its region and `offered_before`.
+    pub(super) async fn candidates<C: ConnectionTrait>(
         &self,
         conn: &C,
         agg: &JobAggregate,
