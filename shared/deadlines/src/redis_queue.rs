@@ -1,9 +1,21 @@
-//! The Redis schedule: per shard a `due` sorted set (score = due instant), a `lease`
-//! sorted set (score = lease expiry) and an "intact" marker, all three under the shard's
-//! hash tag (`{sla-3}`), so the claim script and every pipeline touch one cluster slot,
-//! while the shards' tags spread them over a Redis Cluster's masters. A missing marker
-//! tells that Redis lost the shard's data (on a cluster a master can lose its slots
-//! alone).
+//! The Redis schedule, laid out so a pending clock costs about 30 bytes. Per shard, all
+//! under the shard's hash tag (`{sla-3}`) so every script touches one cluster slot while
+//! the shards' tags spread them over a Redis Cluster's masters:
+//!
+//! - **chunks**: small sorted sets (member = id, score = due instant) of at most
+//!   `chunk_size` members, which Redis keeps in its compact listpack encoding (a large
+//!   sorted set costs four times as much per member). A member's chunk follows from a hash
+//!   of the member through the directory, so scheduling and cancelling find it in O(1).
+//! - **directory** (`dir`): extendible hashing. One byte per slot of the hash's low bits,
+//!   holding the depth of the chunk that serves the slot. A chunk that fills up splits in
+//!   two on the next bit of the hash, and the directory doubles when a chunk outgrows it.
+//! - **index** (`idx`): one entry per chunk, scored by the chunk's earliest instant, so a
+//!   claim reads only chunks that hold due members and `next_due` is one lookup.
+//! - **lease**: claimed members by lease expiry, **count**: the members scheduled, and the
+//!   **marker** whose absence tells that Redis lost the shard's data (on a cluster a
+//!   master can lose its slots alone).
+//!
+//! Every change to a chunk keeps its index entry exact, inside one script.
 //!
 //! Ids ending in a UUID are stored with that UUID as 16 raw bytes instead of 36 characters
 //! of text: a pending clock then costs about a fifth less Redis memory.
@@ -20,43 +32,153 @@ use tokio::sync::Notify;
 
 use crate::{Claim, Millis, QueueStats};
 
-/// Moves due members (and members whose lease ran out) into the lease set, atomically.
-/// Returns flat triples: member, score, reclaimed flag.
-const CLAIM_LUA: &str = r#"
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local lease_until = ARGV[3]
-local out = {}
--- Variadic ZADD/ZREM in chunks: one command per chunk instead of one per member, and
--- small enough for Lua's unpack limit.
-local function move(from, members)
-  for i = 1, #members, 500 do
-    local chunk, scored = {}, {}
-    for j = i, math.min(i + 499, #members) do
-      chunk[#chunk + 1] = members[j]
-      scored[#scored + 1] = lease_until
-      scored[#scored + 1] = members[j]
+/// What every script shares: keys are `KEYS[1]` idx, `KEYS[2]` dir, `KEYS[3]` lease,
+/// `KEYS[4]` count; `ARGV[1]` is the prefix of the shard's chunk keys (it carries the
+/// shard's hash tag, so a chunk lives in the shard's slot).
+const LAYOUT_LUA: &str = r#"
+local idx, dir, lease, count, chunk_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
+-- FNV-1a, 32 bits, over the member's bytes: h * 16777619 = (h << 24) + h * 403, kept
+-- exact in Lua's doubles and wrapped to 32 bits by bit.tobit.
+local function hash(member)
+  local h = bit.tobit(2166136261)
+  for i = 1, #member do
+    h = bit.bxor(h, string.byte(member, i))
+    h = bit.tobit(bit.lshift(h, 24) + h * 403)
+  end
+  return h
+end
+-- The directory's length in slots, read once per script (a split keeps it current).
+local slots = nil
+local function directory_slots()
+  if not slots then slots = math.max(redis.call('STRLEN', dir), 1) end
+  return slots
+end
+-- The chunk that serves a hash: its name (depth.number) and depth. No directory yet
+-- means one chunk of depth 0.
+local function chunk_of(h)
+  local depth = 0
+  if directory_slots() > 1 or redis.call('EXISTS', dir) == 1 then
+    local slot = bit.band(h, directory_slots() - 1)
+    depth = string.byte(redis.call('GETRANGE', dir, slot, slot))
+  end
+  return depth .. '.' .. bit.band(h, bit.lshift(1, depth) - 1), depth
+end
+-- Sets a chunk's index entry to its earliest instant, or removes it when empty.
+local function reindex(name)
+  local first = redis.call('ZRANGE', chunk_prefix .. name, 0, 0, 'WITHSCORES')
+  if #first == 0 then redis.call('ZREM', idx, name)
+  else redis.call('ZADD', idx, first[2], name) end
+end
+"#;
+
+/// Adds or moves members, keeping the earlier instant (`ZADD LT`); splits a full chunk
+/// before adding to it. `ARGV[2]` is the chunk size, then pairs of instant and member.
+const SCHEDULE_LUA: &str = r#"
+local size = tonumber(ARGV[2])
+-- Splits chunk `depth.number` on hash bit `depth`: members with the bit set move to
+-- chunk `depth+1.number+2^depth`, the rest to `depth+1.number`. The directory doubles
+-- first when the chunk is as deep as it; then the slots that served the chunk learn
+-- their new depth (the two halves tell them apart by that bit).
+local function split(depth, number)
+  if redis.call('EXISTS', dir) == 0 then redis.call('SET', dir, '\0') end
+  if bit.lshift(1, depth) >= directory_slots() then
+    redis.call('APPEND', dir, redis.call('GET', dir))
+    slots = directory_slots() * 2
+  end
+  local old = chunk_prefix .. depth .. '.' .. number
+  local low = (depth + 1) .. '.' .. number
+  local high = (depth + 1) .. '.' .. (number + bit.lshift(1, depth))
+  local members = redis.call('ZRANGE', old, 0, -1, 'WITHSCORES')
+  local moving, names = {}, {}
+  for i = 1, #members, 2 do
+    if bit.band(hash(members[i]), bit.lshift(1, depth)) ~= 0 then
+      moving[#moving + 1] = members[i + 1]
+      moving[#moving + 1] = members[i]
+      names[#names + 1] = members[i]
     end
-    if from then redis.call('ZREM', from, unpack(chunk)) end
-    redis.call('ZADD', KEYS[2], unpack(scored))
+  end
+  redis.call('ZREM', idx, depth .. '.' .. number)
+  if #members > 0 then redis.call('RENAME', old, chunk_prefix .. low) end
+  if #names > 0 then
+    redis.call('ZADD', chunk_prefix .. high, unpack(moving))
+    redis.call('ZREM', chunk_prefix .. low, unpack(names))
+  end
+  for slot = number, directory_slots() - 1, bit.lshift(1, depth) do
+    redis.call('SETRANGE', dir, slot, string.char(depth + 1))
+  end
+  reindex(low)
+  reindex(high)
+end
+local added = 0
+for i = 3, #ARGV, 2 do
+  local due, member = ARGV[i], ARGV[i + 1]
+  local h = hash(member)
+  local name, depth = chunk_of(h)
+  -- A member already there is moved in place; a new one needs room. A split may send
+  -- every member one way, so split until the chunk has room (past depth 24 a chunk
+  -- just grows: that takes 129 members with one 24-bit hash).
+  while depth < 24 and not redis.call('ZSCORE', chunk_prefix .. name, member)
+      and redis.call('ZCARD', chunk_prefix .. name) >= size do
+    split(depth, bit.band(h, bit.lshift(1, depth) - 1))
+    name, depth = chunk_of(h)
+  end
+  added = added + redis.call('ZADD', chunk_prefix .. name, 'LT', due, member)
+  redis.call('ZADD', idx, 'LT', due, name)
+end
+if added > 0 then redis.call('INCRBY', count, added) end
+return added
+"#;
+
+/// Removes members (`ARGV[2..]`) from their chunks.
+const CANCEL_LUA: &str = r#"
+local removed = 0
+for i = 2, #ARGV do
+  local name = chunk_of(hash(ARGV[i]))
+  if redis.call('ZREM', chunk_prefix .. name, ARGV[i]) == 1 then
+    removed = removed + 1
+    reindex(name)
   end
 end
+if removed > 0 then redis.call('DECRBY', count, removed) end
+return removed
+"#;
+
+/// Moves due members — first those whose lease ran out — into the lease set, at most
+/// `ARGV[3]`, and returns flat triples: member, score, reclaimed flag. `ARGV[2]` is now,
+/// `ARGV[4]` the new lease expiry.
+const CLAIM_LUA: &str = r#"
+local now, limit, lease_until = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local out, leased, claimed = {}, {}, 0
 local function take(key, max, flag)
   local found = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
   local members = {}
   for i = 1, #found, 2 do
     members[#members + 1] = found[i]
     out[#out + 1] = found[i]; out[#out + 1] = found[i + 1]; out[#out + 1] = flag
+    leased[#leased + 1] = lease_until; leased[#leased + 1] = found[i]
   end
+  claimed = claimed + #members
   return members
 end
-local expired = take(KEYS[2], limit, '1')
-if #expired > 0 then move(nil, expired) end
-local room = limit - #expired
-if room > 0 then
-  local due = take(KEYS[1], room, '0')
-  if #due > 0 then move(KEYS[1], due) end
+take(lease, limit, '1')
+local taken = 0
+while claimed < limit do
+  local chunks = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, limit - claimed)
+  if #chunks == 0 then break end
+  for _, name in ipairs(chunks) do
+    if claimed >= limit then break end
+    local members = take(chunk_prefix .. name, limit - claimed, '0')
+    if #members > 0 then
+      redis.call('ZREM', chunk_prefix .. name, unpack(members))
+      taken = taken + #members
+    end
+    reindex(name)
+  end
 end
+for i = 1, #leased, 1000 do
+  redis.call('ZADD', lease, unpack(leased, i, math.min(i + 999, #leased)))
+end
+if taken > 0 then redis.call('DECRBY', count, taken) end
 return out
 "#;
 
@@ -67,21 +189,51 @@ pub struct RedisQueueSettings {
     pub key_prefix: String,
     /// The queue's name, e.g. `sla`.
     pub name: String,
-    /// How many sorted-set pairs to spread members over.
+    /// How many shards to spread members over (each one cluster slot).
     pub shards: usize,
 }
 
+/// Members per chunk: Redis keeps a sorted set of up to `zset-max-listpack-entries` (128
+/// by default) members in its compact encoding.
+const CHUNK_SIZE: usize = 128;
+
 struct ShardKeys {
-    due: String,
+    idx: String,
+    dir: String,
     lease: String,
+    count: String,
     marker: String,
+    /// The prefix of the shard's chunk keys (a chunk is `<prefix><depth>.<number>`).
+    chunks: String,
+    /// The one sorted set of the layout before chunks, deleted when a shard is rebuilt.
+    legacy_due: String,
+}
+
+impl ShardKeys {
+    /// A script invocation with the shard's keys and chunk prefix in place.
+    fn invoke<'a>(&self, script: &'a Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&self.idx)
+            .key(&self.dir)
+            .key(&self.lease)
+            .key(&self.count)
+            .arg(&self.chunks);
+        invocation
+    }
+}
+
+struct Scripts {
+    schedule: Script,
+    cancel: Script,
+    claim: Script,
 }
 
 #[derive(Clone)]
 pub struct RedisQueue {
     conn: RedisConn,
     shards: Arc<Vec<ShardKeys>>,
-    claim_script: Arc<Script>,
+    scripts: Arc<Scripts>,
     next_shard: Arc<AtomicUsize>,
     pub(crate) wakeup: Arc<Notify>,
 }
@@ -133,20 +285,32 @@ impl RedisQueue {
             shards,
         } = settings;
         let shards = (0..(*shards).max(1))
-            .map(|i| ShardKeys {
-                due: format!("{key_prefix}{name}:{{{name}-{i}}}:due"),
-                lease: format!("{key_prefix}{name}:{{{name}-{i}}}:lease"),
-                // One marker per shard, beside its sets: a cluster master that restarts
-                // empty loses some shards only. (Before the cluster layout one marker
-                // `{key_prefix}{name}:intact` served all shards; after the upgrade the
-                // first check finds no shard markers and rebuilds the schedule once.)
-                marker: format!("{key_prefix}{name}:{{{name}-{i}}}:intact"),
+            .map(|i| {
+                let shard = format!("{key_prefix}{name}:{{{name}-{i}}}:");
+                ShardKeys {
+                    idx: format!("{shard}idx"),
+                    dir: format!("{shard}dir"),
+                    lease: format!("{shard}lease"),
+                    count: format!("{shard}count"),
+                    // One marker per shard, beside its sets: a cluster master that
+                    // restarts empty loses some shards only. Named anew with the chunked
+                    // layout, so the first check after the upgrade finds none and the
+                    // worker rebuilds the schedule into chunks.
+                    marker: format!("{shard}ready"),
+                    chunks: format!("{shard}c:"),
+                    legacy_due: format!("{shard}due"),
+                }
             })
             .collect();
+        let script = |body: &str| Script::new(&format!("{LAYOUT_LUA}{body}"));
         Self {
             conn: conn.into(),
             shards: Arc::new(shards),
-            claim_script: Arc::new(Script::new(CLAIM_LUA)),
+            scripts: Arc::new(Scripts {
+                schedule: script(SCHEDULE_LUA),
+                cancel: script(CANCEL_LUA),
+                claim: script(CLAIM_LUA),
+            }),
             next_shard: Arc::new(AtomicUsize::new(0)),
             wakeup: Arc::new(Notify::new()),
         }
@@ -190,44 +354,48 @@ impl RedisQueue {
         .await
     }
 
+    /// Runs one script invocation per shard, concurrently.
+    async fn per_shard_script(
+        &self,
+        invocations: Vec<redis::ScriptInvocation<'_>>,
+    ) -> redis::RedisResult<()> {
+        try_join_all(invocations.into_iter().map(|invocation| {
+            let mut conn = self.conn.clone();
+            async move { invocation.invoke_async::<()>(&mut conn).await }
+        }))
+        .await
+        .map(drop)
+    }
+
     pub(crate) async fn schedule(&self, items: &[(String, Millis)]) -> redis::RedisResult<()> {
-        let pipes = self
+        let invocations = self
             .by_shard(items, |(id, _)| id)
             .into_iter()
             .map(|(keys, members)| {
-                let mut pipe = redis::pipe();
-                let cmd = pipe.cmd("ZADD").arg(&keys.due).arg("LT");
+                let mut invocation = keys.invoke(&self.scripts.schedule);
+                invocation.arg(CHUNK_SIZE);
                 for (id, due) in members {
-                    cmd.arg(*due).arg(compact(id));
+                    invocation.arg(*due).arg(compact(id));
                 }
-                cmd.ignore();
-                pipe
+                invocation
             })
             .collect();
-        self.per_shard::<()>(pipes).await.map(drop)
-    }
-
-    /// ZREM of `ids` from the `due` or the `lease` set of their shards.
-    async fn remove(
-        &self,
-        ids: &[String],
-        set: fn(&ShardKeys) -> &String,
-    ) -> redis::RedisResult<()> {
-        let pipes = self
-            .by_shard(ids, |id| id)
-            .into_iter()
-            .map(|(keys, members)| {
-                let members: Vec<Vec<u8>> = members.iter().map(|id| compact(id)).collect();
-                let mut pipe = redis::pipe();
-                pipe.cmd("ZREM").arg(set(keys)).arg(members).ignore();
-                pipe
-            })
-            .collect();
-        self.per_shard::<()>(pipes).await.map(drop)
+        self.per_shard_script(invocations).await
     }
 
     pub(crate) async fn cancel(&self, ids: &[String]) -> redis::RedisResult<()> {
-        self.remove(ids, |keys| &keys.due).await
+        let invocations = self
+            .by_shard(ids, |id| id)
+            .into_iter()
+            .map(|(keys, members)| {
+                let mut invocation = keys.invoke(&self.scripts.cancel);
+                for id in members {
+                    invocation.arg(compact(id));
+                }
+                invocation
+            })
+            .collect();
+        self.per_shard_script(invocations).await
     }
 
     pub(crate) async fn claim(
@@ -244,10 +412,8 @@ impl RedisQueue {
                 break;
             }
             let keys = &self.shards[(start + offset) % self.shards.len()];
-            let flat: Vec<Vec<u8>> = self
-                .claim_script
-                .key(&keys.due)
-                .key(&keys.lease)
+            let flat: Vec<Vec<u8>> = keys
+                .invoke(&self.scripts.claim)
                 .arg(now)
                 .arg(limit - claims.len())
                 .arg(now + lease_ms)
@@ -268,7 +434,17 @@ impl RedisQueue {
     }
 
     pub(crate) async fn ack(&self, ids: &[String]) -> redis::RedisResult<()> {
-        self.remove(ids, |keys| &keys.lease).await
+        let pipes = self
+            .by_shard(ids, |id| id)
+            .into_iter()
+            .map(|(keys, members)| {
+                let members: Vec<Vec<u8>> = members.iter().map(|id| compact(id)).collect();
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZREM").arg(&keys.lease).arg(members).ignore();
+                pipe
+            })
+            .collect();
+        self.per_shard::<()>(pipes).await.map(drop)
     }
 
     pub(crate) async fn next_due(&self) -> redis::RedisResult<Option<Millis>> {
@@ -277,13 +453,13 @@ impl RedisQueue {
             .iter()
             .map(|keys| {
                 let mut pipe = redis::pipe();
-                for set in [&keys.due, &keys.lease] {
+                for set in [&keys.idx, &keys.lease] {
                     pipe.cmd("ZRANGE").arg(set).arg(0).arg(0).arg("WITHSCORES");
                 }
                 pipe
             })
             .collect();
-        // Per shard: the first (member, score) of `due` and of `lease`, if any.
+        // Per shard: the first (member, score) of the index and of `lease`, if any.
         type Firsts = Vec<Vec<(Vec<u8>, f64)>>;
         let firsts: Vec<Firsts> = self.per_shard(pipes).await?;
         Ok(firsts
@@ -306,6 +482,20 @@ impl RedisQueue {
             })
             .collect();
         let set: Vec<(Option<String>,)> = self.per_shard(pipes).await?;
+        // A shard without its marker is rebuilt: whatever the layout before chunks left
+        // in it goes, so it cannot fire a second time.
+        let legacy = self
+            .shards
+            .iter()
+            .zip(&set)
+            .filter(|(_, (set,))| set.is_some())
+            .map(|(keys, _)| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("UNLINK").arg(&keys.legacy_due).ignore();
+                pipe
+            })
+            .collect();
+        self.per_shard::<()>(legacy).await?;
         Ok(set.iter().any(|(set,)| set.is_some()))
     }
 
@@ -330,24 +520,24 @@ impl RedisQueue {
             .iter()
             .map(|keys| {
                 let mut pipe = redis::pipe();
-                pipe.cmd("ZCARD").arg(&keys.due);
+                pipe.cmd("GET").arg(&keys.count);
                 pipe.cmd("ZCARD").arg(&keys.lease);
                 pipe
             })
             .collect();
-        let counts: Vec<(u64, u64)> = self.per_shard(pipes).await?;
+        let counts: Vec<(Option<u64>, u64)> = self.per_shard(pipes).await?;
         Ok(QueueStats {
-            scheduled: counts.iter().map(|(due, _)| due).sum(),
+            scheduled: counts.iter().filter_map(|(count, _)| *count).sum(),
             in_flight: counts.iter().map(|(_, lease)| lease).sum(),
         })
     }
 
-    /// The key names of every shard (due, lease, marker): for tests and tools that look
-    /// at where the schedule lives.
+    /// The fixed key names of every shard (index, lease, marker; chunks share their hash
+    /// tag): for tests and tools that look at where the schedule lives.
     pub fn keys(&self) -> Vec<[String; 3]> {
         self.shards
             .iter()
-            .map(|k| [k.due.clone(), k.lease.clone(), k.marker.clone()])
+            .map(|k| [k.idx.clone(), k.lease.clone(), k.marker.clone()])
             .collect()
     }
 }

@@ -60,6 +60,8 @@ on_both!(
     cancelled_items_do_not_fire,
     reports_lost_data_once,
     competing_workers_fire_every_clock_once,
+    many_clocks_split_into_compact_chunks_and_each_is_found_again,
+    a_shard_in_the_layout_before_chunks_is_rebuilt_once,
 );
 
 fn ids(claims: &[Claim]) -> Vec<String> {
@@ -124,6 +126,91 @@ async fn reports_lost_data_once(conn: RedisConn) {
         "a fresh prefix has no marker yet"
     );
     assert!(!q.check_lost().await.unwrap());
+}
+
+/// 20,000 clocks in one shard: chunks split many times over. Every chunk stays in
+/// Redis's compact encoding; a clock moved earlier, a cancelled one and every other one
+/// are found where the directory says, and each due clock is claimed once, at its instant.
+async fn many_clocks_split_into_compact_chunks_and_each_is_found_again(conn: RedisConn) {
+    const N: i64 = 20_000;
+    let settings = settings(1);
+    let mut raw = conn.clone();
+    let q = DeadlineQueue::Redis(RedisQueue::new(conn, &settings));
+    let id = |i: i64| format!("clock:{}", uuid::Uuid::from_u128(i as u128 * 7_919));
+    for part in (0..N).collect::<Vec<_>>().chunks(3_000) {
+        let items: Vec<(String, Millis)> = part.iter().map(|i| (id(*i), 10_000 + i)).collect();
+        q.schedule(&items).await.unwrap();
+    }
+    assert_eq!(q.stats().await.unwrap().scheduled, N as u64);
+    // Scheduling again changes nothing; an earlier instant moves a clock, a later does not.
+    q.schedule(&[(id(5), 10_005), (id(7), 5), (id(9), 99_999)])
+        .await
+        .unwrap();
+    q.cancel(&[id(11), id(12), "never-scheduled".into()])
+        .await
+        .unwrap();
+    assert_eq!(q.stats().await.unwrap().scheduled, N as u64 - 2);
+    assert_eq!(q.next_due().await.unwrap(), Some(5));
+
+    let chunk_prefix = format!("{}sla:{{sla-0}}:c:", settings.key_prefix);
+    let chunks: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{chunk_prefix}*"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(chunks.len() >= N as usize / 128, "{} chunks", chunks.len());
+    for chunk in &chunks {
+        let encoding: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(chunk)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(encoding, "listpack", "{chunk}");
+    }
+
+    let early = q.claim(10_000 + N / 2, N as usize, 60_000).await.unwrap();
+    let mut expected: Vec<String> = (0..=N / 2)
+        .filter(|i| ![11, 12].contains(i))
+        .map(id)
+        .collect();
+    expected.sort();
+    assert_eq!(ids(&early), expected);
+    for claim in &early {
+        let i = (0..N).find(|i| id(*i) == claim.id).unwrap();
+        let due = if i == 7 { 5 } else { 10_000 + i };
+        assert_eq!(claim.due_ms, due, "{}", claim.id);
+    }
+    let rest = q.claim(10_000 + N, N as usize, 60_000).await.unwrap();
+    assert_eq!(rest.len() as i64, N - 1 - N / 2);
+    assert_eq!(q.stats().await.unwrap().scheduled, 0);
+    assert_eq!(q.next_due().await.unwrap(), Some(60_000 + 10_000 + N / 2));
+}
+
+/// A shard written by the layout before chunks (one `due` sorted set) has no marker of
+/// the new layout: the first check reports lost data, so the worker rebuilds the
+/// schedule from the database, and the old set is gone so nothing fires from it.
+async fn a_shard_in_the_layout_before_chunks_is_rebuilt_once(conn: RedisConn) {
+    let settings = settings(1);
+    let mut raw = conn.clone();
+    let legacy = format!("{}sla:{{sla-0}}:due", settings.key_prefix);
+    redis::cmd("ZADD")
+        .arg(&legacy)
+        .arg(100)
+        .arg("old-clock")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let q = DeadlineQueue::Redis(RedisQueue::new(conn, &settings));
+    assert!(q.check_lost().await.unwrap());
+    assert!(!q.check_lost().await.unwrap());
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&legacy)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!exists);
+    assert!(q.claim(1_000, 10, 1_000).await.unwrap().is_empty());
 }
 
 /// A handler that counts what it fires, and when: the queue's view of "exactly once".
