@@ -165,7 +165,7 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
     assert!(stats.contains("1 scheduled"), "{stats}");
     let mut redis = aftersales_testkit::redis_connection().await.unwrap();
     // One marker per shard; the rebuild request deletes them all, the worker sets them again.
-    let marker = format!("{}dispatch:{{dispatch-0}}:intact", env.prefix);
+    let marker = format!("{}dispatch:{{dispatch-0}}:ready", env.prefix);
     env.admin_ok(&["sla", "rebuild", "--service", "dispatch"]);
     let mut rebuilt = false;
     for _ in 0..50 {

@@ -115,7 +115,7 @@ async fn sla_clocks_fire_once_through_the_binary_on_a_redis_cluster_across_a_fai
     let mut holders = 0;
     for (_, mut conn) in aftersales_testkit::redis_cluster_masters().await.unwrap() {
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}sla:*:due"))
+            .arg(format!("{prefix}sla:*:idx"))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -129,7 +129,7 @@ async fn sla_clocks_fire_once_through_the_binary_on_a_redis_cluster_across_a_fai
         .unwrap();
     let slot: u16 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
-        .arg(format!("{prefix}sla:{{sla-0}}:due"))
+        .arg(format!("{prefix}sla:{{sla-0}}:idx"))
         .query_async(&mut cluster)
         .await
         .unwrap();
