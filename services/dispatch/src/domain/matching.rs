@@ -41,6 +41,8 @@ pub struct Ranked {
     pub partner_id: String,
     pub score: f64,
     pub distance_km: Option<f64>,
+    /// Its offers taken today as ranked (read without a lock).
+    pub taken_today: u32,
 }
 
 /// Why nobody could take the job, for the dispatcher who must step in.
@@ -103,6 +105,7 @@ pub fn rank(needs: &JobNeeds<'_>, candidates: &[Candidate]) -> Result<Vec<Ranked
                 partner_id: c.partner.id.clone(),
                 score: score(c, distance_km),
                 distance_km,
+                taken_today: c.taken_today,
             });
         }
     }

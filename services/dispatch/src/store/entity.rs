@@ -166,3 +166,27 @@ pub mod partner_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod offer_load {
+    use sea_orm::entity::prelude::*;
+
+    /// Offers taken (open or accepted) per partner, quarter hour of their making, and
+    /// slot: concurrent offers to one partner add to different slots, so they do not
+    /// queue on one row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "offer_load")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub partner_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub bucket: ChronoDateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub slot: i32,
+        pub taken: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

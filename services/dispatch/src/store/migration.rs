@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddContactKeyId),
             Box::new(MoveContactReadsToAuditRecords),
+            Box::new(CreateOfferLoad),
         ]
     }
 }
@@ -292,6 +293,91 @@ impl MigrationTrait for MoveContactReadsToAuditRecords {
     }
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}
+
+/// Counters of offers taken per partner and quarter hour (`store::load`), kept by a
+/// trigger on `offers` (PostgreSQL) and filled from the open and accepted offers of the
+/// last two days: no partner's day reaches further back, so older quarters are never
+/// summed. Creating the trigger locks `offers` against writes until this migration's
+/// transaction commits, so no offer is counted twice or missed. SQLite gets the table
+/// only: there the offers are counted.
+struct CreateOfferLoad;
+
+impl MigrationName for CreateOfferLoad {
+    fn name(&self) -> &str {
+        "m20261202_000034_create_offer_load"
+    }
+}
+
+/// Adds `delta` to the counter of `partner_id` for the quarter hour of `offered_at`, on
+/// the row of this connection's slot.
+const ADD_TO_COUNTER: &str = "INSERT INTO offer_load (partner_id, bucket, slot, taken) \
+     VALUES ($1, to_timestamp(floor(extract(epoch FROM $2) / 900) * 900), \
+     pg_backend_pid() % 64, $3) \
+     ON CONFLICT (partner_id, bucket, slot) DO UPDATE SET taken = offer_load.taken + EXCLUDED.taken";
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOfferLoad {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use sea_orm::{ConnectionTrait, DbBackend};
+
+        m.create_table(
+            Table::create()
+                .table("offer_load")
+                .if_not_exists()
+                .col(text("partner_id"))
+                .col(ts("bucket"))
+                .col(ColumnDef::new("slot").integer().not_null())
+                .col(ColumnDef::new("taken").big_integer().not_null())
+                .primary_key(Index::create().col("partner_id").col("bucket").col("slot"))
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let add = |partner: &str, at: &str, delta: &str| {
+            ADD_TO_COUNTER
+                .replace("$1", partner)
+                .replace("$2", at)
+                .replace("$3", delta)
+        };
+        db.execute_unprepared(&format!(
+            "CREATE OR REPLACE FUNCTION offer_load_track() RETURNS trigger AS $body$ \
+             BEGIN \
+               IF TG_OP = 'UPDATE' AND OLD.status IN ('open', 'accepted') THEN {}; END IF; \
+               IF NEW.status IN ('open', 'accepted') THEN {}; END IF; \
+               RETURN NULL; \
+             END $body$ LANGUAGE plpgsql",
+            add("OLD.partner_id", "OLD.offered_at", "-1"),
+            add("NEW.partner_id", "NEW.offered_at", "1"),
+        ))
+        .await?;
+        db.execute_unprepared(
+            "CREATE TRIGGER offers_insert_load AFTER INSERT ON offers \
+             FOR EACH ROW EXECUTE FUNCTION offer_load_track()",
+        )
+        .await?;
+        // Only a change of status (or, were it ever written, of partner or time) moves a
+        // count; saving a job rewrites its offers' status unchanged.
+        db.execute_unprepared(
+            "CREATE TRIGGER offers_update_load AFTER UPDATE ON offers FOR EACH ROW \
+             WHEN (OLD.status IS DISTINCT FROM NEW.status \
+               OR OLD.partner_id IS DISTINCT FROM NEW.partner_id \
+               OR OLD.offered_at IS DISTINCT FROM NEW.offered_at) \
+             EXECUTE FUNCTION offer_load_track()",
+        )
+        .await?;
+        db.execute_unprepared(
+            "INSERT INTO offer_load (partner_id, bucket, slot, taken) \
+             SELECT partner_id, to_timestamp(floor(extract(epoch FROM offered_at) / 900) * 900), 0, count(*) \
+             FROM offers WHERE status IN ('open', 'accepted') AND offered_at >= now() - interval '2 days' \
+             GROUP BY 1, 2",
+        )
+        .await?;
         Ok(())
     }
 }

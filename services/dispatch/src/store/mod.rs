@@ -4,14 +4,17 @@
 //!
 //! Lock order, the same in every transaction of the service, so none can deadlock: job
 //! rows before partner rows; several jobs by id; partners either one at a time (a
-//! savepoint unlocks a partner found full before the next is tried) or all at once by id
-//! ([`lock_partners`]).
+//! savepoint unlocks a partner found full before the next is tried; the lock is shared
+//! while the partner is far from its capacity, see [`lock_partner`]) or all at once by id
+//! ([`lock_partners`]). Offers' counters (`load`) are written after every partner lock a
+//! transaction takes, by the trigger on `offers`.
 
 mod batch;
 mod entity;
 mod facts;
 mod jobs;
 mod keys;
+mod load;
 pub mod migration;
 mod partners;
 mod settlements;
@@ -25,7 +28,11 @@ pub use jobs::{
     quote_job_id, repeated_job, save_job, visit_deadlines,
 };
 pub use keys::{end_key, get_key, insert_key, key_by_hash, keys_of};
-pub use partners::{get_partner, list_partners, lock_partners, partners_covering, save_partner};
+pub use load::taken_since;
+pub use partners::{
+    PartnerLock, get_partner, list_partners, lock_partner, lock_partners,
+    partner_versions_covering, partners_by_id, partners_covering, save_partner,
+};
 pub use settlements::{get_settlement, list_settlements, save_settlement, settlement_of};
 
 fn lock_if_postgres<C: ConnectionTrait, Q: QuerySelect>(conn: &C, query: Q, lock: bool) -> Q {

@@ -2,8 +2,10 @@
 
 use aftersales_platform::db::{from_json, to_json};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
 use super::{
@@ -74,6 +76,70 @@ pub async fn get_partner<C: ConnectionTrait>(
         .await?
         .map(|row| from_json("partner", &row.body))
         .transpose()
+}
+
+/// How a placement holds a partner's row until its transaction ends (PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerLock {
+    /// Shared with other placements; keeps out changes and exclusive holders.
+    Shared,
+    Exclusive,
+}
+
+/// Locks one partner's row; answers its version, `None` when there is no such partner.
+pub async fn lock_partner<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    how: PartnerLock,
+) -> Result<Option<i64>, DbErr> {
+    let query = partner::Entity::find_by_id(id.to_owned())
+        .select_only()
+        .column(partner::Column::Version);
+    let query = match how {
+        PartnerLock::Exclusive => lock_if_postgres(conn, query, true),
+        PartnerLock::Shared if conn.get_database_backend() == DbBackend::Postgres => {
+            query.lock_shared()
+        }
+        PartnerLock::Shared => query,
+    };
+    query.into_tuple::<i64>().one(conn).await
+}
+
+/// The partners with these ids, in id order.
+pub async fn partners_by_id<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+) -> Result<Vec<Partner>, DbErr> {
+    partner::Entity::find()
+        .filter(partner::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .order_by_asc(partner::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| from_json("partner", &row.body))
+        .collect()
+}
+
+/// `(id, version)` of every partner covering a region, in id order, in one query: what
+/// tells a cache of partners which entries still hold.
+pub async fn partner_versions_covering<C: ConnectionTrait>(
+    conn: &C,
+    region_code: &str,
+) -> Result<Vec<(String, i64)>, DbErr> {
+    let covering = Query::select()
+        .column(partner_region::Column::PartnerId)
+        .from(partner_region::Entity)
+        .and_where(Expr::col(partner_region::Column::RegionCode).eq(region_code))
+        .to_owned();
+    partner::Entity::find()
+        .select_only()
+        .column(partner::Column::Id)
+        .column(partner::Column::Version)
+        .filter(partner::Column::Id.in_subquery(covering))
+        .order_by_asc(partner::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await
 }
 
 /// Locks the partners, in id order, until the transaction ends (PostgreSQL): what a

@@ -1,7 +1,7 @@
 //! Placing a job with a partner: the candidates covering its region with what the store
 //! knows of their day and record, the ranking, and the offer to the best one that still
-//! has room today, counted again under the partner's lock so concurrent dispatches never
-//! push a partner past its capacity.
+//! has room today, counted again under the partner's lock (`capacity`) so concurrent
+//! dispatches never push a partner past its capacity.
 
 use std::{
     collections::HashMap,
@@ -10,7 +10,7 @@ use std::{
 };
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 
 use crate::{
     domain::{
@@ -105,22 +105,12 @@ impl DispatchCore {
             Ranking::Nobody(reason) => return Ok(agg.unassign(reason, now)?),
         };
         for best in &ranked {
-            let attempt = txn.begin().await?;
-            let Some(partner) = store::get_partner(&attempt, &best.partner_id, true).await? else {
-                attempt.rollback().await?;
-                continue;
-            };
-            let since = start_of_day(&partner, now);
-            let taken =
-                store::offers_taken_since(&attempt, std::slice::from_ref(&partner.id), since)
-                    .await?
-                    .first()
-                    .map_or(0, |(_, n)| *n);
-            if taken < i64::from(partner.spec.daily_capacity) {
-                attempt.commit().await?;
+            if self
+                .has_room(txn, &best.partner_id, best.taken_today, now)
+                .await?
+            {
                 return Ok(agg.offer_to(best, self.rules.offer_timeout, now)?);
             }
-            attempt.rollback().await?;
         }
         Ok(agg.unassign(
             "every eligible partner reached today's capacity meanwhile".into(),
@@ -136,7 +126,7 @@ impl DispatchCore {
         agg: &JobAggregate,
         now: DateTime<Utc>,
     ) -> Result<Vec<Candidate>, DispatchError> {
-        let partners = store::partners_covering(conn, &agg.job.region_code).await?;
+        let partners = self.covering_partners(conn, &agg.job.region_code).await?;
         if partners.is_empty() {
             return Ok(Vec::new());
         }
@@ -151,7 +141,7 @@ impl DispatchCore {
         }
         let mut taken: HashMap<String, i64> = HashMap::new();
         for (since, group) in &day_starts {
-            taken.extend(store::offers_taken_since(conn, group, *since).await?);
+            taken.extend(store::taken_since(conn, group, *since).await?);
         }
         let active: HashMap<String, i64> = store::active_jobs(conn, &ids)
             .await?
@@ -200,6 +190,22 @@ impl DispatchCore {
         if stale.is_empty() {
             return Ok(known);
         }
+        // One refresh at a time: the dispatches that find the same records stale wait for
+        // it instead of each reading months of history.
+        let _refreshing = self.quality_refresh.lock().await;
+        {
+            let cache = self.quality.lock().unwrap_or_else(PoisonError::into_inner);
+            stale.retain(|p| match cache.get(&p.id) {
+                Some((at, q)) if fresh(at) => {
+                    known.insert(p.id.clone(), *q);
+                    false
+                }
+                _ => true,
+            });
+        }
+        if stale.is_empty() {
+            return Ok(known);
+        }
         let ids: Vec<String> = stale.iter().map(|p| p.id.clone()).collect();
         let from = now - Duration::days(RANKING_HISTORY_DAYS);
         let offers = store::offer_facts(conn, &ids, from, now).await?;
@@ -215,7 +221,7 @@ impl DispatchCore {
 }
 
 /// When the partner's current day began, in its own time zone.
-fn start_of_day(partner: &Partner, now: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn start_of_day(partner: &Partner, now: DateTime<Utc>) -> DateTime<Utc> {
     let Ok(tz) = partner.spec.tz() else {
         return now - Duration::hours(24);
     };

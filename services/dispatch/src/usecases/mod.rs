@@ -10,6 +10,7 @@
 //!
 //! May depend on `domain`, `store` and `events`; never on `api` or protobuf.
 
+mod capacity;
 mod contacts;
 mod deadlines;
 mod dispatching;
@@ -35,6 +36,7 @@ use crate::{
     domain::{
         Actor, OfferStatus,
         job::{JobAggregate, JobEvent, JobView, VisitTargets},
+        partner::Partner,
     },
     error::{DispatchError, not_found},
     events, store,
@@ -63,13 +65,20 @@ impl DispatchRules {
 }
 
 /// The dispatch service's core: the pipeline every command runs through, the rules, the
-/// vault customers' contacts are sealed with, and the partners' ranking records.
+/// vault customers' contacts are sealed with, and what dispatching keeps between jobs
+/// (partners' ranking records, parsed partners).
 pub struct DispatchCore {
     pipeline: Pipeline<DispatchDeadline>,
     rules: DispatchRules,
     vault: Vault,
     /// Ranking record per partner and when it was computed.
     quality: Mutex<HashMap<String, (Instant, f64)>>,
+    /// Held while ranking records are recomputed.
+    quality_refresh: tokio::sync::Mutex<()>,
+    /// Partners as last parsed, checked against their version before use.
+    partners: Mutex<HashMap<String, Partner>>,
+    /// PostgreSQL's `max_connections`, read at the first placement (see `capacity`).
+    max_connections: tokio::sync::OnceCell<i64>,
 }
 
 /// What a job command produced besides the changed job.
@@ -96,6 +105,9 @@ impl DispatchCore {
             rules,
             vault,
             quality: Mutex::default(),
+            quality_refresh: tokio::sync::Mutex::default(),
+            partners: Mutex::default(),
+            max_connections: tokio::sync::OnceCell::new(),
         }
     }
 

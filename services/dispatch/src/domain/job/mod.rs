@@ -471,6 +471,7 @@ mod fixtures {
             partner_id: id.into(),
             score: 0.9,
             distance_km: Some(1.0),
+            taken_today: 0,
         }
     }
 }
