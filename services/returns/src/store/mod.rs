@@ -5,6 +5,7 @@
 mod batch;
 mod entity;
 pub mod migration;
+mod reads;
 
 use aftersales_platform::db::{from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
@@ -22,6 +23,7 @@ use crate::domain::{
 };
 pub use batch::{load_aggregates, save_aggregates};
 use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
+pub use reads::get_returns;
 
 fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
     let r = &agg.rma;

@@ -20,7 +20,7 @@ pub mod policies;
 pub mod refunds;
 pub mod requests;
 
-use aftersales_platform::pii::masked;
+use aftersales_platform::{coalesce::Coalescer, pii::masked};
 use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
@@ -41,6 +41,11 @@ use deadlines::ReturnsDeadline;
 
 /// A command of the returns service.
 type Cmd = Command<ReturnsDeadline>;
+
+/// Batch reads of returns in flight at once, each holding a pooled connection.
+const READ_LANES: usize = 4;
+/// Returns read by one batch at most.
+const READ_BATCH: usize = 64;
 
 /// What a rule produced besides the changed return.
 #[derive(Debug, Default)]
@@ -69,8 +74,8 @@ impl From<(Vec<ReturnEvent>, Vec<StockMovement>)> for Changes {
     }
 }
 
-/// The returns service's core: the pipeline every command runs through and the ports
-/// and settings its rules need.
+/// The returns service's core: the pipeline every command runs through, the ports and
+/// settings its rules need, and GetReturn's batched reader.
 pub struct ReturnsCore {
     pipeline: Pipeline<ReturnsDeadline>,
     carriers: Carriers,
@@ -78,6 +83,8 @@ pub struct ReturnsCore {
     targets: StepTargets,
     /// When the worker pays a refund whose first attempt was never recorded.
     refund_safety_net: Duration,
+    /// GetReturn's reads, batched while the database is busy.
+    returns_by_id: Coalescer<String, ReturnAggregate>,
 }
 
 impl ReturnsCore {
@@ -88,7 +95,13 @@ impl ReturnsCore {
         targets: StepTargets,
         refund_safety_net: Duration,
     ) -> Self {
+        let reader = pipeline.db().clone();
+        let returns_by_id = Coalescer::spawn(READ_LANES, READ_BATCH, move |ids: Vec<String>| {
+            let db = reader.clone();
+            async move { store::get_returns(&db, &ids).await }
+        });
         Self {
+            returns_by_id,
             pipeline,
             carriers,
             payments,

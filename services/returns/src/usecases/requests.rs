@@ -77,8 +77,11 @@ impl ReturnsCore {
         self.get_return(id).await
     }
 
+    /// The return as it is: read by a query that starts after this call, batched with
+    /// the reads that arrive while the database is busy.
     pub async fn get_return(&self, id: &str) -> Result<ReturnAggregate, ReturnsError> {
-        store::load_aggregate(self.db(), id, false)
+        self.returns_by_id
+            .get(id.to_owned())
             .await?
             .ok_or_else(|| not_found("return", id))
     }
