@@ -67,13 +67,13 @@ impl TicketService for TicketsApi {
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
         let (filter, cursor, size) = request::list_tickets(request.get_ref())?;
-        let (tickets, next) = self
+        let page = self
             .core
             .list_tickets(&filter, cursor.as_deref(), size)
             .await?;
         Ok(Response::new(pb::ListTicketsResponse {
-            tickets: tickets.iter().map(proto::ticket).collect(),
-            next_page_token: next.as_deref().map(encode_cursor).unwrap_or_default(),
+            tickets: page.tickets().iter().map(proto::ticket).collect(),
+            next_page_token: page.next.as_deref().map(encode_cursor).unwrap_or_default(),
         }))
     }
 

@@ -4,7 +4,7 @@
 use super::{Category, Severity, Status};
 
 /// Which tickets a listing shows; `None` fields do not filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TicketFilter {
     pub status: Option<Status>,
     pub severity: Option<Severity>,

@@ -1,12 +1,14 @@
 //! Opening a ticket (keyed by the caller's idempotency key, matched to the current SLA
 //! policy, its clocks started at once) and reading tickets: one by id through the batched
-//! reader, pages of a listing. Also the customer tiers care publishes, which a ticket
-//! opened without a tier is matched by.
+//! reader, pages of a listing through theirs. Also the customer tiers care publishes,
+//! which a ticket opened without a tier is matched by.
 
-use aftersales_platform::idempotency::Idempotency;
+use std::{collections::HashMap, sync::Arc};
+
+use aftersales_platform::{coalesce::Coalescer, idempotency::Idempotency};
 use aftersales_runtime::command::{Begun, Remembered};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::{
     domain::{
@@ -22,6 +24,64 @@ use crate::{
 use super::{Audit, TicketsCore, masked, not_found, record, replayed};
 
 const CREATE_SCOPE: &str = "tickets.CreateTicket";
+/// Listing queries in flight at once (their distinct queries run side by side).
+const PAGE_LANES: usize = 4;
+/// Listings answered by one round at most.
+const PAGE_BATCH: usize = 64;
+
+/// One listing query: the filter, the cursor, and how many rows to read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct PageQuery {
+    filter: TicketFilter,
+    before_id: Option<String>,
+    limit: u64,
+}
+
+/// The listings asked while earlier ones are in the database wait together; each
+/// distinct query of the round is read once, by a query that starts after every one of
+/// its askers arrived, and its rows are shared by them.
+pub(super) fn page_reader(db: DatabaseConnection) -> Coalescer<PageQuery, Arc<Vec<Ticket>>> {
+    Coalescer::spawn(PAGE_LANES, PAGE_BATCH, move |queries: Vec<PageQuery>| {
+        let db = db.clone();
+        async move {
+            let reads: Vec<_> = queries
+                .into_iter()
+                .map(|q| {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        let rows =
+                            store::list_tickets(&db, &q.filter, q.before_id.as_deref(), q.limit)
+                                .await?;
+                        Ok::<_, DbErr>((q, Arc::new(rows)))
+                    })
+                })
+                .collect();
+            let mut pages = HashMap::with_capacity(reads.len());
+            for read in reads {
+                let (q, rows) = read
+                    .await
+                    .map_err(|e| DbErr::Custom(format!("a listing read stopped: {e}")))??;
+                pages.insert(q, rows);
+            }
+            Ok(pages)
+        }
+    })
+}
+
+/// A page of a listing, newest first, and the cursor of the next page if there is one.
+/// The rows may be shared with other callers that asked the same.
+#[derive(Debug, Clone)]
+pub struct TicketPage {
+    rows: Arc<Vec<Ticket>>,
+    len: usize,
+    pub next: Option<String>,
+}
+
+impl TicketPage {
+    pub fn tickets(&self) -> &[Ticket] {
+        &self.rows[..self.len]
+    }
+}
 
 impl TicketsCore {
     /// Opens a ticket, its free text masked. A retry with the same key answers with the
@@ -97,12 +157,19 @@ impl TicketsCore {
         filter: &TicketFilter,
         before_id: Option<&str>,
         page_size: u64,
-    ) -> Result<(Vec<Ticket>, Option<String>), TicketsError> {
-        let mut tickets = store::list_tickets(self.db(), filter, before_id, page_size + 1).await?;
-        let next = (tickets.len() as u64 > page_size).then(|| {
-            tickets.truncate(page_size as usize);
-            tickets.last().map(|t| t.id.clone())
-        });
-        Ok((tickets, next.flatten()))
+    ) -> Result<TicketPage, TicketsError> {
+        let query = PageQuery {
+            filter: filter.clone(),
+            before_id: before_id.map(str::to_owned),
+            limit: page_size + 1,
+        };
+        let rows = self.ticket_pages.get(query).await?.unwrap_or_default();
+        let len = rows
+            .len()
+            .min(usize::try_from(page_size).unwrap_or(usize::MAX));
+        let next = (rows.len() > len)
+            .then(|| len.checked_sub(1).map(|last| rows[last].id.clone()))
+            .flatten();
+        Ok(TicketPage { rows, len, next })
     }
 }

@@ -20,7 +20,7 @@ mod handling;
 mod policies;
 mod replies;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::masked};
@@ -28,6 +28,7 @@ use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
+pub use create::TicketPage;
 pub use deadlines::TicketsDeadline;
 
 use crate::{
@@ -52,12 +53,14 @@ const READ_LANES: usize = 4;
 const READ_BATCH: usize = 64;
 
 /// The tickets service's core: the pipeline every command runs through, the policies it
-/// judges tickets by, and GetTicket's batched reader.
+/// judges tickets by, and the batched readers of GetTicket and ListTickets.
 pub struct TicketsCore {
     pipeline: Pipeline<TicketsDeadline>,
     policies: PolicyCache,
     /// GetTicket's reads, batched while the database is busy.
     tickets_by_id: Coalescer<String, Ticket>,
+    /// ListTickets' pages: the same listing asked while the database is busy is read once.
+    ticket_pages: Coalescer<create::PageQuery, Arc<Vec<Ticket>>>,
 }
 
 impl TicketsCore {
@@ -70,10 +73,12 @@ impl TicketsCore {
                 Ok(tickets.into_iter().map(|t| (t.id.clone(), t)).collect())
             }
         });
+        let ticket_pages = create::page_reader(pipeline.db().clone());
         Self {
             pipeline,
             policies: PolicyCache::default(),
             tickets_by_id,
+            ticket_pages,
         }
     }
 
