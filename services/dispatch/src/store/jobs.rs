@@ -5,7 +5,7 @@ use aftersales_platform::db::{from_json, to_json};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    QuerySelect,
 };
 
 use super::{
@@ -19,7 +19,7 @@ use crate::domain::{
     quote::Quote,
 };
 
-fn job_row(agg: &JobAggregate) -> Result<job::ActiveModel, DbErr> {
+pub(super) fn job_row(agg: &JobAggregate) -> Result<job::ActiveModel, DbErr> {
     let j = &agg.job;
     Ok(job::ActiveModel {
         id: Set(j.id.clone()),
@@ -49,7 +49,7 @@ fn contact_key_id(j: &Job) -> Option<String> {
     }
 }
 
-fn offer_row(o: &Offer) -> Result<offer::ActiveModel, DbErr> {
+pub(super) fn offer_row(o: &Offer) -> Result<offer::ActiveModel, DbErr> {
     Ok(offer::ActiveModel {
         id: Set(o.id.clone()),
         job_id: Set(o.job_id.clone()),
@@ -61,7 +61,7 @@ fn offer_row(o: &Offer) -> Result<offer::ActiveModel, DbErr> {
     })
 }
 
-fn quote_row(q: &Quote) -> Result<quote::ActiveModel, DbErr> {
+pub(super) fn quote_row(q: &Quote) -> Result<quote::ActiveModel, DbErr> {
     Ok(quote::ActiveModel {
         id: Set(q.id.clone()),
         job_id: Set(q.job_id.clone()),
@@ -74,54 +74,7 @@ fn quote_row(q: &Quote) -> Result<quote::ActiveModel, DbErr> {
 
 /// Inserts or updates a job with its offers and quotes.
 pub async fn save_job<C: ConnectionTrait>(conn: &C, agg: &JobAggregate) -> Result<(), DbErr> {
-    job::Entity::insert(job_row(agg)?)
-        .on_conflict(
-            OnConflict::column(job::Column::Id)
-                .update_columns([
-                    job::Column::Status,
-                    job::Column::PartnerId,
-                    job::Column::AcceptedAt,
-                    job::Column::CompletedAt,
-                    job::Column::VisitWatchAt,
-                    job::Column::ContactKeyId,
-                    job::Column::Body,
-                    job::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(conn)
-        .await?;
-    let offers = agg
-        .offers
-        .iter()
-        .map(offer_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    if !offers.is_empty() {
-        offer::Entity::insert_many(offers)
-            .on_conflict(
-                OnConflict::column(offer::Column::Id)
-                    .update_columns([offer::Column::Status, offer::Column::Body])
-                    .to_owned(),
-            )
-            .exec(conn)
-            .await?;
-    }
-    let quotes = agg
-        .quotes
-        .iter()
-        .map(quote_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    if !quotes.is_empty() {
-        quote::Entity::insert_many(quotes)
-            .on_conflict(
-                OnConflict::column(quote::Column::Id)
-                    .update_columns([quote::Column::Status, quote::Column::Body])
-                    .to_owned(),
-            )
-            .exec(conn)
-            .await?;
-    }
-    Ok(())
+    super::batch::save_jobs(conn, &[agg]).await
 }
 
 /// Offers and quotes of several jobs, each list oldest first.

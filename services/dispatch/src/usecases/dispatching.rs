@@ -27,6 +27,8 @@ use super::{DispatchCore, settlement::card_of};
 
 /// How far back a partner's record counts when ranking it.
 const RANKING_HISTORY_DAYS: i64 = 90;
+/// Why a job is left unassigned when every partner ranked for it was full once locked.
+pub(super) const ALL_FULL: &str = "every eligible partner reached today's capacity meanwhile";
 /// How long a computed ranking record is reused.
 const QUALITY_TTL: StdDuration = StdDuration::from_secs(60);
 
@@ -112,10 +114,7 @@ impl DispatchCore {
                 return Ok(agg.offer_to(best, self.rules.offer_timeout, now)?);
             }
         }
-        Ok(agg.unassign(
-            "every eligible partner reached today's capacity meanwhile".into(),
-            now,
-        )?)
+        Ok(agg.unassign(ALL_FULL.into(), now)?)
     }
 
     /// Every partner covering the job's region, with what the store knows of its day and
