@@ -41,26 +41,19 @@ local idx, dir, lease, count, chunk_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
 -- exact in Lua's doubles and wrapped to 32 bits by bit.tobit.
 local function hash(member)
   local h = bit.tobit(2166136261)
-  for i = 1, #member do
-    h = bit.bxor(h, string.byte(member, i))
+  local bytes = { string.byte(member, 1, -1) }
+  for i = 1, #bytes do
+    h = bit.bxor(h, bytes[i])
     h = bit.tobit(bit.lshift(h, 24) + h * 403)
   end
   return h
 end
--- The directory's length in slots, read once per script (a split keeps it current).
-local slots = nil
-local function directory_slots()
-  if not slots then slots = math.max(redis.call('STRLEN', dir), 1) end
-  return slots
-end
--- The chunk that serves a hash: its name (depth.number) and depth. No directory yet
+-- The directory, read once per script and again after a split changed it. None yet
 -- means one chunk of depth 0.
+local directory = nil
 local function chunk_of(h)
-  local depth = 0
-  if directory_slots() > 1 or redis.call('EXISTS', dir) == 1 then
-    local slot = bit.band(h, directory_slots() - 1)
-    depth = string.byte(redis.call('GETRANGE', dir, slot, slot))
-  end
+  if not directory then directory = redis.call('GET', dir) or '\0' end
+  local depth = string.byte(directory, bit.band(h, #directory - 1) + 1)
   return depth .. '.' .. bit.band(h, bit.lshift(1, depth) - 1), depth
 end
 -- Sets a chunk's index entry to its earliest instant, or removes it when empty.
@@ -71,21 +64,20 @@ local function reindex(name)
 end
 "#;
 
-/// Adds or moves members, keeping the earlier instant (`ZADD LT`); splits a full chunk
-/// before adding to it. `ARGV[2]` is the chunk size, then pairs of instant and member.
+/// Adds or moves members, keeping the earlier instant (`ZADD LT`); a chunk that reaches
+/// the chunk size splits, so none ever holds more. `ARGV[2]` is the chunk size, then
+/// pairs of instant and member.
 const SCHEDULE_LUA: &str = r#"
 local size = tonumber(ARGV[2])
+-- The earliest instant this call added per chunk, indexed once at the end.
+local earliest = {}
 -- Splits chunk `depth.number` on hash bit `depth`: members with the bit set move to
 -- chunk `depth+1.number+2^depth`, the rest to `depth+1.number`. The directory doubles
 -- first when the chunk is as deep as it; then the slots that served the chunk learn
 -- their new depth (the two halves tell them apart by that bit).
 local function split(depth, number)
-  if redis.call('EXISTS', dir) == 0 then redis.call('SET', dir, '\0') end
-  if bit.lshift(1, depth) >= directory_slots() then
-    redis.call('APPEND', dir, redis.call('GET', dir))
-    slots = directory_slots() * 2
-  end
-  local old = chunk_prefix .. depth .. '.' .. number
+  local old_name = depth .. '.' .. number
+  local old = chunk_prefix .. old_name
   local low = (depth + 1) .. '.' .. number
   local high = (depth + 1) .. '.' .. (number + bit.lshift(1, depth))
   local members = redis.call('ZRANGE', old, 0, -1, 'WITHSCORES')
@@ -97,32 +89,41 @@ local function split(depth, number)
       names[#names + 1] = members[i]
     end
   end
-  redis.call('ZREM', idx, depth .. '.' .. number)
-  if #members > 0 then redis.call('RENAME', old, chunk_prefix .. low) end
+  redis.call('ZREM', idx, old_name)
+  earliest[old_name] = nil
+  redis.call('RENAME', old, chunk_prefix .. low)
   if #names > 0 then
     redis.call('ZADD', chunk_prefix .. high, unpack(moving))
     redis.call('ZREM', chunk_prefix .. low, unpack(names))
   end
-  for slot = number, directory_slots() - 1, bit.lshift(1, depth) do
+  local current = redis.call('GET', dir) or '\0'
+  if bit.lshift(1, depth) >= #current then
+    redis.call('SET', dir, current .. current)
+  end
+  local slots = math.max(#current, bit.lshift(2, depth))
+  for slot = number, slots - 1, bit.lshift(1, depth) do
     redis.call('SETRANGE', dir, slot, string.char(depth + 1))
   end
+  directory = nil
   reindex(low)
   reindex(high)
 end
 local added = 0
 for i = 3, #ARGV, 2 do
-  local due, member = ARGV[i], ARGV[i + 1]
+  local due, member = tonumber(ARGV[i]), ARGV[i + 1]
   local h = hash(member)
   local name, depth = chunk_of(h)
-  -- A member already there is moved in place; a new one needs room. A split may send
-  -- every member one way, so split until the chunk has room (past depth 24 a chunk
-  -- just grows: that takes 129 members with one 24-bit hash).
-  while depth < 24 and not redis.call('ZSCORE', chunk_prefix .. name, member)
-      and redis.call('ZCARD', chunk_prefix .. name) >= size do
+  local new = redis.call('ZADD', chunk_prefix .. name, 'LT', due, member)
+  added = added + new
+  -- Full: split now (past depth 24 a chunk just grows; that takes 128 members sharing
+  -- one 24-bit hash). The split indexes both halves exactly.
+  if new == 1 and depth < 24 and redis.call('ZCARD', chunk_prefix .. name) >= size then
     split(depth, bit.band(h, bit.lshift(1, depth) - 1))
-    name, depth = chunk_of(h)
+  elseif not earliest[name] or due < earliest[name] then
+    earliest[name] = due
   end
-  added = added + redis.call('ZADD', chunk_prefix .. name, 'LT', due, member)
+end
+for name, due in pairs(earliest) do
   redis.call('ZADD', idx, 'LT', due, name)
 end
 if added > 0 then redis.call('INCRBY', count, added) end
@@ -131,14 +132,15 @@ return added
 
 /// Removes members (`ARGV[2..]`) from their chunks.
 const CANCEL_LUA: &str = r#"
-local removed = 0
+local removed, touched = 0, {}
 for i = 2, #ARGV do
   local name = chunk_of(hash(ARGV[i]))
   if redis.call('ZREM', chunk_prefix .. name, ARGV[i]) == 1 then
     removed = removed + 1
-    reindex(name)
+    touched[name] = true
   end
 end
+for name in pairs(touched) do reindex(name) end
 if removed > 0 then redis.call('DECRBY', count, removed) end
 return removed
 "#;
