@@ -196,10 +196,14 @@ fn reschedule(cmd: &mut Cmd, agg: &JobAggregate) {
         let at = (offer.status == OfferStatus::Open).then_some(offer.expires_at);
         cmd.reschedule(DispatchDeadline::Offer(offer.id.clone()), at);
     }
-    cmd.reschedule(
-        DispatchDeadline::Visit(agg.job.id.clone()),
-        agg.visit_watch(),
-    );
+    // A job never accepted has no visit due and so never had its visit scheduled: nothing
+    // to take off the queue (a round trip to Redis saved on every job created or offered).
+    if agg.job.visit_due_at.is_some() {
+        cmd.reschedule(
+            DispatchDeadline::Visit(agg.job.id.clone()),
+            agg.visit_watch(),
+        );
+    }
 }
 
 /// The id a keyed command remembered (its aggregate's).
