@@ -1,8 +1,16 @@
 //! Deadlines of the real services, fired by their real handlers: returns step deadlines,
-//! dispatch offer lapses and care follow-ups. For each service, deadlines come due at a
-//! steady rate while it runs; a deadline's lateness is the handler's own "now" minus its
-//! due time, both read back from the service's database. Then a backlog comes due while
-//! the service is stopped, and the restarted service's catch-up rate is measured.
+//! dispatch offer lapses, care follow-ups and tickets' SLA clocks. For each service,
+//! deadlines come due at a steady rate while it runs; a deadline's lateness is the
+//! handler's own "now" minus its due time, both read back from the service's database.
+//! Then a backlog comes due while the service is stopped, and the restarted service's
+//! catch-up rate is measured.
+//!
+//! The services run with the deadline worker's production settings (`SLA_BATCH`'s
+//! default claim size), and the catch-up backlog is [`CATCH_UP_SCALE`] times the plan's,
+//! so a rate of thousands per second takes seconds to drain rather than a fraction of one
+//! (where the service's start would dominate). Care's backlog is made by its event
+//! consumer, one resolution per transaction, so it is smaller and given longer to come
+//! due: the measurement is of firing, not of consuming.
 
 use std::{
     sync::Arc,
@@ -18,12 +26,15 @@ use aftersales_protos::{
     dispatch::v1::{self as dispatch_pb, dispatch_service_client::DispatchServiceClient},
     events::v1::{EventEnvelope, TicketResolved, event_envelope::Payload, type_name},
     returns::v1::return_service_client::ReturnServiceClient,
+    tickets::v1::{self as tickets_pb, ticket_service_client::TicketServiceClient},
 };
 use aftersales_returns::{
     app::{ReturnsApp, ReturnsConfig},
     domain::rma::StepTargets,
     ports::SimulatedPayments,
 };
+use aftersales_runtime::ServiceSettings;
+use aftersales_tickets::app::TicketsApp;
 use futures::{StreamExt, future::BoxFuture};
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -37,6 +48,14 @@ use crate::{home::Home, sla::Firing};
 const OFFERS_PER_JOB: u32 = 2;
 /// Calls in flight while the backlog is made.
 const BACKLOG_CONCURRENCY: usize = 64;
+/// The catch-up backlog, in multiples of the plan's (care's: [`CARE_CATCH_UP_SCALE`]).
+const CATCH_UP_SCALE: u64 = 10;
+const CARE_CATCH_UP_SCALE: u64 = 2;
+/// Members the worker claims per round trip: `SLA_BATCH`'s default in production.
+const CLAIM_BATCH: usize = 256;
+/// Resolution target of the tickets measured: far beyond any run, so only their
+/// first-response clocks come due.
+const RESOLUTION_SECS: u64 = 30 * 86_400;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -86,12 +105,43 @@ enum Service {
     Returns,
     Dispatch,
     Care,
+    Tickets,
 }
 
 async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?)
+}
+
+/// The settings a service under measurement runs with: the home's, claiming as many
+/// members per round trip as production does.
+fn settings(home: &Home) -> ServiceSettings {
+    let mut settings = home.settings();
+    settings.worker.batch = CLAIM_BATCH;
+    settings
+}
+
+/// The policy every measured ticket gets: a first response due `due_in` after creation,
+/// breached and escalated when missed.
+fn clock_policy(due_in: chrono::Duration) -> tickets_pb::UpsertSlaPolicyRequest {
+    let target = |seconds: u64| {
+        Some(tickets_pb::SlaTarget {
+            seconds,
+            calendar_id: String::new(),
+        })
+    };
+    tickets_pb::UpsertSlaPolicyRequest {
+        policy: Some(tickets_pb::SlaPolicy {
+            id: "bench-clocks".into(),
+            name: "bench clocks".into(),
+            priority: 1,
+            first_response: target(due_in.num_seconds().max(1) as u64),
+            resolution: target(RESOLUTION_SECS),
+            escalate_on_breach: true,
+            ..Default::default()
+        }),
+    }
 }
 
 /// Runs a built service until its `Running` is stopped.
@@ -115,6 +165,7 @@ impl Service {
             Service::Returns => "returns",
             Service::Dispatch => "dispatch",
             Service::Care => "care",
+            Service::Tickets => "tickets",
         }
     }
 
@@ -123,6 +174,15 @@ impl Service {
             Service::Returns => "step deadline",
             Service::Dispatch => "offer acceptance",
             Service::Care => "follow-up due",
+            Service::Tickets => "SLA first-response clock",
+        }
+    }
+
+    /// The catch-up backlog and how long after its making it comes due.
+    fn catch_up(self, plan: Plan) -> (u64, Duration) {
+        match self {
+            Service::Care => (plan.backlog * CARE_CATCH_UP_SCALE, plan.due_in * 9),
+            _ => (plan.backlog * CATCH_UP_SCALE, plan.due_in * 3),
         }
     }
 
@@ -130,7 +190,7 @@ impl Service {
     fn things_per_sec(self, deadlines_per_sec: u32) -> u32 {
         match self {
             Service::Dispatch => (deadlines_per_sec / OFFERS_PER_JOB).max(1),
-            Service::Returns | Service::Care => deadlines_per_sec,
+            Service::Returns | Service::Care | Service::Tickets => deadlines_per_sec,
         }
     }
 
@@ -148,7 +208,7 @@ impl Service {
                     inspection: due_in,
                     refund: due_in,
                 };
-                let app = ReturnsApp::build(home.settings(), config, bus, queue).await?;
+                let app = ReturnsApp::build(settings(home), config, bus, queue).await?;
                 let db = app.core().db().clone();
                 let channel = connect(app.local_addr()).await?;
                 let (stop, task) = spawn(|stop| app.run(stop));
@@ -171,7 +231,7 @@ impl Service {
             Service::Dispatch => {
                 let mut config = DispatchConfig::for_tests();
                 config.rules.offer_timeout = due_in;
-                let app = DispatchApp::build(home.settings(), config, bus, queue).await?;
+                let app = DispatchApp::build(settings(home), config, bus, queue).await?;
                 let db = app.core().db().clone();
                 let channel = connect(app.local_addr()).await?;
                 let (stop, task) = spawn(|stop| app.run(stop));
@@ -202,13 +262,39 @@ impl Service {
             Service::Care => {
                 let mut config = CareConfig::for_tests();
                 config.rules.follow_up_window = due_in;
-                let app = CareApp::build(home.settings(), config, bus.clone(), queue).await?;
+                let app = CareApp::build(settings(home), config, bus.clone(), queue).await?;
                 let db = app.core().db().clone();
                 let (stop, task) = spawn(|stop| app.run(stop));
                 // The tickets service resolving tickets, as care sees it: on the bus.
                 let make: Make = Arc::new(move |seq| {
                     let bus = bus.clone();
                     Box::pin(async move { bus.publish("tickets", &[resolved(seq)]).await.is_ok() })
+                });
+                Ok(Running {
+                    db,
+                    stop,
+                    task,
+                    make,
+                })
+            }
+            Service::Tickets => {
+                let app = TicketsApp::build(settings(home), bus, queue).await?;
+                let db = app.core().db().clone();
+                let channel = connect(app.local_addr()).await?;
+                let (stop, task) = spawn(|stop| app.run(stop));
+                if fresh {
+                    TicketServiceClient::new(channel.clone())
+                        .upsert_sla_policy(clock_policy(due_in))
+                        .await?;
+                }
+                let make: Make = Arc::new(move |_| {
+                    let mut client = TicketServiceClient::new(channel.clone());
+                    Box::pin(async move {
+                        client
+                            .create_ticket(crate::rpc::create_request(String::new()))
+                            .await
+                            .is_ok()
+                    })
                 });
                 Ok(Running {
                     db,
@@ -241,6 +327,11 @@ impl Service {
                  FROM follow_ups f JOIN outbox o \
                  ON o.subject_id = f.ticket_id AND o.event_type = 'care.FollowUpOverdue'"
             }
+            Service::Tickets => {
+                "SELECT CAST(EXTRACT(EPOCH FROM due_at) * 1000 AS BIGINT) AS due_ms, \
+                 CAST(EXTRACT(EPOCH FROM breached_at) * 1000 AS BIGINT) AS fired_ms \
+                 FROM sla_clocks WHERE state = 'breached'"
+            }
         }
     }
 
@@ -258,6 +349,9 @@ impl Service {
             Service::Care => format!(
                 "SELECT ({made} - (SELECT COUNT(*) FROM follow_ups)) + \
                  (SELECT COUNT(*) FROM follow_ups WHERE status = 'pending' AND due_at < {before}) AS n"
+            ),
+            Service::Tickets => format!(
+                "SELECT COUNT(*) AS n FROM sla_clocks WHERE state = 'running' AND due_at < {before}"
             ),
         }
     }
@@ -374,11 +468,14 @@ async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
     let due_span = span_ms(pairs.iter().map(|p| p.0)).as_secs_f64().max(0.001);
 
     // Catch-up: a backlog made just before the service stops comes due while it is down.
+    // Its deadlines are due later than the steady ones, so making the larger backlog is
+    // done before the first of them comes due.
+    let (backlog, due_in) = service.catch_up(plan);
     let home = Home::fresh().await?;
-    let running = service.start(&home, plan.due_in, true).await?;
+    let running = service.start(&home, due_in, true).await?;
     let began = Instant::now();
     let make = running.make.clone();
-    let made = futures::stream::iter(0..plan.backlog)
+    let made = futures::stream::iter(0..backlog)
         .map(|seq| make(seq))
         .buffer_unordered(BACKLOG_CONCURRENCY)
         .filter(|ok| std::future::ready(*ok))
@@ -386,12 +483,19 @@ async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
         .await as u64;
     // Give care's consumer until the first due time to turn the resolutions into
     // follow-ups; any it has not reached by then wait for the restart, as they would.
-    let _ = service.wait_fired(&running.db, 0, made, plan.due_in).await;
+    let _ = service
+        .wait_fired(
+            &running.db,
+            0,
+            made,
+            (began + due_in).saturating_duration_since(Instant::now()),
+        )
+        .await;
     running.stop().await;
-    tokio::time::sleep((began + plan.due_in + plan.stop).saturating_duration_since(Instant::now()))
+    tokio::time::sleep((began + due_in + plan.stop).saturating_duration_since(Instant::now()))
         .await;
     let restart_ms = now_ms();
-    let running = service.start(&home, plan.due_in, false).await?;
+    let running = service.start(&home, due_in, false).await?;
     service
         .wait_fired(&running.db, restart_ms, made, settle)
         .await?;
@@ -399,7 +503,9 @@ async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
         .fired(&running.db)
         .await?
         .into_iter()
-        .filter(|(due, _)| *due < restart_ms)
+        // Only what the restarted service fired: had making the backlog taken longer
+        // than `due_in`, its first deadlines fired before the stop.
+        .filter(|(due, fired)| *due < restart_ms && *fired >= restart_ms)
         .collect();
     running.stop().await;
     let drained = backlog.iter().map(|p| p.1).max().unwrap_or(restart_ms) - restart_ms;
@@ -415,12 +521,27 @@ async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
     })
 }
 
-/// Measures returns, dispatch and care in turn, each alone on the machine.
+/// Measures returns, dispatch, care and tickets in turn, each alone on the machine.
 pub async fn run(plan: Plan) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
-    for service in [Service::Returns, Service::Dispatch, Service::Care] {
+    for service in [
+        Service::Returns,
+        Service::Dispatch,
+        Service::Care,
+        Service::Tickets,
+    ] {
         eprintln!("bench: {} deadlines", service.name());
-        reports.push(measure(service, plan).await?);
+        let report = measure(service, plan).await?;
+        // Each service's figures as soon as they are known: a later one failing loses
+        // none of them.
+        eprintln!(
+            "bench: {} catch-up {:.0}/s ({} fired), steady p99 {} ms",
+            report.service,
+            report.catch_up.fired_per_sec,
+            report.catch_up.clocks,
+            report.firing.p99_ms
+        );
+        reports.push(report);
     }
     Ok(reports)
 }
