@@ -988,9 +988,7 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
         );
     }
 
-    // Nothing left pending: every deadline fired and every event was applied by every
-    // group that reads its stream (a rebuild every SURVIVOR_RECONCILE schedules what a
-    // victim committed without scheduling).
+    // From the databases: nothing left pending, then each deadline's effect once.
     let mut db = HashMap::new();
     for service in SERVICES {
         db.insert(
@@ -1000,6 +998,24 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
                 .unwrap(),
         );
     }
+    nothing_pending(&db, began).await;
+    tickets_fired_once(&db[&Service::Tickets], &created).await;
+    returns_fired_once(&db[&Service::Returns], &created).await;
+    dispatch_fired_once(&db[&Service::Dispatch], &created).await;
+    care_fired_once(&db[&Service::Care], &created).await;
+
+    for pair in replicas.values_mut() {
+        let exit = support::terminate(&mut pair[1].child, Duration::from_secs(20)).await;
+        assert!(exit.success(), "{exit}");
+    }
+    println!("done after {:?}", began.elapsed());
+}
+
+/// Waits (at most 30 s) until every deadline has fired and every group has applied every
+/// event of the streams it reads (a rebuild every `SURVIVOR_RECONCILE` schedules what a
+/// victim committed without scheduling), then checks that no group applied more and none
+/// dead-lettered anything.
+async fn nothing_pending(db: &HashMap<Service, DatabaseConnection>, began: Instant) {
     let open_deadlines = [
         (
             Service::Tickets,
@@ -1103,10 +1119,11 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
             service.reads()
         );
     }
+}
 
-    // Tickets: every acknowledged create stored once; each breached clock breached and
-    // escalated once; both clocks of every unresolved ticket breached.
-    let tickets_db = &db[&Service::Tickets];
+/// Every acknowledged ticket stored once; each breached clock breached once and escalated
+/// at most once; both clocks of every unresolved ticket breached.
+async fn tickets_fired_once(tickets_db: &DatabaseConnection, created: &Created) {
     assert_eq!(
         count(tickets_db, "SELECT COUNT(*) AS n FROM tickets").await as usize,
         created.tickets.len()
@@ -1186,9 +1203,10 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
         2 * unresolved.len(),
         "both clocks of every unresolved ticket breached"
     );
+}
 
-    // Returns: each return's pickup deadline missed once.
-    let returns_db = &db[&Service::Returns];
+/// Each return's pickup deadline missed once.
+async fn returns_fired_once(returns_db: &DatabaseConnection, created: &Created) {
     assert_eq!(
         count(returns_db, "SELECT COUNT(*) AS n FROM returns").await as usize,
         created.returns.len()
@@ -1209,10 +1227,10 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
         "a step deadline fired twice: {:?}",
         overdue.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
+}
 
-    // Dispatch: each offer lapsed once, each job offered to both partners once and
-    // unassigned once.
-    let dispatch_db = &db[&Service::Dispatch];
+/// Each offer lapsed once; each job offered to both partners once and unassigned once.
+async fn dispatch_fired_once(dispatch_db: &DatabaseConnection, created: &Created) {
     assert_eq!(
         count(dispatch_db, "SELECT COUNT(*) AS n FROM jobs").await as usize,
         created.jobs.len()
@@ -1245,9 +1263,11 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
         unassigned.values().all(|n| *n == 1),
         "a job unassigned twice"
     );
+}
 
-    // Care: one follow-up per resolution, each overdue once.
-    let care_db = &db[&Service::Care];
+/// One follow-up per resolution, each overdue once.
+async fn care_fired_once(care_db: &DatabaseConnection, created: &Created) {
+    let resolved: HashSet<&String> = created.resolved.iter().collect();
     let follow_ups = tally(strings(care_db, "SELECT ticket_id FROM follow_ups", "ticket_id").await);
     assert_eq!(
         follow_ups.keys().collect::<HashSet<_>>(),
@@ -1276,10 +1296,4 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
         overdue.values().all(|n| *n == 1),
         "a follow-up turned overdue twice"
     );
-
-    for pair in replicas.values_mut() {
-        let exit = support::terminate(&mut pair[1].child, Duration::from_secs(20)).await;
-        assert!(exit.success(), "{exit}");
-    }
-    println!("done after {:?}", began.elapsed());
 }
