@@ -12,8 +12,9 @@
 //! several replicas"): a dead replica's claims when their lease runs out
 //! (`SLA_LEASE_MS`, plus at most `SLA_MAX_IDLE_MS` of sleep), its deliveries when they
 //! have been pending for the consuming group's stale period. Afterwards, from the
-//! databases: every deadline's effect happened exactly once (one breach and one
-//! escalation per clock, one overdue event per return step, one lapse per offer and one
+//! databases: every deadline's effect happened exactly once (one breach per clock, and
+//! one escalation unless the ticket was at the top already, one overdue event per return
+//! step, one lapse per offer and one
 //! `JobUnassigned` per job, one follow-up per resolution and one overdue event per
 //! follow-up), nothing is left pending, and every event of every stream was applied by
 //! every consumer group that reads it, none dead-lettered.
