@@ -37,9 +37,17 @@ use crate::{Claim, Millis, QueueStats};
 /// shard's hash tag, so a chunk lives in the shard's slot).
 const LAYOUT_LUA: &str = r#"
 local idx, dir, lease, count, chunk_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
--- FNV-1a, 32 bits, over the member's bytes: h * 16777619 = (h << 24) + h * 403, kept
--- exact in Lua's doubles and wrapped to 32 bits by bit.tobit.
+-- A member's hash. Ids that end in a UUID (stored as `~` and 16 raw bytes) take the
+-- UUID's last four bytes, which are random in v4 and v7 UUIDs: reading them is a fraction
+-- of hashing every byte in Lua, and a split rehashes a chunk's members. Other ids take
+-- FNV-1a, 32 bits: h * 16777619 = (h << 24) + h * 403, kept exact in Lua's doubles and
+-- wrapped to 32 bits by bit.tobit.
 local function hash(member)
+  local n = #member
+  if n >= 17 and string.byte(member, n - 16) == 126 then
+    local a, b, c, d = string.byte(member, n - 3, n)
+    return bit.tobit(a * 16777216 + b * 65536 + c * 256 + d)
+  end
   local h = bit.tobit(2166136261)
   local bytes = { string.byte(member, 1, -1) }
   for i = 1, #bytes do
@@ -54,7 +62,8 @@ local directory = nil
 local function chunk_of(h)
   if not directory then directory = redis.call('GET', dir) or '\0' end
   local depth = string.byte(directory, bit.band(h, #directory - 1) + 1)
-  return depth .. '.' .. bit.band(h, bit.lshift(1, depth) - 1), depth
+  local number = bit.band(h, bit.lshift(1, depth) - 1)
+  return tostring(bit.lshift(1, depth) + number), depth
 end
 -- Sets a chunk's index entry to its earliest instant, or removes it when empty.
 local function reindex(name)
@@ -71,15 +80,15 @@ const SCHEDULE_LUA: &str = r#"
 local size = tonumber(ARGV[2])
 -- The earliest instant this call added per chunk, indexed once at the end.
 local earliest = {}
--- Splits chunk `depth.number` on hash bit `depth`: members with the bit set move to
--- chunk `depth+1.number+2^depth`, the rest to `depth+1.number`. The directory doubles
+-- Splits chunk (depth, number) on hash bit `depth`: members with the bit set move to
+-- chunk (depth + 1, number + 2^depth), the rest to (depth + 1, number). The directory doubles
 -- first when the chunk is as deep as it; then the slots that served the chunk learn
 -- their new depth (the two halves tell them apart by that bit).
 local function split(depth, number)
-  local old_name = depth .. '.' .. number
+  local old_name = tostring(bit.lshift(1, depth) + number)
   local old = chunk_prefix .. old_name
-  local low = (depth + 1) .. '.' .. number
-  local high = (depth + 1) .. '.' .. (number + bit.lshift(1, depth))
+  local low = tostring(bit.lshift(2, depth) + number)
+  local high = tostring(bit.lshift(2, depth) + number + bit.lshift(1, depth))
   local members = redis.call('ZRANGE', old, 0, -1, 'WITHSCORES')
   local moving, names = {}, {}
   for i = 1, #members, 2 do
@@ -110,21 +119,23 @@ local function split(depth, number)
 end
 local added = 0
 for i = 3, #ARGV, 2 do
-  local due, member = tonumber(ARGV[i]), ARGV[i + 1]
+  -- The instant goes to Redis as the caller's text: a Lua number would be formatted anew.
+  local due_text, member = ARGV[i], ARGV[i + 1]
+  local due = tonumber(due_text)
   local h = hash(member)
   local name, depth = chunk_of(h)
-  local new = redis.call('ZADD', chunk_prefix .. name, 'LT', due, member)
+  local new = redis.call('ZADD', chunk_prefix .. name, 'LT', due_text, member)
   added = added + new
   -- Full: split now (past depth 24 a chunk just grows; that takes 128 members sharing
   -- one 24-bit hash). The split indexes both halves exactly.
   if new == 1 and depth < 24 and redis.call('ZCARD', chunk_prefix .. name) >= size then
     split(depth, bit.band(h, bit.lshift(1, depth) - 1))
-  elseif not earliest[name] or due < earliest[name] then
-    earliest[name] = due
+  elseif not earliest[name] or due < earliest[name][1] then
+    earliest[name] = { due, due_text }
   end
 end
 for name, due in pairs(earliest) do
-  redis.call('ZADD', idx, 'LT', due, name)
+  redis.call('ZADD', idx, 'LT', due[2], name)
 end
 if added > 0 then redis.call('INCRBY', count, added) end
 return added
@@ -146,30 +157,33 @@ return removed
 "#;
 
 /// Moves due members — first those whose lease ran out — into the lease set, at most
-/// `ARGV[3]`, and returns flat triples: member, score, reclaimed flag. `ARGV[2]` is now,
-/// `ARGV[4]` the new lease expiry.
+/// `ARGV[3]`. Returns how many of them were reclaimed (they come first), then pairs of
+/// member and score. `ARGV[2]` is now, `ARGV[4]` the new lease expiry.
 const CLAIM_LUA: &str = r#"
 local now, limit, lease_until = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local out, leased, claimed = {}, {}, 0
-local function take(key, max, flag)
+local out, leased, claimed = { 0 }, {}, 0
+local function take(key, max)
   local found = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
   local members = {}
   for i = 1, #found, 2 do
     members[#members + 1] = found[i]
-    out[#out + 1] = found[i]; out[#out + 1] = found[i + 1]; out[#out + 1] = flag
+    out[#out + 1] = found[i]; out[#out + 1] = found[i + 1]
     leased[#leased + 1] = lease_until; leased[#leased + 1] = found[i]
   end
   claimed = claimed + #members
   return members
 end
-take(lease, limit, '1')
+-- As text: the reply is read as a list of byte strings.
+out[1] = tostring(#take(lease, limit))
 local taken = 0
 while claimed < limit do
-  local chunks = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, limit - claimed)
+  -- A page of chunks at a time: each holds at least one due member.
+  local chunks = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0,
+    math.min(limit - claimed, 64))
   if #chunks == 0 then break end
   for _, name in ipairs(chunks) do
     if claimed >= limit then break end
-    local members = take(chunk_prefix .. name, limit - claimed, '0')
+    local members = take(chunk_prefix .. name, limit - claimed)
     if #members > 0 then
       redis.call('ZREM', chunk_prefix .. name, unpack(members))
       taken = taken + #members
@@ -205,7 +219,7 @@ struct ShardKeys {
     lease: String,
     count: String,
     marker: String,
-    /// The prefix of the shard's chunk keys (a chunk is `<prefix><depth>.<number>`).
+    /// The prefix of the shard's chunk keys (a chunk is `<prefix><2^depth + number>`).
     chunks: String,
     /// The one sorted set of the layout before chunks, deleted when a shard is rebuilt.
     legacy_due: String,
@@ -414,21 +428,28 @@ impl RedisQueue {
                 break;
             }
             let keys = &self.shards[(start + offset) % self.shards.len()];
-            let flat: Vec<Vec<u8>> = keys
+            let reply: Vec<Vec<u8>> = keys
                 .invoke(&self.scripts.claim)
                 .arg(now)
                 .arg(limit - claims.len())
                 .arg(now + lease_ms)
                 .invoke_async(&mut conn)
                 .await?;
-            for triple in flat.chunks_exact(3) {
-                let score = std::str::from_utf8(&triple[1])
+            let Some((reclaimed, pairs)) = reply.split_first() else {
+                continue;
+            };
+            let reclaimed: usize = std::str::from_utf8(reclaimed)
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            for (i, pair) in pairs.chunks_exact(2).enumerate() {
+                let score = std::str::from_utf8(&pair[1])
                     .ok()
                     .and_then(|s| s.parse::<f64>().ok());
                 claims.push(Claim {
-                    id: expand(&triple[0]),
+                    id: expand(&pair[0]),
                     due_ms: score.map_or(now, |s| s as Millis),
-                    reclaimed: triple[2] == b"1",
+                    reclaimed: i < reclaimed,
                 });
             }
         }
