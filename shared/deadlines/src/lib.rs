@@ -131,7 +131,7 @@ impl DeadlineQueue {
         Ok(())
     }
 
-    /// Claims up to `limit` items due at `now_ms`, leased until `now_ms + lease_ms`; items
+    /// Claims up to `limit` items due at `now_ms` (on Redis: from each shard, all shards at once), leased until `now_ms + lease_ms`; items
     /// whose earlier lease ran out are claimed again first.
     pub async fn claim(
         &self,

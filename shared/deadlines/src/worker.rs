@@ -75,7 +75,7 @@ const BATCH: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Most items claimed per round trip.
+    /// Most items claimed per round trip from each shard of a Redis queue.
     pub batch: usize,
     /// How long a claim is held before another worker may take it.
     pub lease: Duration,

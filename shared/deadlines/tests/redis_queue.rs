@@ -347,7 +347,7 @@ async fn on_a_cluster_each_shard_keeps_one_slot_and_the_shards_spread_over_the_m
         .map(|i| (format!("clock-{i}"), 1_000 + i))
         .collect();
     q.schedule(&items).await.unwrap();
-    assert_eq!(q.claim(1_049, 20, 60_000).await.unwrap().len(), 20);
+    assert_eq!(q.claim(1_049, 100, 60_000).await.unwrap().len(), 50);
 
     let mut conn = conn;
     for shard in redis_queue.keys() {
