@@ -26,7 +26,7 @@ use crate::{
 
 use super::{
     DispatchCore,
-    dispatching::{ALL_FULL, Ranking, start_of_day},
+    dispatching::{ALL_FULL, Ranking, start_of_day, taken_today},
     reschedule,
 };
 
@@ -182,17 +182,7 @@ impl Seats {
         now: DateTime<Utc>,
     ) -> Result<Self, DispatchError> {
         let partners = store::lock_and_load_partners(txn, ids).await?;
-        let mut day_starts: HashMap<DateTime<Utc>, Vec<String>> = HashMap::new();
-        for p in &partners {
-            day_starts
-                .entry(start_of_day(p, now))
-                .or_default()
-                .push(p.id.clone());
-        }
-        let mut taken: HashMap<String, i64> = HashMap::new();
-        for (since, group) in &day_starts {
-            taken.extend(store::taken_since(txn, group, *since).await?);
-        }
+        let mut taken = taken_today(txn, &partners, now).await?;
         let partners: HashMap<String, Partner> =
             partners.into_iter().map(|p| (p.id.clone(), p)).collect();
         for offer in lapsed {

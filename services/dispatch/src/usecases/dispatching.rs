@@ -130,18 +130,7 @@ impl DispatchCore {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = partners.iter().map(|p| p.id.clone()).collect();
-        // Partners in one time zone share a day start: one count per distinct start.
-        let mut day_starts: HashMap<DateTime<Utc>, Vec<String>> = HashMap::new();
-        for p in &partners {
-            day_starts
-                .entry(start_of_day(p, now))
-                .or_default()
-                .push(p.id.clone());
-        }
-        let mut taken: HashMap<String, i64> = HashMap::new();
-        for (since, group) in &day_starts {
-            taken.extend(store::taken_since(conn, group, *since).await?);
-        }
+        let taken = taken_today(conn, &partners, now).await?;
         let active: HashMap<String, i64> = store::active_jobs(conn, &ids)
             .await?
             .into_iter()
@@ -217,6 +206,27 @@ impl DispatchCore {
         }
         Ok(known)
     }
+}
+
+/// Offers each partner has taken (open or accepted) since its day began. Partners in one
+/// time zone share a day start: one count per distinct start.
+pub(super) async fn taken_today<C: ConnectionTrait>(
+    conn: &C,
+    partners: &[Partner],
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, i64>, DispatchError> {
+    let mut day_starts: HashMap<DateTime<Utc>, Vec<String>> = HashMap::new();
+    for p in partners {
+        day_starts
+            .entry(start_of_day(p, now))
+            .or_default()
+            .push(p.id.clone());
+    }
+    let mut taken = HashMap::new();
+    for (since, group) in &day_starts {
+        taken.extend(store::taken_since(conn, group, *since).await?);
+    }
+    Ok(taken)
 }
 
 /// When the partner's current day began, in its own time zone.
