@@ -61,7 +61,7 @@ pub struct Firing {
 /// One run of the engine at a scale.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Clocks pending throughout: the ones measured plus ones due long after the run.
+    /// Clocks pending throughout, due long after the run.
     pub pending: u64,
     /// Clocks that come due while the worker runs, spread evenly over `window`.
     pub fired: u64,
@@ -216,9 +216,9 @@ async fn wait_for(recorder: &Recorder, n: u64, limit: Duration) {
     }
 }
 
-/// `plan.pending` clocks pending throughout (those beyond the measured ones are due an hour
-/// after the run); `plan.fired` of them come due over `plan.window` with the worker
-/// running; then `plan.backlog` more come due while the worker is stopped for
+/// `plan.pending` clocks pending throughout, due an hour after the run (Redis memory per
+/// clock is measured on them); `plan.fired` more come due
+/// over `plan.window` with the worker running; then `plan.backlog` more come due while the worker is stopped for
 /// `plan.stop`, and how fast it catches up.
 pub async fn run(plan: &Plan, settings: WorkerSettings) -> anyhow::Result<SlaReport> {
     let mut conn = aftersales_testkit::redis_connection().await?;
@@ -232,15 +232,16 @@ pub async fn run(plan: &Plan, settings: WorkerSettings) -> anyhow::Result<SlaRep
         },
     ));
 
+    // The pending clocks, due an hour on: memory per clock is measured on them.
     let before = used_memory(&mut conn).await?;
     let later = now_ms() + 3_600_000;
-    let idle = plan.pending.saturating_sub(plan.fired);
-    schedule(&queue, idle, later, Duration::from_secs(3_600)).await?;
-    let start_at = now_ms() + 1_000;
-    schedule(&queue, plan.fired, start_at + 1_000, plan.window).await?;
-    let bytes_per_clock = (used_memory(&mut conn).await? - before) as f64 / plan.pending as f64;
+    schedule(&queue, plan.pending, later, Duration::from_secs(3_600)).await?;
+    let bytes_per_clock =
+        (used_memory(&mut conn).await? - before) as f64 / plan.pending.max(1) as f64;
 
-    // Firing at the due time, with everything pending from the start.
+    // Firing at the due time: while the worker runs, clocks are scheduled about a second
+    // before their instants, `plan.fired` of them evenly over the window, as a service
+    // schedules them.
     let recorder = Arc::new(Recorder::default());
     let stop_worker = CancellationToken::new();
     let running = tokio::spawn(worker::run(
@@ -250,12 +251,23 @@ pub async fn run(plan: &Plan, settings: WorkerSettings) -> anyhow::Result<SlaRep
         |_| {},
         stop_worker.clone(),
     ));
-    wait_for(
-        &recorder,
-        plan.fired,
-        plan.window + Duration::from_secs(120),
-    )
-    .await;
+    let start_at = now_ms() + 1_000;
+    let step = plan.window.as_millis() as f64 / plan.fired.max(1) as f64;
+    let mut scheduled = 0;
+    while scheduled < plan.fired {
+        let ahead = now_ms() + 1_000;
+        let mut batch = Vec::new();
+        while scheduled < plan.fired && start_at + (scheduled as f64 * step) as i64 <= ahead {
+            batch.push((
+                uuid::Uuid::now_v7().to_string(),
+                start_at + (scheduled as f64 * step) as i64,
+            ));
+            scheduled += 1;
+        }
+        queue.schedule(&batch).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for(&recorder, plan.fired, Duration::from_secs(120)).await;
     stop_worker.cancel();
     running.await?;
     let firing = summarize(&recorder, plan.window);
