@@ -14,10 +14,7 @@ use super::{
     jobs::{assemble, job_row, offer_row, quote_row},
     lock_if_postgres,
 };
-use crate::domain::{
-    job::{Job, JobAggregate},
-    partner::Partner,
-};
+use crate::domain::{job::JobAggregate, partner::Partner};
 
 /// Loads the jobs among `ids` that exist, with their offers and quotes, in id order. With
 /// `lock`, their rows stay locked until the transaction ends, taken in id order
@@ -34,12 +31,7 @@ pub async fn load_jobs<C: ConnectionTrait>(
     let query = job::Entity::find()
         .filter(job::Column::Id.is_in(ids.iter().map(String::as_str)))
         .order_by_asc(job::Column::Id);
-    let jobs = lock_if_postgres(conn, query, lock)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| from_json("job", &row.body))
-        .collect::<Result<Vec<Job>, _>>()?;
+    let jobs = lock_if_postgres(conn, query, lock).all(conn).await?;
     assemble(conn, jobs).await
 }
 

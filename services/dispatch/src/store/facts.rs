@@ -146,9 +146,6 @@ pub async fn settled_work<C: ConnectionTrait>(
         .filter(job::Column::CompletedAt.gte(from))
         .filter(job::Column::CompletedAt.lt(to))
         .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| from_json("job", &row.body))
-        .collect::<Result<Vec<Job>, _>>()?;
+        .await?;
     assemble(conn, jobs).await
 }

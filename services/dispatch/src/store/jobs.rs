@@ -102,10 +102,16 @@ pub(super) async fn parts_of<C: ConnectionTrait>(
     Ok((offers, quotes))
 }
 
+/// Jobs as stored, with their offers and quotes: the one way every loader makes
+/// aggregates of job rows.
 pub(super) async fn assemble<C: ConnectionTrait>(
     conn: &C,
-    jobs: Vec<Job>,
+    rows: Vec<job::Model>,
 ) -> Result<Vec<JobAggregate>, DbErr> {
+    let jobs = rows
+        .into_iter()
+        .map(|row| from_json("job", &row.body))
+        .collect::<Result<Vec<Job>, _>>()?;
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let (offers, quotes) = parts_of(conn, &ids).await?;
     Ok(jobs
@@ -137,8 +143,7 @@ pub async fn load_job<C: ConnectionTrait>(
     let Some(row) = query.one(conn).await? else {
         return Ok(None);
     };
-    let job: Job = from_json("job", &row.body)?;
-    Ok(assemble(conn, vec![job]).await?.pop())
+    Ok(assemble(conn, vec![row]).await?.pop())
 }
 
 /// A page of jobs, newest first, before the cursor id.
@@ -165,10 +170,7 @@ pub async fn list_jobs<C: ConnectionTrait>(
         .order_by_desc(job::Column::Id)
         .limit(limit)
         .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| from_json("job", &row.body))
-        .collect::<Result<Vec<Job>, _>>()?;
+        .await?;
     assemble(conn, jobs).await
 }
 
