@@ -6,7 +6,7 @@
 //! rows before partner rows; several jobs by id; partners either one at a time (a
 //! savepoint unlocks a partner found full before the next is tried; the lock is shared
 //! while the partner is far from its capacity, see [`lock_partner`]) or all at once by id
-//! ([`lock_partners`]). Offers' counters (`load`) are written after every partner lock a
+//! ([`lock_and_load_partners`]). Offers' counters (`load`) are written after every partner lock a
 //! transaction takes, by the trigger on `offers`.
 
 mod batch;
@@ -30,8 +30,8 @@ pub use jobs::{
 pub use keys::{end_key, get_key, insert_key, key_by_hash, keys_of};
 pub use load::taken_since;
 pub use partners::{
-    PartnerLock, get_partner, list_partners, lock_partner, lock_partners,
-    partner_versions_covering, partners_by_id, partners_covering, save_partner,
+    PartnerLock, get_partner, list_partners, lock_partner, partner_versions_covering,
+    partners_by_id, partners_covering, save_partner,
 };
 pub use settlements::{get_settlement, list_settlements, save_settlement, settlement_of};
 

@@ -142,24 +142,6 @@ pub async fn partner_versions_covering<C: ConnectionTrait>(
         .await
 }
 
-/// Locks the partners, in id order, until the transaction ends (PostgreSQL): what a
-/// transaction that offers several jobs takes before it counts their capacity.
-pub async fn lock_partners<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let query = partner::Entity::find()
-        .select_only()
-        .column(partner::Column::Id)
-        .filter(partner::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .order_by_asc(partner::Column::Id);
-    lock_if_postgres(conn, query, true)
-        .into_tuple::<String>()
-        .all(conn)
-        .await?;
-    Ok(())
-}
-
 /// A page of partners, newest first, before the cursor id. The skill filter is applied
 /// to the page read (skills live in the JSON body), so a page may come back short.
 pub async fn list_partners<C: ConnectionTrait>(
