@@ -57,6 +57,12 @@ pub mod partner {
     }
 }
 
+pub mod webhooks {
+    pub mod v1 {
+        tonic::include_proto!("aftersales.webhooks.v1");
+    }
+}
+
 pub mod bench {
     pub mod v1 {
         tonic::include_proto!("aftersales.bench.v1");
