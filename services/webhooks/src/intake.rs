@@ -1,0 +1,95 @@
+//! The consumer that turns the suite's events into deliveries: one consumer per stream
+//! (tickets, returns, dispatch, care and this service's own), all in the group
+//! `webhooks`. The processed-event row is written in the transaction that inserts the
+//! deliveries, so a redelivered event adds none; the attempts are scheduled once it
+//! commits (and the schedule's periodic rebuild restores any a crash lost in between).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use aftersales_eventbus::{
+    EventBus,
+    consumer::{Consumer, ConsumerSettings, EventEnvelopeHandler},
+};
+use aftersales_platform::CancellationToken;
+use aftersales_protos::events::v1::EventEnvelope;
+use aftersales_runtime::command::Effects;
+use sea_orm::DatabaseTransaction;
+use tokio::task::JoinHandle;
+
+use crate::{
+    events::STREAMS,
+    usecases::{NextAttempt, WebhooksCore},
+};
+
+pub const GROUP: &str = "webhooks";
+
+/// How long a delivery may stay unacknowledged before another read takes it over.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+pub struct Intake {
+    core: Arc<WebhooksCore>,
+    /// What each applied event left for after its transaction commits, by event id.
+    effects: Mutex<HashMap<String, Effects<NextAttempt>>>,
+}
+
+impl Intake {
+    pub fn new(core: Arc<WebhooksCore>) -> Arc<Self> {
+        Arc::new(Self {
+            core,
+            effects: Mutex::default(),
+        })
+    }
+
+    fn effects(&self) -> std::sync::MutexGuard<'_, HashMap<String, Effects<NextAttempt>>> {
+        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl EventEnvelopeHandler for Intake {
+    async fn handle_event(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> Result<(), String> {
+        let effects = self
+            .core
+            .intake(txn, envelope)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A retry of a delivery whose commit failed replaces what its first run left.
+        self.effects().insert(envelope.id.clone(), effects);
+        Ok(())
+    }
+
+    fn committed(&self, envelope: &EventEnvelope) {
+        let Some(effects) = self.effects().remove(&envelope.id) else {
+            return;
+        };
+        let core = self.core.clone();
+        tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+    }
+}
+
+/// Starts one consumer per stream, until `stop`.
+pub fn spawn(
+    core: &Arc<WebhooksCore>,
+    bus: &EventBus,
+    block: Duration,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let intake = Intake::new(core.clone());
+    STREAMS
+        .iter()
+        .map(|stream| {
+            let mut settings = ConsumerSettings::new(*stream, GROUP);
+            settings.block = block;
+            settings.stale_after = STALE_AFTER;
+            let consumer = Consumer::new(core.db().clone(), bus.clone(), settings, intake.clone());
+            tokio::spawn(consumer.run(stop.clone()))
+        })
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! Sends one delivery over HTTP: signed per Standard Webhooks, no redirects followed, a
+//! time-out per attempt, at most a set number in flight per endpoint, and every address
+//! it connects to checked against the target rules (the resolver drops inside addresses,
+//! so a host name that re-resolves to one is refused at delivery too).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::domain::{
+    Attempt, signing,
+    target::{self, AllowList},
+};
+
+/// How deliveries go out.
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    pub timeout: Duration,
+    /// Attempts in flight at once per endpoint (per process).
+    pub per_endpoint: usize,
+    pub allow: AllowList,
+}
+
+/// The resolver every delivery connects through.
+struct GuardedResolver {
+    allow: Arc<AllowList>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let allowed_host = allow.allows_host(&host);
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| target::may_connect(allowed_host, a.ip(), &allow))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// What one attempt needs: where, what, signed with which secrets.
+#[derive(Debug, Clone)]
+pub struct Outbound<'a> {
+    pub endpoint_id: &'a str,
+    pub url: &'a str,
+    pub id: &'a str,
+    pub body: &'a str,
+    pub secrets: Vec<&'a str>,
+}
+
+pub struct Sender {
+    client: reqwest::Client,
+    settings: SenderSettings,
+    lanes: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Sender {
+    pub fn new(settings: SenderSettings) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("aftersales-webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: Arc::new(settings.allow.clone()),
+            }))
+            .build()?;
+        Ok(Self {
+            client,
+            settings,
+            lanes: Mutex::default(),
+        })
+    }
+
+    pub fn allow(&self) -> &AllowList {
+        &self.settings.allow
+    }
+
+    /// A lane of the endpoint if one is free now; `None` when it is at its limit.
+    pub fn lane(&self, endpoint_id: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes
+                .entry(endpoint_id.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint.max(1))))
+                .clone()
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+
+    /// One attempt, numbered `number`, at `now`.
+    pub async fn send(&self, out: &Outbound<'_>, number: u32, now: DateTime<Utc>) -> Attempt {
+        let started = Instant::now();
+        let failed = |error: String, status_code: u16| Attempt {
+            number,
+            at: now,
+            status_code,
+            latency_ms: elapsed_ms(started),
+            error,
+        };
+        if let Err(err) = target::check_url(out.url, &self.settings.allow, "url") {
+            return failed(format!("refused target: {err}"), 0);
+        }
+        let timestamp = now.timestamp();
+        let signature = signing::header(&out.secrets, out.id, timestamp, out.body.as_bytes());
+        let sent = self
+            .client
+            .post(out.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", out.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(out.body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // The body is not kept; reading it lets the connection be reused.
+                let _ = response.bytes().await;
+                failed(String::new(), status)
+            }
+            Err(err) => failed(describe(&err), 0),
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u32 {
+    u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A short reason for a failure without an answer.
+fn describe(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "time-out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
