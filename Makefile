@@ -25,7 +25,10 @@ backends:
 
 ## Tools the tests use, under target/tools: Python ones (schemathesis, manifest
 ## validators) in venvs, and the OpenID provider the identity tests talk to
-## (oauth2-mock-server, from npm, pinned by tests/setup/oidc/package-lock.json).
+## (oauth2-mock-server, from npm, pinned by tests/setup/oidc/package-lock.json); and the
+## webhook receiver the webhooks tests and benchmark deliver to (standardwebhooks, from
+## npm, pinned by tests/webhook-receiver/package-lock.json, in its node_modules).
+## tests/setup/tools.sh runs every tests/setup/tools-*.sh, tools-webhooks.sh among them.
 tools:
 	bash tests/setup/tools.sh
 
