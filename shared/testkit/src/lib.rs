@@ -1,9 +1,12 @@
 //! Test support for integration tests against real PostgreSQL and Redis: a fresh database
 //! per test, a unique Redis key prefix per test, and clear messages when a backend is down.
 //! `make test` runs `tests/setup/backends.sh` first, which installs and starts both.
+//! Modules start other real peers: an OpenID provider (`oidc`) and a Standard Webhooks
+//! receiver (`webhook_receiver`).
 
 pub mod oidc;
 pub mod tls;
+pub mod webhook_receiver;
 
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, Database};
