@@ -106,10 +106,118 @@ pub mod events {
                 Payload::JobCompleted(_) => "dispatch.JobCompleted",
                 Payload::QuoteNeedsReview(_) => "dispatch.QuoteNeedsReview",
                 Payload::JobCancelled(_) => "dispatch.JobCancelled",
+                Payload::OfferWithdrawn(_) => "dispatch.OfferWithdrawn",
+                Payload::QuoteReviewed(_) => "dispatch.QuoteReviewed",
+                Payload::SettlementIssued(_) => "dispatch.SettlementIssued",
                 Payload::CustomerTierChanged(_) => "care.CustomerTierChanged",
                 Payload::FollowUpRecorded(_) => "care.FollowUpRecorded",
                 Payload::FollowUpOverdue(_) => "care.FollowUpOverdue",
                 Payload::CustomerAnonymised(_) => "care.CustomerAnonymised",
+                Payload::EndpointDisabled(_) => "webhooks.EndpointDisabled",
+            }
+        }
+
+        /// Every `type` an envelope may carry: the catalogue, in [`type_name`]'s order.
+        pub const EVENT_TYPES: &[&str] = &[
+            "tickets.TicketCreated",
+            "tickets.TicketStatusChanged",
+            "tickets.TicketEscalated",
+            "tickets.SlaWarning",
+            "tickets.SlaBreached",
+            "tickets.TicketResolved",
+            "tickets.TicketReopened",
+            "returns.ReturnRequested",
+            "returns.ReturnApproved",
+            "returns.ReturnRejected",
+            "returns.ReturnReceived",
+            "returns.ReturnInspected",
+            "returns.RefundSucceeded",
+            "returns.RefundFailed",
+            "returns.ReturnStepOverdue",
+            "returns.ExchangeShipmentRequested",
+            "returns.RepairJobRequested",
+            "dispatch.JobCreated",
+            "dispatch.JobOffered",
+            "dispatch.JobAccepted",
+            "dispatch.JobDeclined",
+            "dispatch.JobUnassigned",
+            "dispatch.VisitLate",
+            "dispatch.JobCompleted",
+            "dispatch.QuoteNeedsReview",
+            "dispatch.JobCancelled",
+            "dispatch.OfferWithdrawn",
+            "dispatch.QuoteReviewed",
+            "dispatch.SettlementIssued",
+            "care.CustomerTierChanged",
+            "care.FollowUpRecorded",
+            "care.FollowUpOverdue",
+            "care.CustomerAnonymised",
+            "webhooks.EndpointDisabled",
+        ];
+
+        #[cfg(test)]
+        mod tests {
+            use std::collections::HashSet;
+
+            use prost::{
+                Message,
+                encoding::{WireType, encode_key},
+            };
+            use prost_types::FileDescriptorSet;
+
+            use super::{EVENT_TYPES, EventEnvelope, type_name};
+
+            /// The oneof fields of `EventEnvelope.payload`, as the contract declares them.
+            fn payload_fields() -> Vec<prost_types::FieldDescriptorProto> {
+                let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+                let file = set
+                    .file
+                    .iter()
+                    .find(|f| f.package() == "aftersales.events.v1")
+                    .unwrap();
+                let envelope = file
+                    .message_type
+                    .iter()
+                    .find(|m| m.name() == "EventEnvelope")
+                    .unwrap();
+                let payload = envelope
+                    .oneof_decl
+                    .iter()
+                    .position(|o| o.name() == "payload")
+                    .unwrap();
+                envelope
+                    .field
+                    .iter()
+                    .filter(|f| f.oneof_index == Some(payload as i32))
+                    .cloned()
+                    .collect()
+            }
+
+            /// An envelope carrying an empty payload in the oneof field numbered `tag`.
+            fn envelope_with(tag: u32) -> EventEnvelope {
+                let mut bytes = Vec::new();
+                encode_key(tag, WireType::LengthDelimited, &mut bytes);
+                bytes.push(0);
+                EventEnvelope::decode(bytes.as_slice()).unwrap()
+            }
+
+            #[test]
+            fn the_catalogue_lists_every_payload_once_in_type_names_order() {
+                let unique: HashSet<&str> = EVENT_TYPES.iter().copied().collect();
+                assert_eq!(unique.len(), EVENT_TYPES.len(), "a type listed twice");
+                let mut fields = payload_fields();
+                fields.sort_by_key(|f| f.number());
+                let named: Vec<&str> = fields
+                    .iter()
+                    .map(|field| {
+                        let payload = envelope_with(field.number() as u32).payload.unwrap();
+                        let name = type_name(&payload);
+                        let message = field.type_name().rsplit('.').next().unwrap();
+                        assert_eq!(name.split_once('.').unwrap().1, message, "{name}");
+                        name
+                    })
+                    .collect();
+                assert_eq!(EVENT_TYPES, named.as_slice());
             }
         }
     }

@@ -1,4 +1,6 @@
-//! The events the dispatch service publishes on the `dispatch` stream.
+//! The events the dispatch service publishes on the `dispatch` stream: a job's (about the
+//! job, by its id) and a settlement's (about the settlement). Each event a partner must be
+//! pushed names that partner.
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
 use aftersales_platform::codes::{ProtoEnum, timestamp};
@@ -6,7 +8,11 @@ use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::job::{JobAggregate, JobEvent},
+    domain::{
+        QuoteStatus,
+        job::{JobAggregate, JobEvent},
+        settlement::{Settlement, SettlementEvent},
+    },
     proto,
 };
 
@@ -16,6 +22,28 @@ pub fn encode(agg: &JobAggregate, events: &[JobEvent], now: DateTime<Utc>) -> Ve
     events
         .iter()
         .map(|event| new_event(STREAM, "dispatch", &agg.job.id, payload(agg, event), now))
+        .collect()
+}
+
+pub fn encode_settlement(
+    settlement: &Settlement,
+    events: &[SettlementEvent],
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|event| {
+            let payload = match event {
+                SettlementEvent::Issued => Payload::SettlementIssued(ev::SettlementIssued {
+                    settlement_id: settlement.id.clone(),
+                    partner_id: settlement.partner_id.clone(),
+                    month: settlement.month.clone(),
+                    total: Some(proto::money(&settlement.total)),
+                    issued_at: Some(timestamp(settlement.updated_at)),
+                }),
+            };
+            new_event(STREAM, "dispatch", &settlement.id, payload, now)
+        })
         .collect()
 }
 
@@ -99,8 +127,29 @@ fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
                 total: quote.map(|q| proto::money(&q.total)),
             })
         }
-        JobEvent::Cancelled { reason } => Payload::JobCancelled(ev::JobCancelled {
+        JobEvent::QuoteReviewed { quote_id } => {
+            let quote = agg.quotes.iter().find(|q| q.id == *quote_id);
+            Payload::QuoteReviewed(ev::QuoteReviewed {
+                job_id,
+                quote_id: quote_id.clone(),
+                partner_id: quote.map(|q| q.partner_id.clone()).unwrap_or_default(),
+                approved: quote.is_some_and(|q| q.status == QuoteStatus::Approved),
+                total: quote.map(|q| proto::money(&q.total)),
+            })
+        }
+        JobEvent::Cancelled { reason, partner_id } => Payload::JobCancelled(ev::JobCancelled {
             job_id,
+            reason: reason.clone(),
+            partner_id: partner_id.clone().unwrap_or_default(),
+        }),
+        JobEvent::OfferWithdrawn {
+            offer_id,
+            partner_id,
+            reason,
+        } => Payload::OfferWithdrawn(ev::OfferWithdrawn {
+            job_id,
+            offer_id: offer_id.clone(),
+            partner_id: partner_id.clone(),
             reason: reason.clone(),
         }),
     }

@@ -32,6 +32,13 @@ pub struct Settlement {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a change of a settlement tells others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementEvent {
+    /// It entered `issued` (again, after a dispute): the partner is told what it is owed.
+    Issued,
+}
+
 /// The instants a month (`YYYY-MM`) of a partner's calendar starts and ends.
 pub fn month_bounds(month: &str, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>), DomainError> {
     let bad = || DomainError::invalid("month", "must be YYYY-MM");
@@ -109,12 +116,13 @@ impl Settlement {
         })
     }
 
+    /// Moves the statement on by `action`; the events the move caused.
     pub fn apply(
         &mut self,
         action: SettlementAction,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<Vec<SettlementEvent>, DomainError> {
         use SettlementAction as A;
         use SettlementStatus as S;
         let to = match (self.status, action) {
@@ -137,7 +145,10 @@ impl Settlement {
         }
         self.status = to;
         self.updated_at = now;
-        Ok(())
+        Ok(match to {
+            S::Issued => vec![SettlementEvent::Issued],
+            S::Draft | S::Disputed | S::Paid => Vec::new(),
+        })
     }
 }
 
@@ -185,19 +196,29 @@ mod tests {
             s.apply(SettlementAction::Pay, "", now).is_err(),
             "a draft is not paid"
         );
-        s.apply(SettlementAction::Issue, "", now).unwrap();
+        assert_eq!(
+            s.apply(SettlementAction::Issue, "", now).unwrap(),
+            vec![SettlementEvent::Issued]
+        );
         assert!(Settlement::build(Some(s.clone()), "P", "2026-11", "CNY", vec![], now).is_err());
         assert!(s.apply(SettlementAction::Dispute, " ", now).is_err());
-        s.apply(SettlementAction::Dispute, "job x missing", now)
-            .unwrap();
+        assert!(
+            s.apply(SettlementAction::Dispute, "job x missing", now)
+                .unwrap()
+                .is_empty()
+        );
         let rebuilt =
             Settlement::build(Some(s.clone()), "P", "2026-11", "CNY", vec![], now).unwrap();
         assert_eq!(
             (rebuilt.id.as_str(), rebuilt.status),
             (s.id.as_str(), SettlementStatus::Draft)
         );
-        s.apply(SettlementAction::Issue, "", now).unwrap();
-        s.apply(SettlementAction::Pay, "", now).unwrap();
+        assert_eq!(
+            s.apply(SettlementAction::Issue, "", now).unwrap(),
+            vec![SettlementEvent::Issued],
+            "issued again after the dispute"
+        );
+        assert!(s.apply(SettlementAction::Pay, "", now).unwrap().is_empty());
         assert!(s.apply(SettlementAction::Dispute, "late", now).is_err());
     }
 

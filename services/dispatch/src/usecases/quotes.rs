@@ -1,5 +1,6 @@
 //! Quotes: the partner holding the work submits one (keyed by its idempotency key),
-//! price-checked against its fee schedule; one outside the schedule waits for review.
+//! price-checked against its fee schedule; one outside the schedule waits for review, and
+//! the reviewer's decision is published for the partner.
 
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
@@ -14,7 +15,7 @@ use crate::{
     store,
 };
 
-use super::{Changes, DispatchCore, forbid_partner, replayed, save};
+use super::{DispatchCore, forbid_partner, replayed, save};
 
 const SUBMIT_SCOPE: &str = "dispatch.SubmitQuote";
 const REVIEW_SCOPE: &str = "dispatch.ReviewQuote";
@@ -81,14 +82,9 @@ impl DispatchCore {
             .ok_or_else(|| not_found("quote", quote_id))?;
         let view = self
             .command(REVIEW_SCOPE, &job_id, actor, |agg, now| {
-                let quote = agg
-                    .quotes
-                    .iter_mut()
-                    .find(|q| q.id == quote_id)
-                    .ok_or_else(|| DomainError::invalid("quote_id", "is not a quote of its job"))?;
-                quote.review(approve, note, actor, now)?;
-                agg.job.updated_at = now;
-                Ok(Changes::default())
+                Ok(agg
+                    .review_quote(quote_id, approve, note, actor, now)?
+                    .into())
             })
             .await?;
         find_quote(&view.job, quote_id)

@@ -1,5 +1,6 @@
 //! A partner's record and pay: scorecards over a period, and the monthly settlement of
-//! its approved quotes (generated again until issued, then issued, disputed, paid).
+//! its approved quotes (generated again until issued, then issued, disputed, paid; an
+//! issue is published for the partner).
 
 use aftersales_platform::pii::masked;
 use aftersales_runtime::command::Remembered;
@@ -13,7 +14,7 @@ use crate::{
         settlement::{Settlement, SettlementLine, month_bounds},
     },
     error::{DispatchError, not_found},
-    store,
+    events, store,
 };
 
 use super::{DispatchCore, forbid_partner, paged};
@@ -122,12 +123,15 @@ impl DispatchCore {
         actor: &Actor,
     ) -> Result<Settlement, DispatchError> {
         forbid_partner(actor, "change settlements")?;
-        let cmd = self.pipeline.begin_unkeyed(UPDATE_SCOPE).await?;
+        let mut cmd = self.pipeline.begin_unkeyed(UPDATE_SCOPE).await?;
+        let now = cmd.now();
         let mut settlement = store::get_settlement(cmd.txn(), id, true)
             .await?
             .ok_or_else(|| not_found("settlement", id))?;
-        settlement.apply(action, &masked(reason), cmd.now())?;
+        let changes = settlement.apply(action, &masked(reason), now)?;
         store::save_settlement(cmd.txn(), &settlement).await?;
+        cmd.publish(events::encode_settlement(&settlement, &changes, now))
+            .await?;
         cmd.commit(&self.pipeline, &Remembered::id(&settlement.id))
             .await?;
         Ok(settlement)

@@ -15,6 +15,7 @@ use aftersales_protos::{
         self as pb, dispatch_service_client::DispatchServiceClient,
         partner_key_service_client::PartnerKeyServiceClient,
     },
+    events::v1::event_envelope::Payload,
 };
 use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
@@ -165,6 +166,30 @@ impl TestApp {
             "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{job_id}' AND event_type = '{event_type}'"
         ))
         .await
+    }
+
+    /// The payloads of the events of `event_type` published about `subject_id` (a job or
+    /// settlement id), in the order they were written.
+    pub async fn published(&self, subject_id: &str, event_type: &str) -> Vec<Payload> {
+        let db = self.core.db();
+        db.query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT payload FROM outbox WHERE subject_id = '{subject_id}' \
+                 AND event_type = '{event_type}' ORDER BY seq"
+            ),
+        ))
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("", "payload").expect("payload");
+            aftersales_eventbus::envelope::decode(&bytes)
+                .expect("an envelope")
+                .payload
+                .expect("a payload")
+        })
+        .collect()
     }
 
     pub async fn register(&mut self, spec: pb::PartnerSpec) -> pb::Partner {

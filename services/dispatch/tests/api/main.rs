@@ -10,3 +10,4 @@ mod deadlines;
 mod flow;
 mod helpers;
 mod history;
+mod partner_events;

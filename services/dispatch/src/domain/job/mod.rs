@@ -1,10 +1,12 @@
 //! A repair job and its lifecycle: pending_dispatch → offered → accepted → scheduled →
 //! on_site → completed | cannot_complete, or cancelled, or unassigned when no partner is
 //! left. Each operation returns the events it caused. The offer rules (who holds the job,
-//! answers and lapses) live in `offer`, the on-site visit and its SLA in `visit`; this
-//! module keeps the job itself, its quotes, completion and cancellation.
+//! answers, lapses and withdrawals) live in `offer`, the on-site visit and its SLA in
+//! `visit`, the quotes the job takes and their review in `quotes`; this module keeps the
+//! job itself, completion and cancellation.
 
 mod offer;
+mod quotes;
 mod visit;
 
 use chrono::{DateTime, Utc};
@@ -16,8 +18,8 @@ pub use visit::VisitTargets;
 use aftersales_platform::seal::{mask_address, mask_name, mask_phone, normalise_phone};
 
 use super::{
-    Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, OfferStatus, QuoteStatus, Urgency,
-    new_id, partner::GeoPoint, quote::Quote,
+    Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, Urgency, new_id, partner::GeoPoint,
+    quote::Quote,
 };
 
 /// How long a repeat job looks back for the job whose fix did not hold.
@@ -183,7 +185,19 @@ pub enum JobEvent {
     QuoteNeedsReview {
         quote_id: String,
     },
+    /// A reviewer approved or rejected a quote that waited for review.
+    QuoteReviewed {
+        quote_id: String,
+    },
     Cancelled {
+        reason: String,
+        /// Who held the offer or the work when the job was cancelled.
+        partner_id: Option<String>,
+    },
+    /// An open offer was taken back before its partner answered and before it lapsed.
+    OfferWithdrawn {
+        offer_id: String,
+        partner_id: String,
         reason: String,
     },
 }
@@ -318,36 +332,6 @@ impl JobAggregate {
         true
     }
 
-    pub fn add_quote(
-        &mut self,
-        quote: Quote,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if !self.job.status.is_open_work() {
-            return Err(self.illegal("take a quote"));
-        }
-        if let Some(pending) = self
-            .quotes
-            .iter()
-            .find(|q| q.status == QuoteStatus::PendingReview)
-        {
-            return Err(DomainError::Precondition(format!(
-                "quote {} still awaits review",
-                pending.id
-            )));
-        }
-        let events = if quote.status == QuoteStatus::PendingReview {
-            vec![JobEvent::QuoteNeedsReview {
-                quote_id: quote.id.clone(),
-            }]
-        } else {
-            Vec::new()
-        };
-        self.quotes.push(quote);
-        self.job.updated_at = now;
-        Ok(events)
-    }
-
     pub fn complete(
         &mut self,
         outcome: CompletionOutcome,
@@ -385,19 +369,14 @@ impl JobAggregate {
         if self.job.status.is_final() {
             return Err(self.illegal("be cancelled"));
         }
-        for offer in self
-            .offers
-            .iter_mut()
-            .filter(|o| o.status == OfferStatus::Open)
-        {
-            offer.status = OfferStatus::Withdrawn;
-            offer.responded_at = Some(now);
-        }
+        let mut events = self.close_open_offers(offer::WITHDRAWN_ON_CANCEL, now);
         self.job.status_reason = reason.to_owned();
         self.move_to(JobStatus::Cancelled, actor, reason, now);
-        Ok(vec![JobEvent::Cancelled {
+        events.push(JobEvent::Cancelled {
             reason: reason.to_owned(),
-        }])
+            partner_id: self.job.partner_id.clone(),
+        });
+        Ok(events)
     }
 
     /// A repeat job came for the same ticket and product line: this job's fix did not

@@ -1,6 +1,6 @@
-//! Offers: the job offered to the best-ranked partner, the holder's answer, and an offer
-//! that lapses. Every offer is kept (the offer history); a decline or a lapse sends the
-//! job back to dispatch.
+//! Offers: the job offered to the best-ranked partner, the holder's answer, an offer that
+//! lapses, and open offers closed without an answer when the job is cancelled. Every
+//! offer is kept (the offer history); a decline or a lapse sends the job back to dispatch.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,13 @@ use super::{JobAggregate, JobEvent, VisitTargets};
 use crate::domain::{
     Actor, AreaKind, DomainError, JobStatus, OfferStatus, matching::Ranked, new_id,
 };
+
+/// Why an open offer is withdrawn when its job is cancelled: dispatch's words, not the
+/// canceller's (their reason stays on the job).
+pub(super) const WITHDRAWN_ON_CANCEL: &str = "job cancelled";
+
+/// Why a lapsed offer is declined.
+const LAPSED: &str = "acceptance deadline passed";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
@@ -22,6 +29,31 @@ pub struct Offer {
     pub decline_reason: String,
     pub score: f64,
     pub distance_km: Option<f64>,
+}
+
+impl Offer {
+    /// The acceptance deadline passed unanswered: what its partner is told.
+    fn lapse(&mut self, now: DateTime<Utc>) -> JobEvent {
+        self.status = OfferStatus::Expired;
+        self.responded_at = Some(now);
+        JobEvent::Declined {
+            offer_id: self.id.clone(),
+            partner_id: self.partner_id.clone(),
+            reason: LAPSED.into(),
+            expired: true,
+        }
+    }
+
+    /// Taken back from its partner before it answered: what the partner is told.
+    fn withdraw(&mut self, reason: &str, now: DateTime<Utc>) -> JobEvent {
+        self.status = OfferStatus::Withdrawn;
+        self.responded_at = Some(now);
+        JobEvent::OfferWithdrawn {
+            offer_id: self.id.clone(),
+            partner_id: self.partner_id.clone(),
+            reason: reason.to_owned(),
+        }
+    }
 }
 
 /// A partner's answer to an offer.
@@ -181,9 +213,8 @@ impl JobAggregate {
         if offer.status != OfferStatus::Open || now < offer.expires_at {
             return Vec::new();
         }
-        offer.status = OfferStatus::Expired;
-        offer.responded_at = Some(now);
         let partner_id = offer.partner_id.clone();
+        let lapsed = offer.lapse(now);
         self.job.partner_id = None;
         self.move_to(
             JobStatus::PendingDispatch,
@@ -191,12 +222,25 @@ impl JobAggregate {
             format!("offer to {partner_id} lapsed"),
             now,
         );
-        vec![JobEvent::Declined {
-            offer_id: offer_id.to_owned(),
-            partner_id,
-            reason: "acceptance deadline passed".into(),
-            expired: true,
-        }]
+        vec![lapsed]
+    }
+
+    /// Closes every open offer without its partner's answer, the job staying with the
+    /// caller: an offer still running is withdrawn; one whose deadline already passed
+    /// (its firing still on the way) lapses, as the deadline would have had it, so a
+    /// partner is never told of a withdrawal after its offer lapsed.
+    pub(super) fn close_open_offers(&mut self, reason: &str, now: DateTime<Utc>) -> Vec<JobEvent> {
+        self.offers
+            .iter_mut()
+            .filter(|o| o.status == OfferStatus::Open)
+            .map(|o| {
+                if now >= o.expires_at {
+                    o.lapse(now)
+                } else {
+                    o.withdraw(reason, now)
+                }
+            })
+            .collect()
     }
 }
 
@@ -257,5 +301,68 @@ mod tests {
             }]
         );
         assert_eq!(agg.job.status, JobStatus::Unassigned);
+    }
+
+    #[test]
+    fn cancelling_withdraws_a_running_offer_and_lapses_one_past_its_deadline() {
+        let system = Actor::system("dispatch");
+        let mut running = new_job();
+        running
+            .offer_to(&ranked("A"), Duration::minutes(30), t(0))
+            .unwrap();
+        let offer_id = running.offers[0].id.clone();
+        let events = running.cancel("duplicate", &system, t(29)).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                JobEvent::OfferWithdrawn {
+                    offer_id,
+                    partner_id: "A".into(),
+                    reason: WITHDRAWN_ON_CANCEL.into(),
+                },
+                JobEvent::Cancelled {
+                    reason: "duplicate".into(),
+                    partner_id: Some("A".into()),
+                },
+            ]
+        );
+        assert_eq!(running.offers[0].status, OfferStatus::Withdrawn);
+
+        let mut lapsed = new_job();
+        lapsed
+            .offer_to(&ranked("A"), Duration::minutes(30), t(0))
+            .unwrap();
+        let events = lapsed.cancel("duplicate", &system, t(30)).unwrap();
+        assert!(
+            matches!(&events[..], [
+                JobEvent::Declined { expired: true, partner_id, .. },
+                JobEvent::Cancelled { .. },
+            ] if partner_id == "A"),
+            "{events:?}"
+        );
+        assert_eq!(lapsed.offers[0].status, OfferStatus::Expired);
+        assert!(
+            lapsed
+                .expire_offer(&lapsed.offers[0].id.clone(), t(31))
+                .is_empty(),
+            "the deadline firing later changes nothing"
+        );
+
+        let mut answered = new_job();
+        answered
+            .offer_to(&ranked("A"), Duration::minutes(30), t(0))
+            .unwrap();
+        let offer_id = answered.offers[0].id.clone();
+        answered
+            .respond(&offer_id, accept(AreaKind::Urban), &partner("A"), t(1))
+            .unwrap();
+        assert_eq!(
+            answered.cancel("duplicate", &system, t(2)).unwrap(),
+            vec![JobEvent::Cancelled {
+                reason: "duplicate".into(),
+                partner_id: Some("A".into()),
+            }],
+            "an answered offer is not withdrawn"
+        );
     }
 }
