@@ -152,6 +152,7 @@ pub enum ServiceName {
     Returns,
     Dispatch,
     Care,
+    Webhooks,
     Gateway,
 }
 
@@ -162,6 +163,7 @@ impl ServiceName {
             ServiceName::Returns => "returns",
             ServiceName::Dispatch => "dispatch",
             ServiceName::Care => "care",
+            ServiceName::Webhooks => "webhooks",
             ServiceName::Gateway => "gateway",
         }
     }

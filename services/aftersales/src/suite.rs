@@ -17,6 +17,7 @@ use aftersales_platform::{
 use aftersales_returns::app::ReturnsApp;
 use aftersales_runtime::module::{Module, ServiceModule, Started};
 use aftersales_tickets::app::TicketsApp;
+use aftersales_webhooks::app::WebhooksApp;
 use anyhow::Context;
 
 use crate::{
@@ -60,6 +61,7 @@ static TICKETS: Module<TicketsApp> = Module::new();
 static RETURNS: Module<ReturnsApp> = Module::new();
 static DISPATCH: Module<DispatchApp> = Module::new();
 static CARE: Module<CareApp> = Module::new();
+static WEBHOOKS: Module<WebhooksApp> = Module::new();
 static GATEWAY: Module<GatewayApp> = Module::new();
 
 /// The one place a service name meets its crate: everything else goes through the module.
@@ -69,6 +71,7 @@ pub fn module(service: ServiceName) -> &'static dyn ServiceModule {
         ServiceName::Returns => &RETURNS,
         ServiceName::Dispatch => &DISPATCH,
         ServiceName::Care => &CARE,
+        ServiceName::Webhooks => &WEBHOOKS,
         ServiceName::Gateway => &GATEWAY,
     }
 }
@@ -92,6 +95,9 @@ async fn build(
 /// Where `aftersales dev` serves its development issuer (discovery, JWKS, `/token`).
 pub const DEV_ISSUER_PORT: u16 = 8089;
 
+/// Where `aftersales dev` lets webhooks deliver besides public hosts: this machine.
+const DEV_WEBHOOK_TARGETS: &str = "127.0.0.0/8,::1,localhost";
+
 /// The development issuer's key file in a data directory.
 pub fn dev_issuer_file(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("dev-issuer.json")
@@ -107,7 +113,10 @@ async fn dev_suite(env: &Env, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let shutdown = shutdown_signal();
-    let env = dev_issuer(env, data_dir, shutdown.clone()).await?;
+    let env = dev_issuer(env, data_dir, shutdown.clone())
+        .await?
+        // Development receivers listen on this machine; production allows public hosts only.
+        .with_default("WEBHOOKS_ALLOWED_TARGETS", DEV_WEBHOOK_TARGETS);
     let backbone = Backbone::in_process();
     let mut running = tokio::task::JoinSet::new();
     for service in ServiceName::all() {
