@@ -134,7 +134,7 @@ fn emit_message(
             Type::String if field.proto3_optional() => {
                 let _ = writeln!(
                     body,
-                    "if let Some(s) = &self.{name} {{ if !is_clean(s) {{ bad.push(join(&at(), \"{path}\")); }} }}"
+                    "if let Some(s) = &self.{name} && !is_clean(s) {{ bad.push(join(&at(), \"{path}\")); }}"
                 );
             }
             Type::String => {

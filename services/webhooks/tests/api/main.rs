@@ -2,6 +2,8 @@
 //! Redis, SQLite with the in-process bus and queue), delivering to a real receiver that
 //! verifies every call with the official Standard Webhooks library.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 /// One test per backend of an `async fn(Backend)`.
 macro_rules! on_both {
     ($name:ident) => {
