@@ -1,5 +1,5 @@
-//! Start-up of the gateway: settings from `GATEWAY_*` variables, lazy channels to dispatch
-//! and returns (with the gateway's service token when it has client credentials), the
+//! Start-up of the gateway: settings from `GATEWAY_*` variables, lazy channels to dispatch,
+//! returns and webhooks (with the gateway's service token when it has client credentials), the
 //! rate limiter and failed-attempt budget (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES`
 //! is set), then the gRPC face (with health and reflection) and the bounded HTTP face
 //! served side by side until shutdown.
@@ -28,6 +28,7 @@ use aftersales_protos::{
         partner_key_service_client::PartnerKeyServiceClient,
     },
     returns::v1::return_service_client::ReturnServiceClient,
+    webhooks::v1::webhook_service_client::WebhookServiceClient,
 };
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
@@ -35,13 +36,13 @@ use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
     auth::{KeyLookups, KeyResolver},
-    core::{ChannelError, Door, Gateway, TraceInterceptor, UpstreamChannel},
+    core::{ChannelError, Door, Gateway, TraceInterceptor, UpstreamChannel, Upstreams},
     grpc::PartnerApi,
     http,
     limiter::{FailedAttempts, RateLimiter},
 };
 
-/// The largest header (and trailer) block accepted from dispatch and returns.
+/// The largest header (and trailer) block accepted from an upstream.
 const UPSTREAM_MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +75,13 @@ pub struct GatewayApp {
 
 impl GatewayApp {
     /// Connects the limiter, prepares the upstream channels (connected on first use, so
-    /// the gateway may start before dispatch and returns) and binds both listeners.
+    /// the gateway may start before dispatch, returns and webhooks) and binds both
+    /// listeners.
     pub async fn build(settings: GatewaySettings) -> Result<Self, StartError> {
         let tokens = settings.service_tokens.as_ref();
         if tokens.is_none() {
             tracing::info!(
-                "GATEWAY_CLIENT_ID is not set: dispatch and returns are called without a service token"
+                "GATEWAY_CLIENT_ID is not set: the upstreams are called without a service token"
             );
         }
         let dispatch = upstream(
@@ -88,6 +90,10 @@ impl GatewayApp {
         );
         let returns = upstream(
             channel(&settings.returns_url, &settings.upstream_tls)?,
+            tokens,
+        );
+        let webhooks = upstream(
+            channel(&settings.webhooks_url, &settings.upstream_tls)?,
             tokens,
         );
         let (limiter, attempts) = match &settings.redis {
@@ -126,9 +132,13 @@ impl GatewayApp {
             attempts,
             proxies: settings.trusted_proxies.clone(),
         };
+        let upstreams = Upstreams {
+            dispatch: DispatchServiceClient::with_interceptor(dispatch, propagate),
+            returns: ReturnServiceClient::with_interceptor(returns, propagate),
+            webhooks: WebhookServiceClient::with_interceptor(webhooks, propagate),
+        };
         let gateway = Arc::new(Gateway::new(
-            DispatchServiceClient::with_interceptor(dispatch, propagate),
-            ReturnServiceClient::with_interceptor(returns, propagate),
+            upstreams,
             door,
             settings.carriers.clone(),
             settings.upstream_timeout,

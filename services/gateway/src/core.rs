@@ -1,13 +1,15 @@
 //! The one core both faces call: admit a caller (key → partner, then its rate limit;
 //! unknown keys first against the failed-attempt budget of the caller's address), check
-//! what the gateway itself must check, forward to dispatch or returns as that partner with
-//! a bounded wait, and map the answer to what a partner may see. The operations sit by
-//! capability in `jobs` (offers and jobs), `settlements` and `carriers`; admission and the
-//! bounded forward are here.
+//! what the gateway itself must check, forward to dispatch, returns or webhooks as that
+//! partner with a bounded wait, and map the answer to what a partner may see. The
+//! operations sit by capability in `jobs` (offers and jobs), `settlements`, `webhooks`
+//! (the partner's webhook endpoints) and `carriers`; admission and the bounded forward are
+//! here.
 
 mod carriers;
 mod jobs;
 mod settlements;
+mod webhooks;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -17,6 +19,7 @@ use aftersales_protos::{
     common::v1::{Actor, ActorRole},
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
     returns::v1::return_service_client::ReturnServiceClient,
+    webhooks::v1::webhook_service_client::WebhookServiceClient,
 };
 use http::HeaderMap;
 use tonic::{body::Body, service::interceptor::InterceptedService};
@@ -78,11 +81,21 @@ pub struct Door {
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
 const MAX_TEXT_LEN: usize = 2_000;
 
+/// The services the gateway forwards to, each with trace propagation and (when the
+/// gateway has client credentials) its service token.
+#[derive(Clone)]
+pub struct Upstreams {
+    pub dispatch: DispatchServiceClient<Intercepted>,
+    pub returns: ReturnServiceClient<Intercepted>,
+    pub webhooks: WebhookServiceClient<Intercepted>,
+}
+
 /// The clients and policies every call goes through.
 #[derive(Clone)]
 pub struct Gateway {
     dispatch: DispatchServiceClient<Intercepted>,
     returns: ReturnServiceClient<Intercepted>,
+    webhooks: WebhookServiceClient<Intercepted>,
     door: Door,
     carriers: CarrierSecrets,
     timeout: Duration,
@@ -91,16 +104,21 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(
-        dispatch: DispatchServiceClient<Intercepted>,
-        returns: ReturnServiceClient<Intercepted>,
+        upstreams: Upstreams,
         door: Door,
         carriers: CarrierSecrets,
         timeout: Duration,
         clock: SharedClock,
     ) -> Self {
+        let Upstreams {
+            dispatch,
+            returns,
+            webhooks,
+        } = upstreams;
         Self {
             dispatch,
             returns,
+            webhooks,
             door,
             carriers,
             timeout,

@@ -11,6 +11,7 @@ use tonic::{Code, Status, metadata::MetadataValue};
 pub enum Upstream {
     Dispatch,
     Returns,
+    Webhooks,
 }
 
 impl Upstream {
@@ -18,6 +19,7 @@ impl Upstream {
         match self {
             Upstream::Dispatch => "dispatch",
             Upstream::Returns => "returns",
+            Upstream::Webhooks => "webhooks",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The gRPC face: `aftersales.partner.v1.PartnerService`. Each method admits the caller
-//! from its metadata and hands the message to the core; nothing else happens here.
+//! from its metadata and hands the message to the core; nothing else happens here. The
+//! webhook methods answer with the webhooks service's own messages.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use aftersales_protos::{
         self as pb,
         partner_service_server::{PartnerService, PartnerServiceServer},
     },
+    webhooks::v1 as wh,
 };
 use tonic::{Request, Response, Status};
 
@@ -133,6 +135,110 @@ impl PartnerService for PartnerApi {
         let (partner, message) = self.admit(request).await?;
         Ok(Response::new(
             self.gateway.list_settlements(&partner, message).await?,
+        ))
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<pb::CreateWebhookEndpointRequest>,
+    ) -> Result<Response<wh::EndpointWithSecret>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .create_webhook_endpoint(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<pb::ListWebhookEndpointsRequest>,
+    ) -> Result<Response<wh::ListEndpointsResponse>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .list_webhook_endpoints(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        request: Request<pb::GetWebhookEndpointRequest>,
+    ) -> Result<Response<wh::Endpoint>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway.get_webhook_endpoint(&partner, message).await?,
+        ))
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        request: Request<pb::UpdateWebhookEndpointRequest>,
+    ) -> Result<Response<wh::Endpoint>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .update_webhook_endpoint(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<pb::RotateWebhookSecretRequest>,
+    ) -> Result<Response<wh::EndpointWithSecret>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .rotate_webhook_secret(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<pb::DeleteWebhookEndpointRequest>,
+    ) -> Result<Response<wh::Endpoint>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .delete_webhook_endpoint(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<wh::ListDeliveriesResponse>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .list_webhook_deliveries(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn replay_webhook_delivery(
+        &self,
+        request: Request<pb::ReplayWebhookDeliveryRequest>,
+    ) -> Result<Response<wh::Delivery>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway
+                .replay_webhook_delivery(&partner, message)
+                .await?,
+        ))
+    }
+
+    async fn list_webhook_event_types(
+        &self,
+        request: Request<pb::ListWebhookEventTypesRequest>,
+    ) -> Result<Response<wh::ListEventTypesResponse>, Status> {
+        let (partner, _) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway.list_webhook_event_types(&partner).await?,
         ))
     }
 }

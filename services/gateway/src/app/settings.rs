@@ -39,6 +39,8 @@ pub struct GatewaySettings {
     pub http_addr: SocketAddr,
     pub dispatch_url: String,
     pub returns_url: String,
+    /// The webhooks service, which keeps partners' webhook endpoints (`GATEWAY_WEBHOOKS_URL`).
+    pub webhooks_url: String,
     /// `None`: each replica limits on its own (only for a single process, `aftersales dev`).
     pub redis: Option<RedisSettings>,
     pub quota: Quota,
@@ -60,13 +62,13 @@ pub struct GatewaySettings {
     pub upstream_tls: UpstreamTls,
     /// How a `rediss://` Redis is checked (`REDIS_CA_FILE`, …).
     pub redis_tls: RedisTls,
-    /// The gateway's own tokens for dispatch and returns (OAuth 2.0 client credentials);
+    /// The gateway's own tokens for dispatch, returns and webhooks (OAuth 2.0 client credentials);
     /// `None` calls them without a token.
     pub service_tokens: Option<TokenSource>,
     pub carriers: CarrierSecrets,
     /// Largest HTTP body and gRPC message accepted.
     pub max_body_bytes: usize,
-    /// Longest wait for dispatch or returns before answering DEADLINE_EXCEEDED / 504.
+    /// Longest wait for dispatch, returns or webhooks before answering DEADLINE_EXCEEDED / 504.
     pub upstream_timeout: Duration,
     pub server: ServerSettings,
 }
@@ -77,13 +79,16 @@ const TEST_RATE: NonZeroU32 = match NonZeroU32::new(1_000) {
 };
 
 impl GatewaySettings {
-    /// Loopback on port 0 for both faces, no key caches, in-process limiters.
+    /// Loopback on port 0 for both faces, no key caches, in-process limiters. The webhooks
+    /// upstream is a closed port until a test sets `webhooks_url` (channels connect on
+    /// first use, so it is never dialled otherwise).
     pub fn for_tests(dispatch_url: String, returns_url: String) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dispatch_url,
             returns_url,
+            webhooks_url: "http://127.0.0.1:9".to_owned(),
             redis: None,
             // High enough that only the tests of rate limiting meet it.
             quota: Quota {
@@ -158,6 +163,7 @@ pub fn settings_from_env(env: &Env) -> Result<GatewaySettings, ConfigError> {
         )?,
         dispatch_url: upstream("GATEWAY_DISPATCH_URL", "http://127.0.0.1:50053")?,
         returns_url: upstream("GATEWAY_RETURNS_URL", "http://127.0.0.1:50052")?,
+        webhooks_url: upstream("GATEWAY_WEBHOOKS_URL", "http://127.0.0.1:50056")?,
         redis,
         quota: Quota {
             per_second: nonzero("GATEWAY_RATE_LIMIT_PER_SEC", 20)?,
@@ -256,6 +262,7 @@ mod tests {
         assert_eq!(s.http_addr.port(), 8080);
         assert_eq!(s.dispatch_url, "http://127.0.0.1:50053");
         assert_eq!(s.returns_url, "http://127.0.0.1:50052");
+        assert_eq!(s.webhooks_url, "http://127.0.0.1:50056");
         assert!(s.redis.is_none());
         assert_eq!(s.quota.per_second.get(), 20);
         assert_eq!(s.quota.burst.get(), 40);
@@ -285,6 +292,7 @@ mod tests {
             ("GATEWAY_HTTP_ADDR", "127.0.0.1:2"),
             ("GATEWAY_DISPATCH_URL", "http://dispatch:50053"),
             ("GATEWAY_RETURNS_URL", "https://returns:50052"),
+            ("GATEWAY_WEBHOOKS_URL", "http://webhooks:50056"),
             ("REDIS_URL", "redis://redis:6379"),
             ("REDIS_KEY_PREFIX", "prod:"),
             ("GATEWAY_RATE_LIMIT_PER_SEC", "5"),
@@ -313,6 +321,8 @@ mod tests {
         assert_eq!(s.grpc_addr.port(), 1);
         assert_eq!(s.http_addr.port(), 2);
         assert_eq!(s.dispatch_url, "http://dispatch:50053");
+        assert_eq!(s.returns_url, "https://returns:50052");
+        assert_eq!(s.webhooks_url, "http://webhooks:50056");
         let redis = s.redis.unwrap();
         assert_eq!(
             (redis.target, redis.key_prefix.as_str()),
@@ -354,6 +364,7 @@ mod tests {
             ("GATEWAY_GRPC_ADDR", "localhost"),
             ("GATEWAY_DISPATCH_URL", "dispatch:50053"),
             ("GATEWAY_RETURNS_URL", "ftp://returns"),
+            ("GATEWAY_WEBHOOKS_URL", "webhooks:50056"),
             ("GATEWAY_RATE_LIMIT_PER_SEC", "0"),
             ("GATEWAY_RATE_LIMIT_BURST", "many"),
             ("GATEWAY_MAX_BODY_BYTES", "0"),

@@ -131,6 +131,45 @@ impl FromRequestParts<HttpState> for JobId {
     }
 }
 
+/// The `{endpoint_id}` path segment of a webhook endpoint's routes.
+pub struct EndpointId(pub String);
+
+impl FromRequestParts<HttpState> for EndpointId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        path_segment(parts, state, "endpoint_id")
+            .await
+            .map(EndpointId)
+    }
+}
+
+/// The `{endpoint_id}` and `{delivery_id}` path segments of one delivery.
+pub struct DeliveryPath {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+}
+
+impl FromRequestParts<HttpState> for DeliveryPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((endpoint_id, delivery_id))| DeliveryPath {
+                endpoint_id,
+                delivery_id,
+            })
+            .map_err(|rejection| ApiError::invalid("path", rejection.body_text()))
+    }
+}
+
 /// The `{carrier}` path segment.
 pub struct Carrier(pub String);
 

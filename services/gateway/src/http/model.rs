@@ -8,11 +8,12 @@ mod enums;
 mod jobs;
 mod settlements;
 mod tracking;
+mod webhooks;
 
 pub use commands::{CompleteBody, DeclineBody, QuoteBody, QuoteLineInput, ScheduleBody, VisitBody};
 pub use enums::{
-    AreaKind, CompletionOutcome, JobStatus, OfferStatus, Payer, QuoteLineKind, QuoteStatus,
-    SettlementStatus, TrackingKind, Urgency,
+    AreaKind, CompletionOutcome, DeliveryState, EndpointState, EndpointStateChange, JobStatus,
+    OfferStatus, Payer, QuoteLineKind, QuoteStatus, SettlementStatus, TrackingKind, Urgency,
 };
 pub use jobs::{
     Completion, Contact, GeoPoint, Job, JobPage, Location, Offer, OfferList, Photo, Quote,
@@ -20,6 +21,10 @@ pub use jobs::{
 };
 pub use settlements::{Settlement, SettlementLine, SettlementPage};
 pub use tracking::{TrackingAck, TrackingBody};
+pub use webhooks::{
+    Attempt, CreateEndpointBody, Delivery, DeliveryListParams, DeliveryPage, Endpoint,
+    EndpointPage, EndpointWithSecret, EventTypeList, RotateSecretBody, UpdateEndpointBody,
+};
 
 use aftersales_platform::codes;
 use aftersales_protos::common::v1 as common;

@@ -1,5 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the routes' annotations (`routes::ApiDoc`)
-//! and built once: the security schemes and the error answers every route shares.
+//! and built once: the security schemes and the error answers every route shares, and the
+//! `webhooks` section describing the events partners' endpoints receive (`events`).
+
+mod events;
 
 use std::{collections::BTreeMap, sync::OnceLock};
 
@@ -16,11 +19,17 @@ use crate::http::routes::ApiDoc;
 /// The document as JSON, built on first use.
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|err| format!(r#"{{"error":"openapi: {err}"}}"#))
-    })
+    DOCUMENT
+        .get_or_init(|| build().unwrap_or_else(|err| format!(r#"{{"error":"openapi: {err}"}}"#)))
+}
+
+/// The generated document with the `webhooks` section added.
+fn build() -> Result<String, serde_json::Error> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    if let Some(doc) = doc.as_object_mut() {
+        doc.insert("webhooks".to_owned(), events::webhooks());
+    }
+    serde_json::to_string_pretty(&doc)
 }
 
 /// `bearer` (`Authorization: Bearer <key>`) and `api_key` (`X-API-Key: <key>`).
@@ -75,14 +84,17 @@ fn common(out: &mut BTreeMap<String, RefOr<Response>>) {
         "400",
         error("A field could not be read or is invalid (named in field_violations)").build(),
     );
-    add("404", error("No such job of yours").build());
+    add(
+        "404",
+        error("No such job, webhook endpoint or delivery of yours").build(),
+    );
     add(
         "408",
         error("The request was not received within the request timeout").build(),
     );
     add(
         "409",
-        error("The job is not in a state that allows this").build(),
+        error("The job or endpoint is not in a state that allows this").build(),
     );
     add("413", error("The body is larger than the limit").build());
     add(
@@ -176,6 +188,12 @@ mod tests {
             "/v1/jobs/{job_id}/complete",
             "/v1/settlements",
             "/v1/carriers/{carrier}/tracking",
+            "/v1/webhook-endpoints",
+            "/v1/webhook-endpoints/{endpoint_id}",
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/replay",
+            "/v1/webhook-event-types",
             "/openapi.json",
             "/healthz",
         ] {
@@ -187,7 +205,14 @@ mod tests {
             .values()
             .map(|item| item.as_object().unwrap().len())
             .sum();
-        assert_eq!(operations, 13);
+        assert_eq!(operations, 22);
+        let endpoint = doc["paths"]["/v1/webhook-endpoints/{endpoint_id}"]
+            .as_object()
+            .unwrap();
+        let mut methods: Vec<&String> = endpoint.keys().collect();
+        methods.sort();
+        assert_eq!(methods, ["delete", "get", "patch"]);
+        assert!(doc["webhooks"]["dispatch.JobOffered"]["post"].is_object());
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["bearer"]["scheme"], "bearer");
         assert_eq!(schemes["api_key"]["name"], "X-API-Key");

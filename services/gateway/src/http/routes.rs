@@ -1,5 +1,8 @@
 //! The HTTP routes: glue from JSON to the core and back. Each handler is annotated with
-//! its OpenAPI operation, so the document cannot drift from the routes.
+//! its OpenAPI operation, so the document cannot drift from the routes. The routes of a
+//! partner's webhook endpoints sit in `webhooks`.
+
+mod webhooks;
 
 use axum::{
     Json, Router,
@@ -43,6 +46,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/jobs/{job_id}/complete", post(complete_job))
         .route("/v1/settlements", get(list_settlements))
         .route("/v1/carriers/{carrier}/tracking", post(carrier_tracking))
+        .merge(webhooks::routes())
 }
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -349,12 +353,16 @@ fn finish(v: Violations) -> Result<(), ApiError> {
         description = "What outside repair partners and carriers reach through the partner gateway. \
             Partner calls carry an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); \
             another partner's job answers 404. The same operations are served over gRPC as \
-            `aftersales.partner.v1.PartnerService`."
+            `aftersales.partner.v1.PartnerService`. Events reach your webhook endpoints as \
+            described under `webhooks`: signed per Standard Webhooks 1.0."
     ),
     paths(
         healthz, openapi_json, list_offers, accept_offer, decline_offer, list_jobs, get_job,
         schedule_visit, record_visit, submit_quote, complete_job, list_settlements,
-        carrier_tracking
+        carrier_tracking, webhooks::create_endpoint, webhooks::list_endpoints,
+        webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint,
+        webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
+        webhooks::list_event_types
     ),
     components(schemas(crate::http::model::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -363,6 +371,7 @@ fn finish(v: Violations) -> Result<(), ApiError> {
         (name = "offers", description = "Jobs offered to you"),
         (name = "jobs", description = "Your jobs"),
         (name = "settlements", description = "Your monthly statements"),
+        (name = "webhooks", description = "Your webhook endpoints and their deliveries"),
         (name = "carriers", description = "Carrier tracking webhooks"),
         (name = "operations", description = "Health and this document")
     )

@@ -1,5 +1,6 @@
 //! The HTTP face against its own OpenAPI document: the served document validates
-//! (openapi-spec-validator), and a bounded property-based run of schemathesis against the
+//! (openapi-spec-validator) and describes the webhook routes and the events partners'
+//! endpoints receive (`webhooks`), and a bounded property-based run of schemathesis against the
 //! live API, authorised with a real key over seeded data, finds no server error and no
 //! answer outside the document. Both tools come from `tests/setup/tools-api.sh` (`make
 //! tools`); without them these tests fail and say so.
@@ -64,6 +65,7 @@ async fn the_served_openapi_document_validates() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.header("content-type"), Some("application/json"));
     assert_eq!(doc.body["openapi"], "3.1.0");
+    assert_webhooks_are_described(&doc.body);
     let file = std::env::temp_dir().join(format!("gateway-openapi-{}.json", std::process::id()));
     std::fs::write(&file, doc.body.to_string()).unwrap();
     let mut command = Command::new(validator);
@@ -75,15 +77,95 @@ async fn the_served_openapi_document_validates() {
     task.await.unwrap();
 }
 
+/// The partner's webhook routes and, under `webhooks`, each event type of the partner
+/// catalogue as a signed POST of its envelope.
+fn assert_webhooks_are_described(doc: &serde_json::Value) {
+    for (path, methods) in [
+        ("/v1/webhook-endpoints", &["get", "post"][..]),
+        (
+            "/v1/webhook-endpoints/{endpoint_id}",
+            &["get", "patch", "delete"],
+        ),
+        (
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            &["post"],
+        ),
+        ("/v1/webhook-endpoints/{endpoint_id}/deliveries", &["get"]),
+        (
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/replay",
+            &["post"],
+        ),
+        ("/v1/webhook-event-types", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing"
+            );
+        }
+    }
+    let webhooks = doc["webhooks"].as_object().expect("a webhooks section");
+    let mut names: Vec<&str> = webhooks.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "dispatch.JobCancelled",
+            "dispatch.JobOffered",
+            "dispatch.OfferWithdrawn",
+            "dispatch.QuoteReviewed",
+            "dispatch.SettlementIssued",
+        ]
+    );
+    for (name, item) in webhooks {
+        let post = &item["post"];
+        let headers: Vec<&str> = post["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no parameters"))
+            .iter()
+            .filter(|p| p["in"] == "header" && p["required"] == true)
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(
+            headers,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"],
+            "{name}"
+        );
+        let body = &post["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["properties"]["type"]["const"], name.as_str());
+        assert_eq!(body["properties"]["timestamp"]["format"], "date-time");
+        let data = body["properties"]["data"]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: no data fields"));
+        assert!(data.contains_key("partnerId"), "{name}: {data:?}");
+    }
+    let offered = &webhooks["dispatch.JobOffered"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["data"]["properties"];
+    let fields: Vec<&str> = offered
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for field in ["jobId", "offerId", "partnerId", "expiresAt", "attempt"] {
+        assert!(
+            fields.contains(&field),
+            "JobOffered lacks {field}: {fields:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let schemathesis = tool("schemathesis");
     let mut s = suite(false).await;
+    s.with_webhooks().await;
     let gw = s.gateway(|_| {}).await;
     let a = s.partner("A", REGION_A).await;
     let _b = s.partner("B", REGION_B).await;
 
-    // Data for the lists: an open offer, a completed job with a quote, a settlement.
+    // Data for the lists: an open offer, a completed job with a quote, a settlement, a
+    // webhook endpoint.
     let _offered = s.job(REGION_A, "ticket-open").await;
     let done = s.job(REGION_A, "ticket-done").await;
     let mut grpc = gw.grpc.clone();
@@ -129,6 +211,17 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     .await
     .expect("completed");
     s.settle(&a.id).await;
+    grpc.create_webhook_endpoint(keyed(
+        partner::CreateWebhookEndpointRequest {
+            url: "http://127.0.0.1:9/hooks".into(),
+            event_types: vec!["dispatch.JobOffered".into()],
+            description: String::new(),
+            idempotency_key: String::new(),
+        },
+        key,
+    ))
+    .await
+    .expect("an endpoint");
 
     let report = std::env::temp_dir().join(format!("gateway-schemathesis-{}", std::process::id()));
     let mut command = Command::new(schemathesis);

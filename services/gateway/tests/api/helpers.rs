@@ -1,6 +1,7 @@
-//! Spawning real dispatch (and returns) services on fresh PostgreSQL databases with a Redis
-//! backbone, gateways in front of them on port 0, and seeding through dispatch's own API:
-//! two partners in two regions, each with an API key, and jobs offered to each.
+//! Spawning real dispatch (and returns, and webhooks) services on fresh PostgreSQL
+//! databases with a Redis backbone, gateways in front of them on port 0, and seeding
+//! through dispatch's own API: two partners in two regions, each with an API key, and jobs
+//! offered to each.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use aftersales_returns::{
 };
 use aftersales_runtime::ServiceSettings;
 use aftersales_testkit::Backend;
+use aftersales_webhooks::app::{WebhooksApp, WebhooksConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -40,6 +42,8 @@ pub struct Suite {
     pub returns: Option<ReturnServiceClient<Channel>>,
     dispatch_url: String,
     returns_url: String,
+    /// A closed port until `with_webhooks` starts the service.
+    webhooks_url: String,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -119,6 +123,7 @@ pub async fn suite(with_returns: bool) -> Suite {
         returns,
         dispatch_url: format!("http://{dispatch_addr}"),
         returns_url,
+        webhooks_url: "http://127.0.0.1:9".to_owned(),
         shutdown,
         tasks,
     }
@@ -127,7 +132,31 @@ pub async fn suite(with_returns: bool) -> Suite {
 impl Suite {
     /// Test settings pointing at this suite's services.
     pub fn settings(&self) -> GatewaySettings {
-        GatewaySettings::for_tests(self.dispatch_url.clone(), self.returns_url.clone())
+        let mut settings =
+            GatewaySettings::for_tests(self.dispatch_url.clone(), self.returns_url.clone());
+        settings.webhooks_url = self.webhooks_url.clone();
+        settings
+    }
+
+    /// Starts the webhooks service on a fresh database (loopback targets allowed, as in
+    /// its own tests); gateways started afterwards forward to it.
+    pub async fn with_webhooks(&mut self) {
+        let url = Backend::Postgres
+            .fresh_url()
+            .await
+            .expect("a fresh database");
+        let (bus, queue) = aftersales_runtime::testing::backbone(Backend::Postgres, "webhooks")
+            .await
+            .expect("a backbone");
+        let settings = ServiceSettings::for_tests(url, Duration::from_secs(2));
+        let app = WebhooksApp::build(settings, WebhooksConfig::for_tests(), bus, queue)
+            .await
+            .expect("webhooks builds");
+        self.webhooks_url = format!("http://{}", app.local_addr());
+        let token = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            app.run(token).await.expect("webhooks runs");
+        }));
     }
 
     /// A gateway with the test settings as changed by `configure`.
@@ -320,6 +349,24 @@ impl Http {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(secret) = secret {
             request = request.bearer_auth(secret);
+        }
+        answer(request).await
+    }
+
+    /// A request with `method`, the key and, unless `Value::Null`, `body` as JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        secret: &str,
+        body: Value,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(secret);
+        if !body.is_null() {
+            request = request.json(&body);
         }
         answer(request).await
     }

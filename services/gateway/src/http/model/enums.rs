@@ -1,8 +1,11 @@
 //! The enums of the partner JSON as lower-case strings, each tied to its gRPC enum:
-//! job, offer, quote, completion, settlement and tracking states and kinds.
+//! job, offer, quote, completion, settlement and tracking states and kinds, and the states
+//! of webhook endpoints and deliveries.
 
 use aftersales_platform::{proto_enum, text_enum};
-use aftersales_protos::{dispatch::v1 as dispatch, returns::v1 as returns};
+use aftersales_protos::{
+    dispatch::v1 as dispatch, returns::v1 as returns, webhooks::v1 as webhooks,
+};
 use utoipa::ToSchema;
 
 text_enum! {
@@ -139,4 +142,38 @@ proto_enum!(TrackingKind => returns::TrackingKind {
     InTransit => InTransit,
     DeliveredToWarehouse => DeliveredToWarehouse,
     Exception => Exception,
+});
+
+text_enum! {
+    /// Paused by you: nothing is delivered until you enable it again. Disabled: failing
+    /// for too long, so the suite stopped delivering (enable it to start again).
+    #[derive(ToSchema)]
+    EndpointState { Enabled = "enabled", Paused = "paused", Disabled = "disabled" }
+}
+proto_enum!(EndpointState => webhooks::EndpointState {
+    Enabled => Enabled,
+    Paused => Paused,
+    Disabled => Disabled,
+});
+
+text_enum! {
+    /// The states you may set on an endpoint; enabling a disabled one clears its failures.
+    #[derive(ToSchema)]
+    EndpointStateChange { Enabled = "enabled", Paused = "paused" }
+}
+proto_enum!(EndpointStateChange => webhooks::EndpointState {
+    Enabled => Enabled,
+    Paused => Paused,
+});
+
+text_enum! {
+    /// Pending: waiting for its next attempt. Failed: given up, because the endpoint was
+    /// disabled, paused or deleted before it succeeded.
+    #[derive(ToSchema)]
+    DeliveryState { Pending = "pending", Delivered = "delivered", Failed = "failed" }
+}
+proto_enum!(DeliveryState => webhooks::DeliveryState {
+    Pending => Pending,
+    Delivered => Delivered,
+    Failed => Failed,
 });
