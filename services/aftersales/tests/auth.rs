@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 //! Every RPC of every service behind its permission table, through the real binary
-//! (`serve tickets returns dispatch care` on PostgreSQL and Redis) against a real OpenID
+//! (`serve tickets returns dispatch care webhooks` on PostgreSQL and Redis) against a real OpenID
 //! provider (oauth2-mock-server on loopback): each RPC is called with no token, an expired
 //! one, one for another audience, one from another issuer and one signed by a foreign
 //! key (all `UNAUTHENTICATED`), then with a token for each of the suite's roles
@@ -63,7 +63,7 @@ struct Suite {
 }
 
 async fn start(provider: &Provider) -> Suite {
-    let names = ["tickets", "returns", "dispatch", "care"];
+    let names = ["tickets", "returns", "dispatch", "care", "webhooks"];
     let mut ports = Vec::new();
     let mut command = std::process::Command::new(BIN);
     command
@@ -87,6 +87,8 @@ async fn start(provider: &Provider) -> Suite {
         .env("CARE_SEARCH_KEY", TEST_KEY)
         // So does dispatch (the customer contact on jobs).
         .env("DISPATCH_ENCRYPTION_KEYS", format!("k1:{TEST_KEY}"))
+        // And webhooks (endpoint signing secrets).
+        .env("WEBHOOKS_ENCRYPTION_KEYS", format!("k1:{TEST_KEY}"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
@@ -161,6 +163,10 @@ fn tables() -> Vec<(&'static str, Table)> {
             aftersales_dispatch::api::permissions::PERMISSIONS,
         ),
         ("care", aftersales_care::api::permissions::PERMISSIONS),
+        (
+            "webhooks",
+            aftersales_webhooks::api::permissions::PERMISSIONS,
+        ),
     ]
 }
 

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aftersales_platform::metrics;
 use chrono::{DateTime, Utc};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -127,7 +128,7 @@ impl Sender {
             .body(out.body.to_owned())
             .send()
             .await;
-        match sent {
+        let attempt = match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
                 // The body is not kept; reading it lets the connection be reused.
@@ -135,7 +136,12 @@ impl Sender {
                 failed(String::new(), status)
             }
             Err(err) => failed(describe(&err), 0),
-        }
+        };
+        metrics::webhook_attempt(
+            (attempt.status_code != 0).then_some(attempt.status_code),
+            started.elapsed(),
+        );
+        attempt
     }
 }
 

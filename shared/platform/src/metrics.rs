@@ -106,6 +106,15 @@ struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<RouteLabels>,
     rate_limited: Counter,
+    webhook_attempts: Family<WebhookLabels, Counter>,
+    webhook_duration: Histograms<WebhookLabels>,
+    webhook_disabled: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    /// `2xx`, `4xx`, `5xx`, `other` (any other status) or `error` (no answer).
+    outcome: String,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -127,6 +136,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         http_requests: Family::default(),
         http_duration: Family::new_with_constructor(latency_histogram),
         rate_limited: Counter::default(),
+        webhook_attempts: Family::default(),
+        webhook_duration: Family::new_with_constructor(latency_histogram),
+        webhook_disabled: Counter::default(),
         registry: Registry::default(),
     };
     // Counters get their `_total` suffix from the encoder.
@@ -209,6 +221,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "gateway_rate_limited",
         "Partner calls refused by the rate limit",
         m.rate_limited.clone(),
+    );
+    registry.register(
+        "webhook_delivery_attempts",
+        "Webhook delivery attempts, by the receiver's answer",
+        m.webhook_attempts.clone(),
+    );
+    registry.register(
+        "webhook_delivery_attempt_duration_seconds",
+        "Webhook delivery attempt latency, connection included",
+        m.webhook_duration.clone(),
+    );
+    registry.register(
+        "webhook_endpoints_disabled",
+        "Webhook endpoints disabled for failing too long",
+        m.webhook_disabled.clone(),
     );
     Metrics { registry, ..m }
 });
@@ -362,6 +389,30 @@ pub fn http(route: &str, status: u16, elapsed: Duration) {
 
 pub fn rate_limited() {
     METRICS.rate_limited.inc();
+}
+
+/// One webhook delivery attempt: the receiver's status (`None` without an answer) and how
+/// long it took. Endpoints are not a label: their number is the customers' to choose.
+pub fn webhook_attempt(status: Option<u16>, elapsed: Duration) {
+    let outcome = match status {
+        None => "error",
+        Some(200..=299) => "2xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) => "other",
+    };
+    let labels = WebhookLabels {
+        outcome: outcome.to_owned(),
+    };
+    METRICS.webhook_attempts.get_or_create(&labels).inc();
+    METRICS
+        .webhook_duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn webhook_endpoint_disabled() {
+    METRICS.webhook_disabled.inc();
 }
 
 /// The text exposition of every metric.

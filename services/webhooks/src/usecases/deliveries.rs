@@ -195,6 +195,7 @@ impl WebhooksCore {
                             let mut disabled = e.clone();
                             disabled.failing_since = Some(since);
                             tracing::warn!(endpoint_id = %e.id, %reason, "webhook endpoint disabled");
+                            aftersales_platform::metrics::webhook_endpoint_disabled();
                             cmd.publish(vec![events::endpoint_disabled(&disabled, &reason, done)])
                                 .await?;
                             store::fail_pending_of(cmd.txn(), &e.id).await?;

@@ -64,6 +64,11 @@ async fn every_subscribed_event_is_delivered_and_verified(backend: Backend) {
     })
     .await;
     assert!(ok, "the log shows one successful attempt per delivery");
+    let metrics = aftersales_platform::metrics::render();
+    assert!(
+        metrics.contains("webhook_delivery_attempts_total{outcome=\"2xx\"}"),
+        "attempts are counted by outcome"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.deliveries().await.unwrap().verified.len(), 40);
     app.stop().await;
