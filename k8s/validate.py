@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import ipaddress
 import json
 import os
 import re
@@ -42,6 +43,7 @@ SERVICES = {
     "dispatch": (50053, "aftersales.dispatch.v1.DispatchService", True),
     "care": (50054, "aftersales.care.v1.CareService", True),
     "gateway": (50055, "aftersales.partner.v1.PartnerService", False),
+    "webhooks": (50056, "aftersales.webhooks.v1.WebhookService", True),
 }
 METRICS_PORT = 9090
 GATEWAY_HTTP_PORT = 8080
@@ -53,8 +55,10 @@ EXTERNAL_SECRETS = {
     "returns-database": {"url"},
     "dispatch-database": {"url"},
     "care-database": {"url"},
+    "webhooks-database": {"url"},
     "care-encryption": {"encryption-keys", "active-key-id", "search-key"},
     "dispatch-encryption": {"encryption-keys", "active-key-id"},
+    "webhooks-encryption": {"encryption-keys", "active-key-id"},
     "care-oauth-client": {"client-id", "client-secret"},
     "gateway-oauth-client": {"client-id", "client-secret"},
     "aftersales-redis": {"url", "cluster-nodes"},
@@ -65,16 +69,17 @@ EXTERNAL_SECRETS = {
 # Variables that hold credentials or keys. They come from a Secret (secretKeyRef), never
 # from a ConfigMap or a literal value in a manifest.
 SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_NODES", "GATEWAY_CARRIER_SECRETS", "CARE_ENCRYPTION_KEYS",
-              "CARE_SEARCH_KEY", "DISPATCH_ENCRYPTION_KEYS", "CARE_CLIENT_ID", "CARE_CLIENT_SECRET", "GATEWAY_CLIENT_ID",
-              "GATEWAY_CLIENT_SECRET"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
+              "CARE_SEARCH_KEY", "DISPATCH_ENCRYPTION_KEYS", "WEBHOOKS_ENCRYPTION_KEYS", "CARE_CLIENT_ID",
+              "CARE_CLIENT_SECRET", "GATEWAY_CLIENT_ID", "GATEWAY_CLIENT_SECRET"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
 
 # Secrets a service refuses to start without (besides DATABASE_URL and its Redis, REDIS_URL
-# or REDIS_CLUSTER_NODES with components/redis-cluster): care
-# and dispatch on PostgreSQL need their keys. `aftersales migrate <service>` reads the service's whole
+# or REDIS_CLUSTER_NODES with components/redis-cluster): care, dispatch and webhooks on
+# PostgreSQL need their keys. `aftersales migrate <service>` reads the service's whole
 # configuration first, so its migration Job needs them as well.
 SERVICE_SECRET_ENV = {
     "care": {"CARE_ENCRYPTION_KEYS", "CARE_SEARCH_KEY"},
     "dispatch": {"DISPATCH_ENCRYPTION_KEYS"},
+    "webhooks": {"WEBHOOKS_ENCRYPTION_KEYS"},
 }
 
 # Calls between the suite's pods: (caller, variable naming the upstream, callee). The
@@ -84,6 +89,7 @@ SERVICE_SECRET_ENV = {
 CALLS = [
     ("gateway", "GATEWAY_DISPATCH_URL", "dispatch"),
     ("gateway", "GATEWAY_RETURNS_URL", "returns"),
+    ("gateway", "GATEWAY_WEBHOOKS_URL", "webhooks"),
     ("care", "CARE_TICKETS_URL", "tickets"),
 ]
 
@@ -93,6 +99,22 @@ KUBE_DNS = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-syste
 PROMETHEUS_NS = {"kubernetes.io/metadata.name": "monitoring"}
 OTLP_NS = {"kubernetes.io/metadata.name": "observability"}
 POSTGRES_PORT, REDIS_PORT, OTLP_PORT = 5432, 6379, 4317
+
+# Services that connect to hosts outside the suite that others choose (webhooks: the
+# endpoint URLs partners register), with the port: their egress must admit that port to
+# the internet, but never to the ranges below. The service refuses a URL pointing inside
+# itself (SSRF rules, k8s/README.md "Webhooks"); the NetworkPolicy is the second line.
+# An ipBlock narrower than a whole range (one private provider's /32, added on purpose)
+# is not flagged; one that holds a whole range, or the metadata address, without an
+# `except` for it is.
+OUTBOUND = {"webhooks": 443}
+REFUSED_RANGES = {
+    "0.0.0.0/8": '"this network"', "10.0.0.0/8": "private", "100.64.0.0/10": "CGNAT",
+    "127.0.0.0/8": "loopback", "169.254.0.0/16": "link-local, cloud metadata", "172.16.0.0/12": "private",
+    "192.168.0.0/16": "private", "::1/128": "loopback", "fc00::/7": "unique local", "fe80::/10": "link-local",
+    "::ffff:0:0/96": "IPv4-mapped", "64:ff9b::/96": "NAT64",
+}
+METADATA_ADDRESS = ipaddress.ip_address("169.254.169.254")
 
 # Metric names the suite exports (the Rust side's contract), and the ones alerts and
 # panels may read from Prometheus itself, kube-state-metrics and cAdvisor.
@@ -239,10 +261,12 @@ def schema_canary(objs: list[dict], problems: Problems) -> None:
 def rules_canary(render: str, objs: list[dict], problems: Problems) -> None:
     """The suite's rules must reject a broken copy of the render: care's call to tickets
     not admitted, a key in a ConfigMap, a migration Job without the keys it needs, care
-    without Redis."""
+    without Redis, and (where webhooks is rendered) webhooks' HTTPS egress without its
+    exceptions."""
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
     if not {("Deployment", "care"), ("NetworkPolicy", "care"), ("Job", "care-migrate")} <= names:
         return
+    webhooks = {("Deployment", "webhooks"), ("NetworkPolicy", "webhooks")} <= names
     broken = copy.deepcopy(objs)
     for o in broken:
         name = o["metadata"]["name"]
@@ -256,10 +280,16 @@ def rules_canary(render: str, objs: list[dict], problems: Problems) -> None:
         if o["kind"] == "Deployment" and name == "care":
             c = pod_spec(o)["containers"][0]
             c["env"] = [e for e in c.get("env", []) if not e["name"].startswith("REDIS_")]
+        if o["kind"] == "NetworkPolicy" and name == "webhooks":
+            for rule in o["spec"].get("egress") or []:
+                for peer in rule.get("to") or []:
+                    (peer.get("ipBlock") or {}).pop("except", None)
     found = Problems()
     check_suite(render, broken, found)
     expected = ["reach tickets:50051", "holds CARE_SEARCH_KEY", "no CARE_SEARCH_KEY from a Secret",
                 "no REDIS_URL or REDIS_CLUSTER_NODES"]
+    if webhooks:
+        expected.append("admits TCP 443 to 169.254.0.0/16")
     for text in expected:
         if not any(text in item for item in found.items):
             problems(f"{render} rules canary", f"a broken copy passed the suite's rules (no problem saying {text!r}): a check is not working")
@@ -499,6 +529,7 @@ def check_suite(render: str, objs: list[dict], problems: Problems) -> None:
             p(w, "no NetworkPolicy of its own selects its pods")
 
     check_reachability(by_kind, policies, p)
+    check_outbound(by_kind, policies, p)
 
     # Ingress: only to the gateway's HTTP port.
     for ing in by_kind.get("Ingress", {}).values():
@@ -618,6 +649,49 @@ def check_reachability(by_kind: dict, policies: list[dict], p) -> None:
         if svc is None or port not in {pp["port"] for pp in svc["spec"]["ports"]}:
             p(dep, f"calls {callee}:{port}, but no Service {callee} has that port")
         need(dep, f"{callee}:{port}", pod_labels(dep), pod(callee), port)
+
+
+def check_outbound(by_kind: dict, policies: list[dict], p) -> None:
+    """A service that connects where others point it (OUTBOUND) reaches the internet on
+    its port, and no egress rule of its lets that port into the refused ranges."""
+    for svc, port in OUTBOUND.items():
+        dep = by_kind.get("Deployment", {}).get(svc)
+        if dep is None:
+            continue
+        labels = pod_labels(dep)
+        if not admits(policies, "Egress", labels, ("external",), port):
+            p(dep, f"the NetworkPolicies do not let its pods reach public addresses (egress, TCP {port})")
+        for np in policies:
+            if "Egress" not in policy_types(np) or not labels_match(np["spec"].get("podSelector") or {}, labels):
+                continue
+            for rule in np["spec"].get("egress") or []:
+                if not port_matches(rule.get("ports"), port, "TCP"):
+                    continue
+                if not rule.get("to"):
+                    p(dep, f"NetworkPolicy {np['metadata']['name']} admits TCP {port} to every address, the cloud "
+                           f"metadata and private ranges included: admit it with an ipBlock that excepts them")
+                    continue
+                for peer in rule["to"]:
+                    if "ipBlock" in peer:
+                        block_problems(dep, np, peer["ipBlock"], port, p)
+
+
+def block_problems(dep: dict, np: dict, block: dict, port: int, p) -> None:
+    """The refused ranges (and the metadata address) an ipBlock admits whole."""
+    cidr = ipaddress.ip_network(block["cidr"], strict=False)
+    excepts = [ipaddress.ip_network(e, strict=False) for e in block.get("except") or []]
+
+    def excepted(net) -> bool:
+        return any(net.version == e.version and net.subnet_of(e) for e in excepts)
+
+    where = f"NetworkPolicy {np['metadata']['name']} admits TCP {port}"
+    for text, what in REFUSED_RANGES.items():
+        refused = ipaddress.ip_network(text)
+        if refused.version == cidr.version and refused.subnet_of(cidr) and not excepted(refused):
+            p(dep, f"{where} to {refused} ({what}) through ipBlock {cidr}: add it to the block's except")
+    meta = ipaddress.ip_network(METADATA_ADDRESS)
+    if meta.version == cidr.version and meta.subnet_of(cidr) and not excepted(meta):
+        p(dep, f"{where} to the cloud metadata address {METADATA_ADDRESS} through ipBlock {cidr}")
 
 
 def container_env(by_kind: dict, workload: dict) -> dict[str, str]:

@@ -14,10 +14,11 @@
 #      keys come only from Secrets, Services and policies select pods, default deny,
 #      outside traffic only to the gateway's HTTP port, the NetworkPolicies admit every
 #      connection the suite needs (DNS, PostgreSQL, Redis, Prometheus, OTLP, the
-#      gateway's and care's gRPC calls) at both ends, migration Jobs for every database
-#      with the Secrets their service's configuration needs, alert and dashboard queries
-#      parse as PromQL and use only the suite's metric names, every alert links a runbook
-#      section;
+#      gateway's and care's gRPC calls) at both ends, webhooks' HTTPS egress reaches the
+#      internet but none of the private, loopback, link-local (metadata) or CGNAT ranges,
+#      migration Jobs for every database with the Secrets their service's configuration
+#      needs, alert and dashboard queries parse as PromQL and use only the suite's
+#      metric names, every alert links a runbook section;
 #   4. a checkov finding (Kubernetes manifests and the Dockerfile) that the waiver list
 #      below does not cover, or a waiver that no longer matches anything.
 # Steps 2 to 4 each prove on every run that they reject something: a misspelt field
@@ -50,7 +51,8 @@ CKV_K8S_35  *    Deployment.aftersales.returns   As for tickets: DATABASE_URL an
 CKV_K8S_35  *    Deployment.aftersales.dispatch  As for tickets: DATABASE_URL, REDIS_URL and the dispatch-encryption keys (DISPATCH_ENCRYPTION_KEYS, DISPATCH_ACTIVE_KEY_ID) from the environment.
 CKV_K8S_35  *    Deployment.aftersales.care      As for tickets: DATABASE_URL, REDIS_URL and the care-encryption keys (CARE_ENCRYPTION_KEYS, CARE_ACTIVE_KEY_ID, CARE_SEARCH_KEY), which the binary reads from the environment only.
 CKV_K8S_35  *    Deployment.aftersales.gateway   As for tickets: REDIS_URL and GATEWAY_CARRIER_SECRETS from the environment.
-CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment (care-migrate and dispatch-migrate also their encryption keys: it parses the service's whole configuration).
+CKV_K8S_35  *    Deployment.aftersales.webhooks  As for tickets: DATABASE_URL, REDIS_URL and the webhooks-encryption keys (WEBHOOKS_ENCRYPTION_KEYS, WEBHOOKS_ACTIVE_KEY_ID) from the environment.
+CKV_K8S_35  *    Job.aftersales.*-migrate        As for tickets: `aftersales migrate` reads DATABASE_URL from the environment (care-migrate, dispatch-migrate and webhooks-migrate also their encryption keys: it parses the service's whole configuration).
 CKV_K8S_15  dev  Deployment.aftersales.*         overlays/dev runs an image built locally and loaded into the cluster (kind load docker-image): there is no registry to pull from, so IfNotPresent.
 CKV_K8S_15  dev  Job.aftersales.*-migrate        overlays/dev: the locally loaded image, as for the Deployments.
 CKV_DOCKER_2 Dockerfile */Dockerfile.               No HEALTHCHECK: Kubernetes ignores it and probes the gRPC health service natively; the distroless image has no shell or client to run one.
