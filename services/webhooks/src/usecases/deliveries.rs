@@ -165,12 +165,20 @@ impl WebhooksCore {
 
         let mut cmd = self.pipeline.begin_unkeyed(ATTEMPT_SCOPE).await?;
         let done = cmd.now();
-        for ((mut d, e, _permit), attempt) in sends.into_iter().zip(attempts) {
-            let member = attempt_of(&e.id, &d.id);
+        for ((planned, e, _permit), attempt) in sends.into_iter().zip(attempts) {
+            let member = attempt_of(&e.id, &planned.id);
+            // The row as it is now, locked: a replay may have rescheduled it meanwhile.
+            let Some(row) = store::get_delivery(cmd.txn(), &e.id, &planned.id, true).await? else {
+                continue;
+            };
+            let mut d = delivery(row)?;
             let ok = attempt.succeeded();
             let failures = d.attempts.len() as u32 + 1;
             d.attempts.push(attempt);
-            if ok {
+            if d.state != DeliveryState::Pending || d.next_attempt_at != planned.next_attempt_at {
+                // Replayed (or otherwise rescheduled) while this attempt ran: the attempt
+                // is logged, and what was scheduled since decides what comes next.
+            } else if ok {
                 d.state = DeliveryState::Delivered;
                 d.delivered_at = Some(done);
                 d.next_attempt_at = None;
