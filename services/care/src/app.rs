@@ -222,22 +222,8 @@ impl CareApp {
     /// Serves until `shutdown`; the consumers and the retention run stop after the
     /// server has drained, like the runtime's own background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
-        if self.settings.run_worker {
-            tasks = worker::spawn_consumers(
-                &self.core,
-                &self.bus,
-                &self.projection,
-                self.config.consumer_block,
-                &stop,
-            );
-            tasks.push(worker::spawn_retention(
-                self.core.clone(),
-                self.config.retention_every,
-                stop.clone(),
-            ));
-        }
+        let (core, bus, projection) = (self.core.clone(), self.bus, self.projection);
+        let config = self.config;
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -250,20 +236,25 @@ impl CareApp {
             PERMISSIONS,
             AUDITED,
         )?;
-        let served = aftersales_runtime::run(
+        aftersales_runtime::run_with_tasks(
             "care",
             self.listener,
             services,
             background,
             &self.settings,
             shutdown,
+            |stop| {
+                let mut tasks =
+                    worker::spawn_consumers(&core, &bus, &projection, config.consumer_block, stop);
+                tasks.push(worker::spawn_retention(
+                    core.clone(),
+                    config.retention_every,
+                    stop.clone(),
+                ));
+                tasks
+            },
         )
-        .await;
-        stop.cancel();
-        for task in tasks {
-            let _ = task.await;
-        }
-        served?;
+        .await?;
         Ok(())
     }
 }

@@ -114,22 +114,12 @@ impl TicketsApp {
 
     /// Serves until `shutdown`, then drains and stops the worker and the relay.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let (core, bus) = (self.core.clone(), self.bus);
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
             relay: self.relay,
             fires: self.core.clone(),
-        };
-        // API-only replicas (`TICKETS_WORKER_ENABLED=false`) leave the events to the
-        // replicas that run the worker, as they leave the SLA clocks.
-        let consuming = CancellationToken::new();
-        let consumers: Vec<_> = if self.settings.run_worker {
-            OtherServices::consumers(self.core.clone(), self.bus)
-                .into_iter()
-                .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
-                .collect()
-        } else {
-            Vec::new()
         };
         let services = self.settings.guarded(
             GrpcServices::new().with(TicketsApi::new(self.core).into_server()),
@@ -137,20 +127,23 @@ impl TicketsApp {
             PERMISSIONS,
             AUDITED,
         )?;
-        let served = aftersales_runtime::run(
+        // API-only replicas (`TICKETS_WORKER_ENABLED=false`) leave the events to the
+        // replicas that run the worker, as they leave the SLA clocks.
+        aftersales_runtime::run_with_tasks(
             "tickets",
             self.listener,
             services,
             background,
             &self.settings,
             shutdown,
+            |stop| {
+                OtherServices::consumers(core, bus)
+                    .into_iter()
+                    .map(|consumer| tokio::spawn(consumer.run(stop.clone())))
+                    .collect()
+            },
         )
-        .await;
-        consuming.cancel();
-        for consumer in consumers {
-            let _ = consumer.await;
-        }
-        served?;
+        .await?;
         Ok(())
     }
 }

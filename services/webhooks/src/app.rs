@@ -191,12 +191,7 @@ impl WebhooksApp {
 
     /// Serves until `shutdown`; the consumers stop after the server has drained.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        let stop = CancellationToken::new();
-        let consumers = if self.settings.run_worker {
-            intake::spawn(&self.core, &self.bus, self.consumer_block, &stop)
-        } else {
-            Vec::new()
-        };
+        let (core, bus, block) = (self.core.clone(), self.bus, self.consumer_block);
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -209,20 +204,16 @@ impl WebhooksApp {
             PERMISSIONS,
             AUDITED,
         )?;
-        let served = aftersales_runtime::run(
+        aftersales_runtime::run_with_tasks(
             "webhooks",
             self.listener,
             services,
             background,
             &self.settings,
             shutdown,
+            |stop| intake::spawn(&core, &bus, block, stop),
         )
-        .await;
-        stop.cancel();
-        for consumer in consumers {
-            let _ = consumer.await;
-        }
-        served?;
+        .await?;
         Ok(())
     }
 }

@@ -238,6 +238,32 @@ pub async fn run<C: Deadlines>(
     served
 }
 
+/// Serves like [`run`], with the service's own background tasks (its event consumers,
+/// say) beside it: `spawn` starts them, only on replicas that run the worker, with a token
+/// that is cancelled once the server has drained; they are awaited before this returns.
+pub async fn run_with_tasks<C: Deadlines>(
+    name: &'static str,
+    listener: TcpListener,
+    services: GrpcServices,
+    background: Background<C>,
+    settings: &ServiceSettings,
+    shutdown: CancellationToken,
+    spawn: impl FnOnce(&CancellationToken) -> Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), ServeError> {
+    let stop = CancellationToken::new();
+    let tasks = if settings.run_worker {
+        spawn(&stop)
+    } else {
+        Vec::new()
+    };
+    let served = run(name, listener, services, background, settings, shutdown).await;
+    stop.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    served
+}
+
 /// How often the gauges (pending deadlines, outbox backlog, pool use) are refreshed.
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
