@@ -117,6 +117,7 @@ fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
             product_line: j.product_line.clone(),
             outcome: j.completion.as_ref().map_or(0, |c| c.outcome.to_proto()),
             completed_at: j.completion.as_ref().map(|c| timestamp(c.completed_at)),
+            return_id: j.return_id.clone().unwrap_or_default(),
         }),
         JobEvent::QuoteNeedsReview { quote_id } => {
             let quote = agg.quotes.iter().find(|q| q.id == *quote_id);

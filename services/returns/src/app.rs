@@ -23,11 +23,11 @@ use crate::{
     api::ReturnsApi,
     api::permissions::{AUDITED, PERMISSIONS},
     consumer::OtherServices,
-    domain::rma::StepTargets,
+    domain::rma::{StepTargets, repair::Unrepairable},
     error::ReturnsError,
     ports::{Carriers, PaymentProvider, SimulatedPayments},
     store::migration::Migrator,
-    usecases::ReturnsCore,
+    usecases::{RepairSettings, ReturnsCore},
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for returns.
@@ -42,6 +42,8 @@ pub struct ReturnsConfig {
     pub simulated_carrier_fee_minor: i64,
     pub refund_safety_net: Duration,
     pub payments: PaymentProvider,
+    /// Where returned goods are repaired, and what those that cannot be become.
+    pub repair: RepairSettings,
     /// Where the use cases read "now": the system's, unless a test sets its own.
     pub clock: SharedClock,
 }
@@ -53,6 +55,7 @@ impl ReturnsConfig {
             simulated_carrier_fee_minor: 1_200,
             refund_safety_net: Duration::seconds(2),
             payments: PaymentProvider::Simulated(payments),
+            repair: RepairSettings::default(),
             clock: clock::system(),
         }
     }
@@ -91,6 +94,23 @@ pub fn settings_from_env(
         }
     };
     let safety_net = env.millis("RETURNS_REFUND_RETRY_AFTER_MS", 30_000, false)?;
+    let defaults = RepairSettings::default();
+    let region_code = env
+        .raw("RETURNS_REPAIR_REGION_CODE")
+        .unwrap_or(defaults.region_code);
+    if region_code.trim().is_empty() {
+        return Err(ConfigError::new(
+            "RETURNS_REPAIR_REGION_CODE",
+            &region_code,
+            "must name a region",
+        ));
+    }
+    let unrepairable = match env.raw("RETURNS_UNREPAIRABLE") {
+        None => defaults.unrepairable,
+        Some(raw) => raw.parse::<Unrepairable>().map_err(|_| {
+            ConfigError::new("RETURNS_UNREPAIRABLE", &raw, "must be refund or exchange")
+        })?,
+    };
     Ok((
         common,
         ReturnsConfig {
@@ -98,6 +118,10 @@ pub fn settings_from_env(
             simulated_carrier_fee_minor: env.or("RETURNS_SIMULATED_CARRIER_FEE_MINOR", 1_200i64)?,
             refund_safety_net: Duration::from_std(safety_net).unwrap_or(Duration::seconds(30)),
             payments,
+            repair: RepairSettings {
+                region_code,
+                unrepairable,
+            },
             clock: clock::system(),
         },
     ))
@@ -147,6 +171,7 @@ impl ReturnsApp {
             config.payments,
             config.targets,
             config.refund_safety_net,
+            config.repair,
         ));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;

@@ -78,12 +78,7 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
                 lines: r.lines.iter().map(proto::line).collect(),
             })
         }
-        ReturnEvent::RepairRequested => Payload::RepairJobRequested(ev::RepairJobRequested {
-            return_id,
-            ticket_id: r.ticket_id.clone().unwrap_or_default(),
-            customer_id: r.customer_id.clone(),
-            lines: r.lines.iter().map(proto::line).collect(),
-        }),
+        ReturnEvent::RepairRequested => Payload::RepairJobRequested(repair_requested(agg)),
         ReturnEvent::RefundSucceeded {
             refund_id,
             amount,
@@ -99,6 +94,35 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
             refund_id: refund_id.clone(),
             error: error.clone(),
         }),
+    }
+}
+
+/// What dispatch needs to create the repair job: ids and codes, no contact (the goods are
+/// repaired where they are, at the after-sales warehouse of `region_code`).
+fn repair_requested(agg: &ReturnAggregate) -> ev::RepairJobRequested {
+    let r = &agg.rma;
+    let defective: Vec<String> = r
+        .inspection
+        .iter()
+        .filter(|l| l.quality_defect)
+        .map(|l| l.sku.clone())
+        .collect();
+    let product_line = defective
+        .first()
+        .and_then(|sku| r.lines.iter().find(|l| &l.sku == sku))
+        .or_else(|| r.lines.first())
+        .map(|l| l.product_line.clone())
+        .unwrap_or_default();
+    ev::RepairJobRequested {
+        return_id: r.id.clone(),
+        ticket_id: r.ticket_id.clone().unwrap_or_default(),
+        customer_id: r.customer_id.clone(),
+        lines: r.lines.iter().map(proto::line).collect(),
+        region_code: r.repair.region_code.clone().unwrap_or_default(),
+        product_line,
+        reason: r.reason.to_proto(),
+        defective_skus: defective,
+        warranty: true,
     }
 }
 

@@ -26,7 +26,7 @@ proto_enum!(Status => pb::ReturnStatus {
     Requested => Requested, Approved => Approved, Rejected => Rejected, PickupBooked => PickupBooked,
     InTransit => InTransit, Received => Received, Inspected => Inspected, Refunded => Refunded,
     Exchanged => Exchanged, SentToRepair => SentToRepair, RejectedAfterInspection => RejectedAfterInspection,
-    Closed => Closed, Cancelled => Cancelled,
+    Closed => Closed, Cancelled => Cancelled, Repaired => Repaired,
 });
 proto_enum!(Step => pb::Step { Review => Review, Pickup => Pickup, Inspection => Inspection, Refund => Refund });
 proto_enum!(TrackingKind => pb::TrackingKind {
@@ -70,6 +70,7 @@ pub fn rma(agg: &ReturnAggregate) -> pb::Return {
         order_id: r.order_id.clone(),
         customer_id: r.customer_id.clone(),
         ticket_id: r.ticket_id.clone().unwrap_or_default(),
+        repair_job_id: r.repair.job_id.clone().unwrap_or_default(),
         lines: r.lines.iter().map(line).collect(),
         reason: r.reason.to_proto(),
         evidence: r.evidence.clone(),

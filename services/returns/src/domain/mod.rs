@@ -40,6 +40,7 @@ text_enum!(
     }
 );
 
+// `repaired`: sent to repair, repaired by the dispatch job, shipped back to the customer.
 text_enum!(
     Status {
         Requested = "requested",
@@ -55,6 +56,7 @@ text_enum!(
         RejectedAfterInspection = "rejected_after_inspection",
         Closed = "closed",
         Cancelled = "cancelled",
+        Repaired = "repaired",
     }
 );
 

@@ -218,6 +218,7 @@ mod tests {
                 note: String::new(),
             }],
             refund_id: None,
+            repair: Default::default(),
             history: vec![],
             created_at: now,
             updated_at: now,

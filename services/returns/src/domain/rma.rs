@@ -1,6 +1,8 @@
 //! A return (RMA) and its lifecycle: requested → approved | rejected → pickup_booked →
 //! in_transit → received → inspected → refunded | exchanged | sent_to_repair |
-//! rejected_after_inspection → closed, cancellable by the customer until pickup. Each step
+//! rejected_after_inspection → closed, cancellable by the customer until pickup; a return
+//! sent to repair settles on the repair job's outcome (see `repair`): repaired | refunded |
+//! exchanged. Each step
 //! has a deadline; every operation records who did what and returns the events it caused.
 
 use chrono::{DateTime, Duration, Utc};
@@ -164,6 +166,9 @@ pub struct Rma {
     pub shipment: Option<Shipment>,
     pub inspection: Vec<InspectionLine>,
     pub refund_id: Option<String>,
+    /// Sent to repair: the region the goods are repaired in, and dispatch's job for it.
+    #[serde(default)]
+    pub repair: repair::RepairState,
     pub history: Vec<StepRecord>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -203,8 +208,9 @@ pub fn can_move(from: Status, to: Status) -> bool {
                 Inspected,
                 Refunded | Exchanged | SentToRepair | RejectedAfterInspection
             )
+            | (SentToRepair, Repaired | Refunded | Exchanged)
             | (
-                Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection,
+                Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection | Repaired,
                 Closed
             )
     )
@@ -242,6 +248,7 @@ impl ReturnAggregate {
             shipment: None,
             inspection: Vec::new(),
             refund_id: None,
+            repair: repair::RepairState::default(),
             history: vec![StepRecord {
                 from: None,
                 to: Status::Requested,
@@ -576,5 +583,6 @@ impl ReturnAggregate {
 }
 
 mod erasure;
+pub mod repair;
 #[cfg(test)]
 mod tests;

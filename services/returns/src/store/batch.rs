@@ -74,6 +74,7 @@ pub async fn save_aggregates<C: ConnectionTrait>(
                     rma::Column::Overdue,
                     rma::Column::Body,
                     rma::Column::UpdatedAt,
+                    rma::Column::RepairJobId,
                 ])
                 .to_owned(),
         )

@@ -20,6 +20,8 @@ pub mod rma {
         pub body: String,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        /// The dispatch job repairing the goods, for a return sent to repair.
+        pub repair_job_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

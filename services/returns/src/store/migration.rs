@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
+            Box::new(AddRepairJobs),
         ]
     }
 }
@@ -196,5 +197,47 @@ impl MigrationTrait for CreateReturnTables {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The repair job of a return sent to repair, as a column: dispatch's events about the job
+/// name the job, and the return is found by it.
+struct AddRepairJobs;
+
+impl MigrationName for AddRepairJobs {
+    fn name(&self) -> &str {
+        "m20261202_000030_add_repair_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddRepairJobs {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("returns")
+                .add_column(text_null("repair_job_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("returns_repair_job", "returns", &["repair_job_id"]))
+            .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("returns_repair_job")
+                .table("returns")
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("returns")
+                .drop_column("repair_job_id")
+                .to_owned(),
+        )
+        .await
     }
 }

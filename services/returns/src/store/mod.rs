@@ -39,6 +39,7 @@ fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
         body: Set(to_json(r)?),
         created_at: Set(r.created_at),
         updated_at: Set(r.updated_at),
+        repair_job_id: Set(r.repair.job_id.clone()),
     })
 }
 
@@ -125,6 +126,20 @@ pub async fn return_by_tracking<C: ConnectionTrait>(
         .column(rma::Column::Id)
         .filter(rma::Column::Carrier.eq(carrier))
         .filter(rma::Column::TrackingNumber.eq(tracking))
+        .into_tuple::<String>()
+        .one(conn)
+        .await
+}
+
+/// The return whose goods the dispatch job `job_id` repairs.
+pub async fn return_of_repair_job<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &str,
+) -> Result<Option<String>, DbErr> {
+    rma::Entity::find()
+        .select_only()
+        .column(rma::Column::Id)
+        .filter(rma::Column::RepairJobId.eq(job_id))
         .into_tuple::<String>()
         .one(conn)
         .await

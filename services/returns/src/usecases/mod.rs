@@ -18,12 +18,14 @@ pub mod inspection;
 pub mod logistics;
 pub mod policies;
 pub mod refunds;
+pub mod repairs;
 pub mod requests;
 
+use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{coalesce::Coalescer, pii::masked};
-use aftersales_runtime::command::{Command, Pipeline, Remembered};
+use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::{
     domain::{
@@ -38,6 +40,7 @@ use crate::{
 };
 
 use deadlines::ReturnsDeadline;
+pub use repairs::RepairSettings;
 
 /// A command of the returns service.
 type Cmd = Command<ReturnsDeadline>;
@@ -83,6 +86,8 @@ pub struct ReturnsCore {
     targets: StepTargets,
     /// When the worker pays a refund whose first attempt was never recorded.
     refund_safety_net: Duration,
+    /// Where returned goods are repaired and what unrepairable goods become.
+    repair: RepairSettings,
     /// GetReturn's reads, batched while the database is busy.
     returns_by_id: Coalescer<String, ReturnAggregate>,
 }
@@ -94,6 +99,7 @@ impl ReturnsCore {
         payments: PaymentProvider,
         targets: StepTargets,
         refund_safety_net: Duration,
+        repair: RepairSettings,
     ) -> Self {
         let reader = pipeline.db().clone();
         let returns_by_id = Coalescer::spawn(READ_LANES, READ_BATCH, move |ids: Vec<String>| {
@@ -107,11 +113,17 @@ impl ReturnsCore {
             payments,
             targets,
             refund_safety_net,
+            repair,
         }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         self.pipeline.db()
+    }
+
+    /// The pipeline, for the event consumer's work inside its transaction.
+    pub fn pipeline(&self) -> &Pipeline<ReturnsDeadline> {
+        &self.pipeline
     }
 
     /// Opens an unkeyed command on one return, locked until the command ends.
@@ -146,10 +158,56 @@ impl ReturnsCore {
     }
 }
 
+/// What the use cases need of a command, whether it owns its transaction ([`Command`])
+/// or runs inside one the event consumer owns ([`Nested`]).
+trait InCommand: Send {
+    fn txn(&self) -> &DatabaseTransaction;
+    fn now(&self) -> DateTime<Utc>;
+    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
+    fn reschedule(&mut self, member: ReturnsDeadline, at: Option<DateTime<Utc>>);
+    fn breached(&mut self);
+}
+
+/// Both command kinds have the same methods; this forwards to them.
+macro_rules! in_command {
+    ($($ty:ty),*) => {$(
+        impl InCommand for $ty {
+            fn txn(&self) -> &DatabaseTransaction {
+                Self::txn(self)
+            }
+
+            fn now(&self) -> DateTime<Utc> {
+                Self::now(self)
+            }
+
+            fn publish(
+                &mut self,
+                events: Vec<NewEvent>,
+            ) -> impl Future<Output = Result<(), DbErr>> + Send {
+                Self::publish(self, events)
+            }
+
+            fn reschedule(&mut self, member: ReturnsDeadline, at: Option<DateTime<Utc>>) {
+                Self::reschedule(self, member, at)
+            }
+
+            fn breached(&mut self) {
+                Self::breached(self)
+            }
+        }
+    )*};
+}
+
+in_command!(Cmd, Nested<'_, ReturnsDeadline>);
+
 /// Writes a changed return and what its rule produced in the command's transaction: the
 /// return and its deadlines, stock movements, the refund, outbox events; and hands the
 /// command every deadline to schedule or drop once it commits.
-async fn save(cmd: &mut Cmd, agg: &ReturnAggregate, changes: Changes) -> Result<(), ReturnsError> {
+async fn save(
+    cmd: &mut impl InCommand,
+    agg: &ReturnAggregate,
+    changes: Changes,
+) -> Result<(), ReturnsError> {
     let now = cmd.now();
     store::save_aggregate(cmd.txn(), agg).await?;
     store::record_stock(cmd.txn(), &agg.rma.id, &changes.stock, now).await?;
@@ -172,7 +230,7 @@ async fn save(cmd: &mut Cmd, agg: &ReturnAggregate, changes: Changes) -> Result<
 }
 
 /// Schedules the step deadlines of `agg` that can still fire and drops the others.
-fn reschedule_steps(cmd: &mut Cmd, agg: &ReturnAggregate) {
+fn reschedule_steps(cmd: &mut impl InCommand, agg: &ReturnAggregate) {
     for deadline in &agg.deadlines {
         cmd.reschedule(
             ReturnsDeadline::Step(deadline.id.clone()),

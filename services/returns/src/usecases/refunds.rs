@@ -49,6 +49,9 @@ impl ReturnsCore {
                 agg.resolve(resolution, reason, Some(refund.id.clone()), actor, now)?;
             changes.refund = Some(refund);
         } else {
+            if resolution == Resolution::Repair {
+                agg.rma.repair.region_code = Some(self.repair.region_code.clone());
+            }
             changes.events = agg.resolve(resolution, reason, None, actor, now)?;
         }
         let refund_id = changes.refund.as_ref().map(|r| r.id.clone());

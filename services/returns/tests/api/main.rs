@@ -9,4 +9,5 @@ mod deadlines;
 mod flow;
 mod helpers;
 mod personal_data;
+mod repairs;
 mod replay;

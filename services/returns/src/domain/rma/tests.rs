@@ -264,3 +264,26 @@ fn a_rejection_by_the_rules_keeps_its_rule_name() {
         Some("excluded_category")
     );
 }
+
+/// A return inspected with a defect and resolved as repair, waiting for its repair job.
+pub(crate) fn sent_to_repair() -> ReturnAggregate {
+    let targets = StepTargets::handbook();
+    let (mut agg, _) = request(Decision::Approve {
+        rule: "fault_repair_under_warranty".into(),
+    });
+    agg.book_pickup(shipment(), &actor(), t(10)).unwrap();
+    agg.receive(&actor(), "", &targets, t(20)).unwrap();
+    let inspected = vec![InspectionLine {
+        sku: "K1".into(),
+        condition: Condition::Used,
+        quality_defect: true,
+        disposition: Disposition::Repair,
+        note: String::new(),
+    }];
+    agg.inspect(inspected, &actor(), &targets, t(30)).unwrap();
+    let events = agg
+        .resolve(Resolution::Repair, "", None, &actor(), t(40))
+        .unwrap();
+    assert_eq!(events, [ReturnEvent::RepairRequested]);
+    agg
+}
