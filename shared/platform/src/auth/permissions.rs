@@ -73,15 +73,20 @@ impl Permissions {
     }
 
     /// Whether `rows` is the complete table of a crate serving `services` (full names):
-    /// every method of each has exactly one non-empty row, and every row belongs to one
-    /// of them. The problems, one per line, otherwise: what each service's unit test
-    /// asserts.
+    /// every method of each has exactly one non-empty row, every row belongs to one of
+    /// them, and every `audited` method has a row. The problems, one per line, otherwise:
+    /// what each service's unit test asserts.
     pub fn table_problems(
         rows: &[(&'static str, &'static [&'static str])],
+        audited: &[&str],
         descriptor_set: &[u8],
         services: &[&str],
     ) -> Result<(), String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = audited
+            .iter()
+            .filter(|path| !rows.iter().any(|(p, _)| p == *path))
+            .map(|path| format!("{path} is audited but has no row"))
+            .collect();
         let mut stray_for_all: Option<Vec<String>> = None;
         for service in services {
             let coverage = Self::coverage(rows, descriptor_set, service)
@@ -240,6 +245,7 @@ mod tests {
         ];
         let problems = Permissions::table_problems(
             rows,
+            &["/aftersales.tickets.v1.TicketService/Unlisted"],
             aftersales_protos::FILE_DESCRIPTOR_SET,
             &[
                 "aftersales.tickets.v1.TicketService",
@@ -249,6 +255,7 @@ mod tests {
         .unwrap_err();
         assert!(problems.contains("no row for /aftersales.tickets.v1.TicketService/ListTickets"));
         assert!(problems.contains("TicketService/Gone is no method"));
+        assert!(problems.contains("TicketService/Unlisted is audited but has no row"));
         assert!(
             !problems.contains("IssuePartnerKey is no method"),
             "{problems}"
