@@ -9,10 +9,7 @@
 //! a command nested in the consumer's transaction, and scheduled by the pipeline once
 //! that transaction has committed (the `committed` hook), never before.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::Arc;
 
 use aftersales_eventbus::consumer::EventEnvelopeHandler;
 use aftersales_platform::codes::{ProtoEnum, instant};
@@ -21,7 +18,7 @@ use aftersales_protos::{
     events::v1::{EventEnvelope, event_envelope::Payload},
     tickets::v1 as tickets,
 };
-use aftersales_runtime::command::{Effects, Nested};
+use aftersales_runtime::command::{Nested, PendingEffects};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -47,19 +44,15 @@ pub const GROUP: &str = "care";
 pub struct Projection {
     core: Arc<CareCore>,
     /// What each applied event left for after its transaction commits, by event id.
-    effects: Mutex<HashMap<String, Effects<CareDeadline>>>,
+    effects: PendingEffects<CareDeadline>,
 }
 
 impl Projection {
     pub fn new(core: Arc<CareCore>) -> Arc<Self> {
         Arc::new(Self {
             core,
-            effects: Mutex::default(),
+            effects: PendingEffects::default(),
         })
-    }
-
-    fn effects(&self) -> std::sync::MutexGuard<'_, HashMap<String, Effects<CareDeadline>>> {
-        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -74,18 +67,15 @@ impl EventEnvelopeHandler for Projection {
             .await
             .map_err(|e| e.to_string())?;
         // A retry of a delivery whose commit failed replaces what its first run left.
-        self.effects()
-            .insert(envelope.id.clone(), cmd.into_effects());
+        self.effects.keep(&envelope.id, cmd.into_effects());
         Ok(())
     }
 
     /// The consumer's transaction committed: what the event scheduled goes on the queue.
     fn committed(&self, envelope: &EventEnvelope) {
-        let Some(effects) = self.effects().remove(&envelope.id) else {
-            return;
-        };
-        let core = self.core.clone();
-        tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+        if let Some(effects) = self.effects.take(&envelope.id) {
+            self.core.pipeline().spawn_after_commit(effects);
+        }
     }
 }
 

@@ -4,11 +4,7 @@
 //! deliveries, so a redelivered event adds none; the attempts are scheduled once it
 //! commits (and the schedule's periodic rebuild restores any a crash lost in between).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use aftersales_eventbus::{
     EventBus,
@@ -16,7 +12,7 @@ use aftersales_eventbus::{
 };
 use aftersales_platform::CancellationToken;
 use aftersales_protos::events::v1::EventEnvelope;
-use aftersales_runtime::command::Effects;
+use aftersales_runtime::command::PendingEffects;
 use sea_orm::DatabaseTransaction;
 use tokio::task::JoinHandle;
 
@@ -33,19 +29,15 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 pub struct Intake {
     core: Arc<WebhooksCore>,
     /// What each applied event left for after its transaction commits, by event id.
-    effects: Mutex<HashMap<String, Effects<NextAttempt>>>,
+    effects: PendingEffects<NextAttempt>,
 }
 
 impl Intake {
     pub fn new(core: Arc<WebhooksCore>) -> Arc<Self> {
         Arc::new(Self {
             core,
-            effects: Mutex::default(),
+            effects: PendingEffects::default(),
         })
-    }
-
-    fn effects(&self) -> std::sync::MutexGuard<'_, HashMap<String, Effects<NextAttempt>>> {
-        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -61,16 +53,14 @@ impl EventEnvelopeHandler for Intake {
             .await
             .map_err(|e| e.to_string())?;
         // A retry of a delivery whose commit failed replaces what its first run left.
-        self.effects().insert(envelope.id.clone(), effects);
+        self.effects.keep(&envelope.id, effects);
         Ok(())
     }
 
     fn committed(&self, envelope: &EventEnvelope) {
-        let Some(effects) = self.effects().remove(&envelope.id) else {
-            return;
-        };
-        let core = self.core.clone();
-        tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+        if let Some(effects) = self.effects.take(&envelope.id) {
+            self.core.pipeline().spawn_after_commit(effects);
+        }
     }
 }
 

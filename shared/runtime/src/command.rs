@@ -259,6 +259,60 @@ impl<M: Member> Pipeline<M> {
 }
 
 /// What a command leaves for after its commit.
+/// What consumed events left for after their transactions commit, by event id: an event
+/// handler keeps a nested command's effects while the consumer's transaction is open, and
+/// takes them when the consumer reports the commit. A retry of a delivery whose commit
+/// failed replaces what its first run left.
+pub struct PendingEffects<M> {
+    by_event: std::sync::Mutex<std::collections::HashMap<String, Effects<M>>>,
+}
+
+impl<M> Default for PendingEffects<M> {
+    fn default() -> Self {
+        Self {
+            by_event: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<M> PendingEffects<M> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Effects<M>>> {
+        self.by_event
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn keep(&self, event_id: &str, effects: Effects<M>) {
+        self.map().insert(event_id.to_owned(), effects);
+    }
+
+    pub fn take(&self, event_id: &str) -> Option<Effects<M>> {
+        self.map().remove(event_id)
+    }
+}
+
+impl<M: Member> Pipeline<M> {
+    /// Applies, on a task of its own, what an event's committed transaction left (see
+    /// [`PendingEffects`]): for a consumer's `committed`, which must not wait.
+    pub fn spawn_after_commit(&self, effects: Effects<M>) {
+        let pipeline = self.clone();
+        tokio::spawn(async move { pipeline.after_commit(effects).await });
+    }
+}
+
+impl<M> Clone for Pipeline<M> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            queue: self.queue.clone(),
+            relay: self.relay.clone(),
+            clock: self.clock.clone(),
+            service: self.service,
+            _member: PhantomData,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Effects<M> {
     schedule: Vec<(M, DateTime<Utc>)>,
