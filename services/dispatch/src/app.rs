@@ -2,7 +2,8 @@
 //! sealed with), database and migrations (and sealing contacts older versions stored in
 //! clear text), then the gRPC server (DispatchService and PartnerKeyService) with the
 //! deadline worker (offer and visit deadlines), the outbox relay and housekeeping beside
-//! it, and the consumer of care's `CustomerAnonymised`.
+//! it, the consumer of care's `CustomerAnonymised` and the consumer of returns'
+//! `RepairJobRequested`.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
 
@@ -25,6 +26,7 @@ use crate::{
     api::permissions::{AUDITED, PERMISSIONS},
     api::{DispatchApi, PartnerKeyApi},
     domain::job::VisitTargets,
+    repairs,
     store::migration::Migrator,
     usecases::{DispatchCore, DispatchRules, SEAL_CONTEXT},
 };
@@ -48,7 +50,7 @@ pub const VAULT: VaultSettings<'static> = VaultSettings {
 pub struct DispatchConfig {
     pub rules: DispatchRules,
     pub vault: Vault,
-    /// How long the consumer of care's events waits for new ones per read.
+    /// How long the consumers of care's and returns' events wait for new ones per read.
     pub consumer_block: StdDuration,
 }
 
@@ -175,14 +177,18 @@ impl DispatchApp {
         self.core.clone()
     }
 
-    /// Serves until `shutdown`; the consumer stops after the server has drained, like
+    /// Serves until `shutdown`; the consumers stop after the server has drained, like
     /// the runtime's own background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let stop = CancellationToken::new();
-        let consumer = self
-            .settings
-            .run_worker
-            .then(|| anonymisation::spawn(&self.core, &self.bus, self.consumer_block, &stop));
+        let consumers: Vec<_> = if self.settings.run_worker {
+            vec![
+                anonymisation::spawn(&self.core, &self.bus, self.consumer_block, &stop),
+                repairs::spawn(&self.core, &self.bus, self.consumer_block, &stop),
+            ]
+        } else {
+            Vec::new()
+        };
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -207,7 +213,7 @@ impl DispatchApp {
         )
         .await;
         stop.cancel();
-        if let Some(consumer) = consumer {
+        for consumer in consumers {
             let _ = consumer.await;
         }
         served?;

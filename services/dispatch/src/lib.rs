@@ -7,7 +7,8 @@
 //! (pure rules) and `store` (sea-orm; entities never leave it). `usecases::deadlines`
 //! says what the offer and visit deadlines on the queue mean and fires them in batches.
 //! Customers' contacts are sealed (`usecases::contacts`); `anonymisation` consumes care's
-//! `CustomerAnonymised` and erases them.
+//! `CustomerAnonymised` and erases them; `repairs` consumes returns' `RepairJobRequested`
+//! and creates the return's repair job.
 
 pub mod anonymisation;
 pub mod api;
@@ -16,5 +17,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod proto;
+pub mod repairs;
 pub mod store;
 pub mod usecases;

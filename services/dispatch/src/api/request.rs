@@ -187,7 +187,12 @@ pub fn create_job(
     r: &pb::CreateJobRequest,
 ) -> Result<(NewJob, Option<Contact>, Option<Idempotency>), Status> {
     let mut v = Violations::new();
-    v.id("ticket_id", &r.ticket_id);
+    // A job repairs what a ticket reports or what a return brought back: one is needed.
+    if r.return_id.is_empty() {
+        v.id("ticket_id", &r.ticket_id);
+    } else {
+        v.optional_id("ticket_id", &r.ticket_id);
+    }
     v.id("customer_id", &r.customer_id);
     v.optional_id("return_id", &r.return_id);
     v.id("product_line", &r.product_line);

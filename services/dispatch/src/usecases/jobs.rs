@@ -57,9 +57,13 @@ impl DispatchCore {
             Begun::Fresh(cmd) => cmd,
         };
         let now = cmd.now();
-        let since = now - Duration::days(REPEAT_WINDOW_DAYS);
-        let repeated =
-            store::repeated_job(cmd.txn(), &new.ticket_id, &new.product_line, since).await?;
+        // A job of a return without a ticket repeats nothing: the ticket is what links jobs.
+        let repeated = if new.ticket_id.is_empty() {
+            None
+        } else {
+            let since = now - Duration::days(REPEAT_WINDOW_DAYS);
+            store::repeated_job(cmd.txn(), &new.ticket_id, &new.product_line, since).await?
+        };
         let mut new = new.clone();
         new.fault_description = masked(&new.fault_description);
         let (mut agg, mut events) = JobAggregate::create(new, repeated.clone(), actor, now);

@@ -19,18 +19,21 @@ mod keys;
 mod offers;
 mod partners;
 mod quotes;
+mod repairs;
 mod settlement;
 mod visits;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
+use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{db::corrupt, seal::Vault};
-use aftersales_runtime::command::{Command, Pipeline, Remembered};
+use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 pub use contacts::{ContactRight, SEAL_CONTEXT};
 pub use deadlines::DispatchDeadline;
+pub use repairs::{ReturnRepair, repair_job_id};
 
 use crate::{
     domain::{
@@ -170,10 +173,56 @@ impl DispatchCore {
     }
 }
 
+/// What the use cases need of a command, whether it owns its transaction ([`Command`])
+/// or runs inside one the event consumer owns ([`Nested`]).
+trait InCommand: Send {
+    fn txn(&self) -> &DatabaseTransaction;
+    fn now(&self) -> DateTime<Utc>;
+    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
+    fn reschedule(&mut self, member: DispatchDeadline, at: Option<DateTime<Utc>>);
+    fn breached(&mut self);
+}
+
+/// Both command kinds have the same methods; this forwards to them.
+macro_rules! in_command {
+    ($($ty:ty),*) => {$(
+        impl InCommand for $ty {
+            fn txn(&self) -> &DatabaseTransaction {
+                Self::txn(self)
+            }
+
+            fn now(&self) -> DateTime<Utc> {
+                Self::now(self)
+            }
+
+            fn publish(
+                &mut self,
+                events: Vec<NewEvent>,
+            ) -> impl Future<Output = Result<(), DbErr>> + Send {
+                Self::publish(self, events)
+            }
+
+            fn reschedule(&mut self, member: DispatchDeadline, at: Option<DateTime<Utc>>) {
+                Self::reschedule(self, member, at)
+            }
+
+            fn breached(&mut self) {
+                Self::breached(self)
+            }
+        }
+    )*};
+}
+
+in_command!(Cmd, Nested<'_, DispatchDeadline>);
+
 /// Writes a changed job and what its rule produced in the command's transaction: the job
 /// with its offers and quotes, other jobs changed on the way, outbox events; and hands
 /// the command the job's deadlines to schedule or drop once it commits.
-async fn save(cmd: &mut Cmd, agg: &JobAggregate, changes: Changes) -> Result<(), DispatchError> {
+async fn save(
+    cmd: &mut impl InCommand,
+    agg: &JobAggregate,
+    changes: Changes,
+) -> Result<(), DispatchError> {
     store::save_job(cmd.txn(), agg).await?;
     for other in &changes.also_saved {
         store::save_job(cmd.txn(), other).await?;
@@ -191,7 +240,7 @@ async fn save(cmd: &mut Cmd, agg: &JobAggregate, changes: Changes) -> Result<(),
 
 /// Schedules the deadlines of `agg` that can still fire (open offers, an awaited visit)
 /// and drops the others.
-fn reschedule(cmd: &mut Cmd, agg: &JobAggregate) {
+fn reschedule(cmd: &mut impl InCommand, agg: &JobAggregate) {
     for offer in &agg.offers {
         let at = (offer.status == OfferStatus::Open).then_some(offer.expires_at);
         cmd.reschedule(DispatchDeadline::Offer(offer.id.clone()), at);

@@ -11,3 +11,4 @@ mod flow;
 mod helpers;
 mod history;
 mod partner_events;
+mod returns;
