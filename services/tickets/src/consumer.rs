@@ -9,15 +9,11 @@
 //! processed; the shared consumer decodes it and dead-letters what it cannot decode. An
 //! escalation runs as a command nested in that transaction ([`Pipeline::within`]); what
 //! it leaves for after the commit (its clocks, waking the relay) is kept by event id and
-//! run in the consumer's `committed` hook ([`Pipeline::after_commit`]).
+//! run in the consumer's `committed` hook ([`PendingEffects`]).
 //!
 //! [`Pipeline::within`]: aftersales_runtime::command::Pipeline::within
-//! [`Pipeline::after_commit`]: aftersales_runtime::command::Pipeline::after_commit
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::Arc;
 
 use aftersales_eventbus::{
     EventBus,
@@ -25,7 +21,7 @@ use aftersales_eventbus::{
 };
 use aftersales_platform::codes::{ProtoEnum, instant};
 use aftersales_protos::events::v1::{self as ev, EventEnvelope, event_envelope::Payload};
-use aftersales_runtime::command::Effects;
+use aftersales_runtime::command::{Effects, PendingEffects};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
@@ -41,7 +37,7 @@ pub const GROUP: &str = "tickets";
 pub struct OtherServices {
     core: Arc<TicketsCore>,
     /// What applied events left for after their commit, by event id.
-    pending: Mutex<HashMap<String, Effects<TicketsDeadline>>>,
+    pending: PendingEffects<TicketsDeadline>,
 }
 
 impl OtherServices {
@@ -50,7 +46,7 @@ impl OtherServices {
         let db = core.db().clone();
         let handler = Arc::new(Self {
             core,
-            pending: Mutex::default(),
+            pending: PendingEffects::default(),
         });
         Consumer::per_stream(&db, &bus, &STREAMS, GROUP, handler)
     }
@@ -101,11 +97,7 @@ impl EventEnvelopeHandler for OtherServices {
         match &envelope.payload {
             Some(Payload::JobUnassigned(unassigned)) => {
                 if let Some(effects) = self.job_unassigned(txn, unassigned).await? {
-                    // A delivery handled again (its first commit failed) replaces these.
-                    self.pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(envelope.id.clone(), effects);
+                    self.pending.keep(&envelope.id, effects);
                 }
                 Ok(())
             }
@@ -140,14 +132,8 @@ impl EventEnvelopeHandler for OtherServices {
     /// relay and schedule them now rather than at the relay's next poll and the worker's
     /// next rebuild.
     fn committed(&self, envelope: &EventEnvelope) {
-        let effects = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&envelope.id);
-        if let Some(effects) = effects {
-            let core = self.core.clone();
-            tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+        if let Some(effects) = self.pending.take(&envelope.id) {
+            self.core.pipeline().spawn_after_commit(effects);
         }
     }
 }
