@@ -1,0 +1,437 @@
+//! The return → repair → settle loop through the real binary (`serve returns dispatch`),
+//! on PostgreSQL + Redis and on the embedded backends (SQLite files, in-process queue and
+//! bus): a return resolved as repair gets one dispatch job (returns' `RepairJobRequested`
+//! → dispatch), the partner repairs it and the return ends repaired and shipped back
+//! (dispatch's `JobCompleted` → returns); a job that cannot repair the goods ends in a
+//! refund paid once (`RETURNS_UNREPAIRABLE=refund`). On PostgreSQL + Redis the process is
+//! killed (SIGKILL) right after the partner reports the unrepairable job, with the event,
+//! its handling and the refund in flight, and started again on the same databases and
+//! Redis: every step still happens exactly once (one job per return, one refund).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+mod support;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use aftersales_protos::{
+    common::v1 as common,
+    dispatch::v1::{self as dpb, dispatch_service_client::DispatchServiceClient},
+    returns::v1::{self as rpb, return_service_client::ReturnServiceClient},
+};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use tonic::transport::Channel;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
+const REGION: &str = "310104";
+
+/// Where the suite keeps its data, the same for every start.
+struct Suite {
+    returns_db: String,
+    dispatch_db: String,
+    /// `None`: the in-process queue and bus.
+    redis_prefix: Option<String>,
+    returns_port: u16,
+    dispatch_port: u16,
+    data_dir: Option<PathBuf>,
+}
+
+impl Suite {
+    async fn on_postgres_and_redis() -> Self {
+        Self {
+            returns_db: aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            dispatch_db: aftersales_testkit::fresh_postgres_url().await.unwrap(),
+            redis_prefix: Some(aftersales_testkit::unique_prefix()),
+            returns_port: support::free_port(),
+            dispatch_port: support::free_port(),
+            data_dir: None,
+        }
+    }
+
+    fn on_sqlite() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "aftersales-return-repair-{}-{}",
+            std::process::id(),
+            support::free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = |service: &str| format!("sqlite://{}/{service}.db?mode=rwc", dir.display());
+        Self {
+            returns_db: url("returns"),
+            dispatch_db: url("dispatch"),
+            redis_prefix: None,
+            returns_port: support::free_port(),
+            dispatch_port: support::free_port(),
+            data_dir: Some(dir),
+        }
+    }
+
+    fn start(&self) -> support::KillOnDrop {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "returns", "dispatch"])
+            .env("AUTH_MODE", "disabled")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("RETURNS_DATABASE_URL", &self.returns_db)
+            .env("DISPATCH_DATABASE_URL", &self.dispatch_db)
+            .env(
+                "DISPATCH_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .env("RETURNS_REPAIR_REGION_CODE", REGION)
+            .env("RETURNS_UNREPAIRABLE", "refund")
+            .env("RETURNS_REFUND_RETRY_AFTER_MS", "1000")
+            .env(
+                "RETURNS_GRPC_ADDR",
+                format!("127.0.0.1:{}", self.returns_port),
+            )
+            .env(
+                "DISPATCH_GRPC_ADDR",
+                format!("127.0.0.1:{}", self.dispatch_port),
+            )
+            .env("METRICS_ADDR", "off")
+            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(prefix) = &self.redis_prefix {
+            command
+                .env("REDIS_URL", aftersales_testkit::redis_url())
+                .env("REDIS_KEY_PREFIX", prefix);
+        }
+        support::KillOnDrop(command.spawn().unwrap())
+    }
+
+    async fn clients(
+        &self,
+        child: &mut support::KillOnDrop,
+    ) -> (ReturnServiceClient<Channel>, DispatchServiceClient<Channel>) {
+        let returns = connect(format!("http://127.0.0.1:{}", self.returns_port), child).await;
+        let dispatch = connect(format!("http://127.0.0.1:{}", self.dispatch_port), child).await;
+        (
+            ReturnServiceClient::new(returns),
+            DispatchServiceClient::new(dispatch),
+        )
+    }
+
+    /// `SELECT COUNT(*) AS n …` on one of the suite's databases.
+    async fn count(&self, url: &str, sql: &str) -> i64 {
+        let db = Database::connect(url).await.unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n = row.try_get::<i64>("", "n").unwrap();
+        db.close().await.unwrap();
+        n
+    }
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(url.clone()).unwrap().connect().await {
+            Ok(channel) => return channel,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no server at {url}: {err}"
+                );
+                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn partner_actor(id: &str) -> common::Actor {
+    common::Actor {
+        id: id.into(),
+        role: common::ActorRole::Partner as i32,
+    }
+}
+
+/// A kettle repairer covering the warehouse's region.
+fn repairer() -> dpb::PartnerSpec {
+    dpb::PartnerSpec {
+        name: "Kettle Fix".into(),
+        coverage: vec![dpb::Coverage {
+            region_code: REGION.into(),
+            area: dpb::AreaKind::Urban as i32,
+        }],
+        location: None,
+        service_radius_km: 0.0,
+        skills: vec!["kettle".into()],
+        daily_capacity: 20,
+        active: true,
+        insured: true,
+        fees: None,
+        time_zone: "Asia/Shanghai".into(),
+    }
+}
+
+/// A faulty kettle returned for repair under ticket `ticket`, picked up, received,
+/// inspected with the defect and resolved as repair.
+async fn sent_to_repair(returns: &mut ReturnServiceClient<Channel>, ticket: &str) -> rpb::Return {
+    let delivered = chrono::Utc::now() - chrono::Duration::days(1);
+    let r = returns
+        .request_return(rpb::RequestReturnRequest {
+            order_id: format!("order-{ticket}"),
+            customer_id: "cust-repair".into(),
+            ticket_id: ticket.into(),
+            lines: vec![rpb::ReturnLine {
+                sku: "KETTLE-1".into(),
+                product_line: "kettle".into(),
+                quantity: 1,
+                unit_price: Some(common::Money {
+                    minor_units: 19_900,
+                    currency: "CNY".into(),
+                }),
+                delivered_at: Some(prost_types::Timestamp {
+                    seconds: delivered.timestamp(),
+                    nanos: 0,
+                }),
+            }],
+            reason: rpb::ReturnReason::QualityDefect as i32,
+            evidence: vec!["s3://evidence/kettle.jpg".into()],
+            desired_outcome: rpb::Outcome::Repair as i32,
+            customer_time_zone: "Asia/Shanghai".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        rpb::ReturnStatus::Approved as i32,
+        "{}",
+        r.eligibility_rule
+    );
+    returns
+        .book_pickup(rpb::BookPickupRequest {
+            return_id: r.id.clone(),
+            carrier: "simulated".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    returns
+        .receive_return(rpb::ReceiveReturnRequest {
+            return_id: r.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    returns
+        .record_inspection(rpb::RecordInspectionRequest {
+            return_id: r.id.clone(),
+            lines: vec![rpb::InspectionLine {
+                sku: "KETTLE-1".into(),
+                condition: rpb::Condition::Used as i32,
+                quality_defect: true,
+                disposition: rpb::Disposition::Repair as i32,
+                note: String::new(),
+            }],
+            actor: None,
+        })
+        .await
+        .unwrap();
+    let sent = returns
+        .resolve_return(rpb::ResolveReturnRequest {
+            return_id: r.id.clone(),
+            resolution: rpb::Resolution::Repair as i32,
+            reason: String::new(),
+            actor: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.status, rpb::ReturnStatus::SentToRepair as i32);
+    sent
+}
+
+/// The jobs of `ticket`.
+async fn jobs_of(dispatch: &mut DispatchServiceClient<Channel>, ticket: &str) -> Vec<dpb::Job> {
+    dispatch
+        .list_jobs(dpb::ListJobsRequest {
+            ticket_id: ticket.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs
+}
+
+/// Waits (up to 15 s) for the return's repair job to be offered, and answers it.
+async fn offered_job(dispatch: &mut DispatchServiceClient<Channel>, ticket: &str) -> dpb::Job {
+    for _ in 0..150 {
+        if let [job] = jobs_of(dispatch, ticket).await.as_slice()
+            && job.status == dpb::JobStatus::Offered as i32
+        {
+            return job.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no repair job was offered for ticket {ticket}");
+}
+
+/// The partner holding the offer accepts the job and completes it with `outcome`.
+async fn repair(
+    dispatch: &mut DispatchServiceClient<Channel>,
+    job: &dpb::Job,
+    outcome: dpb::CompletionOutcome,
+) {
+    let partner = job.partner_id.clone();
+    let offer = job
+        .offers
+        .iter()
+        .find(|o| o.status == dpb::OfferStatus::Open as i32)
+        .expect("an open offer");
+    dispatch
+        .respond_to_offer(dpb::RespondToOfferRequest {
+            job_id: job.id.clone(),
+            offer_id: offer.id.clone(),
+            accept: true,
+            decline_reason: String::new(),
+            actor: Some(partner_actor(&partner)),
+        })
+        .await
+        .unwrap();
+    dispatch
+        .complete_job(dpb::CompleteJobRequest {
+            idempotency_key: format!("complete-{}", job.id),
+            job_id: job.id.clone(),
+            outcome: outcome as i32,
+            photos: Vec::new(),
+            notes: String::new(),
+            actor: Some(partner_actor(&partner)),
+        })
+        .await
+        .unwrap();
+}
+
+/// Waits (up to 20 s) for the return to reach `status`.
+async fn settled(
+    returns: &mut ReturnServiceClient<Channel>,
+    id: &str,
+    status: rpb::ReturnStatus,
+) -> rpb::Return {
+    let mut last = 0;
+    for _ in 0..200 {
+        let r = returns
+            .get_return(rpb::GetReturnRequest { id: id.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if r.status == status as i32 {
+            return r;
+        }
+        last = r.status;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("return {id} stayed in {last} instead of {status:?}");
+}
+
+async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
+    let mut child = suite.start();
+    let (mut returns, mut dispatch) = suite.clients(&mut child).await;
+    dispatch
+        .register_partner(dpb::RegisterPartnerRequest {
+            spec: Some(repairer()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Return → repair → ship back.
+    let fixed = sent_to_repair(&mut returns, "T-fixed").await;
+    let job = offered_job(&mut dispatch, "T-fixed").await;
+    assert_eq!(
+        (job.return_id.as_str(), job.product_line.as_str()),
+        (fixed.id.as_str(), "kettle")
+    );
+    assert_eq!(job.location.as_ref().unwrap().region_code, REGION);
+    repair(&mut dispatch, &job, dpb::CompletionOutcome::Fixed).await;
+    let back = settled(&mut returns, &fixed.id, rpb::ReturnStatus::Repaired).await;
+    assert_eq!(back.repair_job_id, job.id);
+    assert!(back.refund_id.is_empty(), "repaired goods are not refunded");
+
+    // Return → cannot repair → refund, the process killed once in the middle.
+    let broken = sent_to_repair(&mut returns, "T-broken").await;
+    let job = offered_job(&mut dispatch, "T-broken").await;
+    repair(&mut dispatch, &job, dpb::CompletionOutcome::NotFixed).await;
+    if kill_in_the_middle {
+        drop(child); // SIGKILL: JobCompleted, its handling and the refund are in flight
+        child = suite.start();
+        (returns, dispatch) = suite.clients(&mut child).await;
+    }
+    let refunded = settled(&mut returns, &broken.id, rpb::ReturnStatus::Refunded).await;
+    let refund = returns
+        .get_refund(rpb::GetRefundRequest {
+            refund_id: String::new(),
+            return_id: broken.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(refund.id, refunded.refund_id);
+    assert_eq!(refund.state, rpb::RefundState::Succeeded as i32);
+
+    // Give redeliveries every chance, then count: each step happened once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for ticket in ["T-fixed", "T-broken"] {
+        assert_eq!(jobs_of(&mut dispatch, ticket).await.len(), 1, "{ticket}");
+    }
+    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+    let refunds = format!(
+        "SELECT COUNT(*) AS n FROM refunds WHERE return_id = '{}'",
+        broken.id
+    );
+    assert_eq!(suite.count(&suite.returns_db, &refunds).await, 1);
+    for (return_id, event, n) in [
+        (&fixed.id, "returns.RefundSucceeded", 0),
+        (&broken.id, "returns.RefundSucceeded", 1),
+        (&fixed.id, "returns.RepairJobRequested", 1),
+        (&broken.id, "returns.RepairJobRequested", 1),
+    ] {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{return_id}' AND event_type = '{event}'"
+        );
+        assert_eq!(
+            suite.count(&suite.returns_db, &sql).await,
+            n,
+            "{event} of {return_id}"
+        );
+    }
+    let jobs = suite
+        .count(&suite.dispatch_db, "SELECT COUNT(*) AS n FROM jobs")
+        .await;
+    assert_eq!(jobs, 2, "one job per return");
+}
+
+#[tokio::test]
+async fn return_repair_settle_on_postgres_and_redis_with_a_killed_process() {
+    return_repair_and_settle(Suite::on_postgres_and_redis().await, true).await;
+}
+
+#[tokio::test]
+async fn return_repair_settle_on_the_embedded_backends() {
+    return_repair_and_settle(Suite::on_sqlite(), false).await;
+}
