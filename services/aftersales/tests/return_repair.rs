@@ -6,7 +6,9 @@
 //! refund paid once (`RETURNS_UNREPAIRABLE=refund`). On PostgreSQL + Redis the process is
 //! killed (SIGKILL) right after the partner reports the unrepairable job, with the event,
 //! its handling and the refund in flight, and started again on the same databases and
-//! Redis: every step still happens exactly once (one job per return, one refund).
+//! Redis; afterwards every `RepairJobRequested` and `JobCompleted` is delivered once more
+//! on Redis. Every step still happens exactly once (one job per return, one refund, no
+//! status twice).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
@@ -17,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use aftersales_eventbus::{BusMessage, EventBus, RedisBus};
 use aftersales_protos::{
     common::v1 as common,
     dispatch::v1::{self as dpb, dispatch_service_client::DispatchServiceClient},
@@ -131,6 +134,41 @@ impl Suite {
         let n = row.try_get::<i64>("", "n").unwrap();
         db.close().await.unwrap();
         n
+    }
+
+    /// Delivers again, on Redis, every event of `event_type` the database at `url` has
+    /// published, as the relay would after a crash between publishing and marking.
+    async fn redeliver(&self, url: &str, event_type: &str) -> usize {
+        let Some(prefix) = &self.redis_prefix else {
+            return 0;
+        };
+        let db = Database::connect(url).await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT event_id, stream, subject_id, payload FROM outbox \
+                     WHERE event_type = '{event_type}' ORDER BY seq"
+                ),
+            ))
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+        let conn = aftersales_testkit::redis_connection().await.unwrap();
+        let reader = aftersales_testkit::redis_connection().await.unwrap();
+        let bus = EventBus::Redis(RedisBus::new(conn, reader, prefix.clone()));
+        for row in &rows {
+            let stream: String = row.try_get("", "stream").unwrap();
+            let message = BusMessage {
+                event_id: row.try_get("", "event_id").unwrap(),
+                event_type: event_type.into(),
+                subject_id: row.try_get("", "subject_id").unwrap(),
+                payload: row.try_get("", "payload").unwrap(),
+                headers: Default::default(),
+            };
+            bus.publish(&stream, &[message]).await.unwrap();
+        }
+        rows.len()
     }
 }
 
@@ -393,8 +431,22 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
     assert_eq!(refund.id, refunded.refund_id);
     assert_eq!(refund.state, rpb::RefundState::Succeeded as i32);
 
-    // Give redeliveries every chance, then count: each step happened once.
+    // Every event of the loop delivered once more (on Redis): nothing changes. Give the
+    // redeliveries every chance, then count: each step happened once.
+    if suite.redis_prefix.is_some() {
+        let requests = suite
+            .redeliver(&suite.returns_db, "returns.RepairJobRequested")
+            .await;
+        assert_eq!(requests, 2);
+        let outcomes = suite
+            .redeliver(&suite.dispatch_db, "dispatch.JobCompleted")
+            .await;
+        assert_eq!(outcomes, 2);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let back = settled(&mut returns, &fixed.id, rpb::ReturnStatus::Repaired).await;
+    assert_eq!(back.history.len(), 7, "no step twice: {:?}", back.history);
+    settled(&mut returns, &broken.id, rpb::ReturnStatus::Refunded).await;
     for ticket in ["T-fixed", "T-broken"] {
         assert_eq!(jobs_of(&mut dispatch, ticket).await.len(), 1, "{ticket}");
     }
