@@ -15,7 +15,6 @@ use aftersales_protos::dispatch::v1::{
     partner_key_service_client::PartnerKeyServiceClient,
 };
 use sea_orm::{ConnectionTrait, Database, Statement};
-use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 
@@ -53,24 +52,6 @@ impl Env {
     }
 }
 
-async fn connect(url: &str, child: &mut support::KillOnDrop) -> Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match Channel::from_shared(url.to_owned())
-            .unwrap()
-            .connect()
-            .await
-        {
-            Ok(channel) => return channel,
-            Err(err) => {
-                assert!(tokio::time::Instant::now() < deadline, "no dispatch: {err}");
-                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn operators_manage_keys_queues_and_events_from_the_command_line() {
     let database_url = aftersales_testkit::fresh_postgres_url().await.unwrap();
@@ -100,7 +81,7 @@ async fn operators_manage_keys_queues_and_events_from_the_command_line() {
             .spawn()
             .unwrap(),
     );
-    let channel = connect(&env.dispatch_url, &mut child).await;
+    let channel = support::connect(&env.dispatch_url, &mut child).await;
     let mut dispatch = DispatchServiceClient::new(channel.clone());
     let mut keys = PartnerKeyServiceClient::new(channel);
     let partner = dispatch

@@ -20,26 +20,8 @@ use aftersales_protos::{
     dispatch::v1::{self as dpb, dispatch_service_client::DispatchServiceClient},
     tickets::v1::{self as tpb, ticket_service_client::TicketServiceClient},
 };
-use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
-
-async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match Channel::from_shared(url.clone()).unwrap().connect().await {
-            Ok(channel) => return channel,
-            Err(err) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "no server at {url}: {err}"
-                );
-                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
@@ -73,10 +55,10 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
             .unwrap(),
     );
     let mut tickets = TicketServiceClient::new(
-        connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
     );
     let mut dispatch = DispatchServiceClient::new(
-        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
     );
 
     let ticket = tickets
@@ -198,10 +180,11 @@ async fn a_tier_care_publishes_is_the_tier_of_the_customers_next_ticket() {
             .unwrap(),
     );
     let mut tickets = TicketServiceClient::new(
-        connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
     );
-    let mut care =
-        CareServiceClient::new(connect(format!("http://127.0.0.1:{care_port}"), &mut child).await);
+    let mut care = CareServiceClient::new(
+        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
+    );
     let ticket = |n: u32| tpb::CreateTicketRequest {
         idempotency_key: format!("vip-{n}"),
         customer_id: "cust-vip".into(),
@@ -329,10 +312,10 @@ async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_ti
             .unwrap(),
     );
     let mut tickets = TicketServiceClient::new(
-        connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
     );
     let mut dispatch = DispatchServiceClient::new(
-        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
     );
     let ticket = tickets
         .create_ticket(ticket_request("cust-embedded"))
@@ -427,10 +410,10 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
             .unwrap(),
     );
     let mut tickets = TicketServiceClient::new(
-        connect(format!("http://127.0.0.1:{tickets_port}"), &mut api_only).await,
+        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut api_only).await,
     );
     let mut dispatch = DispatchServiceClient::new(
-        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut api_only).await,
+        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut api_only).await,
     );
     let ticket = tickets
         .create_ticket(ticket_request("cust-api-only"))
@@ -474,7 +457,7 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
             .spawn()
             .unwrap(),
     );
-    connect(format!("http://127.0.0.1:{worker_port}"), &mut worker).await;
+    support::connect(format!("http://127.0.0.1:{worker_port}"), &mut worker).await;
     let mut escalated = false;
     for _ in 0..100 {
         let current = tickets.get_ticket(get.clone()).await.unwrap().into_inner();

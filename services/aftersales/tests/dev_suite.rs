@@ -52,7 +52,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
             .expect("the binary starts"),
     );
 
-    let channel = connect(TICKETS, &mut child).await;
+    let channel = support::connect(TICKETS, &mut child).await;
 
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
@@ -63,7 +63,7 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
     for (address, service) in OTHERS {
-        let channel = connect(address, &mut child).await;
+        let channel = support::connect(address, &mut child).await;
         let health = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: (*service).into(),
@@ -151,33 +151,6 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
     let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// A channel to `address` once the suite listens there (services start one by one).
-async fn connect(
-    address: &'static str,
-    child: &mut support::KillOnDrop,
-) -> tonic::transport::Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tonic::transport::Endpoint::from_static(address)
-            .connect()
-            .await
-        {
-            Ok(channel) => return channel,
-            Err(err) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "no server on {address}: {err}"
-                );
-                assert!(
-                    child.0.try_wait().unwrap().is_none(),
-                    "the suite exited early"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
 }
 
 /// A plain HTTP/1.0 GET: the whole response. The gateway starts last, so its port may

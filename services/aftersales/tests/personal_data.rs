@@ -23,7 +23,6 @@ use aftersales_protos::{
 };
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
@@ -230,18 +229,6 @@ async fn outboxes_published(suite: &Suite) {
     panic!("the outboxes were not published within 20 s");
 }
 
-async fn connect(port: u16, child: &mut support::KillOnDrop) -> Channel {
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return channel;
-        }
-        assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no server at {url}");
-}
-
 fn ts(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
@@ -308,10 +295,18 @@ async fn no_personal_data_in_clear_anywhere_and_none_after_erasure() {
             .spawn()
             .unwrap(),
     );
-    let mut care = CareServiceClient::new(connect(care_port, &mut child).await);
-    let mut tickets = TicketServiceClient::new(connect(tickets_port, &mut child).await);
-    let mut returns = ReturnServiceClient::new(connect(returns_port, &mut child).await);
-    let mut dispatch = DispatchServiceClient::new(connect(dispatch_port, &mut child).await);
+    let mut care = CareServiceClient::new(
+        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
+    );
+    let mut tickets = TicketServiceClient::new(
+        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
+    );
+    let mut returns = ReturnServiceClient::new(
+        support::connect(format!("http://127.0.0.1:{returns_port}"), &mut child).await,
+    );
+    let mut dispatch = DispatchServiceClient::new(
+        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+    );
     let customer_id = format!("cust-{}", uuid::Uuid::new_v4().simple());
 
     care.upsert_customer(cpb::UpsertCustomerRequest {

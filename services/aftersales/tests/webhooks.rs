@@ -18,28 +18,10 @@ use aftersales_protos::{
     webhooks::v1::{self as wpb, webhook_service_client::WebhookServiceClient},
 };
 use aftersales_testkit::webhook_receiver::WebhookReceiver;
-use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 const KEYS: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const REGION: &str = "310104";
-
-async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match Channel::from_shared(url.clone()).unwrap().connect().await {
-            Ok(channel) => return channel,
-            Err(err) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "no server at {url}: {err}"
-                );
-                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
 
 fn partner(name: &str, lat: f64) -> dpb::RegisterPartnerRequest {
     dpb::RegisterPartnerRequest {
@@ -131,10 +113,10 @@ async fn a_partner_is_pushed_its_offer_and_its_cancellation(backends: Backends) 
     }
     let mut child = support::KillOnDrop(command.spawn().unwrap());
     let mut dispatch = DispatchServiceClient::new(
-        connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
     );
     let mut webhooks = WebhookServiceClient::new(
-        connect(format!("http://127.0.0.1:{webhooks_port}"), &mut child).await,
+        support::connect(format!("http://127.0.0.1:{webhooks_port}"), &mut child).await,
     );
 
     let near = dispatch

@@ -38,6 +38,30 @@ pub async fn terminate(child: &mut KillOnDrop, limit: Duration) -> std::process:
     }
 }
 
+/// A channel to the server at `url` the child is starting: tried every 100 ms for up to
+/// 30 s, failing at once if the child exits.
+pub async fn connect(url: impl AsRef<str>, child: &mut KillOnDrop) -> tonic::transport::Channel {
+    let url = url.as_ref();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("a URL");
+        match endpoint.connect().await {
+            Ok(channel) => return channel,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no server at {url}: {err}"
+                );
+                assert!(
+                    child.0.try_wait().expect("the child").is_none(),
+                    "the server exited early"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
