@@ -4,9 +4,9 @@
 //! → dispatch), the partner repairs it and the return ends repaired and shipped back
 //! (dispatch's `JobCompleted` → returns); a job that cannot repair the goods ends in a
 //! refund paid once (`RETURNS_UNREPAIRABLE=refund`). On PostgreSQL + Redis the process is
-//! killed (SIGKILL) right after the partner reports the unrepairable job, with the event,
-//! its handling and the refund in flight, and started again on the same databases and
-//! Redis; afterwards every `RepairJobRequested` and `JobCompleted` is delivered once more
+//! killed (SIGKILL) in the middle of each flow — right after the return is sent to repair,
+//! and right after the partner reports the unrepairable job, with the event, its handling
+//! and the refund in flight — and started again on the same databases and Redis; afterwards every `RepairJobRequested` and `JobCompleted` is delivered once more
 //! on Redis. Every step still happens exactly once (one job per return, one refund, no
 //! status twice).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
@@ -397,8 +397,14 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
         .await
         .unwrap();
 
-    // Return → repair → ship back.
+    // Return → repair → ship back, the process killed once `RepairJobRequested` is written
+    // (its relay, its handling by dispatch and the job's offer in flight).
     let fixed = sent_to_repair(&mut returns, "T-fixed").await;
+    if kill_in_the_middle {
+        drop(child);
+        child = suite.start();
+        (returns, dispatch) = suite.clients(&mut child).await;
+    }
     let job = offered_job(&mut dispatch, "T-fixed").await;
     assert_eq!(
         (job.return_id.as_str(), job.product_line.as_str()),
