@@ -11,11 +11,8 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 
 say() { printf 'backends: %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    say "need root for: $*"; exit 1
-  fi
-}
+# shellcheck source=tests/setup/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 apt_updated=""
 install_packages() {

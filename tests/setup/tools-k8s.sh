@@ -27,11 +27,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ] \
   exit 0
 fi
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    say "need root for: $*"; exit 1
-  fi
-}
+# shellcheck source=tests/setup/common.sh
+source tests/setup/common.sh
 
 # --- the venv ---------------------------------------------------------------
 if [ ! -x "$TOOLS/bin/python" ]; then

@@ -13,17 +13,10 @@ SOURCE=tests/setup/oidc
 
 say() { printf 'tools-oidc: %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    say "need root for: $*"; exit 1
-  fi
-}
+# shellcheck source=tests/setup/common.sh
+source tests/setup/common.sh
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  say "installing nodejs and npm"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-fi
+ensure_node
 # oauth2-mock-server 8 supports Node ^20.19 || ^22.12 || ^24.
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
   say "Node $(node --version) is too old: oauth2-mock-server 8 needs Node >= 20.19"

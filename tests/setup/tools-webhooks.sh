@@ -12,17 +12,10 @@ RECEIVER=tests/webhook-receiver
 
 say() { printf 'tools-webhooks: %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    say "need root for: $*"; exit 1
-  fi
-}
+# shellcheck source=tests/setup/common.sh
+source tests/setup/common.sh
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  say "installing nodejs and npm"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-fi
+ensure_node
 # receiver.mjs relies on node:util parseArgs and http.Server#closeAllConnections.
 if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
   say "Node $(node --version) is too old: the webhook receiver needs Node >= 20"
