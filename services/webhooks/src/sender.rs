@@ -20,6 +20,9 @@ use crate::domain::{
     target::{self, AllowList},
 };
 
+/// How much of a receiver's answer is read before the connection is dropped.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
 /// How deliveries go out.
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
@@ -129,10 +132,18 @@ impl Sender {
             .send()
             .await;
         let attempt = match sent {
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status().as_u16();
-                // The body is not kept; reading it lets the connection be reused.
-                let _ = response.bytes().await;
+                // The body is not kept. A short one is read so the connection can be
+                // reused; a long one is cut off (the connection is then dropped), so a
+                // receiver cannot make us hold or wait for much.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    read += chunk.len();
+                    if read > MAX_ANSWER_BYTES {
+                        break;
+                    }
+                }
                 failed(String::new(), status)
             }
             Err(err) => failed(describe(&err), 0),
