@@ -407,8 +407,12 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
     }
     let job = offered_job(&mut dispatch, "T-fixed").await;
     assert_eq!(
-        (job.return_id.as_str(), job.product_line.as_str()),
-        (fixed.id.as_str(), "kettle")
+        (
+            job.id.as_str(),
+            job.return_id.as_str(),
+            job.product_line.as_str()
+        ),
+        (fixed.repair_job_id.as_str(), fixed.id.as_str(), "kettle")
     );
     assert_eq!(job.location.as_ref().unwrap().region_code, REGION);
     repair(&mut dispatch, &job, dpb::CompletionOutcome::Fixed).await;

@@ -2,8 +2,8 @@
 //! repair job, created and dispatched as `CreateJob` would (see `usecases::repairs`). It
 //! reads the `returns` stream in the consumer group `dispatch` through the suite's shared
 //! consumer, which records the event processed in the transaction the job is created in,
-//! so a redelivery is only acknowledged; the job's id follows from the return, so even a
-//! replayed event finds the job there and creates none. What the creation leaves for after
+//! so a redelivery is only acknowledged; the job takes the id returns chose and sent, so
+//! even a replayed event finds the job there and creates none. What the creation leaves for after
 //! the commit (offer deadlines, waking the relay) is kept by event id and run in the
 //! `committed` hook. Other events on the stream change nothing.
 
@@ -86,6 +86,7 @@ fn repair_of(envelope: &EventEnvelope, e: &ev::RepairJobRequested) -> ReturnRepa
         product_line,
         fault_description: fault,
         warranty: e.warranty,
+        job_id: (!e.job_id.is_empty()).then(|| e.job_id.clone()),
         requested_at: envelope
             .occurred_at
             .as_ref()

@@ -1,8 +1,9 @@
 //! Events of other services that change returns: a customer care anonymised has the free
 //! text of their returns erased; dispatch's repair job for a return sent to repair settles
-//! it (`JobCreated` names the job on the return; `JobCompleted` with a fix ships the goods
-//! back; completed without one, `JobCancelled` or `JobUnassigned` make a refund or an
-//! exchange, see `usecases::repairs`). Each event is applied inside the consumer's
+//! it (the return knows its job's id from the start, having chosen it; `JobCreated` only
+//! confirms it; `JobCompleted` with a fix ships the goods back; completed without one,
+//! `JobCancelled` or `JobUnassigned` of that job make a refund or an exchange, see
+//! `usecases::repairs`). Each event is applied inside the consumer's
 //! transaction, the one that records it processed, so a redelivery is only acknowledged;
 //! settling a return already settled changes nothing anyway. What a settlement leaves for
 //! after the commit (deadlines, waking the relay, paying a refund) is kept by event id and

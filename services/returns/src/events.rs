@@ -123,6 +123,7 @@ fn repair_requested(agg: &ReturnAggregate) -> ev::RepairJobRequested {
         reason: r.reason.to_proto(),
         defective_skus: defective,
         warranty: true,
+        job_id: r.repair.job_id.clone().unwrap_or_default(),
     }
 }
 

@@ -5,9 +5,11 @@
 //! has no customer contact: the goods are repaired at the after-sales warehouse whose
 //! region the event names, not at the customer's home, so dispatch never needs one.
 //!
-//! One job per return: its id follows from the return id and the instant the repair was
-//! requested (a UUIDv7, so it still sorts by creation), and a job already there is left
-//! as it is, so a redelivered or replayed event creates nothing.
+//! One job per return: the job takes the id returns chose for it and sent in the event
+//! (a UUIDv7, so jobs still sort by creation; returns then knows its job before dispatch
+//! says anything), and a job already there is left as it is, so a redelivered or replayed
+//! event creates nothing. An event without an id (written before returns chose them) gets
+//! one that follows from the return id and the instant the repair was requested.
 
 use aftersales_platform::pii::masked;
 use aftersales_runtime::command::Nested;
@@ -37,8 +39,23 @@ pub struct ReturnRepair {
     pub product_line: String,
     pub fault_description: String,
     pub warranty: bool,
-    /// When returns asked (the event's instant): with the return id, it fixes the job id.
+    /// The id returns chose for the job, if it sent one.
+    pub job_id: Option<String>,
+    /// When returns asked (the event's instant): with the return id, it fixes the job id
+    /// when returns sent none.
     pub requested_at: DateTime<Utc>,
+}
+
+impl ReturnRepair {
+    /// The id the job has: the one returns chose (a UUID), else one derived from the
+    /// return and the instant.
+    pub fn job_id(&self) -> String {
+        self.job_id
+            .as_deref()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| repair_job_id(&self.return_id, self.requested_at))
+    }
 }
 
 /// The id of the repair job of `return_id` asked for at `at`: a UUIDv7 of that instant
@@ -61,7 +78,7 @@ impl DispatchCore {
         cmd: &mut Nested<'_, DispatchDeadline>,
         repair: &ReturnRepair,
     ) -> Result<Option<String>, DispatchError> {
-        let job_id = repair_job_id(&repair.return_id, repair.requested_at);
+        let job_id = repair.job_id();
         if store::load_job(cmd.txn(), &job_id, true).await?.is_some() {
             return Ok(None);
         }
@@ -101,5 +118,27 @@ mod tests {
         let later = repair_job_id("ret-0", at + chrono::Duration::milliseconds(1));
         assert!(later > id);
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+    }
+
+    #[test]
+    fn the_job_takes_the_id_returns_chose_when_it_is_a_uuid() {
+        let at = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        let chosen = uuid::Uuid::now_v7().to_string();
+        let mut repair = ReturnRepair {
+            return_id: "ret-1".into(),
+            ticket_id: String::new(),
+            customer_id: "c".into(),
+            region_code: "310104".into(),
+            product_line: "kettle".into(),
+            fault_description: String::new(),
+            warranty: true,
+            job_id: Some(chosen.clone()),
+            requested_at: at,
+        };
+        assert_eq!(repair.job_id(), chosen);
+        repair.job_id = Some("not an id".into());
+        assert_eq!(repair.job_id(), repair_job_id("ret-1", at));
+        repair.job_id = None;
+        assert_eq!(repair.job_id(), repair_job_id("ret-1", at));
     }
 }

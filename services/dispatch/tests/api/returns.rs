@@ -1,5 +1,6 @@
 //! Returns' `RepairJobRequested` (put on the `returns` stream by hand) creates the return's
-//! repair job once: dispatched like `CreateJob` (an offer with its deadline), referring to
+//! repair job once, under the id returns chose (or, for an event without one, an id
+//! derived from the return and the instant): dispatched like `CreateJob` (an offer with its deadline), referring to
 //! the return, without a ticket or a contact; delivered twice, or replayed under another
 //! event id, it creates nothing more. Completing the job names the return in
 //! `JobCompleted`. Over gRPC, `CreateJob` needs a ticket unless it names a return.
@@ -19,7 +20,7 @@ use tonic::Code;
 
 use crate::helpers::{Backend, REGION, TestApp, open_offer, partner_actor, spawn, spec};
 
-fn repair_requested(return_id: &str, at: DateTime<Utc>) -> BusMessage {
+fn repair_requested(return_id: &str, job_id: &str, at: DateTime<Utc>) -> BusMessage {
     let payload = Payload::RepairJobRequested(ev::RepairJobRequested {
         return_id: return_id.into(),
         ticket_id: String::new(),
@@ -30,6 +31,7 @@ fn repair_requested(return_id: &str, at: DateTime<Utc>) -> BusMessage {
         reason: ReturnReason::QualityDefect as i32,
         defective_skus: vec!["WM-1".into()],
         warranty: true,
+        job_id: job_id.into(),
     });
     let event = new_event("returns", "returns", return_id, payload, at);
     BusMessage {
@@ -56,12 +58,13 @@ async fn a_return_gets_one_repair_job(backend: Backend) {
     let mut app = spawn(backend).await;
     let partner = app.register(spec("A", 31.201, 121.451)).await;
     let at = Utc::now().trunc_subsecs(3);
-    let event = repair_requested("ret-1", at);
+    // Returns chose the job's id.
+    let id = uuid::Uuid::now_v7().to_string();
+    let event = repair_requested("ret-1", &id, at);
     app.bus
         .publish("returns", &[event.clone(), event])
         .await
         .unwrap();
-    let id = repair_job_id("ret-1", at);
     wait_processed(&app, 1).await;
     let job = app
         .wait_for(&id, |j| j.status == pb::JobStatus::Offered as i32)
@@ -79,7 +82,7 @@ async fn a_return_gets_one_repair_job(backend: Backend) {
 
     // The same request replayed under another event id finds the job there.
     app.bus
-        .publish("returns", &[repair_requested("ret-1", at)])
+        .publish("returns", &[repair_requested("ret-1", &id, at)])
         .await
         .unwrap();
     wait_processed(&app, 2).await;
@@ -122,7 +125,8 @@ async fn a_return_gets_one_repair_job_on_sqlite_in_process() {
 async fn a_return_nobody_can_repair_leaves_its_job_unassigned_once() {
     let mut app = spawn(Backend::Sqlite).await;
     let at = Utc::now().trunc_subsecs(3);
-    let event = repair_requested("ret-2", at);
+    // Written before returns chose job ids: the id follows from the return and instant.
+    let event = repair_requested("ret-2", "", at);
     app.bus
         .publish("returns", &[event.clone(), event])
         .await

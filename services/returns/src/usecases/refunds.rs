@@ -10,7 +10,7 @@ use crate::{
         DomainError, RefundState, Resolution,
         eligibility::Policies,
         refund::{self, Refund},
-        rma::{Actor, ReturnAggregate, ReturnEvent},
+        rma::{Actor, ReturnAggregate, ReturnEvent, new_id},
     },
     error::ReturnsError,
     store,
@@ -51,6 +51,7 @@ impl ReturnsCore {
         } else {
             if resolution == Resolution::Repair {
                 agg.rma.repair.region_code = Some(self.repair.region_code.clone());
+                agg.rma.repair.job_id = Some(new_id());
             }
             changes.events = agg.resolve(resolution, reason, None, actor, now)?;
         }

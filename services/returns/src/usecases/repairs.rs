@@ -1,5 +1,6 @@
-//! Settling a return sent to repair on what dispatch reports of its repair job: the job
-//! created (its id is kept on the return), completed with a fix (the goods go back to the
+//! Settling a return sent to repair on what dispatch reports of its repair job (whose id
+//! the return chose when it was sent to repair): the job created (its id confirmed on the
+//! return), completed with a fix (the goods go back to the
 //! customer), or ended without one (completed unfixed, cancelled, left without a partner:
 //! a refund or an exchange, by `RETURNS_UNREPAIRABLE`). Each runs as a command nested in
 //! the event consumer's transaction, which records the event processed, so a redelivery

@@ -111,6 +111,7 @@ async fn sent_to_repair(app: &mut TestApp) -> pb::Return {
         .unwrap()
         .into_inner();
     assert_eq!(sent.status, pb::ReturnStatus::SentToRepair as i32);
+    assert!(!sent.repair_job_id.is_empty(), "the job's id is chosen");
     assert_eq!(app.events(&r.id, "returns.RepairJobRequested").await, 1);
     sent
 }
@@ -139,14 +140,15 @@ async fn processed(app: &TestApp) -> i64 {
 async fn repaired_goods_go_back_once(backend: Backend) {
     let mut app = spawn(backend).await;
     let r = sent_to_repair(&mut app).await;
-    let created = job_created("job-r1", &r.id);
-    let done = job_completed("job-r1", &r.id, CompletionOutcome::Fixed);
+    let job = r.repair_job_id.as_str();
+    let created = job_created(job, &r.id);
+    let done = job_completed(job, &r.id, CompletionOutcome::Fixed);
     app.bus
         .publish("dispatch", &[created.clone(), created, done.clone(), done])
         .await
         .unwrap();
     let repaired = wait_for(&mut app, &r.id, pb::ReturnStatus::Repaired).await;
-    assert_eq!(repaired.repair_job_id, "job-r1");
+    assert_eq!(repaired.repair_job_id, r.repair_job_id);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(processed(&app).await, 2, "each event applied once");
     let moves = repaired
@@ -158,7 +160,7 @@ async fn repaired_goods_go_back_once(backend: Backend) {
     assert!(app.payments.payments().is_empty(), "no money moved");
 
     // A late outcome of the same job changes nothing any more.
-    let late = job_completed("job-r1", &r.id, CompletionOutcome::NotFixed);
+    let late = job_completed(job, &r.id, CompletionOutcome::NotFixed);
     app.bus.publish("dispatch", &[late]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -182,20 +184,19 @@ async fn repaired_goods_go_back_once_on_sqlite_in_process() {
 async fn unrepairable_goods_are_refunded_once(backend: Backend) {
     let mut app = spawn(backend).await;
     let r = sent_to_repair(&mut app).await;
-    // The job is cancelled: its event names only the job, found through `JobCreated`.
-    let cancelled = job_cancelled("job-c1");
+    let job = r.repair_job_id.as_str();
+    // The job is cancelled: its event names only the job, whose id the return chose (no
+    // `JobCreated` needed first), and comes twice.
+    let cancelled = job_cancelled(job);
     app.bus
-        .publish(
-            "dispatch",
-            &[job_created("job-c1", &r.id), cancelled.clone(), cancelled],
-        )
+        .publish("dispatch", &[cancelled.clone(), cancelled])
         .await
         .unwrap();
     let refunded = wait_for(&mut app, &r.id, pb::ReturnStatus::Refunded).await;
     assert!(!refunded.refund_id.is_empty());
-    let late = job_completed("job-c1", &r.id, CompletionOutcome::NotFixed);
+    let late = job_completed(job, &r.id, CompletionOutcome::NotFixed);
     app.bus
-        .publish("dispatch", &[late.clone(), late])
+        .publish("dispatch", &[job_created(job, &r.id), late.clone(), late])
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -223,7 +224,7 @@ async fn by_policy_unrepairable_goods_are_exchanged_once() {
     })
     .await;
     let r = sent_to_repair(&mut app).await;
-    let unfixed = job_completed("job-x1", &r.id, CompletionOutcome::NeedsParts);
+    let unfixed = job_completed(&r.repair_job_id, &r.id, CompletionOutcome::NeedsParts);
     app.bus
         .publish("dispatch", &[unfixed.clone(), unfixed])
         .await

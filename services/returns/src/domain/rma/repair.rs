@@ -22,7 +22,8 @@ text_enum!(
 pub struct RepairState {
     /// Where the goods are repaired (the after-sales warehouse's region code).
     pub region_code: Option<String>,
-    /// Dispatch's job for it, once dispatch reported one.
+    /// Dispatch's job for it: its id is chosen when the goods are sent to repair (and
+    /// told to dispatch in `RepairJobRequested`).
     pub job_id: Option<String>,
 }
 
