@@ -112,8 +112,10 @@ impl Suite {
         &self,
         child: &mut support::KillOnDrop,
     ) -> (ReturnServiceClient<Channel>, DispatchServiceClient<Channel>) {
-        let returns = connect(format!("http://127.0.0.1:{}", self.returns_port), child).await;
-        let dispatch = connect(format!("http://127.0.0.1:{}", self.dispatch_port), child).await;
+        let returns =
+            support::connect(format!("http://127.0.0.1:{}", self.returns_port), child).await;
+        let dispatch =
+            support::connect(format!("http://127.0.0.1:{}", self.dispatch_port), child).await;
         (
             ReturnServiceClient::new(returns),
             DispatchServiceClient::new(dispatch),
@@ -176,23 +178,6 @@ impl Drop for Suite {
     fn drop(&mut self) {
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-async fn connect(url: String, child: &mut support::KillOnDrop) -> Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match Channel::from_shared(url.clone()).unwrap().connect().await {
-            Ok(channel) => return channel,
-            Err(err) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "no server at {url}: {err}"
-                );
-                assert!(child.0.try_wait().unwrap().is_none(), "serve exited early");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
         }
     }
 }
