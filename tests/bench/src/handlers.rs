@@ -116,7 +116,7 @@ async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
 
 /// The settings a service under measurement runs with: the home's, claiming as many
 /// members per round trip as production does.
-fn settings(home: &Home) -> ServiceSettings {
+pub(crate) fn settings(home: &Home) -> ServiceSettings {
     let mut settings = home.settings();
     settings.worker.batch = CLAIM_BATCH;
     settings
@@ -454,12 +454,17 @@ async fn measure(service: Service, plan: Plan) -> anyhow::Result<Report> {
     let home = Home::fresh().await?;
     let running = service.start(&home, plan.due_in, true).await?;
     let make = running.make.clone();
-    let (made, _) = crate::load::paced(
+    let made = crate::load::paced(
         service.things_per_sec(plan.per_sec),
+        Duration::ZERO,
         plan.duration,
         move |seq| make(seq),
     )
-    .await;
+    .await
+    .results
+    .into_iter()
+    .filter(|made| *made)
+    .count() as u64;
     let far = now_ms() + 86_400_000;
     service.wait_fired(&running.db, far, made, settle).await?;
     let pairs = service.fired(&running.db).await?;

@@ -1,5 +1,6 @@
-//! A closed-loop load generator: `concurrency` tasks each issue one request at a time for
-//! a fixed duration, recording every latency.
+//! Load generators: a closed loop (`concurrency` tasks each issue one request at a time
+//! for a fixed duration, recording every latency) and an open loop (calls issued at a
+//! steady rate whatever the answers take).
 
 use std::{
     future::Future,
@@ -96,30 +97,72 @@ where
     stats
 }
 
-/// Issues `request` at a steady `per_sec` for `duration`, each call on its own task so
-/// a slow answer does not delay the next one (an open loop). Answers how many succeeded
-/// and how many failed.
-pub async fn paced<F, Fut>(per_sec: u32, duration: Duration, request: F) -> (u64, u64)
+/// What an open-loop run gave back: the answers of the measured calls, in issue order,
+/// and how long they took from the first measured tick to the last answer.
+pub struct Paced<T> {
+    pub results: Vec<T>,
+    pub span: Duration,
+}
+
+impl<T> Paced<T> {
+    /// Calls of the measured window answered per second.
+    pub fn per_sec(&self) -> f64 {
+        self.results.len() as f64 / self.span.as_secs_f64().max(0.001)
+    }
+}
+
+/// Issues `request` at a steady `per_sec`, `warmup` (answers dropped) then `duration`
+/// (answers kept), each call on its own task so a slow answer does not delay the next one
+/// (an open loop). `request` gets a sequence number.
+///
+/// Ticks use [`MissedTickBehavior::Burst`](tokio::time::MissedTickBehavior::Burst): a
+/// tick the loop could not take on time (the runtime busy, the timer's millisecond
+/// granularity) is taken at once afterwards, so exactly `per_sec` × the run's seconds
+/// calls are issued and the offered rate is the target; `Delay` would push every later
+/// tick back and offer less than the target without saying so. The price is short bursts
+/// after a stall, which a service sees in production too.
+pub async fn paced<F, Fut, T>(
+    per_sec: u32,
+    warmup: Duration,
+    duration: Duration,
+    request: F,
+) -> Paced<T>
 where
     F: Fn(u64) -> Fut,
-    Fut: Future<Output = bool> + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
-    let period = Duration::from_secs_f64(1.0 / f64::from(per_sec.max(1)));
-    let mut ticks = tokio::time::interval(period);
-    let end = Instant::now() + duration;
-    let mut calls = Vec::new();
-    let mut seq = 0;
-    while Instant::now() < end {
+    let per_sec = per_sec.max(1);
+    let calls_in = |d: Duration| (d.as_secs_f64() * f64::from(per_sec)).round() as u64;
+    let (warm, measured) = (calls_in(warmup), calls_in(duration));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_sec)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut calls = Vec::with_capacity(measured as usize);
+    let mut first = Instant::now();
+    for seq in 0..warm + measured {
         ticks.tick().await;
-        calls.push(tokio::spawn(request(seq)));
-        seq += 1;
-    }
-    let (mut ok, mut errors) = (0, 0);
-    for call in calls {
-        match call.await {
-            Ok(true) => ok += 1,
-            _ => errors += 1,
+        if seq == warm {
+            first = Instant::now();
+        }
+        let call = request(seq);
+        let call = tokio::spawn(async move {
+            let answer = call.await;
+            (answer, Instant::now())
+        });
+        if seq >= warm {
+            calls.push(call);
         }
     }
-    (ok, errors)
+    let mut results = Vec::with_capacity(calls.len());
+    let mut last = first;
+    for call in calls {
+        if let Ok((answer, at)) = call.await {
+            results.push(answer);
+            last = last.max(at);
+        }
+    }
+    Paced {
+        results,
+        span: last - first,
+    }
 }
