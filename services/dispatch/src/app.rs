@@ -180,15 +180,7 @@ impl DispatchApp {
     /// Serves until `shutdown`; the consumers stop after the server has drained, like
     /// the runtime's own background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        let stop = CancellationToken::new();
-        let consumers: Vec<_> = if self.settings.run_worker {
-            vec![
-                anonymisation::spawn(&self.core, &self.bus, self.consumer_block, &stop),
-                repairs::spawn(&self.core, &self.bus, self.consumer_block, &stop),
-            ]
-        } else {
-            Vec::new()
-        };
+        let (core, bus, block) = (self.core.clone(), self.bus, self.consumer_block);
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -203,20 +195,21 @@ impl DispatchApp {
             PERMISSIONS,
             AUDITED,
         )?;
-        let served = aftersales_runtime::run(
+        aftersales_runtime::run_with_tasks(
             "dispatch",
             self.listener,
             services,
             background,
             &self.settings,
             shutdown,
+            |stop| {
+                vec![
+                    anonymisation::spawn(&core, &bus, block, stop),
+                    repairs::spawn(&core, &bus, block, stop),
+                ]
+            },
         )
-        .await;
-        stop.cancel();
-        for consumer in consumers {
-            let _ = consumer.await;
-        }
-        served?;
+        .await?;
         Ok(())
     }
 }

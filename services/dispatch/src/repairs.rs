@@ -7,11 +7,7 @@
 //! the commit (offer deadlines, waking the relay) is kept by event id and run in the
 //! `committed` hook. Other events on the stream change nothing.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use aftersales_eventbus::{
     EventBus,
@@ -22,7 +18,7 @@ use aftersales_protos::{
     events::v1::{self as ev, EventEnvelope, event_envelope::Payload},
     returns::v1::ReturnReason,
 };
-use aftersales_runtime::command::Effects;
+use aftersales_runtime::command::PendingEffects;
 use sea_orm::DatabaseTransaction;
 use tokio::task::JoinHandle;
 
@@ -38,19 +34,15 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 pub struct Repairs {
     core: Arc<DispatchCore>,
     /// What applied events left for after their commit, by event id.
-    pending: Mutex<HashMap<String, Effects<DispatchDeadline>>>,
+    pending: PendingEffects<DispatchDeadline>,
 }
 
 impl Repairs {
     pub fn new(core: Arc<DispatchCore>) -> Arc<Self> {
         Arc::new(Self {
             core,
-            pending: Mutex::default(),
+            pending: PendingEffects::default(),
         })
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Effects<DispatchDeadline>>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -120,20 +112,16 @@ impl EventEnvelopeHandler for Repairs {
             }
             None => tracing::debug!(return_id = %repair.return_id, "the return has its repair job"),
         }
-        // A retry of a delivery whose commit failed replaces what its first run left.
-        self.pending()
-            .insert(envelope.id.clone(), cmd.into_effects());
+        self.pending.keep(&envelope.id, cmd.into_effects());
         Ok(())
     }
 
     /// The consumer's transaction committed: the offer deadlines go on the queue and the
     /// relay wakes.
     fn committed(&self, envelope: &EventEnvelope) {
-        let Some(effects) = self.pending().remove(&envelope.id) else {
-            return;
-        };
-        let core = self.core.clone();
-        tokio::spawn(async move { core.pipeline().after_commit(effects).await });
+        if let Some(effects) = self.pending.take(&envelope.id) {
+            self.core.pipeline().spawn_after_commit(effects);
+        }
     }
 }
 

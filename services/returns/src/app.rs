@@ -196,22 +196,12 @@ impl ReturnsApp {
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let (core, bus) = (self.core.clone(), self.bus);
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
             relay: self.relay,
             fires: self.core.clone(),
-        };
-        // API-only replicas (`RETURNS_WORKER_ENABLED=false`) leave the events to the
-        // replicas that run the worker, as they leave the deadlines.
-        let consuming = CancellationToken::new();
-        let consumers: Vec<_> = if self.settings.run_worker {
-            OtherServices::consumers(self.core.clone(), self.bus)
-                .into_iter()
-                .map(|consumer| tokio::spawn(consumer.run(consuming.clone())))
-                .collect()
-        } else {
-            Vec::new()
         };
         let services = self.settings.guarded(
             GrpcServices::new().with(ReturnsApi::new(self.core).into_server()),
@@ -219,20 +209,23 @@ impl ReturnsApp {
             PERMISSIONS,
             AUDITED,
         )?;
-        let served = aftersales_runtime::run(
+        // API-only replicas (`RETURNS_WORKER_ENABLED=false`) leave the events to the
+        // replicas that run the worker, as they leave the deadlines.
+        aftersales_runtime::run_with_tasks(
             "returns",
             self.listener,
             services,
             background,
             &self.settings,
             shutdown,
+            |stop| {
+                OtherServices::consumers(core, bus)
+                    .into_iter()
+                    .map(|consumer| tokio::spawn(consumer.run(stop.clone())))
+                    .collect()
+            },
         )
-        .await;
-        consuming.cancel();
-        for consumer in consumers {
-            let _ = consumer.await;
-        }
-        served?;
+        .await?;
         Ok(())
     }
 }
