@@ -7,6 +7,10 @@
 //! (`aftersales.events.v1`) before anything else. One that cannot be decoded never will
 //! be, by any retry: it is a permanent failure, stored as a dead letter at once and
 //! acknowledged, so the group moves on. This is the rule for every consumer of the suite.
+//!
+//! A read of several deliveries is applied in one transaction when all of them go
+//! through, and acknowledged at once; when one fails, the read is applied again one
+//! delivery at a time, so the rules above hold for each.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -91,6 +95,19 @@ impl<T: EventEnvelopeHandler> EventHandler for T {
     fn committed(&self, _message: &BusMessage, envelope: &EventEnvelope) {
         EventEnvelopeHandler::committed(self, envelope);
     }
+}
+
+/// The span one delivery is handled in, continuing the publisher's trace.
+fn consume_span(message: &BusMessage, group: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = %format!("consume {}", message.event_type),
+        otel.kind = "consumer",
+        event.id = %message.event_id,
+        group = %group,
+    );
+    aftersales_platform::telemetry::adopt_trace_headers(&span, &message.headers);
+    span
 }
 
 /// The dead letter's reason for a delivery that is no event envelope.
@@ -209,6 +226,11 @@ impl<H: EventHandler> Consumer<H> {
                 .read(&s.stream, &s.group, &s.consumer, s.batch, s.block)
                 .await?;
         }
+        if deliveries.len() > 1
+            && let Some(outcomes) = self.apply_batch(&deliveries).await
+        {
+            return Ok(outcomes);
+        }
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             outcomes.push(self.apply(delivery).await?);
@@ -216,15 +238,88 @@ impl<H: EventHandler> Consumer<H> {
         Ok(outcomes)
     }
 
+    /// Applies a whole read in one transaction — one commit and one acknowledgement for
+    /// all of it, which is what lets a group keep up with a busy stream — when every
+    /// delivery decodes and every handling succeeds. Otherwise nothing of it is kept
+    /// (`None`), and the caller applies the deliveries one at a time, so a bad one is
+    /// retried or dead-lettered alone and holds back none of the others.
+    async fn apply_batch(&self, deliveries: &[Delivery]) -> Option<Vec<Outcome>> {
+        let decoded: Vec<EventEnvelope> = deliveries
+            .iter()
+            .map(|d| envelope::decode(&d.message.payload).ok())
+            .collect::<Option<_>>()?;
+        let s = &self.settings;
+        let txn = self.db.begin().await.ok()?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for (delivery, envelope) in deliveries.iter().zip(&decoded) {
+            let message = &delivery.message;
+            let span = consume_span(message, &s.group);
+            let handled = async {
+                let fresh = self
+                    .record_processed(&txn, &message.event_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !fresh {
+                    return Ok::<_, String>(Outcome::Duplicate);
+                }
+                self.handler
+                    .handle_decoded(&txn, message, envelope)
+                    .await
+                    .map(|()| Outcome::Applied)
+            }
+            .instrument(span)
+            .await;
+            match handled {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(reason) => {
+                    tracing::debug!(%reason, "a batch of events failed; applying them one by one");
+                    let _ = txn.rollback().await;
+                    return None;
+                }
+            }
+        }
+        txn.commit().await.ok()?;
+        for ((delivery, envelope), outcome) in deliveries.iter().zip(&decoded).zip(&outcomes) {
+            if *outcome == Outcome::Applied {
+                self.forget_failures(&delivery.message.event_id);
+                self.handler.committed(&delivery.message, envelope);
+            }
+        }
+        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
+        if let Err(err) = self.bus.ack(&s.stream, &s.group, &ids).await {
+            // Applied and recorded: a redelivery finds them processed and is only
+            // acknowledged.
+            tracing::warn!(error = %err, "acknowledging a batch of events failed");
+        }
+        Some(outcomes)
+    }
+
+    /// Records `event_id` processed by the group in `txn`; false when it already was.
+    async fn record_processed(
+        &self,
+        txn: &DatabaseTransaction,
+        event_id: &str,
+    ) -> Result<bool, DbErr> {
+        let inserted = processed_event::Entity::insert(processed_event::ActiveModel {
+            consumer_group: Set(self.settings.group.clone()),
+            event_id: Set(event_id.to_owned()),
+            processed_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                processed_event::Column::ConsumerGroup,
+                processed_event::Column::EventId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        Ok(inserted > 0)
+    }
+
     async fn apply(&self, delivery: Delivery) -> Result<Outcome, ConsumeError> {
-        let span = tracing::info_span!(
-            "consume",
-            otel.name = %format!("consume {}", delivery.message.event_type),
-            otel.kind = "consumer",
-            event.id = %delivery.message.event_id,
-            group = %self.settings.group,
-        );
-        aftersales_platform::telemetry::adopt_trace_headers(&span, &delivery.message.headers);
+        let span = consume_span(&delivery.message, &self.settings.group);
         async {
             let outcome = match envelope::decode(&delivery.message.payload) {
                 Ok(envelope) => self.apply_once(&delivery.message, &envelope).await?,
@@ -259,22 +354,7 @@ impl<H: EventHandler> Consumer<H> {
     ) -> Result<Outcome, ConsumeError> {
         let s = &self.settings;
         let txn = self.db.begin().await?;
-        let inserted = processed_event::Entity::insert(processed_event::ActiveModel {
-            consumer_group: Set(s.group.clone()),
-            event_id: Set(message.event_id.clone()),
-            processed_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                processed_event::Column::ConsumerGroup,
-                processed_event::Column::EventId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        if inserted == 0 {
+        if !self.record_processed(&txn, &message.event_id).await? {
             txn.rollback().await?;
             return Ok(Outcome::Duplicate);
         }

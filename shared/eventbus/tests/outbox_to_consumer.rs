@@ -490,3 +490,80 @@ async fn an_envelope_handler_gets_each_decoded_event_once_and_hears_of_its_commi
         "told of each commit, not of the duplicate or the dead letter"
     );
 }
+
+/// Fails the event `evt-3` only; counts every handling.
+#[derive(Default)]
+struct OneBad(Mutex<Vec<String>>);
+
+impl EventHandler for OneBad {
+    async fn handle(&self, _txn: &DatabaseTransaction, message: &BusMessage) -> Result<(), String> {
+        self.0.lock().unwrap().push(message.event_id.clone());
+        if message.event_id == "evt-3" {
+            Err("bad".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A read is applied in one transaction when every event of it goes through; one bad
+/// event makes the read be applied one by one, so the others are applied once and the
+/// bad one alone is retried.
+async fn a_bad_event_holds_back_none_of_its_batch(db: DatabaseConnection, bus: EventBus) {
+    let messages: Vec<BusMessage> = (1..=5).map(message).collect();
+    bus.publish("tickets", &messages).await.unwrap();
+    let handler = Arc::new(OneBad::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    let consumer = Consumer::new(db.clone(), bus.clone(), settings, handler.clone());
+    let outcomes = consumer.poll_once().await.unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::Failed("bad".into()),
+            Outcome::Applied,
+            Outcome::Applied,
+        ]
+    );
+    let processed = aftersales_eventbus::entity::processed_event::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = processed.into_iter().map(|p| p.event_id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["evt-1", "evt-2", "evt-4", "evt-5"],
+        "each good one once"
+    );
+
+    // A read that goes through is applied in one go: each handled once, all recorded.
+    let more: Vec<BusMessage> = (6..=9).map(message).collect();
+    bus.publish("tickets", &more).await.unwrap();
+    handler.0.lock().unwrap().clear();
+    assert_eq!(
+        consumer.poll_once().await.unwrap(),
+        vec![Outcome::Applied; 4]
+    );
+    assert_eq!(
+        *handler.0.lock().unwrap(),
+        ["evt-6", "evt-7", "evt-8", "evt-9"]
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_bad_event_holds_back_none_of_its_batch() {
+    a_bad_event_holds_back_none_of_its_batch(database(Backend::Postgres).await, redis_bus().await)
+        .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_bad_event_holds_back_none_of_its_batch() {
+    a_bad_event_holds_back_none_of_its_batch(
+        database(Backend::Sqlite).await,
+        EventBus::Memory(MemoryBus::new()),
+    )
+    .await;
+}
