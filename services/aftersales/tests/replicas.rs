@@ -124,7 +124,8 @@ impl Service {
     fn reads(self) -> &'static [&'static str] {
         match self {
             Self::Tickets => &["dispatch", "care"],
-            Self::Returns | Self::Dispatch => &["care"],
+            Self::Returns => &["care", "dispatch"],
+            Self::Dispatch => &["care", "returns"],
             Self::Care => &["tickets", "returns", "dispatch"],
         }
     }
