@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run build test backends tools k8s-validate lint fmt bench bench-quick soak
+.PHONY: run build test backends tools webhook-receiver k8s-validate lint fmt bench bench-quick soak
 
 ## Build and start the whole suite on embedded defaults (SQLite, in-process queue and bus).
 run: build
@@ -32,6 +32,10 @@ backends:
 tools:
 	bash tests/setup/tools.sh
 
+## Only the webhook receiver (the benchmark's webhooks section delivers to it).
+webhook-receiver:
+	bash tests/setup/tools-webhooks.sh
+
 ## Renders every kustomize overlay and checks it against the Kubernetes schemas and the
 ## security policy (waivers are listed, with reasons, in k8s/validate.sh).
 k8s-validate: tools
@@ -47,12 +51,12 @@ fmt:
 
 ## The full benchmark run (release build, several minutes): prints the table and writes
 ## target/bench/full.json.
-bench: backends
+bench: backends webhook-receiver
 	$(CARGO) build --release --bin aftersales --bin bench
 	./target/release/bench --binary target/release/aftersales
 
 ## The same harness in seconds, on the debug build.
-bench-quick: backends build
+bench-quick: backends webhook-receiver build
 	$(CARGO) run -q -p aftersales-bench --bin bench -- --quick --binary target/debug/aftersales
 
 ## Ten minutes of CreateTicket at half the measured maximum (not in CI).
