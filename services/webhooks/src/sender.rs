@@ -1,5 +1,6 @@
 //! Sends one delivery over HTTP: signed per Standard Webhooks, no redirects followed, a
-//! time-out per attempt, at most a set number in flight per endpoint, and every address
+//! time-out per attempt, at most a set number in flight per endpoint (an attempt waits a
+//! moment for a lane, then is put off), and every address
 //! it connects to checked against the target rules (the resolver drops inside addresses,
 //! so a host name that re-resolves to one is refused at delivery too).
 
@@ -13,12 +14,15 @@ use std::{
 use aftersales_platform::metrics;
 use chrono::{DateTime, Utc};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::domain::{
     Attempt, signing,
     target::{self, AllowList},
 };
+
+/// How long an attempt waits for one of its endpoint's lanes before it is put off.
+pub const LANE_WAIT: Duration = Duration::from_millis(250);
 
 /// How much of a receiver's answer is read before the connection is dropped.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -94,16 +98,27 @@ impl Sender {
         &self.settings.allow
     }
 
-    /// A lane of the endpoint if one is free now; `None` when it is at its limit.
-    pub fn lane(&self, endpoint_id: &str) -> Option<OwnedSemaphorePermit> {
+    /// One attempt in one of the endpoint's lanes: waits up to [`LANE_WAIT`] for a lane,
+    /// and gives `None` without sending when none came free (the endpoint is slow or
+    /// busy: the caller tries again later rather than hold a worker lane for it).
+    pub async fn send_in_lane(
+        &self,
+        out: &Outbound<'_>,
+        number: u32,
+        now: DateTime<Utc>,
+    ) -> Option<Attempt> {
         let semaphore = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
             lanes
-                .entry(endpoint_id.to_owned())
+                .entry(out.endpoint_id.to_owned())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint.max(1))))
                 .clone()
         };
-        semaphore.try_acquire_owned().ok()
+        let _lane = tokio::time::timeout(LANE_WAIT, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(self.send(out, number, now).await)
     }
 
     /// One attempt, numbered `number`, at `now`.

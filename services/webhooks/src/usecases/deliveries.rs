@@ -30,7 +30,7 @@ use crate::{
 
 const ATTEMPT_SCOPE: &str = "webhooks.Attempt";
 const REPLAY_SCOPE: &str = "webhooks.ReplayDelivery";
-/// How soon an attempt held back by its endpoint's concurrency limit is tried again.
+/// How soon an attempt that found no free lane of its endpoint is tried again.
 const LANE_BUSY_RETRY: Duration = Duration::milliseconds(50);
 
 /// What the worker does with one claimed attempt.
@@ -138,19 +138,13 @@ impl WebhooksCore {
             match step {
                 Step::Later(m, at) => later.push((m, at)),
                 Step::GiveUp(d) => give_up.push(d),
-                Step::Send(work) => {
-                    let (d, e) = *work;
-                    match self.sender.lane(&e.id) {
-                        Some(permit) => sends.push((d, e, permit)),
-                        None => later.push((attempt_of(&e.id, &d.id), now + LANE_BUSY_RETRY)),
-                    }
-                }
+                Step::Send(work) => sends.push(*work),
             }
         }
         // Locks are taken in (endpoint, delivery) order, so concurrent batches cannot
         // deadlock on an endpoint's failure record.
         sends.sort_by(|a, b| (&a.1.id, &a.0.id).cmp(&(&b.1.id, &b.0.id)));
-        let attempts = futures::future::join_all(sends.iter().map(|(d, e, _)| {
+        let attempts = futures::future::join_all(sends.iter().map(|(d, e)| {
             let out = Outbound {
                 endpoint_id: &e.id,
                 url: &e.url,
@@ -159,14 +153,19 @@ impl WebhooksCore {
                 secrets: e.signing_secrets(now),
             };
             let number = d.attempts.len() as u32 + 1;
-            async move { self.sender.send(&out, number, now).await }
+            async move { self.sender.send_in_lane(&out, number, now).await }
         }))
         .await;
 
         let mut cmd = self.pipeline.begin_unkeyed(ATTEMPT_SCOPE).await?;
         let done = cmd.now();
-        for ((planned, e, _permit), attempt) in sends.into_iter().zip(attempts) {
+        for ((planned, e), attempt) in sends.into_iter().zip(attempts) {
             let member = attempt_of(&e.id, &planned.id);
+            let Some(attempt) = attempt else {
+                // No lane came free: put off, not counted as an attempt.
+                cmd.schedule(member, done + LANE_BUSY_RETRY);
+                continue;
+            };
             // The row as it is now, locked: a replay may have rescheduled it meanwhile.
             let Some(row) = store::get_delivery(cmd.txn(), &e.id, &planned.id, true).await? else {
                 continue;
