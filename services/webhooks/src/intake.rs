@@ -4,7 +4,10 @@
 //! deliveries, so a redelivered event adds none; the attempts are scheduled once it
 //! commits (and the schedule's periodic rebuild restores any a crash lost in between).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use aftersales_eventbus::{
     EventBus,
@@ -18,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     events::STREAMS,
-    usecases::{NextAttempt, WebhooksCore},
+    usecases::{NextAttempt, Subscriber, WebhooksCore},
 };
 
 pub const GROUP: &str = "webhooks";
@@ -30,6 +33,10 @@ pub struct Intake {
     core: Arc<WebhooksCore>,
     /// What each applied event left for after its transaction commits, by event id.
     effects: PendingEffects<NextAttempt>,
+    /// The enabled endpoints as read in the current transaction, for the rest of its read:
+    /// every event of a read was published before the read began, so an endpoint created
+    /// after this was read is newer than all of them and owed none. One per consumer.
+    subscribers: Mutex<Option<Arc<Vec<Subscriber>>>>,
 }
 
 impl Intake {
@@ -37,6 +44,7 @@ impl Intake {
         Arc::new(Self {
             core,
             effects: PendingEffects::default(),
+            subscribers: Mutex::default(),
         })
     }
 }
@@ -47,14 +55,42 @@ impl EventEnvelopeHandler for Intake {
         txn: &DatabaseTransaction,
         envelope: &EventEnvelope,
     ) -> Result<(), String> {
+        let cached = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let subscribers = match cached {
+            Some(subscribers) => subscribers,
+            None => {
+                let read = Arc::new(
+                    self.core
+                        .subscribers(txn)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+                *self
+                    .subscribers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(read.clone());
+                read
+            }
+        };
         let effects = self
             .core
-            .intake(txn, envelope)
+            .intake(txn, envelope, &subscribers)
             .await
             .map_err(|e| e.to_string())?;
         // A retry of a delivery whose commit failed replaces what its first run left.
         self.effects.keep(&envelope.id, effects);
         Ok(())
+    }
+
+    fn batch_started(&self) {
+        *self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     fn committed(&self, envelope: &EventEnvelope) {
@@ -71,14 +107,15 @@ pub fn spawn(
     block: Duration,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let intake = Intake::new(core.clone());
     STREAMS
         .iter()
         .map(|stream| {
+            // One handler per consumer: its endpoint list belongs to that consumer's read.
+            let intake = Intake::new(core.clone());
             let mut settings = ConsumerSettings::new(*stream, GROUP);
             settings.block = block;
             settings.stale_after = STALE_AFTER;
-            let consumer = Consumer::new(core.db().clone(), bus.clone(), settings, intake.clone());
+            let consumer = Consumer::new(core.db().clone(), bus.clone(), settings, intake);
             tokio::spawn(consumer.run(stop.clone()))
         })
         .collect()

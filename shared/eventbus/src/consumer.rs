@@ -61,6 +61,12 @@ pub trait EventHandler: Send + Sync + 'static {
     /// or failures): the place for what must follow the commit, such as waking the relay
     /// of an outbox the handler wrote to, or scheduling the deadlines it set.
     fn committed(&self, _message: &BusMessage, _envelope: &EventEnvelope) {}
+
+    /// Called when a transaction for a new read (or a single delivery) begins, before any
+    /// of its deliveries is handled. Every delivery handled until the next call was
+    /// published before this one, so a handler may read what it matches events against
+    /// once here, in the first handling after it, and reuse it for the rest.
+    fn batch_started(&self) {}
 }
 
 /// A handler of the suite's events (`aftersales.events.v1`): gets each delivery as the
@@ -75,6 +81,9 @@ pub trait EventEnvelopeHandler: Send + Sync + 'static {
 
     /// As [`EventHandler::committed`].
     fn committed(&self, _envelope: &EventEnvelope) {}
+
+    /// As [`EventHandler::batch_started`].
+    fn batch_started(&self) {}
 }
 
 impl<T: EventEnvelopeHandler> EventHandler for T {
@@ -94,6 +103,10 @@ impl<T: EventEnvelopeHandler> EventHandler for T {
 
     fn committed(&self, _message: &BusMessage, envelope: &EventEnvelope) {
         EventEnvelopeHandler::committed(self, envelope);
+    }
+
+    fn batch_started(&self) {
+        EventEnvelopeHandler::batch_started(self);
     }
 }
 
@@ -250,6 +263,7 @@ impl<H: EventHandler> Consumer<H> {
             .collect::<Option<_>>()?;
         let s = &self.settings;
         let txn = self.db.begin().await.ok()?;
+        self.handler.batch_started();
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for (delivery, envelope) in deliveries.iter().zip(&decoded) {
             let message = &delivery.message;
@@ -354,6 +368,7 @@ impl<H: EventHandler> Consumer<H> {
     ) -> Result<Outcome, ConsumeError> {
         let s = &self.settings;
         let txn = self.db.begin().await?;
+        self.handler.batch_started();
         if !self.record_processed(&txn, &message.event_id).await? {
             txn.rollback().await?;
             return Ok(Outcome::Duplicate);

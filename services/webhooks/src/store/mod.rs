@@ -181,6 +181,35 @@ pub async fn get_delivery<C: ConnectionTrait>(
     lock_if_postgres(conn, query, lock).one(conn).await
 }
 
+/// The deliveries of `keys` (endpoint, delivery) that exist, in key order, locked for the
+/// command when `lock` (in that order, so concurrent batches cannot deadlock).
+pub async fn get_deliveries<C: ConnectionTrait>(
+    conn: &C,
+    keys: &[(&str, &str)],
+    lock: bool,
+) -> Result<Vec<DeliveryRow>, DbErr> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_endpoint: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (endpoint_id, id) in keys {
+        by_endpoint.entry(endpoint_id).or_default().push(id);
+    }
+    let mut any = Condition::any();
+    for (endpoint_id, ids) in by_endpoint {
+        any = any.add(
+            Condition::all()
+                .add(delivery::Column::EndpointId.eq(endpoint_id))
+                .add(delivery::Column::Id.is_in(ids)),
+        );
+    }
+    let query = delivery::Entity::find()
+        .filter(any)
+        .order_by_asc(delivery::Column::EndpointId)
+        .order_by_asc(delivery::Column::Id);
+    lock_if_postgres(conn, query, lock).all(conn).await
+}
+
 /// Replaces a delivery's state, attempts and times.
 pub async fn update_delivery<C: ConnectionTrait>(conn: &C, row: DeliveryRow) -> Result<(), DbErr> {
     let active = delivery::ActiveModel::from(row).reset_all();

@@ -33,6 +33,14 @@ const REPLAY_SCOPE: &str = "webhooks.ReplayDelivery";
 /// How soon an attempt that found no free lane of its endpoint is tried again.
 const LANE_BUSY_RETRY: Duration = Duration::milliseconds(50);
 
+/// An enabled endpoint as an event is matched against it.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub endpoint_id: String,
+    pub owner: Owner,
+    pub event_types: Vec<String>,
+}
+
 /// What the worker does with one claimed attempt.
 enum Step {
     Send(Box<(Delivery, Endpoint)>),
@@ -43,13 +51,32 @@ enum Step {
 }
 
 impl WebhooksCore {
-    /// Turns one event into deliveries, inside the consumer's transaction; returns what
-    /// to schedule once it commits. An event this build cannot read is logged and skipped
-    /// (never a poison event).
+    /// The enabled endpoints, as events are matched against them.
+    pub async fn subscribers(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> Result<Vec<Subscriber>, WebhooksError> {
+        store::enabled_endpoints(txn)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(Subscriber {
+                    owner: Owner::from_partner_id(&row.partner_id),
+                    event_types: aftersales_platform::db::from_json("endpoints", &row.event_types)?,
+                    endpoint_id: row.id,
+                })
+            })
+            .collect()
+    }
+
+    /// Turns one event into a delivery for each of `subscribers` that takes it, inside
+    /// the consumer's transaction; returns what to schedule once it commits. An event
+    /// this build cannot read is logged and skipped (never a poison event).
     pub async fn intake(
         &self,
         txn: &DatabaseTransaction,
         envelope: &EventEnvelope,
+        subscribers: &[Subscriber],
     ) -> Result<Effects<NextAttempt>, WebhooksError> {
         let mut cmd = self.pipeline.within(txn);
         let out: Outgoing = match events::outgoing(envelope) {
@@ -61,16 +88,18 @@ impl WebhooksCore {
         };
         let now = cmd.now();
         let mut rows = Vec::new();
-        for endpoint in store::enabled_endpoints(txn).await? {
-            let owner = Owner::from_partner_id(&endpoint.partner_id);
-            let types: Vec<String> =
-                aftersales_platform::db::from_json("endpoints", &endpoint.event_types)?;
-            if !receives(&owner, &types, &out.event_type, out.partner_id.as_deref()) {
+        for s in subscribers {
+            if !receives(
+                &s.owner,
+                &s.event_types,
+                &out.event_type,
+                out.partner_id.as_deref(),
+            ) {
                 continue;
             }
             let d = Delivery {
                 id: out.id.clone(),
-                endpoint_id: endpoint.id.clone(),
+                endpoint_id: s.endpoint_id.clone(),
                 event_type: out.event_type.clone(),
                 body: out.body.clone(),
                 state: DeliveryState::Pending,
@@ -79,7 +108,7 @@ impl WebhooksCore {
                 next_attempt_at: Some(now),
                 delivered_at: None,
             };
-            cmd.schedule(attempt_of(&endpoint.id, &out.id), now);
+            cmd.schedule(attempt_of(&s.endpoint_id, &out.id), now);
             rows.push(delivery_row(&d)?);
         }
         store::insert_deliveries(txn, rows).await?;
@@ -91,11 +120,19 @@ impl WebhooksCore {
         let now = self.pipeline.now();
         let mut endpoints: HashMap<String, Option<Endpoint>> = HashMap::new();
         let mut steps = Vec::with_capacity(batch.len());
+        let keys: Vec<(&str, &str)> = batch
+            .iter()
+            .map(|due| {
+                (
+                    due.member.endpoint_id.as_str(),
+                    due.member.delivery_id.as_str(),
+                )
+            })
+            .collect();
+        let mut rows = keyed(store::get_deliveries(self.db(), &keys, false).await?);
         for due in batch {
             let m = &due.member;
-            let Some(row) =
-                store::get_delivery(self.db(), &m.endpoint_id, &m.delivery_id, false).await?
-            else {
+            let Some(row) = rows.remove(&(m.endpoint_id.clone(), m.delivery_id.clone())) else {
                 continue;
             };
             let d = delivery(row)?;
@@ -159,15 +196,22 @@ impl WebhooksCore {
 
         let mut cmd = self.pipeline.begin_unkeyed(ATTEMPT_SCOPE).await?;
         let done = cmd.now();
-        for ((planned, e), attempt) in sends.into_iter().zip(attempts) {
+        // The rows as they are now, locked: a replay may have rescheduled one meanwhile.
+        let tried: Vec<(&str, &str)> = sends
+            .iter()
+            .zip(&attempts)
+            .filter(|(_, attempt)| attempt.is_some())
+            .map(|((d, e), _)| (e.id.as_str(), d.id.as_str()))
+            .collect();
+        let mut current = keyed(store::get_deliveries(cmd.txn(), &tried, true).await?);
+        for ((planned, e), attempt) in sends.iter().zip(attempts) {
             let member = attempt_of(&e.id, &planned.id);
             let Some(attempt) = attempt else {
                 // No lane came free: put off, not counted as an attempt.
                 cmd.schedule(member, done + LANE_BUSY_RETRY);
                 continue;
             };
-            // The row as it is now, locked: a replay may have rescheduled it meanwhile.
-            let Some(row) = store::get_delivery(cmd.txn(), &e.id, &planned.id, true).await? else {
+            let Some(row) = current.remove(&(e.id.clone(), planned.id.clone())) else {
                 continue;
             };
             let mut d = delivery(row)?;
@@ -297,6 +341,13 @@ impl WebhooksCore {
             .ok_or_else(|| not_found("delivery", delivery_id))?;
         delivery(row)
     }
+}
+
+/// Rows by their (endpoint, delivery) key.
+fn keyed(rows: Vec<store::DeliveryRow>) -> HashMap<(String, String), store::DeliveryRow> {
+    rows.into_iter()
+        .map(|row| ((row.endpoint_id.clone(), row.id.clone()), row))
+        .collect()
 }
 
 impl Deadlines for WebhooksCore {

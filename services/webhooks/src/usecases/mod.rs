@@ -14,6 +14,7 @@ use aftersales_runtime::command::Pipeline;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
+pub use deliveries::Subscriber;
 pub use endpoints::EndpointChange;
 
 use crate::{
