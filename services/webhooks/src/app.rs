@@ -28,7 +28,7 @@ use crate::{
     intake,
     sender::{Sender, SenderSettings},
     store::migration::Migrator,
-    usecases::{SEAL_CONTEXT, WebhooksCore},
+    usecases::{SEAL_CONTEXT, WebhooksCore, direct},
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for webhooks.
@@ -211,7 +211,11 @@ impl WebhooksApp {
             background,
             &self.settings,
             shutdown,
-            |stop| intake::spawn(&core, &bus, block, stop),
+            |stop| {
+                let mut tasks = intake::spawn(&core, &bus, block, stop);
+                tasks.extend(direct::spawn(&core, stop));
+                tasks
+            },
         )
         .await?;
         Ok(())

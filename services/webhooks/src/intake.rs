@@ -95,7 +95,9 @@ impl EventEnvelopeHandler for Intake {
 
     fn committed(&self, envelope: &EventEnvelope) {
         if let Some(effects) = self.effects.take(&envelope.id) {
+            let members: Vec<NextAttempt> = effects.scheduled().cloned().collect();
             self.core.pipeline().spawn_after_commit(effects);
+            self.core.attempt_now(members);
         }
     }
 }

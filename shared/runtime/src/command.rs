@@ -333,6 +333,11 @@ impl<M> Default for Effects<M> {
 }
 
 impl<M> Effects<M> {
+    /// The members these effects schedule.
+    pub fn scheduled(&self) -> impl Iterator<Item = &M> {
+        self.schedule.iter().map(|(member, _)| member)
+    }
+
     /// Adds another command's effects (several commands inside one consumer transaction).
     pub fn extend(&mut self, other: Effects<M>) {
         self.schedule.extend(other.schedule);

@@ -19,7 +19,7 @@ use aftersales_runtime::{
 use chrono::Duration;
 use sea_orm::DatabaseTransaction;
 
-use super::{NextAttempt, WebhooksCore, attempt_of, delivery, delivery_row, paged};
+use super::{NextAttempt, WebhooksCore, attempt_of, delivery, delivery_row, direct, paged};
 use crate::{
     domain::{AfterFailure, Delivery, DeliveryState, Endpoint, EndpointState, Owner, receives},
     error::{WebhooksError, not_found},
@@ -108,7 +108,12 @@ impl WebhooksCore {
                 next_attempt_at: Some(now),
                 delivered_at: None,
             };
-            cmd.schedule(attempt_of(&s.endpoint_id, &out.id), now);
+            // The first attempt is made at once by this process (`direct`); the schedule
+            // keeps the entry as the safety net.
+            cmd.schedule(
+                attempt_of(&s.endpoint_id, &out.id),
+                now + direct::SAFETY_NET,
+            );
             rows.push(delivery_row(&d)?);
         }
         store::insert_deliveries(txn, rows).await?;
@@ -166,7 +171,7 @@ impl WebhooksCore {
     }
 
     /// Makes the attempts of a claimed batch at once and records them in one command.
-    async fn attempt(&self, batch: &[Due<NextAttempt>]) -> Result<(), WebhooksError> {
+    pub(super) async fn attempt(&self, batch: &[Due<NextAttempt>]) -> Result<(), WebhooksError> {
         let now = self.pipeline.now();
         let mut later = Vec::new();
         let mut give_up = Vec::new();

@@ -6,6 +6,7 @@
 //! May depend on `domain`, `store`, `events` and `sender`; never on `api` or protobuf.
 
 mod deliveries;
+pub mod direct;
 mod endpoints;
 
 use aftersales_deadlines::worker::Member;
@@ -54,6 +55,8 @@ pub struct WebhooksCore {
     vault: Vault,
     sender: Sender,
     policy: FailurePolicy,
+    /// First attempts handed straight to this process's senders (see `direct`).
+    direct: direct::Handoff,
 }
 
 impl WebhooksCore {
@@ -68,6 +71,7 @@ impl WebhooksCore {
             vault,
             sender,
             policy,
+            direct: direct::Handoff::default(),
         }
     }
 
