@@ -108,6 +108,12 @@ pub fn settings_from_env(
             policy: FailurePolicy {
                 retry: RetrySchedule { first, max },
                 disable_after,
+                first_attempt_grace: chrono::Duration::from_std(env.millis(
+                    "WEBHOOKS_FIRST_ATTEMPT_GRACE_MS",
+                    30_000,
+                    false,
+                )?)
+                .unwrap_or(chrono::Duration::seconds(30)),
             },
             vault,
             consumer_block: StdDuration::from_secs(1),

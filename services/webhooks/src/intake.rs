@@ -15,7 +15,7 @@ use aftersales_eventbus::{
 };
 use aftersales_platform::CancellationToken;
 use aftersales_protos::events::v1::EventEnvelope;
-use aftersales_runtime::command::PendingEffects;
+use aftersales_runtime::command::Pending;
 use sea_orm::DatabaseTransaction;
 use tokio::task::JoinHandle;
 
@@ -31,8 +31,8 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 
 pub struct Intake {
     core: Arc<WebhooksCore>,
-    /// What each applied event left for after its transaction commits, by event id.
-    effects: PendingEffects<NextAttempt>,
+    /// Each applied event's first attempts, made once its transaction commits.
+    first_attempts: Pending<Vec<NextAttempt>>,
     /// The enabled endpoints as read in the current transaction, for the rest of its read:
     /// every event of a read was published before the read began, so an endpoint created
     /// after this was read is newer than all of them and owed none. One per consumer.
@@ -43,7 +43,7 @@ impl Intake {
     pub fn new(core: Arc<WebhooksCore>) -> Arc<Self> {
         Arc::new(Self {
             core,
-            effects: PendingEffects::default(),
+            first_attempts: Pending::default(),
             subscribers: Mutex::default(),
         })
     }
@@ -76,13 +76,13 @@ impl EventEnvelopeHandler for Intake {
                 read
             }
         };
-        let effects = self
+        let first_attempts = self
             .core
             .intake(txn, envelope, &subscribers)
             .await
             .map_err(|e| e.to_string())?;
         // A retry of a delivery whose commit failed replaces what its first run left.
-        self.effects.keep(&envelope.id, effects);
+        self.first_attempts.keep(&envelope.id, first_attempts);
         Ok(())
     }
 
@@ -94,10 +94,8 @@ impl EventEnvelopeHandler for Intake {
     }
 
     fn committed(&self, envelope: &EventEnvelope) {
-        if let Some(effects) = self.effects.take(&envelope.id) {
-            let members: Vec<NextAttempt> = effects.scheduled().cloned().collect();
-            self.core.pipeline().spawn_after_commit(effects);
-            self.core.attempt_now(members);
+        if let Some(first_attempts) = self.first_attempts.take(&envelope.id) {
+            self.core.attempt_now(first_attempts);
         }
     }
 }

@@ -260,14 +260,17 @@ impl<M: Member> Pipeline<M> {
 
 /// What a command leaves for after its commit.
 /// What consumed events left for after their transactions commit, by event id: an event
-/// handler keeps a nested command's effects while the consumer's transaction is open, and
-/// takes them when the consumer reports the commit. A retry of a delivery whose commit
-/// failed replaces what its first run left.
-pub struct PendingEffects<M> {
-    by_event: std::sync::Mutex<std::collections::HashMap<String, Effects<M>>>,
+/// handler keeps it while the consumer's transaction is open, and takes it when the
+/// consumer reports the commit. A retry of a delivery whose commit failed replaces what
+/// its first run left.
+pub struct Pending<T> {
+    by_event: std::sync::Mutex<std::collections::HashMap<String, T>>,
 }
 
-impl<M> Default for PendingEffects<M> {
+/// A nested command's effects, kept until the consumer's commit.
+pub type PendingEffects<M> = Pending<Effects<M>>;
+
+impl<T> Default for Pending<T> {
     fn default() -> Self {
         Self {
             by_event: std::sync::Mutex::default(),
@@ -275,18 +278,18 @@ impl<M> Default for PendingEffects<M> {
     }
 }
 
-impl<M> PendingEffects<M> {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Effects<M>>> {
+impl<T> Pending<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, T>> {
         self.by_event
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn keep(&self, event_id: &str, effects: Effects<M>) {
-        self.map().insert(event_id.to_owned(), effects);
+    pub fn keep(&self, event_id: &str, value: T) {
+        self.map().insert(event_id.to_owned(), value);
     }
 
-    pub fn take(&self, event_id: &str) -> Option<Effects<M>> {
+    pub fn take(&self, event_id: &str) -> Option<T> {
         self.map().remove(event_id)
     }
 }
@@ -333,11 +336,6 @@ impl<M> Default for Effects<M> {
 }
 
 impl<M> Effects<M> {
-    /// The members these effects schedule.
-    pub fn scheduled(&self) -> impl Iterator<Item = &M> {
-        self.schedule.iter().map(|(member, _)| member)
-    }
-
     /// Adds another command's effects (several commands inside one consumer transaction).
     pub fn extend(&mut self, other: Effects<M>) {
         self.schedule.extend(other.schedule);

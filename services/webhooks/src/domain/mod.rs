@@ -189,6 +189,9 @@ pub struct FailurePolicy {
     pub retry: retry::RetrySchedule,
     /// Failing without a success for this long, an endpoint is disabled.
     pub disable_after: Duration,
+    /// How long a new delivery's first attempt is left to the process that committed it
+    /// before the schedule makes it (that process died): longer than an attempt takes.
+    pub first_attempt_grace: Duration,
 }
 
 impl FailurePolicy {
@@ -197,6 +200,7 @@ impl FailurePolicy {
         Self {
             retry: retry::RetrySchedule::standard(),
             disable_after: Duration::days(5),
+            first_attempt_grace: Duration::seconds(30),
         }
     }
 }

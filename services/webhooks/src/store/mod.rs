@@ -245,7 +245,7 @@ pub async fn pending_page<C: ConnectionTrait>(
     conn: &C,
     after: Option<(&str, &str)>,
     limit: u64,
-) -> Result<Vec<(String, String, DateTime<Utc>)>, DbErr> {
+) -> Result<Vec<PendingDelivery>, DbErr> {
     let enabled: Vec<String> = endpoint::Entity::find()
         .select_only()
         .column(endpoint::Column::Id)
@@ -279,8 +279,27 @@ pub async fn pending_page<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| Some((r.endpoint_id, r.id, r.next_attempt_at?)))
+        .filter_map(|r| {
+            let never_tried = r.attempts.trim() == "[]";
+            let next = r.next_attempt_at?;
+            Some(PendingDelivery {
+                endpoint_id: r.endpoint_id,
+                id: r.id,
+                next_attempt_at: next,
+                first_attempt_since: never_tried.then_some(r.created_at),
+            })
+        })
         .collect())
+}
+
+/// A pending delivery as the schedule is rebuilt from it.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub endpoint_id: String,
+    pub id: String,
+    pub next_attempt_at: DateTime<Utc>,
+    /// When it was created, if it was never attempted.
+    pub first_attempt_since: Option<DateTime<Utc>>,
 }
 
 /// The pending deliveries of one endpoint with their next attempt.

@@ -13,13 +13,13 @@ use aftersales_deadlines::{
 };
 use aftersales_protos::events::v1::EventEnvelope;
 use aftersales_runtime::{
-    command::{Begun, Effects, Remembered},
+    command::{Begun, Remembered},
     firing::due_millis,
 };
 use chrono::Duration;
 use sea_orm::DatabaseTransaction;
 
-use super::{NextAttempt, WebhooksCore, attempt_of, delivery, delivery_row, direct, paged};
+use super::{NextAttempt, WebhooksCore, attempt_of, delivery, delivery_row, paged};
 use crate::{
     domain::{AfterFailure, Delivery, DeliveryState, Endpoint, EndpointState, Owner, receives},
     error::{WebhooksError, not_found},
@@ -70,24 +70,27 @@ impl WebhooksCore {
     }
 
     /// Turns one event into a delivery for each of `subscribers` that takes it, inside
-    /// the consumer's transaction; returns what to schedule once it commits. An event
-    /// this build cannot read is logged and skipped (never a poison event).
+    /// the consumer's transaction; returns their first attempts, for `direct` to make once
+    /// the transaction has committed. They are not put on the schedule: a process that
+    /// dies before making them leaves them pending in the database, and the schedule's
+    /// periodic rebuild (on any replica) puts them there. An event this build cannot read
+    /// is logged and skipped (never a poison event).
     pub async fn intake(
         &self,
         txn: &DatabaseTransaction,
         envelope: &EventEnvelope,
         subscribers: &[Subscriber],
-    ) -> Result<Effects<NextAttempt>, WebhooksError> {
-        let mut cmd = self.pipeline.within(txn);
+    ) -> Result<Vec<NextAttempt>, WebhooksError> {
         let out: Outgoing = match events::outgoing(envelope) {
             Ok(out) => out,
             Err(reason) => {
                 tracing::warn!(event_id = %envelope.id, event_type = %envelope.r#type, %reason, "event not delivered by webhooks");
-                return Ok(cmd.into_effects());
+                return Ok(Vec::new());
             }
         };
-        let now = cmd.now();
+        let now = self.pipeline.now();
         let mut rows = Vec::new();
+        let mut first_attempts = Vec::new();
         for s in subscribers {
             if !receives(
                 &s.owner,
@@ -108,16 +111,11 @@ impl WebhooksCore {
                 next_attempt_at: Some(now),
                 delivered_at: None,
             };
-            // The first attempt is made at once by this process (`direct`); the schedule
-            // keeps the entry as the safety net.
-            cmd.schedule(
-                attempt_of(&s.endpoint_id, &out.id),
-                now + direct::SAFETY_NET,
-            );
+            first_attempts.push(attempt_of(&s.endpoint_id, &out.id));
             rows.push(delivery_row(&d)?);
         }
         store::insert_deliveries(txn, rows).await?;
-        Ok(cmd.into_effects())
+        Ok(first_attempts)
     }
 
     /// Decides what to do with each claimed attempt, reading without locks.
@@ -376,13 +374,22 @@ impl Deadlines for WebhooksCore {
                 PAGE,
             )
             .await?;
-            let Some((endpoint_id, delivery_id, _)) = page.last() else {
+            let Some(last) = page.last() else {
                 return Ok(count);
             };
-            after = Some((endpoint_id.clone(), delivery_id.clone()));
+            after = Some((last.endpoint_id.clone(), last.id.clone()));
+            // A first attempt is the committing process's to make (`direct`): left to it
+            // for the grace, so the two never make it at once.
+            let grace = self.policy.first_attempt_grace;
             let items: Vec<(String, i64)> = page
                 .iter()
-                .map(|(e, d, at)| (attempt_of(e, d).to_text(), due_millis(*at)))
+                .map(|p| {
+                    let at = match p.first_attempt_since {
+                        Some(created) => p.next_attempt_at.max(created + grace),
+                        None => p.next_attempt_at,
+                    };
+                    (attempt_of(&p.endpoint_id, &p.id).to_text(), due_millis(at))
+                })
                 .collect();
             queue
                 .schedule(&items)

@@ -1,15 +1,14 @@
 //! The first attempt of a new delivery without the round trip through the schedule: once
 //! the intake's transaction has committed, its deliveries are handed to this process's
-//! senders, which attempt them in batches as the worker would. The schedule still holds
-//! each of them, [`SAFETY_NET`] on, so a process that dies before its first attempts
-//! leaves them to the worker of any replica; an attempt made here moves that entry to the
-//! retry instant when it fails, and finds nothing to do there when it succeeded.
+//! senders, which attempt them in batches as the worker would; a failed one is put on the
+//! schedule for its retry like any other. A process that dies before its first attempts
+//! leaves them pending in the database, and the schedule's periodic rebuild
+//! (`SLA_RECONCILE_INTERVAL_MS`, on any replica) puts them on the schedule.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aftersales_deadlines::{now_ms, worker::Due};
 use aftersales_platform::CancellationToken;
-use chrono::Duration;
 use tokio::{
     sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel},
     task::JoinHandle,
@@ -17,9 +16,6 @@ use tokio::{
 
 use super::{NextAttempt, WebhooksCore};
 
-/// How long after its creation the schedule's entry of a delivery stands, behind the
-/// direct attempt: longer than any attempt may take.
-pub const SAFETY_NET: Duration = Duration::seconds(30);
 /// Attempts made together, as in one claimed batch of the worker.
 const BATCH: usize = 64;
 /// Batches in flight at once.

@@ -39,13 +39,22 @@ pub async fn spawn(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut WebhooksConfig)) -> TestApp {
+    spawn_with_settings(backend, configure, |_| {}).await
+}
+
+pub async fn spawn_with_settings(
+    backend: Backend,
+    configure: impl FnOnce(&mut WebhooksConfig),
+    settle: impl FnOnce(&mut ServiceSettings),
+) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
     let (bus, queue) = aftersales_runtime::testing::backbone(backend, "webhooks")
         .await
         .expect("a backbone");
     let mut config = WebhooksConfig::for_tests();
     configure(&mut config);
-    let settings = ServiceSettings::for_tests(url, StdDuration::from_secs(2));
+    let mut settings = ServiceSettings::for_tests(url, StdDuration::from_secs(2));
+    settle(&mut settings);
     let app = WebhooksApp::build(settings, config, bus.clone(), queue)
         .await
         .expect("the service builds");

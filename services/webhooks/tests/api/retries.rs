@@ -198,3 +198,52 @@ async fn a_paused_endpoints_deliveries_wait_for_it(backend: Backend) {
     app.stop().await;
 }
 on_both!(a_paused_endpoints_deliveries_wait_for_it);
+
+/// The process that committed a delivery died before its first attempt: the schedule's
+/// rebuild makes it, once the first attempt's grace has passed and not before.
+async fn a_first_attempt_its_process_never_made_is_made_by_the_schedule(backend: Backend) {
+    use sea_orm::TransactionTrait;
+    let app = spawn_with_settings(
+        backend,
+        |config| {
+            quick_retries(config);
+            config.policy.first_attempt_grace = chrono::Duration::seconds(2);
+        },
+        |settings| settings.worker.reconcile_every = Duration::from_millis(300),
+    )
+    .await;
+    let receiver = WebhookReceiver::start(&[]).await.unwrap();
+    let (_endpoint, secret) = app
+        .endpoint("", &receiver.url("/orphan"), &["tickets.TicketCreated"])
+        .await;
+    receiver.set_secrets(&[secret]).await.unwrap();
+    let event = aftersales_eventbus::envelope::new_event(
+        "tickets",
+        "tickets",
+        "subject",
+        ticket_created(),
+        chrono::Utc::now(),
+    );
+    let envelope = aftersales_eventbus::envelope::decode(&event.payload).unwrap();
+    // The intake's transaction, committed; its first attempts never handed on.
+    let txn = app.core.db().begin().await.unwrap();
+    let subscribers = app.core.subscribers(&txn).await.unwrap();
+    let first = app
+        .core
+        .intake(&txn, &envelope, &subscribers)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    txn.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        receiver.deliveries().await.unwrap().verified.is_empty(),
+        "left to its process for the grace"
+    );
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(received.verified[0].id, envelope.id);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.deliveries().await.unwrap().duplicates, 0);
+    app.stop().await;
+}
+on_both!(a_first_attempt_its_process_never_made_is_made_by_the_schedule);
