@@ -452,6 +452,53 @@ impl<M: Member> Nested<'_, M> {
     }
 }
 
+/// What a use case needs of a command, whether it owns its transaction ([`Command`]) or
+/// runs inside one an event consumer owns ([`Nested`]): code written against it serves
+/// both.
+pub trait InCommand<M>: Send {
+    fn txn(&self) -> &DatabaseTransaction;
+    fn now(&self) -> DateTime<Utc>;
+    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
+    fn reschedule(&mut self, member: M, at: Option<DateTime<Utc>>);
+    fn breached(&mut self);
+}
+
+/// Both command kinds have these methods already; this forwards to them.
+macro_rules! in_command {
+    ($ty:ty) => {
+        fn txn(&self) -> &DatabaseTransaction {
+            <$ty>::txn(self)
+        }
+
+        fn now(&self) -> DateTime<Utc> {
+            <$ty>::now(self)
+        }
+
+        fn publish(
+            &mut self,
+            events: Vec<NewEvent>,
+        ) -> impl Future<Output = Result<(), DbErr>> + Send {
+            <$ty>::publish(self, events)
+        }
+
+        fn reschedule(&mut self, member: M, at: Option<DateTime<Utc>>) {
+            <$ty>::reschedule(self, member, at)
+        }
+
+        fn breached(&mut self) {
+            <$ty>::breached(self)
+        }
+    };
+}
+
+impl<M: Member> InCommand<M> for Command<M> {
+    in_command!(Command<M>);
+}
+
+impl<M: Member> InCommand<M> for Nested<'_, M> {
+    in_command!(Nested<'_, M>);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,11 +25,10 @@ mod visits;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
-use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{db::corrupt, seal::Vault};
-use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
+use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::DatabaseConnection;
 
 pub use contacts::{ContactRight, SEAL_CONTEXT};
 pub use deadlines::DispatchDeadline;
@@ -173,47 +172,10 @@ impl DispatchCore {
     }
 }
 
-/// What the use cases need of a command, whether it owns its transaction ([`Command`])
-/// or runs inside one the event consumer owns ([`Nested`]).
-trait InCommand: Send {
-    fn txn(&self) -> &DatabaseTransaction;
-    fn now(&self) -> DateTime<Utc>;
-    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
-    fn reschedule(&mut self, member: DispatchDeadline, at: Option<DateTime<Utc>>);
-    fn breached(&mut self);
-}
+/// A command of this service, owning its transaction or nested in a consumer's.
+trait InCommand: aftersales_runtime::command::InCommand<DispatchDeadline> {}
 
-/// Both command kinds have the same methods; this forwards to them.
-macro_rules! in_command {
-    ($($ty:ty),*) => {$(
-        impl InCommand for $ty {
-            fn txn(&self) -> &DatabaseTransaction {
-                Self::txn(self)
-            }
-
-            fn now(&self) -> DateTime<Utc> {
-                Self::now(self)
-            }
-
-            fn publish(
-                &mut self,
-                events: Vec<NewEvent>,
-            ) -> impl Future<Output = Result<(), DbErr>> + Send {
-                Self::publish(self, events)
-            }
-
-            fn reschedule(&mut self, member: DispatchDeadline, at: Option<DateTime<Utc>>) {
-                Self::reschedule(self, member, at)
-            }
-
-            fn breached(&mut self) {
-                Self::breached(self)
-            }
-        }
-    )*};
-}
-
-in_command!(Cmd, Nested<'_, DispatchDeadline>);
+impl<T: aftersales_runtime::command::InCommand<DispatchDeadline>> InCommand for T {}
 
 /// Writes a changed job and what its rule produced in the command's transaction: the job
 /// with its offers and quotes, other jobs changed on the way, outbox events; and hands

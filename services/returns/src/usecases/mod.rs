@@ -21,11 +21,10 @@ pub mod refunds;
 pub mod repairs;
 pub mod requests;
 
-use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{coalesce::Coalescer, pii::masked};
-use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
+use aftersales_runtime::command::{Command, Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::DatabaseConnection;
 
 use crate::{
     domain::{
@@ -158,47 +157,10 @@ impl ReturnsCore {
     }
 }
 
-/// What the use cases need of a command, whether it owns its transaction ([`Command`])
-/// or runs inside one the event consumer owns ([`Nested`]).
-trait InCommand: Send {
-    fn txn(&self) -> &DatabaseTransaction;
-    fn now(&self) -> DateTime<Utc>;
-    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
-    fn reschedule(&mut self, member: ReturnsDeadline, at: Option<DateTime<Utc>>);
-    fn breached(&mut self);
-}
+/// A command of this service, owning its transaction or nested in a consumer's.
+trait InCommand: aftersales_runtime::command::InCommand<ReturnsDeadline> {}
 
-/// Both command kinds have the same methods; this forwards to them.
-macro_rules! in_command {
-    ($($ty:ty),*) => {$(
-        impl InCommand for $ty {
-            fn txn(&self) -> &DatabaseTransaction {
-                Self::txn(self)
-            }
-
-            fn now(&self) -> DateTime<Utc> {
-                Self::now(self)
-            }
-
-            fn publish(
-                &mut self,
-                events: Vec<NewEvent>,
-            ) -> impl Future<Output = Result<(), DbErr>> + Send {
-                Self::publish(self, events)
-            }
-
-            fn reschedule(&mut self, member: ReturnsDeadline, at: Option<DateTime<Utc>>) {
-                Self::reschedule(self, member, at)
-            }
-
-            fn breached(&mut self) {
-                Self::breached(self)
-            }
-        }
-    )*};
-}
-
-in_command!(Cmd, Nested<'_, ReturnsDeadline>);
+impl<T: aftersales_runtime::command::InCommand<ReturnsDeadline>> InCommand for T {}
 
 /// Writes a changed return and what its rule produced in the command's transaction: the
 /// return and its deadlines, stock movements, the refund, outbox events; and hands the

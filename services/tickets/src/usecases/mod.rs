@@ -20,13 +20,12 @@ mod handling;
 mod policies;
 mod replies;
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
-use aftersales_eventbus::outbox::NewEvent;
 use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::masked};
-use aftersales_runtime::command::{Command, Nested, Pipeline, Remembered};
+use aftersales_runtime::command::{Pipeline, Remembered};
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use create::TicketPage;
 pub use deadlines::TicketsDeadline;
@@ -43,9 +42,6 @@ use crate::{
 };
 
 use policies::PolicyCache;
-
-/// A command of the tickets service.
-type Cmd = Command<TicketsDeadline>;
 
 /// Batch reads of tickets in flight at once, each holding a pooled connection.
 const READ_LANES: usize = 4;
@@ -193,47 +189,10 @@ struct Audit<'a> {
     detail: String,
 }
 
-/// What the use cases need of a command, whether it owns its transaction ([`Command`])
-/// or runs inside one the event consumer owns ([`Nested`]).
-trait InCommand: Send {
-    fn txn(&self) -> &DatabaseTransaction;
-    fn now(&self) -> DateTime<Utc>;
-    fn publish(&mut self, events: Vec<NewEvent>) -> impl Future<Output = Result<(), DbErr>> + Send;
-    fn reschedule(&mut self, member: TicketsDeadline, at: Option<DateTime<Utc>>);
-    fn breached(&mut self);
-}
+/// A command of this service, owning its transaction or nested in a consumer's.
+trait InCommand: aftersales_runtime::command::InCommand<TicketsDeadline> {}
 
-/// Both command kinds have the same methods; this forwards to them.
-macro_rules! in_command {
-    ($($ty:ty),*) => {$(
-        impl InCommand for $ty {
-            fn txn(&self) -> &DatabaseTransaction {
-                Self::txn(self)
-            }
-
-            fn now(&self) -> DateTime<Utc> {
-                Self::now(self)
-            }
-
-            fn publish(
-                &mut self,
-                events: Vec<NewEvent>,
-            ) -> impl Future<Output = Result<(), DbErr>> + Send {
-                Self::publish(self, events)
-            }
-
-            fn reschedule(&mut self, member: TicketsDeadline, at: Option<DateTime<Utc>>) {
-                Self::reschedule(self, member, at)
-            }
-
-            fn breached(&mut self) {
-                Self::breached(self)
-            }
-        }
-    )*};
-}
-
-in_command!(Cmd, Nested<'_, TicketsDeadline>);
+impl<T: aftersales_runtime::command::InCommand<TicketsDeadline>> InCommand for T {}
 
 /// Writes what a change of `agg` produced in the command's transaction: its audit line
 /// and outbox events; and hands the command every clock to schedule or drop once it
