@@ -4,7 +4,7 @@
 //! Events carry ids, not personal data: the stream is read by every service, kept beyond
 //! any one ticket, and out of reach of an anonymisation. So no free text leaves in an
 //! event: `TicketCreated` carries the ticket without its subject, description and
-//! evidence, and the reasons of status changes, escalations and reopenings stay on the
+//! evidence (its product facts are codes, checked to hold no contact), and the reasons of status changes, escalations and reopenings stay on the
 //! ticket's history (a consumer that needs them reads the ticket).
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};

@@ -13,6 +13,7 @@ use crate::domain::{
     calendar::{BusinessCalendar, format_time_of_day},
     clock::SlaClock,
     policy::{SlaPolicy, SlaTarget},
+    product::ProductFacts,
     ticket::{Reply, Ticket},
 };
 
@@ -65,6 +66,18 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         breached: t.breached,
         sla_policy_id: t.policy_id.clone(),
         sla_policy_version: t.policy_version,
+        product: (!t.product.is_empty()).then(|| product(&t.product)),
+    }
+}
+
+fn product(p: &ProductFacts) -> pb::ProductFacts {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    pb::ProductFacts {
+        sku: text(&p.sku),
+        product_line: text(&p.product_line),
+        batch: text(&p.batch),
+        region_code: text(&p.region_code),
+        order_line_id: text(&p.order_line_id),
     }
 }
 

@@ -100,6 +100,7 @@ pub fn create_request(key: String) -> pb::CreateTicketRequest {
         evidence: vec!["s3://evidence/0001.jpg".into()],
         customer_tier: pb::CustomerTier::Regular as i32,
         actor: None,
+        product: None,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::{
     calendar::{BusinessCalendar, Slot, WorkingDay, parse_time_of_day},
     listing::TicketFilter,
     policy::{SlaPolicy, SlaTarget},
+    product::{self, ProductFacts},
     ticket::NewTicket,
 };
 
@@ -56,6 +57,7 @@ pub fn create_ticket(
         v.require(&field, e);
         v.max_len(&field, e, 2048);
     }
+    let product = product_facts(&mut v, r.product.as_ref(), &r.order_id);
     let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let (Some(channel), Some(category)) = (channel, category) else {
@@ -72,9 +74,49 @@ pub fn create_ticket(
             description: r.description.clone(),
             evidence: r.evidence.clone(),
             tier,
+            product,
         },
         idem,
     ))
+}
+
+/// The product facts of a new ticket, each code checked under `product.<field>`; an
+/// order line needs the ticket's order.
+fn product_facts(
+    v: &mut Violations,
+    facts: Option<&pb::ProductFacts>,
+    order_id: &str,
+) -> ProductFacts {
+    let Some(p) = facts else {
+        return ProductFacts::default();
+    };
+    let facts = ProductFacts {
+        sku: v
+            .check("product.sku", product::product_code(&p.sku))
+            .flatten(),
+        product_line: v
+            .check(
+                "product.product_line",
+                product::product_code(&p.product_line),
+            )
+            .flatten(),
+        batch: v
+            .check("product.batch", product::product_code(&p.batch))
+            .flatten(),
+        region_code: v
+            .check("product.region_code", product::region_code(&p.region_code))
+            .flatten(),
+        order_line_id: v
+            .check(
+                "product.order_line_id",
+                product::product_code(&p.order_line_id),
+            )
+            .flatten(),
+    };
+    if facts.order_line_id.is_some() && order_id.trim().is_empty() {
+        v.add("product.order_line_id", "needs the ticket's order_id");
+    }
+    facts
 }
 
 pub fn list_tickets(
@@ -89,6 +131,14 @@ pub fn list_tickets(
         customer_id: non_empty(&r.customer_id),
         order_id: non_empty(&r.order_id),
         breached: r.breached,
+        sku: v.check("sku", product::product_code(&r.sku)).flatten(),
+        product_line: v
+            .check("product_line", product::product_code(&r.product_line))
+            .flatten(),
+        batch: v.check("batch", product::product_code(&r.batch)).flatten(),
+        region_code: v
+            .check("region_code", product::region_code(&r.region_code))
+            .flatten(),
     };
     let cursor = decode_cursor(&mut v, &r.page_token);
     v.finish()?;

@@ -13,4 +13,8 @@ pub struct TicketFilter {
     pub customer_id: Option<String>,
     pub order_id: Option<String>,
     pub breached: Option<bool>,
+    pub sku: Option<String>,
+    pub product_line: Option<String>,
+    pub batch: Option<String>,
+    pub region_code: Option<String>,
 }

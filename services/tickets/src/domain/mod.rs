@@ -7,6 +7,7 @@ pub mod clock;
 pub mod error;
 pub mod listing;
 pub mod policy;
+pub mod product;
 pub mod ticket;
 
 pub use error::DomainError;

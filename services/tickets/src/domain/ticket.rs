@@ -14,6 +14,7 @@ use super::{
     calendar::{BusinessCalendar, Schedule},
     clock::{Fired, SlaClock},
     policy::{SlaPolicy, SlaTarget, TicketFacts},
+    product::ProductFacts,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub struct Ticket {
     pub description: String,
     pub evidence: Vec<String>,
     pub tier: Tier,
+    pub product: ProductFacts,
     pub assignee: Option<String>,
     pub level: Level,
     pub status: Status,
@@ -53,6 +55,7 @@ pub struct NewTicket {
     pub description: String,
     pub evidence: Vec<String>,
     pub tier: Tier,
+    pub product: ProductFacts,
 }
 
 impl NewTicket {
@@ -177,6 +180,7 @@ impl TicketAggregate {
             description: new.description,
             evidence: new.evidence,
             tier: new.tier,
+            product: new.product,
             assignee: None,
             level: Level::Agent,
             status: Status::New,

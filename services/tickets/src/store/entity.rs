@@ -31,6 +31,12 @@ pub mod ticket {
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
         pub resolved_at: Option<ChronoDateTimeUtc>,
+        /// Product facts; null when intake did not know them (and on older tickets).
+        pub sku: Option<String>,
+        pub product_line: Option<String>,
+        pub batch: Option<String>,
+        pub region_code: Option<String>,
+        pub order_line_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,7 +16,50 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCustomerTiers),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
+            Box::new(AddProductFacts),
         ]
+    }
+}
+
+/// The product facts of tickets (issue 15): nullable columns, so tickets created before
+/// keep none, and an index per fact a listing filters on, newest first within it.
+struct AddProductFacts;
+
+/// The product-fact columns, with the index of the ones a listing filters on.
+const PRODUCT_FACTS: [(&str, Option<&str>); 5] = [
+    ("sku", Some("tickets_sku")),
+    ("product_line", Some("tickets_product_line")),
+    ("batch", Some("tickets_batch")),
+    ("region_code", Some("tickets_region")),
+    ("order_line_id", None),
+];
+
+impl MigrationName for AddProductFacts {
+    fn name(&self) -> &str {
+        "m20261202_000012_add_ticket_product_facts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddProductFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for (column, index_name) in PRODUCT_FACTS {
+            // One column per statement: SQLite alters one at a time.
+            if !m.has_column("tickets", column).await? {
+                m.alter_table(
+                    Table::alter()
+                        .table("tickets")
+                        .add_column(text_null(column))
+                        .to_owned(),
+                )
+                .await?;
+            }
+            if let Some(name) = index_name {
+                m.create_index(index(name, "tickets", &[column, "id"]))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 

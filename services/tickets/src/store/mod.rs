@@ -19,6 +19,7 @@ use crate::domain::{
     clock::SlaClock,
     listing::TicketFilter,
     policy::SlaPolicy,
+    product::ProductFacts,
     ticket::{Reply, Ticket, TicketAggregate},
 };
 pub use batch::{load_aggregates, record_activities, save_aggregates};
@@ -35,6 +36,13 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
         status: parse_code("ticket", &row.status)?,
         policy_version: row.policy_version as u32,
         reopen_count: row.reopen_count as u32,
+        product: ProductFacts {
+            sku: row.sku,
+            product_line: row.product_line,
+            batch: row.batch,
+            region_code: row.region_code,
+            order_line_id: row.order_line_id,
+        },
         id: row.id,
         customer_id: row.customer_id,
         order_id: row.order_id,
@@ -73,6 +81,11 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
         created_at: Set(t.created_at),
         updated_at: Set(t.updated_at),
         resolved_at: Set(t.resolved_at),
+        sku: Set(t.product.sku.clone()),
+        product_line: Set(t.product.product_line.clone()),
+        batch: Set(t.product.batch.clone()),
+        region_code: Set(t.product.region_code.clone()),
+        order_line_id: Set(t.product.order_line_id.clone()),
     })
 }
 
@@ -215,6 +228,16 @@ pub async fn list_tickets<C: ConnectionTrait>(
     }
     if let Some(b) = filter.breached {
         query = query.filter(ticket::Column::Breached.eq(b));
+    }
+    for (column, value) in [
+        (ticket::Column::Sku, &filter.sku),
+        (ticket::Column::ProductLine, &filter.product_line),
+        (ticket::Column::Batch, &filter.batch),
+        (ticket::Column::RegionCode, &filter.region_code),
+    ] {
+        if let Some(value) = value {
+            query = query.filter(column.eq(value.as_str()));
+        }
     }
     if let Some(before) = before_id {
         query = query.filter(ticket::Column::Id.lt(before));

@@ -4,12 +4,14 @@ use aftersales_deadlines::{DeadlineQueue, worker::WorkerSettings};
 use std::{sync::Arc, time::Duration};
 
 use aftersales_eventbus::EventBus;
+use aftersales_eventbus::{entity::outbox, envelope};
 use aftersales_platform::{CancellationToken, clock::SharedClock};
+use aftersales_protos::events::v1::EventEnvelope;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
 use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
 use aftersales_tickets::{app::TicketsApp, usecases::TicketsCore};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
 use tonic::transport::Channel;
 
 pub struct TestApp {
@@ -169,6 +171,20 @@ impl TestApp {
         .await
     }
 
+    /// The events the service wrote about one ticket, in the order it wrote them.
+    #[allow(dead_code)]
+    pub async fn envelopes(&self, ticket_id: &str) -> Vec<EventEnvelope> {
+        outbox::Entity::find()
+            .filter(outbox::Column::SubjectId.eq(ticket_id))
+            .order_by_asc(outbox::Column::Seq)
+            .all(self.core.db())
+            .await
+            .expect("outbox rows")
+            .iter()
+            .map(|row| envelope::decode(&row.payload).expect("an envelope"))
+            .collect()
+    }
+
     /// Replies stored on one ticket.
     #[allow(dead_code)]
     pub async fn replies(&self, ticket_id: &str) -> usize {
@@ -225,6 +241,7 @@ pub fn create_request(channel: pb::Channel, key: &str) -> pb::CreateTicketReques
         evidence: vec!["s3://evidence/1.jpg".into()],
         customer_tier: pb::CustomerTier::Regular as i32,
         actor: None,
+        product: None,
     }
 }
 

@@ -6,6 +6,7 @@
 mod helpers;
 mod other_services;
 mod personal_data;
+mod product_facts;
 mod replays;
 mod sla;
 mod tickets;

@@ -20,6 +20,7 @@ fn new_ticket(severity: Severity) -> NewTicket {
         description: "It broke".into(),
         evidence: vec![],
         tier: Tier::Regular,
+        product: Default::default(),
     }
 }
 
