@@ -1,8 +1,9 @@
 //! The consumer that turns the suite's events into deliveries: one consumer per stream
 //! (tickets, returns, dispatch, care and this service's own), all in the group
-//! `webhooks`. The processed-event row is written in the transaction that inserts the
-//! deliveries, so a redelivered event adds none; the attempts are scheduled once it
-//! commits (and the schedule's periodic rebuild restores any a crash lost in between).
+//! `webhooks`. The deliveries of a whole read are inserted together, in the transaction
+//! that records its events processed, so a redelivered event adds none; the first
+//! attempts are made once it commits (and the schedule's periodic rebuild restores any a
+//! crash lost in between).
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     events::STREAMS,
-    usecases::{NextAttempt, Subscriber, WebhooksCore},
+    usecases::{Intaken, NewDeliveries, NextAttempt, Subscriber, WebhooksCore},
 };
 
 pub const GROUP: &str = "webhooks";
@@ -37,6 +38,9 @@ pub struct Intake {
     /// every event of a read was published before the read began, so an endpoint created
     /// after this was read is newer than all of them and owed none. One per consumer.
     subscribers: Mutex<Option<Arc<Vec<Subscriber>>>>,
+    /// The deliveries of the current transaction's events, written just before it
+    /// commits.
+    deliveries: Mutex<NewDeliveries>,
 }
 
 impl Intake {
@@ -45,6 +49,7 @@ impl Intake {
             core,
             first_attempts: Pending::default(),
             subscribers: Mutex::default(),
+            deliveries: Mutex::default(),
         })
     }
 }
@@ -76,11 +81,17 @@ impl EventEnvelopeHandler for Intake {
                 read
             }
         };
-        let first_attempts = self
+        let Intaken {
+            deliveries,
+            first_attempts,
+        } = self
             .core
-            .intake(txn, envelope, &subscribers)
-            .await
+            .intake(envelope, &subscribers)
             .map_err(|e| e.to_string())?;
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(deliveries);
         // A retry of a delivery whose commit failed replaces what its first run left.
         self.first_attempts.keep(&envelope.id, first_attempts);
         Ok(())
@@ -91,6 +102,24 @@ impl EventEnvelopeHandler for Intake {
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
+        // What a rolled-back transaction gathered is its handlings' again when retried.
+        *self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = NewDeliveries::default();
+    }
+
+    async fn before_commit(&self, txn: &DatabaseTransaction) -> Result<(), String> {
+        let deliveries = std::mem::take(
+            &mut *self
+                .deliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.core
+            .insert_intaken(txn, deliveries)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     fn committed(&self, envelope: &EventEnvelope) {

@@ -9,16 +9,19 @@
 //! acknowledged, so the group moves on. This is the rule for every consumer of the suite.
 //!
 //! A read of several deliveries is applied in one transaction when all of them go
-//! through, and acknowledged at once; when one fails, the read is applied again one
-//! delivery at a time, so the rules above hold for each.
+//! through, and acknowledged at once: its processed-event rows are checked with one
+//! query and written with one insert, and the handler may write what it gathered from
+//! all of them in one statement just before the commit (`before_commit`). When one
+//! fails, the read is applied again one delivery at a time, so the rules above hold for
+//! each.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use aftersales_protos::events::v1::EventEnvelope;
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -67,6 +70,17 @@ pub trait EventHandler: Send + Sync + 'static {
     /// published before this one, so a handler may read what it matches events against
     /// once here, in the first handling after it, and reuse it for the rest.
     fn batch_started(&self) {}
+
+    /// Called once a read's (or a single delivery's) handlings all succeeded, in their
+    /// transaction, just before it commits: the place to write in one statement what the
+    /// handlings gathered (rows of many events in one multi-row insert). A failure here
+    /// rolls the transaction back as a failed handling would.
+    fn before_commit(
+        &self,
+        _txn: &DatabaseTransaction,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A handler of the suite's events (`aftersales.events.v1`): gets each delivery as the
@@ -84,6 +98,14 @@ pub trait EventEnvelopeHandler: Send + Sync + 'static {
 
     /// As [`EventHandler::batch_started`].
     fn batch_started(&self) {}
+
+    /// As [`EventHandler::before_commit`].
+    fn before_commit(
+        &self,
+        _txn: &DatabaseTransaction,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
 }
 
 impl<T: EventEnvelopeHandler> EventHandler for T {
@@ -107,6 +129,13 @@ impl<T: EventEnvelopeHandler> EventHandler for T {
 
     fn batch_started(&self) {
         EventEnvelopeHandler::batch_started(self);
+    }
+
+    fn before_commit(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        EventEnvelopeHandler::before_commit(self, txn)
     }
 }
 
@@ -264,33 +293,43 @@ impl<H: EventHandler> Consumer<H> {
         let s = &self.settings;
         let txn = self.db.begin().await.ok()?;
         self.handler.batch_started();
+        let ids: Vec<&str> = deliveries
+            .iter()
+            .map(|d| d.message.event_id.as_str())
+            .collect();
+        let fresh = match self.record_processed_many(&txn, &ids).await {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) | Err(_) => {
+                // Another consumer recorded one of them meanwhile (or the database
+                // failed): one at a time sorts out which.
+                let _ = txn.rollback().await;
+                return None;
+            }
+        };
         let mut outcomes = Vec::with_capacity(deliveries.len());
-        for (delivery, envelope) in deliveries.iter().zip(&decoded) {
+        for ((delivery, envelope), fresh) in deliveries.iter().zip(&decoded).zip(fresh) {
+            if !fresh {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
             let message = &delivery.message;
             let span = consume_span(message, &s.group);
-            let handled = async {
-                let fresh = self
-                    .record_processed(&txn, &message.event_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !fresh {
-                    return Ok::<_, String>(Outcome::Duplicate);
-                }
-                self.handler
-                    .handle_decoded(&txn, message, envelope)
-                    .await
-                    .map(|()| Outcome::Applied)
+            let handled = self
+                .handler
+                .handle_decoded(&txn, message, envelope)
+                .instrument(span)
+                .await;
+            if let Err(reason) = handled {
+                tracing::debug!(%reason, "a batch of events failed; applying them one by one");
+                let _ = txn.rollback().await;
+                return None;
             }
-            .instrument(span)
-            .await;
-            match handled {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(reason) => {
-                    tracing::debug!(%reason, "a batch of events failed; applying them one by one");
-                    let _ = txn.rollback().await;
-                    return None;
-                }
-            }
+            outcomes.push(Outcome::Applied);
+        }
+        if let Err(reason) = self.handler.before_commit(&txn).await {
+            tracing::debug!(%reason, "a batch of events failed; applying them one by one");
+            let _ = txn.rollback().await;
+            return None;
         }
         txn.commit().await.ok()?;
         for ((delivery, envelope), outcome) in deliveries.iter().zip(&decoded).zip(&outcomes) {
@@ -330,6 +369,58 @@ impl<H: EventHandler> Consumer<H> {
         .exec_without_returning(txn)
         .await?;
         Ok(inserted > 0)
+    }
+
+    /// Records a read's `event_ids` processed by the group in `txn` with one read and one
+    /// multi-row insert; says of each whether it is fresh (its first sighting: neither
+    /// recorded before nor earlier in the same read). `None` when a concurrent consumer
+    /// recorded one of them between the read and the insert.
+    async fn record_processed_many(
+        &self,
+        txn: &DatabaseTransaction,
+        event_ids: &[&str],
+    ) -> Result<Option<Vec<bool>>, DbErr> {
+        let group = &self.settings.group;
+        let recorded: HashSet<String> = processed_event::Entity::find()
+            .select_only()
+            .column(processed_event::Column::EventId)
+            .filter(processed_event::Column::ConsumerGroup.eq(group.as_str()))
+            .filter(processed_event::Column::EventId.is_in(event_ids.iter().copied()))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        let mut seen = HashSet::with_capacity(event_ids.len());
+        let fresh: Vec<bool> = event_ids
+            .iter()
+            .map(|id| !recorded.contains(*id) && seen.insert(*id))
+            .collect();
+        let now = Utc::now();
+        let rows: Vec<processed_event::ActiveModel> = seen
+            .iter()
+            .map(|id| processed_event::ActiveModel {
+                consumer_group: Set(group.clone()),
+                event_id: Set((*id).to_owned()),
+                processed_at: Set(now),
+            })
+            .collect();
+        let expected = rows.len() as u64;
+        if expected == 0 {
+            return Ok(Some(fresh));
+        }
+        let inserted = processed_event::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    processed_event::Column::ConsumerGroup,
+                    processed_event::Column::EventId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        Ok((inserted == expected).then_some(fresh))
     }
 
     async fn apply(&self, delivery: Delivery) -> Result<Outcome, ConsumeError> {
@@ -373,7 +464,11 @@ impl<H: EventHandler> Consumer<H> {
             txn.rollback().await?;
             return Ok(Outcome::Duplicate);
         }
-        match self.handler.handle_decoded(&txn, message, envelope).await {
+        let handled = match self.handler.handle_decoded(&txn, message, envelope).await {
+            Ok(()) => self.handler.before_commit(&txn).await,
+            Err(reason) => Err(reason),
+        };
+        match handled {
             Ok(()) => {
                 txn.commit().await?;
                 self.forget_failures(&message.event_id);

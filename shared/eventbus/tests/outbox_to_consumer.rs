@@ -567,3 +567,126 @@ async fn sqlite_a_bad_event_holds_back_none_of_its_batch() {
     )
     .await;
 }
+
+/// Gathers the subjects of a transaction's events and "writes" them in `before_commit`,
+/// which it can be told to fail once.
+#[derive(Default)]
+struct Gathering {
+    gathered: Mutex<Vec<String>>,
+    written: Mutex<Vec<String>>,
+    before_commits: std::sync::atomic::AtomicUsize,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl EventEnvelopeHandler for Gathering {
+    async fn handle_event(
+        &self,
+        _txn: &DatabaseTransaction,
+        envelope: &EventEnvelope,
+    ) -> Result<(), String> {
+        self.gathered
+            .lock()
+            .unwrap()
+            .push(envelope.subject_id.clone());
+        Ok(())
+    }
+
+    fn batch_started(&self) {
+        self.gathered.lock().unwrap().clear();
+    }
+
+    async fn before_commit(&self, _txn: &DatabaseTransaction) -> Result<(), String> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.before_commits.fetch_add(1, SeqCst);
+        if self.fail_next.swap(false, SeqCst) {
+            return Err("the gathered rows could not be written".into());
+        }
+        let gathered = std::mem::take(&mut *self.gathered.lock().unwrap());
+        self.written.lock().unwrap().extend(gathered);
+        Ok(())
+    }
+}
+
+/// A read with events already processed, and one event twice, still goes through in
+/// one transaction (one `before_commit`), applying each fresh event once; a failing
+/// `before_commit` rolls the read back and it is applied one by one.
+async fn a_read_is_recorded_at_once_and_written_before_its_commit(
+    db: DatabaseConnection,
+    bus: EventBus,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let handler = Arc::new(Gathering::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    let consumer = Consumer::new(db.clone(), bus.clone(), settings, handler.clone());
+
+    bus.publish("tickets", &[message(1), message(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.poll_once().await.unwrap(),
+        [Outcome::Applied, Outcome::Applied]
+    );
+    assert_eq!(handler.before_commits.load(SeqCst), 1);
+
+    bus.publish("tickets", &[message(1), message(3), message(3), message(4)])
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.poll_once().await.unwrap(),
+        [
+            Outcome::Duplicate,
+            Outcome::Applied,
+            Outcome::Duplicate,
+            Outcome::Applied
+        ]
+    );
+    assert_eq!(
+        handler.before_commits.load(SeqCst),
+        2,
+        "the read went through in one transaction"
+    );
+
+    handler.fail_next.store(true, SeqCst);
+    bus.publish("tickets", &[message(5), message(6)])
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.poll_once().await.unwrap(),
+        [Outcome::Applied, Outcome::Applied]
+    );
+    assert_eq!(
+        handler.before_commits.load(SeqCst),
+        5,
+        "the failed one, then one per event"
+    );
+    assert_eq!(
+        *handler.written.lock().unwrap(),
+        [
+            "ticket-1", "ticket-2", "ticket-3", "ticket-4", "ticket-5", "ticket-6"
+        ]
+    );
+    let processed = aftersales_eventbus::entity::processed_event::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(processed.len(), 6, "each recorded once");
+}
+
+#[tokio::test]
+async fn postgres_a_read_is_recorded_at_once_and_written_before_its_commit() {
+    a_read_is_recorded_at_once_and_written_before_its_commit(
+        database(Backend::Postgres).await,
+        redis_bus().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_read_is_recorded_at_once_and_written_before_its_commit() {
+    a_read_is_recorded_at_once_and_written_before_its_commit(
+        database(Backend::Sqlite).await,
+        EventBus::Memory(MemoryBus::new()),
+    )
+    .await;
+}

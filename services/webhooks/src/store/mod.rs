@@ -156,18 +156,20 @@ pub async fn insert_deliveries<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<DeliveryRow>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    // Bounded statements: well under both backends' limits on bound parameters.
+    const ROWS_PER_INSERT: usize = 500;
+    let mut rows = rows.into_iter().map(delivery::ActiveModel::from).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<delivery::ActiveModel> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        delivery::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns([delivery::Column::EndpointId, delivery::Column::Id])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
     }
-    let rows: Vec<delivery::ActiveModel> = rows.into_iter().map(Into::into).collect();
-    delivery::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([delivery::Column::EndpointId, delivery::Column::Id])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
     Ok(())
 }
 

@@ -33,6 +33,24 @@ const REPLAY_SCOPE: &str = "webhooks.ReplayDelivery";
 /// How soon an attempt that found no free lane of its endpoint is tried again.
 const LANE_BUSY_RETRY: Duration = Duration::milliseconds(50);
 
+/// What one event owes: its deliveries, to be written with the rest of its read, and
+/// their first attempts, to be made once that is committed.
+#[derive(Debug, Default)]
+pub struct Intaken {
+    pub deliveries: NewDeliveries,
+    pub first_attempts: Vec<NextAttempt>,
+}
+
+/// Deliveries made by [`WebhooksCore::intake`] and not yet written.
+#[derive(Debug, Default)]
+pub struct NewDeliveries(Vec<store::DeliveryRow>);
+
+impl NewDeliveries {
+    pub fn append(&mut self, mut more: NewDeliveries) {
+        self.0.append(&mut more.0);
+    }
+}
+
 /// An enabled endpoint as an event is matched against it.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
@@ -69,28 +87,28 @@ impl WebhooksCore {
             .collect()
     }
 
-    /// Turns one event into a delivery for each of `subscribers` that takes it, inside
-    /// the consumer's transaction; returns their first attempts, for `direct` to make once
-    /// the transaction has committed. They are not put on the schedule: a process that
-    /// dies before making them leaves them pending in the database, and the schedule's
-    /// periodic rebuild (on any replica) puts them there. An event this build cannot read
-    /// is logged and skipped (never a poison event).
-    pub async fn intake(
+    /// Turns one event into a delivery for each of `subscribers` that takes it; the
+    /// consumer writes them with the rest of its read ([`Self::insert_intaken`]) in the
+    /// transaction that records the events processed, so a redelivered event adds none.
+    /// The first attempts are made once that transaction has committed; they are not put
+    /// on the schedule: a process that dies before making them leaves them pending in
+    /// the database, and the schedule's periodic rebuild (on any replica) puts them
+    /// there. An event this build cannot read is logged and skipped (never a poison
+    /// event).
+    pub fn intake(
         &self,
-        txn: &DatabaseTransaction,
         envelope: &EventEnvelope,
         subscribers: &[Subscriber],
-    ) -> Result<Vec<NextAttempt>, WebhooksError> {
+    ) -> Result<Intaken, WebhooksError> {
         let out: Outgoing = match events::outgoing(envelope) {
             Ok(out) => out,
             Err(reason) => {
                 tracing::warn!(event_id = %envelope.id, event_type = %envelope.r#type, %reason, "event not delivered by webhooks");
-                return Ok(Vec::new());
+                return Ok(Intaken::default());
             }
         };
         let now = self.pipeline.now();
-        let mut rows = Vec::new();
-        let mut first_attempts = Vec::new();
+        let mut intaken = Intaken::default();
         for s in subscribers {
             if !receives(
                 &s.owner,
@@ -111,11 +129,22 @@ impl WebhooksCore {
                 next_attempt_at: Some(now),
                 delivered_at: None,
             };
-            first_attempts.push(attempt_of(&s.endpoint_id, &out.id));
-            rows.push(delivery_row(&d)?);
+            intaken
+                .first_attempts
+                .push(attempt_of(&s.endpoint_id, &out.id));
+            intaken.deliveries.0.push(delivery_row(&d)?);
         }
-        store::insert_deliveries(txn, rows).await?;
-        Ok(first_attempts)
+        Ok(intaken)
+    }
+
+    /// Writes the deliveries of a read's events, gathered by [`Self::intake`], in `txn`.
+    pub async fn insert_intaken(
+        &self,
+        txn: &DatabaseTransaction,
+        deliveries: NewDeliveries,
+    ) -> Result<(), WebhooksError> {
+        store::insert_deliveries(txn, deliveries.0).await?;
+        Ok(())
     }
 
     /// Decides what to do with each claimed attempt, reading without locks.

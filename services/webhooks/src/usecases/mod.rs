@@ -15,7 +15,7 @@ use aftersales_runtime::command::Pipeline;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
-pub use deliveries::Subscriber;
+pub use deliveries::{Intaken, NewDeliveries, Subscriber};
 pub use endpoints::EndpointChange;
 
 use crate::{

@@ -228,12 +228,12 @@ async fn a_first_attempt_its_process_never_made_is_made_by_the_schedule(backend:
     // The intake's transaction, committed; its first attempts never handed on.
     let txn = app.core.db().begin().await.unwrap();
     let subscribers = app.core.subscribers(&txn).await.unwrap();
-    let first = app
-        .core
-        .intake(&txn, &envelope, &subscribers)
+    let intaken = app.core.intake(&envelope, &subscribers).unwrap();
+    assert_eq!(intaken.first_attempts.len(), 1);
+    app.core
+        .insert_intaken(&txn, intaken.deliveries)
         .await
         .unwrap();
-    assert_eq!(first.len(), 1);
     txn.commit().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert!(
