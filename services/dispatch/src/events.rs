@@ -118,6 +118,7 @@ fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
             outcome: j.completion.as_ref().map_or(0, |c| c.outcome.to_proto()),
             completed_at: j.completion.as_ref().map(|c| timestamp(c.completed_at)),
             return_id: j.return_id.clone().unwrap_or_default(),
+            mode: j.completion.as_ref().map_or(0, |c| c.mode.to_proto()),
         }),
         JobEvent::QuoteNeedsReview { quote_id } => {
             let quote = agg.quotes.iter().find(|q| q.id == *quote_id);

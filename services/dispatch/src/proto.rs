@@ -7,8 +7,8 @@ use aftersales_platform::{
 use aftersales_protos::{common::v1 as common, dispatch::v1 as pb};
 
 use crate::domain::{
-    AreaKind, CompletionOutcome, JobStatus, Money, OfferStatus, Payer, QuoteLineKind, QuoteStatus,
-    SettlementAction, SettlementStatus, Urgency,
+    AreaKind, CompletionMode, CompletionOutcome, JobStatus, Money, OfferStatus, Payer,
+    QuoteLineKind, QuoteStatus, SettlementAction, SettlementStatus, Urgency,
     job::{JobView, Offer},
     keys::PartnerKey,
     partner::{GeoPoint, Partner, PartnerSpec},
@@ -50,6 +50,7 @@ proto_enum!(CompletionOutcome => pb::CompletionOutcome {
     NeedsParts => NeedsParts,
     Replaced => Replaced,
 });
+proto_enum!(CompletionMode => pb::CompletionMode { OnSite => OnSite, Remote => Remote });
 proto_enum!(SettlementStatus => pb::SettlementStatus {
     Draft => Draft,
     Issued => Issued,
@@ -210,6 +211,7 @@ pub fn job(view: &JobView) -> pb::Job {
             completed_at: Some(timestamp(c.completed_at)),
             first_time_fix_revoked: c.first_time_fix_revoked,
             repeat_job_id: c.repeat_job_id.clone().unwrap_or_default(),
+            mode: c.mode.to_proto(),
         }),
         status_reason: j.status_reason.clone(),
         repeat_of_job_id: j.repeat_of_job_id.clone().unwrap_or_default(),
@@ -234,6 +236,8 @@ pub fn scorecard(c: &Scorecard) -> pb::Scorecard {
         first_time_fix_rate: c.first_time_fix_rate,
         mean_hours_to_complete: c.mean_hours_to_complete,
         cost_per_job: Some(money(&c.cost_per_job)),
+        remote_resolutions: c.remote_resolutions,
+        remote_resolution_rate: c.remote_resolution_rate,
     }
 }
 

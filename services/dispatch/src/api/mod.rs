@@ -296,6 +296,22 @@ impl DispatchService for DispatchApi {
         )
     }
 
+    async fn resolve_remotely(
+        &self,
+        request: Request<pb::ResolveRemotelyRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (outcome, idem) = request::resolve_remotely(&r)?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        reply(
+            &self
+                .core
+                .resolve_remotely(&r.job_id, outcome, &r.notes, idem.as_ref(), &actor)
+                .await?,
+        )
+    }
+
     async fn get_scorecard(
         &self,
         request: Request<pb::GetScorecardRequest>,

@@ -41,6 +41,7 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("SubmitQuote"), &[SUPERVISOR, GATEWAY]),
     (rpc!("ReviewQuote"), &[SUPERVISOR, MANAGER]),
     (rpc!("CompleteJob"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("ResolveRemotely"), &[SUPERVISOR, GATEWAY]),
     (rpc!("GetScorecard"), &[SUPERVISOR, MANAGER, ANALYST, ADMIN]),
     (rpc!("GenerateSettlement"), &[ADMIN]),
     (rpc!("GetSettlement"), &[ADMIN, MANAGER, ANALYST, GATEWAY]),

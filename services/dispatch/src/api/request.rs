@@ -370,6 +370,22 @@ pub fn complete_job(
     Ok((outcome, photos, idem))
 }
 
+pub fn resolve_remotely(
+    r: &pb::ResolveRemotelyRequest,
+) -> Result<(CompletionOutcome, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    v.id("job_id", &r.job_id);
+    let outcome = v.required_enum::<CompletionOutcome>("outcome", r.outcome);
+    if outcome == Some(CompletionOutcome::NeedsParts) {
+        v.add("outcome", "must be FIXED, REPLACED or NOT_FIXED");
+    }
+    v.max_len("notes", &r.notes, MAX_TEXT);
+    let idem = v.idempotency(&r.idempotency_key, r, |r| r.idempotency_key.clear());
+    v.finish()?;
+    let outcome = outcome.ok_or_else(|| Status::internal("validated outcome missing"))?;
+    Ok((outcome, idem))
+}
+
 pub fn scorecard(r: &pb::GetScorecardRequest) -> Result<(DateTime<Utc>, DateTime<Utc>), Status> {
     let mut v = Violations::new();
     v.id("partner_id", &r.partner_id);

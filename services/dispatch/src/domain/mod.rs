@@ -98,6 +98,20 @@ impl CompletionOutcome {
 }
 
 text_enum!(
+    CompletionMode {
+        OnSite = "on_site",
+        Remote = "remote",
+    }
+);
+
+/// Completions stored before the mode was recorded were all on site.
+impl Default for CompletionMode {
+    fn default() -> Self {
+        Self::OnSite
+    }
+}
+
+text_enum!(
     SettlementStatus {
         Draft = "draft",
         Issued = "issued",

@@ -1,5 +1,6 @@
 //! A partner's scorecard over a period, from its offer and job history: acceptance,
-//! on-time visits, first-time fixes, time to complete and cost per job. The same figures
+//! on-time visits, first-time fixes, remote resolutions, time to complete and cost per
+//! job. The same figures
 //! feed the ranking of candidates (`quality`).
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ pub struct JobFact {
     pub first_time_fix: bool,
     /// Approved quote totals, in the partner's currency.
     pub approved_minor: i64,
+    /// Closed by remote diagnosis, without a visit.
+    pub remote: bool,
 }
 
 /// One offer made to the partner.
@@ -45,6 +48,9 @@ pub struct Scorecard {
     pub first_time_fix_rate: f64,
     pub mean_hours_to_complete: f64,
     pub cost_per_job: Money,
+    /// Completed jobs closed by remote diagnosis, and their share of completed jobs.
+    pub remote_resolutions: u32,
+    pub remote_resolution_rate: f64,
 }
 
 fn ratio(part: u32, whole: u32) -> f64 {
@@ -95,6 +101,7 @@ pub fn compute(
         .collect();
     let jobs_completed = completed.len() as u32;
     let first_time_fixes = completed.iter().filter(|j| j.first_time_fix).count() as u32;
+    let remote_resolutions = completed.iter().filter(|j| j.remote).count() as u32;
     let hours: Vec<f64> = completed
         .iter()
         .filter_map(|j| {
@@ -131,6 +138,8 @@ pub fn compute(
         first_time_fix_rate: ratio(first_time_fixes, jobs_completed),
         mean_hours_to_complete: mean_hours,
         cost_per_job: Money::new(cost_per_job, currency),
+        remote_resolutions,
+        remote_resolution_rate: ratio(remote_resolutions, jobs_completed),
     }
 }
 
@@ -193,6 +202,7 @@ mod tests {
                 completed_at: Some(t(11)),
                 first_time_fix: true,
                 approved_minor: 10_000,
+                remote: true,
             },
             JobFact {
                 accepted_at: Some(t(2)),
@@ -200,6 +210,7 @@ mod tests {
                 completed_at: Some(t(32)),
                 first_time_fix: false,
                 approved_minor: 5_001,
+                remote: false,
             },
             JobFact {
                 accepted_at: Some(t(3)),
@@ -207,6 +218,7 @@ mod tests {
                 completed_at: None,
                 first_time_fix: false,
                 approved_minor: 0,
+                remote: false,
             },
         ];
         let card = compute("P", t(0), t(24 * 30), "CNY", &offers, &jobs);
@@ -219,6 +231,8 @@ mod tests {
         assert_eq!(card.first_time_fix_rate, 0.5);
         assert_eq!(card.mean_hours_to_complete, 20.0); // (10 + 30) / 2
         assert_eq!(card.cost_per_job, Money::new(7_501, "CNY")); // 15,001 / 2 rounded
+        assert_eq!(card.remote_resolutions, 1, "the first job, closed remotely");
+        assert_eq!(card.remote_resolution_rate, 0.5); // 1 of 2 completed
         assert!((quality(&card) - 0.5).abs() < 1e-9);
     }
 

@@ -12,7 +12,7 @@ use super::{
     jobs::{assemble, parts_of},
 };
 use crate::domain::{
-    JobStatus, OfferStatus, QuoteStatus,
+    CompletionMode, JobStatus, OfferStatus, QuoteStatus,
     job::{Job, JobAggregate},
     scorecard::{JobFact, OfferFact},
 };
@@ -125,6 +125,10 @@ pub async fn job_facts<C: ConnectionTrait>(
                     completed_at: job.completion.as_ref().map(|c| c.completed_at),
                     first_time_fix: job.completion.as_ref().is_some_and(|c| c.first_time_fix()),
                     approved_minor,
+                    remote: job
+                        .completion
+                        .as_ref()
+                        .is_some_and(|c| c.mode == CompletionMode::Remote),
                 },
             ))
         })

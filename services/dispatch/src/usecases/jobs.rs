@@ -21,6 +21,7 @@ use super::{Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed
 
 const CREATE_SCOPE: &str = "dispatch.CreateJob";
 const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
+const REMOTE_SCOPE: &str = "dispatch.ResolveRemotely";
 const CANCEL_SCOPE: &str = "dispatch.CancelJob";
 
 impl DispatchCore {
@@ -109,6 +110,36 @@ impl DispatchCore {
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events =
                     agg.complete(outcome, photos.clone(), &masked(notes), actor, cmd.now())?;
+                save(&mut cmd, &agg, events.into()).await?;
+                cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
+                    .await?;
+                self.answer_as(agg, actor)
+            })
+            .await
+    }
+
+    /// Closes the job by remote diagnosis, without a visit. A retry with the same key
+    /// answers with the job as it is now.
+    pub async fn resolve_remotely(
+        &self,
+        id: &str,
+        outcome: CompletionOutcome,
+        notes: &str,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<JobView, DispatchError> {
+        self.pipeline
+            .keyed(idem, || async {
+                let cmd = match self.pipeline.begin(REMOTE_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self
+                            .get_job(replayed(&remembered)?, actor, ContactRight::Masked)
+                            .await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
+                let events = agg.resolve_remotely(outcome, &masked(notes), actor, cmd.now())?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;

@@ -11,4 +11,5 @@ mod flow;
 mod helpers;
 mod history;
 mod partner_events;
+mod remote;
 mod returns;

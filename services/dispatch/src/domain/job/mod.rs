@@ -2,9 +2,11 @@
 //! on_site → completed | cannot_complete, or cancelled, or unassigned when no partner is
 //! left. Each operation returns the events it caused. The offer rules (who holds the job,
 //! answers, lapses and withdrawals) live in `offer`, the on-site visit and its SLA in
-//! `visit`, the quotes the job takes and their review in `quotes`; this module keeps the
-//! job itself, completion and cancellation.
+//! `visit`, the quotes the job takes and their review in `quotes`, completion (on site or
+//! remote) and the repeat rule in `completion`; this module keeps the job itself and
+//! cancellation.
 
+mod completion;
 mod offer;
 mod quotes;
 mod visit;
@@ -18,8 +20,8 @@ pub use visit::VisitTargets;
 use aftersales_platform::seal::{mask_address, mask_name, mask_phone, normalise_phone};
 
 use super::{
-    Actor, AreaKind, CompletionOutcome, DomainError, JobStatus, Urgency, new_id, partner::GeoPoint,
-    quote::Quote,
+    Actor, AreaKind, CompletionMode, CompletionOutcome, DomainError, JobStatus, Urgency, new_id,
+    partner::GeoPoint, quote::Quote,
 };
 
 /// How long a repeat job looks back for the job whose fix did not hold.
@@ -84,6 +86,8 @@ pub struct Completion {
     pub completed_at: DateTime<Utc>,
     pub first_time_fix_revoked: bool,
     pub repeat_job_id: Option<String>,
+    #[serde(default)]
+    pub mode: CompletionMode,
 }
 
 impl Completion {
@@ -332,34 +336,6 @@ impl JobAggregate {
         true
     }
 
-    pub fn complete(
-        &mut self,
-        outcome: CompletionOutcome,
-        photos: Vec<Photo>,
-        notes: &str,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobEvent>, DomainError> {
-        if !self.job.status.is_open_work() {
-            return Err(self.illegal("be completed"));
-        }
-        self.job.completion = Some(Completion {
-            outcome,
-            photos,
-            notes: notes.to_owned(),
-            completed_at: now,
-            first_time_fix_revoked: false,
-            repeat_job_id: None,
-        });
-        let to = if outcome.is_fix() {
-            JobStatus::Completed
-        } else {
-            JobStatus::CannotComplete
-        };
-        self.move_to(to, actor, format!("outcome {outcome}"), now);
-        Ok(vec![JobEvent::Completed])
-    }
-
     pub fn cancel(
         &mut self,
         reason: &str,
@@ -377,21 +353,6 @@ impl JobAggregate {
             partner_id: self.job.partner_id.clone(),
         });
         Ok(events)
-    }
-
-    /// A repeat job came for the same ticket and product line: this job's fix did not
-    /// hold. True when this changed the record (only the first repeat counts).
-    pub fn revoke_first_time_fix(&mut self, repeat_job_id: &str, now: DateTime<Utc>) -> bool {
-        let Some(completion) = self.job.completion.as_mut() else {
-            return false;
-        };
-        if !completion.outcome.is_fix() || completion.first_time_fix_revoked {
-            return false;
-        }
-        completion.first_time_fix_revoked = true;
-        completion.repeat_job_id = Some(repeat_job_id.to_owned());
-        self.job.updated_at = now;
-        true
     }
 }
 
@@ -494,49 +455,6 @@ mod tests {
             agg.scoped_to("B").job.contact,
             None,
             "closed work hides it again"
-        );
-    }
-
-    #[test]
-    fn completion_outcomes_and_the_repeat_rule() {
-        let mut agg = new_job();
-        agg.offer_to(&ranked("A"), Duration::minutes(30), t(0))
-            .unwrap();
-        let offer = agg.offers[0].id.clone();
-        agg.respond(&offer, accept(AreaKind::Urban), &partner("A"), t(1))
-            .unwrap();
-        let mut not_fixed = agg.clone();
-        not_fixed
-            .complete(
-                CompletionOutcome::NeedsParts,
-                vec![],
-                "",
-                &partner("A"),
-                t(2),
-            )
-            .unwrap();
-        assert_eq!(not_fixed.job.status, JobStatus::CannotComplete);
-        assert!(!not_fixed.revoke_first_time_fix("J2", t(3)));
-        agg.complete(CompletionOutcome::Fixed, vec![], "", &partner("A"), t(2))
-            .unwrap();
-        assert!(agg.job.completion.as_ref().unwrap().first_time_fix());
-        assert!(agg.revoke_first_time_fix("J2", t(3)));
-        assert!(
-            !agg.revoke_first_time_fix("J3", t(4)),
-            "only the first repeat counts"
-        );
-        assert_eq!(
-            agg.job
-                .completion
-                .as_ref()
-                .unwrap()
-                .repeat_job_id
-                .as_deref(),
-            Some("J2")
-        );
-        assert!(
-            agg.cancel("late", &Actor::system("dispatch"), t(5))
-                .is_err()
         );
     }
 
