@@ -97,6 +97,10 @@ pub mod events {
                 Payload::ReturnStepOverdue(_) => "returns.ReturnStepOverdue",
                 Payload::ExchangeShipmentRequested(_) => "returns.ExchangeShipmentRequested",
                 Payload::RepairJobRequested(_) => "returns.RepairJobRequested",
+                Payload::ThirdPartyInspectionRequested(_) => {
+                    "returns.ThirdPartyInspectionRequested"
+                }
+                Payload::ThirdPartyResultRecorded(_) => "returns.ThirdPartyResultRecorded",
                 Payload::JobCreated(_) => "dispatch.JobCreated",
                 Payload::JobOffered(_) => "dispatch.JobOffered",
                 Payload::JobAccepted(_) => "dispatch.JobAccepted",
@@ -136,6 +140,8 @@ pub mod events {
             "returns.ReturnStepOverdue",
             "returns.ExchangeShipmentRequested",
             "returns.RepairJobRequested",
+            "returns.ThirdPartyInspectionRequested",
+            "returns.ThirdPartyResultRecorded",
             "dispatch.JobCreated",
             "dispatch.JobOffered",
             "dispatch.JobAccepted",

@@ -372,6 +372,7 @@ async fn no_personal_data_in_clear_anywhere_and_none_after_erasure() {
             desired_outcome: rpb::Outcome::Refund as i32,
             customer_time_zone: "Asia/Shanghai".into(),
             actor: None,
+            refund_only: false,
         })
         .await
         .unwrap();

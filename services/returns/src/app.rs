@@ -79,6 +79,14 @@ pub fn settings_from_env(
         pickup: seconds("RETURNS_PICKUP_DEADLINE_SECS")?,
         inspection: seconds("RETURNS_INSPECTION_DEADLINE_SECS")?,
         refund: seconds("RETURNS_REFUND_DEADLINE_SECS")?,
+        third_party: {
+            let name = "RETURNS_THIRD_PARTY_DEADLINE_SECS";
+            let secs: u32 = env.or(name, 7 * 86_400)?;
+            if secs == 0 {
+                return Err(ConfigError::new(name, "0", "must be at least 1"));
+            }
+            Duration::seconds(i64::from(secs))
+        },
     };
     let provider = env
         .raw("PAYMENT_PROVIDER")

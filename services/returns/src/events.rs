@@ -14,7 +14,11 @@ use aftersales_protos::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::rma::{ReturnAggregate, ReturnEvent},
+    domain::{
+        RefundState,
+        refund::Refund,
+        rma::{ReturnAggregate, ReturnEvent},
+    },
     proto::{self, ProtoEnum},
 };
 
@@ -81,6 +85,7 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
         ReturnEvent::RepairRequested => Payload::RepairJobRequested(repair_requested(agg)),
         ReturnEvent::RefundSucceeded {
             refund_id,
+            kind,
             amount,
             reference,
         } => Payload::RefundSucceeded(ev::RefundSucceeded {
@@ -88,13 +93,61 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
             refund_id: refund_id.clone(),
             amount: Some(proto::money(amount)),
             provider_reference: reference.clone(),
+            kind: kind.to_proto(),
+            order_id: r.order_id.clone(),
         }),
-        ReturnEvent::RefundFailed { refund_id, error } => Payload::RefundFailed(ev::RefundFailed {
+        ReturnEvent::RefundFailed {
+            refund_id,
+            kind,
+            error,
+        } => Payload::RefundFailed(ev::RefundFailed {
             return_id,
             refund_id: refund_id.clone(),
             error: error.clone(),
+            kind: kind.to_proto(),
+            order_id: r.order_id.clone(),
+        }),
+        ReturnEvent::ThirdPartyRequested { lab, due_at } => {
+            Payload::ThirdPartyInspectionRequested(ev::ThirdPartyInspectionRequested {
+                return_id,
+                order_id: r.order_id.clone(),
+                lab: lab.clone(),
+                due_at: Some(timestamp(*due_at)),
+            })
+        }
+        ReturnEvent::ThirdPartyResult {
+            verdict,
+            lab_reference,
+        } => Payload::ThirdPartyResultRecorded(ev::ThirdPartyResultRecorded {
+            return_id,
+            verdict: verdict.to_proto(),
+            lab_reference: lab_reference.clone(),
         }),
     }
+}
+
+/// The outcome of a refund without a return (a price difference), published about the
+/// refund itself; nothing while it is still pending.
+pub fn standalone_refund(refund: &Refund, now: DateTime<Utc>) -> Option<NewEvent> {
+    let payload = match refund.state {
+        RefundState::Pending => return None,
+        RefundState::Succeeded => Payload::RefundSucceeded(ev::RefundSucceeded {
+            return_id: String::new(),
+            refund_id: refund.id.clone(),
+            amount: Some(proto::money(&refund.amount)),
+            provider_reference: refund.provider_reference.clone().unwrap_or_default(),
+            kind: refund.kind.to_proto(),
+            order_id: refund.order_id.clone(),
+        }),
+        RefundState::Failed => Payload::RefundFailed(ev::RefundFailed {
+            return_id: String::new(),
+            refund_id: refund.id.clone(),
+            error: refund.last_error.clone().unwrap_or_default(),
+            kind: refund.kind.to_proto(),
+            order_id: refund.order_id.clone(),
+        }),
+    };
+    Some(new_event(STREAM, "returns", &refund.id, payload, now))
 }
 
 /// What dispatch needs to create the repair job: ids and codes, no contact (the goods are

@@ -9,8 +9,8 @@ use aftersales_protos::{common::v1 as common, returns::v1 as pb};
 pub use aftersales_platform::codes::ProtoEnum;
 
 use crate::domain::{
-    Condition, Disposition, Money, Outcome, Reason, RefundState, Resolution, Status, Step,
-    TrackingKind,
+    Condition, Disposition, Money, Outcome, Reason, RefundKind, RefundState, Resolution, Status,
+    Step, TrackingKind, Verdict,
     eligibility::ReturnPolicy,
     listing::CarrierLine,
     refund::Refund,
@@ -19,16 +19,26 @@ use crate::domain::{
 
 proto_enum!(Reason => pb::ReturnReason {
     NoReason => NoReason, QualityDefect => QualityDefect, WrongItem => WrongItem,
-    DamagedInTransit => DamagedInTransit, NotAsDescribed => NotAsDescribed,
+    DamagedInTransit => DamagedInTransit, NotAsDescribed => NotAsDescribed, NotReceived => NotReceived,
 });
 proto_enum!(Outcome => pb::Outcome { Refund => Refund, Exchange => Exchange, Repair => Repair });
 proto_enum!(Status => pb::ReturnStatus {
     Requested => Requested, Approved => Approved, Rejected => Rejected, PickupBooked => PickupBooked,
     InTransit => InTransit, Received => Received, Inspected => Inspected, Refunded => Refunded,
     Exchanged => Exchanged, SentToRepair => SentToRepair, RejectedAfterInspection => RejectedAfterInspection,
-    Closed => Closed, Cancelled => Cancelled, Repaired => Repaired,
+    Closed => Closed, Cancelled => Cancelled, Repaired => Repaired, AwaitingThirdParty => AwaitingThirdParty,
 });
-proto_enum!(Step => pb::Step { Review => Review, Pickup => Pickup, Inspection => Inspection, Refund => Refund });
+proto_enum!(Step => pb::Step {
+    Review => Review, Pickup => Pickup, Inspection => Inspection, Refund => Refund,
+    ThirdPartyInspection => ThirdPartyInspection,
+});
+proto_enum!(Verdict => pb::ThirdPartyVerdict {
+    DefectConfirmed => DefectConfirmed, NoDefect => NoDefect, CustomerDamage => CustomerDamage,
+});
+proto_enum!(RefundKind => pb::RefundKind {
+    Return => Return, RefundOnly => RefundOnly, NegotiatedPartial => NegotiatedPartial,
+    PriceDifference => PriceDifference,
+});
 proto_enum!(TrackingKind => pb::TrackingKind {
     PickedUp => PickedUp, InTransit => InTransit, DeliveredToWarehouse => DeliveredToWarehouse, Exception => Exception,
 });
@@ -113,6 +123,22 @@ pub fn rma(agg: &ReturnAggregate) -> pb::Return {
         customer_time_zone: r.customer_time_zone.clone(),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
+        third_party_inspection: r.third_party.as_ref().map(|lab| pb::ThirdPartyInspection {
+            lab: lab.lab.clone(),
+            requested_at: Some(timestamp(lab.requested_at)),
+            due_at: Some(timestamp(lab.due_at)),
+            verdict: lab.verdict.map_or(0, Verdict::to_proto),
+            lab_reference: lab.lab_reference.clone().unwrap_or_default(),
+            notes: lab.notes.clone(),
+            reported_at: lab.reported_at.map(timestamp),
+        }),
+        refund_only: r.refund_only,
+        partial_agreement: r.agreement.as_ref().map(|a| pb::PartialAgreement {
+            amount: Some(money(&a.amount)),
+            customer_agreement: a.customer_agreement.clone(),
+            agreed_by: a.agreed_by.clone(),
+            agreed_at: Some(timestamp(a.agreed_at)),
+        }),
     }
 }
 
@@ -137,6 +163,8 @@ pub fn refund(r: &Refund) -> pb::Refund {
         last_error: r.last_error.clone().unwrap_or_default(),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
+        kind: r.kind.to_proto(),
+        order_id: r.order_id.clone(),
     }
 }
 
@@ -149,6 +177,10 @@ pub fn policy(p: &ReturnPolicy) -> pb::ReturnPolicy {
         exclusion: p.exclusion.map(|e| e.to_string()).unwrap_or_default(),
         auto_approve: p.auto_approve,
         damage_deduction_percent: u32::from(p.damage_deduction_percent),
+        refund_only_max_minor: p.refund_only_max_minor,
+        partial_refund_max_percent: u32::from(p.partial_refund_max_percent),
+        price_protection_days: p.price_protection_days,
+        price_protection_max_minor: p.price_protection_max_minor,
     }
 }
 

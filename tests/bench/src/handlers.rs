@@ -207,6 +207,7 @@ impl Service {
                     pickup: due_in,
                     inspection: due_in,
                     refund: due_in,
+                    third_party: due_in,
                 };
                 let app = ReturnsApp::build(settings(home), config, bus, queue).await?;
                 let db = app.core().db().clone();

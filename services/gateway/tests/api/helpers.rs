@@ -552,6 +552,7 @@ pub async fn booked_return(returns: &mut ReturnServiceClient<Channel>) -> (Strin
             desired_outcome: rpb::Outcome::Refund as i32,
             customer_time_zone: "Asia/Shanghai".into(),
             actor: None,
+            refund_only: false,
         })
         .await
         .expect("requested")

@@ -199,6 +199,64 @@ impl ReturnService for ReturnsApi {
         )))
     }
 
+    async fn request_third_party_inspection(
+        &self,
+        request: Request<pb::RequestThirdPartyInspectionRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        request::third_party(&r)?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        reply(
+            &self
+                .core
+                .request_third_party(&r.return_id, &r.lab, &r.reason, &actor)
+                .await?,
+        )
+    }
+
+    async fn record_third_party_result(
+        &self,
+        request: Request<pb::RecordThirdPartyResultRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let result = request::third_party_result(&r)?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        reply(
+            &self
+                .core
+                .record_third_party(&r.return_id, result, &actor)
+                .await?,
+        )
+    }
+
+    async fn agree_partial_refund(
+        &self,
+        request: Request<pb::AgreePartialRefundRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let offer = request::partial(&r)?;
+        audit::target(format!("return:{}", r.return_id));
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        reply(&self.core.agree_partial(&r.return_id, offer, &actor).await?)
+    }
+
+    async fn request_price_difference_refund(
+        &self,
+        request: Request<pb::RequestPriceDifferenceRefundRequest>,
+    ) -> Result<Response<pb::Refund>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (claim, idem) = request::price_difference(&r)?;
+        audit::target(format!("order_line:{}/{}", r.order_id, r.sku));
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        tracing::info!(actor = %actor.id, order_id = %claim.order_id, "price difference claimed");
+        let refund = self.core.price_difference(claim, idem.as_ref()).await?;
+        Ok(Response::new(proto::refund(&refund)))
+    }
+
     async fn carrier_reconciliation(
         &self,
         request: Request<pb::CarrierReconciliationRequest>,

@@ -44,13 +44,25 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("UpsertReturnPolicy"), &[ADMIN]),
     (rpc!("CarrierReconciliation"), &[ADMIN, ANALYST, MANAGER]),
+    (
+        rpc!("RequestThirdPartyInspection"),
+        &[AGENT, SUPERVISOR, MANAGER],
+    ),
+    (
+        rpc!("RecordThirdPartyResult"),
+        &[AGENT, SUPERVISOR, MANAGER],
+    ),
+    (rpc!("AgreePartialRefund"), &[REFUNDS]),
+    (rpc!("RequestPriceDifferenceRefund"), &[REFUNDS]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 
-/// The RPCs every call of which is audited: refunds, policy changes, and reading the
-/// trail.
+/// The RPCs every call of which is audited: refunds (every variant), policy changes, and
+/// reading the trail.
 pub const AUDITED: &[&str] = &[
     rpc!("ResolveReturn"),
+    rpc!("AgreePartialRefund"),
+    rpc!("RequestPriceDifferenceRefund"),
     rpc!("UpsertReturnPolicy"),
     audit::LIST_AUDIT_RECORDS,
 ];

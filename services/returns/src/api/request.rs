@@ -14,12 +14,16 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        Exclusion,
+        Exclusion, Outcome,
         eligibility::{DEFAULT_TIME_ZONE, ReturnPolicy},
         listing::ReturnFilter,
-        rma::{InspectionLine, NewReturn, ReturnLine},
+        refund_variants::PriceClaim,
+        rma::{InspectionLine, NewReturn, ReturnLine, third_party::LabResult},
     },
-    usecases::logistics::{PickupOrder, TrackingUpdate},
+    usecases::{
+        logistics::{PickupOrder, TrackingUpdate},
+        variants::PartialOffer,
+    },
 };
 
 const MAX_TEXT: usize = 10_000;
@@ -106,6 +110,12 @@ pub fn request_return(
             format!("{zone:?} is not an IANA time zone"),
         );
     }
+    if r.refund_only && desired.is_some_and(|d| d != Outcome::Refund) {
+        v.add(
+            "desired_outcome",
+            "must be refund for a refund-only request",
+        );
+    }
     let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let (Some(reason), Some(desired)) = (reason, desired) else {
@@ -121,6 +131,7 @@ pub fn request_return(
             evidence: r.evidence.clone(),
             desired,
             customer_time_zone: zone,
+            refund_only: r.refund_only,
         },
         idem,
     ))
@@ -250,6 +261,18 @@ pub fn policy(r: &pb::UpsertReturnPolicyRequest) -> Result<ReturnPolicy, Status>
     if p.no_reason_days > 365 || p.exchange_days > 365 || p.warranty_months > 120 {
         v.add("policy", "periods must be at most 365 days and 120 months");
     }
+    if p.partial_refund_max_percent > 100 {
+        v.add("policy.partial_refund_max_percent", "must be at most 100");
+    }
+    if p.price_protection_days > 365 {
+        v.add("policy.price_protection_days", "must be at most 365");
+    }
+    if p.refund_only_max_minor < 0 {
+        v.add("policy.refund_only_max_minor", "must not be negative");
+    }
+    if p.price_protection_max_minor < 0 {
+        v.add("policy.price_protection_max_minor", "must not be negative");
+    }
     v.finish()?;
     Ok(ReturnPolicy {
         product_line: p.product_line.clone(),
@@ -259,6 +282,10 @@ pub fn policy(r: &pb::UpsertReturnPolicyRequest) -> Result<ReturnPolicy, Status>
         exclusion,
         auto_approve: p.auto_approve,
         damage_deduction_percent: p.damage_deduction_percent as u8,
+        refund_only_max_minor: p.refund_only_max_minor,
+        partial_refund_max_percent: p.partial_refund_max_percent as u8,
+        price_protection_days: p.price_protection_days,
+        price_protection_max_minor: p.price_protection_max_minor,
     })
 }
 
@@ -271,4 +298,117 @@ pub fn reconciliation(r: &pb::CarrierReconciliationRequest) -> Result<(), Status
         v.add("month", "must be YYYY-MM");
     }
     v.finish()
+}
+
+pub fn third_party(r: &pb::RequestThirdPartyInspectionRequest) -> Result<(), Status> {
+    let mut v = Violations::new();
+    v.id("return_id", &r.return_id);
+    v.id("lab", &r.lab);
+    v.require("reason", &r.reason);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()
+}
+
+pub fn third_party_result(r: &pb::RecordThirdPartyResultRequest) -> Result<LabResult, Status> {
+    let mut v = Violations::new();
+    v.id("return_id", &r.return_id);
+    v.id("lab_reference", &r.lab_reference);
+    let verdict = v.required_enum("verdict", r.verdict);
+    v.max_len("notes", &r.notes, MAX_TEXT);
+    v.finish()?;
+    let verdict = verdict.ok_or_else(|| Status::internal("validated verdict missing"))?;
+    Ok(LabResult {
+        lab_reference: r.lab_reference.clone(),
+        verdict,
+        notes: r.notes.clone(),
+    })
+}
+
+pub fn partial(r: &pb::AgreePartialRefundRequest) -> Result<PartialOffer, Status> {
+    let mut v = Violations::new();
+    v.id("return_id", &r.return_id);
+    let amount = match &r.amount {
+        None => {
+            v.add("amount", "is required");
+            None
+        }
+        Some(amount) => v.money("amount", Some(amount)),
+    };
+    if amount.as_ref().is_some_and(|a| a.minor == 0) {
+        v.add("amount.minor_units", "must be positive");
+    }
+    v.id("customer_agreement", &r.customer_agreement);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    v.finish()?;
+    let amount = amount.ok_or_else(|| Status::internal("validated amount missing"))?;
+    Ok(PartialOffer {
+        amount,
+        customer_agreement: r.customer_agreement.clone(),
+        reason: r.reason.clone(),
+    })
+}
+
+pub fn price_difference(
+    r: &pb::RequestPriceDifferenceRefundRequest,
+) -> Result<(PriceClaim, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    v.id("order_id", &r.order_id);
+    v.id("customer_id", &r.customer_id);
+    v.id("sku", &r.sku);
+    v.id("product_line", &r.product_line);
+    if r.quantity == 0 || r.quantity > 10_000 {
+        v.add("quantity", "must be between 1 and 10000");
+    }
+    let mut money = |field: &str, m: Option<&aftersales_protos::common::v1::Money>| match m {
+        None => {
+            v.add(field, "is required");
+            None
+        }
+        some => v.money(field, some),
+    };
+    let paid = money("paid_unit_price", r.paid_unit_price.as_ref());
+    let current = money("current_unit_price", r.current_unit_price.as_ref());
+    let purchased_at = match r.purchased_at.as_ref().map(instant) {
+        None => {
+            v.add("purchased_at", "is required");
+            None
+        }
+        Some(None) => {
+            v.add("purchased_at", "is out of range");
+            None
+        }
+        Some(Some(t)) if t > Utc::now() => {
+            v.add("purchased_at", "is in the future");
+            None
+        }
+        Some(Some(t)) => Some(t),
+    };
+    let zone = non_empty(&r.customer_time_zone).unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+    if zone.parse::<chrono_tz::Tz>().is_err() {
+        v.add(
+            "customer_time_zone",
+            format!("{zone:?} is not an IANA time zone"),
+        );
+    }
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.finish()?;
+    let (Some(paid_unit_price), Some(current_unit_price), Some(purchased_at)) =
+        (paid, current, purchased_at)
+    else {
+        return Err(Status::internal("validated fields missing"));
+    };
+    Ok((
+        PriceClaim {
+            order_id: r.order_id.clone(),
+            customer_id: r.customer_id.clone(),
+            sku: r.sku.clone(),
+            product_line: r.product_line.clone(),
+            quantity: r.quantity,
+            paid_unit_price,
+            current_unit_price,
+            purchased_at,
+            customer_time_zone: zone,
+        },
+        idem,
+    ))
 }

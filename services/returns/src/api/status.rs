@@ -13,9 +13,9 @@ impl From<ReturnsError> for Status {
         match err {
             ReturnsError::NotFound { .. } => Status::not_found(err.to_string()),
             ReturnsError::Domain(domain) => match domain {
-                DomainError::IllegalTransition { .. } | DomainError::Precondition(_) => {
-                    Status::failed_precondition(domain.to_string())
-                }
+                DomainError::IllegalTransition { .. }
+                | DomainError::Precondition(_)
+                | DomainError::Refused { .. } => Status::failed_precondition(domain.to_string()),
                 DomainError::Invalid { field, reason } => invalid_field(&field, reason),
             },
             ReturnsError::Carrier(carrier) => match carrier {

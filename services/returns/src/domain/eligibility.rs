@@ -28,6 +28,36 @@ pub struct ReturnPolicy {
     /// Percent of a line's price deducted (rule `customer_damage`) when a no-reason
     /// return comes back damaged.
     pub damage_deduction_percent: u8,
+    /// Refund-only (no goods come back) without a reason like "not received": allowed up
+    /// to this total, in minor units; 0 allows none.
+    #[serde(default = "defaults::refund_only_max_minor")]
+    pub refund_only_max_minor: i64,
+    /// The most a negotiated partial refund may be, in percent of the paid amount.
+    #[serde(default = "defaults::partial_refund_max_percent")]
+    pub partial_refund_max_percent: u8,
+    /// Days after purchase a price drop is refunded; 0 offers no price protection.
+    #[serde(default = "defaults::price_protection_days")]
+    pub price_protection_days: u32,
+    /// The most one order line's price difference refunds; 0 means no cap.
+    #[serde(default)]
+    pub price_protection_max_minor: i64,
+}
+
+/// The refund variants' defaults, also for policies stored before they existed.
+mod defaults {
+    /// Low-value goods are cheaper to refund than to bring back (50.00).
+    pub fn refund_only_max_minor() -> i64 {
+        5_000
+    }
+
+    /// Beyond half the price, the goods should come back instead.
+    pub fn partial_refund_max_percent() -> u8 {
+        50
+    }
+
+    pub fn price_protection_days() -> u32 {
+        15
+    }
 }
 
 impl ReturnPolicy {
@@ -42,6 +72,10 @@ impl ReturnPolicy {
             exclusion: None,
             auto_approve: true,
             damage_deduction_percent: 0,
+            refund_only_max_minor: defaults::refund_only_max_minor(),
+            partial_refund_max_percent: defaults::partial_refund_max_percent(),
+            price_protection_days: defaults::price_protection_days(),
+            price_protection_max_minor: 0,
         }
     }
 
@@ -59,6 +93,18 @@ impl ReturnPolicy {
             return Err(DomainError::invalid(
                 "policy.damage_deduction_percent",
                 "must be at most 100",
+            ));
+        }
+        if self.partial_refund_max_percent > 100 {
+            return Err(DomainError::invalid(
+                "policy.partial_refund_max_percent",
+                "must be at most 100",
+            ));
+        }
+        if self.refund_only_max_minor < 0 || self.price_protection_max_minor < 0 {
+            return Err(DomainError::invalid(
+                "policy",
+                "refund_only_max_minor and price_protection_max_minor must not be negative",
             ));
         }
         Ok(())

@@ -10,9 +10,19 @@ pub enum DomainError {
     Precondition(String),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// A rule refused: `rule` names it (e.g. `refund_only_over_limit`).
+    #[error("refused by rule {rule}: {detail}")]
+    Refused { rule: String, detail: String },
 }
 
 impl DomainError {
+    pub fn refused(rule: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Refused {
+            rule: rule.into(),
+            detail: detail.into(),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),

@@ -6,6 +6,7 @@ pub mod eligibility;
 pub mod error;
 pub mod listing;
 pub mod refund;
+pub mod refund_variants;
 pub mod rma;
 
 use aftersales_platform::text_enum;
@@ -22,6 +23,7 @@ text_enum!(
         WrongItem = "wrong_item",
         DamagedInTransit = "damaged_in_transit",
         NotAsDescribed = "not_as_described",
+        NotReceived = "not_received",
     }
 );
 
@@ -40,6 +42,7 @@ text_enum!(
     }
 );
 
+// `awaiting_third_party`: inspection could not judge; a third-party lab inspects the goods.
 // `repaired`: sent to repair, repaired by the dispatch job, shipped back to the customer.
 text_enum!(
     Status {
@@ -57,6 +60,7 @@ text_enum!(
         Closed = "closed",
         Cancelled = "cancelled",
         Repaired = "repaired",
+        AwaitingThirdParty = "awaiting_third_party",
     }
 );
 
@@ -67,6 +71,7 @@ text_enum!(
         Pickup = "pickup",
         Inspection = "inspection",
         Refund = "refund",
+        ThirdPartyInspection = "third_party_inspection",
     }
 );
 
@@ -122,6 +127,26 @@ text_enum!(
         Pending = "pending",
         Succeeded = "succeeded",
         Failed = "failed",
+    }
+);
+
+text_enum!(
+    /// What a third-party lab found.
+    Verdict {
+        DefectConfirmed = "defect_confirmed",
+        NoDefect = "no_defect",
+        CustomerDamage = "customer_damage",
+    }
+);
+
+text_enum!(
+    /// What a refund is for: a returned return's (`return`), refund-only (no goods come
+    /// back), a negotiated partial refund (the goods are kept), or a price difference.
+    RefundKind {
+        Return = "return",
+        RefundOnly = "refund_only",
+        NegotiatedPartial = "negotiated_partial",
+        PriceDifference = "price_difference",
     }
 );
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Condition, DomainError, Money, Reason, RefundState,
+    Condition, DomainError, Money, Reason, RefundKind, RefundState,
     eligibility::Policies,
     rma::{Rma, new_id},
 };
@@ -25,6 +25,9 @@ pub struct Refund {
     pub id: String,
     pub return_id: String,
     pub order_id: String,
+    /// What the refund is for; refunds stored before the variants are returns' refunds.
+    #[serde(default = "return_kind")]
+    pub kind: RefundKind,
     pub amount: Money,
     pub lines: Vec<RefundLine>,
     pub state: RefundState,
@@ -35,6 +38,10 @@ pub struct Refund {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn return_kind() -> RefundKind {
+    RefundKind::Return
 }
 
 /// The most payment attempts before a refund is given up as failed.
@@ -116,10 +123,33 @@ impl Refund {
         safety_net: Duration,
         now: DateTime<Utc>,
     ) -> Self {
+        Self::open(
+            RefundKind::Return,
+            &rma.id,
+            &rma.order_id,
+            amount,
+            lines,
+            safety_net,
+            now,
+        )
+    }
+
+    /// A pending refund of `kind`; `return_id` is empty for a refund without a return (a
+    /// price difference).
+    pub fn open(
+        kind: RefundKind,
+        return_id: &str,
+        order_id: &str,
+        amount: Money,
+        lines: Vec<RefundLine>,
+        safety_net: Duration,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: new_id(),
-            return_id: rma.id.clone(),
-            order_id: rma.order_id.clone(),
+            return_id: return_id.to_owned(),
+            order_id: order_id.to_owned(),
+            kind,
             amount,
             lines,
             state: RefundState::Pending,
@@ -219,6 +249,9 @@ mod tests {
             }],
             refund_id: None,
             repair: Default::default(),
+            third_party: None,
+            refund_only: false,
+            agreement: None,
             history: vec![],
             created_at: now,
             updated_at: now,

@@ -5,12 +5,12 @@
 //! exchanged. Each step
 //! has a deadline; every operation records who did what and returns the events it caused.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Condition, DeadlineState, Disposition, DomainError, Money, Outcome, Reason, Resolution, Status,
-    Step, TrackingKind, eligibility::Decision,
+    Condition, DeadlineState, Disposition, DomainError, Money, Outcome, Reason, RefundKind,
+    Resolution, Status, Step, TrackingKind, Verdict, eligibility::Decision,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,36 +73,7 @@ impl Deadline {
     }
 }
 
-/// How long each step may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepTargets {
-    pub review: Duration,
-    pub pickup: Duration,
-    pub inspection: Duration,
-    pub refund: Duration,
-}
-
-impl StepTargets {
-    /// The online flow: each step within 24 hours.
-    pub fn handbook() -> Self {
-        let day = Duration::hours(24);
-        Self {
-            review: day,
-            pickup: day,
-            inspection: day,
-            refund: day,
-        }
-    }
-
-    fn of(&self, step: Step) -> Duration {
-        match step {
-            Step::Review => self.review,
-            Step::Pickup => self.pickup,
-            Step::Inspection => self.inspection,
-            Step::Refund => self.refund,
-        }
-    }
-}
+pub use steps::{StepTargets, can_move};
 
 /// Who acts, for the history.
 pub use aftersales_platform::caller::Actor;
@@ -131,12 +102,22 @@ pub enum ReturnEvent {
     RepairRequested,
     RefundSucceeded {
         refund_id: String,
+        kind: RefundKind,
         amount: Money,
         reference: String,
     },
     RefundFailed {
         refund_id: String,
+        kind: RefundKind,
         error: String,
+    },
+    ThirdPartyRequested {
+        lab: String,
+        due_at: DateTime<Utc>,
+    },
+    ThirdPartyResult {
+        verdict: Verdict,
+        lab_reference: String,
     },
 }
 
@@ -169,6 +150,14 @@ pub struct Rma {
     /// Sent to repair: the region the goods are repaired in, and dispatch's job for it.
     #[serde(default)]
     pub repair: repair::RepairState,
+    #[serde(default)]
+    pub third_party: Option<third_party::ThirdParty>,
+    /// Asked for as refund-only: no goods come back.
+    #[serde(default)]
+    pub refund_only: bool,
+    /// A partial refund agreed with the customer, who keeps the goods.
+    #[serde(default)]
+    pub agreement: Option<variants::Agreement>,
     pub history: Vec<StepRecord>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -185,6 +174,7 @@ pub struct NewReturn {
     pub evidence: Vec<String>,
     pub desired: Outcome,
     pub customer_time_zone: String,
+    pub refund_only: bool,
 }
 
 /// A return with its step deadlines, changed together.
@@ -192,28 +182,6 @@ pub struct NewReturn {
 pub struct ReturnAggregate {
     pub rma: Rma,
     pub deadlines: Vec<Deadline>,
-}
-
-/// Is `from → to` a step of the lifecycle?
-pub fn can_move(from: Status, to: Status) -> bool {
-    use Status::*;
-    matches!(
-        (from, to),
-        (Requested, Approved | Rejected | Cancelled)
-            | (Approved, PickupBooked | Cancelled)
-            | (PickupBooked, InTransit | Received | Cancelled)
-            | (InTransit, Received)
-            | (Received, Inspected)
-            | (
-                Inspected,
-                Refunded | Exchanged | SentToRepair | RejectedAfterInspection
-            )
-            | (SentToRepair, Repaired | Refunded | Exchanged)
-            | (
-                Rejected | Refunded | Exchanged | SentToRepair | RejectedAfterInspection | Repaired,
-                Closed
-            )
-    )
 }
 
 pub fn new_id() -> String {
@@ -249,6 +217,9 @@ impl ReturnAggregate {
             inspection: Vec::new(),
             refund_id: None,
             repair: repair::RepairState::default(),
+            third_party: None,
+            refund_only: new.refund_only,
+            agreement: None,
             history: vec![StepRecord {
                 from: None,
                 to: Status::Requested,
@@ -288,7 +259,13 @@ impl ReturnAggregate {
     ) -> Result<Vec<ReturnEvent>, DomainError> {
         self.move_to(Status::Approved, actor, rule, now)?;
         self.complete(Step::Review);
-        self.start(Step::Pickup, targets, now);
+        // Refund-only: nothing is picked up, the refund is the next step.
+        let next = if self.rma.refund_only {
+            Step::Refund
+        } else {
+            Step::Pickup
+        };
+        self.start(next, targets, now);
         Ok(vec![ReturnEvent::Approved {
             rule: rule.to_owned(),
         }])
@@ -511,6 +488,12 @@ impl ReturnAggregate {
         now: DateTime<Utc>,
     ) -> Result<(), DomainError> {
         let from = self.rma.status;
+        if self.refund_without_goods_under_way() && !matches!(to, Status::Refunded | Status::Closed)
+        {
+            return Err(DomainError::Precondition(format!(
+                "a refund without returned goods is under way: the return cannot become {to}"
+            )));
+        }
         if !can_move(from, to) {
             return Err(DomainError::IllegalTransition { from, to });
         }
@@ -584,5 +567,8 @@ impl ReturnAggregate {
 
 mod erasure;
 pub mod repair;
+mod steps;
 #[cfg(test)]
 mod tests;
+pub mod third_party;
+pub mod variants;

@@ -161,3 +161,25 @@ pub mod policy {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod price_protection {
+    use sea_orm::entity::prelude::*;
+
+    /// The price-difference refund of an order line: one per line, so a second claim
+    /// (or a concurrent one) finds the first.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "price_protections")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sku: String,
+        pub refund_id: String,
+        pub claimed_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateProcessedEvents),
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddRepairJobs),
+            Box::new(AddPriceProtections),
         ]
     }
 }
@@ -236,6 +237,43 @@ impl MigrationTrait for AddRepairJobs {
             Table::alter()
                 .table("returns")
                 .drop_column("repair_job_id")
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// One price-difference refund per order line: the primary key is the rule.
+struct AddPriceProtections;
+
+impl MigrationName for AddPriceProtections {
+    fn name(&self) -> &str {
+        "m20261202_000040_add_price_protections"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddPriceProtections {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("price_protections")
+                .if_not_exists()
+                .col(text("order_id"))
+                .col(text("sku"))
+                .col(text("refund_id"))
+                .col(ts("claimed_at"))
+                .primary_key(Index::create().col("order_id").col("sku"))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table("price_protections")
+                .if_exists()
                 .to_owned(),
         )
         .await

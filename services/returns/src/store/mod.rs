@@ -6,6 +6,7 @@ mod batch;
 mod entity;
 pub mod migration;
 mod reads;
+mod variants;
 
 use aftersales_platform::db::{from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ use crate::domain::{
 pub use batch::{load_aggregates, save_aggregates};
 use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
 pub use reads::get_returns;
+pub use variants::{claim_price_protection, get_refund_locked};
 
 fn rma_row(agg: &ReturnAggregate) -> Result<rma::ActiveModel, DbErr> {
     let r = &agg.rma;

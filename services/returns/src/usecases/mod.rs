@@ -20,6 +20,8 @@ pub mod policies;
 pub mod refunds;
 pub mod repairs;
 pub mod requests;
+pub mod third_party;
+pub mod variants;
 
 use aftersales_platform::{coalesce::Coalescer, pii::masked};
 use aftersales_runtime::command::{Command, Pipeline, Remembered};

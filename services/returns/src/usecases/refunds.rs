@@ -86,6 +86,9 @@ impl ReturnsCore {
                 &pending.amount,
             )
             .await;
+        if pending.return_id.is_empty() {
+            return self.record_standalone(refund_id, outcome).await;
+        }
         let (mut cmd, mut agg) = self
             .open("returns.RecordRefund", &pending.return_id)
             .await?;
@@ -105,12 +108,14 @@ impl ReturnsCore {
                 agg.refunded(&reference, now)?;
                 changes.events.push(ReturnEvent::RefundSucceeded {
                     refund_id: refund.id.clone(),
+                    kind: refund.kind,
                     amount: refund.amount.clone(),
                     reference,
                 });
             }
             RefundState::Failed => changes.events.push(ReturnEvent::RefundFailed {
                 refund_id: refund.id.clone(),
+                kind: refund.kind,
                 error: refund.last_error.clone().unwrap_or_default(),
             }),
             RefundState::Pending => {

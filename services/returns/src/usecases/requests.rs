@@ -11,6 +11,7 @@ use crate::{
         DomainError,
         eligibility::{self, Policies},
         listing::ReturnFilter,
+        refund_variants,
         rma::{Actor, NewReturn, ReturnAggregate},
     },
     error::ReturnsError,
@@ -52,6 +53,13 @@ impl ReturnsCore {
             .parse()
             .map_err(|_| DomainError::invalid("customer_time_zone", "is not an IANA time zone"))?;
         let policies = Policies::new(store::policies(cmd.txn()).await?);
+        let variant_rule = if new.refund_only {
+            Some(refund_variants::refund_only(
+                &new.lines, new.reason, &policies,
+            )?)
+        } else {
+            None
+        };
         let decision = eligibility::decide(
             &new.lines,
             new.reason,
@@ -61,12 +69,20 @@ impl ReturnsCore {
             now,
             tz,
         );
-        let (agg, events) =
+        let (mut agg, events) =
             ReturnAggregate::request(new.clone(), &decision, &self.targets, actor, now);
-        save(&mut cmd, &agg, Changes::from(events)).await?;
+        if let Some(rule) = variant_rule {
+            tracing::info!(return_id = %agg.rma.id, rule, "refund-only allowed");
+        }
+        let refund = self.refund_only_refund(&mut agg, now)?;
+        let changes = Changes {
+            refund,
+            ..Changes::from(events)
+        };
+        save(&mut cmd, &agg, changes).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&agg.rma.id))
             .await?;
-        Ok(agg)
+        self.pay_then_read(agg).await
     }
 
     /// The return a keyed command produced, as it is now.
@@ -123,14 +139,21 @@ impl ReturnsCore {
     ) -> Result<ReturnAggregate, ReturnsError> {
         let reason = &masked(reason);
         let targets = self.targets;
-        self.command("returns.ReviewReturn", id, |agg, now| {
-            if approve {
-                agg.approve(reason, &targets, actor, now).map(Changes::from)
-            } else {
-                agg.reject(reason, actor, now).map(Changes::from)
-            }
-        })
-        .await
+        let agg = self
+            .command("returns.ReviewReturn", id, |agg, now| {
+                if approve {
+                    let events = agg.approve(reason, &targets, actor, now)?;
+                    let refund = self.refund_only_refund(agg, now)?;
+                    Ok(Changes {
+                        refund,
+                        ..Changes::from(events)
+                    })
+                } else {
+                    agg.reject(reason, actor, now).map(Changes::from)
+                }
+            })
+            .await?;
+        self.pay_then_read(agg).await
     }
 
     pub async fn cancel(

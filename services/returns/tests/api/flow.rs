@@ -11,7 +11,7 @@ use tonic::Code;
 
 use crate::helpers::{Backend, TestApp, cny, request, spawn, spawn_with, yesterday};
 
-fn inspected_line(
+pub(crate) fn inspected_line(
     condition: pb::Condition,
     defect: bool,
     disposition: pb::Disposition,
@@ -42,7 +42,7 @@ fn track(
 
 /// Request → auto-approval → pickup → in transit → received → inspected; returns the
 /// return and its tracking number.
-async fn to_inspected(
+pub(crate) async fn to_inspected(
     app: &mut TestApp,
     reason: pb::ReturnReason,
     inspection: pb::InspectionLine,
@@ -280,7 +280,7 @@ async fn an_excluded_category_is_refused_with_the_rule_named() {
                 warranty_months: 12,
                 exclusion: "opened_hygiene".into(),
                 auto_approve: true,
-                damage_deduction_percent: 0,
+                ..Default::default()
             }),
         })
         .await

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aftersales_eventbus::EventBus;
-use aftersales_platform::CancellationToken;
+use aftersales_platform::{CancellationToken, auth::AuthSettings};
 use aftersales_protos::{
     common::v1 as common,
     returns::v1::{self as pb, return_service_client::ReturnServiceClient},
@@ -35,6 +35,16 @@ pub async fn spawn(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsConfig)) -> TestApp {
+    spawn_authenticated(backend, configure, None).await
+}
+
+/// Spawns the service verifying callers' tokens with `auth` (`None`: authentication
+/// disabled, every caller unrestricted).
+pub async fn spawn_authenticated(
+    backend: Backend,
+    configure: impl FnOnce(&mut ReturnsConfig),
+    auth: Option<AuthSettings>,
+) -> TestApp {
     let url = backend.fresh_url().await.expect("a fresh database");
     let (bus, queue) = aftersales_runtime::testing::backbone(backend, "returns")
         .await
@@ -42,7 +52,10 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ReturnsCon
     let payments = SimulatedPayments::new();
     let mut config = ReturnsConfig::for_tests(payments.clone());
     configure(&mut config);
-    let settings = ServiceSettings::for_tests(url, std::time::Duration::from_secs(2));
+    let mut settings = ServiceSettings::for_tests(url, std::time::Duration::from_secs(2));
+    if auth.is_some() {
+        settings.auth = auth;
+    }
     let app = ReturnsApp::build(settings, config, bus.clone(), queue)
         .await
         .expect("the service builds");
@@ -141,9 +154,39 @@ pub fn request(
         desired_outcome: outcome as i32,
         customer_time_zone: "Asia/Shanghai".into(),
         actor: None,
+        refund_only: false,
     }
 }
 
 pub fn yesterday() -> DateTime<Utc> {
     Utc::now() - Duration::days(1)
+}
+
+/// Waits (up to 15 s) until `check` holds for the refund `refund_id`, and answers it.
+#[allow(dead_code)]
+pub async fn refund_when(
+    app: &mut TestApp,
+    refund_id: &str,
+    check: impl Fn(&pb::Refund) -> bool,
+) -> pb::Refund {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let refund = app
+            .client
+            .get_refund(pb::GetRefundRequest {
+                refund_id: refund_id.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("refund")
+            .into_inner();
+        if check(&refund) {
+            return refund;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refund never got there: {refund:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -8,6 +8,9 @@
 mod deadlines;
 mod flow;
 mod helpers;
+mod permissions;
 mod personal_data;
 mod repairs;
 mod replay;
+mod third_party;
+mod variants;

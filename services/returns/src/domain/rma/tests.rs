@@ -1,5 +1,7 @@
 //! Unit tests of the return lifecycle: transitions, deadlines, stock movements.
 
+use chrono::Duration;
+
 use super::*;
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -26,6 +28,7 @@ fn request(decision: Decision) -> (ReturnAggregate, Vec<ReturnEvent>) {
         evidence: vec![],
         desired: Outcome::Refund,
         customer_time_zone: "Asia/Shanghai".into(),
+        refund_only: false,
     };
     ReturnAggregate::request(new, &decision, &StepTargets::handbook(), &actor(), t(0))
 }
@@ -265,8 +268,16 @@ fn a_rejection_by_the_rules_keeps_its_rule_name() {
     );
 }
 
-/// A return inspected with a defect and resolved as repair, waiting for its repair job.
-pub(crate) fn sent_to_repair() -> ReturnAggregate {
+/// An approved return, waiting for its pickup.
+pub(crate) fn approved() -> ReturnAggregate {
+    request(Decision::Approve {
+        rule: "no_reason_within_7_days".into(),
+    })
+    .0
+}
+
+/// A return inspected with a defect, waiting to be settled.
+pub(crate) fn inspected() -> ReturnAggregate {
     let targets = StepTargets::handbook();
     let (mut agg, _) = request(Decision::Approve {
         rule: "fault_repair_under_warranty".into(),
@@ -281,6 +292,12 @@ pub(crate) fn sent_to_repair() -> ReturnAggregate {
         note: String::new(),
     }];
     agg.inspect(inspected, &actor(), &targets, t(30)).unwrap();
+    agg
+}
+
+/// A return inspected with a defect and resolved as repair, waiting for its repair job.
+pub(crate) fn sent_to_repair() -> ReturnAggregate {
+    let mut agg = inspected();
     let events = agg
         .resolve(Resolution::Repair, "", None, &actor(), t(40))
         .unwrap();
