@@ -260,6 +260,29 @@ mod tests {
         assert_eq!(refused_rule(off), "refund_only_not_offered");
     }
 
+    #[test]
+    fn a_partial_refund_is_at_most_the_paid_amount_and_the_policys_share() {
+        let mut agg = crate::domain::rma::tests::approved();
+        agg.rma.lines = vec![line(10_000, 2)];
+        let rma = &agg.rma;
+        let policies = Policies::new([]);
+        let within = partial(rma, &Money::new(10_000, "CNY"), &policies).unwrap();
+        assert_eq!(within[0].amount, 10_000);
+        let over = partial(rma, &Money::new(10_001, "CNY"), &policies).unwrap_err();
+        assert_eq!(refused_rule(over), "partial_refund_over_percent");
+        let above = partial(rma, &Money::new(20_001, "CNY"), &policies).unwrap_err();
+        assert_eq!(refused_rule(above), "partial_refund_above_paid");
+        assert!(matches!(
+            partial(rma, &Money::new(100, "USD"), &policies),
+            Err(DomainError::Invalid { ref field, .. }) if field == "amount.currency"
+        ));
+        let generous = Policies::new([ReturnPolicy {
+            partial_refund_max_percent: 100,
+            ..ReturnPolicy::default_for("kettle")
+        }]);
+        assert!(partial(rma, &Money::new(20_000, "CNY"), &generous).is_ok());
+    }
+
     fn claim(paid: i64, current: i64, days_ago: i64, now: DateTime<Utc>) -> PriceClaim {
         PriceClaim {
             order_id: "o".into(),

@@ -569,6 +569,6 @@ mod erasure;
 pub mod repair;
 mod steps;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod third_party;
 pub mod variants;

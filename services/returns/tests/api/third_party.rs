@@ -320,3 +320,47 @@ async fn bad_lab_requests_name_the_field_and_illegal_steps_are_refused() {
     assert_eq!(no_lab.code(), Code::FailedPrecondition);
     app.stop().await;
 }
+
+/// The lab's deadline goes through the real schedule and worker like every step deadline.
+async fn the_worker_fires_a_missed_lab_deadline_once(backend: Backend) {
+    let mut app = spawn_with(backend, |config| {
+        config.targets.third_party = Duration::seconds(1);
+    })
+    .await;
+    let waiting = at_the_lab_in(&mut app).await;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let overdue = loop {
+        let current = app.get(&waiting.id).await;
+        if current.overdue {
+            break current;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the lab deadline never fired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let lab = overdue
+        .deadlines
+        .iter()
+        .find(|d| d.step == pb::Step::ThirdPartyInspection as i32)
+        .unwrap();
+    assert_eq!(lab.state, "missed");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.events(&waiting.id, "returns.ReturnStepOverdue").await,
+        1,
+        "once"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_fires_a_missed_lab_deadline_once_on_postgres_and_redis() {
+    the_worker_fires_a_missed_lab_deadline_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_worker_fires_a_missed_lab_deadline_once_on_sqlite_in_process() {
+    the_worker_fires_a_missed_lab_deadline_once(Backend::Sqlite).await;
+}

@@ -6,9 +6,10 @@ use super::{Rma, SYSTEM_ROLE};
 impl Rma {
     /// Replaces everything people and carriers wrote about the return with `marker` (the
     /// customer was anonymised): evidence references are dropped; a rejection reason, the
-    /// inspection notes, the last carrier event and every history note not written by the
-    /// system (whose notes are rule names and references) become `marker`. Ids, lines,
-    /// codes and times stay. Doing it again changes nothing.
+    /// inspection notes, the lab's notes, where the customer agreed to a partial refund,
+    /// the last carrier event and every history note not written by the system (whose
+    /// notes are rule names and references) become `marker`. Ids, lines, codes and times
+    /// stay. Doing it again changes nothing.
     pub fn erase_free_text(&mut self, marker: &str) {
         let erase = |text: &mut String| {
             if !text.is_empty() {
@@ -26,6 +27,12 @@ impl Rma {
         }
         if let Some(shipment) = self.shipment.as_mut() {
             erase(&mut shipment.last_event);
+        }
+        if let Some(lab) = self.third_party.as_mut() {
+            erase(&mut lab.notes);
+        }
+        if let Some(agreement) = self.agreement.as_mut() {
+            erase(&mut agreement.customer_agreement);
         }
         for record in &mut self.history {
             if record.actor_role != SYSTEM_ROLE {
