@@ -117,6 +117,12 @@ pub mod events {
                 Payload::FollowUpRecorded(_) => "care.FollowUpRecorded",
                 Payload::FollowUpOverdue(_) => "care.FollowUpOverdue",
                 Payload::CustomerAnonymised(_) => "care.CustomerAnonymised",
+                Payload::IncidentOpened(_) => "care.IncidentOpened",
+                Payload::IncidentDeclared(_) => "care.IncidentDeclared",
+                Payload::IncidentClockWarning(_) => "care.IncidentClockWarning",
+                Payload::IncidentClockBreached(_) => "care.IncidentClockBreached",
+                Payload::IncidentTicketLinked(_) => "care.IncidentTicketLinked",
+                Payload::IncidentClosed(_) => "care.IncidentClosed",
                 Payload::EndpointDisabled(_) => "webhooks.EndpointDisabled",
             }
         }
@@ -158,6 +164,12 @@ pub mod events {
             "care.FollowUpRecorded",
             "care.FollowUpOverdue",
             "care.CustomerAnonymised",
+            "care.IncidentOpened",
+            "care.IncidentDeclared",
+            "care.IncidentClockWarning",
+            "care.IncidentClockBreached",
+            "care.IncidentTicketLinked",
+            "care.IncidentClosed",
             "webhooks.EndpointDisabled",
         ];
 

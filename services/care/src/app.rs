@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::{
     api::CareApi,
     api::permissions::{AUDITED, PERMISSIONS},
+    domain::incident::IncidentRules,
     ports::TicketsPort,
     projection::Projection,
     store::migration::Migrator,
@@ -92,6 +93,14 @@ pub fn settings_from_env(
         reminder_days_before: env.or("CARE_REMINDER_DAYS_BEFORE", 30)?,
         manager_after_reopens: at_least_one("CARE_MANAGER_AFTER_REOPENS", 2)?,
         retention: Duration::days(i64::from(at_least_one("CARE_RETENTION_DAYS", 730)?)),
+        incidents: IncidentRules {
+            batch_threshold: env.or("CARE_INCIDENT_BATCH_THRESHOLD", 5)?,
+            window: Duration::minutes(i64::from(at_least_one(
+                "CARE_INCIDENT_WINDOW_MINUTES",
+                24 * 60,
+            )?)),
+            on_urgent_complaint: env.or("CARE_INCIDENT_ON_URGENT_COMPLAINT", true)?,
+        },
     };
     let tickets_url = env
         .raw("CARE_TICKETS_URL")

@@ -5,7 +5,11 @@ use aftersales_platform::codes::{ProtoEnum, timestamp};
 use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Tier, followup::FollowUp};
+use crate::domain::{
+    Tier,
+    followup::FollowUp,
+    incident::{ClockOutcome, Incident, MilestoneKind},
+};
 
 pub const STREAM: &str = "care";
 
@@ -68,6 +72,100 @@ pub fn customer_anonymised(customer_id: &str, now: DateTime<Utc>) -> NewEvent {
         customer_id,
         Payload::CustomerAnonymised(ev::CustomerAnonymised {
             customer_id: customer_id.to_owned(),
+        }),
+        now,
+    )
+}
+
+/// `IncidentOpened`: the incident as proposed or declared (no free text: its title and
+/// actions stay in care).
+pub fn incident_opened(i: &Incident, now: DateTime<Utc>) -> NewEvent {
+    let part = |p: &Option<String>| p.clone().unwrap_or_default();
+    event(
+        &i.id,
+        Payload::IncidentOpened(ev::IncidentOpened {
+            incident_id: i.id.clone(),
+            kind: i.kind.as_str().to_owned(),
+            status: i.status.as_str().to_owned(),
+            sku: part(&i.scope.sku),
+            batch: part(&i.scope.batch),
+            region_code: part(&i.scope.region),
+        }),
+        now,
+    )
+}
+
+pub fn incident_declared(i: &Incident, now: DateTime<Utc>) -> NewEvent {
+    let due = |kind: MilestoneKind| {
+        i.milestones
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| timestamp(m.due_at))
+    };
+    event(
+        &i.id,
+        Payload::IncidentDeclared(ev::IncidentDeclared {
+            incident_id: i.id.clone(),
+            kind: i.kind.as_str().to_owned(),
+            declared_at: i.declared_at.map(timestamp),
+            statement_due_at: due(MilestoneKind::Statement),
+            recall_due_at: due(MilestoneKind::Recall),
+        }),
+        now,
+    )
+}
+
+/// What firing an incident's clocks produced, as events.
+pub fn incident_clock(i: &Incident, outcome: &ClockOutcome, now: DateTime<Utc>) -> NewEvent {
+    let due_at = |kind: MilestoneKind| {
+        i.milestones
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| timestamp(m.due_at))
+    };
+    let payload = match *outcome {
+        ClockOutcome::Warned(kind) => Payload::IncidentClockWarning(ev::IncidentClockWarning {
+            incident_id: i.id.clone(),
+            milestone: kind.as_str().to_owned(),
+            due_at: due_at(kind),
+        }),
+        ClockOutcome::Breached(kind, level) => {
+            Payload::IncidentClockBreached(ev::IncidentClockBreached {
+                incident_id: i.id.clone(),
+                milestone: kind.as_str().to_owned(),
+                due_at: due_at(kind),
+                escalation_level: level,
+            })
+        }
+    };
+    event(&i.id, payload, now)
+}
+
+pub fn incident_tickets_linked(
+    incident_id: &str,
+    ticket_ids: &[String],
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    ticket_ids
+        .iter()
+        .map(|t| {
+            event(
+                incident_id,
+                Payload::IncidentTicketLinked(ev::IncidentTicketLinked {
+                    incident_id: incident_id.to_owned(),
+                    ticket_id: t.clone(),
+                }),
+                now,
+            )
+        })
+        .collect()
+}
+
+pub fn incident_closed(incident_id: &str, now: DateTime<Utc>) -> NewEvent {
+    event(
+        incident_id,
+        Payload::IncidentClosed(ev::IncidentClosed {
+            incident_id: incident_id.to_owned(),
         }),
         now,
     )

@@ -25,7 +25,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use crate::{
     domain::{
         Category, Channel, TaskKind, TicketState, TimelineKind,
-        facts::{JobRecord, TicketFact, TicketObservation},
+        facts::{JobRecord, NamedProduct, TicketFact, TicketObservation},
         followup::FollowUp,
         proactive::CareTask,
         records::TimelineEntry,
@@ -83,6 +83,18 @@ fn optional<T: ProtoEnum>(value: i32) -> Option<T> {
     T::from_proto(value)
 }
 
+/// The product facts the ticket names; blanks are unnamed.
+fn named_product(p: Option<&tickets::ProductFacts>) -> NamedProduct {
+    let named = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    p.map(|p| NamedProduct {
+        sku: named(&p.sku),
+        product_line: named(&p.product_line),
+        batch: named(&p.batch),
+        region: named(&p.region_code),
+    })
+    .unwrap_or_default()
+}
+
 fn at_or(t: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> DateTime<Utc> {
     t.and_then(instant).unwrap_or(fallback)
 }
@@ -110,10 +122,12 @@ impl Projection {
                         channel: optional(t.channel),
                         severity: optional(t.severity),
                         category: optional(t.category),
+                        product: named_product(t.product.as_ref()),
                         at: created_at,
                     },
                 )
                 .await?;
+                self.core.ticket_arrived(cmd, &fact).await?;
                 let category = fact.dims.category.map_or("request", Category::as_str);
                 let channel = fact.dims.channel;
                 let summary = match channel {

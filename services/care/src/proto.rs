@@ -98,6 +98,8 @@ pub fn dimension(d: KpiDimension) -> i32 {
         KpiDimension::Category => pb::KpiDimension::Category,
         KpiDimension::Region => pb::KpiDimension::Region,
         KpiDimension::ProductLine => pb::KpiDimension::ProductLine,
+        KpiDimension::Sku => pb::KpiDimension::Sku,
+        KpiDimension::Batch => pb::KpiDimension::Batch,
     };
     p as i32
 }
@@ -111,6 +113,8 @@ pub fn dimension_of(value: i32) -> Option<KpiDimension> {
         pb::KpiDimension::Category => KpiDimension::Category,
         pb::KpiDimension::Region => KpiDimension::Region,
         pb::KpiDimension::ProductLine => KpiDimension::ProductLine,
+        pb::KpiDimension::Sku => KpiDimension::Sku,
+        pb::KpiDimension::Batch => KpiDimension::Batch,
     })
 }
 

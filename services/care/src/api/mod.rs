@@ -1,6 +1,7 @@
 //! The gRPC face of the care service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+mod incidents;
 pub mod permissions;
 mod request;
 mod status;
@@ -239,6 +240,8 @@ impl CareService for CareApi {
             by_fault_type: rows(&report.by_fault_type),
             by_product_line: rows(&report.by_product_line),
             by_region: rows(&report.by_region),
+            by_batch: rows(&report.by_batch),
+            by_sku: rows(&report.by_sku),
             top_movers: rows(&report.top_movers),
         }))
     }
@@ -276,5 +279,54 @@ impl CareService for CareApi {
         audit::target("tier_rules");
         let rules = self.core.upsert_tier_rules(rules).await?;
         Ok(Response::new(tier_rules(&rules)))
+    }
+
+    async fn declare_incident(
+        &self,
+        request: Request<pb::DeclareIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.declare(request).await
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.get(request).await
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        self.list(request).await
+    }
+
+    async fn list_incident_tickets(
+        &self,
+        request: Request<pb::ListIncidentTicketsRequest>,
+    ) -> Result<Response<pb::ListIncidentTicketsResponse>, Status> {
+        self.tickets(request).await
+    }
+
+    async fn link_incident_tickets(
+        &self,
+        request: Request<pb::LinkIncidentTicketsRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.link(request).await
+    }
+
+    async fn record_incident_action(
+        &self,
+        request: Request<pb::RecordIncidentActionRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.record(request).await
+    }
+
+    async fn close_incident(
+        &self,
+        request: Request<pb::CloseIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.close(request).await
     }
 }

@@ -41,6 +41,19 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("ExportCustomerData"), &[PII_READ]),
     (rpc!("EraseCustomer"), &[ADMIN]),
     (rpc!("UpsertTierRules"), &[ADMIN]),
+    (rpc!("DeclareIncident"), &[SUPERVISOR, MANAGER]),
+    (rpc!("GetIncident"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
+    (
+        rpc!("ListIncidents"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (
+        rpc!("ListIncidentTickets"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("LinkIncidentTickets"), &[SUPERVISOR, MANAGER]),
+    (rpc!("RecordIncidentAction"), &[SUPERVISOR, MANAGER]),
+    (rpc!("CloseIncident"), &[MANAGER]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 

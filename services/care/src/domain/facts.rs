@@ -11,12 +11,15 @@ use super::{Category, Channel, KpiDimension, Severity, TicketState};
 
 /// The dimensions a fact can be grouped by; `None` groups as "unknown".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Dims {
     pub channel: Option<Channel>,
     pub severity: Option<Severity>,
     pub category: Option<Category>,
     pub region: Option<String>,
     pub product_line: Option<String>,
+    pub sku: Option<String>,
+    pub batch: Option<String>,
 }
 
 impl Dims {
@@ -28,6 +31,8 @@ impl Dims {
             KpiDimension::Category => self.category.map(|c| c.as_str().to_owned()),
             KpiDimension::Region => self.region.clone(),
             KpiDimension::ProductLine => self.product_line.clone(),
+            KpiDimension::Sku => self.sku.clone(),
+            KpiDimension::Batch => self.batch.clone(),
         };
         known.unwrap_or_else(|| "unknown".into())
     }
@@ -35,6 +40,7 @@ impl Dims {
 
 /// What care knows about one ticket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TicketFact {
     pub ticket_id: String,
     pub customer_id: String,
@@ -53,6 +59,19 @@ pub struct TicketFact {
     pub escalated: bool,
     pub reopened: bool,
     pub has_return: bool,
+    /// The ticket itself named its product line / region: a job's or return's naming
+    /// no longer counts for it.
+    pub line_from_ticket: bool,
+    pub region_from_ticket: bool,
+}
+
+/// The product facts a ticket names at creation (each optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedProduct {
+    pub sku: Option<String>,
+    pub product_line: Option<String>,
+    pub batch: Option<String>,
+    pub region: Option<String>,
 }
 
 /// One event about a ticket, as far as the facts care.
@@ -64,6 +83,7 @@ pub enum TicketObservation {
         channel: Option<Channel>,
         severity: Option<Severity>,
         category: Option<Category>,
+        product: NamedProduct,
         at: DateTime<Utc>,
     },
     StatusChanged {
@@ -123,6 +143,7 @@ impl TicketFact {
                 channel,
                 severity,
                 category,
+                product,
                 at,
             } => {
                 self.customer_id.clone_from(customer_id);
@@ -130,6 +151,17 @@ impl TicketFact {
                 self.dims.channel = *channel;
                 self.dims.severity = *severity;
                 self.dims.category = *category;
+                self.dims.sku.clone_from(&product.sku);
+                self.dims.batch.clone_from(&product.batch);
+                // What the ticket names is the fact; what its work names fills a gap.
+                if let Some(line) = &product.product_line {
+                    self.dims.product_line = Some(line.clone());
+                    self.line_from_ticket = true;
+                }
+                if let Some(region) = &product.region {
+                    self.dims.region = Some(region.clone());
+                    self.region_from_ticket = true;
+                }
                 self.created_at = Some(*at);
                 self.latest_state(TicketState::New, *at);
             }
@@ -168,8 +200,12 @@ impl TicketFact {
                 product_line,
                 region,
             } => {
-                smallest(&mut self.dims.product_line, product_line.clone());
-                smallest(&mut self.dims.region, region.clone());
+                if !self.line_from_ticket {
+                    smallest(&mut self.dims.product_line, product_line.clone());
+                }
+                if !self.region_from_ticket {
+                    smallest(&mut self.dims.region, region.clone());
+                }
             }
             TicketObservation::ReturnRequested => self.has_return = true,
         }
@@ -245,6 +281,11 @@ mod tests {
                 channel: Some(Channel::Hotline),
                 severity: Some(Severity::General),
                 category: Some(Category::Complaint),
+                product: NamedProduct {
+                    batch: Some("B7".into()),
+                    region: Some("CN-SH".into()),
+                    ..NamedProduct::default()
+                },
                 at: t(0),
             },
             TicketObservation::StatusChanged {
@@ -296,5 +337,16 @@ mod tests {
         assert_eq!(forward.state, Some(TicketState::Resolved));
         assert_eq!(forward.breaches, 1);
         assert!(forward.reopened && forward.resolution_breached);
+        assert_eq!(forward.dims.batch.as_deref(), Some("B7"));
+        assert_eq!(
+            forward.dims.region.as_deref(),
+            Some("CN-SH"),
+            "the ticket's own region, before or after its job's"
+        );
+        assert_eq!(
+            forward.dims.product_line.as_deref(),
+            Some("tv"),
+            "the job's line fills the gap"
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod customer;
 pub mod facts;
 pub mod followup;
+pub mod incident;
 pub mod kpi;
 pub mod listing;
 pub mod proactive;
@@ -118,6 +119,8 @@ text_enum!(
         Category = "category",
         Region = "region",
         ProductLine = "product_line",
+        Sku = "sku",
+        Batch = "batch",
     }
 );
 

@@ -70,6 +70,7 @@ pub mod ticket_fact {
         pub customer_id: String,
         pub category: Option<String>,
         pub region: Option<String>,
+        pub batch: Option<String>,
         pub open: bool,
         pub created_at: Option<ChronoDateTimeUtc>,
         #[sea_orm(column_type = "Text")]
@@ -210,6 +211,50 @@ pub mod care_task {
         pub dedupe_key: String,
         #[sea_orm(column_type = "Text")]
         pub body: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod incident {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incidents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub status: String,
+        /// The scope's key while the incident is open (unique: one open incident per
+        /// scope), null once closed.
+        pub open_scope: Option<String>,
+        pub opened_at: ChronoDateTimeUtc,
+        /// When its clocks next act; null when none will.
+        pub next_due_at: Option<ChronoDateTimeUtc>,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod incident_ticket {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incident_tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: String,
+        pub linked_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

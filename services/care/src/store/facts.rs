@@ -8,7 +8,10 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use crate::domain::facts::{JobRecord, TicketFact};
+use crate::domain::{
+    facts::{JobRecord, TicketFact},
+    incident::Scope,
+};
 
 use super::{
     entity::{job_fact, ticket_fact},
@@ -29,6 +32,7 @@ pub async fn lock_ticket_fact<C: ConnectionTrait>(
         customer_id: Set(String::new()),
         category: Set(None),
         region: Set(None),
+        batch: Set(None),
         open: Set(false),
         created_at: Set(None),
         body: Set(to_json(&blank)?),
@@ -57,6 +61,7 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
         customer_id: Set(f.customer_id.clone()),
         category: Set(f.dims.category.map(|c| c.as_str().to_owned())),
         region: Set(f.dims.region.clone()),
+        batch: Set(f.dims.batch.clone()),
         open: Set(open),
         created_at: Set(f.created_at),
         body: Set(to_json(f)?),
@@ -67,6 +72,7 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
                 ticket_fact::Column::CustomerId,
                 ticket_fact::Column::Category,
                 ticket_fact::Column::Region,
+                ticket_fact::Column::Batch,
                 ticket_fact::Column::Open,
                 ticket_fact::Column::CreatedAt,
                 ticket_fact::Column::Body,
@@ -95,6 +101,44 @@ pub async fn tickets_created<C: ConnectionTrait>(
             .filter(ticket_fact::Column::CreatedAt.gte(from))
             .filter(ticket_fact::Column::CreatedAt.lt(to))
             .order_by_asc(ticket_fact::Column::TicketId)
+            .all(conn)
+            .await?,
+    )
+}
+
+/// Tickets naming `batch` created in `[from, to)`.
+pub async fn tickets_of_batch<C: ConnectionTrait>(
+    conn: &C,
+    batch: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TicketFact>, DbErr> {
+    ticket_facts(
+        ticket_fact::Entity::find()
+            .filter(ticket_fact::Column::Batch.eq(batch))
+            .filter(ticket_fact::Column::CreatedAt.gte(from))
+            .filter(ticket_fact::Column::CreatedAt.lt(to))
+            .order_by_asc(ticket_fact::Column::TicketId)
+            .all(conn)
+            .await?,
+    )
+}
+
+/// Open tickets that may match `scope` (narrowed by its batch or region in the query;
+/// the caller checks the whole scope).
+pub async fn open_tickets_within<C: ConnectionTrait>(
+    conn: &C,
+    scope: &Scope,
+) -> Result<Vec<TicketFact>, DbErr> {
+    let mut q = ticket_fact::Entity::find().filter(ticket_fact::Column::Open.eq(true));
+    if let Some(batch) = &scope.batch {
+        q = q.filter(ticket_fact::Column::Batch.eq(batch.as_str()));
+    }
+    if let Some(region) = &scope.region {
+        q = q.filter(ticket_fact::Column::Region.eq(region.as_str()));
+    }
+    ticket_facts(
+        q.order_by_asc(ticket_fact::Column::TicketId)
             .all(conn)
             .await?,
     )

@@ -2,6 +2,9 @@
 //! outbox, processed events) come from the crates that own their code.
 
 use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
+
+mod incidents;
+use incidents::CreateIncidents;
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -17,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddSealedName),
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(MovePiiReadsToAuditRecords),
+            Box::new(CreateIncidents),
         ]
     }
 }

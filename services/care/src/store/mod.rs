@@ -12,6 +12,7 @@ mod customers;
 mod entity;
 mod facts;
 mod follow_ups;
+mod incidents;
 pub mod migration;
 mod proactive;
 mod surveys;
@@ -25,12 +26,17 @@ pub use customers::{
     lock_inactive_customer, put_setting, save_customer, touch_customer,
 };
 pub use facts::{
-    customers_with_open_work, jobs_created, lock_job_fact, lock_ticket_fact, save_job_fact,
-    save_ticket_fact, tickets_by_id, tickets_created, tickets_of_customers,
+    customers_with_open_work, jobs_created, lock_job_fact, lock_ticket_fact, open_tickets_within,
+    save_job_fact, save_ticket_fact, tickets_by_id, tickets_created, tickets_of_batch,
+    tickets_of_customers,
 };
 pub use follow_ups::{
     follow_ups_of, follow_ups_of_ticket, follow_ups_resolved, list_follow_ups, load_follow_up,
     load_follow_ups, pending_follow_ups, save_follow_up, save_follow_ups, unconfirmed_reopens,
+};
+pub use incidents::{
+    incident_tickets, incidents_due, insert_incident, link_tickets, list_incidents, load_incident,
+    open_incident_of_scope, open_incidents, save_incident,
 };
 pub use proactive::{
     add_tasks, drop_future_tasks, get_warranty, list_tasks, notice_recipients, save_warranty,

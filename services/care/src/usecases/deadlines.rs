@@ -1,6 +1,7 @@
 //! What the care service keeps on its deadline queue and what firing it means: a
 //! follow-up's due time (an unrecorded follow-up turns overdue, once) and a reopen retry
-//! (tickets is asked again to reopen a ticket a follow-up sent back). The deadline worker
+//! (tickets is asked again to reopen a ticket a follow-up sent back), and the next
+//! instant a major incident's clocks act at. The deadline worker
 //! claims due members and hands them here in batches; the database is the truth, and
 //! [`Deadlines::reconcile`] rebuilds the schedule from it.
 
@@ -23,6 +24,8 @@ aftersales_deadlines::deadline_members! {
         FollowUp = "followup:",
         /// The next request to reopen the ticket of a follow-up, by the follow-up id.
         Reopen = "reopen:",
+        /// The next instant a major incident's clocks act at, by the incident id.
+        Incident = "incident:",
     }
 }
 
@@ -39,9 +42,12 @@ impl Deadlines for CareCore {
             match &due.member {
                 CareDeadline::FollowUp(id) => follow_ups.push(id.clone()),
                 CareDeadline::Reopen(id) => reopens.push(id.as_str()),
+                CareDeadline::Incident(_) => {}
             }
         }
         self.fire_follow_ups(follow_ups).await?;
+        self.fire_incidents(super::incidents::incident_ids(batch))
+            .await?;
         // A reopen retry calls the tickets service over gRPC, a network call of unknown
         // length: inside the batch's transaction it would hold the row locks of every
         // follow-up in the batch, and a database connection, for as long as tickets
@@ -67,7 +73,8 @@ impl Deadlines for CareCore {
             Ok::<_, CareError>(ids.into_iter().map(|id| (id, now)).collect())
         })
         .await?;
-        Ok(follow_ups + reopens)
+        let incidents = self.reconcile_incidents(queue).await?;
+        Ok(follow_ups + reopens + incidents)
     }
 }
 

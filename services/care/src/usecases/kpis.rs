@@ -25,6 +25,8 @@ pub struct QualityReport {
     pub by_fault_type: Vec<QualityCount>,
     pub by_product_line: Vec<QualityCount>,
     pub by_region: Vec<QualityCount>,
+    pub by_batch: Vec<QualityCount>,
+    pub by_sku: Vec<QualityCount>,
     pub top_movers: Vec<QualityCount>,
 }
 
@@ -147,11 +149,15 @@ impl CareCore {
         let by_fault_type = compare(KpiDimension::Category);
         let by_product_line = compare(KpiDimension::ProductLine);
         let by_region = compare(KpiDimension::Region);
+        let by_batch = compare(KpiDimension::Batch);
+        let by_sku = compare(KpiDimension::Sku);
         let top_movers = quality::top_movers(
             &[
                 ("fault_type", &by_fault_type),
                 ("product_line", &by_product_line),
                 ("region", &by_region),
+                ("batch", &by_batch),
+                ("sku", &by_sku),
             ],
             top,
         );
@@ -160,6 +166,8 @@ impl CareCore {
             by_fault_type,
             by_product_line,
             by_region,
+            by_batch,
+            by_sku,
             top_movers,
         })
     }

@@ -12,6 +12,7 @@
 pub mod data_rights;
 pub mod deadlines;
 pub mod follow_ups;
+pub mod incidents;
 pub mod kpis;
 pub mod proactive;
 pub mod profiles;
@@ -29,7 +30,7 @@ pub use proactive::NoticeResult;
 pub use profiles::{CustomerInput, Shown};
 pub use surveys::SurveyInput;
 
-use crate::{error::CareError, ports::TicketsPort};
+use crate::{domain::incident::IncidentRules, error::CareError, ports::TicketsPort};
 
 /// The associated-data context care's rows are sealed under (`aftersales.care/<customer
 /// id>/<field>`); changing it would leave every stored row unopenable.
@@ -46,6 +47,8 @@ pub struct CareRules {
     pub manager_after_reopens: u32,
     /// Customers with no activity for this long are anonymised (default 2 years).
     pub retention: Duration,
+    /// When the suite proposes a major incident by itself.
+    pub incidents: IncidentRules,
 }
 
 impl CareRules {
@@ -55,6 +58,7 @@ impl CareRules {
             reminder_days_before: 30,
             manager_after_reopens: 2,
             retention: Duration::days(730),
+            incidents: IncidentRules::default(),
         }
     }
 }

@@ -57,6 +57,7 @@ fn status(
             from: from as i32,
             to: to as i32,
             reason: String::new(),
+            ..Default::default()
         }),
     )
 }
@@ -69,6 +70,7 @@ fn resolved(id: &str, customer: &str, at: DateTime<Utc>) -> EventEnvelope {
             ticket_id: id.into(),
             customer_id: customer.into(),
             resolved_at: Some(timestamp(at)),
+            ..Default::default()
         }),
     )
 }
@@ -83,6 +85,7 @@ fn breached(id: &str, clock: &str, kind: tickets::ClockKind, at: DateTime<Utc>) 
             kind: kind as i32,
             due_at: Some(timestamp(at)),
             breached_at: Some(timestamp(at)),
+            ..Default::default()
         }),
     )
 }
@@ -223,6 +226,7 @@ async fn scripted_history(backend: Backend) {
                 customer_id: "c1".into(),
                 reopen_count: 1,
                 reason: "still broken".into(),
+                ..Default::default()
             }),
         ),
         status("B", Reopened, Open, m(30 * 60 + 30)),
@@ -437,4 +441,112 @@ async fn the_quality_report_compares_the_week_with_the_one_before() {
     assert_eq!(report.top_movers[0].key, "fault_type:repair");
     assert_eq!(report.top_movers[0].change, 2);
     app.stop().await;
+}
+
+/// Product facts named on the ticket group the KPIs and the quality report by batch,
+/// SKU and region; a region the ticket names wins over its repair job's, and a job's
+/// fills in where the ticket names none, whichever event comes first.
+async fn product_facts_group_kpis_and_the_quality_report(backend: Backend) {
+    let mut app = spawn(backend).await;
+    let week = chrono::DateTime::parse_from_rfc3339("2026-11-16T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    use tickets::{Category::*, Channel::*, Severity::*};
+    let ticket = |id: &'static str, days: i64, facts: [&str; 3]| {
+        let mut e = created(&Ticket {
+            id,
+            customer: "c",
+            order: id,
+            channel: Hotline,
+            severity: General,
+            category: Complaint,
+            at: week + Duration::days(days),
+        });
+        if let Some(Payload::TicketCreated(c)) = &mut e.payload
+            && let Some(t) = &mut c.ticket
+        {
+            t.product = Some(tickets::ProductFacts {
+                sku: facts[0].into(),
+                batch: facts[1].into(),
+                region_code: facts[2].into(),
+                ..Default::default()
+            });
+        }
+        e
+    };
+    let at = week + Duration::days(1);
+    let script = vec![
+        // The job's region comes first for t1 and loses to the ticket's.
+        job_created("j1", "t1", "c", "", at),
+        ticket("t1", 1, ["S1", "B1", "CN-SH"]),
+        ticket("t2", 2, ["S2", "B1", "CN-BJ"]),
+        ticket("t3", 3, ["S1", "B2", ""]),
+        // t3 names no region: its job's fills it in.
+        job_created("j3", "t3", "c", "", at),
+        ticket("p1", -3, ["S1", "B2", "CN-SH"]),
+        ticket("p2", -2, ["", "", ""]),
+    ];
+    app.publish(&script).await;
+    app.wait_for_events(script.len() as i64).await;
+
+    let from = week - Duration::days(7);
+    let to = week + Duration::days(7);
+    let counts = |groups: Vec<pb::KpiGroup>| -> Vec<(String, u64)> {
+        groups.into_iter().map(|g| (g.key, g.tickets)).collect()
+    };
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        counts(app.kpis(from, to, KpiDimension::Batch).await),
+        [(s("B1"), 2), (s("B2"), 2), (s("unknown"), 1)]
+    );
+    assert_eq!(
+        counts(app.kpis(from, to, KpiDimension::Sku).await),
+        [(s("S1"), 3), (s("S2"), 1), (s("unknown"), 1)]
+    );
+    assert_eq!(
+        counts(app.kpis(from, to, KpiDimension::Region).await),
+        [
+            (s("310104"), 1),
+            (s("CN-BJ"), 1),
+            (s("CN-SH"), 2),
+            (s("unknown"), 1)
+        ]
+    );
+
+    let report = app
+        .client
+        .get_quality_report(pb::GetQualityReportRequest {
+            week_of: Some(timestamp(week)),
+            top_movers: 1,
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    let rows = |rows: &[pb::QualityCount]| -> Vec<(String, u64, u64)> {
+        rows.iter()
+            .map(|q| (q.key.clone(), q.this_week, q.last_week))
+            .collect()
+    };
+    assert_eq!(
+        rows(&report.by_batch),
+        [(s("B1"), 2, 0), (s("B2"), 1, 1), (s("unknown"), 0, 1)]
+    );
+    assert_eq!(
+        rows(&report.by_sku),
+        [(s("S1"), 2, 1), (s("S2"), 1, 0), (s("unknown"), 0, 1)]
+    );
+    // B1 went from none to two: the largest move of any dimension.
+    assert_eq!(report.top_movers[0].key, "batch:B1");
+    assert_eq!(report.top_movers[0].change, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn product_facts_group_kpis_and_the_quality_report_on_postgres() {
+    product_facts_group_kpis_and_the_quality_report(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn product_facts_group_kpis_and_the_quality_report_on_sqlite() {
+    product_facts_group_kpis_and_the_quality_report(Backend::Sqlite).await;
 }

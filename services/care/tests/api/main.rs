@@ -6,6 +6,7 @@
 mod data_rights;
 mod follow_ups;
 mod helpers;
+mod incidents;
 mod kpis;
 mod proactive;
 mod profiles;
