@@ -119,6 +119,7 @@ struct PaymentsState {
     /// Key → (reference, amount paid).
     paid: HashMap<String, (String, Money)>,
     fail_transiently: u32,
+    fail_permanently: u32,
     calls: u32,
 }
 
@@ -149,6 +150,10 @@ impl SimulatedPayments {
             state.fail_transiently -= 1;
             return PaymentOutcome::Transient("provider timed out".into());
         }
+        if state.fail_permanently > 0 {
+            state.fail_permanently -= 1;
+            return PaymentOutcome::Permanent("account closed".into());
+        }
         let reference = format!("SIMPAY-{order_id}-{}", state.paid.len() + 1);
         state
             .paid
@@ -159,6 +164,11 @@ impl SimulatedPayments {
     /// Makes the next `n` new payments fail with a retryable error.
     pub fn fail_next_transiently(&self, n: u32) {
         self.state().fail_transiently = n;
+    }
+
+    /// Makes the next `n` new payments be refused for good.
+    pub fn fail_next_permanently(&self, n: u32) {
+        self.state().fail_permanently = n;
     }
 
     /// Money actually paid out: one entry per distinct key.

@@ -20,7 +20,8 @@ use super::{Changes, ReturnsCore, masked, not_found, save};
 
 impl ReturnsCore {
     /// Settles an inspected return. A refund is created and paid at once; asking again
-    /// while it is pending or paid changes nothing.
+    /// while it is pending or paid changes nothing. An approved refund-only return whose
+    /// refund failed is refunded again this way.
     pub async fn resolve(
         &self,
         id: &str,
@@ -42,12 +43,16 @@ impl ReturnsCore {
                     return Ok(agg);
                 }
             }
-            let policies = Policies::new(store::policies(cmd.txn()).await?);
-            let (amount, lines) = refund::compute(&agg.rma, &policies)?;
-            let refund = Refund::start(&agg.rma, amount, lines, self.refund_safety_net, now);
-            changes.events =
-                agg.resolve(resolution, reason, Some(refund.id.clone()), actor, now)?;
-            changes.refund = Some(refund);
+            if agg.needs_refund_only_refund() {
+                changes.refund = self.refund_only_refund(&mut agg, now)?;
+            } else {
+                let policies = Policies::new(store::policies(cmd.txn()).await?);
+                let (amount, lines) = refund::compute(&agg.rma, &policies)?;
+                let refund = Refund::start(&agg.rma, amount, lines, self.refund_safety_net, now);
+                changes.events =
+                    agg.resolve(resolution, reason, Some(refund.id.clone()), actor, now)?;
+                changes.refund = Some(refund);
+            }
         } else {
             if resolution == Resolution::Repair {
                 agg.rma.repair.region_code = Some(self.repair.region_code.clone());
@@ -113,11 +118,14 @@ impl ReturnsCore {
                     reference,
                 });
             }
-            RefundState::Failed => changes.events.push(ReturnEvent::RefundFailed {
-                refund_id: refund.id.clone(),
-                kind: refund.kind,
-                error: refund.last_error.clone().unwrap_or_default(),
-            }),
+            RefundState::Failed => {
+                agg.refund_without_goods_failed(now);
+                changes.events.push(ReturnEvent::RefundFailed {
+                    refund_id: refund.id.clone(),
+                    kind: refund.kind,
+                    error: refund.last_error.clone().unwrap_or_default(),
+                });
+            }
             RefundState::Pending => {
                 tracing::warn!(refund_id, attempts = refund.attempts, error = ?refund.last_error, "refund attempt failed; will retry");
             }

@@ -86,7 +86,10 @@ impl ReturnsCore {
     ) -> Result<ReturnAggregate, ReturnsError> {
         let (mut cmd, mut agg) = self.open("returns.AgreePartialRefund", id).await?;
         let now = cmd.now();
-        if let Some(agreed) = &agg.rma.agreement {
+        // An agreement whose refund failed (released, no refund any more) may be replaced.
+        if let Some(agreed) = &agg.rma.agreement
+            && agg.rma.refund_id.is_some()
+        {
             cmd.abandon().await?;
             if agreed.amount != offer.amount {
                 return Err(DomainError::refused(

@@ -508,3 +508,103 @@ async fn a_crash_between_sending_and_recording_pays_each_variant_once_on_postgre
 async fn a_crash_between_sending_and_recording_pays_each_variant_once_on_sqlite_in_process() {
     a_crash_between_sending_and_recording_pays_once(Backend::Sqlite).await;
 }
+
+/// The provider refuses a variant's refund for good: the return (or order line) is
+/// released and the refund can be made again, paid once.
+async fn a_refused_payment_releases_what_it_held(backend: Backend) {
+    let mut app = spawn(backend).await;
+
+    app.payments.fail_next_permanently(1);
+    let lost = app
+        .client
+        .request_return(refund_only(pb::ReturnReason::NotReceived, 19_900, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lost.status, pb::ReturnStatus::Approved as i32);
+    assert!(lost.refund_id.is_empty(), "released");
+    let again = app
+        .client
+        .resolve_return(pb::ResolveReturnRequest {
+            return_id: lost.id.clone(),
+            resolution: pb::Resolution::Refund as i32,
+            reason: String::new(),
+            actor: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.status, pb::ReturnStatus::Refunded as i32);
+
+    let kept = app
+        .client
+        .request_return(request(
+            pb::ReturnReason::NotAsDescribed,
+            pb::Outcome::Refund,
+            yesterday(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    app.payments.fail_next_permanently(1);
+    let refused = app
+        .client
+        .agree_partial_refund(partial(&kept.id, 6_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(refused.status, pb::ReturnStatus::Approved as i32);
+    assert!(refused.refund_id.is_empty() && refused.partial_agreement.is_some());
+    let agreed = app
+        .client
+        .agree_partial_refund(partial(&kept.id, 6_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(agreed.status, pb::ReturnStatus::Refunded as i32);
+    assert_eq!(
+        agreed
+            .deadlines
+            .iter()
+            .filter(|d| d.step == pb::Step::Refund as i32 && d.state == "running")
+            .count(),
+        0
+    );
+
+    app.payments.fail_next_permanently(1);
+    let failed = app
+        .client
+        .request_price_difference_refund(price_claim("drop-a", 19_900, 17_900, 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(failed.state, pb::RefundState::Failed as i32);
+    let paid = app
+        .client
+        .request_price_difference_refund(price_claim("drop-b", 19_900, 17_900, 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(paid.state, pb::RefundState::Succeeded as i32);
+
+    let mut paid: Vec<i64> = app.payments.payments().iter().map(|m| m.minor).collect();
+    paid.sort();
+    assert_eq!(paid, [4_000, 6_000, 39_800]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM outbox WHERE event_type = 'returns.RefundFailed'")
+            .await,
+        3
+    );
+    assert_eq!(refunds_succeeded(&app).await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_payment_releases_what_it_held_on_postgres_and_redis() {
+    a_refused_payment_releases_what_it_held(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_refused_payment_releases_what_it_held_on_sqlite_in_process() {
+    a_refused_payment_releases_what_it_held(Backend::Sqlite).await;
+}

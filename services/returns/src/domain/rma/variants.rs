@@ -25,6 +25,18 @@ impl ReturnAggregate {
         (self.rma.refund_only || self.rma.agreement.is_some()) && self.rma.refund_id.is_some()
     }
 
+    /// The refund of a return without goods failed for good (the provider refused it):
+    /// the return is released, so a partial refund may be agreed again, a refund-only
+    /// return refunded again (ResolveReturn), or the return go on or be cancelled like any.
+    /// The failed refund stays on record, named by its `RefundFailed` event; the agreement
+    /// stays until another replaces it.
+    pub fn refund_without_goods_failed(&mut self, now: DateTime<Utc>) {
+        if self.refund_without_goods_under_way() {
+            self.rma.refund_id = None;
+            self.rma.updated_at = now;
+        }
+    }
+
     /// An approved refund-only return waits for its refund, started now.
     pub fn needs_refund_only_refund(&self) -> bool {
         self.rma.refund_only && self.rma.status == Status::Approved && self.rma.refund_id.is_none()
@@ -60,11 +72,10 @@ impl ReturnAggregate {
             ));
         }
         self.complete(Step::Review);
-        for d in self
-            .deadlines
-            .iter_mut()
-            .filter(|d| d.step == Step::Pickup && d.state == DeadlineState::Running)
-        {
+        // An earlier agreement's refund clock (its refund failed) starts again with this one.
+        for d in self.deadlines.iter_mut().filter(|d| {
+            matches!(d.step, Step::Pickup | Step::Refund) && d.state == DeadlineState::Running
+        }) {
             d.state = DeadlineState::Cancelled;
         }
         self.start(Step::Refund, targets, now);
