@@ -10,7 +10,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration as StdDuration};
 use aftersales_deadlines::DeadlineQueue;
 use aftersales_eventbus::{EventBus, relay::Relay};
 use aftersales_platform::{
-    CancellationToken, clock,
+    CancellationToken,
+    clock::{self, SharedClock},
     config::{ConfigError, Env},
     db::{self, DbSettings},
     seal::{Vault, VaultSettings, vault_from_env},
@@ -52,6 +53,8 @@ pub struct DispatchConfig {
     pub vault: Vault,
     /// How long the consumers of care's and returns' events wait for new ones per read.
     pub consumer_block: StdDuration,
+    /// Where "now" comes from: the system's; tests move a manual one.
+    pub clock: SharedClock,
 }
 
 impl DispatchConfig {
@@ -61,6 +64,7 @@ impl DispatchConfig {
             rules: DispatchRules::handbook(),
             vault: Vault::development(SEAL_CONTEXT),
             consumer_block: StdDuration::from_millis(100),
+            clock: clock::system(),
         }
     }
 }
@@ -101,6 +105,7 @@ pub fn settings_from_env(
             rules,
             vault,
             consumer_block: StdDuration::from_secs(1),
+            clock: clock::system(),
         },
     ))
 }
@@ -143,13 +148,7 @@ impl DispatchApp {
     ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("dispatch", db.clone(), bus.clone());
-        let pipeline = Pipeline::new(
-            "dispatch",
-            db,
-            queue.clone(),
-            relay.nudge(),
-            clock::system(),
-        );
+        let pipeline = Pipeline::new("dispatch", db, queue.clone(), relay.nudge(), config.clock);
         let core = Arc::new(DispatchCore::new(pipeline, config.rules, config.vault));
         let sealed = core.seal_clear_contacts().await.map_err(StartError::Seal)?;
         if sealed > 0 {

@@ -1,5 +1,6 @@
 //! The events the dispatch service publishes on the `dispatch` stream: a job's (about the
-//! job, by its id) and a settlement's (about the settlement). Each event a partner must be
+//! job, by its id), a settlement's (about the settlement) and a low-stock warning (about
+//! the part). Each event a partner must be
 //! pushed names that partner.
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
@@ -11,6 +12,7 @@ use crate::{
     domain::{
         QuoteStatus,
         job::{JobAggregate, JobEvent},
+        parts::Stock,
         settlement::{Settlement, SettlementEvent},
     },
     proto,
@@ -43,6 +45,24 @@ pub fn encode_settlement(
                 }),
             };
             new_event(STREAM, "dispatch", &settlement.id, payload, now)
+        })
+        .collect()
+}
+
+/// A `PartLowStock` for each stock row that just fell below its threshold, about the part.
+pub fn encode_low_stock(rows: &[Stock], now: DateTime<Utc>) -> Vec<NewEvent> {
+    let units = |n: i64| u64::try_from(n).unwrap_or_default();
+    rows.iter()
+        .map(|s| {
+            let payload = Payload::PartLowStock(ev::PartLowStock {
+                part_id: s.part_id.clone(),
+                site_id: s.site_id.clone(),
+                available: units(s.available()),
+                threshold: units(s.threshold),
+                on_hand: units(s.on_hand),
+                in_transit: units(s.in_transit),
+            });
+            new_event(STREAM, "dispatch", &s.part_id, payload, now)
         })
         .collect()
 }
@@ -119,6 +139,11 @@ fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
             completed_at: j.completion.as_ref().map(|c| timestamp(c.completed_at)),
             return_id: j.return_id.clone().unwrap_or_default(),
             mode: j.completion.as_ref().map_or(0, |c| c.mode.to_proto()),
+        }),
+        JobEvent::PartsReady => Payload::JobPartsReady(ev::JobPartsReady {
+            job_id,
+            partner_id: j.partner_id.clone().unwrap_or_default(),
+            ticket_id: j.ticket_id.clone(),
         }),
         JobEvent::QuoteNeedsReview { quote_id } => {
             let quote = agg.quotes.iter().find(|q| q.id == *quote_id);

@@ -29,6 +29,7 @@ proto_enum!(JobStatus => pb::JobStatus {
     CannotComplete => CannotComplete,
     Cancelled => Cancelled,
     Unassigned => Unassigned,
+    WaitingForParts => WaitingForParts,
 });
 proto_enum!(OfferStatus => pb::OfferStatus {
     Open => Open,

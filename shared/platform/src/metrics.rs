@@ -109,6 +109,7 @@ struct Metrics {
     webhook_attempts: Family<WebhookLabels, Counter>,
     webhook_duration: Histograms<WebhookLabels>,
     webhook_disabled: Counter,
+    parts_low_stock: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,6 +140,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         webhook_attempts: Family::default(),
         webhook_duration: Family::new_with_constructor(latency_histogram),
         webhook_disabled: Counter::default(),
+        parts_low_stock: Counter::default(),
         registry: Registry::default(),
     };
     // Counters get their `_total` suffix from the encoder.
@@ -236,6 +238,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "webhook_endpoints_disabled",
         "Webhook endpoints disabled for failing too long",
         m.webhook_disabled.clone(),
+    );
+    registry.register(
+        "parts_low_stock",
+        "Part stock at a site falling below its low-stock threshold (once per crossing)",
+        m.parts_low_stock.clone(),
     );
     Metrics { registry, ..m }
 });
@@ -413,6 +420,11 @@ pub fn webhook_attempt(status: Option<u16>, elapsed: Duration) {
 
 pub fn webhook_endpoint_disabled() {
     METRICS.webhook_disabled.inc();
+}
+
+/// A part's available stock at a site fell below its threshold (dispatch's PartLowStock).
+pub fn part_low_stock() {
+    METRICS.parts_low_stock.inc();
 }
 
 /// The text exposition of every metric.

@@ -1,6 +1,8 @@
 //! The gRPC face of the dispatch service: decode and validate (`request`), call the use
-//! case, encode (`crate::proto`); errors become statuses in `status`.
+//! case, encode (`crate::proto`); errors become statuses in `status`. Spare parts' RPCs
+//! are handled in `parts`.
 
+mod parts;
 pub mod permissions;
 mod request;
 mod status;
@@ -388,6 +390,76 @@ impl DispatchService for DispatchApi {
             .update_settlement(&r.settlement_id, action, &r.reason, &actor)
             .await?;
         Ok(Response::new(proto::settlement(&s)))
+    }
+
+    async fn register_part(
+        &self,
+        request: Request<pb::RegisterPartRequest>,
+    ) -> Result<Response<pb::Part>, Status> {
+        parts::register_part(&self.core, request).await
+    }
+
+    async fn register_part_site(
+        &self,
+        request: Request<pb::RegisterPartSiteRequest>,
+    ) -> Result<Response<pb::PartSite>, Status> {
+        parts::register_site(&self.core, request).await
+    }
+
+    async fn receive_parts(
+        &self,
+        request: Request<pb::ReceivePartsRequest>,
+    ) -> Result<Response<pb::PartsReceipt>, Status> {
+        parts::receive_parts(&self.core, request).await
+    }
+
+    async fn request_parts(
+        &self,
+        request: Request<pb::RequestPartsRequest>,
+    ) -> Result<Response<pb::JobParts>, Status> {
+        parts::request_parts(&self.core, request).await
+    }
+
+    async fn ship_transfer(
+        &self,
+        request: Request<pb::ShipTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        parts::ship_transfer(&self.core, request).await
+    }
+
+    async fn receive_transfer(
+        &self,
+        request: Request<pb::ReceiveTransferRequest>,
+    ) -> Result<Response<pb::Transfer>, Status> {
+        parts::receive_transfer(&self.core, request).await
+    }
+
+    async fn set_stock_threshold(
+        &self,
+        request: Request<pb::SetStockThresholdRequest>,
+    ) -> Result<Response<pb::StockLevel>, Status> {
+        parts::set_threshold(&self.core, request).await
+    }
+
+    async fn record_stocktake(
+        &self,
+        request: Request<pb::RecordStocktakeRequest>,
+    ) -> Result<Response<pb::Stocktake>, Status> {
+        parts::record_stocktake(&self.core, request).await
+    }
+
+    async fn list_stock(
+        &self,
+        request: Request<pb::ListStockRequest>,
+    ) -> Result<Response<pb::ListStockResponse>, Status> {
+        parts::list_stock(&self.core, request).await
+    }
+
+    async fn get_parts_turnover(
+        &self,
+        request: Request<pb::GetPartsTurnoverRequest>,
+    ) -> Result<Response<pb::PartsTurnover>, Status> {
+        parts::turnover(&self.core, request).await
     }
 }
 

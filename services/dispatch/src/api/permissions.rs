@@ -47,6 +47,22 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("GetSettlement"), &[ADMIN, MANAGER, ANALYST, GATEWAY]),
     (rpc!("ListSettlements"), &[ADMIN, MANAGER, ANALYST, GATEWAY]),
     (rpc!("UpdateSettlementStatus"), &[ADMIN]),
+    (rpc!("RegisterPart"), &[ADMIN]),
+    (rpc!("RegisterPartSite"), &[ADMIN]),
+    (rpc!("ReceiveParts"), &[SUPERVISOR, MANAGER, ADMIN]),
+    (rpc!("RequestParts"), &[SUPERVISOR, GATEWAY]),
+    (rpc!("ShipTransfer"), &[SUPERVISOR, MANAGER, ADMIN]),
+    (rpc!("ReceiveTransfer"), &[SUPERVISOR, MANAGER, ADMIN]),
+    (rpc!("SetStockThreshold"), &[MANAGER, ADMIN]),
+    (rpc!("RecordStocktake"), &[SUPERVISOR, MANAGER, ADMIN]),
+    (
+        rpc!("ListStock"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, ADMIN],
+    ),
+    (
+        rpc!("GetPartsTurnover"),
+        &[SUPERVISOR, MANAGER, ANALYST, ADMIN],
+    ),
     (keys!("IssuePartnerKey"), &[ADMIN]),
     (keys!("RotatePartnerKey"), &[ADMIN]),
     (keys!("RevokePartnerKey"), &[ADMIN]),
@@ -56,13 +72,17 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
 ];
 
 /// The RPCs every call of which is audited (partner and settlement administration,
-/// partner keys, reading the trail); partners' reads of customer contact are audited where
+/// the parts catalogue, stock thresholds and stocktakes, partner keys, reading the trail); partners' reads of customer contact are audited where
 /// they happen.
 pub const AUDITED: &[&str] = &[
     rpc!("RegisterPartner"),
     rpc!("UpdatePartner"),
     rpc!("GenerateSettlement"),
     rpc!("UpdateSettlementStatus"),
+    rpc!("RegisterPart"),
+    rpc!("RegisterPartSite"),
+    rpc!("SetStockThreshold"),
+    rpc!("RecordStocktake"),
     keys!("IssuePartnerKey"),
     keys!("RotatePartnerKey"),
     keys!("RevokePartnerKey"),

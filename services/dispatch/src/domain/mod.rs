@@ -1,12 +1,13 @@
 //! The dispatch rules, free of I/O: partners and their fee schedules, candidate matching
-//! and scoring, the job lifecycle with its offers, quote price checks, scorecards and
-//! settlements. Everything here is a pure function of its inputs and the instant `now`.
+//! and scoring, the job lifecycle with its offers, quote price checks, scorecards,
+//! settlements, and spare parts with their stock. Everything here is a pure function of its inputs and the instant `now`.
 
 pub mod job;
 pub mod keys;
 pub mod listing;
 pub mod matching;
 pub mod partner;
+pub mod parts;
 pub mod quote;
 pub mod scorecard;
 pub mod settlement;
@@ -33,15 +34,20 @@ text_enum!(
         CannotComplete = "cannot_complete",
         Cancelled = "cancelled",
         Unassigned = "unassigned",
+        WaitingForParts = "waiting_for_parts",
     }
 );
 
 impl JobStatus {
-    /// Accepted by a partner and not finished: the partner may see the customer's contact.
+    /// Accepted by a partner and not finished (waiting for parts included): the partner
+    /// may see the customer's contact.
     pub fn is_open_work(self) -> bool {
         matches!(
             self,
-            JobStatus::Accepted | JobStatus::Scheduled | JobStatus::OnSite
+            JobStatus::Accepted
+                | JobStatus::Scheduled
+                | JobStatus::OnSite
+                | JobStatus::WaitingForParts
         )
     }
 

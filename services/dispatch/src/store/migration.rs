@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddContactKeyId),
             Box::new(MoveContactReadsToAuditRecords),
             Box::new(CreateOfferLoad),
+            Box::new(super::parts_migration::CreatePartsTables),
         ]
     }
 }

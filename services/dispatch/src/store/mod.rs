@@ -2,8 +2,9 @@
 //! take any connection, so a use case composes them inside its command's transaction;
 //! rows become domain types here only, and the sea-orm entities never leave this module.
 //!
-//! Lock order, the same in every transaction of the service, so none can deadlock: job
-//! rows before partner rows; several jobs by id; partners either one at a time (a
+//! Lock order, the same in every transaction of the service, so none can deadlock: a
+//! part transfer before job rows; job rows before partner rows and before stock rows
+//! (by part, then site, [`lock_stock`]); several jobs by id; partners either one at a time (a
 //! savepoint unlocks a partner found full before the next is tried; the lock is shared
 //! while the partner is far from its capacity, see [`lock_partner`]) or all at once by id
 //! ([`lock_and_load_partners`]). Offers' counters (`load`) are written after every partner lock a
@@ -17,6 +18,9 @@ mod keys;
 mod load;
 pub mod migration;
 mod partners;
+mod parts;
+mod parts_entity;
+pub mod parts_migration;
 mod settlements;
 
 use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
@@ -32,6 +36,11 @@ pub use load::taken_since;
 pub use partners::{
     PartnerLock, get_partner, list_partners, lock_partner, partner_versions_covering,
     partners_by_id, partners_covering, save_partner,
+};
+pub use parts::{
+    get_part, get_receipt, get_site, get_stocktake, get_transfer, insert_part, insert_receipt,
+    insert_site, insert_stocktake, jobs_waiting_at, list_stock, lock_stock, on_hand_history,
+    record_movements, reservations_of, save_reservations, save_stock, save_transfer, unknown_parts,
 };
 pub use settlements::{get_settlement, list_settlements, save_settlement, settlement_of};
 

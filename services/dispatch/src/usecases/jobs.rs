@@ -1,6 +1,7 @@
 //! A repair job's own lifecycle: creating it (keyed by the caller's idempotency key, and
 //! dispatched at once; its contact sealed under the new job's id), reading and listing
-//! jobs as the actor may see them (see `contacts`), completing and cancelling.
+//! jobs as the actor may see them (see `contacts`), completing (on site or remotely) and
+//! cancelling, each settling the parts reserved for the job (see `stock`).
 
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_platform::pii::masked;
@@ -17,7 +18,9 @@ use crate::{
     store,
 };
 
-use super::{Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save};
+use super::{
+    Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save, stock::warned,
+};
 
 const CREATE_SCOPE: &str = "dispatch.CreateJob";
 const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
@@ -110,9 +113,11 @@ impl DispatchCore {
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events =
                     agg.complete(outcome, photos.clone(), &masked(notes), actor, cmd.now())?;
+                let warnings = self.settle_parts(&mut cmd, &agg).await?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
+                warned(warnings);
                 self.answer_as(agg, actor)
             })
             .await
@@ -140,9 +145,11 @@ impl DispatchCore {
                 };
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events = agg.resolve_remotely(outcome, &masked(notes), actor, cmd.now())?;
+                let warnings = self.settle_parts(&mut cmd, &agg).await?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
+                warned(warnings);
                 self.answer_as(agg, actor)
             })
             .await
@@ -155,10 +162,15 @@ impl DispatchCore {
         actor: &Actor,
     ) -> Result<JobView, DispatchError> {
         forbid_partner(actor, "cancel jobs")?;
-        self.command(CANCEL_SCOPE, id, actor, |agg, now| {
-            Ok(agg.cancel(&masked(reason), actor, now)?.into())
-        })
-        .await
+        let (mut cmd, mut agg) = self.open(CANCEL_SCOPE, id, actor).await?;
+        let events = agg.cancel(&masked(reason), actor, cmd.now())?;
+        // Parts held for the job go back to the site's available stock.
+        let warnings = self.settle_parts(&mut cmd, &agg).await?;
+        save(&mut cmd, &agg, events.into()).await?;
+        cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
+            .await?;
+        warned(warnings);
+        self.answer_as(agg, actor)
     }
 
     /// A job as it is, for whoever may see all of it.

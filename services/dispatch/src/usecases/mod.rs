@@ -5,7 +5,8 @@
 //! once when an offer is declined or lapses), saves the job with its offers and quotes
 //! and outbox events, hands the offer and visit deadlines it changed to the command, and
 //! commits; the pipeline schedules them and wakes the relay after the commit. A partner
-//! actor is confined to its own jobs throughout. The customer's contact is sealed and
+//! actor is confined to its own jobs throughout. Spare parts (`parts`, `stock`) go
+//! through the same pipeline; the command that finishes a job settles its reservations. The customer's contact is sealed and
 //! opened only in `contacts`; every answer is a [`JobView`].
 //!
 //! May depend on `domain`, `store` and `events`; never on `api` or protobuf.
@@ -18,9 +19,11 @@ mod jobs;
 mod keys;
 mod offers;
 mod partners;
+mod parts;
 mod quotes;
 mod repairs;
 mod settlement;
+mod stock;
 mod visits;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
@@ -32,7 +35,9 @@ use sea_orm::DatabaseConnection;
 
 pub use contacts::{ContactRight, SEAL_CONTEXT};
 pub use deadlines::DispatchDeadline;
+pub use parts::NewSite;
 pub use repairs::{ReturnRepair, repair_job_id};
+pub use stock::JobParts;
 
 use crate::{
     domain::{

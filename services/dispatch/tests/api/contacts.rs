@@ -132,7 +132,7 @@ async fn the_contact_at_rest_is_sealed_on_sqlite() {
 }
 
 /// A development OpenID provider on loopback, and the settings that trust it.
-async fn provider(stop: &CancellationToken) -> (DevIssuer, AuthSettings) {
+pub async fn provider(stop: &CancellationToken) -> (DevIssuer, AuthSettings) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let issuer = DevIssuer::generate(&url, DevIssuer::DEFAULT_AUDIENCE).unwrap();
@@ -147,7 +147,7 @@ async fn provider(stop: &CancellationToken) -> (DevIssuer, AuthSettings) {
     (issuer, settings)
 }
 
-fn bearer<T>(body: T, token: &str) -> Request<T> {
+pub fn bearer<T>(body: T, token: &str) -> Request<T> {
     let mut request = Request::new(body);
     request
         .metadata_mut()

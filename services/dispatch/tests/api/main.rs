@@ -11,5 +11,7 @@ mod flow;
 mod helpers;
 mod history;
 mod partner_events;
+mod parts;
+mod parts_month;
 mod remote;
 mod returns;

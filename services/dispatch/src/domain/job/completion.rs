@@ -18,6 +18,12 @@ impl JobAggregate {
         if !self.job.status.is_open_work() {
             return Err(self.illegal("be completed"));
         }
+        // A fix needs the parts the job waits for; giving up (not fixed) does not.
+        if self.job.status == JobStatus::WaitingForParts && outcome.is_fix() {
+            return Err(DomainError::Precondition(
+                "the job waits for parts: it can be completed with a fix once they arrived".into(),
+            ));
+        }
         self.finish(outcome, photos, notes, CompletionMode::OnSite, actor, now)
     }
 

@@ -1,6 +1,6 @@
 //! A repair job and its lifecycle: pending_dispatch → offered → accepted → scheduled →
 //! on_site → completed | cannot_complete, or cancelled, or unassigned when no partner is
-//! left. Each operation returns the events it caused. The offer rules (who holds the job,
+//! left; open work may wait for parts (waiting_for_parts → accepted, see `parts`). Each operation returns the events it caused. The offer rules (who holds the job,
 //! answers, lapses and withdrawals) live in `offer`, the on-site visit and its SLA in
 //! `visit`, the quotes the job takes and their review in `quotes`, completion (on site or
 //! remote) and the repeat rule in `completion`; this module keeps the job itself and
@@ -8,6 +8,7 @@
 
 mod completion;
 mod offer;
+mod parts;
 mod quotes;
 mod visit;
 
@@ -131,6 +132,9 @@ pub struct Job {
     pub visit_due_at: Option<DateTime<Utc>>,
     pub visited_at: Option<DateTime<Utc>>,
     pub visit_late: bool,
+    /// Since when the job waits for parts (the on-site clock paused meanwhile).
+    #[serde(default)]
+    pub parts_waiting_since: Option<DateTime<Utc>>,
     pub completion: Option<Completion>,
     pub status_reason: String,
     pub repeat_of_job_id: Option<String>,
@@ -186,6 +190,8 @@ pub enum JobEvent {
     },
     VisitLate,
     Completed,
+    /// Every part the job waited for is reserved: it is accepted work again.
+    PartsReady,
     QuoteNeedsReview {
         quote_id: String,
     },
@@ -250,6 +256,7 @@ impl JobAggregate {
             visit_due_at: None,
             visited_at: None,
             visit_late: false,
+            parts_waiting_since: None,
             completion: None,
             status_reason: String::new(),
             repeat_of_job_id: repeat_of,

@@ -77,6 +77,12 @@ impl JobAggregate {
                 "must not be before the job was accepted",
             ));
         }
+        // A visit after the parts arrived is a return to a job visited before: the first
+        // visit is the one the on-site SLA judged.
+        if self.job.visited_at.is_some() {
+            self.move_to(JobStatus::OnSite, actor, notes, now);
+            return Ok(Vec::new());
+        }
         self.job.visited_at = Some(arrived_at);
         self.move_to(JobStatus::OnSite, actor, notes, now);
         let late = self.job.visit_due_at.is_some_and(|due| arrived_at > due);
@@ -93,8 +99,7 @@ impl JobAggregate {
             Some(due) if now >= due => due,
             _ => return Vec::new(),
         };
-        let waiting = matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled);
-        if !waiting || self.job.visit_late {
+        if self.visit_watch().is_none() {
             return Vec::new();
         }
         self.job.visit_late = true;
@@ -112,7 +117,8 @@ impl JobAggregate {
 
     /// When the visit deadline still has to be watched.
     pub fn visit_watch(&self) -> Option<DateTime<Utc>> {
-        let waiting = matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled);
+        let waiting = matches!(self.job.status, JobStatus::Accepted | JobStatus::Scheduled)
+            && self.job.visited_at.is_none();
         (waiting && !self.job.visit_late)
             .then_some(self.job.visit_due_at)
             .flatten()

@@ -1,0 +1,518 @@
+//! Stock movements driven by jobs and goods: a job's request for parts (reserved at once
+//! where available, waiting for the rest), settling a finished job's reservations
+//! (consumed by a fix, released otherwise), receipts and transfers, whose arrivals are
+//! given to the jobs waiting at the site, oldest request first, resuming those made whole
+//! in the same transaction.
+//!
+//! Locks: the transfer (receiving one), then jobs in id order, then stock rows in (part,
+//! site) order ([`Locked`]).
+
+use aftersales_platform::idempotency::Idempotency;
+use aftersales_runtime::command::{Begun, Remembered};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{
+        Actor, DomainError, JobStatus,
+        job::{JobAggregate, JobView},
+        new_id,
+        parts::{
+            Movement, Receipt, Reservation, ReservationStatus, Stock, Transfer, TransferStatus,
+            whole,
+        },
+    },
+    error::{DispatchError, not_found},
+    events, store,
+};
+
+use super::{DispatchCore, InCommand, forbid_partner, replayed, save};
+
+const REQUEST_SCOPE: &str = "dispatch.RequestParts";
+const RECEIVE_SCOPE: &str = "dispatch.ReceiveParts";
+const SHIP_SCOPE: &str = "dispatch.ShipTransfer";
+const ARRIVE_SCOPE: &str = "dispatch.ReceiveTransfer";
+
+/// One stock row locked by a command: as read, as changed, and the changes.
+struct Entry {
+    before: Stock,
+    stock: Stock,
+    movements: Vec<Movement>,
+}
+
+impl Entry {
+    fn apply(&mut self, change: Result<Movement, DomainError>) -> Result<(), DispatchError> {
+        self.movements.push(change?);
+        Ok(())
+    }
+}
+
+/// The stock rows a command locked.
+pub(super) struct Locked(Vec<Entry>);
+
+impl Locked {
+    pub(super) async fn lock(
+        cmd: &impl InCommand,
+        keys: &[(String, String)],
+    ) -> Result<Self, DispatchError> {
+        let rows = store::lock_stock(cmd.txn(), keys, cmd.now()).await?;
+        Ok(Self(
+            rows.into_iter()
+                .map(|stock| Entry {
+                    before: stock.clone(),
+                    stock,
+                    movements: Vec::new(),
+                })
+                .collect(),
+        ))
+    }
+
+    fn find(&mut self, part_id: &str, site_id: &str) -> Option<&mut Entry> {
+        self.0
+            .iter_mut()
+            .find(|e| e.stock.part_id == part_id && e.stock.site_id == site_id)
+    }
+
+    fn row(&mut self, part_id: &str, site_id: &str) -> Result<&mut Entry, DispatchError> {
+        self.find(part_id, site_id)
+            .ok_or_else(|| not_found("stock", &format!("{part_id}@{site_id}")))
+    }
+
+    /// Changes the threshold of a locked row.
+    pub(super) fn set_threshold(
+        &mut self,
+        part_id: &str,
+        site_id: &str,
+        threshold: i64,
+    ) -> Result<(), DispatchError> {
+        self.row(part_id, site_id)?.stock.threshold = threshold;
+        Ok(())
+    }
+
+    /// Counts a locked row: the discrepancy and the figure before.
+    pub(super) fn count(
+        &mut self,
+        part_id: &str,
+        site_id: &str,
+        counted: i64,
+    ) -> Result<(i64, i64), DispatchError> {
+        let entry = self.row(part_id, site_id)?;
+        let expected = entry.stock.on_hand;
+        let (discrepancy, movement) = entry.stock.count(counted)?;
+        entry.movements.push(movement);
+        Ok((expected, discrepancy))
+    }
+
+    /// Writes every changed row (guarded against negative figures), its ledger lines under
+    /// `reference`, and a `PartLowStock` for each row that just fell below its threshold;
+    /// the rows as they are now, and how many warned.
+    pub(super) async fn save(
+        mut self,
+        cmd: &mut impl InCommand,
+        reference: &str,
+    ) -> Result<(Vec<Stock>, u32), DispatchError> {
+        let now = cmd.now();
+        let mut warned = Vec::new();
+        for entry in &mut self.0 {
+            if entry.stock.check_low() {
+                warned.push(entry.stock.clone());
+            }
+            if entry.stock == entry.before {
+                continue;
+            }
+            if !store::save_stock(cmd.txn(), &entry.before, &entry.stock, now).await? {
+                return Err(DomainError::Precondition(format!(
+                    "stock of part {} at site {} would go negative",
+                    entry.stock.part_id, entry.stock.site_id
+                ))
+                .into());
+            }
+            let moved: Vec<Movement> = entry
+                .movements
+                .iter()
+                .filter(|m| (m.on_hand, m.reserved, m.in_transit) != (0, 0, 0))
+                .copied()
+                .collect();
+            store::record_movements(cmd.txn(), &entry.stock, &moved, reference, now).await?;
+        }
+        cmd.publish(events::encode_low_stock(&warned, now)).await?;
+        let rows = self.0.into_iter().map(|e| e.stock).collect();
+        Ok((rows, warned.len() as u32))
+    }
+}
+
+/// Counts low-stock warnings once their command committed.
+pub(super) fn warned(n: u32) {
+    for _ in 0..n {
+        aftersales_platform::metrics::part_low_stock();
+    }
+}
+
+/// A job's view with its reservations.
+pub struct JobParts {
+    pub view: JobView,
+    pub reservations: Vec<Reservation>,
+}
+
+impl DispatchCore {
+    /// Reserves parts at a site for a job's open work: what is available now is held; if
+    /// anything is missing the job waits for parts. A retry with the same key answers
+    /// with the job and its reservations as they are now.
+    pub async fn request_parts(
+        &self,
+        job_id: &str,
+        site_id: &str,
+        lines: Vec<(String, i64)>,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<JobParts, DispatchError> {
+        self.pipeline
+            .keyed(idem, || async {
+                let cmd = match self.pipeline.begin(REQUEST_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self.job_parts(replayed(&remembered)?, actor).await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                let (mut cmd, mut agg) = self.lock(cmd, job_id, actor).await?;
+                let now = cmd.now();
+                agg.check_parts_request()?;
+                self.require_site(cmd.txn(), site_id).await?;
+                let part_ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
+                self.require_parts(cmd.txn(), &part_ids).await?;
+                let keys: Vec<(String, String)> = part_ids
+                    .iter()
+                    .map(|p| (p.clone(), site_id.to_owned()))
+                    .collect();
+                let mut stock = Locked::lock(&cmd, &keys).await?;
+                let mut reservations =
+                    store::reservations_of(cmd.txn(), &[job_id.to_owned()]).await?;
+                let mut new = Vec::new();
+                for (part_id, quantity) in &lines {
+                    let entry = stock.row(part_id, site_id)?;
+                    let (granted, movement) = entry.stock.reserve(*quantity)?;
+                    entry.movements.extend(movement);
+                    new.push(Reservation {
+                        id: new_id(),
+                        job_id: job_id.to_owned(),
+                        site_id: site_id.to_owned(),
+                        part_id: part_id.clone(),
+                        quantity: *quantity,
+                        reserved: granted,
+                        status: ReservationStatus::Open,
+                        created_at: now,
+                    });
+                }
+                store::save_reservations(cmd.txn(), &new).await?;
+                reservations.extend(new);
+                let events = if whole(&reservations) {
+                    agg.parts_ready(now)
+                } else {
+                    agg.wait_for_parts(actor, now);
+                    Vec::new()
+                };
+                save(&mut cmd, &agg, events.into()).await?;
+                let (_, n) = stock.save(&mut cmd, &format!("job:{job_id}")).await?;
+                cmd.commit(&self.pipeline, &Remembered::id(job_id)).await?;
+                warned(n);
+                Ok(JobParts {
+                    view: self.answer_as(agg, actor)?,
+                    reservations,
+                })
+            })
+            .await
+    }
+
+    /// A job as `actor` may see it, with its reservations.
+    pub async fn job_parts(&self, job_id: &str, actor: &Actor) -> Result<JobParts, DispatchError> {
+        let agg = self.load(job_id).await?;
+        if actor.partner().is_some_and(|p| !agg.visible_to(p)) {
+            return Err(not_found("job", job_id));
+        }
+        let reservations = store::reservations_of(self.db(), &[job_id.to_owned()]).await?;
+        Ok(JobParts {
+            view: self.answer_as(agg, actor)?,
+            reservations,
+        })
+    }
+
+    /// Settles the reservations of a job its command just finished: a fix (completed)
+    /// consumes what was reserved, any other end gives it back. Runs after the job's lock,
+    /// in the same transaction; how many low-stock warnings it gave.
+    pub(super) async fn settle_parts(
+        &self,
+        cmd: &mut impl InCommand,
+        agg: &JobAggregate,
+    ) -> Result<u32, DispatchError> {
+        let mut lines: Vec<Reservation> =
+            store::reservations_of(cmd.txn(), std::slice::from_ref(&agg.job.id))
+                .await?
+                .into_iter()
+                .filter(|l| l.status == ReservationStatus::Open)
+                .collect();
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let consume = agg.job.status == JobStatus::Completed;
+        let keys: Vec<(String, String)> = lines
+            .iter()
+            .map(|l| (l.part_id.clone(), l.site_id.clone()))
+            .collect();
+        let mut stock = Locked::lock(cmd, &keys).await?;
+        for line in &mut lines {
+            let entry = stock.row(&line.part_id, &line.site_id)?;
+            let change = if consume {
+                line.status = ReservationStatus::Consumed;
+                entry.stock.consume(line.reserved)
+            } else {
+                line.status = ReservationStatus::Released;
+                entry.stock.release(line.reserved)
+            };
+            entry.apply(change)?;
+        }
+        store::save_reservations(cmd.txn(), &lines).await?;
+        let (_, n) = stock.save(cmd, &format!("job:{}", agg.job.id)).await?;
+        Ok(n)
+    }
+
+    /// Books goods received at a site and gives them to the jobs waiting there. A retry
+    /// with the same key answers with the first receipt.
+    pub async fn receive_parts(
+        &self,
+        site_id: &str,
+        lines: Vec<(String, i64)>,
+        reference: &str,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<Receipt, DispatchError> {
+        forbid_partner(actor, "book receipts")?;
+        self.pipeline
+            .keyed(idem, || async {
+                let mut cmd = match self.pipeline.begin(RECEIVE_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        let id = replayed(&remembered)?;
+                        return store::get_receipt(self.db(), id)
+                            .await?
+                            .ok_or_else(|| not_found("receipt", id));
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                self.require_site(cmd.txn(), site_id).await?;
+                let part_ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
+                self.require_parts(cmd.txn(), &part_ids).await?;
+                let (mut jobs, mut reservations) = lock_waiting(&cmd, site_id, &part_ids).await?;
+                let keys: Vec<(String, String)> = part_ids
+                    .iter()
+                    .map(|p| (p.clone(), site_id.to_owned()))
+                    .collect();
+                let mut stock = Locked::lock(&cmd, &keys).await?;
+                for (part_id, quantity) in &lines {
+                    let entry = stock.row(part_id, site_id)?;
+                    let change = entry.stock.receive(*quantity);
+                    entry.apply(change)?;
+                }
+                let id = new_id();
+                let given = allocate(&mut stock, site_id, &mut reservations, &mut jobs, cmd.now())?;
+                store::save_reservations(cmd.txn(), &reservations).await?;
+                for (agg, events) in given.jobs {
+                    save(&mut cmd, &agg, events.into()).await?;
+                }
+                let receipt = Receipt {
+                    id: id.clone(),
+                    site_id: site_id.to_owned(),
+                    lines: lines.clone(),
+                    reference: reference.to_owned(),
+                    received_at: cmd.now(),
+                    resumed_job_ids: given.resumed,
+                };
+                store::insert_receipt(cmd.txn(), &receipt).await?;
+                let (_, n) = stock.save(&mut cmd, &format!("receipt:{id}")).await?;
+                cmd.commit(&self.pipeline, &Remembered::id(&id)).await?;
+                warned(n);
+                Ok(receipt)
+            })
+            .await
+    }
+
+    /// Ships available units of a part from one site to another: off the sender's stock,
+    /// in transit at the receiver's.
+    pub async fn ship_transfer(
+        &self,
+        part_id: &str,
+        from: &str,
+        to: &str,
+        quantity: i64,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<(Transfer, Vec<String>), DispatchError> {
+        forbid_partner(actor, "ship transfers")?;
+        if from == to {
+            return Err(DomainError::invalid("to_site_id", "must differ from from_site_id").into());
+        }
+        self.pipeline
+            .keyed(idem, || async {
+                let mut cmd = match self.pipeline.begin(SHIP_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self.transfer(replayed(&remembered)?).await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                self.require_site(cmd.txn(), from).await?;
+                self.require_site(cmd.txn(), to).await?;
+                self.require_parts(cmd.txn(), &[part_id.to_owned()]).await?;
+                let keys = [
+                    (part_id.to_owned(), from.to_owned()),
+                    (part_id.to_owned(), to.to_owned()),
+                ];
+                let mut stock = Locked::lock(&cmd, &keys).await?;
+                let sender = stock.row(part_id, from)?;
+                let change = sender.stock.ship(quantity);
+                sender.apply(change)?;
+                let receiver = stock.row(part_id, to)?;
+                let change = receiver.stock.expect(quantity);
+                receiver.apply(change)?;
+                let transfer = Transfer {
+                    id: new_id(),
+                    part_id: part_id.to_owned(),
+                    from_site_id: from.to_owned(),
+                    to_site_id: to.to_owned(),
+                    quantity,
+                    status: TransferStatus::InTransit,
+                    shipped_at: cmd.now(),
+                    received_at: None,
+                };
+                store::save_transfer(cmd.txn(), &transfer, &[]).await?;
+                let (_, n) = stock
+                    .save(&mut cmd, &format!("transfer:{}", transfer.id))
+                    .await?;
+                cmd.commit(&self.pipeline, &Remembered::id(&transfer.id))
+                    .await?;
+                warned(n);
+                Ok((transfer, Vec::new()))
+            })
+            .await
+    }
+
+    /// A shipment arrived: on hand at the receiver, and given to the jobs waiting there.
+    /// A transfer is received once; a retry with the same key answers with it as it is.
+    pub async fn receive_transfer(
+        &self,
+        id: &str,
+        idem: Option<&Idempotency>,
+        actor: &Actor,
+    ) -> Result<(Transfer, Vec<String>), DispatchError> {
+        forbid_partner(actor, "receive transfers")?;
+        self.pipeline
+            .keyed(idem, || async {
+                let mut cmd = match self.pipeline.begin(ARRIVE_SCOPE, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self.transfer(replayed(&remembered)?).await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                let (mut transfer, _) = store::get_transfer(cmd.txn(), id, true)
+                    .await?
+                    .ok_or_else(|| not_found("transfer", id))?;
+                if transfer.status != TransferStatus::InTransit {
+                    return Err(DomainError::Precondition(format!(
+                        "transfer {id} was received already"
+                    ))
+                    .into());
+                }
+                let (site_id, part_id) = (transfer.to_site_id.clone(), transfer.part_id.clone());
+                let part_ids = [part_id.clone()];
+                let (mut jobs, mut reservations) = lock_waiting(&cmd, &site_id, &part_ids).await?;
+                let mut stock = Locked::lock(&cmd, &[(part_id.clone(), site_id.clone())]).await?;
+                let entry = stock.row(&part_id, &site_id)?;
+                let change = entry.stock.arrive(transfer.quantity);
+                entry.apply(change)?;
+                let given = allocate(
+                    &mut stock,
+                    &site_id,
+                    &mut reservations,
+                    &mut jobs,
+                    cmd.now(),
+                )?;
+                store::save_reservations(cmd.txn(), &reservations).await?;
+                for (agg, events) in given.jobs {
+                    save(&mut cmd, &agg, events.into()).await?;
+                }
+                transfer.status = TransferStatus::Received;
+                transfer.received_at = Some(cmd.now());
+                store::save_transfer(cmd.txn(), &transfer, &given.resumed).await?;
+                let (_, n) = stock.save(&mut cmd, &format!("transfer:{id}")).await?;
+                cmd.commit(&self.pipeline, &Remembered::id(id)).await?;
+                warned(n);
+                Ok((transfer, given.resumed))
+            })
+            .await
+    }
+
+    pub async fn transfer(&self, id: &str) -> Result<(Transfer, Vec<String>), DispatchError> {
+        store::get_transfer(self.db(), id, false)
+            .await?
+            .ok_or_else(|| not_found("transfer", id))
+    }
+}
+
+/// Locks the jobs with requests still missing units of `part_ids` at `site_id` (in id
+/// order, before any stock row) and reads their reservations under the lock.
+async fn lock_waiting(
+    cmd: &impl InCommand,
+    site_id: &str,
+    part_ids: &[String],
+) -> Result<(Vec<JobAggregate>, Vec<Reservation>), DispatchError> {
+    let ids = store::jobs_waiting_at(cmd.txn(), site_id, part_ids).await?;
+    let jobs = store::load_jobs(cmd.txn(), &ids, true).await?;
+    let reservations = store::reservations_of(cmd.txn(), &ids).await?;
+    Ok((jobs, reservations))
+}
+
+/// What arrivals gave: the jobs resumed, each with its events, to save.
+struct Given {
+    jobs: Vec<(JobAggregate, Vec<crate::domain::job::JobEvent>)>,
+    resumed: Vec<String>,
+}
+
+/// Gives what is now available at `site_id` of the locked rows to the open requests
+/// there still missing units, oldest request first; every job whose requests all became
+/// whole resumes.
+fn allocate(
+    stock: &mut Locked,
+    site_id: &str,
+    reservations: &mut [Reservation],
+    jobs: &mut Vec<JobAggregate>,
+    now: DateTime<Utc>,
+) -> Result<Given, DispatchError> {
+    for line in reservations.iter_mut().filter(|l| l.site_id == site_id) {
+        let missing = line.missing();
+        if missing == 0 {
+            continue;
+        }
+        let Some(entry) = stock.find(&line.part_id, site_id) else {
+            continue;
+        };
+        let (granted, movement) = entry.stock.reserve(missing)?;
+        entry.movements.extend(movement);
+        line.reserved += granted;
+    }
+    let mut given = Given {
+        jobs: Vec::new(),
+        resumed: Vec::new(),
+    };
+    for mut agg in std::mem::take(jobs) {
+        let mine: Vec<Reservation> = reservations
+            .iter()
+            .filter(|l| l.job_id == agg.job.id)
+            .cloned()
+            .collect();
+        if !whole(&mine) {
+            continue;
+        }
+        let events = agg.parts_ready(now);
+        if !events.is_empty() {
+            given.resumed.push(agg.job.id.clone());
+            given.jobs.push((agg, events));
+        }
+    }
+    Ok(given)
+}
