@@ -345,6 +345,7 @@ async fn no_personal_data_in_clear_anywhere_and_none_after_erasure() {
             author: tpb::ReplyAuthor::Customer as i32,
             author_id: customer_id.clone(),
             body: format!("This is {}, my number is {}", person.name, person.phone),
+            ..Default::default()
         })
         .await
         .unwrap();

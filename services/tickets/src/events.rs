@@ -6,6 +6,9 @@
 //! event: `TicketCreated` carries the ticket without its subject, description and
 //! evidence (its product facts are codes, checked to hold no contact), and the reasons of status changes, escalations and reopenings stay on the
 //! ticket's history (a consumer that needs them reads the ticket).
+//!
+//! Every event names the ticket's watchers (ids of users and teams, never contacts), so
+//! they receive the ticket's events; changing the watchers publishes nothing of its own.
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
 use aftersales_protos::{
@@ -32,6 +35,8 @@ pub fn encode(ticket: &Ticket, events: &[TicketEvent], now: DateTime<Utc>) -> Ve
 
 fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
     let ticket_id = ticket.id.clone();
+    // Every event names the watchers, so a notifier can tell them without a copy of its own.
+    let watchers = proto::watchers(&ticket.watchers);
     match event {
         TicketEvent::Created => Payload::TicketCreated(ev::TicketCreated {
             ticket: Some(without_free_text(proto::ticket(ticket))),
@@ -42,6 +47,7 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
                 from: from.to_proto(),
                 to: to.to_proto(),
                 reason: String::new(),
+                watchers,
             })
         }
         TicketEvent::Escalated {
@@ -52,12 +58,14 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             to: to.to_proto(),
             reason: String::new(),
             clock_id: clock_id.clone().unwrap_or_default(),
+            watchers,
         }),
         TicketEvent::SlaWarning { clock } => Payload::SlaWarning(ev::SlaWarning {
             ticket_id,
             clock_id: clock.id.clone(),
             kind: clock.kind.to_proto(),
             due_at: Some(timestamp(clock.due_at)),
+            watchers,
         }),
         TicketEvent::SlaBreached { clock } => Payload::SlaBreached(ev::SlaBreached {
             ticket_id,
@@ -65,17 +73,20 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             kind: clock.kind.to_proto(),
             due_at: Some(timestamp(clock.due_at)),
             breached_at: clock.breached_at.map(timestamp),
+            watchers,
         }),
         TicketEvent::Resolved => Payload::TicketResolved(ev::TicketResolved {
             ticket_id,
             customer_id: ticket.customer_id.clone(),
             resolved_at: ticket.resolved_at.map(timestamp),
+            watchers,
         }),
         TicketEvent::Reopened { .. } => Payload::TicketReopened(ev::TicketReopened {
             ticket_id,
             customer_id: ticket.customer_id.clone(),
             reopen_count: ticket.reopen_count,
             reason: String::new(),
+            watchers,
         }),
     }
 }

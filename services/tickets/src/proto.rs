@@ -9,12 +9,16 @@ use prost_types::Timestamp;
 pub use aftersales_platform::codes::ProtoEnum;
 
 use crate::domain::{
-    Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier,
+    Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier, Visibility,
+    WatcherKind,
+    activity::ActivityEntry,
     calendar::{BusinessCalendar, format_time_of_day},
     clock::SlaClock,
     policy::{SlaPolicy, SlaTarget},
     product::ProductFacts,
-    ticket::{Reply, Ticket},
+    thread::{Attachment, Reply},
+    ticket::Ticket,
+    watchers::Watcher,
 };
 
 proto_enum!(Channel => pb::Channel {
@@ -33,6 +37,8 @@ proto_enum!(Status => pb::TicketStatus {
 });
 proto_enum!(Level => pb::EscalationLevel { Agent => Agent, Supervisor => Supervisor, Manager => Manager });
 proto_enum!(Author => pb::ReplyAuthor { Agent => Agent, Customer => Customer });
+proto_enum!(Visibility => pb::Visibility { Public => Public, Internal => Internal });
+proto_enum!(WatcherKind => pb::WatcherKind { User => User, Team => Team });
 proto_enum!(ClockKind => pb::ClockKind {
     FirstResponse => FirstResponse, Resolution => Resolution, PeriodicUpdate => PeriodicUpdate,
 });
@@ -67,6 +73,45 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         sla_policy_id: t.policy_id.clone(),
         sla_policy_version: t.policy_version,
         product: (!t.product.is_empty()).then(|| product(&t.product)),
+        watchers: watchers(&t.watchers),
+    }
+}
+
+pub fn watchers(watchers: &[Watcher]) -> Vec<pb::Watcher> {
+    watchers
+        .iter()
+        .map(|w| pb::Watcher {
+            kind: w.kind.to_proto(),
+            id: w.id.clone(),
+        })
+        .collect()
+}
+
+fn attachment(a: &Attachment) -> pb::Attachment {
+    pb::Attachment {
+        url: a.url.clone(),
+        sha256: a.sha256.clone(),
+    }
+}
+
+pub fn activity(a: &ActivityEntry) -> pb::ActivityEntry {
+    pb::ActivityEntry {
+        seq: a.seq,
+        ticket_id: a.ticket_id.clone(),
+        actor_id: a.actor_id.clone(),
+        actor_role: a.actor_role.clone(),
+        action: a.action.clone(),
+        detail: a.detail.clone(),
+        changes: a
+            .changes
+            .iter()
+            .map(|c| pb::FieldChange {
+                field: c.field.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+            })
+            .collect(),
+        at: Some(timestamp(a.at)),
     }
 }
 
@@ -89,6 +134,9 @@ pub fn reply(r: &Reply) -> pb::Reply {
         author_id: r.author_id.clone(),
         body: r.body.clone(),
         created_at: Some(timestamp(r.created_at)),
+        visibility: r.visibility.to_proto(),
+        attachments: r.attachments.iter().map(attachment).collect(),
+        recorded_by: r.recorded_by.clone(),
     }
 }
 

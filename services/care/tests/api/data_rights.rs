@@ -66,6 +66,7 @@ async fn history_of(app: &TestApp, customer: &str, ticket: &str) -> usize {
                 ticket_id: ticket.into(),
                 customer_id: customer.into(),
                 resolved_at: Some(timestamp(now - Duration::hours(1))),
+                ..Default::default()
             }),
         ),
     ];

@@ -7,13 +7,30 @@ mod status;
 
 use std::sync::Arc;
 
-use aftersales_platform::{audit, auth::Caller, caller::actor_of};
-use aftersales_protos::tickets::v1::{self as pb, ticket_service_server::TicketService};
+use aftersales_platform::{
+    audit,
+    auth::{
+        Caller,
+        roles::{AGENT, MANAGER, SUPERVISOR},
+    },
+    caller::actor_of,
+};
+use aftersales_protos::{
+    common::v1 as common,
+    tickets::v1::{self as pb, ticket_service_server::TicketService},
+};
 use tonic::{Request, Response, Status};
 
 use aftersales_platform::paging::encode_cursor;
 
-use crate::{proto, usecases::TicketsCore};
+use crate::{
+    domain::{Author, Visibility},
+    proto,
+    usecases::TicketsCore,
+};
+
+/// The roles that read internal notes: the desk's.
+const DESK: [&str; 3] = [AGENT, SUPERVISOR, MANAGER];
 
 pub use pb::ticket_service_server::TicketServiceServer;
 
@@ -81,11 +98,22 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::AddReplyRequest>,
     ) -> Result<Response<pb::AddReplyResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        let (author, idem) = request::add_reply(&r)?;
+        let (entry, idem) = request::add_reply(&r)?;
+        // An agent's entry is the caller's: a body naming someone else is believed only as
+        // an `actor` is. A customer's reply is entered by the caller for the customer.
+        let claimed = match entry.author {
+            Author::Agent => entry.claimed_author_id.as_ref().map(|id| common::Actor {
+                id: id.clone(),
+                role: common::ActorRole::Agent as i32,
+            }),
+            Author::Customer => None,
+        };
+        let recorder = actor_of(&caller, claimed.as_ref())?;
         let (reply, ticket) = self
             .core
-            .add_reply(&r.ticket_id, author, &r.author_id, &r.body, idem.as_ref())
+            .add_reply(&r.ticket_id, entry, &recorder, idem.as_ref())
             .await?;
         Ok(Response::new(pb::AddReplyResponse {
             reply: Some(proto::reply(&reply)),
@@ -197,6 +225,86 @@ impl TicketService for TicketsApi {
         Ok(Response::new(pb::ListSlaPoliciesResponse {
             policies: policies.iter().map(proto::policy).collect(),
         }))
+    }
+
+    async fn list_thread(
+        &self,
+        request: Request<pb::ListThreadRequest>,
+    ) -> Result<Response<pb::ListThreadResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (mut visibility, cursor, size) = request::list_thread(&r)?;
+        // Callers outside the desk (a storefront showing the customer the conversation)
+        // see the public replies only.
+        if !caller.has_any_role(&DESK) {
+            visibility = Some(Visibility::Public);
+        }
+        let page = self
+            .core
+            .thread(&r.ticket_id, visibility, cursor.as_deref(), size)
+            .await?;
+        Ok(Response::new(pb::ListThreadResponse {
+            entries: page.items.iter().map(proto::reply).collect(),
+            next_page_token: page.next.as_deref().map(encode_cursor).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_activity(
+        &self,
+        request: Request<pb::ListActivityRequest>,
+    ) -> Result<Response<pb::ListActivityResponse>, Status> {
+        let r = request.into_inner();
+        let (after_seq, size) = request::list_activity(&r)?;
+        let page = self.core.activity(&r.ticket_id, after_seq, size).await?;
+        Ok(Response::new(pb::ListActivityResponse {
+            entries: page.items.iter().map(proto::activity).collect(),
+            next_page_token: page
+                .next
+                .map(request::activity_page_token)
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn add_watcher(
+        &self,
+        request: Request<pb::AddWatcherRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (watcher, idem) = request::watcher(
+            &r,
+            &r.idempotency_key,
+            &r.ticket_id,
+            r.watcher.as_ref(),
+            |m| m.idempotency_key.clear(),
+        )?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        let ticket = self
+            .core
+            .add_watcher(&r.ticket_id, watcher, &actor, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
+    async fn remove_watcher(
+        &self,
+        request: Request<pb::RemoveWatcherRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (watcher, idem) = request::watcher(
+            &r,
+            &r.idempotency_key,
+            &r.ticket_id,
+            r.watcher.as_ref(),
+            |m| m.idempotency_key.clear(),
+        )?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        let ticket = self
+            .core
+            .remove_watcher(&r.ticket_id, watcher, &actor, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::ticket(&ticket)))
     }
 
     async fn upsert_business_calendar(

@@ -43,6 +43,13 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
         &[ADMIN, SUPERVISOR, MANAGER, ANALYST],
     ),
     (rpc!("UpsertBusinessCalendar"), &[ADMIN]),
+    (
+        rpc!("ListThread"),
+        &[AGENT, SUPERVISOR, MANAGER, STOREFRONT],
+    ),
+    (rpc!("ListActivity"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
+    (rpc!("AddWatcher"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RemoveWatcher"), &[AGENT, SUPERVISOR, MANAGER]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 

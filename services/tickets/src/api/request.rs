@@ -14,13 +14,16 @@ use chrono::{DateTime, NaiveDate};
 use tonic::Status;
 
 use crate::domain::{
-    Author, Level, Severity, Status as TicketStatus, Tier,
+    Level, Severity, Status as TicketStatus, Tier, Visibility, WatcherKind,
     calendar::{BusinessCalendar, Slot, WorkingDay, parse_time_of_day},
     listing::TicketFilter,
     policy::{SlaPolicy, SlaTarget},
     product::{self, ProductFacts},
+    thread::{self, Attachment, MAX_ATTACHMENTS},
     ticket::NewTicket,
+    watchers::{self, Watcher},
 };
+use crate::usecases::NewEntry;
 
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_TEXT: usize = 10_000;
@@ -145,17 +148,115 @@ pub fn list_tickets(
     Ok((filter, cursor, page_size(r.page_size)))
 }
 
-pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(Author, Option<Idempotency>), Status> {
+pub fn add_reply(r: &pb::AddReplyRequest) -> Result<(NewEntry, Option<Idempotency>), Status> {
     let mut v = Violations::new();
     v.id("ticket_id", &r.ticket_id);
     let author = v.required_enum("author", r.author);
-    v.id("author_id", &r.author_id);
+    v.optional_id("author_id", &r.author_id);
     v.require("body", &r.body);
     v.max_len("body", &r.body, MAX_TEXT);
+    let visibility = v
+        .optional_enum("visibility", r.visibility)
+        .unwrap_or(Visibility::Public);
+    if let Some(author) = author {
+        v.check("visibility", thread::may_write(author, visibility));
+    }
+    let attachments = attachments(&mut v, &r.attachments);
     let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let author = author.ok_or_else(|| Status::internal("validated author missing"))?;
-    Ok((author, idem))
+    let entry = NewEntry {
+        author,
+        claimed_author_id: non_empty(&r.author_id),
+        body: r.body.clone(),
+        visibility,
+        attachments,
+    };
+    Ok((entry, idem))
+}
+
+fn attachments(v: &mut Violations, given: &[pb::Attachment]) -> Vec<Attachment> {
+    v.max_count("attachments", given, MAX_ATTACHMENTS);
+    given
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let url = v.check(
+                &format!("attachments[{i}].url"),
+                thread::attachment_url(&a.url),
+            );
+            let sha256 = v.check(
+                &format!("attachments[{i}].sha256"),
+                thread::sha256_digest(&a.sha256),
+            );
+            Some(Attachment {
+                url: url?,
+                sha256: sha256?,
+            })
+        })
+        .collect()
+}
+
+pub fn list_thread(
+    r: &pb::ListThreadRequest,
+) -> Result<(Option<Visibility>, Option<String>, u64), Status> {
+    let mut v = Violations::new();
+    v.id("ticket_id", &r.ticket_id);
+    let visibility = v.optional_enum("visibility", r.visibility);
+    let cursor = decode_cursor(&mut v, &r.page_token);
+    v.finish()?;
+    Ok((visibility, cursor, page_size(r.page_size)))
+}
+
+pub fn list_activity(r: &pb::ListActivityRequest) -> Result<(Option<u64>, u64), Status> {
+    let mut v = Violations::new();
+    v.id("ticket_id", &r.ticket_id);
+    // The log is numbered, not keyed by UUIDs: its page token is the line number in the
+    // form of one, so the suite's one cursor codec reads it.
+    let after_seq = decode_cursor(&mut v, &r.page_token).and_then(|cursor| {
+        let seq = uuid::Uuid::parse_str(&cursor)
+            .ok()
+            .and_then(|id| u64::try_from(id.as_u128()).ok());
+        if seq.is_none() {
+            v.add("page_token", "is not a token from an earlier page");
+        }
+        seq
+    });
+    v.finish()?;
+    Ok((after_seq, page_size(r.page_size)))
+}
+
+/// The page token of the activity log's page after line `seq`.
+pub fn activity_page_token(seq: u64) -> String {
+    aftersales_platform::paging::encode_cursor(&uuid::Uuid::from_u128(u128::from(seq)).to_string())
+}
+
+/// The ticket and watcher of AddWatcher and RemoveWatcher, and the command's key.
+pub fn watcher<M: prost::Message + Clone>(
+    request: &M,
+    idempotency_key: &str,
+    ticket_id: &str,
+    watcher: Option<&pb::Watcher>,
+    clear_key: impl FnOnce(&mut M),
+) -> Result<(Watcher, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    v.id("ticket_id", ticket_id);
+    let parsed = match watcher {
+        None => {
+            v.add("watcher", "is required");
+            None
+        }
+        Some(w) => {
+            let kind: Option<WatcherKind> = v.required_enum("watcher.kind", w.kind);
+            let id = v.check("watcher.id", watchers::watcher_id(&w.id));
+            kind.zip(id).map(|(kind, id)| Watcher { kind, id })
+        }
+    };
+    let idem = v.idempotency(idempotency_key, request, clear_key);
+    v.finish()?;
+    parsed
+        .ok_or_else(|| Status::internal("validated watcher missing"))
+        .map(|w| (w, idem))
 }
 
 pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status> {

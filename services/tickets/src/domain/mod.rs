@@ -2,13 +2,16 @@
 //! SLA clocks. Pure rules over plain data: no I/O, no tonic, no sea-orm, no Redis; every
 //! function that needs the time takes it as an argument.
 
+pub mod activity;
 pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod listing;
 pub mod policy;
 pub mod product;
+pub mod thread;
 pub mod ticket;
+pub mod watchers;
 
 pub use error::DomainError;
 
@@ -79,6 +82,21 @@ text_enum!(
     Author {
         Agent = "agent",
         Customer = "customer",
+    }
+);
+
+text_enum!(
+    /// Who may read a thread entry: everyone on the ticket, or the desk only (a note).
+    Visibility {
+        Public = "public",
+        Internal = "internal",
+    }
+);
+
+text_enum!(
+    WatcherKind {
+        User = "user",
+        Team = "team",
     }
 );
 

@@ -10,11 +10,12 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 
 use super::{
-    Author, Category, Channel, ClockKind, DomainError, Level, Severity, Status, Tier,
+    Category, Channel, ClockKind, DomainError, Level, Severity, Status, Tier,
     calendar::{BusinessCalendar, Schedule},
     clock::{Fired, SlaClock},
     policy::{SlaPolicy, SlaTarget, TicketFacts},
     product::ProductFacts,
+    watchers::Watcher,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct Ticket {
     pub evidence: Vec<String>,
     pub tier: Tier,
     pub product: ProductFacts,
+    /// Sorted, without duplicates.
+    pub watchers: Vec<Watcher>,
     pub assignee: Option<String>,
     pub level: Level,
     pub status: Status,
@@ -67,16 +70,6 @@ impl NewTicket {
             channel: self.channel,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub id: String,
-    pub ticket_id: String,
-    pub author: Author,
-    pub author_id: String,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
 }
 
 /// What happened to a ticket, in order.
@@ -181,6 +174,7 @@ impl TicketAggregate {
             evidence: new.evidence,
             tier: new.tier,
             product: new.product,
+            watchers: Vec::new(),
             assignee: None,
             level: Level::Agent,
             status: Status::New,

@@ -117,16 +117,24 @@ pub async fn record_activities<C: ConnectionTrait>(
     if lines.is_empty() {
         return Ok(());
     }
-    activity::Entity::insert_many(lines.into_iter().map(|a| activity::ActiveModel {
-        ticket_id: sea_orm::ActiveValue::Set(a.ticket_id.to_owned()),
-        actor_id: sea_orm::ActiveValue::Set(a.actor_id.to_owned()),
-        actor_role: sea_orm::ActiveValue::Set(a.actor_role.to_owned()),
-        action: sea_orm::ActiveValue::Set(a.action.to_owned()),
-        detail: sea_orm::ActiveValue::Set(a.detail),
-        at: sea_orm::ActiveValue::Set(a.at),
-        ..Default::default()
-    }))
-    .exec_without_returning(conn)
-    .await?;
+    use sea_orm::ActiveValue::Set;
+    let rows = lines
+        .into_iter()
+        .map(|a| {
+            Ok(activity::ActiveModel {
+                ticket_id: Set(a.ticket_id.to_owned()),
+                actor_id: Set(a.actor_id.to_owned()),
+                actor_role: Set(a.actor_role.to_owned()),
+                action: Set(a.action.to_owned()),
+                detail: Set(a.detail),
+                changes: Set(aftersales_platform::db::to_json(&a.changes)?),
+                at: Set(a.at),
+                ..Default::default()
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    activity::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }

@@ -37,6 +37,9 @@ pub mod ticket {
         pub batch: Option<String>,
         pub region_code: Option<String>,
         pub order_line_id: Option<String>,
+        /// JSON list of `{kind, id}`, sorted.
+        #[sea_orm(column_type = "Text")]
+        pub watchers: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -92,6 +95,13 @@ pub mod reply {
         #[sea_orm(column_type = "Text")]
         pub body: String,
         pub created_at: ChronoDateTimeUtc,
+        /// `public` (a reply) or `internal` (a note).
+        pub visibility: String,
+        /// JSON list of `{url, sha256}`.
+        #[sea_orm(column_type = "Text")]
+        pub attachments: String,
+        /// Who entered it; null on entries written before it was kept.
+        pub recorded_by: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -116,6 +126,9 @@ pub mod activity {
         #[sea_orm(column_type = "Text")]
         pub detail: String,
         pub at: ChronoDateTimeUtc,
+        /// JSON list of `{field, before, after}`; `[]` on lines written before.
+        #[sea_orm(column_type = "Text")]
+        pub changes: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(AddProductFacts),
+            Box::new(AddDeskColumns),
         ]
     }
 }
@@ -60,6 +61,59 @@ impl MigrationTrait for AddProductFacts {
             }
         }
         Ok(())
+    }
+}
+
+/// The agent's desk (issue 15): watchers on tickets, notes and attachments in the thread
+/// (with who entered each entry), and the fields each activity line changed. Existing rows
+/// get the defaults: no watchers, public replies without attachments, no changes.
+struct AddDeskColumns;
+
+impl MigrationName for AddDeskColumns {
+    fn name(&self) -> &str {
+        "m20261202_000013_add_ticket_desk_columns"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDeskColumns {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            ("tickets", long_text("watchers").default("[]").to_owned()),
+            (
+                "ticket_replies",
+                text("visibility").default("public").to_owned(),
+            ),
+            (
+                "ticket_replies",
+                long_text("attachments").default("[]").to_owned(),
+            ),
+            ("ticket_replies", text_null("recorded_by")),
+            (
+                "ticket_activity",
+                long_text("changes").default("[]").to_owned(),
+            ),
+        ];
+        for (table, mut column) in columns {
+            let name = column.get_column_name();
+            // One column per statement: SQLite alters one at a time.
+            if !m.has_column(table, &name).await? {
+                m.alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+        // The thread is read in id order, page after page.
+        m.create_index(index(
+            "ticket_replies_thread",
+            "ticket_replies",
+            &["ticket_id", "id"],
+        ))
+        .await
     }
 }
 

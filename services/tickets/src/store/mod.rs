@@ -5,6 +5,7 @@
 mod batch;
 pub mod entity;
 pub mod migration;
+mod thread;
 
 use aftersales_platform::db::{corrupt, from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
@@ -15,15 +16,17 @@ use sea_orm::{
 
 use crate::domain::{
     Tier,
+    activity::FieldChange,
     calendar::BusinessCalendar,
     clock::SlaClock,
     listing::TicketFilter,
     policy::SlaPolicy,
     product::ProductFacts,
-    ticket::{Reply, Ticket, TicketAggregate},
+    ticket::{Ticket, TicketAggregate},
 };
 pub use batch::{load_aggregates, record_activities, save_aggregates};
 use entity::{activity, calendar, clock, policy, reply, ticket};
+pub use thread::{insert_reply, list_activity, list_replies, reply};
 
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
     Ok(Ticket {
@@ -31,6 +34,7 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
         category: parse_code("ticket", &row.category)?,
         severity: parse_code("ticket", &row.severity)?,
         evidence: from_json("ticket", &row.evidence)?,
+        watchers: from_json("ticket", &row.watchers)?,
         tier: parse_code("ticket", &row.customer_tier)?,
         level: parse_code("ticket", &row.escalation_level)?,
         status: parse_code("ticket", &row.status)?,
@@ -86,6 +90,7 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
         batch: Set(t.product.batch.clone()),
         region_code: Set(t.product.region_code.clone()),
         order_line_id: Set(t.product.order_line_id.clone()),
+        watchers: Set(to_json(&t.watchers)?),
     })
 }
 
@@ -252,35 +257,6 @@ pub async fn list_tickets<C: ConnectionTrait>(
         .collect()
 }
 
-/// One reply, by its id.
-pub async fn reply<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Reply>, DbErr> {
-    let Some(row) = reply::Entity::find_by_id(id.to_owned()).one(conn).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Reply {
-        author: parse_code("ticket_reply", &row.author)?,
-        id: row.id,
-        ticket_id: row.ticket_id,
-        author_id: row.author_id,
-        body: row.body,
-        created_at: row.created_at,
-    }))
-}
-
-pub async fn insert_reply<C: ConnectionTrait>(conn: &C, r: &Reply) -> Result<(), DbErr> {
-    reply::Entity::insert(reply::ActiveModel {
-        id: Set(r.id.clone()),
-        ticket_id: Set(r.ticket_id.clone()),
-        author: Set(r.author.as_str().into()),
-        author_id: Set(r.author_id.clone()),
-        body: Set(r.body.clone()),
-        created_at: Set(r.created_at),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
-}
-
 /// One line of a ticket's audit trail.
 pub struct Activity<'a> {
     pub ticket_id: &'a str,
@@ -288,6 +264,8 @@ pub struct Activity<'a> {
     pub actor_role: &'a str,
     pub action: &'a str,
     pub detail: String,
+    /// The fields of the ticket the action changed.
+    pub changes: Vec<FieldChange>,
     pub at: DateTime<Utc>,
 }
 
@@ -474,7 +452,7 @@ pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
 
 /// The tier care last published for a customer, if any.
 /// Replaces every piece of free text of the customer's tickets with `marker`: subjects,
-/// descriptions and reply bodies; evidence references are dropped; and the details of the history lines whose action
+/// descriptions and reply bodies; evidence and attachment references are dropped; and the details of the history lines whose action
 /// is one of `free_text_actions`. Returns how many tickets the customer has; doing it again
 /// changes nothing.
 pub async fn erase_customer_text<C: ConnectionTrait>(
@@ -503,6 +481,7 @@ pub async fn erase_customer_text<C: ConnectionTrait>(
         .await?;
     reply::Entity::update_many()
         .col_expr(reply::Column::Body, Expr::value(marker))
+        .col_expr(reply::Column::Attachments, Expr::value("[]"))
         .filter(reply::Column::TicketId.is_in(ids.iter().cloned()))
         .exec(conn)
         .await?;

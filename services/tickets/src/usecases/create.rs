@@ -115,11 +115,7 @@ impl TicketsCore {
         let schedules = self.schedules(cmd.txn(), policy, &[]).await?;
         let (agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, cmd.now());
         store::insert_aggregate(cmd.txn(), &agg).await?;
-        let audit = Audit {
-            actor,
-            action: "create",
-            detail: String::new(),
-        };
+        let audit = Audit::new(actor, "create", String::new());
         record(&mut cmd, &agg, &events, audit).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
             .await?;

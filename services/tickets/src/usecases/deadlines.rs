@@ -15,7 +15,7 @@ use sea_orm::{AccessMode, DbBackend, IsolationLevel, TransactionTrait};
 
 use crate::{
     domain::{
-        Actor,
+        Actor, activity,
         clock::SlaClock,
         ticket::{Ticket, TicketAggregate, TicketEvent},
     },
@@ -104,6 +104,7 @@ impl TicketsCore {
         for agg in &mut aggs {
             let due = due_of.remove(agg.ticket.id.as_str()).unwrap_or_default();
             let policy = self.policy_of(cmd.txn(), &agg.ticket).await?;
+            let before = agg.ticket.clone();
             let events: Vec<TicketEvent> = due
                 .iter()
                 .flat_map(|clock_id| agg.fire_clock(clock_id, &policy, now))
@@ -118,18 +119,18 @@ impl TicketsCore {
                     tracing::info!(ticket_id = %agg.ticket.id, clock_id = %clock.id, kind = %clock.kind, late_ms, "SLA breached");
                 }
             }
-            fired.push((&*agg, events, due.join(",")));
+            let changes = activity::changes(&before, &agg.ticket);
+            fired.push((&*agg, events, due.join(","), changes));
         }
-        let changed: Vec<&TicketAggregate> = fired.iter().map(|(agg, _, _)| *agg).collect();
+        let changed: Vec<&TicketAggregate> = fired.iter().map(|(agg, ..)| *agg).collect();
         store::save_aggregates(cmd.txn(), &changed).await?;
         let system = Actor::system("tickets");
         let changes = fired
             .iter()
-            .map(|(agg, events, detail)| {
+            .map(|(agg, events, detail, changes)| {
                 let audit = Audit {
-                    actor: &system,
-                    action: "sla",
-                    detail: detail.clone(),
+                    changes: changes.clone(),
+                    ..Audit::new(&system, "sla", detail.clone())
                 };
                 (*agg, events.as_slice(), audit)
             })

@@ -21,11 +21,7 @@ impl TicketsCore {
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
         let reason = &masked(reason);
-        let audit = Audit {
-            actor,
-            action: "change_status",
-            detail: format!("{to}: {reason}"),
-        };
+        let audit = Audit::new(actor, "change_status", format!("{to}: {reason}"));
         self.command(
             "tickets.ChangeStatus",
             ticket_id,
@@ -43,11 +39,7 @@ impl TicketsCore {
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
         let reason = &masked(reason);
-        let audit = Audit {
-            actor,
-            action: "reopen",
-            detail: reason.to_owned(),
-        };
+        let audit = Audit::new(actor, "reopen", reason.to_owned());
         self.command(
             "tickets.ReopenTicket",
             ticket_id,
@@ -64,11 +56,7 @@ impl TicketsCore {
         assignee: &str,
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
-        let audit = Audit {
-            actor,
-            action: "assign",
-            detail: assignee.to_owned(),
-        };
+        let audit = Audit::new(actor, "assign", assignee.to_owned());
         self.command(
             "tickets.Assign",
             ticket_id,
@@ -133,11 +121,7 @@ impl TicketsCore {
         actor: &Actor,
     ) -> Result<Ticket, TicketsError> {
         let reason = &masked(reason);
-        let audit = Audit {
-            actor,
-            action: "set_severity",
-            detail: format!("{severity}: {reason}"),
-        };
+        let audit = Audit::new(actor, "set_severity", format!("{severity}: {reason}"));
         self.command(
             "tickets.SetSeverity",
             ticket_id,
@@ -150,9 +134,5 @@ impl TicketsCore {
 }
 
 fn escalation<'a>(actor: &'a Actor, reason: &str) -> Audit<'a> {
-    Audit {
-        actor,
-        action: "escalate",
-        detail: reason.to_owned(),
-    }
+    Audit::new(actor, "escalate", reason.to_owned())
 }

@@ -7,6 +7,9 @@
 //! relay and counts breaches after the commit. An escalation caused by another service's
 //! event runs the same steps inside the consumer's transaction ([`Pipeline::within`]).
 //!
+//! Every change's activity line says which fields of the ticket it changed, before and
+//! after ([`crate::domain::activity::changes`]), so the log can be read back as history.
+//!
 //! Free text (subjects, descriptions, evidence, replies, reasons) is masked on the way in
 //! ([`masked`]): nothing here stores a phone number, e-mail address or ID number in clear,
 //! so neither the tables, the outbox nor a replay ever holds one.
@@ -19,6 +22,7 @@ mod erasure;
 mod handling;
 mod policies;
 mod replies;
+mod watchers;
 
 use std::sync::Arc;
 
@@ -29,10 +33,12 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use create::TicketPage;
 pub use deadlines::TicketsDeadline;
+pub use replies::{NewEntry, Page};
 
 use crate::{
     domain::{
         Actor, DomainError, Severity,
+        activity::{self, FieldChange},
         policy::{self, SlaPolicy, TicketFacts},
         ticket::{Schedules, Ticket, TicketAggregate, TicketEvent},
     },
@@ -131,8 +137,13 @@ impl TicketsCore {
         ) -> Result<Vec<TicketEvent>, DomainError>,
     ) -> Result<TicketAggregate, TicketsError> {
         let (mut agg, judged) = self.lock(cmd.txn(), ticket_id, choice).await?;
+        let before = agg.ticket.clone();
         let events = rule(&mut agg, &judged, cmd.now())?;
         store::save_aggregate(cmd.txn(), &agg).await?;
+        let audit = Audit {
+            changes: activity::changes(&before, &agg.ticket),
+            ..audit
+        };
         record(cmd, &agg, &events, audit).await?;
         Ok(agg)
     }
@@ -182,11 +193,24 @@ struct Judged {
     schedules: Schedules,
 }
 
-/// How a change appears in the ticket's audit trail.
+/// How a change appears in the ticket's activity log.
 struct Audit<'a> {
     actor: &'a Actor,
     action: &'static str,
     detail: String,
+    /// The fields the change made different; [`TicketsCore::change`] works them out.
+    changes: Vec<FieldChange>,
+}
+
+impl<'a> Audit<'a> {
+    fn new(actor: &'a Actor, action: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            actor,
+            action,
+            detail: detail.into(),
+            changes: Vec::new(),
+        }
+    }
 }
 
 /// A command of this service, owning its transaction or nested in a consumer's.
@@ -222,6 +246,7 @@ async fn record_all<C: InCommand>(
             actor_role: &audit.actor.role,
             action: audit.action,
             detail: audit.detail,
+            changes: audit.changes,
             at: now,
         });
         for event in events {

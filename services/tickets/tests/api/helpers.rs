@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use aftersales_eventbus::EventBus;
 use aftersales_eventbus::{entity::outbox, envelope};
-use aftersales_platform::{CancellationToken, clock::SharedClock};
+use aftersales_platform::{CancellationToken, auth::AuthSettings, clock::SharedClock};
 use aftersales_protos::events::v1::EventEnvelope;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
 use aftersales_runtime::ServiceSettings;
@@ -30,6 +30,8 @@ pub struct Options {
     pub lease: Duration,
     /// Where the use cases read "now"; the system clock when `None`.
     pub clock: Option<SharedClock>,
+    /// How callers authenticate; disabled (every caller holds every role) when `None`.
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             run_worker: true,
             lease: Duration::from_secs(2),
             clock: None,
+            auth: None,
         }
     }
 }
@@ -58,6 +61,9 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         .expect("a backbone");
     let mut settings = ServiceSettings::for_tests(url, options.lease);
     settings.run_worker = options.run_worker;
+    if let Some(auth) = options.auth {
+        settings.auth = Some(auth);
+    }
     let clock = options
         .clock
         .unwrap_or_else(aftersales_platform::clock::system);

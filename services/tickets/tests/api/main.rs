@@ -3,6 +3,8 @@
 //! gRPC to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
+mod desk;
+mod desk_access;
 mod helpers;
 mod other_services;
 mod personal_data;

@@ -117,6 +117,7 @@ async fn free_text_is_masked_before_it_is_stored(backend: Backend) {
             author: pb::ReplyAuthor::Customer as i32,
             author_id: "cust-1".into(),
             body: format!("again: {TEXT}"),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -221,6 +222,7 @@ async fn open(app: &mut TestApp, customer_id: &str, key: &str) -> pb::Ticket {
             author: pb::ReplyAuthor::Customer as i32,
             author_id: customer_id.into(),
             body: "I live at 5 Garden Road".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

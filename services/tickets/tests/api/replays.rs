@@ -13,6 +13,7 @@ fn reply(ticket_id: &str, key: &str) -> pb::AddReplyRequest {
         author: pb::ReplyAuthor::Agent as i32,
         author_id: "agent-7".into(),
         body: "Please send a photo".into(),
+        ..Default::default()
     }
 }
 

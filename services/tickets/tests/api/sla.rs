@@ -94,6 +94,7 @@ async fn a_paused_ticket_does_not_breach_and_its_due_time_moves_by_the_pause() {
             author: pb::ReplyAuthor::Customer as i32,
             author_id: "cust-1".into(),
             body: "photo attached".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -129,7 +130,7 @@ async fn a_worker_that_dies_holding_a_claim_is_replaced_after_the_lease_and_esca
         Options {
             run_worker: false,
             lease,
-            clock: None,
+            ..Options::default()
         },
     )
     .await;
@@ -214,6 +215,7 @@ async fn the_use_cases_read_the_time_from_the_services_clock() {
             run_worker: false,
             lease: Duration::from_secs(2),
             clock: Some(Arc::new(manual.clone())),
+            ..Options::default()
         },
     )
     .await;
@@ -233,6 +235,7 @@ async fn the_use_cases_read_the_time_from_the_services_clock() {
             author: pb::ReplyAuthor::Agent as i32,
             author_id: "agent-1".into(),
             body: "on it".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

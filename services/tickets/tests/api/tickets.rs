@@ -23,6 +23,7 @@ async fn lifecycle(backend: Backend) {
             author: pb::ReplyAuthor::Agent as i32,
             author_id: "agent-7".into(),
             body: "Sorry to hear that; please send a photo".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use super::*;
-use crate::domain::{ClockState, policy::default_policies};
+use crate::domain::{Author, ClockState, policy::default_policies};
 
 fn t(seconds: i64) -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_800_000_000 + seconds)
@@ -208,4 +208,70 @@ fn the_lifecycle_table() {
     );
     assert!(can_move(Resolved, Closed) && can_move(Closed, Reopened) && can_move(Reopened, Open));
     assert!(!can_move(Closed, Open) && !can_move(Open, New) && !can_move(New, Closed));
+}
+
+fn team(id: &str) -> crate::domain::watchers::Watcher {
+    crate::domain::watchers::Watcher {
+        kind: crate::domain::WatcherKind::Team,
+        id: id.into(),
+    }
+}
+
+#[test]
+fn watchers_stay_sorted_once_each_and_bounded() {
+    use crate::domain::watchers::MAX_WATCHERS;
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    assert_eq!(a.add_watcher(team("product")), Ok(true));
+    assert_eq!(a.add_watcher(team("legal")), Ok(true));
+    assert_eq!(a.add_watcher(team("legal")), Ok(false), "once each");
+    assert_eq!(a.ticket.watchers, [team("legal"), team("product")]);
+    assert!(a.remove_watcher(&team("legal")));
+    assert!(!a.remove_watcher(&team("legal")));
+    for i in 1..MAX_WATCHERS {
+        assert_eq!(a.add_watcher(team(&format!("t{i:02}"))), Ok(true));
+    }
+    assert!(matches!(
+        a.add_watcher(team("one-too-many")),
+        Err(DomainError::Precondition(_))
+    ));
+}
+
+#[test]
+fn activity_changes_name_each_field_before_and_after() {
+    use crate::domain::activity::{FieldChange, changes};
+    let p = general_policy();
+    let (mut a, _) = open(Severity::General, &p);
+    let before = a.ticket.clone();
+    assert!(changes(&before, &a.ticket).is_empty());
+    a.assign("agent-7".into(), t(5)).unwrap();
+    a.add_watcher(team("legal")).unwrap();
+    let change = |field: &str, before: &str, after: &str| FieldChange {
+        field: field.into(),
+        before: before.into(),
+        after: after.into(),
+    };
+    assert_eq!(
+        changes(&before, &a.ticket),
+        [
+            change("assignee", "", "agent-7"),
+            change("watchers", "", "team:legal"),
+        ]
+    );
+}
+
+#[test]
+fn watcher_ids_are_ids_not_contacts() {
+    use crate::domain::watchers::watcher_id;
+    assert_eq!(watcher_id(" legal "), Ok("legal".into()));
+    assert!(watcher_id("agent-7").is_ok());
+    for bad in [
+        "",
+        "li.wang@example.com",
+        "138 1234 5678",
+        "13812345678",
+        "a b",
+    ] {
+        assert!(watcher_id(bad).is_err(), "{bad:?}");
+    }
 }
