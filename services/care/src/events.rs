@@ -110,6 +110,8 @@ pub fn incident_declared(i: &Incident, now: DateTime<Utc>) -> NewEvent {
             declared_at: i.declared_at.map(timestamp),
             statement_due_at: due(MilestoneKind::Statement),
             recall_due_at: due(MilestoneKind::Recall),
+            region_code: i.scope.region.clone().unwrap_or_default(),
+            ends_at: i.ends_at.map(timestamp),
         }),
         now,
     )
@@ -137,6 +139,9 @@ pub fn incident_clock(i: &Incident, outcome: &ClockOutcome, now: DateTime<Utc>) 
                 escalation_level: level,
             })
         }
+        ClockOutcome::Ended => Payload::IncidentClosed(ev::IncidentClosed {
+            incident_id: i.id.clone(),
+        }),
     };
     event(&i.id, payload, now)
 }

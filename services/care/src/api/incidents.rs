@@ -4,13 +4,14 @@
 use aftersales_platform::{
     auth::Caller,
     caller::actor_of,
-    codes::{ProtoEnum, timestamp},
+    codes::{ProtoEnum, instant, timestamp},
     paging::{decode_cursor, page_size},
     proto_enum,
     status::Violations,
     validate::non_empty,
 };
 use aftersales_protos::care::v1 as pb;
+use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use super::{CareApi, next_token};
@@ -90,6 +91,7 @@ fn incident(i: &Incident) -> pb::Incident {
             })
             .collect(),
         linked_tickets: i.linked_tickets,
+        ends_at: i.ends_at.map(timestamp),
     }
 }
 
@@ -120,6 +122,7 @@ impl CareApi {
                 kind: IncidentKind::Quality,
                 scope: Scope::default(),
                 title: String::new(),
+                until: None,
             }
         } else {
             let kind = v.required_enum("kind", r.kind);
@@ -128,10 +131,17 @@ impl CareApi {
                 v.add("scope", "name the SKU, the batch or the region it concerns");
             }
             v.required_text("title", &r.title, MAX_TITLE);
+            let until = r.until.as_ref().map(|t| {
+                instant(t).unwrap_or_else(|| {
+                    v.add("until", "not a valid instant");
+                    DateTime::<Utc>::MIN_UTC
+                })
+            });
             NewIncident {
                 kind: kind.unwrap_or(IncidentKind::Quality),
                 scope,
                 title: r.title.trim().to_owned(),
+                until,
             }
         };
         v.finish()?;

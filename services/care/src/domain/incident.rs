@@ -5,6 +5,11 @@
 //! warned of at three quarters of its time and escalated one level when missed, and it
 //! records the statement, the recall, the compensation and the assistance given.
 //!
+//! A regional emergency (a storm, an epidemic) runs no statement or recall clock: it
+//! holds a region, from its declaration until it is closed or its planned end, while
+//! the tickets service pauses the SLA clocks of the region's open tickets, and the
+//! region's customers with open work are notified once.
+//!
 //! The suite proposes an incident by itself (see [`IncidentRules`]); a proposal starts no
 //! clock until a supervisor or manager declares it. Tickets whose product facts match the
 //! incident's scope are linked to it as they arrive, and by hand.
@@ -156,6 +161,8 @@ pub enum ClockOutcome {
     Warned(MilestoneKind),
     /// Missed: escalated to the level given.
     Breached(MilestoneKind, u32),
+    /// A regional emergency reached its planned end and closed.
+    Ended,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +182,9 @@ pub struct Incident {
     pub escalation_level: u32,
     pub actions: Vec<ActionRecord>,
     pub linked_tickets: u64,
+    /// A regional emergency's planned end, if one was given.
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 fn precondition(message: impl Into<String>) -> DomainError {
@@ -205,11 +215,17 @@ impl Incident {
             escalation_level: 0,
             actions: Vec::new(),
             linked_tickets: 0,
+            ends_at: None,
         }
     }
 
-    /// Declares the incident (a proposal, or a new one): its clocks start at `now`.
-    pub fn declare(&mut self, now: DateTime<Utc>) -> Result<(), DomainError> {
+    /// Declares the incident (a proposal, or a new one): its clocks start at `now`; a
+    /// regional emergency may be given its planned end, `until`.
+    pub fn declare(
+        &mut self,
+        now: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<(), DomainError> {
         if self.status != IncidentStatus::Proposed {
             return Err(precondition(format!(
                 "incident {} is {}, only a proposed one can be declared",
@@ -226,8 +242,33 @@ impl Incident {
                 reason: "a safety or quality incident names the batch or SKU to recall".into(),
             });
         }
+        let emergency = self.kind == IncidentKind::RegionalEmergency;
+        if emergency && self.scope.region.is_none() {
+            return Err(DomainError::Invalid {
+                field: "scope.region_code".into(),
+                reason: "a regional emergency names its region".into(),
+            });
+        }
+        if let Some(until) = until {
+            if !emergency {
+                return Err(DomainError::Invalid {
+                    field: "until".into(),
+                    reason: "only a regional emergency has a planned end".into(),
+                });
+            }
+            if until <= now {
+                return Err(DomainError::Invalid {
+                    field: "until".into(),
+                    reason: "must be later than now".into(),
+                });
+            }
+        }
         self.status = IncidentStatus::Active;
         self.declared_at = Some(now);
+        self.ends_at = until;
+        if emergency {
+            return Ok(());
+        }
         self.milestones = vec![Milestone::new(
             MilestoneKind::Statement,
             now,
@@ -281,6 +322,11 @@ impl Incident {
         if self.status != IncidentStatus::Active {
             return Vec::new();
         }
+        if self.ends_at.is_some_and(|end| end <= now) {
+            self.status = IncidentStatus::Closed;
+            self.closed_at = Some(now);
+            return vec![ClockOutcome::Ended];
+        }
         let mut outcomes = Vec::new();
         for m in &mut self.milestones {
             if m.met_at.is_some() {
@@ -307,6 +353,7 @@ impl Incident {
         self.milestones
             .iter()
             .filter_map(Milestone::next_instant)
+            .chain(self.ends_at)
             .min()
     }
 }
@@ -335,7 +382,7 @@ mod tests {
             String::new(),
             at(0),
         );
-        i.declare(at(0)).unwrap();
+        i.declare(at(0), None).unwrap();
         i
     }
 
@@ -388,7 +435,43 @@ mod tests {
             String::new(),
             at(0),
         );
-        assert!(matches!(q.declare(at(0)), Err(DomainError::Invalid { .. })));
+        assert!(matches!(
+            q.declare(at(0), None),
+            Err(DomainError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_regional_emergency_holds_its_region_until_its_planned_end() {
+        let region = Scope {
+            region: Some("CN-GD".into()),
+            ..Scope::default()
+        };
+        let mut e = Incident::propose(
+            "e".into(),
+            IncidentKind::RegionalEmergency,
+            region,
+            "typhoon".into(),
+            String::new(),
+            at(0),
+        );
+        assert!(matches!(
+            e.clone().declare(at(0), Some(at(0))),
+            Err(DomainError::Invalid { field, .. }) if field == "until"
+        ));
+        e.declare(at(0), Some(at(1_000))).unwrap();
+        assert!(e.milestones.is_empty(), "no statement or recall clock");
+        assert_eq!(e.next_instant(), Some(at(1_000)));
+        assert!(e.fire(at(999)).is_empty());
+        assert_eq!(e.fire(at(1_000)), [ClockOutcome::Ended]);
+        assert_eq!(e.status, IncidentStatus::Closed);
+        assert_eq!(e.next_instant(), None);
+        let mut quality = declared(IncidentKind::Quality);
+        quality.status = IncidentStatus::Proposed;
+        assert!(matches!(
+            quality.declare(at(0), Some(at(5))),
+            Err(DomainError::Invalid { field, .. }) if field == "until"
+        ));
     }
 
     #[test]

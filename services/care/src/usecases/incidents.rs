@@ -11,7 +11,7 @@ use aftersales_runtime::{
     command::{Begun, InCommand, Remembered},
     firing::schedule_all,
 };
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::DbErr;
 
 use crate::{
@@ -25,7 +25,7 @@ use crate::{
     events, store,
 };
 
-use super::{CareCore, CareDeadline, paged, replayed};
+use super::{CareCore, CareDeadline, paged, proactive::notify_region, replayed};
 
 const DECLARE_SCOPE: &str = "care.DeclareIncident";
 const LINK_SCOPE: &str = "care.LinkIncidentTickets";
@@ -51,6 +51,8 @@ pub struct NewIncident {
     pub kind: IncidentKind,
     pub scope: Scope,
     pub title: String,
+    /// A regional emergency's planned end.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl CareCore {
@@ -111,7 +113,7 @@ impl CareCore {
                     cmd.abandon().await?;
                     return Err(not_found("incident", id));
                 };
-                if let Err(e) = incident.declare(now) {
+                if let Err(e) = incident.declare(now, None) {
                     cmd.abandon().await?;
                     return Err(e.into());
                 }
@@ -126,7 +128,7 @@ impl CareCore {
                     String::new(),
                     now,
                 );
-                if let Err(e) = incident.declare(now) {
+                if let Err(e) = incident.declare(now, new.until) {
                     cmd.abandon().await?;
                     return Err(e.into());
                 }
@@ -154,6 +156,20 @@ impl CareCore {
             .collect();
         link(&mut cmd, &mut incident, &within).await?;
         store::save_incident(cmd.txn(), &incident).await?;
+        if let (IncidentKind::RegionalEmergency, Some(region)) =
+            (incident.kind, &incident.scope.region)
+        {
+            // Once: the notice is the incident's, and its declaration happens once.
+            notify_region(
+                cmd.txn(),
+                &incident.id,
+                region,
+                "regional emergency",
+                &incident.title,
+                now,
+            )
+            .await?;
+        }
         cmd.publish(vec![events::incident_declared(&incident, now)])
             .await?;
         cmd.reschedule(

@@ -3,6 +3,8 @@
 
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
 
 use crate::{
     domain::{
@@ -125,35 +127,8 @@ impl CareCore {
             Begun::Fresh(cmd) => cmd,
         };
         let now = cmd.now();
-        let in_region = store::customers_in_region(cmd.txn(), region_code).await?;
-        let affected = store::customers_with_open_work(cmd.txn(), &in_region).await?;
         let notice_id = new_id();
-        let tasks = affected
-            .iter()
-            .map(|customer| {
-                CareTask::new(
-                    customer,
-                    TaskKind::Notice,
-                    &notice_id,
-                    now,
-                    format!("{reason}: {message}"),
-                    false,
-                    now,
-                )
-            })
-            .collect();
-        let added = store::add_tasks(cmd.txn(), tasks).await?;
-        for task in &added {
-            let entry = TimelineEntry::own(
-                &task.customer_id,
-                TimelineKind::CareTask,
-                &task.id,
-                "care.NoticeSent",
-                format!("notice: {reason}"),
-                now,
-            );
-            store::add_timeline(cmd.txn(), &entry).await?;
-        }
+        let added = notify_region(cmd.txn(), &notice_id, region_code, reason, message, now).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&notice_id))
             .await?;
         Ok(NoticeResult {
@@ -161,4 +136,45 @@ impl CareCore {
             customer_ids: added.into_iter().map(|t| t.customer_id).collect(),
         })
     }
+}
+
+/// One notice task (and timeline entry) per customer of the region with an open ticket
+/// or repair job, under `notice_id`; returns the tasks added.
+pub(super) async fn notify_region(
+    txn: &DatabaseTransaction,
+    notice_id: &str,
+    region_code: &str,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<CareTask>, CareError> {
+    let in_region = store::customers_in_region(txn, region_code).await?;
+    let affected = store::customers_with_open_work(txn, &in_region).await?;
+    let tasks = affected
+        .iter()
+        .map(|customer| {
+            CareTask::new(
+                customer,
+                TaskKind::Notice,
+                notice_id,
+                now,
+                format!("{reason}: {message}"),
+                false,
+                now,
+            )
+        })
+        .collect();
+    let added = store::add_tasks(txn, tasks).await?;
+    for task in &added {
+        let entry = TimelineEntry::own(
+            &task.customer_id,
+            TimelineKind::CareTask,
+            &task.id,
+            "care.NoticeSent",
+            format!("notice: {reason}"),
+            now,
+        );
+        store::add_timeline(txn, &entry).await?;
+    }
+    Ok(added)
 }

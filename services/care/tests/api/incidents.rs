@@ -377,3 +377,112 @@ async fn an_urgent_complaint_proposes_a_safety_incident_at_once_and_one_declared
     assert!(bad.message().contains("action"), "{}", bad.message());
     app.stop().await;
 }
+
+/// A regional emergency: its region's customers with open work are notified once, its
+/// declaration carries the region for tickets to pause that region's clocks, and it
+/// closes by itself at its planned end, exactly then.
+async fn a_regional_emergency_notifies_once_and_ends_at_its_planned_end(backend: Backend) {
+    let t0 = Utc::now().trunc_subsecs(3);
+    let clock = ManualClock::at(t0);
+    let mut app = spawn_at(backend, &clock, 0).await;
+    for (id, region) in [("busy", "CN-GD"), ("idle", "CN-GD"), ("far", "CN-BJ")] {
+        let mut c = customer(id);
+        c.region_code = region.into();
+        app.upsert(c).await;
+    }
+    let mut open = complaint(
+        "e1",
+        "",
+        tickets::Severity::General,
+        tickets::Category::Repair,
+        t0,
+    );
+    if let Some(Payload::TicketCreated(c)) = &mut open.payload
+        && let Some(t) = &mut c.ticket
+    {
+        t.customer_id = "busy".into();
+    }
+    app.publish(&[open]).await;
+    app.wait_for_events(1).await;
+
+    let until = t0 + Duration::hours(6);
+    let declare = pb::DeclareIncidentRequest {
+        idempotency_key: "typhoon".into(),
+        kind: pb::IncidentKind::RegionalEmergency as i32,
+        scope: Some(pb::IncidentScope {
+            region_code: "CN-GD".into(),
+            ..Default::default()
+        }),
+        title: "typhoon: roads closed".into(),
+        until: Some(timestamp(until)),
+        ..Default::default()
+    };
+    let emergency = app
+        .client
+        .declare_incident(declare.clone())
+        .await
+        .expect("declared")
+        .into_inner();
+    assert!(emergency.milestones.is_empty());
+    assert_eq!(emergency.ends_at, Some(timestamp(until)));
+    app.client
+        .declare_incident(declare)
+        .await
+        .expect("a retry answers");
+    let notified = app
+        .count("SELECT COUNT(*) AS n FROM care_tasks WHERE kind = 'notice'")
+        .await;
+    assert_eq!(
+        notified, 1,
+        "the one customer of the region with open work, once"
+    );
+    let declared = app
+        .rows("SELECT payload FROM outbox WHERE event_type = 'care.IncidentDeclared'")
+        .await;
+    assert_eq!(declared.len(), 1);
+
+    let id = emergency.id.clone();
+    fire(&app, &clock, until - Duration::milliseconds(1), &id).await;
+    assert_eq!(outbox(&app, "care.IncidentClosed").await, 0);
+    fire(&app, &clock, until, &id).await;
+    fire(&app, &clock, until, &id).await;
+    assert_eq!(outbox(&app, "care.IncidentClosed").await, 1);
+    let ended = app
+        .client
+        .get_incident(pb::GetIncidentRequest {
+            incident_id: id.clone(),
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(ended.status, pb::IncidentStatus::Closed as i32);
+    assert_eq!(ended.closed_at, Some(timestamp(until)));
+
+    let bad = app
+        .client
+        .declare_incident(pb::DeclareIncidentRequest {
+            kind: pb::IncidentKind::Quality as i32,
+            scope: Some(pb::IncidentScope {
+                batch: "B1".into(),
+                ..Default::default()
+            }),
+            title: "x".into(),
+            until: Some(timestamp(until)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("only an emergency has a planned end");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("until"), "{}", bad.message());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_regional_emergency_notifies_once_and_ends_at_its_planned_end_on_postgres() {
+    a_regional_emergency_notifies_once_and_ends_at_its_planned_end(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_regional_emergency_notifies_once_and_ends_at_its_planned_end_on_sqlite() {
+    a_regional_emergency_notifies_once_and_ends_at_its_planned_end(Backend::Sqlite).await;
+}
