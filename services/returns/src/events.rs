@@ -204,6 +204,17 @@ fn without_free_text(r: pb::Return) -> pb::Return {
                 ..line.clone()
             })
             .collect(),
+        partial_agreement: r.partial_agreement.clone().map(|a| pb::PartialAgreement {
+            customer_agreement: String::new(),
+            reason: String::new(),
+            ..a
+        }),
+        third_party_inspection: r.third_party_inspection.clone().map(|lab| {
+            pb::ThirdPartyInspection {
+                notes: String::new(),
+                ..lab
+            }
+        }),
         history: r
             .history
             .iter()

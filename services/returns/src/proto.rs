@@ -138,6 +138,7 @@ pub fn rma(agg: &ReturnAggregate) -> pb::Return {
             customer_agreement: a.customer_agreement.clone(),
             agreed_by: a.agreed_by.clone(),
             agreed_at: Some(timestamp(a.agreed_at)),
+            reason: a.reason.clone(),
         }),
     }
 }

@@ -116,9 +116,10 @@ impl ReturnsCore {
             customer_agreement: masked(&offer.customer_agreement),
             agreed_by: actor.id.clone(),
             agreed_at: now,
+            reason: masked(&offer.reason),
         };
         agg.agree_partial(agreement, refund.id.clone(), &self.targets, now)?;
-        tracing::info!(return_id = id, refund_id = %refund.id, reason = %masked(&offer.reason), "partial refund agreed");
+        tracing::info!(return_id = id, refund_id = %refund.id, "partial refund agreed");
         let changes = Changes {
             refund: Some(refund),
             ..Changes::default()

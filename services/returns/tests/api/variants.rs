@@ -174,6 +174,10 @@ async fn rules_and_amounts(backend: Backend) {
     let agreement = agreed.partial_agreement.clone().unwrap();
     assert_eq!(agreement.amount, Some(cny(19_900)));
     assert_eq!(agreement.customer_agreement, "chat-msg-8812");
+    assert_eq!(
+        agreement.reason,
+        "a scratch on the lid; the customer keeps the kettle"
+    );
     let refund = app
         .client
         .get_refund(pb::GetRefundRequest {

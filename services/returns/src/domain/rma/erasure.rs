@@ -33,6 +33,7 @@ impl Rma {
         }
         if let Some(agreement) = self.agreement.as_mut() {
             erase(&mut agreement.customer_agreement);
+            erase(&mut agreement.reason);
         }
         for record in &mut self.history {
             if record.actor_role != SYSTEM_ROLE {

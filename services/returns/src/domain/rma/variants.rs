@@ -17,6 +17,9 @@ pub struct Agreement {
     pub customer_agreement: String,
     pub agreed_by: String,
     pub agreed_at: DateTime<Utc>,
+    /// Why it was agreed, as the person agreeing wrote it (masked).
+    #[serde(default)]
+    pub reason: String,
 }
 
 impl ReturnAggregate {
@@ -102,6 +105,7 @@ mod tests {
             customer_agreement: "chat-1".into(),
             agreed_by: "agent-1".into(),
             agreed_at: now,
+            reason: "a scratch".into(),
         };
         agg.agree_partial(
             agreement.clone(),
