@@ -40,12 +40,18 @@ pub async fn offers_taken_since<C: ConnectionTrait>(
         .await
 }
 
-/// Jobs each partner has accepted and not finished.
+/// Jobs each partner has accepted and not finished (waiting for parts included: still
+/// the partner's work).
 pub async fn active_jobs<C: ConnectionTrait>(
     conn: &C,
     partner_ids: &[String],
 ) -> Result<Vec<(Option<String>, i64)>, DbErr> {
-    let open = [JobStatus::Accepted, JobStatus::Scheduled, JobStatus::OnSite];
+    let open = [
+        JobStatus::Accepted,
+        JobStatus::Scheduled,
+        JobStatus::OnSite,
+        JobStatus::WaitingForParts,
+    ];
     job::Entity::find()
         .select_only()
         .column(job::Column::PartnerId)

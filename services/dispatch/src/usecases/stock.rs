@@ -17,8 +17,8 @@ use crate::{
         job::{JobAggregate, JobView},
         new_id,
         parts::{
-            Movement, Receipt, Reservation, ReservationStatus, Stock, Transfer, TransferStatus,
-            whole,
+            Movement, Receipt, Reservation, ReservationStatus, SiteKind, Stock, Transfer,
+            TransferStatus, whole,
         },
     },
     error::{DispatchError, not_found},
@@ -176,7 +176,15 @@ impl DispatchCore {
                 let (mut cmd, mut agg) = self.lock(cmd, job_id, actor).await?;
                 let now = cmd.now();
                 agg.check_parts_request()?;
-                self.require_site(cmd.txn(), site_id).await?;
+                let site = self.require_site(cmd.txn(), site_id).await?;
+                // A partner draws on warehouses, parts centres and its own outlet; another
+                // partner's outlet is not its to see.
+                if let Some(partner) = actor.partner()
+                    && site.kind == SiteKind::PartnerOutlet
+                    && site.partner_id.as_deref() != Some(partner)
+                {
+                    return Err(not_found("site", site_id));
+                }
                 let part_ids: Vec<String> = lines.iter().map(|(p, _)| p.clone()).collect();
                 self.require_parts(cmd.txn(), &part_ids).await?;
                 let keys: Vec<(String, String)> = part_ids

@@ -365,7 +365,7 @@ async fn stock_never_goes_negative_and_retries_change_nothing_sqlite() {
 }
 
 #[tokio::test]
-async fn a_fix_while_waiting_for_parts_is_refused_and_cancelling_releases() {
+async fn a_fix_while_waiting_for_parts_is_refused_giving_up_releases_and_outlets_are_private() {
     let mut app = spawn(Backend::Sqlite).await;
     let p = app.register(spec("P", 31.201, 121.451)).await.id;
     let part = app.part("Motor", "").await;
@@ -391,6 +391,19 @@ async fn a_fix_while_waiting_for_parts_is_refused_and_cancelling_releases() {
     let done = app.finish(&job, pb::CompletionOutcome::NotFixed).await;
     assert_eq!(done.status, pb::JobStatus::CannotComplete as i32);
     assert_eq!(app.stock(&part, &s).await, (1, 0, 0));
+
+    // Another partner's outlet is not P's to draw on.
+    let mut elsewhere = spec("Q", 39.9, 116.4);
+    elsewhere.coverage[0].region_code = "110101".into();
+    let q = app.register(elsewhere).await.id;
+    let q_outlet = app.site(pb::SiteKind::PartnerOutlet, &q).await;
+    app.receive("m-2", &q_outlet, &[(&part, 5)]).await;
+    let other = app.accepted_job("T-2").await;
+    let hidden = app
+        .request_parts(&other, &q_outlet, &[(&part, 1)])
+        .await
+        .expect_err("Q's outlet");
+    assert_eq!(hidden.code(), Code::NotFound);
     app.stop().await;
 }
 

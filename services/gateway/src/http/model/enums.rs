@@ -20,6 +20,7 @@ text_enum! {
         CannotComplete = "cannot_complete",
         Cancelled = "cancelled",
         Unassigned = "unassigned",
+        WaitingForParts = "waiting_for_parts",
     }
 }
 proto_enum!(JobStatus => dispatch::JobStatus {
@@ -32,6 +33,7 @@ proto_enum!(JobStatus => dispatch::JobStatus {
     CannotComplete => CannotComplete,
     Cancelled => Cancelled,
     Unassigned => Unassigned,
+    WaitingForParts => WaitingForParts,
 });
 
 text_enum! {
