@@ -10,7 +10,7 @@ use aftersales_runtime::command::{Begun, Remembered};
 use crate::{
     domain::{
         Actor, Author, Visibility,
-        activity::ActivityEntry,
+        activity::{self, ActivityEntry},
         thread::{self, Attachment, Reply},
         ticket::{Ticket, new_id},
     },
@@ -119,7 +119,7 @@ impl TicketsCore {
             store::save_aggregate(cmd.txn(), &agg).await?;
         }
         let audit = Audit {
-            changes: crate::domain::activity::changes(&before, &agg.ticket),
+            changes: activity::changes(&before, &agg.ticket),
             ..Audit::new(recorder, action, reply.id.clone())
         };
         record(&mut cmd, &agg, &events, audit).await?;
@@ -174,5 +174,20 @@ impl TicketsCore {
         self.get_ticket(ticket_id).await?;
         let rows = store::list_activity(self.db(), ticket_id, after_seq, page_size + 1).await?;
         Ok(Page::of(rows, page_size, |a| a.seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn a_page_read_one_row_long_says_where_the_next_starts() {
+        let page = Page::of(vec![1, 2, 3], 2, |n: &i32| *n);
+        assert_eq!((page.items, page.next), (vec![1, 2], Some(2)));
+        let last = Page::of(vec![3], 2, |n: &i32| *n);
+        assert_eq!((last.items, last.next), (vec![3], None));
+        let empty = Page::of(Vec::<i32>::new(), 2, |n: &i32| *n);
+        assert_eq!((empty.items, empty.next), (vec![], None));
     }
 }

@@ -6,7 +6,7 @@ use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
 
 use crate::{
-    domain::{Actor, DomainError, watchers::Watcher},
+    domain::{Actor, DomainError, ticket::Ticket, watchers::Watcher},
     error::TicketsError,
 };
 
@@ -29,7 +29,7 @@ impl TicketsCore {
         watcher: Watcher,
         actor: &Actor,
         idem: Option<&Idempotency>,
-    ) -> Result<crate::domain::ticket::Ticket, TicketsError> {
+    ) -> Result<Ticket, TicketsError> {
         self.pipeline
             .keyed(idem, || {
                 self.change_watchers(Change::Add, ticket_id, &watcher, actor, idem)
@@ -43,7 +43,7 @@ impl TicketsCore {
         watcher: Watcher,
         actor: &Actor,
         idem: Option<&Idempotency>,
-    ) -> Result<crate::domain::ticket::Ticket, TicketsError> {
+    ) -> Result<Ticket, TicketsError> {
         self.pipeline
             .keyed(idem, || {
                 self.change_watchers(Change::Remove, ticket_id, &watcher, actor, idem)
@@ -58,7 +58,7 @@ impl TicketsCore {
         watcher: &Watcher,
         actor: &Actor,
         idem: Option<&Idempotency>,
-    ) -> Result<crate::domain::ticket::Ticket, TicketsError> {
+    ) -> Result<Ticket, TicketsError> {
         let (scope, action) = match change {
             Change::Add => (ADD_SCOPE, "add_watcher"),
             Change::Remove => (REMOVE_SCOPE, "remove_watcher"),
