@@ -222,6 +222,11 @@ async fn open(app: &mut TestApp, customer_id: &str, key: &str) -> pb::Ticket {
             author: pb::ReplyAuthor::Customer as i32,
             author_id: customer_id.into(),
             body: "I live at 5 Garden Road".into(),
+            // The reference names the customer too: erased with the text.
+            attachments: vec![pb::Attachment {
+                url: "s3://evidence/Wang-kitchen.jpg".into(),
+                sha256: "ab".repeat(32),
+            }],
             ..Default::default()
         })
         .await
@@ -297,6 +302,7 @@ async fn anonymisation_erases_the_customers_ticket_text_once(backend: Backend) {
             .unwrap();
         assert!(!replies.is_empty());
         assert!(replies.iter().all(|r| r.body == ANONYMISED_TEXT));
+        assert!(replies.iter().all(|r| r.attachments == "[]"));
     }
     let kept = app.ticket(&other.id).await;
     assert_eq!(
