@@ -52,6 +52,9 @@ pub struct WebhooksConfig {
     pub vault: Vault,
     /// How long a consumer waits for new events per read.
     pub consumer_block: StdDuration,
+    /// Consumers per stream in this process: while one waits for its commit, another
+    /// reads and applies the next events.
+    pub intake_consumers: usize,
 }
 
 impl WebhooksConfig {
@@ -66,6 +69,7 @@ impl WebhooksConfig {
             policy: FailurePolicy::standard(),
             vault: Vault::development(SEAL_CONTEXT),
             consumer_block: StdDuration::from_millis(100),
+            intake_consumers: 2,
         }
     }
 }
@@ -117,6 +121,7 @@ pub fn settings_from_env(
             },
             vault,
             consumer_block: StdDuration::from_secs(1),
+            intake_consumers: env.positive("WEBHOOKS_INTAKE_CONSUMERS", 2)?,
         },
     ))
 }
@@ -147,6 +152,7 @@ pub struct WebhooksApp {
     queue: DeadlineQueue,
     bus: EventBus,
     consumer_block: StdDuration,
+    intake_consumers: usize,
     settings: ServiceSettings,
 }
 
@@ -181,6 +187,7 @@ impl WebhooksApp {
             queue,
             bus,
             consumer_block: config.consumer_block,
+            intake_consumers: config.intake_consumers,
             settings,
         })
     }
@@ -198,6 +205,7 @@ impl WebhooksApp {
     /// Serves until `shutdown`; the consumers stop after the server has drained.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let (core, bus, block) = (self.core.clone(), self.bus, self.consumer_block);
+        let consumers = self.intake_consumers;
         let background = Background {
             db: self.core.db().clone(),
             queue: self.queue,
@@ -218,7 +226,7 @@ impl WebhooksApp {
             &self.settings,
             shutdown,
             |stop| {
-                let mut tasks = intake::spawn(&core, &bus, block, stop);
+                let mut tasks = intake::spawn(&core, &bus, block, consumers, stop);
                 tasks.extend(direct::spawn(&core, stop));
                 tasks
             },

@@ -129,19 +129,21 @@ impl EventEnvelopeHandler for Intake {
     }
 }
 
-/// Starts one consumer per stream, until `stop`.
+/// Starts `per_stream` consumers on each stream, until `stop`.
 pub fn spawn(
     core: &Arc<WebhooksCore>,
     bus: &EventBus,
     block: Duration,
+    per_stream: usize,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     STREAMS
         .iter()
+        .flat_map(|stream| std::iter::repeat_n(*stream, per_stream.max(1)))
         .map(|stream| {
             // One handler per consumer: its endpoint list belongs to that consumer's read.
             let intake = Intake::new(core.clone());
-            let mut settings = ConsumerSettings::new(*stream, GROUP);
+            let mut settings = ConsumerSettings::new(stream, GROUP);
             settings.block = block;
             settings.stale_after = STALE_AFTER;
             let consumer = Consumer::new(core.db().clone(), bus.clone(), settings, intake);
