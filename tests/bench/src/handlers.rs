@@ -414,6 +414,7 @@ fn resolved(seq: u64) -> BusMessage {
         ticket_id: ticket_id.clone(),
         customer_id: format!("bench-cust-{}", seq % 1_000),
         resolved_at: Some(timestamp(chrono::Utc::now())),
+        ..Default::default()
     });
     let envelope = EventEnvelope {
         id: uuid::Uuid::now_v7().to_string(),
