@@ -407,6 +407,52 @@ async fn a_fix_while_waiting_for_parts_is_refused_giving_up_releases_and_outlets
     app.stop().await;
 }
 
+async fn concurrent_shipments(backend: Backend) {
+    let mut app = spawn(backend).await;
+    let part = app.part("Fuse", "").await;
+    let from = app.site(pb::SiteKind::CentralWarehouse, "").await;
+    let to = app.site(pb::SiteKind::RegionalCentre, "").await;
+    app.receive("f-1", &from, &[(&part, 5)]).await;
+    // Ten shipments of one unit at once, five units: five go, five are refused.
+    let shipments = (0..10).map(|i| {
+        let mut client = app.client.clone();
+        let (part, from, to) = (part.clone(), from.clone(), to.clone());
+        tokio::spawn(async move {
+            client
+                .ship_transfer(pb::ShipTransferRequest {
+                    idempotency_key: format!("race-{i}"),
+                    part_id: part,
+                    from_site_id: from,
+                    to_site_id: to,
+                    quantity: 1,
+                    actor: None,
+                })
+                .await
+        })
+    });
+    let mut shipped = 0;
+    for shipment in futures::future::join_all(shipments).await {
+        match shipment.unwrap() {
+            Ok(_) => shipped += 1,
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(shipped, 5);
+    assert_eq!(app.stock(&part, &from).await, (0, 0, 0));
+    assert_eq!(app.stock(&part, &to).await, (0, 0, 5));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_shipments_never_overdraw_postgres() {
+    concurrent_shipments(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn concurrent_shipments_never_overdraw_sqlite() {
+    concurrent_shipments(Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn bad_input_is_named_by_field() {
     let mut app = spawn(Backend::Sqlite).await;

@@ -152,6 +152,19 @@ async fn a_month_of_stock(backend: Backend) {
     assert_eq!(app.stock(&belt, &c).await, (15, 0, 0));
     assert_eq!(app.stock(&belt, &o).await, (3, 0, 0));
     assert_eq!(app.stock(&belt, &r).await, (0, 0, 0));
+    // The ledger adds up to every row: each figure is the sum of its movements.
+    let off = app
+        .count(
+            "SELECT COUNT(*) AS n FROM part_stock s WHERE \
+             on_hand <> (SELECT COALESCE(SUM(on_hand_delta), 0) FROM part_movements m \
+               WHERE m.part_id = s.part_id AND m.site_id = s.site_id) \
+             OR reserved <> (SELECT COALESCE(SUM(reserved_delta), 0) FROM part_movements m \
+               WHERE m.part_id = s.part_id AND m.site_id = s.site_id) \
+             OR in_transit <> (SELECT COALESCE(SUM(in_transit_delta), 0) FROM part_movements m \
+               WHERE m.part_id = s.part_id AND m.site_id = s.site_id)",
+        )
+        .await;
+    assert_eq!(off, 0, "every stock row equals its ledger");
     assert_eq!(app.published(&pump, "dispatch.PartLowStock").await.len(), 1);
     assert_eq!(app.events(&j1.id, "dispatch.JobPartsReady").await, 1);
     assert_eq!(app.events(&j3.id, "dispatch.JobPartsReady").await, 1);
