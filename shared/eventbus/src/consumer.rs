@@ -353,22 +353,36 @@ impl<H: EventHandler> Consumer<H> {
         txn: &DatabaseTransaction,
         event_id: &str,
     ) -> Result<bool, DbErr> {
-        let inserted = processed_event::Entity::insert(processed_event::ActiveModel {
+        Ok(self.insert_processed(txn, &[event_id]).await? > 0)
+    }
+
+    /// Inserts the group's processed-event rows of `event_ids` (distinct), skipping any
+    /// already there; returns how many were inserted.
+    async fn insert_processed(
+        &self,
+        txn: &DatabaseTransaction,
+        event_ids: &[&str],
+    ) -> Result<u64, DbErr> {
+        if event_ids.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let rows = event_ids.iter().map(|id| processed_event::ActiveModel {
             consumer_group: Set(self.settings.group.clone()),
-            event_id: Set(event_id.to_owned()),
-            processed_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                processed_event::Column::ConsumerGroup,
-                processed_event::Column::EventId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-        Ok(inserted > 0)
+            event_id: Set((*id).to_owned()),
+            processed_at: Set(now),
+        });
+        processed_event::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    processed_event::Column::ConsumerGroup,
+                    processed_event::Column::EventId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await
     }
 
     /// Records a read's `event_ids` processed by the group in `txn` with one read and one
@@ -396,30 +410,9 @@ impl<H: EventHandler> Consumer<H> {
             .iter()
             .map(|id| !recorded.contains(*id) && seen.insert(*id))
             .collect();
-        let now = Utc::now();
-        let rows: Vec<processed_event::ActiveModel> = seen
-            .iter()
-            .map(|id| processed_event::ActiveModel {
-                consumer_group: Set(group.clone()),
-                event_id: Set((*id).to_owned()),
-                processed_at: Set(now),
-            })
-            .collect();
-        let expected = rows.len() as u64;
-        if expected == 0 {
-            return Ok(Some(fresh));
-        }
-        let inserted = processed_event::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([
-                    processed_event::Column::ConsumerGroup,
-                    processed_event::Column::EventId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
+        let fresh_ids: Vec<&str> = seen.into_iter().collect();
+        let expected = fresh_ids.len() as u64;
+        let inserted = self.insert_processed(txn, &fresh_ids).await?;
         Ok((inserted == expected).then_some(fresh))
     }
 
