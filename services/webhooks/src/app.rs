@@ -69,7 +69,7 @@ impl WebhooksConfig {
             policy: FailurePolicy::standard(),
             vault: Vault::development(SEAL_CONTEXT),
             consumer_block: StdDuration::from_millis(100),
-            intake_consumers: 2,
+            intake_consumers: 4,
         }
     }
 }
@@ -121,7 +121,7 @@ pub fn settings_from_env(
             },
             vault,
             consumer_block: StdDuration::from_secs(1),
-            intake_consumers: env.positive("WEBHOOKS_INTAKE_CONSUMERS", 2)?,
+            intake_consumers: env.positive("WEBHOOKS_INTAKE_CONSUMERS", 4)?,
         },
     ))
 }
