@@ -18,9 +18,7 @@ use crate::{
     store,
 };
 
-use super::{
-    Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save, stock::warned,
-};
+use super::{Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save};
 
 const CREATE_SCOPE: &str = "dispatch.CreateJob";
 const COMPLETE_SCOPE: &str = "dispatch.CompleteJob";
@@ -113,11 +111,11 @@ impl DispatchCore {
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events =
                     agg.complete(outcome, photos.clone(), &masked(notes), actor, cmd.now())?;
-                let warnings = self.settle_parts(&mut cmd, &agg).await?;
+                let settled = self.settle_parts(&mut cmd, &agg).await?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
-                warned(warnings);
+                self.after_settling(settled).await;
                 self.answer_as(agg, actor)
             })
             .await
@@ -145,11 +143,11 @@ impl DispatchCore {
                 };
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events = agg.resolve_remotely(outcome, &masked(notes), actor, cmd.now())?;
-                let warnings = self.settle_parts(&mut cmd, &agg).await?;
+                let settled = self.settle_parts(&mut cmd, &agg).await?;
                 save(&mut cmd, &agg, events.into()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
-                warned(warnings);
+                self.after_settling(settled).await;
                 self.answer_as(agg, actor)
             })
             .await
@@ -165,11 +163,11 @@ impl DispatchCore {
         let (mut cmd, mut agg) = self.open(CANCEL_SCOPE, id, actor).await?;
         let events = agg.cancel(&masked(reason), actor, cmd.now())?;
         // Parts held for the job go back to the site's available stock.
-        let warnings = self.settle_parts(&mut cmd, &agg).await?;
+        let settled = self.settle_parts(&mut cmd, &agg).await?;
         save(&mut cmd, &agg, events.into()).await?;
         cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
             .await?;
-        warned(warnings);
+        self.after_settling(settled).await;
         self.answer_as(agg, actor)
     }
 

@@ -1,8 +1,8 @@
 //! Stock movements driven by jobs and goods: a job's request for parts (reserved at once
 //! where available, waiting for the rest), settling a finished job's reservations
-//! (consumed by a fix, released otherwise), receipts and transfers, whose arrivals are
-//! given to the jobs waiting at the site, oldest request first, resuming those made whole
-//! in the same transaction.
+//! (consumed by a fix, released otherwise), receipts and transfers, whose arrivals (and
+//! released units, right after their release) are given to the jobs waiting at the site,
+//! oldest request first, resuming those made whole in the same transaction.
 //!
 //! Locks: the transfer (receiving one), then jobs in id order, then stock rows in (part,
 //! site) order ([`Locked`]).
@@ -31,6 +31,7 @@ const REQUEST_SCOPE: &str = "dispatch.RequestParts";
 const RECEIVE_SCOPE: &str = "dispatch.ReceiveParts";
 const SHIP_SCOPE: &str = "dispatch.ShipTransfer";
 const ARRIVE_SCOPE: &str = "dispatch.ReceiveTransfer";
+const GIVE_SCOPE: &str = "dispatch.GiveReleasedParts";
 
 /// One stock row locked by a command: as read, as changed, and the changes.
 struct Entry {
@@ -147,6 +148,14 @@ pub(super) fn warned(n: u32) {
     }
 }
 
+/// What settling a finished job's reservations left for after its commit.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    warnings: u32,
+    /// `(site_id, part_id)` of the units released.
+    released: Vec<(String, String)>,
+}
+
 /// A job's view with its reservations.
 pub struct JobParts {
     pub view: JobView,
@@ -245,12 +254,12 @@ impl DispatchCore {
 
     /// Settles the reservations of a job its command just finished: a fix (completed)
     /// consumes what was reserved, any other end gives it back. Runs after the job's lock,
-    /// in the same transaction; how many low-stock warnings it gave.
+    /// in the same transaction; [`Self::after_settling`] runs once it committed.
     pub(super) async fn settle_parts(
         &self,
         cmd: &mut impl InCommand,
         agg: &JobAggregate,
-    ) -> Result<u32, DispatchError> {
+    ) -> Result<Settled, DispatchError> {
         let mut lines: Vec<Reservation> =
             store::reservations_of(cmd.txn(), std::slice::from_ref(&agg.job.id))
                 .await?
@@ -258,7 +267,7 @@ impl DispatchCore {
                 .filter(|l| l.status == ReservationStatus::Open)
                 .collect();
         if lines.is_empty() {
-            return Ok(0);
+            return Ok(Settled::default());
         }
         let consume = agg.job.status == JobStatus::Completed;
         let keys: Vec<(String, String)> = lines
@@ -266,6 +275,7 @@ impl DispatchCore {
             .map(|l| (l.part_id.clone(), l.site_id.clone()))
             .collect();
         let mut stock = Locked::lock(cmd, &keys).await?;
+        let mut released = Vec::new();
         for line in &mut lines {
             let entry = stock.row(&line.part_id, &line.site_id)?;
             let change = if consume {
@@ -273,13 +283,62 @@ impl DispatchCore {
                 entry.stock.consume(line.reserved)
             } else {
                 line.status = ReservationStatus::Released;
+                if line.reserved > 0 {
+                    released.push((line.site_id.clone(), line.part_id.clone()));
+                }
                 entry.stock.release(line.reserved)
             };
             entry.apply(change)?;
         }
         store::save_reservations(cmd.txn(), &lines).await?;
-        let (_, n) = stock.save(cmd, &format!("job:{}", agg.job.id)).await?;
-        Ok(n)
+        let (_, warnings) = stock.save(cmd, &format!("job:{}", agg.job.id)).await?;
+        Ok(Settled { warnings, released })
+    }
+
+    /// After a finishing command committed: counts its low-stock warnings, and gives the
+    /// units it released to jobs waiting for them at the same sites. That is a command of
+    /// its own, so its locks follow the service's order (waiting jobs, then stock) rather
+    /// than coming after the finished job's; if it fails, the units stay available and
+    /// the next arrival at the site gives them.
+    pub(super) async fn after_settling(&self, settled: Settled) {
+        warned(settled.warnings);
+        let mut sites: Vec<&str> = settled.released.iter().map(|(s, _)| s.as_str()).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        for site_id in sites {
+            let part_ids: Vec<String> = settled
+                .released
+                .iter()
+                .filter(|(s, _)| s == site_id)
+                .map(|(_, p)| p.clone())
+                .collect();
+            if let Err(err) = self.give_released(site_id, &part_ids).await {
+                tracing::warn!(site_id, error = %err, "giving released parts to waiting jobs failed; the next arrival gives them");
+            }
+        }
+    }
+
+    async fn give_released(&self, site_id: &str, part_ids: &[String]) -> Result<(), DispatchError> {
+        let mut cmd = self.pipeline.begin_unkeyed(GIVE_SCOPE).await?;
+        let (mut jobs, mut reservations) = lock_waiting(&cmd, site_id, part_ids).await?;
+        if jobs.is_empty() {
+            cmd.abandon().await?;
+            return Ok(());
+        }
+        let keys: Vec<(String, String)> = part_ids
+            .iter()
+            .map(|p| (p.clone(), site_id.to_owned()))
+            .collect();
+        let mut stock = Locked::lock(&cmd, &keys).await?;
+        let given = allocate(&mut stock, site_id, &mut reservations, &mut jobs, cmd.now())?;
+        store::save_reservations(cmd.txn(), &reservations).await?;
+        for (agg, events) in given.jobs {
+            save(&mut cmd, &agg, events.into()).await?;
+        }
+        let (_, n) = stock.save(&mut cmd, "released").await?;
+        cmd.commit(&self.pipeline, &Remembered::id(site_id)).await?;
+        warned(n);
+        Ok(())
     }
 
     /// Books goods received at a site and gives them to the jobs waiting there. A retry

@@ -66,13 +66,19 @@ async fn a_month_of_stock(backend: Backend) {
     // Day 9: J1 is fixed: 2 pumps and a belt consumed (O pumps 4, 3 held; belts 3).
     day(9);
     app.finish(&j1, pb::CompletionOutcome::Fixed).await;
-    // Day 10: J3 needs 2 pumps; 1 is available: it gets it and waits (O: 4 held).
+    // Day 10: J3 needs 2 pumps and 4 belts; 1 pump and 3 belts are available: it gets
+    // them and waits (O: pumps 4 held, belts 3 held).
     day(10);
     let j3 = app.accepted_job("T-3").await;
-    let j3_parts = app.request_parts(&j3, &o, &[(&pump, 2)]).await.unwrap();
-    assert_eq!(j3_parts.reservations[0].reserved, 1);
+    let j3_parts = app
+        .request_parts(&j3, &o, &[(&pump, 2), (&belt, 4)])
+        .await
+        .unwrap();
+    let held: Vec<u64> = j3_parts.reservations.iter().map(|l| l.reserved).collect();
+    assert_eq!(held, [1, 3]);
     assert_eq!(j3_parts.job.as_ref().unwrap().status, WAITING);
-    // Day 11: J2 is cancelled: its 3 pumps are released (O: 4 on hand, 1 held).
+    // Day 11: J2 is cancelled: its 3 pumps are released and J3's missing pump is given
+    // at once (O: 4 on hand, 2 held for J3); J3 still waits for a belt.
     day(11);
     app.client
         .cancel_job(pb::CancelJobRequest {
@@ -82,16 +88,18 @@ async fn a_month_of_stock(backend: Backend) {
         })
         .await
         .expect("cancels");
-    assert_eq!(app.stock(&pump, &o).await, (4, 1, 0));
-    // Day 12: O receives 5 pumps (9 on hand); J3's missing one is given: it resumes.
+    assert_eq!(app.stock(&pump, &o).await, (4, 2, 0));
+    assert_eq!(app.job(&j3.id).await.status, WAITING);
+    // Day 12: O receives 5 pumps (9 on hand) and a belt (4, all held): J3 is whole and
+    // resumes.
     day(12);
-    let receipt = app.receive("r-2", &o, &[(&pump, 5)]).await;
+    let receipt = app.receive("r-2", &o, &[(&pump, 5), (&belt, 1)]).await;
     assert_eq!(receipt.resumed_job_ids, vec![j3.id.clone()]);
     assert_eq!(app.job(&j3.id).await.status, ACCEPTED);
-    // Day 13: J3 is fixed: 2 pumps consumed (O 7).
+    // Day 13: J3 is fixed: 2 pumps and 4 belts consumed (O pumps 7, belts 0).
     day(13);
     app.finish(&j3, pb::CompletionOutcome::Fixed).await;
-    // Day 14: stocktakes. O counts 6 pumps (7 recorded: −1) and 3 belts (right); C
+    // Day 14: stocktakes. O counts 6 pumps (7 recorded: −1) and no belts (right); C
     // counts 31 pumps (30: +1) and 15 belts (16: −1).
     day(14);
     let take = app
@@ -106,7 +114,7 @@ async fn a_month_of_stock(backend: Backend) {
                 },
                 pb::StocktakeCount {
                     part_id: belt.clone(),
-                    counted: 3,
+                    counted: 0,
                 },
             ],
             actor: None,
@@ -119,7 +127,7 @@ async fn a_month_of_stock(backend: Backend) {
         .iter()
         .map(|l| (l.expected, l.counted, l.discrepancy))
         .collect();
-    assert_eq!(report, [(7, 6, -1), (3, 3, 0)]);
+    assert_eq!(report, [(7, 6, -1), (0, 0, 0)]);
     let take = app
         .client
         .record_stocktake(pb::RecordStocktakeRequest {
@@ -144,13 +152,14 @@ async fn a_month_of_stock(backend: Backend) {
     assert_eq!(report, [1, -1]);
 
     // The month's end. Pumps: 55 received − 4 consumed ± 0 counted = 51 = C 31 + R 14 +
-    // O 6. Belts: 20 − 1 − 1 = 18 = C 15 + O 3. Nothing held, nothing in transit.
+    // O 6. Belts: 21 received − 5 consumed − 1 counted = 15 = C 15 + O 0. Nothing held,
+    // nothing in transit.
     day(30);
     assert_eq!(app.stock(&pump, &c).await, (31, 0, 0));
     assert_eq!(app.stock(&pump, &r).await, (14, 0, 0));
     assert_eq!(app.stock(&pump, &o).await, (6, 0, 0));
     assert_eq!(app.stock(&belt, &c).await, (15, 0, 0));
-    assert_eq!(app.stock(&belt, &o).await, (3, 0, 0));
+    assert_eq!(app.stock(&belt, &o).await, (0, 0, 0));
     assert_eq!(app.stock(&belt, &r).await, (0, 0, 0));
     // The ledger adds up to every row: each figure is the sum of its movements.
     let off = app
