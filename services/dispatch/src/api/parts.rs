@@ -7,7 +7,6 @@ use aftersales_platform::{
     auth::Caller,
     caller::actor_of,
     codes::{ProtoEnum, instant, timestamp},
-    idempotency::Idempotency,
     proto_enum,
     status::Violations,
     validate::non_empty,
@@ -176,15 +175,6 @@ fn stocktake(s: &Stocktake) -> pb::Stocktake {
     }
 }
 
-fn keyed<R: prost::Message + Clone + Default>(
-    v: &mut Violations,
-    key: &str,
-    r: &R,
-    clear: impl Fn(&mut R),
-) -> Option<Idempotency> {
-    v.idempotency(key, r, clear)
-}
-
 pub async fn register_part(
     core: &DispatchCore,
     request: Request<pb::RegisterPartRequest>,
@@ -195,9 +185,7 @@ pub async fn register_part(
     v.require("name", &r.name);
     v.max_len("name", &r.name, MAX_NAME);
     v.optional_id("fee_code", &r.fee_code);
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
     let p = core
@@ -219,9 +207,7 @@ pub async fn register_site(
     let kind = v.required_enum::<SiteKind>("kind", r.kind);
     v.id("region_code", &r.region_code);
     v.optional_id("partner_id", &r.partner_id);
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let kind = kind.ok_or_else(|| Status::internal("validated kind missing"))?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
@@ -246,9 +232,7 @@ pub async fn receive_parts(
     v.id("site_id", &r.site_id);
     let parts = lines(&mut v, "lines", &r.lines);
     v.max_len("reference", &r.reference, MAX_NAME);
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
     let done = core
@@ -267,9 +251,7 @@ pub async fn request_parts(
     v.id("job_id", &r.job_id);
     v.id("site_id", &r.site_id);
     let parts = lines(&mut v, "lines", &r.lines);
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
     let JobParts { view, reservations } = core
@@ -297,9 +279,7 @@ pub async fn ship_transfer(
     if r.quantity == 0 || r.quantity > MAX_QUANTITY {
         v.add("quantity", format!("must lie in [1, {MAX_QUANTITY}]"));
     }
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
     let shipped = core
@@ -323,9 +303,7 @@ pub async fn receive_transfer(
     let r = request.into_inner();
     let mut v = Violations::new();
     v.id("transfer_id", &r.transfer_id);
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     let actor = actor_of(&caller, r.actor.as_ref())?;
     let arrived = core
@@ -383,9 +361,7 @@ pub async fn record_stocktake(
             );
         }
     }
-    let idem = keyed(&mut v, &r.idempotency_key, &r, |r| {
-        r.idempotency_key.clear()
-    });
+    let idem = v.idempotency(&r.idempotency_key, &r, |r| r.idempotency_key.clear());
     v.finish()?;
     audit::target(format!("site:{}", r.site_id));
     let actor = actor_of(&caller, r.actor.as_ref())?;

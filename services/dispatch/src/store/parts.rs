@@ -18,8 +18,8 @@ use super::{
 use crate::domain::{
     new_id,
     parts::{
-        Movement, MovementKind, OnHandChange, Part, Receipt, Reservation, Site, Stock, Stocktake,
-        Transfer,
+        Movement, MovementKind, OnHandChange, Part, Receipt, Reservation, ReservationStatus, Site,
+        Stock, Stocktake, Transfer,
     },
 };
 
@@ -334,7 +334,7 @@ pub async fn jobs_waiting_at<C: ConnectionTrait>(
     let mut jobs: Vec<String> = reservation::Entity::find()
         .filter(reservation::Column::SiteId.eq(site_id))
         .filter(reservation::Column::PartId.is_in(part_ids.iter().map(String::as_str)))
-        .filter(reservation::Column::Status.eq("open"))
+        .filter(reservation::Column::Status.eq(ReservationStatus::Open.as_str()))
         .filter(
             Expr::col(reservation::Column::Reserved).lt(Expr::col(reservation::Column::Quantity)),
         )
