@@ -3,7 +3,9 @@
 //! level is idempotent: a ticket already there stays); care's tier changes are kept,
 //! latest first, for tickets created without a tier (SLA policies match on it); and a
 //! customer care anonymised has the free text of their tickets erased (once: the event
-//! is recorded processed with the erasure, and erasing again would change nothing).
+//! is recorded processed with the erasure, and erasing again would change nothing); and
+//! a regional emergency care declares holds the clocks of the region's open tickets
+//! until care closes it (see `usecases::emergencies`).
 //!
 //! Each event is applied inside the consumer's transaction, the one that records it
 //! processed; the shared consumer decodes it and dead-letters what it cannot decode. An
@@ -33,6 +35,14 @@ use crate::{
 /// The streams tickets reads, and its group on each.
 pub const STREAMS: [&str; 2] = ["dispatch", "care"];
 pub const GROUP: &str = "tickets";
+
+/// The kind care gives a regional emergency in its incident events.
+const REGIONAL_EMERGENCY: &str = "regional_emergency";
+
+/// An incident id tickets can keep and look for: letters, digits and `-` only.
+fn plain_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
 
 pub struct OtherServices {
     core: Arc<TicketsCore>,
@@ -114,6 +124,44 @@ impl EventEnvelopeHandler for OtherServices {
                     .record_tier(txn, &changed.customer_id, tier, at)
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Some(Payload::IncidentDeclared(declared))
+                if declared.kind == REGIONAL_EMERGENCY && !declared.region_code.is_empty() =>
+            {
+                if !plain_id(&declared.incident_id) {
+                    tracing::warn!("regional emergency with an unusable incident id ignored");
+                    return Ok(());
+                }
+                let at = declared
+                    .declared_at
+                    .as_ref()
+                    .and_then(instant)
+                    .unwrap_or_else(|| self.core.now());
+                let mut cmd = self.core.pipeline().within(txn);
+                let held = self
+                    .core
+                    .emergency_declared(&mut cmd, &declared.incident_id, &declared.region_code, at)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(incident_id = %declared.incident_id, region = %declared.region_code, held, "regional emergency: tickets' clocks held");
+                self.pending.keep(&envelope.id, cmd.into_effects());
+                Ok(())
+            }
+            Some(Payload::IncidentClosed(closed)) => {
+                if !plain_id(&closed.incident_id) {
+                    return Ok(());
+                }
+                let mut cmd = self.core.pipeline().within(txn);
+                let released = self
+                    .core
+                    .emergency_ended(&mut cmd, &closed.incident_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if released > 0 {
+                    tracing::info!(incident_id = %closed.incident_id, released, "regional emergency over: tickets' clocks released");
+                }
+                self.pending.keep(&envelope.id, cmd.into_effects());
+                Ok(())
             }
             Some(Payload::CustomerAnonymised(anonymised)) => {
                 let tickets = self

@@ -74,6 +74,7 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         sla_policy_version: t.policy_version,
         product: (!t.product.is_empty()).then(|| product(&t.product)),
         watchers: watchers(&t.watchers),
+        held_by: t.holds.clone(),
     }
 }
 

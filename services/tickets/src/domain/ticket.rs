@@ -3,6 +3,7 @@
 //! `lifecycle`. Each operation returns the events it caused; the caller stores the result
 //! and publishes the events together.
 
+mod holds;
 mod lifecycle;
 
 use std::{collections::HashMap, sync::Arc};
@@ -33,6 +34,10 @@ pub struct Ticket {
     pub product: ProductFacts,
     /// Sorted, without duplicates.
     pub watchers: Vec<Watcher>,
+    /// The regional emergencies (care's incident ids, sorted) holding the ticket's SLA
+    /// clocks paused: they run only when none holds them and the status does not pause
+    /// them either.
+    pub holds: Vec<String>,
     pub assignee: Option<String>,
     pub level: Level,
     pub status: Status,
@@ -175,6 +180,7 @@ impl TicketAggregate {
             tier: new.tier,
             product: new.product,
             watchers: Vec::new(),
+            holds: Vec::new(),
             assignee: None,
             level: Level::Agent,
             status: Status::New,

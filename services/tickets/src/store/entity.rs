@@ -40,6 +40,9 @@ pub mod ticket {
         /// JSON list of `{kind, id}`, sorted.
         #[sea_orm(column_type = "Text")]
         pub watchers: String,
+        /// JSON list of the regional emergencies (incident ids) holding its clocks.
+        #[sea_orm(column_type = "Text")]
+        pub holds: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -190,6 +193,26 @@ pub mod customer_tier {
         pub customer_id: String,
         pub tier: String,
         pub changed_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod emergency {
+    use sea_orm::entity::prelude::*;
+
+    /// A regional emergency care declared, as far as tickets holds clocks for it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "regional_emergencies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: String,
+        pub region_code: String,
+        pub started_at: ChronoDateTimeUtc,
+        pub ended_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,8 @@
 use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
 use sea_orm_migration::prelude::*;
 
+mod emergencies;
+
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
@@ -18,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(AddProductFacts),
             Box::new(AddDeskColumns),
+            Box::new(emergencies::AddEmergencyHolds),
         ]
     }
 }

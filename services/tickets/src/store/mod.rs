@@ -3,6 +3,7 @@
 //! types here and nowhere else.
 
 mod batch;
+mod emergencies;
 pub mod entity;
 pub mod migration;
 mod thread;
@@ -25,6 +26,9 @@ use crate::domain::{
     ticket::{Ticket, TicketAggregate},
 };
 pub use batch::{load_aggregates, record_activities, save_aggregates};
+pub use emergencies::{
+    active_emergencies_in, end_emergency, start_emergency, tickets_held_by, tickets_to_hold,
+};
 use entity::{activity, calendar, clock, policy, reply, ticket};
 pub use thread::{insert_reply, list_activity, list_replies, reply};
 
@@ -35,6 +39,7 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
         severity: parse_code("ticket", &row.severity)?,
         evidence: from_json("ticket", &row.evidence)?,
         watchers: from_json("ticket", &row.watchers)?,
+        holds: from_json("ticket", &row.holds)?,
         tier: parse_code("ticket", &row.customer_tier)?,
         level: parse_code("ticket", &row.escalation_level)?,
         status: parse_code("ticket", &row.status)?,
@@ -91,6 +96,7 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
         region_code: Set(t.product.region_code.clone()),
         order_line_id: Set(t.product.order_line_id.clone()),
         watchers: Set(to_json(&t.watchers)?),
+        holds: Set(to_json(&t.holds)?),
     })
 }
 

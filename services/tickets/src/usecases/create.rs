@@ -113,7 +113,13 @@ impl TicketsCore {
         let policies = self.current_policies(cmd.txn()).await?;
         let policy = policy::select(&policies, &new.facts()).ok_or(TicketsError::NoPolicy)?;
         let schedules = self.schedules(cmd.txn(), policy, &[]).await?;
-        let (agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, cmd.now());
+        let (mut agg, events) = TicketAggregate::open(new.clone(), policy, &schedules, cmd.now());
+        // Opened in a region under an emergency: held from the start, like its others.
+        if let Some(region) = &new.product.region_code {
+            for incident_id in store::active_emergencies_in(cmd.txn(), region).await? {
+                agg.hold(&incident_id, policy, &schedules, cmd.now())?;
+            }
+        }
         store::insert_aggregate(cmd.txn(), &agg).await?;
         let audit = Audit::new(actor, "create", String::new());
         record(&mut cmd, &agg, &events, audit).await?;

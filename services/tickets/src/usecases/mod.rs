@@ -18,6 +18,7 @@
 
 mod create;
 mod deadlines;
+mod emergencies;
 mod erasure;
 mod handling;
 mod policies;

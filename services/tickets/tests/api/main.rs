@@ -5,6 +5,7 @@
 
 mod desk;
 mod desk_access;
+mod emergencies;
 mod helpers;
 mod other_services;
 mod personal_data;

@@ -59,9 +59,15 @@ impl TicketAggregate {
         Ok(events)
     }
 
-    /// Pauses or resumes the live clocks as the policy says for the current status.
-    fn apply_pause_rule(&mut self, policy: &SlaPolicy, schedules: &Schedules, now: DateTime<Utc>) {
-        let pause = policy.pauses_in(self.ticket.status);
+    /// Pauses or resumes the live clocks as the policy says for the current status and
+    /// as the regional emergencies holding the ticket say.
+    pub(super) fn apply_pause_rule(
+        &mut self,
+        policy: &SlaPolicy,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) {
+        let pause = self.pauses(policy);
         for clock in &mut self.clocks {
             if pause {
                 clock.pause(now);
@@ -93,6 +99,7 @@ impl TicketAggregate {
         self.touch(now);
         let target = policy.resolution.clone();
         let schedule = schedules.of_target(&target);
+        let held = !self.ticket.holds.is_empty();
         match self.clock_mut(ClockKind::Resolution) {
             Some(clock) => clock.rearm(&target, policy.warning_percent, &schedule, now),
             None => {
@@ -106,6 +113,12 @@ impl TicketAggregate {
                     now,
                 );
                 self.clocks.push(clock);
+            }
+        }
+        if held {
+            // A new cycle under a regional emergency waits for it like the others.
+            if let Some(clock) = self.clock_mut(ClockKind::Resolution) {
+                clock.pause(now);
             }
         }
         Ok(vec![
@@ -172,7 +185,7 @@ impl TicketAggregate {
                             self.clocks.push(clock);
                         }
                     }
-                    if policy.pauses_in(self.ticket.status)
+                    if self.pauses(policy)
                         && let Some(clock) = self.clock_mut(ClockKind::PeriodicUpdate)
                     {
                         clock.pause(now);

@@ -275,3 +275,35 @@ fn watcher_ids_are_ids_not_contacts() {
         assert!(watcher_id(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn an_emergency_hold_and_a_status_pause_each_keep_the_clocks_paused() {
+    let p = general_policy();
+    let s = Schedules::default();
+    let (mut a, _) = open(Severity::General, &p);
+    a.change_status(Status::Open, "", &p, &s, t(10)).unwrap();
+    a.hold("inc-1", &p, &s, t(100)).unwrap();
+    a.hold("inc-1", &p, &s, t(150)).unwrap();
+    assert_eq!(a.ticket.holds, ["inc-1"], "held once");
+    assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Paused);
+    // Waiting on the customer meanwhile: releasing the hold does not start the clocks.
+    a.change_status(Status::PendingCustomer, "", &p, &s, t(200))
+        .unwrap();
+    a.release("inc-1", &p, &s, t(300)).unwrap();
+    let paused = p.pauses_in(Status::PendingCustomer);
+    assert_eq!(
+        clock(&a, ClockKind::Resolution).state == ClockState::Paused,
+        paused,
+        "the status alone decides now"
+    );
+    // Open again while a second emergency holds it: still paused until that one goes.
+    a.hold("inc-2", &p, &s, t(400)).unwrap();
+    a.change_status(Status::Open, "", &p, &s, t(500)).unwrap();
+    assert_eq!(clock(&a, ClockKind::Resolution).state, ClockState::Paused);
+    let due_before = clock(&a, ClockKind::Resolution).due_at;
+    a.release("inc-2", &p, &s, t(700)).unwrap();
+    let c = clock(&a, ClockKind::Resolution);
+    assert_eq!(c.state, ClockState::Running);
+    assert!(c.due_at > due_before, "moved on by the time held");
+    assert!(a.ticket.holds.is_empty());
+}
