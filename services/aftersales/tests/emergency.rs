@@ -165,7 +165,7 @@ async fn an_emergency_holds_exactly_its_regions_clocks(backends: Backends) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(ticket.held_by, [emergency.id.clone()]);
+    assert_eq!(ticket.held_by, std::slice::from_ref(&emergency.id));
     assert_eq!(
         resolution(&mut tickets, &outside.id).await.state,
         tpb::ClockState::Running as i32,
