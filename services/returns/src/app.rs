@@ -23,7 +23,10 @@ use crate::{
     api::ReturnsApi,
     api::permissions::{AUDITED, PERMISSIONS},
     consumer::OtherServices,
-    domain::rma::{StepTargets, repair::Unrepairable},
+    domain::{
+        compensation::ApprovalLimits,
+        rma::{StepTargets, repair::Unrepairable},
+    },
     error::ReturnsError,
     ports::{Carriers, PaymentProvider, SimulatedPayments},
     store::migration::Migrator,
@@ -44,6 +47,8 @@ pub struct ReturnsConfig {
     pub payments: PaymentProvider,
     /// Where returned goods are repaired, and what those that cannot be become.
     pub repair: RepairSettings,
+    /// How much compensation each desk role may approve.
+    pub compensation_limits: ApprovalLimits,
     /// Where the use cases read "now": the system's, unless a test sets its own.
     pub clock: SharedClock,
 }
@@ -56,9 +61,36 @@ impl ReturnsConfig {
             refund_safety_net: Duration::seconds(2),
             payments: PaymentProvider::Simulated(payments),
             repair: RepairSettings::default(),
+            compensation_limits: ApprovalLimits::default(),
             clock: clock::system(),
         }
     }
+}
+
+/// `RETURNS_COMPENSATION_LIMIT_{AGENT,SUPERVISOR,MANAGER}_MINOR`: each not negative and
+/// not below the one of the role under it.
+fn compensation_limits(env: &Env) -> Result<ApprovalLimits, ConfigError> {
+    let defaults = ApprovalLimits::default();
+    let mut limits = defaults;
+    let mut floor = 0i64;
+    for (role, default, slot) in [
+        ("AGENT", defaults.agent, &mut limits.agent),
+        ("SUPERVISOR", defaults.supervisor, &mut limits.supervisor),
+        ("MANAGER", defaults.manager, &mut limits.manager),
+    ] {
+        let name = format!("RETURNS_COMPENSATION_LIMIT_{role}_MINOR");
+        let value: i64 = env.or(&name, default)?;
+        if value < floor {
+            return Err(ConfigError::new(
+                &name,
+                &value.to_string(),
+                "must not be negative nor below the limit of the role under it",
+            ));
+        }
+        floor = value;
+        *slot = value;
+    }
+    Ok(limits)
 }
 
 /// `RETURNS_*` variables and the ones every service shares.
@@ -130,6 +162,7 @@ pub fn settings_from_env(
                 region_code,
                 unrepairable,
             },
+            compensation_limits: compensation_limits(env)?,
             clock: clock::system(),
         },
     ))
@@ -180,6 +213,7 @@ impl ReturnsApp {
             config.targets,
             config.refund_safety_net,
             config.repair,
+            config.compensation_limits,
         ));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;

@@ -1,6 +1,7 @@
 //! The events the returns service publishes on the `returns` stream.
 //!
-//! Events carry ids, not personal data: no free text leaves in an event. `ReturnRequested`
+//! Events carry ids, not personal data: no free text leaves in an event (a compensation's
+//! reason stays on the compensation). `ReturnRequested`
 //! carries the return without its evidence, notes, reasons and carrier details; a
 //! rejection names the eligibility rule that refused it, never a person's reason, and an
 //! approval the rule that granted it; inspection lines go without their notes.
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     domain::{
         RefundState,
+        compensation::{Compensation, CompensationEvent},
         refund::Refund,
         rma::{ReturnAggregate, ReturnEvent},
     },
@@ -148,6 +150,91 @@ pub fn standalone_refund(refund: &Refund, now: DateTime<Utc>) -> Option<NewEvent
         }),
     };
     Some(new_event(STREAM, "returns", &refund.id, payload, now))
+}
+
+/// A compensation's events, about the compensation: ids, kind and amount, never its
+/// reason (free text) nor anything about the customer but the id.
+pub fn compensation(
+    c: &Compensation,
+    events: &[CompensationEvent],
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|event| {
+            new_event(
+                STREAM,
+                "returns",
+                &c.id,
+                compensation_payload(c, *event),
+                now,
+            )
+        })
+        .collect()
+}
+
+fn compensation_payload(c: &Compensation, event: CompensationEvent) -> Payload {
+    let compensation_id = c.id.clone();
+    let ticket_id = c.ticket_id.clone();
+    let customer_id = c.customer_id.clone();
+    let kind = c.kind.to_proto();
+    let amount = Some(proto::money(&c.amount));
+    let order_id = c.order_id.clone().unwrap_or_default();
+    let decided_by = c.decided_by.clone().unwrap_or_default();
+    match event {
+        CompensationEvent::Requested => Payload::CompensationRequested(ev::CompensationRequested {
+            compensation_id,
+            ticket_id,
+            customer_id,
+            kind,
+            amount,
+            requester_limit_minor: c.requester_limit,
+        }),
+        CompensationEvent::Approved => Payload::CompensationApproved(ev::CompensationApproved {
+            compensation_id,
+            ticket_id,
+            customer_id,
+            kind,
+            amount,
+            approved_by: decided_by,
+            order_id,
+        }),
+        CompensationEvent::Rejected => Payload::CompensationRejected(ev::CompensationRejected {
+            compensation_id,
+            ticket_id,
+            customer_id,
+            kind,
+            amount,
+            rejected_by: decided_by,
+        }),
+        CompensationEvent::Paid => Payload::CompensationPaid(ev::CompensationPaid {
+            compensation_id,
+            ticket_id,
+            customer_id,
+            kind,
+            amount,
+            provider_reference: c.provider_reference.clone().unwrap_or_default(),
+            order_id,
+        }),
+        CompensationEvent::Granted => Payload::CompensationGranted(ev::CompensationGranted {
+            compensation_id,
+            ticket_id,
+            customer_id,
+            kind,
+            amount,
+            warranty_months: c.warranty_months,
+            order_id,
+        }),
+        CompensationEvent::PaymentFailed => {
+            Payload::CompensationPaymentFailed(ev::CompensationPaymentFailed {
+                compensation_id,
+                ticket_id,
+                customer_id,
+                kind,
+                amount,
+            })
+        }
+    }
 }
 
 /// What dispatch needs to create the repair job: ids and codes, no contact (the goods are

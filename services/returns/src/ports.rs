@@ -1,5 +1,5 @@
 //! The outside world the returns service talks to, behind ports: carriers that book
-//! pickups, and payment providers that pay refunds. Built-in adapters: a manual carrier
+//! pickups, and payment providers that pay refunds and cash compensation. Built-in adapters: a manual carrier
 //! (staff enter the courier's tracking number), and simulated carrier and payment
 //! provider for development and tests.
 
@@ -86,7 +86,7 @@ impl Carriers {
     }
 }
 
-/// The payment provider refunds go through.
+/// The payment provider refunds and cash compensation go through.
 #[derive(Debug, Clone)]
 pub enum PaymentProvider {
     Simulated(SimulatedPayments),
@@ -102,7 +102,22 @@ impl PaymentProvider {
         amount: &Money,
     ) -> PaymentOutcome {
         match self {
-            Self::Simulated(p) => p.refund(idempotency_key, order_id, amount),
+            Self::Simulated(p) => p.pay(idempotency_key, order_id, amount),
+        }
+    }
+
+    /// Pays a customer `amount` as cash compensation: back on `order_id`'s payment when one
+    /// is named, else to the customer's account. Deduped on `idempotency_key` like a
+    /// refund: the same key never pays twice.
+    pub async fn compensate(
+        &self,
+        idempotency_key: &str,
+        customer_id: &str,
+        order_id: Option<&str>,
+        amount: &Money,
+    ) -> PaymentOutcome {
+        match self {
+            Self::Simulated(p) => p.pay(idempotency_key, order_id.unwrap_or(customer_id), amount),
         }
     }
 }
@@ -134,7 +149,7 @@ impl SimulatedPayments {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn refund(&self, key: &str, order_id: &str, amount: &Money) -> PaymentOutcome {
+    fn pay(&self, key: &str, payee: &str, amount: &Money) -> PaymentOutcome {
         let mut state = self.state();
         state.calls += 1;
         if let Some((reference, paid)) = state.paid.get(key) {
@@ -154,7 +169,7 @@ impl SimulatedPayments {
             state.fail_permanently -= 1;
             return PaymentOutcome::Permanent("account closed".into());
         }
-        let reference = format!("SIMPAY-{order_id}-{}", state.paid.len() + 1);
+        let reference = format!("SIMPAY-{payee}-{}", state.paid.len() + 1);
         state
             .paid
             .insert(key.to_owned(), (reference.clone(), amount.clone()));

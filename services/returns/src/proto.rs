@@ -11,6 +11,7 @@ pub use aftersales_platform::codes::ProtoEnum;
 use crate::domain::{
     Condition, Disposition, Money, Outcome, Reason, RefundKind, RefundState, Resolution, Status,
     Step, TrackingKind, Verdict,
+    compensation::{Compensation, CompensationKind, CompensationStatus},
     eligibility::ReturnPolicy,
     listing::CarrierLine,
     refund::Refund,
@@ -47,6 +48,13 @@ proto_enum!(Disposition => pb::Disposition {
     Restock => Restock, Refurbish => Refurbish, Repair => Repair, Scrap => Scrap, ReturnToCustomer => ReturnToCustomer,
 });
 proto_enum!(Resolution => pb::Resolution { Refund => Refund, Exchange => Exchange, Repair => Repair, Reject => Reject });
+proto_enum!(CompensationKind => pb::CompensationKind {
+    Cash => Cash, Coupon => Coupon, Gift => Gift, ExtendedWarranty => ExtendedWarranty,
+});
+proto_enum!(CompensationStatus => pb::CompensationStatus {
+    PendingApproval => PendingApproval, Approved => Approved, Paid => Paid, Granted => Granted,
+    Rejected => Rejected, PaymentFailed => PaymentFailed,
+});
 proto_enum!(RefundState => pb::RefundState { Pending => Pending, Succeeded => Succeeded, Failed => Failed });
 
 pub fn money(m: &Money) -> common::Money {
@@ -166,6 +174,32 @@ pub fn refund(r: &Refund) -> pb::Refund {
         updated_at: Some(timestamp(r.updated_at)),
         kind: r.kind.to_proto(),
         order_id: r.order_id.clone(),
+    }
+}
+
+pub fn compensation(c: &Compensation) -> pb::Compensation {
+    pb::Compensation {
+        id: c.id.clone(),
+        ticket_id: c.ticket_id.clone(),
+        customer_id: c.customer_id.clone(),
+        order_id: c.order_id.clone().unwrap_or_default(),
+        kind: c.kind.to_proto(),
+        amount: Some(money(&c.amount)),
+        warranty_months: c.warranty_months,
+        reason: c.reason.clone(),
+        status: c.status.to_proto(),
+        requested_by: c.requested_by.clone(),
+        requested_role: c.requested_role.to_string(),
+        requester_limit_minor: c.requester_limit,
+        decided_by: c.decided_by.clone().unwrap_or_default(),
+        decided_role: c.decided_role.map(|r| r.to_string()).unwrap_or_default(),
+        decided_at: c.decided_at.map(timestamp),
+        rejection_reason: c.rejection_reason.clone().unwrap_or_default(),
+        payment_attempts: c.attempts,
+        provider_reference: c.provider_reference.clone().unwrap_or_default(),
+        last_error: c.last_error.clone().unwrap_or_default(),
+        created_at: Some(timestamp(c.created_at)),
+        updated_at: Some(timestamp(c.updated_at)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gRPC face of the returns service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+mod compensation;
 pub mod permissions;
 mod request;
 mod status;
@@ -255,6 +256,79 @@ impl ReturnService for ReturnsApi {
         tracing::info!(actor = %actor.id, order_id = %claim.order_id, "price difference claimed");
         let refund = self.core.price_difference(claim, idem.as_ref()).await?;
         Ok(Response::new(proto::refund(&refund)))
+    }
+
+    async fn request_compensation(
+        &self,
+        request: Request<pb::RequestCompensationRequest>,
+    ) -> Result<Response<pb::Compensation>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (new, idem) = compensation::request(&r)?;
+        audit::target(format!("ticket:{}", r.ticket_id));
+        let desk = compensation::desk_caller(&caller, r.actor.as_ref())?;
+        let made = self
+            .core
+            .request_compensation(new, &desk, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::compensation(&made)))
+    }
+
+    async fn approve_compensation(
+        &self,
+        request: Request<pb::ApproveCompensationRequest>,
+    ) -> Result<Response<pb::Compensation>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let idem = compensation::approve(&r)?;
+        audit::target(format!("compensation:{}", r.compensation_id));
+        let desk = compensation::desk_caller(&caller, r.actor.as_ref())?;
+        let approved = self
+            .core
+            .approve_compensation(&r.compensation_id, &desk, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::compensation(&approved)))
+    }
+
+    async fn reject_compensation(
+        &self,
+        request: Request<pb::RejectCompensationRequest>,
+    ) -> Result<Response<pb::Compensation>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let idem = compensation::reject(&r)?;
+        audit::target(format!("compensation:{}", r.compensation_id));
+        let desk = compensation::desk_caller(&caller, r.actor.as_ref())?;
+        let rejected = self
+            .core
+            .reject_compensation(&r.compensation_id, &desk, &r.reason, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::compensation(&rejected)))
+    }
+
+    async fn get_compensation(
+        &self,
+        request: Request<pb::GetCompensationRequest>,
+    ) -> Result<Response<pb::Compensation>, Status> {
+        let r = request.into_inner();
+        request::return_id("id", &r.id)?;
+        let found = self.core.get_compensation(&r.id).await?;
+        Ok(Response::new(proto::compensation(&found)))
+    }
+
+    async fn list_compensations(
+        &self,
+        request: Request<pb::ListCompensationsRequest>,
+    ) -> Result<Response<pb::ListCompensationsResponse>, Status> {
+        let (filter, cursor, size) = compensation::list(request.get_ref())?;
+        let (page, next) = self
+            .core
+            .list_compensations(&filter, cursor.as_deref(), size)
+            .await?;
+        Ok(Response::new(pb::ListCompensationsResponse {
+            compensations: page.iter().map(proto::compensation).collect(),
+            next_page_token: next.as_deref().map(encode_cursor).unwrap_or_default(),
+        }))
     }
 
     async fn carrier_reconciliation(

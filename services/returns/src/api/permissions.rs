@@ -54,15 +54,29 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("AgreePartialRefund"), &[REFUNDS]),
     (rpc!("RequestPriceDifferenceRefund"), &[REFUNDS]),
+    (rpc!("RequestCompensation"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ApproveCompensation"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("RejectCompensation"), &[AGENT, SUPERVISOR, MANAGER]),
+    (
+        rpc!("GetCompensation"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, REFUNDS],
+    ),
+    (
+        rpc!("ListCompensations"),
+        &[AGENT, SUPERVISOR, MANAGER, ANALYST, REFUNDS],
+    ),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 
-/// The RPCs every call of which is audited: refunds (every variant), policy changes, and
-/// reading the trail.
+/// The RPCs every call of which is audited: refunds (every variant), compensation and its
+/// approvals, policy changes, and reading the trail.
 pub const AUDITED: &[&str] = &[
     rpc!("ResolveReturn"),
     rpc!("AgreePartialRefund"),
     rpc!("RequestPriceDifferenceRefund"),
+    rpc!("RequestCompensation"),
+    rpc!("ApproveCompensation"),
+    rpc!("RejectCompensation"),
     rpc!("UpsertReturnPolicy"),
     audit::LIST_AUDIT_RECORDS,
 ];

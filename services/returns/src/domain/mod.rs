@@ -1,7 +1,9 @@
 //! The returns domain: eligibility, the return's lifecycle and step deadlines, refund
-//! amounts. Pure rules over plain data: no I/O, no tonic, no sea-orm, no Redis; every
-//! function that needs the time takes it as an argument.
+//! amounts, compensations and their approval limits. Pure rules over plain data: no I/O,
+//! no tonic, no sea-orm, no Redis; every function that needs the time takes it as an
+//! argument.
 
+pub mod compensation;
 pub mod eligibility;
 pub mod error;
 pub mod listing;

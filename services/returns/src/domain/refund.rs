@@ -176,24 +176,49 @@ impl Refund {
         }
         self.attempts += 1;
         self.updated_at = now;
-        match outcome {
-            PaymentOutcome::Paid { reference } => {
+        match after_attempt(outcome, self.attempts, now) {
+            AfterAttempt::Paid(reference) => {
                 self.state = RefundState::Succeeded;
                 self.provider_reference = Some(reference);
                 self.last_error = None;
                 self.next_attempt_at = None;
             }
-            PaymentOutcome::Transient(error) if self.attempts < MAX_ATTEMPTS => {
+            AfterAttempt::RetryAt(at, error) => {
                 self.last_error = Some(error);
-                self.next_attempt_at = Some(now + backoff(self.attempts));
+                self.next_attempt_at = Some(at);
             }
-            PaymentOutcome::Transient(error) | PaymentOutcome::Permanent(error) => {
+            AfterAttempt::Failed(error) => {
                 self.state = RefundState::Failed;
                 self.last_error = Some(error);
                 self.next_attempt_at = None;
             }
         }
         true
+    }
+}
+
+/// Where a pending payment stands once its `attempts`-th attempt answered: the one retry
+/// rule of every payment through the port (refunds and cash compensations alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Paid, with the provider's reference.
+    Paid(String),
+    /// Not paid yet: tried again at this time.
+    RetryAt(DateTime<Utc>, String),
+    /// Given up: refused for good, or too many transient failures.
+    Failed(String),
+}
+
+/// Applies the retry rule to an attempt's outcome.
+pub fn after_attempt(outcome: PaymentOutcome, attempts: u32, now: DateTime<Utc>) -> AfterAttempt {
+    match outcome {
+        PaymentOutcome::Paid { reference } => AfterAttempt::Paid(reference),
+        PaymentOutcome::Transient(error) if attempts < MAX_ATTEMPTS => {
+            AfterAttempt::RetryAt(now + backoff(attempts), error)
+        }
+        PaymentOutcome::Transient(error) | PaymentOutcome::Permanent(error) => {
+            AfterAttempt::Failed(error)
+        }
     }
 }
 

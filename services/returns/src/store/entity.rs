@@ -183,3 +183,29 @@ pub mod price_protection {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod compensation {
+    use sea_orm::entity::prelude::*;
+
+    /// A compensation, whole as JSON, with what lists and the worker filter on.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "compensations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub ticket_id: String,
+        /// Whose it is: found by it when the customer is anonymised.
+        pub customer_id: String,
+        pub status: String,
+        /// Set while approved cash is unpaid: when the payment is tried (again).
+        pub next_attempt_at: Option<ChronoDateTimeUtc>,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_eventbus::migration::CreateDeadLetters),
             Box::new(AddRepairJobs),
             Box::new(AddPriceProtections),
+            Box::new(AddCompensations),
         ]
     }
 }
@@ -277,5 +278,49 @@ impl MigrationTrait for AddPriceProtections {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// Compensations on tickets, listed by ticket or status and paid by the worker.
+struct AddCompensations;
+
+impl MigrationName for AddCompensations {
+    fn name(&self) -> &str {
+        "m20261202_000050_add_compensations"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddCompensations {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("compensations")
+                .if_not_exists()
+                .col(text("id").primary_key())
+                .col(text("ticket_id"))
+                .col(text("customer_id"))
+                .col(text("status"))
+                .col(ts_null("next_attempt_at"))
+                .col(long_text("body"))
+                .col(ts("updated_at"))
+                .to_owned(),
+        )
+        .await?;
+        for (name, columns) in [
+            ("compensations_ticket", &["ticket_id", "id"][..]),
+            ("compensations_customer", &["customer_id", "id"][..]),
+            ("compensations_status", &["status", "id"][..]),
+            ("compensations_next", &["next_attempt_at", "id"][..]),
+        ] {
+            m.create_index(index(name, "compensations", columns))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("compensations").if_exists().to_owned())
+            .await
     }
 }

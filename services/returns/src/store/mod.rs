@@ -3,6 +3,7 @@
 //! and entities never leave this module.
 
 mod batch;
+mod compensations;
 mod entity;
 pub mod migration;
 mod reads;
@@ -23,6 +24,10 @@ use crate::domain::{
     rma::{Deadline, ReturnAggregate, Rma, StockMovement},
 };
 pub use batch::{load_aggregates, save_aggregates};
+pub use compensations::{
+    compensation_ids_of_customer, get_compensation, list_compensations, pending_compensations,
+    save_compensation,
+};
 use entity::{deadline, policy, refund, rma, shipment, stock, tracking_event};
 pub use reads::get_returns;
 pub use variants::{claim_price_protection, get_refund_locked};

@@ -1,6 +1,6 @@
 //! What the returns service keeps on its deadline queue and what firing it means: step
-//! deadlines (a step not done in time makes the return overdue, once) and refund retries
-//! (a pending refund is tried again). The deadline worker claims due members and hands
+//! deadlines (a step not done in time makes the return overdue, once), refund retries
+//! (a pending refund is tried again) and cash compensation retries (likewise). The deadline worker claims due members and hands
 //! them here in batches; the database is the truth, and [`Deadlines::reconcile`] rebuilds
 //! the schedule from it.
 
@@ -23,6 +23,8 @@ aftersales_deadlines::deadline_members! {
         Step = "step:",
         /// A refund's next payment attempt, by the refund id.
         Refund = "refund:",
+        /// Approved cash compensation's next payment attempt, by the compensation id.
+        Compensation = "compensation:",
     }
 }
 
@@ -35,10 +37,12 @@ impl Deadlines for ReturnsCore {
     async fn fire(&self, batch: &[Due<ReturnsDeadline>]) -> Result<(), ReturnsError> {
         let mut steps = Vec::new();
         let mut refunds = Vec::new();
+        let mut compensations = Vec::new();
         for due in batch {
             match &due.member {
                 ReturnsDeadline::Step(id) => steps.push(id.clone()),
                 ReturnsDeadline::Refund(id) => refunds.push(id.as_str()),
+                ReturnsDeadline::Compensation(id) => compensations.push(id.as_str()),
             }
         }
         self.fire_steps(&steps).await?;
@@ -49,6 +53,10 @@ impl Deadlines for ReturnsCore {
         // its answer recorded in a short command of its own, see `pay_refund`.
         for refund_id in refunds {
             self.pay_refund(refund_id).await?;
+        }
+        // Cash compensation is paid the same way, for the same reason.
+        for compensation_id in compensations {
+            self.pay_compensation(compensation_id).await?;
         }
         Ok(())
     }
@@ -63,7 +71,15 @@ impl Deadlines for ReturnsCore {
             Ok::<_, ReturnsError>(store::pending_refunds(db, &after, limit).await?)
         })
         .await?;
-        Ok(steps + refunds)
+        let compensations = schedule_all(
+            queue,
+            ReturnsDeadline::Compensation,
+            |after, limit| async move {
+                Ok::<_, ReturnsError>(store::pending_compensations(db, &after, limit).await?)
+            },
+        )
+        .await?;
+        Ok(steps + refunds + compensations)
     }
 }
 
@@ -133,6 +149,7 @@ mod tests {
         for member in [
             ReturnsDeadline::Step("0193a1b2-step".into()),
             ReturnsDeadline::Refund("0193a1b2-refund".into()),
+            ReturnsDeadline::Compensation("0193a1b2-comp".into()),
         ] {
             assert_eq!(ReturnsDeadline::from_text(&member.to_text()), Some(member));
         }

@@ -4,7 +4,8 @@
 //! saves the return with its stock movements, refund and outbox events, hands the
 //! deadlines it changed to the command, and commits; the pipeline schedules them, wakes
 //! the relay and counts breaches after the commit. Refund payments run outside any
-//! transaction, keyed by the refund id, so a retry from anywhere pays at most once.
+//! transaction, keyed by the refund id, so a retry from anywhere pays at most once; cash
+//! compensation goes the same way, keyed by the compensation id.
 //!
 //! Free text (evidence, reasons, inspection notes, carrier details) is masked on the way
 //! in ([`masked`]): nothing here stores a phone number, e-mail address or ID number in
@@ -12,6 +13,7 @@
 //!
 //! May depend on `domain`, `store`, `events` and `ports`; never on `api` or protobuf.
 
+pub mod compensations;
 pub mod deadlines;
 pub mod erasure;
 pub mod inspection;
@@ -31,6 +33,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     domain::{
         DomainError,
+        compensation::ApprovalLimits,
         refund::Refund,
         rma::{ReturnAggregate, ReturnEvent, StepTargets, StockMovement},
     },
@@ -89,6 +92,8 @@ pub struct ReturnsCore {
     refund_safety_net: Duration,
     /// Where returned goods are repaired and what unrepairable goods become.
     repair: RepairSettings,
+    /// How much each desk role may approve as compensation.
+    compensation_limits: ApprovalLimits,
     /// GetReturn's reads, batched while the database is busy.
     returns_by_id: Coalescer<String, ReturnAggregate>,
 }
@@ -101,6 +106,7 @@ impl ReturnsCore {
         targets: StepTargets,
         refund_safety_net: Duration,
         repair: RepairSettings,
+        compensation_limits: ApprovalLimits,
     ) -> Self {
         let reader = pipeline.db().clone();
         let returns_by_id = Coalescer::spawn(READ_LANES, READ_BATCH, move |ids: Vec<String>| {
@@ -115,6 +121,7 @@ impl ReturnsCore {
             targets,
             refund_safety_net,
             repair,
+            compensation_limits,
         }
     }
 

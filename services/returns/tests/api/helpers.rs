@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use aftersales_eventbus::EventBus;
-use aftersales_platform::{CancellationToken, auth::AuthSettings};
+use aftersales_platform::{
+    CancellationToken,
+    auth::{AuthSettings, DevIssuer},
+};
 use aftersales_protos::{
     common::v1 as common,
     returns::v1::{self as pb, return_service_client::ReturnServiceClient},
@@ -17,7 +20,8 @@ use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
+use tokio::net::TcpListener;
+use tonic::{Request, transport::Channel};
 
 pub struct TestApp {
     pub client: ReturnServiceClient<Channel>,
@@ -189,4 +193,46 @@ pub async fn refund_when(
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// The service with token verification on, and the issuer its tokens come from.
+pub struct Desk {
+    pub app: TestApp,
+    issuer: DevIssuer,
+    stop: CancellationToken,
+}
+
+impl Desk {
+    pub async fn spawn(backend: Backend) -> Self {
+        let stop = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = DevIssuer::generate(&url, DevIssuer::DEFAULT_AUDIENCE).unwrap();
+        let serving = issuer.clone();
+        let token_stop = stop.clone();
+        tokio::spawn(async move { serving.serve(listener, token_stop).await });
+        let auth = AuthSettings::oidc(issuer.settings());
+        let app = spawn_authenticated(backend, |_| {}, Some(auth)).await;
+        Self { app, issuer, stop }
+    }
+
+    pub fn token(&self, subject: &str, role: &str) -> String {
+        self.issuer
+            .mint(subject, &[role], std::time::Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+        self.stop.cancel();
+    }
+}
+
+/// `body` with `token` as its bearer.
+pub fn bearer<T>(body: T, token: &str) -> Request<T> {
+    let mut request = Request::new(body);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }

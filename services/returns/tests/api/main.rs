@@ -5,6 +5,7 @@
 // A panic here is a failed test, not a crashed service.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compensation;
 mod deadlines;
 mod flow;
 mod helpers;

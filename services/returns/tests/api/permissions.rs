@@ -9,20 +9,12 @@ use aftersales_platform::{
 };
 use aftersales_protos::returns::v1 as pb;
 use tokio::net::TcpListener;
-use tonic::{Code, Request};
+use tonic::Code;
 
 use crate::{
-    helpers::{Backend, spawn_authenticated},
+    helpers::{Backend, bearer, spawn_authenticated},
     variants::{partial, price_claim},
 };
-
-fn bearer<T>(body: T, token: &str) -> Request<T> {
-    let mut request = Request::new(body);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 #[tokio::test]
 async fn the_new_rpcs_refuse_the_wrong_role() {

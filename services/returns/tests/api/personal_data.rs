@@ -2,8 +2,8 @@
 //! a return's evidence, reasons, inspection notes or a carrier's details are masked before
 //! anything stores them (every text column of the return's rows, its outbox and the
 //! idempotency responses, read straight from the database), events carry no free text,
-//! and care's `CustomerAnonymised` erases the text of that customer's returns once,
-//! however often it is delivered.
+//! and care's `CustomerAnonymised` erases the text of that customer's returns (and the
+//! reasons of their compensations) once, however often it is delivered.
 
 use std::time::Duration;
 
@@ -293,6 +293,8 @@ async fn anonymisation_erases_the_customers_return_text_once(backend: Backend) {
     let mut app = spawn(backend).await;
     let gone = rejected_return(&mut app, "cust-gone", "gone-1", SAID).await;
     let stays = rejected_return(&mut app, "cust-stays", "stays-1", SAID).await;
+    let gone_gift = gift(&mut app, "cust-gone").await;
+    let kept_gift = gift(&mut app, "cust-stays").await;
 
     let event = customer_anonymised("cust-gone");
     app.bus
@@ -339,6 +341,18 @@ async fn anonymisation_erases_the_customers_return_text_once(backend: Backend) {
     let kept = app.get(&stays.id).await;
     assert_eq!(kept.evidence.len(), 2, "another customer's return stays");
     assert!(kept.rejection_reason.contains(SAID));
+    let erased = compensation(&mut app, &gone_gift).await;
+    assert_eq!(
+        (erased.reason.as_str(), erased.amount.unwrap().minor_units),
+        (ANONYMISED_TEXT, 1_000),
+        "the compensation's reason goes, its amount stays"
+    );
+    assert!(
+        compensation(&mut app, &kept_gift)
+            .await
+            .reason
+            .contains(SAID)
+    );
 
     // The customer comes back: a new return keeps its text when the old event is
     // delivered again.
@@ -352,6 +366,31 @@ async fn anonymisation_erases_the_customers_return_text_once(backend: Backend) {
         1
     );
     app.stop().await;
+}
+
+/// A gift granted to `customer_id` with [`SAID`] as its reason; answers its id.
+async fn gift(app: &mut TestApp, customer_id: &str) -> String {
+    app.client
+        .request_compensation(pb::RequestCompensationRequest {
+            ticket_id: "ticket-1".into(),
+            customer_id: customer_id.into(),
+            kind: pb::CompensationKind::Gift as i32,
+            amount: Some(crate::helpers::cny(1_000)),
+            reason: SAID.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+}
+
+async fn compensation(app: &mut TestApp, id: &str) -> pb::Compensation {
+    app.client
+        .get_compensation(pb::GetCompensationRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 #[tokio::test]

@@ -268,7 +268,7 @@ async fn each_variant_has_its_rule_and_amount_on_sqlite_in_process() {
 }
 
 /// Runs `n` copies of a call at once, each on its own task.
-async fn at_once<T, F, Fut>(n: usize, call: F) -> Vec<Result<T, Status>>
+pub(crate) async fn at_once<T, F, Fut>(n: usize, call: F) -> Vec<Result<T, Status>>
 where
     T: Send + 'static,
     F: Fn() -> Fut,
