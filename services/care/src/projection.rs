@@ -375,6 +375,7 @@ async fn apply_work(
                 outcome,
                 Some(dispatch::CompletionOutcome::Fixed | dispatch::CompletionOutcome::Replaced)
             );
+            job.remote = completed.mode == dispatch::CompletionMode::Remote as i32;
             if job.customer_id.is_empty() {
                 job.customer_id.clone_from(&completed.customer_id);
             }

@@ -264,6 +264,7 @@ pub fn kpi_group(g: &KpiGroup) -> pb::KpiGroup {
         follow_up_within_window: rate(&g.follow_up_within_window),
         return_rate: rate(&g.return_rate),
         first_time_fix: rate(&g.first_time_fix),
+        remote_resolution: rate(&g.remote_resolution),
     }
 }
 

@@ -254,6 +254,9 @@ pub struct JobRecord {
     pub created_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub fixed: bool,
+    /// Closed by remote diagnosis, without a visit.
+    #[serde(default)]
+    pub remote: bool,
     /// A later job within 30 days repeated this one: the fix did not hold.
     pub repeated: bool,
     pub cancelled: bool,

@@ -21,6 +21,8 @@
 //! - return rate: tickets with a return request, over tickets.
 //! - first-time fix: completed repair jobs (created in the period) that fixed the fault
 //!   and were not repeated within 30 days, over completed jobs.
+//! - remote resolution: completed repair jobs closed by remote diagnosis (no visit), over
+//!   completed jobs.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +42,8 @@ pub struct JobFact {
     pub dims: Dims,
     pub fixed: bool,
     pub repeated: bool,
+    /// Closed by remote diagnosis, without a visit.
+    pub remote: bool,
 }
 
 /// Everything a report is computed from.
@@ -128,6 +132,7 @@ pub struct KpiGroup {
     pub follow_up_within_window: Rate,
     pub return_rate: Rate,
     pub first_time_fix: Rate,
+    pub remote_resolution: Rate,
 }
 
 #[derive(Default)]
@@ -177,10 +182,9 @@ pub fn compute(input: &KpiInput, by: KpiDimension) -> Vec<KpiGroup> {
             .add(*within);
     }
     for job in &input.jobs {
-        group_of(&mut groups, job.dims.key(by))
-            .group
-            .first_time_fix
-            .add(job.fixed && !job.repeated);
+        let g = &mut group_of(&mut groups, job.dims.key(by)).group;
+        g.first_time_fix.add(job.fixed && !job.repeated);
+        g.remote_resolution.add(job.remote);
     }
     groups
         .into_values()
@@ -273,5 +277,43 @@ mod tests {
         let repeats = repeat_complaints(&history);
         assert_eq!(repeats.len(), 1);
         assert!(repeats.contains("b"));
+    }
+
+    #[test]
+    fn remote_resolutions_count_over_completed_jobs_per_group() {
+        let job = |line: &str, fixed, remote| JobFact {
+            dims: Dims {
+                product_line: Some(line.into()),
+                ..Default::default()
+            },
+            fixed,
+            repeated: false,
+            remote,
+        };
+        let input = KpiInput {
+            jobs: vec![
+                job("tv", true, true),
+                job("tv", true, false),
+                job("tv", false, false),
+                job("washer", true, true),
+            ],
+            ..Default::default()
+        };
+        let groups = compute(&input, KpiDimension::ProductLine);
+        let remote: Vec<(String, u64, u64)> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g.key.clone(),
+                    g.remote_resolution.numerator,
+                    g.remote_resolution.denominator,
+                )
+            })
+            .collect();
+        assert_eq!(
+            remote,
+            [("tv".to_owned(), 1, 3), ("washer".to_owned(), 1, 1)]
+        );
+        assert_eq!(groups[0].first_time_fix.numerator, 2);
     }
 }

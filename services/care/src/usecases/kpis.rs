@@ -120,6 +120,7 @@ impl CareCore {
                         dims: d,
                         fixed: j.fixed,
                         repeated: j.repeated,
+                        remote: j.remote,
                     }
                 })
                 .collect(),

@@ -483,6 +483,14 @@ async fn product_facts_group_kpis_and_the_quality_report(backend: Backend) {
         ticket("t3", 3, ["S1", "B2", ""]),
         // t3 names no region: its job's fills it in.
         job_created("j3", "t3", "c", "", at),
+        // Closed by remote diagnosis; j1 stays open.
+        {
+            let mut done = job_completed("j3", "t3", "c", at + Duration::hours(1));
+            if let Some(Payload::JobCompleted(c)) = &mut done.payload {
+                c.mode = dispatch::CompletionMode::Remote as i32;
+            }
+            done
+        },
         ticket("p1", -3, ["S1", "B2", "CN-SH"]),
         ticket("p2", -2, ["", "", ""]),
     ];
@@ -511,6 +519,14 @@ async fn product_facts_group_kpis_and_the_quality_report(backend: Backend) {
             (s("CN-SH"), 2),
             (s("unknown"), 1)
         ]
+    );
+
+    let all = app.kpis(from, to, KpiDimension::Unspecified).await;
+    let remote = all[0].remote_resolution.as_ref().expect("a rate");
+    assert_eq!(
+        (remote.numerator, remote.denominator),
+        (1, 1),
+        "the one completed job was remote"
     );
 
     let report = app
