@@ -11,7 +11,7 @@
 //! the API, the worker or after a crash pays at most once. Requests, approvals and
 //! rejections are keyed commands and audited (see `api::permissions::AUDITED`).
 
-use aftersales_platform::{db::corrupt, idempotency::Idempotency};
+use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
 
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
     events, store,
 };
 
-use super::{Cmd, ReturnsCore, ReturnsDeadline, masked, not_found};
+use super::{Cmd, ReturnsCore, ReturnsDeadline, masked, not_found, remembered_id};
 
 const REQUEST_SCOPE: &str = "returns.RequestCompensation";
 const APPROVE_SCOPE: &str = "returns.ApproveCompensation";
@@ -87,7 +87,7 @@ impl ReturnsCore {
         idem: Option<&Idempotency>,
     ) -> Result<String, ReturnsError> {
         let mut cmd = match self.pipeline.begin(REQUEST_SCOPE, idem).await? {
-            Begun::Replay(remembered) => return remembered_id(&remembered),
+            Begun::Replay(remembered) => return remembered_id(&remembered).map(str::to_owned),
             Begun::Fresh(cmd) => cmd,
         };
         let now = cmd.now();
@@ -149,7 +149,7 @@ impl ReturnsCore {
         idem: Option<&Idempotency>,
     ) -> Result<String, ReturnsError> {
         let mut cmd = match self.pipeline.begin(scope, idem).await? {
-            Begun::Replay(remembered) => return remembered_id(&remembered),
+            Begun::Replay(remembered) => return remembered_id(&remembered).map(str::to_owned),
             Begun::Fresh(cmd) => cmd,
         };
         let now = cmd.now();
@@ -170,7 +170,7 @@ impl ReturnsCore {
                 if idem.is_some()
                     && let Begun::Replay(remembered) = self.pipeline.begin(scope, idem).await?
                 {
-                    return remembered_id(&remembered);
+                    return remembered_id(&remembered).map(str::to_owned);
                 }
                 return Err(refused.into());
             }
@@ -272,11 +272,4 @@ async fn save(
     cmd.publish(events::compensation(compensation, changes, cmd.now()))
         .await?;
     Ok(())
-}
-
-fn remembered_id(remembered: &Remembered) -> Result<String, ReturnsError> {
-    remembered
-        .first()
-        .map(str::to_owned)
-        .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids").into())
 }

@@ -210,6 +210,14 @@ fn reschedule_steps(cmd: &mut impl InCommand, agg: &ReturnAggregate) {
     }
 }
 
+/// The id a keyed command remembered (the first it produced).
+fn remembered_id(remembered: &Remembered) -> Result<&str, ReturnsError> {
+    remembered.first().ok_or_else(|| {
+        aftersales_platform::db::corrupt("idempotency_keys", "a remembered command without ids")
+            .into()
+    })
+}
+
 fn not_found(what: &'static str, id: &str) -> ReturnsError {
     ReturnsError::NotFound {
         what,

@@ -2,7 +2,7 @@
 //! keyed by the caller's idempotency key), reading and listing returns, review,
 //! withdrawal and closing.
 
-use aftersales_platform::{db::corrupt, idempotency::Idempotency};
+use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
 use chrono_tz::Tz;
 
@@ -18,7 +18,7 @@ use crate::{
     store,
 };
 
-use super::{Changes, ReturnsCore, masked, not_found, save};
+use super::{Changes, ReturnsCore, masked, not_found, remembered_id, save};
 
 const REQUEST_SCOPE: &str = "returns.RequestReturn";
 
@@ -87,10 +87,7 @@ impl ReturnsCore {
 
     /// The return a keyed command produced, as it is now.
     async fn replay(&self, remembered: &Remembered) -> Result<ReturnAggregate, ReturnsError> {
-        let id = remembered
-            .first()
-            .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids"))?;
-        self.get_return(id).await
+        self.get_return(remembered_id(remembered)?).await
     }
 
     /// The return as it is: read by a query that starts after this call, batched with

@@ -6,7 +6,7 @@
 //! in a command of its own, and the worker's safety net retries whatever was not recorded.
 //! Each RPC starting one is audited (see `api::permissions::AUDITED`).
 
-use aftersales_platform::{db::corrupt, idempotency::Idempotency};
+use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -23,7 +23,7 @@ use crate::{
     events, store,
 };
 
-use super::{Changes, ReturnsCore, ReturnsDeadline, masked, not_found, save};
+use super::{Changes, ReturnsCore, ReturnsDeadline, masked, not_found, remembered_id, save};
 
 const PRICE_SCOPE: &str = "returns.RequestPriceDifferenceRefund";
 
@@ -209,9 +209,7 @@ impl ReturnsCore {
     }
 
     async fn remembered_refund(&self, remembered: &Remembered) -> Result<Refund, ReturnsError> {
-        let id = remembered
-            .first()
-            .ok_or_else(|| corrupt("idempotency_keys", "a remembered command without ids"))?;
+        let id = remembered_id(remembered)?;
         store::get_refund(self.db(), id)
             .await?
             .ok_or_else(|| not_found("refund", id))
