@@ -273,3 +273,38 @@ impl ReturnsApp {
 }
 
 aftersales_runtime::queued_service_app!(ReturnsApp, "returns", ReturnsConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compensation_limits_default_to_the_handbook_and_must_rise_with_seniority() {
+        let none = Env::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(
+            compensation_limits(&none).unwrap(),
+            ApprovalLimits::default()
+        );
+        let set = Env::from_pairs([
+            ("RETURNS_COMPENSATION_LIMIT_AGENT_MINOR", "100"),
+            ("RETURNS_COMPENSATION_LIMIT_SUPERVISOR_MINOR", "100"),
+            ("RETURNS_COMPENSATION_LIMIT_MANAGER_MINOR", "900"),
+        ]);
+        assert_eq!(
+            compensation_limits(&set).unwrap(),
+            ApprovalLimits {
+                agent: 100,
+                supervisor: 100,
+                manager: 900,
+            }
+        );
+        for (name, value) in [
+            ("RETURNS_COMPENSATION_LIMIT_AGENT_MINOR", "-1"),
+            ("RETURNS_COMPENSATION_LIMIT_SUPERVISOR_MINOR", "4999"),
+            ("RETURNS_COMPENSATION_LIMIT_MANAGER_MINOR", "lots"),
+        ] {
+            let err = compensation_limits(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}
