@@ -100,6 +100,14 @@ pub fn settings_from_env(
                 24 * 60,
             )?)),
             on_urgent_complaint: env.or("CARE_INCIDENT_ON_URGENT_COMPLAINT", true)?,
+            statement_within: Duration::seconds(i64::from(at_least_one(
+                "CARE_INCIDENT_STATEMENT_WITHIN_SECS",
+                2 * 3_600,
+            )?)),
+            recall_within: Duration::seconds(i64::from(at_least_one(
+                "CARE_INCIDENT_RECALL_WITHIN_SECS",
+                48 * 3_600,
+            )?)),
         },
     };
     let tickets_url = env

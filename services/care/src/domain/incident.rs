@@ -42,7 +42,7 @@ text_enum!(
     }
 );
 
-/// The handbook's targets, from the declaration.
+/// The handbook's targets, from the declaration (the defaults of [`IncidentRules`]).
 pub const STATEMENT_WITHIN: Duration = Duration::hours(2);
 pub const RECALL_WITHIN: Duration = Duration::hours(48);
 /// A clock warns when this share of its time has passed (in thousandths).
@@ -58,6 +58,10 @@ pub struct IncidentRules {
     /// An urgent complaint-like ticket naming a batch or SKU proposes a safety incident
     /// at once.
     pub on_urgent_complaint: bool,
+    /// The public statement is due this long after the declaration.
+    pub statement_within: Duration,
+    /// The recall of a safety or quality incident's batch is due this long after it.
+    pub recall_within: Duration,
 }
 
 impl Default for IncidentRules {
@@ -66,6 +70,8 @@ impl Default for IncidentRules {
             batch_threshold: 5,
             window: Duration::hours(24),
             on_urgent_complaint: true,
+            statement_within: STATEMENT_WITHIN,
+            recall_within: RECALL_WITHIN,
         }
     }
 }
@@ -225,6 +231,7 @@ impl Incident {
         &mut self,
         now: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        rules: &IncidentRules,
     ) -> Result<(), DomainError> {
         if self.status != IncidentStatus::Proposed {
             return Err(precondition(format!(
@@ -272,11 +279,14 @@ impl Incident {
         self.milestones = vec![Milestone::new(
             MilestoneKind::Statement,
             now,
-            STATEMENT_WITHIN,
+            rules.statement_within,
         )];
         if matches!(self.kind, IncidentKind::Safety | IncidentKind::Quality) {
-            self.milestones
-                .push(Milestone::new(MilestoneKind::Recall, now, RECALL_WITHIN));
+            self.milestones.push(Milestone::new(
+                MilestoneKind::Recall,
+                now,
+                rules.recall_within,
+            ));
         }
         Ok(())
     }
@@ -382,7 +392,7 @@ mod tests {
             String::new(),
             at(0),
         );
-        i.declare(at(0), None).unwrap();
+        i.declare(at(0), None, &IncidentRules::default()).unwrap();
         i
     }
 
@@ -436,7 +446,7 @@ mod tests {
             at(0),
         );
         assert!(matches!(
-            q.declare(at(0), None),
+            q.declare(at(0), None, &IncidentRules::default()),
             Err(DomainError::Invalid { .. })
         ));
     }
@@ -456,10 +466,11 @@ mod tests {
             at(0),
         );
         assert!(matches!(
-            e.clone().declare(at(0), Some(at(0))),
+            e.clone().declare(at(0), Some(at(0)), &IncidentRules::default()),
             Err(DomainError::Invalid { field, .. }) if field == "until"
         ));
-        e.declare(at(0), Some(at(1_000))).unwrap();
+        e.declare(at(0), Some(at(1_000)), &IncidentRules::default())
+            .unwrap();
         assert!(e.milestones.is_empty(), "no statement or recall clock");
         assert_eq!(e.next_instant(), Some(at(1_000)));
         assert!(e.fire(at(999)).is_empty());
@@ -469,7 +480,7 @@ mod tests {
         let mut quality = declared(IncidentKind::Quality);
         quality.status = IncidentStatus::Proposed;
         assert!(matches!(
-            quality.declare(at(0), Some(at(5))),
+            quality.declare(at(0), Some(at(5)), &IncidentRules::default()),
             Err(DomainError::Invalid { field, .. }) if field == "until"
         ));
     }

@@ -113,7 +113,7 @@ impl CareCore {
                     cmd.abandon().await?;
                     return Err(not_found("incident", id));
                 };
-                if let Err(e) = incident.declare(now, None) {
+                if let Err(e) = incident.declare(now, None, &self.rules.incidents) {
                     cmd.abandon().await?;
                     return Err(e.into());
                 }
@@ -128,7 +128,7 @@ impl CareCore {
                     String::new(),
                     now,
                 );
-                if let Err(e) = incident.declare(now, new.until) {
+                if let Err(e) = incident.declare(now, new.until, &self.rules.incidents) {
                     cmd.abandon().await?;
                     return Err(e.into());
                 }
