@@ -443,9 +443,17 @@ async fn a_crash_between_sending_and_recording_pays_once(backend: Backend) {
     assert_eq!(status(&approved), pb::CompensationStatus::Approved);
     crash_then_retry(&mut desk, &waiting.id, Money::new(8_000, "CNY")).await;
 
+    // Refused for good: failed, announced once, never retried.
+    desk.app.payments.fail_next_permanently(1);
+    let refused = request(client, ask(pb::CompensationKind::Cash, 1_000), &agent)
+        .await
+        .unwrap();
+    assert_eq!(status(&refused), pb::CompensationStatus::PaymentFailed);
+
     tokio::time::sleep(StdDuration::from_millis(1_500)).await;
     assert_eq!(desk.app.payments.payments().len(), 2, "paid once each");
     assert_eq!(events(&desk.app, "CompensationPaid").await, 2);
+    assert_eq!(events(&desk.app, "CompensationPaymentFailed").await, 1);
     desk.stop().await;
 }
 
