@@ -131,6 +131,7 @@ pub mod events {
                 Payload::IncidentClockBreached(_) => "care.IncidentClockBreached",
                 Payload::IncidentTicketLinked(_) => "care.IncidentTicketLinked",
                 Payload::IncidentClosed(_) => "care.IncidentClosed",
+                Payload::IncidentTicketsUpdated(_) => "care.IncidentTicketsUpdated",
                 Payload::EndpointDisabled(_) => "webhooks.EndpointDisabled",
             }
         }
@@ -186,6 +187,7 @@ pub mod events {
             "care.IncidentClockBreached",
             "care.IncidentTicketLinked",
             "care.IncidentClosed",
+            "care.IncidentTicketsUpdated",
             "webhooks.EndpointDisabled",
         ];
 

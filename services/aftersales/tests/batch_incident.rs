@@ -3,7 +3,7 @@
 //! window makes care propose an incident with the three tickets linked; a fourth is linked
 //! as it arrives; the declaration starts the statement and recall clocks, which warn at
 //! 75 % and escalate one level each when missed — each event once, none before its
-//! instant.
+//! instant; and the linked tickets are escalated together through tickets.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
@@ -228,6 +228,32 @@ async fn a_batch_incident_is_proposed_linked_declared_and_escalated_on_time() {
             "breach:recall"
         ]
     );
+
+    // The linked tickets updated together: every one escalated to a manager, through
+    // tickets.
+    care.update_incident_tickets(cpb::UpdateIncidentTicketsRequest {
+        idempotency_key: "kettles-to-manager".into(),
+        incident_id: proposal.id.clone(),
+        escalate_to: tpb::EscalationLevel::Manager as i32,
+        severity: 0,
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for id in &ids {
+        loop {
+            let ticket = tickets
+                .get_ticket(tpb::GetTicketRequest { id: id.clone() })
+                .await
+                .unwrap()
+                .into_inner();
+            if ticket.escalation_level == tpb::EscalationLevel::Manager as i32 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never escalated");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");

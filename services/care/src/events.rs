@@ -6,9 +6,9 @@ use aftersales_protos::events::v1::{self as ev, event_envelope::Payload};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Tier,
+    Severity, Tier,
     followup::FollowUp,
-    incident::{ClockOutcome, Incident, MilestoneKind},
+    incident::{ClockOutcome, EscalationLevel, Incident, MilestoneKind},
 };
 
 pub const STREAM: &str = "care";
@@ -164,6 +164,24 @@ pub fn incident_tickets_linked(
             )
         })
         .collect()
+}
+
+/// Care asks tickets to update every ticket linked to the incident together.
+pub fn incident_tickets_updated(
+    incident_id: &str,
+    escalate_to: Option<EscalationLevel>,
+    severity: Option<Severity>,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    event(
+        incident_id,
+        Payload::IncidentTicketsUpdated(ev::IncidentTicketsUpdated {
+            incident_id: incident_id.to_owned(),
+            escalate_to: escalate_to.map_or(0, EscalationLevel::to_proto),
+            severity: severity.map_or(0, Severity::to_proto),
+        }),
+        now,
+    )
 }
 
 pub fn incident_closed(incident_id: &str, now: DateTime<Utc>) -> NewEvent {

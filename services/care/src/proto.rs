@@ -14,6 +14,7 @@ use crate::domain::{
     TicketState, Tier, TimelineKind,
     customer::{Contact, Customer},
     followup::FollowUp,
+    incident::EscalationLevel,
     kpi::{DurationStats, KpiGroup, Rate},
     proactive::{CareTask, Warranty},
     quality::QualityCount,
@@ -36,6 +37,12 @@ proto_enum!(Channel => tickets::Channel {
     MarketplaceReview => MarketplaceReview,
     Store => Store,
     Social => Social,
+});
+
+proto_enum!(EscalationLevel => tickets::EscalationLevel {
+    Agent => Agent,
+    Supervisor => Supervisor,
+    Manager => Manager,
 });
 
 proto_enum!(Severity => tickets::Severity {

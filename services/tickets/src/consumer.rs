@@ -5,7 +5,8 @@
 //! customer care anonymised has the free text of their tickets erased (once: the event
 //! is recorded processed with the erasure, and erasing again would change nothing); and
 //! a regional emergency care declares holds the clocks of the region's open tickets
-//! until care closes it (see `usecases::emergencies`).
+//! until care closes it (see `usecases::emergencies`); the tickets care links to a major
+//! incident are recorded, and updated together when care asks (`usecases::incidents`).
 //!
 //! Each event is applied inside the consumer's transaction, the one that records it
 //! processed; the shared consumer decodes it and dead-letters what it cannot decode. An
@@ -27,9 +28,9 @@ use aftersales_runtime::command::{Effects, PendingEffects};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
-    domain::{Actor, DomainError, Level, Tier},
+    domain::{Actor, DomainError, Level, Severity, Tier},
     error::TicketsError,
-    usecases::{TicketsCore, TicketsDeadline},
+    usecases::{IncidentUpdate, TicketsCore, TicketsDeadline},
 };
 
 /// The streams tickets reads, and its group on each.
@@ -160,6 +161,28 @@ impl EventEnvelopeHandler for OtherServices {
                 if released > 0 {
                     tracing::info!(incident_id = %closed.incident_id, released, "regional emergency over: tickets' clocks released");
                 }
+                self.pending.keep(&envelope.id, cmd.into_effects());
+                Ok(())
+            }
+            Some(Payload::IncidentTicketLinked(linked)) => {
+                let mut cmd = self.core.pipeline().within(txn);
+                self.core
+                    .incident_ticket_linked(&mut cmd, &linked.incident_id, &linked.ticket_id)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Some(Payload::IncidentTicketsUpdated(asked)) => {
+                let update = IncidentUpdate {
+                    escalate_to: Level::from_proto(asked.escalate_to),
+                    severity: Severity::from_proto(asked.severity),
+                };
+                let mut cmd = self.core.pipeline().within(txn);
+                let changed = self
+                    .core
+                    .update_incident_tickets(&mut cmd, &asked.incident_id, update)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(incident_id = %asked.incident_id, changed, "incident: linked tickets updated together");
                 self.pending.keep(&envelope.id, cmd.into_effects());
                 Ok(())
             }

@@ -15,8 +15,12 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
 use super::{CareApi, next_token};
-use crate::domain::incident::{
-    Incident, IncidentAction, IncidentKind, IncidentStatus, MilestoneKind, Scope,
+use crate::domain::{
+    Severity,
+    incident::{
+        EscalationLevel, Incident, IncidentAction, IncidentKind, IncidentStatus, MilestoneKind,
+        Scope,
+    },
 };
 use crate::usecases::incidents::NewIncident;
 
@@ -48,6 +52,7 @@ proto_enum!(IncidentAction => pb::IncidentActionKind {
     Recall => Recall,
     Compensation => Compensation,
     Assistance => Assistance,
+    TicketsUpdated => TicketsUpdated,
 });
 
 fn incident(i: &Incident) -> pb::Incident {
@@ -238,6 +243,9 @@ impl CareApi {
         let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
         v.id("incident_id", &r.incident_id);
         let action = v.required_enum::<IncidentAction>("action", r.action);
+        if action == Some(IncidentAction::TicketsUpdated) {
+            v.add("action", "recorded by UpdateIncidentTickets, not by hand");
+        }
         v.required_text("note", &r.note, MAX_NOTE);
         v.optional_id("reference", &r.reference);
         v.finish()?;
@@ -257,6 +265,38 @@ impl CareApi {
             )
             .await?;
         Ok(Response::new(incident(&recorded)))
+    }
+
+    pub(super) async fn update_tickets(
+        &self,
+        request: Request<pb::UpdateIncidentTicketsRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.get_ref();
+        let mut v = Violations::new();
+        let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+        v.id("incident_id", &r.incident_id);
+        let escalate_to = v.optional_enum::<EscalationLevel>("escalate_to", r.escalate_to);
+        let severity = v.optional_enum::<Severity>("severity", r.severity);
+        if r.escalate_to == 0 && r.severity == 0 {
+            v.add(
+                "escalate_to",
+                "name a level to escalate to, a severity, or both",
+            );
+        }
+        v.finish()?;
+        let actor = actor_of(&caller, None)?;
+        let updated = self
+            .core
+            .update_incident_tickets(
+                &r.incident_id,
+                escalate_to,
+                severity,
+                &actor.id,
+                idem.as_ref(),
+            )
+            .await?;
+        Ok(Response::new(incident(&updated)))
     }
 
     pub(super) async fn close(

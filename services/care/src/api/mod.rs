@@ -323,6 +323,13 @@ impl CareService for CareApi {
         self.record(request).await
     }
 
+    async fn update_incident_tickets(
+        &self,
+        request: Request<pb::UpdateIncidentTicketsRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.update_tickets(request).await
+    }
+
     async fn close_incident(
         &self,
         request: Request<pb::CloseIncidentRequest>,

@@ -53,6 +53,7 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("LinkIncidentTickets"), &[SUPERVISOR, MANAGER]),
     (rpc!("RecordIncidentAction"), &[SUPERVISOR, MANAGER]),
+    (rpc!("UpdateIncidentTickets"), &[SUPERVISOR, MANAGER]),
     (rpc!("CloseIncident"), &[MANAGER]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];

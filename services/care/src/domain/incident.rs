@@ -39,8 +39,11 @@ text_enum!(
         Recall = "recall",
         Compensation = "compensation",
         Assistance = "assistance",
+        TicketsUpdated = "tickets_updated",
     }
 );
+
+text_enum!(EscalationLevel { Agent = "agent", Supervisor = "supervisor", Manager = "manager" });
 
 /// The handbook's targets, from the declaration (the defaults of [`IncidentRules`]).
 pub const STATEMENT_WITHIN: Duration = Duration::hours(2);
@@ -307,7 +310,9 @@ impl Incident {
         let meets = match record.action {
             IncidentAction::Statement => Some(MilestoneKind::Statement),
             IncidentAction::Recall => Some(MilestoneKind::Recall),
-            IncidentAction::Compensation | IncidentAction::Assistance => None,
+            IncidentAction::Compensation
+            | IncidentAction::Assistance
+            | IncidentAction::TicketsUpdated => None,
         };
         if let Some(kind) = meets {
             for m in self.milestones.iter_mut().filter(|m| m.kind == kind) {

@@ -18,7 +18,10 @@ use crate::{
     domain::{
         DomainError, Severity,
         facts::TicketFact,
-        incident::{ActionRecord, Incident, IncidentAction, IncidentKind, IncidentStatus, Scope},
+        incident::{
+            ActionRecord, EscalationLevel, Incident, IncidentAction, IncidentKind, IncidentStatus,
+            Scope,
+        },
         new_id,
     },
     error::{CareError, not_found},
@@ -31,6 +34,7 @@ const DECLARE_SCOPE: &str = "care.DeclareIncident";
 const LINK_SCOPE: &str = "care.LinkIncidentTickets";
 const RECORD_SCOPE: &str = "care.RecordIncidentAction";
 const CLOSE_SCOPE: &str = "care.CloseIncident";
+const UPDATE_SCOPE: &str = "care.UpdateIncidentTickets";
 const FIRE_SCOPE: &str = "care.FireIncidentClocks";
 
 /// What a keyed command does to one incident.
@@ -43,6 +47,11 @@ enum Change<'a> {
         actor_id: &'a str,
     },
     Close,
+    UpdateTickets {
+        escalate_to: Option<EscalationLevel>,
+        severity: Option<Severity>,
+        actor_id: &'a str,
+    },
 }
 
 /// A new incident declared by hand (when no proposal is named).
@@ -211,6 +220,23 @@ impl CareCore {
         self.change_incident(RECORD_SCOPE, id, change, idem).await
     }
 
+    /// Asks tickets to update every ticket linked to the (active) incident together.
+    pub async fn update_incident_tickets(
+        &self,
+        id: &str,
+        escalate_to: Option<EscalationLevel>,
+        severity: Option<Severity>,
+        actor_id: &str,
+        idem: Option<&Idempotency>,
+    ) -> Result<Incident, CareError> {
+        let change = Change::UpdateTickets {
+            escalate_to,
+            severity,
+            actor_id,
+        };
+        self.change_incident(UPDATE_SCOPE, id, change, idem).await
+    }
+
     pub async fn close_incident(
         &self,
         id: &str,
@@ -274,13 +300,40 @@ impl CareCore {
                 at: now,
             }),
             Change::Close => incident.close(now),
+            Change::UpdateTickets {
+                escalate_to,
+                severity,
+                actor_id,
+            } => {
+                let asked: Vec<String> = escalate_to
+                    .map(|l| format!("escalate to {}", l.as_str()))
+                    .into_iter()
+                    .chain(severity.map(|s| format!("severity {}", s.as_str())))
+                    .collect();
+                incident.record(ActionRecord {
+                    action: IncidentAction::TicketsUpdated,
+                    note: asked.join("; "),
+                    reference: String::new(),
+                    actor_id: (*actor_id).to_owned(),
+                    at: now,
+                })
+            }
         };
         if let Err(e) = changed {
             cmd.abandon().await?;
             return Err(e.into());
         }
-        if matches!(change, Change::Close) {
-            cmd.publish(vec![events::incident_closed(id, now)]).await?;
+        match change {
+            Change::Close => cmd.publish(vec![events::incident_closed(id, now)]).await?,
+            Change::UpdateTickets {
+                escalate_to,
+                severity,
+                ..
+            } => {
+                let asked = events::incident_tickets_updated(id, *escalate_to, *severity, now);
+                cmd.publish(vec![asked]).await?;
+            }
+            Change::Link(_) | Change::Record { .. } => {}
         }
         store::save_incident(cmd.txn(), &incident).await?;
         cmd.reschedule(

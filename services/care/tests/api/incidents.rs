@@ -352,6 +352,51 @@ async fn an_urgent_complaint_proposes_a_safety_incident_at_once_and_one_declared
     assert_eq!(outage.milestones.len(), 1);
     assert_eq!(linked(&mut app, &outage.id).await, ["g1", "g2", "u1"]);
 
+    // The linked tickets updated together: recorded, and asked of tickets by one event.
+    let updated = app
+        .client
+        .update_incident_tickets(pb::UpdateIncidentTicketsRequest {
+            idempotency_key: "outage-escalate".into(),
+            incident_id: outage.id.clone(),
+            escalate_to: tickets::EscalationLevel::Manager as i32,
+            severity: tickets::Severity::Urgent as i32,
+        })
+        .await
+        .expect("updated")
+        .into_inner();
+    let last = updated.actions.last().expect("an action");
+    assert_eq!(last.action, pb::IncidentActionKind::TicketsUpdated as i32);
+    assert_eq!(last.note, "escalate to manager; severity urgent");
+    let asked = app
+        .rows("SELECT payload FROM outbox WHERE event_type = 'care.IncidentTicketsUpdated'")
+        .await;
+    assert_eq!(asked.len(), 1);
+    let payload: Vec<u8> = asked[0].try_get("", "payload").unwrap();
+    let Some(Payload::IncidentTicketsUpdated(event)) =
+        <EventEnvelope as prost::Message>::decode(payload.as_slice())
+            .unwrap()
+            .payload
+    else {
+        panic!("not an update");
+    };
+    assert_eq!(
+        (event.escalate_to, event.severity),
+        (
+            tickets::EscalationLevel::Manager as i32,
+            tickets::Severity::Urgent as i32
+        )
+    );
+    let bad = app
+        .client
+        .update_incident_tickets(pb::UpdateIncidentTicketsRequest {
+            incident_id: outage.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("nothing asked");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("escalate_to"), "{}", bad.message());
+
     let bad = app
         .client
         .declare_incident(pb::DeclareIncidentRequest {
@@ -375,6 +420,17 @@ async fn an_urgent_complaint_proposes_a_safety_incident_at_once_and_one_declared
         .expect_err("no action");
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("action"), "{}", bad.message());
+    let by_hand = app
+        .client
+        .record_incident_action(pb::RecordIncidentActionRequest {
+            incident_id: outage.id.clone(),
+            action: pb::IncidentActionKind::TicketsUpdated as i32,
+            note: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("only UpdateIncidentTickets records that");
+    assert_eq!(by_hand.code(), Code::InvalidArgument);
     app.stop().await;
 }
 

@@ -1,5 +1,6 @@
-//! Regional emergencies as tickets keeps them: which are active in a region, and the
-//! tickets each holds (found by the region and the incident id in their `holds`).
+//! Major incidents as tickets keeps them: regional emergencies (which are active in a
+//! region, and the tickets each holds, found by the region and the incident id in their
+//! `holds`), and the tickets care linked to each incident.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -9,7 +10,7 @@ use sea_orm::{
 
 use crate::domain::Status;
 
-use super::entity::{emergency, ticket};
+use super::entity::{emergency, incident_link, ticket};
 
 /// Records the emergency; false when it already was (a redelivered declaration).
 pub async fn start_emergency<C: ConnectionTrait>(
@@ -105,6 +106,46 @@ pub async fn tickets_held_by<C: ConnectionTrait>(
         .filter(ticket::Column::RegionCode.eq(region_code))
         .filter(ticket::Column::Holds.like(pattern))
         .order_by_asc(ticket::Column::Id)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
+/// Records that care linked the ticket to the incident (once).
+pub async fn link_incident<C: ConnectionTrait>(
+    conn: &C,
+    incident_id: &str,
+    ticket_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    incident_link::Entity::insert(incident_link::ActiveModel {
+        incident_id: Set(incident_id.to_owned()),
+        ticket_id: Set(ticket_id.to_owned()),
+        linked_at: Set(at),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            incident_link::Column::IncidentId,
+            incident_link::Column::TicketId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The tickets linked to the incident, in id order (the order they are locked in).
+pub async fn incident_tickets<C: ConnectionTrait>(
+    conn: &C,
+    incident_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    incident_link::Entity::find()
+        .select_only()
+        .column(incident_link::Column::TicketId)
+        .filter(incident_link::Column::IncidentId.eq(incident_id))
+        .order_by_asc(incident_link::Column::TicketId)
         .into_tuple::<String>()
         .all(conn)
         .await

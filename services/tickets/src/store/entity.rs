@@ -220,3 +220,23 @@ pub mod emergency {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod incident_link {
+    use sea_orm::entity::prelude::*;
+
+    /// A ticket care linked to a major incident.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incident_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: String,
+        pub linked_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

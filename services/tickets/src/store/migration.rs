@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddProductFacts),
             Box::new(AddDeskColumns),
             Box::new(emergencies::AddEmergencyHolds),
+            Box::new(emergencies::AddIncidentLinks),
         ]
     }
 }

@@ -27,7 +27,8 @@ use crate::domain::{
 };
 pub use batch::{load_aggregates, record_activities, save_aggregates};
 pub use emergencies::{
-    active_emergencies_in, end_emergency, start_emergency, tickets_held_by, tickets_to_hold,
+    active_emergencies_in, end_emergency, incident_tickets, link_incident, start_emergency,
+    tickets_held_by, tickets_to_hold,
 };
 use entity::{activity, calendar, clock, policy, reply, ticket};
 pub use thread::{insert_reply, list_activity, list_replies, reply};

@@ -21,6 +21,7 @@ mod deadlines;
 mod emergencies;
 mod erasure;
 mod handling;
+mod incidents;
 mod policies;
 mod replies;
 mod watchers;
@@ -34,6 +35,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use create::TicketPage;
 pub use deadlines::TicketsDeadline;
+pub use incidents::IncidentUpdate;
 pub use replies::{NewEntry, Page};
 
 use crate::{

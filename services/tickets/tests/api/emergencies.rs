@@ -1,8 +1,9 @@
-//! Regional emergencies declared by care: the region's open tickets have their SLA clocks
-//! held from the declaration until care closes it, then run again with their due
-//! instants moved on by exactly the time held; tickets opened in the region meanwhile are
-//! held from their start; other regions and finished tickets are untouched; a
-//! redelivered declaration or closing changes nothing more.
+//! Major incidents declared by care. A regional emergency: the region's open tickets
+//! have their SLA clocks held from the declaration until care closes it, then run again
+//! with their due instants moved on by exactly the time held; tickets opened in the
+//! region meanwhile are held from their start; other regions and finished tickets are
+//! untouched; a redelivered declaration or closing changes nothing more. And the tickets
+//! care linked to an incident, updated together when care asks.
 
 use std::{sync::Arc, time::Duration};
 
@@ -179,4 +180,82 @@ async fn a_regional_emergency_holds_the_regions_clocks_on_postgres_and_redis() {
 #[tokio::test]
 async fn a_regional_emergency_holds_the_regions_clocks_on_sqlite_in_process() {
     a_regional_emergency_holds_the_regions_clocks(Backend::Sqlite).await;
+}
+
+/// Tickets care linked to an incident are updated together when care asks: escalated to
+/// the level and given the severity (policy matched again), once however often either
+/// event is delivered; an unlinked ticket is untouched.
+async fn linked_tickets_are_updated_together(backend: Backend) {
+    let mut app = spawn_with(backend, Options::default()).await;
+    let first = open_in(&mut app, "CN-SH").await;
+    let second = open_in(&mut app, "CN-SH").await;
+    let unlinked = open_in(&mut app, "CN-SH").await;
+    let now = Utc::now();
+    let link = |ticket: &str| {
+        message(
+            Payload::IncidentTicketLinked(ev::IncidentTicketLinked {
+                incident_id: "inc-batch".into(),
+                ticket_id: ticket.into(),
+            }),
+            now,
+        )
+    };
+    let update = message(
+        Payload::IncidentTicketsUpdated(ev::IncidentTicketsUpdated {
+            incident_id: "inc-batch".into(),
+            escalate_to: pb::EscalationLevel::Manager as i32,
+            severity: pb::Severity::Urgent as i32,
+        }),
+        now,
+    );
+    let first_link = link(&first.id);
+    app.bus
+        .publish(
+            "care",
+            &[
+                first_link.clone(),
+                link(&second.id),
+                first_link,
+                link("of-another-system"),
+            ],
+        )
+        .await
+        .unwrap();
+    app.bus
+        .publish("care", &[update.clone(), update])
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for id in [&first.id, &second.id] {
+        loop {
+            let t = app.ticket(id).await;
+            if t.escalation_level == pb::EscalationLevel::Manager as i32 {
+                assert_eq!(t.severity, pb::Severity::Urgent as i32);
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{id} never updated");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Give the duplicates every chance, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Urgent brings a supervisor, then the manager: two escalations, not four.
+    assert_eq!(app.events(&first.id, "tickets.TicketEscalated").await, 2);
+    let untouched = app.ticket(&unlinked.id).await;
+    assert_eq!(
+        untouched.escalation_level,
+        pb::EscalationLevel::Agent as i32
+    );
+    assert_eq!(untouched.severity, pb::Severity::General as i32);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn linked_tickets_are_updated_together_on_postgres_and_redis() {
+    linked_tickets_are_updated_together(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn linked_tickets_are_updated_together_on_sqlite_in_process() {
+    linked_tickets_are_updated_together(Backend::Sqlite).await;
 }

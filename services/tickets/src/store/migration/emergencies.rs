@@ -1,5 +1,6 @@
-//! Regional emergencies (issue 17): the emergencies care declared, and on each ticket the
-//! ones holding its clocks. Existing tickets are held by none.
+//! Major incidents (issue 17): the regional emergencies care declared, on each ticket the
+//! ones holding its clocks (existing tickets are held by none), and the tickets care
+//! linked to each incident.
 
 use aftersales_platform::db::schema::{index, long_text, text, ts, ts_null};
 use sea_orm_migration::prelude::*;
@@ -40,6 +41,33 @@ impl MigrationTrait for AddEmergencyHolds {
             "regional_emergencies",
             &["region_code", "ended_at"],
         ))
+        .await
+    }
+}
+
+/// The tickets care linked to each major incident (`care.IncidentTicketLinked`), for the
+/// updates it asks of all of them together.
+pub struct AddIncidentLinks;
+
+impl MigrationName for AddIncidentLinks {
+    fn name(&self) -> &str {
+        "m20261202_000015_add_incident_links"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddIncidentLinks {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("incident_links")
+                .if_not_exists()
+                .col(text("incident_id"))
+                .col(text("ticket_id"))
+                .col(ts("linked_at"))
+                .primary_key(Index::create().col("incident_id").col("ticket_id"))
+                .to_owned(),
+        )
         .await
     }
 }
