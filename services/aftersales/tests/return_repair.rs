@@ -3,12 +3,13 @@
 //! bus): a return resolved as repair gets one dispatch job (returns' `RepairJobRequested`
 //! → dispatch), the partner repairs it and the return ends repaired and shipped back
 //! (dispatch's `JobCompleted` → returns); a job that cannot repair the goods ends in a
-//! refund paid once (`RETURNS_UNREPAIRABLE=refund`). On PostgreSQL + Redis the process is
-//! killed (SIGKILL) in the middle of each flow — right after the return is sent to repair,
-//! and right after the partner reports the unrepairable job, with the event, its handling
-//! and the refund in flight — and started again on the same databases and Redis; afterwards every `RepairJobRequested` and `JobCompleted` is delivered once more
-//! on Redis. Every step still happens exactly once (one job per return, one refund, no
-//! status twice).
+//! refund paid once (`RETURNS_UNREPAIRABLE=refund`). On both the process is killed
+//! (SIGKILL) in the middle of each flow — right after the return is sent to repair, and
+//! right after the partner reports the unrepairable job, with the event, its handling and
+//! the refund in flight — and started again on the same databases (and Redis; the
+//! in-process bus starts empty, and the relays publish their replay window again); on
+//! Redis every `RepairJobRequested` and `JobCompleted` is then delivered once more. Every
+//! step still happens exactly once (one job per return, one refund, no status twice).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod support;
@@ -479,6 +480,6 @@ async fn return_repair_settle_on_postgres_and_redis_with_a_killed_process() {
 }
 
 #[tokio::test]
-async fn return_repair_settle_on_the_embedded_backends() {
-    return_repair_and_settle(Suite::on_sqlite(), false).await;
+async fn return_repair_settle_on_the_embedded_backends_with_a_killed_process() {
+    return_repair_and_settle(Suite::on_sqlite(), true).await;
 }

@@ -53,12 +53,13 @@ impl EventBus {
     }
 
     /// True once after the bus lost its data (a flushed or restarted Redis) — and on the
-    /// very first call against a fresh Redis. The in-process bus never reports a loss.
+    /// very first call against a fresh Redis, and once per owner from the in-process bus,
+    /// which starts empty with its process.
     /// Each `owner` (a publishing service) sees each loss once.
     pub async fn check_lost(&self, owner: &str) -> Result<bool, BusError> {
         match self {
             Self::Redis(bus) => bus.check_lost(owner).await,
-            Self::Memory(_) => Ok(false),
+            Self::Memory(bus) => Ok(bus.check_lost(owner)),
         }
     }
 

@@ -1,8 +1,12 @@
 //! The in-process bus for the embedded default: streams as vectors, consumer groups as a
-//! cursor plus a pending list, the same at-least-once contract as Redis Streams.
+//! cursor plus a pending list, the same at-least-once contract as Redis Streams. Like a
+//! Redis that keeps nothing on disk, it starts empty: whatever was published before the
+//! process started (and perhaps not yet consumed when it stopped) is gone, so it tells
+//! each relay once that it lost its data, and the relay publishes its replay window again
+//! (consumers dedupe on the event id).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -15,6 +19,8 @@ use crate::{BusMessage, Delivery};
 pub struct MemoryBus {
     streams: Arc<Mutex<HashMap<String, StreamState>>>,
     appended: Arc<Notify>,
+    /// The relays (by owner) already told that this bus started empty.
+    told_lost: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +45,15 @@ impl MemoryBus {
         self.streams
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// True the first time it is asked for `owner`: the bus began empty with this
+    /// process, so anything the owner published before is not on it.
+    pub(crate) fn check_lost(&self, owner: &str) -> bool {
+        self.told_lost
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(owner.to_owned())
     }
 
     pub(crate) fn publish(&self, stream: &str, messages: &[BusMessage]) {

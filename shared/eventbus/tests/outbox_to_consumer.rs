@@ -690,3 +690,44 @@ async fn sqlite_a_read_is_recorded_at_once_and_written_before_its_commit() {
     )
     .await;
 }
+
+/// The in-process bus starts empty with its process: events a relay published before a
+/// crash, not yet consumed, are on no bus after the restart. The new bus tells the relay
+/// once that it lost its data, and the relay publishes its replay window again.
+#[tokio::test]
+async fn after_a_restart_the_in_process_bus_gets_the_replay_window_again() {
+    let db = database(Backend::Sqlite).await;
+    let before = EventBus::Memory(MemoryBus::new());
+    let txn = db.begin().await.unwrap();
+    enqueue(&txn, vec![event(1), event(2)], chrono::Utc::now())
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let relay = Relay::new("tickets", db.clone(), before.clone());
+    assert_eq!(relay.publish_batch().await.unwrap(), 2);
+    // The process dies here: published, never consumed.
+
+    let after = EventBus::Memory(MemoryBus::new());
+    let relay = Relay::new("tickets", db.clone(), after.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+    let recorder = Arc::new(Recorder::default());
+    let mut settings = ConsumerSettings::new("tickets", "care");
+    settings.block = std::time::Duration::from_millis(50);
+    let consumer = Consumer::new(db.clone(), after.clone(), settings, recorder.clone());
+    let mut applied = Vec::new();
+    for _ in 0..100 {
+        applied.extend(consumer.poll_once().await.unwrap());
+        if applied.len() >= 2 {
+            break;
+        }
+    }
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(applied, [Outcome::Applied, Outcome::Applied]);
+    assert_eq!(*recorder.0.lock().unwrap(), ["evt-1", "evt-2"]);
+    assert!(
+        !after.check_lost("tickets").await.unwrap(),
+        "told once per relay"
+    );
+}
