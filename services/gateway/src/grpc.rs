@@ -128,6 +128,16 @@ impl PartnerService for PartnerApi {
         ))
     }
 
+    async fn resolve_job_remotely(
+        &self,
+        request: Request<pb::ResolveJobRemotelyRequest>,
+    ) -> Result<Response<pb::PartnerJob>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway.resolve_remotely(&partner, message).await?,
+        ))
+    }
+
     async fn list_settlements(
         &self,
         request: Request<pb::ListSettlementsRequest>,

@@ -246,6 +246,30 @@ impl Gateway {
         .await
     }
 
+    pub async fn resolve_remotely(
+        &self,
+        partner: &Partner,
+        request: partner::ResolveJobRemotelyRequest,
+    ) -> Result<partner::PartnerJob, GatewayError> {
+        let mut v = Violations::new();
+        check_job_id(&mut v, &request.job_id);
+        v.max_len("notes", &request.notes, MAX_TEXT_LEN);
+        let idempotency_key = scoped_idempotency_key(&mut v, partner, &request.idempotency_key);
+        finish(v)?;
+        let mut client = self.dispatch.clone();
+        self.dispatch_job(
+            partner,
+            client.resolve_remotely(dispatch::ResolveRemotelyRequest {
+                idempotency_key,
+                job_id: request.job_id,
+                outcome: request.outcome,
+                notes: request.notes,
+                actor: Some(actor(partner)),
+            }),
+        )
+        .await
+    }
+
     async fn job(&self, partner: &Partner, job_id: &str) -> Result<dispatch::Job, GatewayError> {
         let mut client = self.dispatch.clone();
         self.forward(

@@ -10,10 +10,14 @@ mod settlements;
 mod tracking;
 mod webhooks;
 
-pub use commands::{CompleteBody, DeclineBody, QuoteBody, QuoteLineInput, ScheduleBody, VisitBody};
+pub use commands::{
+    CompleteBody, DeclineBody, QuoteBody, QuoteLineInput, ResolveRemotelyBody, ScheduleBody,
+    VisitBody,
+};
 pub use enums::{
-    AreaKind, CompletionOutcome, DeliveryState, EndpointState, EndpointStateChange, JobStatus,
-    OfferStatus, Payer, QuoteLineKind, QuoteStatus, SettlementStatus, TrackingKind, Urgency,
+    AreaKind, CompletionMode, CompletionOutcome, DeliveryState, EndpointState, EndpointStateChange,
+    JobStatus, OfferStatus, Payer, QuoteLineKind, QuoteStatus, SettlementStatus, TrackingKind,
+    Urgency,
 };
 pub use jobs::{
     Completion, Contact, GeoPoint, Job, JobPage, Location, Offer, OfferList, Photo, Quote,

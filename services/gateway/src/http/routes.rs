@@ -23,8 +23,8 @@ use crate::{
         error::ApiError,
         model::{
             CompleteBody, DeclineBody, Health, Job, JobListParams, JobPage, JobStatus, OfferList,
-            PageParams, Quote, QuoteBody, ScheduleBody, SettlementPage, TrackingAck, TrackingBody,
-            VisitBody,
+            PageParams, Quote, QuoteBody, ResolveRemotelyBody, ScheduleBody, SettlementPage,
+            TrackingAck, TrackingBody, VisitBody,
         },
         openapi::{self, CarrierFailures, Failures, SecuritySchemes},
         parse_json,
@@ -44,6 +44,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/jobs/{job_id}/visit", post(record_visit))
         .route("/v1/jobs/{job_id}/quotes", post(submit_quote))
         .route("/v1/jobs/{job_id}/complete", post(complete_job))
+        .route("/v1/jobs/{job_id}/resolve-remotely", post(resolve_remotely))
         .route("/v1/settlements", get(list_settlements))
         .route("/v1/carriers/{carrier}/tracking", post(carrier_tracking))
         .merge(webhooks::routes())
@@ -242,6 +243,27 @@ async fn complete_job(
     Ok(Json(job.into()))
 }
 
+/// Closes an accepted or scheduled job by remote diagnosis, without a visit.
+#[utoipa::path(post, path = "/v1/jobs/{job_id}/resolve-remotely", tag = "jobs",
+    params(("job_id" = String, Path, min_length = 1, max_length = 128),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 64, description = "A retry with the same key returns the first answer")),
+    request_body = ResolveRemotelyBody,
+    responses((status = 200, body = Job), Failures))]
+async fn resolve_remotely(
+    State(state): State<HttpState>,
+    Admitted(partner): Admitted,
+    JobId(job_id): JobId,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ResolveRemotelyBody>,
+) -> Answer<Job> {
+    let key = idempotency_key(&headers)?;
+    let job = state
+        .gateway
+        .resolve_remotely(&partner, body.into_request(job_id, key))
+        .await?;
+    Ok(Json(job.into()))
+}
+
 /// Your monthly statements.
 #[utoipa::path(get, path = "/v1/settlements", tag = "settlements",
     params(PageParams),
@@ -358,7 +380,8 @@ fn finish(v: Violations) -> Result<(), ApiError> {
     ),
     paths(
         healthz, openapi_json, list_offers, accept_offer, decline_offer, list_jobs, get_job,
-        schedule_visit, record_visit, submit_quote, complete_job, list_settlements,
+        schedule_visit, record_visit, submit_quote, complete_job, resolve_remotely,
+        list_settlements,
         carrier_tracking, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint,
         webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,

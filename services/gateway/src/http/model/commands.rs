@@ -111,6 +111,31 @@ pub struct CompleteBody {
     pub notes: String,
 }
 
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ResolveRemotelyBody {
+    /// `fixed`, `replaced` (a replacement sent without a visit) or `not_fixed`.
+    pub outcome: CompletionOutcome,
+    /// What was diagnosed and done, e.g. the steps the customer was guided through.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub notes: String,
+}
+
+impl ResolveRemotelyBody {
+    pub fn into_request(
+        self,
+        job_id: String,
+        idempotency_key: String,
+    ) -> partner::ResolveJobRemotelyRequest {
+        partner::ResolveJobRemotelyRequest {
+            idempotency_key,
+            job_id,
+            outcome: self.outcome.to_proto(),
+            notes: self.notes,
+        }
+    }
+}
+
 impl CompleteBody {
     pub fn into_request(
         self,

@@ -116,6 +116,18 @@ proto_enum!(CompletionOutcome => dispatch::CompletionOutcome {
 
 text_enum! {
     #[derive(ToSchema)]
+    CompletionMode {
+        OnSite = "on_site",
+        Remote = "remote",
+    }
+}
+proto_enum!(CompletionMode => dispatch::CompletionMode {
+    OnSite => OnSite,
+    Remote => Remote,
+});
+
+text_enum! {
+    #[derive(ToSchema)]
     SettlementStatus {
         Draft = "draft",
         Issued = "issued",

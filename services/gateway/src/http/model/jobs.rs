@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    AreaKind, CompletionOutcome, JobStatus, Money, OfferStatus, Payer, QuoteLineKind, QuoteStatus,
-    Urgency, instant,
+    AreaKind, CompletionMode, CompletionOutcome, JobStatus, Money, OfferStatus, Payer,
+    QuoteLineKind, QuoteStatus, Urgency, instant,
 };
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -161,6 +161,9 @@ pub struct Photo {
 pub struct Completion {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<CompletionOutcome>,
+    /// `remote` when closed by remote diagnosis without a visit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CompletionMode>,
     pub photos: Vec<Photo>,
     pub notes: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,6 +231,7 @@ impl From<partner::PartnerJob> for Job {
             quotes: j.quotes.into_iter().map(Quote::from).collect(),
             completion: j.completion.map(|c| Completion {
                 outcome: CompletionOutcome::from_proto(c.outcome),
+                mode: CompletionMode::from_proto(c.mode),
                 photos: c
                     .photos
                     .into_iter()
