@@ -112,6 +112,7 @@ fn assert_webhooks_are_described(doc: &serde_json::Value) {
         [
             "dispatch.JobCancelled",
             "dispatch.JobOffered",
+            "dispatch.JobPartsReady",
             "dispatch.OfferWithdrawn",
             "dispatch.QuoteReviewed",
             "dispatch.SettlementIssued",

@@ -1,6 +1,7 @@
 //! Which event types an endpoint may subscribe to: internal subscribers any type of the
 //! suite's catalogue, partners only the ones that concern a partner (their offers, jobs
-//! cancelled under them, their quotes' reviews, their settlements).
+//! cancelled under them, their quotes' reviews, their settlements, the parts their waiting
+//! jobs needed having arrived).
 
 use super::{DomainError, Owner, invalid};
 
@@ -11,6 +12,7 @@ pub const PARTNER_TYPES: &[&str] = &[
     "dispatch.JobCancelled",
     "dispatch.QuoteReviewed",
     "dispatch.SettlementIssued",
+    "dispatch.JobPartsReady",
 ];
 
 /// Most types one endpoint subscribes to.

@@ -120,6 +120,7 @@ async fn partners_subscribe_only_to_their_catalogue(backend: Backend) {
         .event_types;
     assert!(catalogue.contains(&"dispatch.JobOffered".to_string()));
     assert!(catalogue.contains(&"dispatch.SettlementIssued".to_string()));
+    assert!(catalogue.contains(&"dispatch.JobPartsReady".to_string()));
     assert!(!catalogue.contains(&"tickets.TicketCreated".to_string()));
     let internal = app
         .client

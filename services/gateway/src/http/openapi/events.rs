@@ -93,6 +93,15 @@ const EVENTS: &[Event] = &[
             Field("issuedAt", Kind::Instant, "When it was issued"),
         ],
     },
+    Event {
+        name: "dispatch.JobPartsReady",
+        summary: "Every part a job of yours waited for has arrived: it is accepted again and can be scheduled",
+        fields: &[
+            Field("jobId", Kind::String, "The job"),
+            PARTNER_ID,
+            Field("ticketId", Kind::String, "The ticket the job is for"),
+        ],
+    },
 ];
 
 fn schema(kind: Kind, description: &str) -> Value {
@@ -290,13 +299,22 @@ mod tests {
             fields("dispatch.SettlementIssued"),
             ["settlementId", "partnerId", "month", "total", "issuedAt"]
         );
+        let events::JobPartsReady {
+            job_id: _,
+            partner_id: _,
+            ticket_id: _,
+        } = events::JobPartsReady::default();
+        assert_eq!(
+            fields("dispatch.JobPartsReady"),
+            ["jobId", "partnerId", "ticketId"]
+        );
     }
 
     #[test]
     fn each_event_is_a_signed_post_of_its_envelope() {
         let section = webhooks();
         let names: Vec<&String> = section.as_object().unwrap().keys().collect();
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 6);
         let offered = &section["dispatch.JobOffered"]["post"];
         let headers: Vec<&str> = offered["parameters"]
             .as_array()
