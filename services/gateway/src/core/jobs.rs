@@ -226,11 +226,12 @@ impl Gateway {
         partner: &Partner,
         request: partner::CompleteJobRequest,
     ) -> Result<partner::PartnerJob, GatewayError> {
-        let mut v = Violations::new();
-        check_job_id(&mut v, &request.job_id);
-        v.max_len("notes", &request.notes, MAX_TEXT_LEN);
-        let idempotency_key = scoped_idempotency_key(&mut v, partner, &request.idempotency_key);
-        finish(v)?;
+        let idempotency_key = closing_checked(
+            partner,
+            &request.job_id,
+            &request.notes,
+            &request.idempotency_key,
+        )?;
         let mut client = self.dispatch.clone();
         self.dispatch_job(
             partner,
@@ -251,11 +252,12 @@ impl Gateway {
         partner: &Partner,
         request: partner::ResolveJobRemotelyRequest,
     ) -> Result<partner::PartnerJob, GatewayError> {
-        let mut v = Violations::new();
-        check_job_id(&mut v, &request.job_id);
-        v.max_len("notes", &request.notes, MAX_TEXT_LEN);
-        let idempotency_key = scoped_idempotency_key(&mut v, partner, &request.idempotency_key);
-        finish(v)?;
+        let idempotency_key = closing_checked(
+            partner,
+            &request.job_id,
+            &request.notes,
+            &request.idempotency_key,
+        )?;
         let mut client = self.dispatch.clone();
         self.dispatch_job(
             partner,
@@ -291,4 +293,20 @@ impl Gateway {
         let job = self.forward(Upstream::Dispatch, call).await?;
         Ok(mapping::partner_job(job, &partner.id))
     }
+}
+
+/// The checks of a command that closes a job (on site or remotely): its id, its notes and
+/// the idempotency key, which comes back scoped to the partner.
+fn closing_checked(
+    partner: &Partner,
+    job_id: &str,
+    notes: &str,
+    idempotency_key: &str,
+) -> Result<String, GatewayError> {
+    let mut v = Violations::new();
+    check_job_id(&mut v, job_id);
+    v.max_len("notes", notes, MAX_TEXT_LEN);
+    let scoped = scoped_idempotency_key(&mut v, partner, idempotency_key);
+    finish(v)?;
+    Ok(scoped)
 }
