@@ -8,10 +8,7 @@
 
 mod support;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aftersales_eventbus::entity::outbox;
 use aftersales_platform::codes::instant;
@@ -22,9 +19,7 @@ use aftersales_protos::{
 };
 use prost::Message;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder};
-
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
+use support::suite::Launch;
 
 fn complaint(n: u32) -> tpb::CreateTicketRequest {
     tpb::CreateTicketRequest {
@@ -46,44 +41,16 @@ fn complaint(n: u32) -> tpb::CreateTicketRequest {
 
 #[tokio::test]
 async fn a_batch_incident_is_proposed_linked_declared_and_escalated_on_time() {
-    let (tickets_port, care_port) = (support::free_port(), support::free_port());
-    let care_db = aftersales_testkit::fresh_postgres_url().await.unwrap();
-    let mut child = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "care"])
-            .env("AUTH_MODE", "disabled")
-            .env(
-                "TICKETS_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env("CARE_DATABASE_URL", &care_db)
-            .env("CARE_ENCRYPTION_KEYS", format!("k1:{KEY}"))
-            .env("CARE_SEARCH_KEY", KEY)
-            .env(
-                "CARE_TICKETS_URL",
-                format!("http://127.0.0.1:{tickets_port}"),
-            )
-            .env("CARE_INCIDENT_BATCH_THRESHOLD", "3")
-            .env("CARE_INCIDENT_WINDOW_MINUTES", "60")
-            .env("CARE_INCIDENT_STATEMENT_WITHIN_SECS", "2")
-            .env("CARE_INCIDENT_RECALL_WITHIN_SECS", "4")
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("CARE_GRPC_ADDR", format!("127.0.0.1:{care_port}"))
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut care = CareServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
-    );
+    let mut suite = Launch::postgres(&["tickets", "care"])
+        .await
+        .env("CARE_INCIDENT_BATCH_THRESHOLD", "3")
+        .env("CARE_INCIDENT_WINDOW_MINUTES", "60")
+        .env("CARE_INCIDENT_STATEMENT_WITHIN_SECS", "2")
+        .env("CARE_INCIDENT_RECALL_WITHIN_SECS", "4")
+        .spawn();
+    let care_db = suite.database_url("care");
+    let mut tickets = TicketServiceClient::new(suite.channel("tickets").await);
+    let mut care = CareServiceClient::new(suite.channel("care").await);
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
@@ -255,6 +222,6 @@ async fn a_batch_incident_is_proposed_linked_declared_and_escalated_on_time() {
         }
     }
 
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
 }

@@ -8,11 +8,7 @@
 
 mod support;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aftersales_protos::{
     care::v1::{self as cpb, care_service_client::CareServiceClient},
@@ -20,46 +16,17 @@ use aftersales_protos::{
     dispatch::v1::{self as dpb, dispatch_service_client::DispatchServiceClient},
     tickets::v1::{self as tpb, ticket_service_client::TicketServiceClient},
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
+use support::suite::{DataDir, Launch};
 
 #[tokio::test]
 async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
-    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
     let metrics_port = support::free_port();
-    let mut child = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "dispatch"])
-            .env("AUTH_MODE", "disabled")
-            .env(
-                "TICKETS_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env(
-                "DISPATCH_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env(
-                "DISPATCH_ENCRYPTION_KEYS",
-                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-            )
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut dispatch = DispatchServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
-    );
+    let mut suite = Launch::postgres(&["tickets", "dispatch"])
+        .await
+        .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .spawn();
+    let mut tickets = TicketServiceClient::new(suite.channel("tickets").await);
+    let mut dispatch = DispatchServiceClient::new(suite.channel("dispatch").await);
 
     let ticket = tickets
         .create_ticket(tpb::CreateTicketRequest {
@@ -142,49 +109,15 @@ async fn an_unplaceable_repair_job_escalates_its_ticket_once() {
         assert!(page.contains(line), "{line} missing from\n{page}");
     }
 
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
 }
 
 #[tokio::test]
 async fn a_tier_care_publishes_is_the_tier_of_the_customers_next_ticket() {
-    let (tickets_port, care_port) = (support::free_port(), support::free_port());
-    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
-    let mut child = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "care"])
-            .env("AUTH_MODE", "disabled")
-            .env(
-                "TICKETS_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env(
-                "CARE_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env("CARE_ENCRYPTION_KEYS", format!("k1:{key}"))
-            .env("CARE_SEARCH_KEY", key)
-            .env(
-                "CARE_TICKETS_URL",
-                format!("http://127.0.0.1:{tickets_port}"),
-            )
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix())
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("CARE_GRPC_ADDR", format!("127.0.0.1:{care_port}"))
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut care = CareServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
-    );
+    let mut suite = Launch::postgres(&["tickets", "care"]).await.spawn();
+    let mut tickets = TicketServiceClient::new(suite.channel("tickets").await);
+    let mut care = CareServiceClient::new(suite.channel("care").await);
     let ticket = |n: u32| tpb::CreateTicketRequest {
         idempotency_key: format!("vip-{n}"),
         customer_id: "cust-vip".into(),
@@ -247,7 +180,7 @@ async fn a_tier_care_publishes_is_the_tier_of_the_customers_next_ticket() {
         "a given tier wins"
     );
 
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
 }
 
@@ -278,45 +211,17 @@ fn unplaceable_job(ticket: &tpb::Ticket) -> dpb::CreateJobRequest {
     }
 }
 
-fn sqlite_url(dir: &Path, service: &str) -> String {
-    format!("sqlite://{}/{service}.db?mode=rwc", dir.display())
-}
-
 /// `make run`'s wiring, on ports of its own: `aftersales dev` puts each service on an
 /// SQLite file (one pooled connection) and, without `REDIS_URL`, the queue and the bus
 /// in-process; `serve` with SQLite URLs and no `REDIS_URL` builds exactly that.
 #[tokio::test]
 async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_tickets_answers() {
-    let data_dir = std::env::temp_dir().join(format!(
-        "aftersales-embedded-{}-{}",
-        std::process::id(),
-        support::free_port()
-    ));
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
-    let mut child = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "dispatch"])
-            .env("AUTH_MODE", "disabled")
-            .env_remove("REDIS_URL")
-            .env_remove("DATABASE_URL")
-            .env("TICKETS_DATABASE_URL", sqlite_url(&data_dir, "tickets"))
-            .env("DISPATCH_DATABASE_URL", sqlite_url(&data_dir, "dispatch"))
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut dispatch = DispatchServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
-    );
+    let data_dir = DataDir::new("embedded");
+    let mut suite = Launch::on(&["tickets", "dispatch"], &data_dir.backends())
+        .await
+        .spawn();
+    let mut tickets = TicketServiceClient::new(suite.channel("tickets").await);
+    let mut dispatch = DispatchServiceClient::new(suite.channel("dispatch").await);
     let ticket = tickets
         .create_ticket(ticket_request("cust-embedded"))
         .await
@@ -369,9 +274,8 @@ async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_ti
         asked.elapsed()
     );
 
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 /// `TICKETS_WORKER_ENABLED=false` (an API-only replica): tickets serves its API but reads
@@ -379,42 +283,17 @@ async fn on_the_embedded_backends_an_unplaceable_job_escalates_promptly_while_ti
 /// the worker, which then applies it.
 #[tokio::test]
 async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
-    let tickets_db = aftersales_testkit::fresh_postgres_url().await.unwrap();
     let prefix = aftersales_testkit::unique_prefix();
-    let (tickets_port, dispatch_port) = (support::free_port(), support::free_port());
     let metrics_port = support::free_port();
-    let mut api_only = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "dispatch"])
-            .env("AUTH_MODE", "disabled")
-            .env_remove("DATABASE_URL")
-            .env("TICKETS_DATABASE_URL", &tickets_db)
-            .env(
-                "DISPATCH_DATABASE_URL",
-                aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            )
-            .env(
-                "DISPATCH_ENCRYPTION_KEYS",
-                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-            )
-            .env("TICKETS_WORKER_ENABLED", "false")
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", &prefix)
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut api_only).await,
-    );
-    let mut dispatch = DispatchServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut api_only).await,
-    );
+    let mut api_only = Launch::postgres(&["tickets", "dispatch"])
+        .await
+        .env("TICKETS_WORKER_ENABLED", "false")
+        .redis_prefix(&prefix)
+        .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .spawn();
+    let tickets_db = api_only.database_url("tickets");
+    let mut tickets = TicketServiceClient::new(api_only.channel("tickets").await);
+    let mut dispatch = DispatchServiceClient::new(api_only.channel("dispatch").await);
     let ticket = tickets
         .create_ticket(ticket_request("cust-api-only"))
         .await
@@ -440,24 +319,12 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
     );
 
     // A worker replica of tickets on the same database and bus picks the event up.
-    let worker_port = support::free_port();
-    let mut worker = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets"])
-            .env("AUTH_MODE", "disabled")
-            .env_remove("DATABASE_URL")
-            .env("TICKETS_DATABASE_URL", &tickets_db)
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", &prefix)
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{worker_port}"))
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    support::connect(format!("http://127.0.0.1:{worker_port}"), &mut worker).await;
+    let mut worker = Launch::postgres(&["tickets"])
+        .await
+        .database("tickets", &tickets_db)
+        .redis_prefix(&prefix)
+        .spawn();
+    worker.channel("tickets").await;
     let mut escalated = false;
     for _ in 0..100 {
         let current = tickets.get_ticket(get.clone()).await.unwrap().into_inner();
@@ -469,7 +336,7 @@ async fn an_api_only_tickets_replica_leaves_events_to_the_worker_replicas() {
     }
     assert!(escalated, "the worker replica applied the waiting event");
 
-    for child in [&mut worker, &mut api_only] {
+    for child in [&mut worker.child, &mut api_only.child] {
         let exit = support::terminate(child, Duration::from_secs(20)).await;
         assert!(exit.success(), "{exit}");
     }

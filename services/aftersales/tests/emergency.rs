@@ -6,72 +6,14 @@
 
 mod support;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aftersales_protos::{
     care::v1::{self as cpb, care_service_client::CareServiceClient},
     tickets::v1::{self as tpb, ticket_service_client::TicketServiceClient},
 };
+use support::suite::{Backends, DataDir, Launch};
 use tonic::transport::Channel;
-
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
-
-enum Backends {
-    PostgresAndRedis,
-    Embedded(std::path::PathBuf),
-}
-
-async fn serve(backends: &Backends) -> (support::KillOnDrop, u16, u16) {
-    let (tickets_port, care_port) = (support::free_port(), support::free_port());
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "tickets", "care"])
-        .env("AUTH_MODE", "disabled")
-        .env("CARE_ENCRYPTION_KEYS", format!("k1:{KEY}"))
-        .env("CARE_SEARCH_KEY", KEY)
-        .env(
-            "CARE_TICKETS_URL",
-            format!("http://127.0.0.1:{tickets_port}"),
-        )
-        .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-        .env("CARE_GRPC_ADDR", format!("127.0.0.1:{care_port}"))
-        .env("METRICS_ADDR", "off")
-        .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    match backends {
-        Backends::PostgresAndRedis => {
-            command
-                .env(
-                    "TICKETS_DATABASE_URL",
-                    aftersales_testkit::fresh_postgres_url().await.unwrap(),
-                )
-                .env(
-                    "CARE_DATABASE_URL",
-                    aftersales_testkit::fresh_postgres_url().await.unwrap(),
-                )
-                .env("REDIS_URL", aftersales_testkit::redis_url())
-                .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix());
-        }
-        Backends::Embedded(dir) => {
-            let url = |service: &str| format!("sqlite://{}/{service}.db?mode=rwc", dir.display());
-            command
-                .env_remove("REDIS_URL")
-                .env_remove("DATABASE_URL")
-                .env("TICKETS_DATABASE_URL", url("tickets"))
-                .env("CARE_DATABASE_URL", url("care"));
-        }
-    }
-    (
-        support::KillOnDrop(command.spawn().unwrap()),
-        tickets_port,
-        care_port,
-    )
-}
 
 async fn open_in(tickets: &mut TicketServiceClient<Channel>, region: &str) -> tpb::Ticket {
     tickets
@@ -130,13 +72,9 @@ async fn wait_for(
 }
 
 async fn an_emergency_holds_exactly_its_regions_clocks(backends: Backends) {
-    let (mut child, tickets_port, care_port) = serve(&backends).await;
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut care = CareServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
-    );
+    let mut suite = Launch::on(&["tickets", "care"], &backends).await.spawn();
+    let mut tickets = TicketServiceClient::new(suite.channel("tickets").await);
+    let mut care = CareServiceClient::new(suite.channel("care").await);
     let inside = open_in(&mut tickets, "CN-GD").await;
     let outside = open_in(&mut tickets, "CN-BJ").await;
     let due_before = millis(&resolution(&mut tickets, &inside.id).await.due_at);
@@ -192,7 +130,7 @@ async fn an_emergency_holds_exactly_its_regions_clocks(backends: Backends) {
         outside_due
     );
 
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
 }
 
@@ -203,12 +141,6 @@ async fn on_postgres_and_redis_an_emergency_holds_exactly_its_regions_clocks() {
 
 #[tokio::test]
 async fn on_the_embedded_backends_an_emergency_holds_exactly_its_regions_clocks() {
-    let dir = std::env::temp_dir().join(format!(
-        "aftersales-emergency-{}-{}",
-        std::process::id(),
-        support::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    an_emergency_holds_exactly_its_regions_clocks(Backends::Embedded(dir.clone())).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = DataDir::new("emergency");
+    an_emergency_holds_exactly_its_regions_clocks(dir.backends()).await;
 }

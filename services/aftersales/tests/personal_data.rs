@@ -8,11 +8,7 @@
 
 mod support;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use aftersales_protos::{
     care::v1::{self as cpb, care_service_client::CareServiceClient},
@@ -23,9 +19,7 @@ use aftersales_protos::{
 };
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, tests only
+use support::suite::Launch;
 
 /// One customer's values, unique to this run.
 struct Person {
@@ -66,6 +60,7 @@ impl Person {
     }
 }
 
+/// Where the suite's data and output end up.
 struct Suite {
     databases: Vec<(&'static str, String)>,
     redis_prefix: String,
@@ -239,74 +234,28 @@ fn ts(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
 #[tokio::test]
 async fn no_personal_data_in_clear_anywhere_and_none_after_erasure() {
     let person = Person::new();
-    let ports: Vec<u16> = (0..4).map(|_| support::free_port()).collect();
-    let (tickets_port, returns_port, dispatch_port, care_port) =
-        (ports[0], ports[1], ports[2], ports[3]);
-    let mut databases = Vec::new();
-    for service in ["tickets", "returns", "dispatch", "care"] {
-        databases.push((
-            service,
-            aftersales_testkit::fresh_postgres_url().await.unwrap(),
-        ));
-    }
     let log_dir = std::env::temp_dir().join(format!("aftersales-pii-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&log_dir).unwrap();
+    let log = log_dir.join("suite.log");
+    let services = ["tickets", "returns", "dispatch", "care"];
+    let mut running = Launch::postgres(&services)
+        .await
+        // What production logs, plus the suite's own debug lines.
+        .env("RUST_LOG", "info,aftersales=debug")
+        .log_to(&log)
+        .spawn();
     let suite = Suite {
-        databases,
-        redis_prefix: aftersales_testkit::unique_prefix(),
-        log: log_dir.join("suite.log"),
-    };
-    let log = std::fs::File::create(&suite.log).unwrap();
-    let url_of = |service: &str| {
-        suite
-            .databases
+        databases: services
             .iter()
-            .find(|(s, _)| *s == service)
-            .map(|(_, url)| url.clone())
-            .unwrap()
+            .map(|s| (*s, running.database_url(s)))
+            .collect(),
+        redis_prefix: running.redis_prefix().unwrap().to_owned(),
+        log,
     };
-    let mut child = support::KillOnDrop(
-        Command::new(BIN)
-            .args(["serve", "tickets", "returns", "dispatch", "care"])
-            .env("AUTH_MODE", "disabled")
-            .env("TICKETS_DATABASE_URL", url_of("tickets"))
-            .env("RETURNS_DATABASE_URL", url_of("returns"))
-            .env("DISPATCH_DATABASE_URL", url_of("dispatch"))
-            .env("CARE_DATABASE_URL", url_of("care"))
-            .env("CARE_ENCRYPTION_KEYS", format!("k1:{KEY}"))
-            .env("CARE_SEARCH_KEY", KEY)
-            .env("DISPATCH_ENCRYPTION_KEYS", format!("k1:{KEY}"))
-            .env(
-                "CARE_TICKETS_URL",
-                format!("http://127.0.0.1:{tickets_port}"),
-            )
-            .env("REDIS_URL", aftersales_testkit::redis_url())
-            .env("REDIS_KEY_PREFIX", &suite.redis_prefix)
-            .env("TICKETS_GRPC_ADDR", format!("127.0.0.1:{tickets_port}"))
-            .env("RETURNS_GRPC_ADDR", format!("127.0.0.1:{returns_port}"))
-            .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-            .env("CARE_GRPC_ADDR", format!("127.0.0.1:{care_port}"))
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            // What production logs, plus the suite's own debug lines.
-            .env("RUST_LOG", "info,aftersales=debug")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let mut care = CareServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{care_port}"), &mut child).await,
-    );
-    let mut tickets = TicketServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{tickets_port}"), &mut child).await,
-    );
-    let mut returns = ReturnServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{returns_port}"), &mut child).await,
-    );
-    let mut dispatch = DispatchServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
-    );
+    let mut care = CareServiceClient::new(running.channel("care").await);
+    let mut tickets = TicketServiceClient::new(running.channel("tickets").await);
+    let mut returns = ReturnServiceClient::new(running.channel("returns").await);
+    let mut dispatch = DispatchServiceClient::new(running.channel("dispatch").await);
     let customer_id = format!("cust-{}", uuid::Uuid::new_v4().simple());
 
     care.upsert_customer(cpb::UpsertCustomerRequest {
@@ -442,7 +391,9 @@ async fn no_personal_data_in_clear_anywhere_and_none_after_erasure() {
     })
     .await
     .unwrap();
-    let db = Database::connect(url_of("care").as_str()).await.unwrap();
+    let db = Database::connect(running.database_url("care").as_str())
+        .await
+        .unwrap();
     let published = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),

@@ -14,11 +14,7 @@
 
 mod support;
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use aftersales_eventbus::{BusMessage, EventBus, RedisBus};
 use aftersales_protos::{
@@ -27,160 +23,81 @@ use aftersales_protos::{
     returns::v1::{self as rpb, return_service_client::ReturnServiceClient},
 };
 use sea_orm::{ConnectionTrait, Database, Statement};
+use support::suite::{Backends, DataDir, Launch, Suite};
 use tonic::transport::Channel;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
 const REGION: &str = "310104";
 
-/// Where the suite keeps its data, the same for every start.
-struct Suite {
-    returns_db: String,
-    dispatch_db: String,
-    /// `None`: the in-process queue and bus.
-    redis_prefix: Option<String>,
-    returns_port: u16,
-    dispatch_port: u16,
-    data_dir: Option<PathBuf>,
+/// The suite the loop runs on: returns and dispatch, repairs in one region, goods that
+/// cannot be repaired refunded, a failed refund tried again after a second.
+async fn start(backends: &Backends) -> Suite {
+    Launch::on(&["returns", "dispatch"], backends)
+        .await
+        .env("RETURNS_REPAIR_REGION_CODE", REGION)
+        .env("RETURNS_UNREPAIRABLE", "refund")
+        .env("RETURNS_REFUND_RETRY_AFTER_MS", "1000")
+        .spawn()
 }
 
-impl Suite {
-    async fn on_postgres_and_redis() -> Self {
-        Self {
-            returns_db: aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            dispatch_db: aftersales_testkit::fresh_postgres_url().await.unwrap(),
-            redis_prefix: Some(aftersales_testkit::unique_prefix()),
-            returns_port: support::free_port(),
-            dispatch_port: support::free_port(),
-            data_dir: None,
-        }
-    }
+async fn clients(
+    suite: &mut Suite,
+) -> (ReturnServiceClient<Channel>, DispatchServiceClient<Channel>) {
+    (
+        ReturnServiceClient::new(suite.channel("returns").await),
+        DispatchServiceClient::new(suite.channel("dispatch").await),
+    )
+}
 
-    fn on_sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "aftersales-return-repair-{}-{}",
-            std::process::id(),
-            support::free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = |service: &str| format!("sqlite://{}/{service}.db?mode=rwc", dir.display());
-        Self {
-            returns_db: url("returns"),
-            dispatch_db: url("dispatch"),
-            redis_prefix: None,
-            returns_port: support::free_port(),
-            dispatch_port: support::free_port(),
-            data_dir: Some(dir),
-        }
-    }
+/// `SELECT COUNT(*) AS n …` on one of the suite's databases.
+async fn count(url: &str, sql: &str) -> i64 {
+    let db = Database::connect(url).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n = row.try_get::<i64>("", "n").unwrap();
+    db.close().await.unwrap();
+    n
+}
 
-    fn start(&self) -> support::KillOnDrop {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "returns", "dispatch"])
-            .env("AUTH_MODE", "disabled")
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env("RETURNS_DATABASE_URL", &self.returns_db)
-            .env("DISPATCH_DATABASE_URL", &self.dispatch_db)
-            .env(
-                "DISPATCH_ENCRYPTION_KEYS",
-                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-            )
-            .env("RETURNS_REPAIR_REGION_CODE", REGION)
-            .env("RETURNS_UNREPAIRABLE", "refund")
-            .env("RETURNS_REFUND_RETRY_AFTER_MS", "1000")
-            .env(
-                "RETURNS_GRPC_ADDR",
-                format!("127.0.0.1:{}", self.returns_port),
-            )
-            .env(
-                "DISPATCH_GRPC_ADDR",
-                format!("127.0.0.1:{}", self.dispatch_port),
-            )
-            .env("METRICS_ADDR", "off")
-            .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(prefix) = &self.redis_prefix {
-            command
-                .env("REDIS_URL", aftersales_testkit::redis_url())
-                .env("REDIS_KEY_PREFIX", prefix);
-        }
-        support::KillOnDrop(command.spawn().unwrap())
-    }
-
-    async fn clients(
-        &self,
-        child: &mut support::KillOnDrop,
-    ) -> (ReturnServiceClient<Channel>, DispatchServiceClient<Channel>) {
-        let returns =
-            support::connect(format!("http://127.0.0.1:{}", self.returns_port), child).await;
-        let dispatch =
-            support::connect(format!("http://127.0.0.1:{}", self.dispatch_port), child).await;
-        (
-            ReturnServiceClient::new(returns),
-            DispatchServiceClient::new(dispatch),
-        )
-    }
-
-    /// `SELECT COUNT(*) AS n …` on one of the suite's databases.
-    async fn count(&self, url: &str, sql: &str) -> i64 {
-        let db = Database::connect(url).await.unwrap();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                sql.to_owned(),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let n = row.try_get::<i64>("", "n").unwrap();
-        db.close().await.unwrap();
-        n
-    }
-
-    /// Delivers again, on Redis, every event of `event_type` the database at `url` has
-    /// published, as the relay would after a crash between publishing and marking.
-    async fn redeliver(&self, url: &str, event_type: &str) -> usize {
-        let Some(prefix) = &self.redis_prefix else {
-            return 0;
+/// Delivers again, on Redis, every event of `event_type` the database of `service` has
+/// published, as the relay would after a crash between publishing and marking.
+async fn redeliver(suite: &Suite, service: &str, event_type: &str) -> usize {
+    let Some(prefix) = suite.redis_prefix() else {
+        return 0;
+    };
+    let url = suite.database_url(service);
+    let db = Database::connect(&url).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT event_id, stream, subject_id, payload FROM outbox \
+                 WHERE event_type = '{event_type}' ORDER BY seq"
+            ),
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let conn = aftersales_testkit::redis_connection().await.unwrap();
+    let reader = aftersales_testkit::redis_connection().await.unwrap();
+    let bus = EventBus::Redis(RedisBus::new(conn, reader, prefix.to_owned()));
+    for row in &rows {
+        let stream: String = row.try_get("", "stream").unwrap();
+        let message = BusMessage {
+            event_id: row.try_get("", "event_id").unwrap(),
+            event_type: event_type.into(),
+            subject_id: row.try_get("", "subject_id").unwrap(),
+            payload: row.try_get("", "payload").unwrap(),
+            headers: Default::default(),
         };
-        let db = Database::connect(url).await.unwrap();
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                format!(
-                    "SELECT event_id, stream, subject_id, payload FROM outbox \
-                     WHERE event_type = '{event_type}' ORDER BY seq"
-                ),
-            ))
-            .await
-            .unwrap();
-        db.close().await.unwrap();
-        let conn = aftersales_testkit::redis_connection().await.unwrap();
-        let reader = aftersales_testkit::redis_connection().await.unwrap();
-        let bus = EventBus::Redis(RedisBus::new(conn, reader, prefix.clone()));
-        for row in &rows {
-            let stream: String = row.try_get("", "stream").unwrap();
-            let message = BusMessage {
-                event_id: row.try_get("", "event_id").unwrap(),
-                event_type: event_type.into(),
-                subject_id: row.try_get("", "subject_id").unwrap(),
-                payload: row.try_get("", "payload").unwrap(),
-                headers: Default::default(),
-            };
-            bus.publish(&stream, &[message]).await.unwrap();
-        }
-        rows.len()
+        bus.publish(&stream, &[message]).await.unwrap();
     }
-}
-
-impl Drop for Suite {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.data_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
+    rows.len()
 }
 
 fn partner_actor(id: &str) -> common::Actor {
@@ -372,9 +289,9 @@ async fn settled(
     panic!("return {id} stayed in {last} instead of {status:?}");
 }
 
-async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
-    let mut child = suite.start();
-    let (mut returns, mut dispatch) = suite.clients(&mut child).await;
+async fn return_repair_and_settle(backends: Backends, kill_in_the_middle: bool) {
+    let mut suite = start(&backends).await;
+    let (mut returns, mut dispatch) = clients(&mut suite).await;
     dispatch
         .register_partner(dpb::RegisterPartnerRequest {
             spec: Some(repairer()),
@@ -387,9 +304,8 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
     // (its relay, its handling by dispatch and the job's offer in flight).
     let fixed = sent_to_repair(&mut returns, "T-fixed").await;
     if kill_in_the_middle {
-        drop(child);
-        child = suite.start();
-        (returns, dispatch) = suite.clients(&mut child).await;
+        suite.kill_and_start_again();
+        (returns, dispatch) = clients(&mut suite).await;
     }
     let job = offered_job(&mut dispatch, "T-fixed").await;
     assert_eq!(
@@ -411,9 +327,9 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
     let job = offered_job(&mut dispatch, "T-broken").await;
     repair(&mut dispatch, &job, dpb::CompletionOutcome::NotFixed).await;
     if kill_in_the_middle {
-        drop(child); // SIGKILL: JobCompleted, its handling and the refund are in flight
-        child = suite.start();
-        (returns, dispatch) = suite.clients(&mut child).await;
+        // SIGKILL: JobCompleted, its handling and the refund are in flight.
+        suite.kill_and_start_again();
+        (returns, dispatch) = clients(&mut suite).await;
     }
     let refunded = settled(&mut returns, &broken.id, rpb::ReturnStatus::Refunded).await;
     let refund = returns
@@ -429,14 +345,10 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
 
     // Every event of the loop delivered once more (on Redis): nothing changes. Give the
     // redeliveries every chance, then count: each step happened once.
-    if suite.redis_prefix.is_some() {
-        let requests = suite
-            .redeliver(&suite.returns_db, "returns.RepairJobRequested")
-            .await;
+    if suite.redis_prefix().is_some() {
+        let requests = redeliver(&suite, "returns", "returns.RepairJobRequested").await;
         assert_eq!(requests, 2);
-        let outcomes = suite
-            .redeliver(&suite.dispatch_db, "dispatch.JobCompleted")
-            .await;
+        let outcomes = redeliver(&suite, "dispatch", "dispatch.JobCompleted").await;
         assert_eq!(outcomes, 2);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -446,13 +358,13 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
     for ticket in ["T-fixed", "T-broken"] {
         assert_eq!(jobs_of(&mut dispatch, ticket).await.len(), 1, "{ticket}");
     }
-    let exit = support::terminate(&mut child, Duration::from_secs(20)).await;
+    let exit = support::terminate(&mut suite.child, Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
     let refunds = format!(
         "SELECT COUNT(*) AS n FROM refunds WHERE return_id = '{}'",
         broken.id
     );
-    assert_eq!(suite.count(&suite.returns_db, &refunds).await, 1);
+    assert_eq!(count(&suite.database_url("returns"), &refunds).await, 1);
     for (return_id, event, n) in [
         (&fixed.id, "returns.RefundSucceeded", 0),
         (&broken.id, "returns.RefundSucceeded", 1),
@@ -463,23 +375,26 @@ async fn return_repair_and_settle(suite: Suite, kill_in_the_middle: bool) {
             "SELECT COUNT(*) AS n FROM outbox WHERE subject_id = '{return_id}' AND event_type = '{event}'"
         );
         assert_eq!(
-            suite.count(&suite.returns_db, &sql).await,
+            count(&suite.database_url("returns"), &sql).await,
             n,
             "{event} of {return_id}"
         );
     }
-    let jobs = suite
-        .count(&suite.dispatch_db, "SELECT COUNT(*) AS n FROM jobs")
-        .await;
+    let jobs = count(
+        &suite.database_url("dispatch"),
+        "SELECT COUNT(*) AS n FROM jobs",
+    )
+    .await;
     assert_eq!(jobs, 2, "one job per return");
 }
 
 #[tokio::test]
 async fn return_repair_settle_on_postgres_and_redis_with_a_killed_process() {
-    return_repair_and_settle(Suite::on_postgres_and_redis().await, true).await;
+    return_repair_and_settle(Backends::PostgresAndRedis, true).await;
 }
 
 #[tokio::test]
 async fn return_repair_settle_on_the_embedded_backends_with_a_killed_process() {
-    return_repair_and_settle(Suite::on_sqlite(), true).await;
+    let dir = DataDir::new("return-repair");
+    return_repair_and_settle(dir.backends(), true).await;
 }

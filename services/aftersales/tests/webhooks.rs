@@ -7,10 +7,7 @@
 
 mod support;
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use aftersales_protos::{
     common::v1 as common,
@@ -18,9 +15,8 @@ use aftersales_protos::{
     webhooks::v1::{self as wpb, webhook_service_client::WebhookServiceClient},
 };
 use aftersales_testkit::webhook_receiver::WebhookReceiver;
+use support::suite::{Backends, DataDir, Launch};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aftersales");
-const KEYS: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const REGION: &str = "310104";
 
 fn partner(name: &str, lat: f64) -> dpb::RegisterPartnerRequest {
@@ -53,71 +49,18 @@ fn actor(id: &str, role: common::ActorRole) -> Option<common::Actor> {
     })
 }
 
-enum Backends {
-    PostgresRedis,
-    Embedded(tempdir::Dir),
-}
-
-mod tempdir {
-    /// A directory removed with the test.
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 async fn a_partner_is_pushed_its_offer_and_its_cancellation(backends: Backends) {
     let receiver = WebhookReceiver::start(&[]).await.unwrap();
-    let (dispatch_port, webhooks_port) = (support::free_port(), support::free_port());
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "dispatch", "webhooks"])
-        .env("AUTH_MODE", "disabled")
-        .env("DISPATCH_ENCRYPTION_KEYS", KEYS)
-        .env("WEBHOOKS_ENCRYPTION_KEYS", KEYS)
+    let mut suite = Launch::on(&["dispatch", "webhooks"], &backends)
+        .await
         .env("WEBHOOKS_ALLOWED_TARGETS", "127.0.0.0/8")
-        .env("DISPATCH_GRPC_ADDR", format!("127.0.0.1:{dispatch_port}"))
-        .env("WEBHOOKS_GRPC_ADDR", format!("127.0.0.1:{webhooks_port}"))
         .env(
             "METRICS_ADDR",
             format!("127.0.0.1:{}", support::free_port()),
         )
-        .env("SHUTDOWN_HEALTH_GRACE_MS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    match &backends {
-        Backends::PostgresRedis => {
-            command
-                .env(
-                    "DISPATCH_DATABASE_URL",
-                    aftersales_testkit::fresh_postgres_url().await.unwrap(),
-                )
-                .env(
-                    "WEBHOOKS_DATABASE_URL",
-                    aftersales_testkit::fresh_postgres_url().await.unwrap(),
-                )
-                .env("REDIS_URL", aftersales_testkit::redis_url())
-                .env("REDIS_KEY_PREFIX", aftersales_testkit::unique_prefix());
-        }
-        Backends::Embedded(dir) => {
-            for service in ["dispatch", "webhooks"] {
-                command.env(
-                    format!("{}_DATABASE_URL", service.to_uppercase()),
-                    format!("sqlite://{}/{service}.db?mode=rwc", dir.0.display()),
-                );
-            }
-        }
-    }
-    let mut child = support::KillOnDrop(command.spawn().unwrap());
-    let mut dispatch = DispatchServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{dispatch_port}"), &mut child).await,
-    );
-    let mut webhooks = WebhookServiceClient::new(
-        support::connect(format!("http://127.0.0.1:{webhooks_port}"), &mut child).await,
-    );
+        .spawn();
+    let mut dispatch = DispatchServiceClient::new(suite.channel("dispatch").await);
+    let mut webhooks = WebhookServiceClient::new(suite.channel("webhooks").await);
 
     let near = dispatch
         .register_partner(partner("near", 31.20))
@@ -227,17 +170,16 @@ async fn a_partner_is_pushed_its_offer_and_its_cancellation(backends: Backends) 
     assert_eq!(after.verified.len(), 3);
     assert!(after.verified.iter().all(|d| d.path != format!("/{other}")));
     assert_eq!((after.duplicates, after.rejected), (0, 0));
-    support::terminate(&mut child, Duration::from_secs(20)).await;
+    support::terminate(&mut suite.child, Duration::from_secs(20)).await;
 }
 
 #[tokio::test]
 async fn a_partner_is_pushed_its_offer_and_its_cancellation_on_postgres_and_redis() {
-    a_partner_is_pushed_its_offer_and_its_cancellation(Backends::PostgresRedis).await;
+    a_partner_is_pushed_its_offer_and_its_cancellation(Backends::PostgresAndRedis).await;
 }
 
 #[tokio::test]
 async fn a_partner_is_pushed_its_offer_and_its_cancellation_on_the_embedded_backends() {
-    let dir = std::env::temp_dir().join(format!("aftersales-webhooks-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    a_partner_is_pushed_its_offer_and_its_cancellation(Backends::Embedded(tempdir::Dir(dir))).await;
+    let dir = DataDir::new("webhooks");
+    a_partner_is_pushed_its_offer_and_its_cancellation(dir.backends()).await;
 }

@@ -1,7 +1,9 @@
 //! Running the real `aftersales` binary from a test: the child dies with the test, and
-//! stopping it with SIGTERM is awaited with a bound.
+//! stopping it with SIGTERM is awaited with a bound; `suite` builds its command line.
 
 #![allow(dead_code)]
+
+pub mod suite;
 
 use std::{process::Child, time::Duration};
 
