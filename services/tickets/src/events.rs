@@ -88,6 +88,19 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             reason: String::new(),
             watchers,
         }),
+        TicketEvent::Assigned {
+            group_id,
+            agent_id,
+            previous_agent_id,
+            reason,
+        } => Payload::TicketAssigned(ev::TicketAssigned {
+            ticket_id,
+            group_id: group_id.clone().unwrap_or_default(),
+            agent_id: agent_id.clone().unwrap_or_default(),
+            previous_agent_id: previous_agent_id.clone().unwrap_or_default(),
+            reason: (*reason).to_owned(),
+            watchers,
+        }),
     }
 }
 

@@ -8,6 +8,8 @@ use prost_types::Timestamp;
 
 pub use aftersales_platform::codes::ProtoEnum;
 
+pub mod teams;
+
 use crate::domain::{
     Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier, Visibility,
     WatcherKind,
@@ -75,6 +77,7 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         product: (!t.product.is_empty()).then(|| product(&t.product)),
         watchers: watchers(&t.watchers),
         held_by: t.holds.clone(),
+        group_id: t.group_id.clone().unwrap_or_default(),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod permissions;
 mod request;
 mod status;
+mod teams;
 
 use std::sync::Arc;
 
@@ -140,12 +141,7 @@ impl TicketService for TicketsApi {
         &self,
         request: Request<pb::AssignRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let caller = Caller::of(&request)?.clone();
-        let r = request.into_inner();
-        request::assign(&r)?;
-        let actor = actor_of(&caller, r.actor.as_ref())?;
-        let ticket = self.core.assign(&r.ticket_id, &r.assignee, &actor).await?;
-        Ok(Response::new(proto::ticket(&ticket)))
+        self.assign_ticket(request).await
     }
 
     async fn set_severity(
@@ -315,5 +311,90 @@ impl TicketService for TicketsApi {
         audit::target(format!("calendar:{}", calendar.id));
         let stored = self.core.upsert_calendar(calendar).await?;
         Ok(Response::new(proto::calendar(&stored)))
+    }
+
+    async fn upsert_support_group(
+        &self,
+        request: Request<pb::UpsertSupportGroupRequest>,
+    ) -> Result<Response<pb::SupportGroup>, Status> {
+        self.upsert_group(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_support_groups(
+        &self,
+        _request: Request<pb::ListSupportGroupsRequest>,
+    ) -> Result<Response<pb::ListSupportGroupsResponse>, Status> {
+        self.list_groups().await.map(Response::new)
+    }
+
+    async fn upsert_agent(
+        &self,
+        request: Request<pb::UpsertAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
+        self.upsert_agent(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        self.list_agents(request.get_ref()).await.map(Response::new)
+    }
+
+    async fn upsert_shift(
+        &self,
+        request: Request<pb::UpsertShiftRequest>,
+    ) -> Result<Response<pb::Shift>, Status> {
+        self.upsert_shift(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_shifts(
+        &self,
+        request: Request<pb::ListShiftsRequest>,
+    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        self.list_shifts(request.get_ref()).await.map(Response::new)
+    }
+
+    async fn check_coverage(
+        &self,
+        request: Request<pb::CheckCoverageRequest>,
+    ) -> Result<Response<pb::CoverageReport>, Status> {
+        self.check_coverage(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+
+    async fn upsert_routing_rule(
+        &self,
+        request: Request<pb::UpsertRoutingRuleRequest>,
+    ) -> Result<Response<pb::RoutingRule>, Status> {
+        self.upsert_rule(request.get_ref()).await.map(Response::new)
+    }
+
+    async fn list_routing_rules(
+        &self,
+        _request: Request<pb::ListRoutingRulesRequest>,
+    ) -> Result<Response<pb::ListRoutingRulesResponse>, Status> {
+        self.list_rules().await.map(Response::new)
+    }
+
+    async fn list_queue(
+        &self,
+        request: Request<pb::ListQueueRequest>,
+    ) -> Result<Response<pb::ListQueueResponse>, Status> {
+        self.list_queue(request.get_ref()).await.map(Response::new)
+    }
+
+    async fn claim_next(
+        &self,
+        request: Request<pb::ClaimNextRequest>,
+    ) -> Result<Response<pb::ClaimNextResponse>, Status> {
+        TicketsApi::claim_next(self, request).await
     }
 }

@@ -50,14 +50,42 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("ListActivity"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
     (rpc!("AddWatcher"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("RemoveWatcher"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("UpsertSupportGroup"), &[ADMIN]),
+    (
+        rpc!("ListSupportGroups"),
+        &[ADMIN, AGENT, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("UpsertAgent"), &[ADMIN]),
+    (rpc!("ListAgents"), &[ADMIN, SUPERVISOR, MANAGER, ANALYST]),
+    // Shift leaders keep their group's roster.
+    (rpc!("UpsertShift"), &[ADMIN, SUPERVISOR, MANAGER]),
+    (
+        rpc!("ListShifts"),
+        &[ADMIN, AGENT, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (
+        rpc!("CheckCoverage"),
+        &[ADMIN, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("UpsertRoutingRule"), &[ADMIN]),
+    (
+        rpc!("ListRoutingRules"),
+        &[ADMIN, SUPERVISOR, MANAGER, ANALYST],
+    ),
+    (rpc!("ClaimNext"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ListQueue"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 
-/// The RPCs every call of which is audited: SLA policy and calendar changes, and reading
-/// the trail.
+/// The RPCs every call of which is audited: SLA policy, calendar, team and routing
+/// changes, and reading the trail.
 pub const AUDITED: &[&str] = &[
     rpc!("UpsertSlaPolicy"),
     rpc!("UpsertBusinessCalendar"),
+    rpc!("UpsertSupportGroup"),
+    rpc!("UpsertAgent"),
+    rpc!("UpsertShift"),
+    rpc!("UpsertRoutingRule"),
     audit::LIST_AUDIT_RECORDS,
 ];
 

@@ -268,13 +268,6 @@ pub fn change_status(r: &pb::ChangeStatusRequest) -> Result<TicketStatus, Status
     status.ok_or_else(|| Status::internal("validated status missing"))
 }
 
-pub fn assign(r: &pb::AssignRequest) -> Result<(), Status> {
-    let mut v = Violations::new();
-    v.id("ticket_id", &r.ticket_id);
-    v.id("assignee", &r.assignee);
-    v.finish()
-}
-
 pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
     let mut v = Violations::new();
     v.id("ticket_id", &r.ticket_id);

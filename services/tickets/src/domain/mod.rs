@@ -9,6 +9,8 @@ pub mod error;
 pub mod listing;
 pub mod policy;
 pub mod product;
+pub mod routing;
+pub mod team;
 pub mod thread;
 pub mod ticket;
 pub mod watchers;

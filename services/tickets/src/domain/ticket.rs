@@ -39,6 +39,8 @@ pub struct Ticket {
     /// them either.
     pub holds: Vec<String>,
     pub assignee: Option<String>,
+    /// The support group the ticket was routed or assigned to.
+    pub group_id: Option<String>,
     pub level: Level,
     pub status: Status,
     pub policy_id: String,
@@ -101,6 +103,14 @@ pub enum TicketEvent {
     Resolved,
     Reopened {
         reason: String,
+    },
+    /// The ticket's group or agent changed; `agent_id` is `None` when it went back to the
+    /// group's queue. `reason` is a code: route, claim, manual, handover.
+    Assigned {
+        group_id: Option<String>,
+        agent_id: Option<String>,
+        previous_agent_id: Option<String>,
+        reason: &'static str,
     },
 }
 
@@ -182,6 +192,7 @@ impl TicketAggregate {
             watchers: Vec::new(),
             holds: Vec::new(),
             assignee: None,
+            group_id: None,
             level: Level::Agent,
             status: Status::New,
             policy_id: policy.id.clone(),
@@ -245,13 +256,31 @@ impl TicketAggregate {
         })
     }
 
-    pub fn assign(&mut self, assignee: String, now: DateTime<Utc>) -> Result<(), DomainError> {
+    /// Puts the ticket in `group_id` with `agent_id` (or in the group's queue when `None`)
+    /// for `reason`; the event when anything changed.
+    pub fn route(
+        &mut self,
+        group_id: Option<String>,
+        agent_id: Option<String>,
+        reason: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, DomainError> {
         if self.ticket.status == Status::Closed {
             return Err(DomainError::Precondition("the ticket is closed".into()));
         }
-        self.ticket.assignee = Some(assignee);
+        if self.ticket.group_id == group_id && self.ticket.assignee == agent_id {
+            return Ok(Vec::new());
+        }
+        let previous_agent_id = self.ticket.assignee.take();
+        self.ticket.group_id = group_id.clone();
+        self.ticket.assignee = agent_id.clone();
         self.touch(now);
-        Ok(())
+        Ok(vec![TicketEvent::Assigned {
+            group_id,
+            agent_id,
+            previous_agent_id,
+            reason,
+        }])
     }
 
     /// Escalates to `to`, or one level up when `to` is `None`.

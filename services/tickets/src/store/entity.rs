@@ -43,6 +43,8 @@ pub mod ticket {
         /// JSON list of the regional emergencies (incident ids) holding its clocks.
         #[sea_orm(column_type = "Text")]
         pub holds: String,
+        /// The support group; null when none (and on older tickets).
+        pub group_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -233,6 +235,93 @@ pub mod incident_link {
         #[sea_orm(primary_key, auto_increment = false)]
         pub ticket_id: String,
         pub linked_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod support_group {
+    use sea_orm::entity::prelude::*;
+
+    /// A support group; `body` is the JSON of the domain's group.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "support_groups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub last_assigned: Option<String>,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod support_agent {
+    use sea_orm::entity::prelude::*;
+
+    /// An agent of the desk; `body` is the JSON of the domain's agent.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "support_agents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod shift {
+    use sea_orm::entity::prelude::*;
+
+    /// A shift of a group's roster.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "shifts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub group_id: String,
+        pub starts_at: ChronoDateTimeUtc,
+        pub ends_at: ChronoDateTimeUtc,
+        /// JSON list of agent ids, sorted.
+        #[sea_orm(column_type = "Text")]
+        pub agent_ids: String,
+        pub ended: bool,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod routing_rule {
+    use sea_orm::entity::prelude::*;
+
+    /// A routing rule; `body` is the JSON of the domain's rule.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_rules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub priority: i32,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub updated_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_
 use sea_orm_migration::prelude::*;
 
 mod emergencies;
+mod teams;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddDeskColumns),
             Box::new(emergencies::AddEmergencyHolds),
             Box::new(emergencies::AddIncidentLinks),
+            Box::new(teams::AddTeams),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod batch;
 mod emergencies;
 pub mod entity;
 pub mod migration;
+mod team;
 mod thread;
 
 use aftersales_platform::db::{corrupt, from_json, parse_code, to_json};
@@ -31,6 +32,7 @@ pub use emergencies::{
     tickets_held_by, tickets_to_hold,
 };
 use entity::{activity, calendar, clock, policy, reply, ticket};
+pub use team::*;
 pub use thread::{insert_reply, list_activity, list_replies, reply};
 
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
@@ -59,6 +61,7 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
         subject: row.subject,
         description: row.description,
         assignee: row.assignee,
+        group_id: row.group_id,
         policy_id: row.policy_id,
         breached: row.breached,
         first_response_at: row.first_response_at,
@@ -98,6 +101,7 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
         order_line_id: Set(t.product.order_line_id.clone()),
         watchers: Set(to_json(&t.watchers)?),
         holds: Set(to_json(&t.holds)?),
+        group_id: Set(t.group_id.clone()),
     })
 }
 

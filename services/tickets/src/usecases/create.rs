@@ -12,7 +12,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::{
     domain::{
-        Actor, Tier,
+        Actor, Tier, activity,
         listing::TicketFilter,
         policy,
         ticket::{NewTicket, Ticket, TicketAggregate},
@@ -120,9 +120,19 @@ impl TicketsCore {
                 agg.hold(&incident_id, policy, &schedules, cmd.now())?;
             }
         }
+        let routed = self.route_new(cmd.txn(), &mut agg, cmd.now()).await?;
         store::insert_aggregate(cmd.txn(), &agg).await?;
         let audit = Audit::new(actor, "create", String::new());
         record(&mut cmd, &agg, &events, audit).await?;
+        // Routing has a line of its own, so the log shows what it chose and why.
+        if let Some(routed) = routed {
+            let system = Actor::system("tickets");
+            let audit = Audit {
+                changes: activity::changes(&routed.before, &agg.ticket),
+                ..Audit::new(&system, "route", routed.detail)
+            };
+            record(&mut cmd, &agg, &routed.events, audit).await?;
+        }
         cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
             .await?;
         Ok(agg.ticket)

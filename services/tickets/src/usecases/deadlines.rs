@@ -1,6 +1,6 @@
 //! What the tickets service keeps on its deadline queue and what firing it means: an SLA
 //! clock's next instant (a warning, or a breach that may escalate the ticket, once per
-//! cycle). The deadline worker claims due members and hands them here in batches; the
+//! cycle), and a shift's end (its open work handed over, see `routing`). The deadline worker claims due members and hands them here in batches; the
 //! database is the truth, and [`Deadlines::reconcile`] rebuilds the schedule from it.
 //! Also the SLA status read, the ticket and its clocks as one snapshot.
 
@@ -32,7 +32,12 @@ const FIRE_SCOPE: &str = "tickets.FireClocks";
 pub enum TicketsDeadline {
     /// An SLA clock's next warning or breach, by the clock id.
     Clock(String),
+    /// A shift's end, when its open work is handed over, by the shift id.
+    ShiftEnd(String),
 }
+
+/// The text form of a shift's end: `shift-end:<shift id>`.
+const SHIFT_END: &str = "shift-end:";
 
 /// A clock's text form is its bare id: released versions scheduled that, so it never
 /// changes. Clock ids are UUIDs; text with a `:` is a prefixed member (another service's
@@ -41,10 +46,14 @@ impl Member for TicketsDeadline {
     fn to_text(&self) -> String {
         match self {
             Self::Clock(id) => id.clone(),
+            Self::ShiftEnd(id) => format!("{SHIFT_END}{id}"),
         }
     }
 
     fn from_text(text: &str) -> Option<Self> {
+        if let Some(id) = text.strip_prefix(SHIFT_END) {
+            return (!id.is_empty()).then(|| Self::ShiftEnd(id.to_owned()));
+        }
         (!text.is_empty() && !text.contains(':')).then(|| Self::Clock(text.to_owned()))
     }
 }
@@ -53,17 +62,40 @@ impl Deadlines for TicketsCore {
     type Member = TicketsDeadline;
     type Error = TicketsError;
 
+    /// Clocks fire together in one command; each shift's end in one of its own.
     async fn fire(&self, batch: &[Due<TicketsDeadline>]) -> Result<(), TicketsError> {
-        self.fire_clocks(batch).await
+        let mut clocks = Vec::with_capacity(batch.len());
+        let mut shift_ends = Vec::new();
+        for due in batch {
+            match &due.member {
+                TicketsDeadline::Clock(id) => clocks.push(id.clone()),
+                TicketsDeadline::ShiftEnd(id) => shift_ends.push(id.as_str()),
+            }
+        }
+        self.fire_clocks(&clocks).await?;
+        for shift_id in shift_ends {
+            self.end_shift(shift_id).await?;
+        }
+        Ok(())
     }
 
-    /// Puts every clock that can still fire back on the schedule.
+    /// Puts every clock that can still fire, and every shift end not handled, back on the
+    /// schedule.
     async fn reconcile(&self, queue: &DeadlineQueue) -> Result<u64, TicketsError> {
         let db = self.db();
-        schedule_all(queue, TicketsDeadline::Clock, |after, limit| async move {
+        let clocks = schedule_all(queue, TicketsDeadline::Clock, |after, limit| async move {
             Ok::<_, TicketsError>(store::pending_fire_times(db, &after, limit).await?)
         })
-        .await
+        .await?;
+        let shift_ends = schedule_all(
+            queue,
+            TicketsDeadline::ShiftEnd,
+            |after, limit| async move {
+                Ok::<_, TicketsError>(store::pending_shift_ends(db, &after, limit).await?)
+            },
+        )
+        .await?;
+        Ok(clocks + shift_ends)
     }
 }
 
@@ -73,19 +105,13 @@ impl TicketsCore {
     /// once, and one commit covers them all. Idempotent: a clock already warned or
     /// breached does nothing, one not due yet is only put back on the schedule, one that
     /// is gone is left out.
-    async fn fire_clocks(&self, batch: &[Due<TicketsDeadline>]) -> Result<(), TicketsError> {
-        if batch.is_empty() {
+    async fn fire_clocks(&self, clock_ids: &[String]) -> Result<(), TicketsError> {
+        if clock_ids.is_empty() {
             return Ok(());
         }
-        let clock_ids: Vec<String> = batch
-            .iter()
-            .map(|due| match &due.member {
-                TicketsDeadline::Clock(id) => id.clone(),
-            })
-            .collect();
         let mut cmd = self.pipeline.begin_unkeyed(FIRE_SCOPE).await?;
         let now = cmd.now();
-        let mut by_ticket: Vec<(String, String)> = store::clock_ticket_ids(cmd.txn(), &clock_ids)
+        let mut by_ticket: Vec<(String, String)> = store::clock_ticket_ids(cmd.txn(), clock_ids)
             .await?
             .into_iter()
             .map(|(clock, ticket)| (ticket, clock))
@@ -136,7 +162,7 @@ impl TicketsCore {
             })
             .collect();
         record_all(&mut cmd, changes).await?;
-        cmd.commit(&self.pipeline, &Remembered::ids(clock_ids))
+        cmd.commit(&self.pipeline, &Remembered::ids(clock_ids.iter().cloned()))
             .await?;
         Ok(())
     }
@@ -177,6 +203,14 @@ mod tests {
         assert_eq!(member.to_text(), id, "what earlier versions scheduled");
         assert_eq!(TicketsDeadline::from_text(id), Some(member.clone()));
         assert_eq!(TicketsDeadline::from_text(&member.to_text()), Some(member));
+    }
+
+    #[test]
+    fn a_shift_end_has_a_prefixed_form_of_its_own() {
+        let member = TicketsDeadline::ShiftEnd("night:2030-01-07".into());
+        assert_eq!(member.to_text(), "shift-end:night:2030-01-07");
+        assert_eq!(TicketsDeadline::from_text(&member.to_text()), Some(member));
+        assert_eq!(TicketsDeadline::from_text("shift-end:"), None);
     }
 
     #[test]

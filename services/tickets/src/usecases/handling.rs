@@ -1,4 +1,4 @@
-//! Handling a ticket: status changes and reopening, assignment, escalation (also when
+//! Handling a ticket: status changes and reopening, escalation (also when
 //! another service's event asks for it, inside the consumer's transaction), and severity
 //! changes, which match the ticket to the current policy again. Every reason is masked
 //! before the ticket's history keeps it.
@@ -46,23 +46,6 @@ impl TicketsCore {
             PolicyChoice::Kept,
             audit,
             |agg, j, now| agg.reopen(reason, &j.policy, &j.schedules, now),
-        )
-        .await
-    }
-
-    pub async fn assign(
-        &self,
-        ticket_id: &str,
-        assignee: &str,
-        actor: &Actor,
-    ) -> Result<Ticket, TicketsError> {
-        let audit = Audit::new(actor, "assign", assignee.to_owned());
-        self.command(
-            "tickets.Assign",
-            ticket_id,
-            PolicyChoice::Kept,
-            audit,
-            |agg, _, now| agg.assign(assignee.to_owned(), now).map(|()| Vec::new()),
         )
         .await
     }

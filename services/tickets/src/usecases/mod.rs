@@ -24,6 +24,8 @@ mod handling;
 mod incidents;
 mod policies;
 mod replies;
+mod routing;
+mod teams;
 mod watchers;
 
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub use create::TicketPage;
 pub use deadlines::TicketsDeadline;
 pub use incidents::IncidentUpdate;
 pub use replies::{NewEntry, Page};
+pub use routing::Risk;
+pub use teams::Coverage;
 
 use crate::{
     domain::{

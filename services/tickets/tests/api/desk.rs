@@ -214,10 +214,20 @@ async fn activity_log_and_watchers(backend: Backend) {
     };
     use aftersales_protos::common::v1::ActorRole;
     app.client
+        .upsert_support_group(crate::team_support::group("orders", &[], false))
+        .await
+        .unwrap();
+    app.client
+        .upsert_agent(crate::team_support::agent("agent-7", &["orders"], &[], 5))
+        .await
+        .unwrap();
+    app.client
         .assign(pb::AssignRequest {
             ticket_id: t.id.clone(),
             assignee: "agent-7".into(),
             actor: actor("sup-1", ActorRole::Supervisor),
+            group_id: "orders".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap();
@@ -291,8 +301,11 @@ async fn activity_log_and_watchers(backend: Backend) {
             (
                 "assign",
                 "sup-1",
-                "agent-7",
-                vec![change("assignee", "", "agent-7")]
+                "group orders, agent agent-7",
+                vec![
+                    change("group", "", "orders"),
+                    change("assignee", "", "agent-7")
+                ]
             ),
             (
                 "add_watcher",

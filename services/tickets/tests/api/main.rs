@@ -12,5 +12,7 @@ mod personal_data;
 mod product_facts;
 mod replays;
 mod sla;
+mod team_support;
 mod tickets;
 mod tiers;
+mod week;

@@ -244,7 +244,26 @@ fn activity_changes_name_each_field_before_and_after() {
     let (mut a, _) = open(Severity::General, &p);
     let before = a.ticket.clone();
     assert!(changes(&before, &a.ticket).is_empty());
-    a.assign("agent-7".into(), t(5)).unwrap();
+    let events = a
+        .route(
+            Some("orders".into()),
+            Some("agent-7".into()),
+            "manual",
+            t(5),
+        )
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        a.route(
+            Some("orders".into()),
+            Some("agent-7".into()),
+            "manual",
+            t(6)
+        )
+        .unwrap()
+        .is_empty(),
+        "the same assignment again changes nothing"
+    );
     a.add_watcher(team("legal")).unwrap();
     let change = |field: &str, before: &str, after: &str| FieldChange {
         field: field.into(),
@@ -254,6 +273,7 @@ fn activity_changes_name_each_field_before_and_after() {
     assert_eq!(
         changes(&before, &a.ticket),
         [
+            change("group", "", "orders"),
             change("assignee", "", "agent-7"),
             change("watchers", "", "team:legal"),
         ]
