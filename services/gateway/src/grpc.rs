@@ -138,6 +138,16 @@ impl PartnerService for PartnerApi {
         ))
     }
 
+    async fn request_job_parts(
+        &self,
+        request: Request<pb::RequestJobPartsRequest>,
+    ) -> Result<Response<pb::PartnerJobParts>, Status> {
+        let (partner, message) = self.admit(request).await?;
+        Ok(Response::new(
+            self.gateway.request_parts(&partner, message).await?,
+        ))
+    }
+
     async fn list_settlements(
         &self,
         request: Request<pb::ListSettlementsRequest>,

@@ -272,6 +272,41 @@ impl Gateway {
         .await
     }
 
+    /// Reserves parts for one of the partner's jobs. Dispatch scopes the job and the site
+    /// to the partner and checks every line; the answer shows the job as its partner sees
+    /// it.
+    pub async fn request_parts(
+        &self,
+        partner: &Partner,
+        request: partner::RequestJobPartsRequest,
+    ) -> Result<partner::PartnerJobParts, GatewayError> {
+        let mut v = Violations::new();
+        check_job_id(&mut v, &request.job_id);
+        v.id("site_id", &request.site_id);
+        if request.lines.is_empty() {
+            v.add("lines", "at least one line is required");
+        }
+        let idempotency_key = scoped_idempotency_key(&mut v, partner, &request.idempotency_key);
+        finish(v)?;
+        let mut client = self.dispatch.clone();
+        let parts = self
+            .forward(
+                Upstream::Dispatch,
+                client.request_parts(dispatch::RequestPartsRequest {
+                    idempotency_key,
+                    job_id: request.job_id,
+                    site_id: request.site_id,
+                    lines: request.lines,
+                    actor: Some(actor(partner)),
+                }),
+            )
+            .await?;
+        Ok(partner::PartnerJobParts {
+            job: parts.job.map(|job| mapping::partner_job(job, &partner.id)),
+            reservations: parts.reservations,
+        })
+    }
+
     async fn job(&self, partner: &Partner, job_id: &str) -> Result<dispatch::Job, GatewayError> {
         let mut client = self.dispatch.clone();
         self.forward(

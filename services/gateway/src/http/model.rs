@@ -6,6 +6,7 @@
 mod commands;
 mod enums;
 mod jobs;
+mod parts;
 mod settlements;
 mod tracking;
 mod webhooks;
@@ -16,13 +17,14 @@ pub use commands::{
 };
 pub use enums::{
     AreaKind, CompletionMode, CompletionOutcome, DeliveryState, EndpointState, EndpointStateChange,
-    JobStatus, OfferStatus, Payer, QuoteLineKind, QuoteStatus, SettlementStatus, TrackingKind,
-    Urgency,
+    JobStatus, OfferStatus, Payer, QuoteLineKind, QuoteStatus, ReservationStatus, SettlementStatus,
+    TrackingKind, Urgency,
 };
 pub use jobs::{
     Completion, Contact, GeoPoint, Job, JobPage, Location, Offer, OfferList, Photo, Quote,
     QuoteLine,
 };
+pub use parts::{JobParts, PartLineInput, PartsRequestBody, Reservation};
 pub use settlements::{Settlement, SettlementLine, SettlementPage};
 pub use tracking::{TrackingAck, TrackingBody};
 pub use webhooks::{

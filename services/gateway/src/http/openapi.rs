@@ -187,6 +187,7 @@ mod tests {
             "/v1/jobs/{job_id}/quotes",
             "/v1/jobs/{job_id}/complete",
             "/v1/jobs/{job_id}/resolve-remotely",
+            "/v1/jobs/{job_id}/parts-requests",
             "/v1/settlements",
             "/v1/carriers/{carrier}/tracking",
             "/v1/webhook-endpoints",
@@ -206,7 +207,7 @@ mod tests {
             .values()
             .map(|item| item.as_object().unwrap().len())
             .sum();
-        assert_eq!(operations, 23);
+        assert_eq!(operations, 24);
         let endpoint = doc["paths"]["/v1/webhook-endpoints/{endpoint_id}"]
             .as_object()
             .unwrap();

@@ -22,9 +22,9 @@ use crate::{
         Admitted, Carrier, HttpState, JobId, JsonBody, RawBody,
         error::ApiError,
         model::{
-            CompleteBody, DeclineBody, Health, Job, JobListParams, JobPage, JobStatus, OfferList,
-            PageParams, Quote, QuoteBody, ResolveRemotelyBody, ScheduleBody, SettlementPage,
-            TrackingAck, TrackingBody, VisitBody,
+            CompleteBody, DeclineBody, Health, Job, JobListParams, JobPage, JobParts, JobStatus,
+            OfferList, PageParams, PartsRequestBody, Quote, QuoteBody, ResolveRemotelyBody,
+            ScheduleBody, SettlementPage, TrackingAck, TrackingBody, VisitBody,
         },
         openapi::{self, CarrierFailures, Failures, SecuritySchemes},
         parse_json,
@@ -45,6 +45,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/jobs/{job_id}/quotes", post(submit_quote))
         .route("/v1/jobs/{job_id}/complete", post(complete_job))
         .route("/v1/jobs/{job_id}/resolve-remotely", post(resolve_remotely))
+        .route("/v1/jobs/{job_id}/parts-requests", post(request_parts))
         .route("/v1/settlements", get(list_settlements))
         .route("/v1/carriers/{carrier}/tracking", post(carrier_tracking))
         .merge(webhooks::routes())
@@ -264,6 +265,30 @@ async fn resolve_remotely(
     Ok(Json(job.into()))
 }
 
+/// Reserves the parts an accepted or scheduled job needs at a site: what is on hand is
+/// held at once; if anything is missing the job waits for parts (`waiting_for_parts`)
+/// until receipts make the request whole, and the webhook event `dispatch.JobPartsReady`
+/// tells you. A fix consumes the reservation; any other end releases it.
+#[utoipa::path(post, path = "/v1/jobs/{job_id}/parts-requests", tag = "jobs",
+    params(("job_id" = String, Path, min_length = 1, max_length = 128),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 64, description = "A retry with the same key returns the first answer")),
+    request_body = PartsRequestBody,
+    responses((status = 200, body = JobParts), Failures))]
+async fn request_parts(
+    State(state): State<HttpState>,
+    Admitted(partner): Admitted,
+    JobId(job_id): JobId,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PartsRequestBody>,
+) -> Answer<JobParts> {
+    let key = idempotency_key(&headers)?;
+    let parts = state
+        .gateway
+        .request_parts(&partner, body.into_request(job_id, key))
+        .await?;
+    Ok(Json(parts.into()))
+}
+
 /// Your monthly statements.
 #[utoipa::path(get, path = "/v1/settlements", tag = "settlements",
     params(PageParams),
@@ -381,7 +406,7 @@ fn finish(v: Violations) -> Result<(), ApiError> {
     paths(
         healthz, openapi_json, list_offers, accept_offer, decline_offer, list_jobs, get_job,
         schedule_visit, record_visit, submit_quote, complete_job, resolve_remotely,
-        list_settlements,
+        request_parts, list_settlements,
         carrier_tracking, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint,
         webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,

@@ -12,6 +12,7 @@ mod helpers;
 mod isolation;
 mod keys;
 mod limits;
+mod parts;
 mod remote;
 mod serving;
 mod tokens;

@@ -191,3 +191,15 @@ proto_enum!(DeliveryState => webhooks::DeliveryState {
     Delivered => Delivered,
     Failed => Failed,
 });
+
+text_enum! {
+    /// Open: held (in whole or in part) for the job; consumed by its fix; released when
+    /// the job ended otherwise.
+    #[derive(ToSchema)]
+    ReservationStatus { Open = "open", Consumed = "consumed", Released = "released" }
+}
+proto_enum!(ReservationStatus => dispatch::ReservationStatus {
+    Open => Open,
+    Consumed => Consumed,
+    Released => Released,
+});
