@@ -25,8 +25,9 @@ const MAX_LIST: usize = 200;
 /// The longest group name.
 const MAX_NAME: usize = 200;
 
-/// A list of codes under `field[i]`, sorted without duplicates (`dedup`) or refused when one
-/// appears twice.
+/// A list of codes under `field[i]`, in the request's order, without duplicates (`dedup`)
+/// or refused when one appears twice. The use case sorts them once checked, so the index
+/// a later violation names is the request's.
 fn codes(v: &mut Violations, field: &str, values: &[String], dedup: bool) -> Vec<String> {
     v.max_count(field, values, MAX_LIST);
     let mut out: Vec<String> = Vec::with_capacity(values.len());
@@ -42,7 +43,6 @@ fn codes(v: &mut Violations, field: &str, values: &[String], dedup: bool) -> Vec
             out.push(code);
         }
     }
-    out.sort();
     out
 }
 

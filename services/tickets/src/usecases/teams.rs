@@ -29,6 +29,14 @@ pub struct Coverage {
     pub gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
+/// A checked list as it is kept: sorted, each once.
+fn sorted(values: &[String]) -> Vec<String> {
+    let mut values = values.to_vec();
+    values.sort();
+    values.dedup();
+    values
+}
+
 impl TicketsCore {
     pub async fn upsert_group(
         &self,
@@ -57,6 +65,10 @@ impl TicketsCore {
                     )
                     .into());
                 }
+                let group = &SupportGroup {
+                    skills: sorted(&group.skills),
+                    ..group.clone()
+                };
                 store::upsert_group(cmd.txn(), group, cmd.now()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&group.id))
                     .await?;
@@ -97,6 +109,11 @@ impl TicketsCore {
                         .into());
                     }
                 }
+                let agent = &Agent {
+                    group_ids: sorted(&agent.group_ids),
+                    skills: sorted(&agent.skills),
+                    ..agent.clone()
+                };
                 store::upsert_agent(cmd.txn(), agent, cmd.now()).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agent.id))
                     .await?;
@@ -187,6 +204,10 @@ impl TicketsCore {
                     ))
                     .into());
                 }
+                let shift = &Shift {
+                    agent_ids: sorted(&shift.agent_ids),
+                    ..shift.clone()
+                };
                 store::upsert_shift(cmd.txn(), shift, cmd.now()).await?;
                 // An end moved later fires at the earlier instant first, finds the shift
                 // not due and is put back for its end: early on the queue, never early here.

@@ -79,7 +79,11 @@ async fn thread(
 }
 
 /// Every line of the activity log, `page_size` at a time.
-async fn activity(app: &mut TestApp, ticket_id: &str, page_size: u32) -> Vec<pb::ActivityEntry> {
+pub async fn activity(
+    app: &mut TestApp,
+    ticket_id: &str,
+    page_size: u32,
+) -> Vec<pb::ActivityEntry> {
     let mut request = pb::ListActivityRequest {
         ticket_id: ticket_id.into(),
         page_size,
@@ -101,7 +105,7 @@ async fn activity(app: &mut TestApp, ticket_id: &str, page_size: u32) -> Vec<pb:
     }
 }
 
-fn change(field: &str, before: &str, after: &str) -> pb::FieldChange {
+pub fn change(field: &str, before: &str, after: &str) -> pb::FieldChange {
     pb::FieldChange {
         field: field.into(),
         before: before.into(),

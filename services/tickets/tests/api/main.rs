@@ -11,6 +11,7 @@ mod other_services;
 mod personal_data;
 mod product_facts;
 mod replays;
+mod routing;
 mod sla;
 mod team_support;
 mod tickets;
