@@ -123,11 +123,12 @@ APP_COUNTERS_GAUGES = {
     "sla_breaches_total", "outbox_backlog", "outbox_oldest_age_seconds",
     "event_consumer_lag", "event_consumer_pending", "db_pool_connections",
     "db_pool_max_connections", "redis_commands_total", "http_server_requests_total",
-    "gateway_rate_limited_total",
+    "gateway_rate_limited_total", "webhook_delivery_attempts_total",
+    "webhook_endpoints_disabled_total", "parts_low_stock_total",
 }
 APP_HISTOGRAMS = {
     "grpc_server_request_duration_seconds", "sla_firing_lateness_seconds",
-    "http_server_request_duration_seconds",
+    "http_server_request_duration_seconds", "webhook_delivery_attempt_duration_seconds",
 }
 # Names of the contract the code registers but does not report yet. An alert or panel
 # that reads one must say so (its runbook section, the panel's title or description:
