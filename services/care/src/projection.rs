@@ -9,6 +9,8 @@
 //! a command nested in the consumer's transaction, and scheduled by the pipeline once
 //! that transaction has committed (the `committed` hook), never before.
 
+mod costs;
+
 use std::sync::Arc;
 
 use aftersales_eventbus::consumer::EventEnvelopeHandler;
@@ -299,6 +301,7 @@ async fn apply_work(
     payload: &Payload,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    costs::apply(txn, &e.id, payload, at).await?;
     match payload {
         Payload::ReturnRequested(requested) => {
             let Some(r) = &requested.r#return else {

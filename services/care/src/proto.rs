@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     Category, Channel, FollowUpStatus, KpiDimension, Severity, SurveySubject, TaskKind,
     TicketState, Tier, TimelineKind,
+    cost::{CostDimension, CostFigures, CostGroup, CostPeriod, Turnover},
     customer::{Contact, Customer},
     followup::FollowUp,
     incident::EscalationLevel,
@@ -281,5 +282,80 @@ pub fn quality_count(q: &QualityCount) -> pb::QualityCount {
         this_week: q.this_week,
         last_week: q.last_week,
         change: q.change(),
+    }
+}
+
+pub fn cost_dimension(d: CostDimension) -> i32 {
+    (match d {
+        CostDimension::All => pb::CostDimension::Unspecified,
+        CostDimension::Ticket => pb::CostDimension::Ticket,
+        CostDimension::ProductLine => pb::CostDimension::ProductLine,
+        CostDimension::Region => pb::CostDimension::Region,
+    }) as i32
+}
+
+pub fn cost_dimension_of(value: i32) -> Option<CostDimension> {
+    Some(match pb::CostDimension::try_from(value).ok()? {
+        pb::CostDimension::Unspecified => CostDimension::All,
+        pb::CostDimension::Ticket => CostDimension::Ticket,
+        pb::CostDimension::ProductLine => CostDimension::ProductLine,
+        pb::CostDimension::Region => CostDimension::Region,
+    })
+}
+
+pub fn cost_period(p: CostPeriod) -> i32 {
+    (match p {
+        CostPeriod::Whole => pb::CostPeriod::Unspecified,
+        CostPeriod::Day => pb::CostPeriod::Day,
+        CostPeriod::Week => pb::CostPeriod::Week,
+        CostPeriod::Month => pb::CostPeriod::Month,
+    }) as i32
+}
+
+pub fn cost_period_of(value: i32) -> Option<CostPeriod> {
+    Some(match pb::CostPeriod::try_from(value).ok()? {
+        pb::CostPeriod::Unspecified => CostPeriod::Whole,
+        pb::CostPeriod::Day => CostPeriod::Day,
+        pb::CostPeriod::Week => CostPeriod::Week,
+        pb::CostPeriod::Month => CostPeriod::Month,
+    })
+}
+
+fn money_of(minor: i64, currency: &str) -> Option<common::Money> {
+    Some(common::Money {
+        minor_units: minor,
+        currency: currency.to_owned(),
+    })
+}
+
+fn cost_figures(f: &CostFigures) -> pb::CostFigures {
+    let c = f.currency.as_str();
+    pb::CostFigures {
+        currency: f.currency.clone(),
+        labour: money_of(f.labour, c),
+        parts: money_of(f.parts, c),
+        logistics: money_of(f.logistics, c),
+        compensation: money_of(f.compensation, c),
+        total: money_of(f.total(), c),
+        returned_goods_value: money_of(f.returned_goods, c),
+        cost_share: f.share(),
+    }
+}
+
+pub fn turnover(t: &Turnover) -> pb::PartsTurnover {
+    pb::PartsTurnover {
+        consumed_units: u64::try_from(t.consumed).unwrap_or_default(),
+        average_on_hand_units: t.average_on_hand,
+        turnover: t.turnover,
+    }
+}
+
+pub fn cost_group(g: &CostGroup) -> pb::CostGroup {
+    pb::CostGroup {
+        key: g.key.clone(),
+        period_start: g.period_start.map(timestamp),
+        figures: g.figures.iter().map(cost_figures).collect(),
+        tickets: g.tickets,
+        parts_turnover: g.turnover.as_ref().map(turnover),
     }
 }

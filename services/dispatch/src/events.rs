@@ -1,7 +1,7 @@
 //! The events the dispatch service publishes on the `dispatch` stream: a job's (about the
-//! job, by its id), a settlement's (about the settlement) and a low-stock warning (about
-//! the part). Each event a partner must be
-//! pushed names that partner.
+//! job, by its id), a settlement's (about the settlement), a low-stock warning and a stock
+//! level change (about the part), and a finished job's cost (about the job). Each event a
+//! partner must be pushed names that partner.
 
 use aftersales_eventbus::{envelope::new_event, outbox::NewEvent};
 use aftersales_platform::codes::{ProtoEnum, timestamp};
@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{
-        QuoteStatus,
+        Money, Payer, QuoteLineKind, QuoteStatus,
         job::{JobAggregate, JobEvent},
         parts::Stock,
+        quote::Quote,
         settlement::{Settlement, SettlementEvent},
     },
     proto,
@@ -63,6 +64,110 @@ pub fn encode_low_stock(rows: &[Stock], now: DateTime<Utc>) -> Vec<NewEvent> {
                 in_transit: units(s.in_transit),
             });
             new_event(STREAM, "dispatch", &s.part_id, payload, now)
+        })
+        .collect()
+}
+
+/// One part a finished job consumed, with its fee-schedule value if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub part_id: String,
+    pub site_id: String,
+    pub quantity: i64,
+    pub unit_value: Option<Money>,
+}
+
+/// A stock row's on-hand change in one command, with the site's region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelChange {
+    pub part_id: String,
+    pub site_id: String,
+    pub region_code: String,
+    pub delta: i64,
+    pub consumed: i64,
+    pub on_hand: i64,
+}
+
+/// What an approved quote costs, split into labour (labour and call-out lines) and the
+/// parts the partner supplied; `None` for a quote not approved.
+fn quote_cost(q: &Quote) -> Option<ev::QuoteCost> {
+    if q.status != QuoteStatus::Approved {
+        return None;
+    }
+    let sum = |labour: bool| {
+        let minor = q
+            .lines
+            .iter()
+            .filter(|l| (l.kind == QuoteLineKind::Part) != labour)
+            .map(|l| l.unit_price.minor.saturating_mul(i64::from(l.quantity)))
+            .fold(0_i64, i64::saturating_add);
+        proto::money(&Money::new(minor, &q.total.currency))
+    };
+    Some(ev::QuoteCost {
+        quote_id: q.id.clone(),
+        labour: Some(sum(true)),
+        parts: Some(sum(false)),
+        company_pays: q.payer == Payer::Company,
+        approved_at: Some(timestamp(q.reviewed_at.unwrap_or(q.submitted_at))),
+    })
+}
+
+/// The `RepairCosted` of a job that just finished: its approved quotes and the parts it
+/// consumed from stock.
+pub fn encode_repair_cost(
+    agg: &JobAggregate,
+    consumed: &[Consumed],
+    now: DateTime<Utc>,
+) -> NewEvent {
+    new_event(
+        STREAM,
+        "dispatch",
+        &agg.job.id,
+        repair_cost(agg, consumed, now),
+        now,
+    )
+}
+
+fn repair_cost(agg: &JobAggregate, consumed: &[Consumed], now: DateTime<Utc>) -> Payload {
+    let j = &agg.job;
+    Payload::RepairCosted(ev::RepairCosted {
+        job_id: j.id.clone(),
+        ticket_id: j.ticket_id.clone(),
+        return_id: j.return_id.clone().unwrap_or_default(),
+        partner_id: j.partner_id.clone().unwrap_or_default(),
+        product_line: j.product_line.clone(),
+        region_code: j.region_code.clone(),
+        quotes: agg.quotes.iter().filter_map(quote_cost).collect(),
+        parts: consumed
+            .iter()
+            .map(|c| ev::ConsumedPart {
+                part_id: c.part_id.clone(),
+                site_id: c.site_id.clone(),
+                quantity: u64::try_from(c.quantity).unwrap_or_default(),
+                unit_value: c.unit_value.as_ref().map(proto::money),
+            })
+            .collect(),
+        completed_at: Some(timestamp(
+            j.completion.as_ref().map_or(now, |c| c.completed_at),
+        )),
+    })
+}
+
+/// A `StockLevelChanged` for each stock row whose quantity on hand changed, about the part.
+pub fn encode_stock_levels(changes: &[LevelChange], now: DateTime<Utc>) -> Vec<NewEvent> {
+    changes
+        .iter()
+        .map(|c| {
+            let payload = Payload::StockLevelChanged(ev::StockLevelChanged {
+                part_id: c.part_id.clone(),
+                site_id: c.site_id.clone(),
+                region_code: c.region_code.clone(),
+                on_hand_delta: c.delta,
+                consumed: u64::try_from(c.consumed).unwrap_or_default(),
+                on_hand: c.on_hand,
+                changed_at: Some(timestamp(now)),
+            });
+            new_event(STREAM, "dispatch", &c.part_id, payload, now)
         })
         .collect()
 }
@@ -140,6 +245,8 @@ fn payload(agg: &JobAggregate, event: &JobEvent) -> Payload {
             return_id: j.return_id.clone().unwrap_or_default(),
             mode: j.completion.as_ref().map_or(0, |c| c.mode.to_proto()),
         }),
+        // A quote approved after the job finished: its parts were counted at completion.
+        JobEvent::Costed => repair_cost(agg, &[], j.updated_at),
         JobEvent::PartsReady => Payload::JobPartsReady(ev::JobPartsReady {
             job_id,
             partner_id: j.partner_id.clone().unwrap_or_default(),

@@ -125,6 +125,20 @@ fn payload(agg: &ReturnAggregate, event: &ReturnEvent) -> Payload {
             verdict: verdict.to_proto(),
             lab_reference: lab_reference.clone(),
         }),
+        // The fee only: the carrier and tracking number stay on the return.
+        ReturnEvent::PickupBooked => Payload::PickupBooked(ev::PickupBooked {
+            return_id,
+            ticket_id: r.ticket_id.clone().unwrap_or_default(),
+            order_id: r.order_id.clone(),
+            // A pickup booked without a fee is no cost.
+            fee: r
+                .shipment
+                .as_ref()
+                .map(|s| &s.fee)
+                .filter(|fee| fee.minor != 0)
+                .map(proto::money),
+            booked_at: r.shipment.as_ref().map(|s| timestamp(s.booked_at)),
+        }),
     }
 }
 

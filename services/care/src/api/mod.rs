@@ -226,6 +226,29 @@ impl CareService for CareApi {
         }))
     }
 
+    async fn get_cost_report(
+        &self,
+        request: Request<pb::GetCostReportRequest>,
+    ) -> Result<Response<pb::CostReport>, Status> {
+        let q = request::cost_report(request.get_ref())?;
+        let report = self.core.cost_report(&q).await?;
+        Ok(Response::new(pb::CostReport {
+            from: Some(timestamp(q.from)),
+            to: Some(timestamp(q.to)),
+            group_by: proto::cost_dimension(q.by),
+            period: proto::cost_period(q.period),
+            groups: report.groups.iter().map(proto::cost_group).collect(),
+            parts: report
+                .parts
+                .iter()
+                .map(|(part_id, t)| pb::PartTurnover {
+                    part_id: part_id.clone(),
+                    turnover: Some(proto::turnover(t)),
+                })
+                .collect(),
+        }))
+    }
+
     async fn get_quality_report(
         &self,
         request: Request<pb::GetQualityReportRequest>,

@@ -38,6 +38,7 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("BroadcastNotice"), &[SUPERVISOR, MANAGER]),
     (rpc!("GetKpis"), &[ANALYST, SUPERVISOR, MANAGER]),
     (rpc!("GetQualityReport"), &[ANALYST, SUPERVISOR, MANAGER]),
+    (rpc!("GetCostReport"), &[ANALYST, SUPERVISOR, MANAGER]),
     (rpc!("ExportCustomerData"), &[PII_READ]),
     (rpc!("EraseCustomer"), &[ADMIN]),
     (rpc!("UpsertTierRules"), &[ADMIN]),

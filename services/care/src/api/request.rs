@@ -17,6 +17,7 @@ use tonic::Status;
 use crate::{
     domain::{
         KpiDimension, Reader, SurveySubject, TaskKind,
+        cost::{CostFilter, CostQuery},
         customer::{Contact, PurchaseStats, TierRules},
         followup::{self, Outcome},
         listing::{FollowUpFilter, TaskFilter},
@@ -354,6 +355,61 @@ pub fn kpis(
         (Some(from), Some(to), Some(by)) => Ok((from, to, by)),
         _ => Err(Status::invalid_argument(
             "from, to and group_by are required",
+        )),
+    }
+}
+
+/// The longest span a cost report covers.
+const MAX_COST_SPAN_DAYS: i64 = 366;
+
+pub fn cost_report(r: &pb::GetCostReportRequest) -> Result<CostQuery, Status> {
+    let mut v = Violations::new();
+    let from = time(&mut v, "from", r.from.as_ref());
+    let to = time(&mut v, "to", r.to.as_ref());
+    if r.from.is_none() {
+        v.add("from", "is required");
+    }
+    if r.to.is_none() {
+        v.add("to", "is required");
+    }
+    if let (Some(from), Some(to)) = (from, to) {
+        if to <= from {
+            v.add("to", "must be after from");
+        } else if to - from > chrono::Duration::days(MAX_COST_SPAN_DAYS) {
+            v.add(
+                "to",
+                format!("must be at most {MAX_COST_SPAN_DAYS} days after from"),
+            );
+        }
+    }
+    let by = proto::cost_dimension_of(r.group_by);
+    if by.is_none() {
+        v.add("group_by", format!("unknown value {}", r.group_by));
+    }
+    let period = proto::cost_period_of(r.period);
+    if period.is_none() {
+        v.add("period", format!("unknown value {}", r.period));
+    }
+    let mut filter = |field: &str, value: &str| {
+        v.max_len(field, value, MAX_NAME);
+        non_empty(value)
+    };
+    let filter = CostFilter {
+        product_line: filter("product_line", &r.product_line),
+        region: filter("region_code", &r.region_code),
+        ticket_id: filter("ticket_id", &r.ticket_id),
+    };
+    v.finish()?;
+    match (from, to, by, period) {
+        (Some(from), Some(to), Some(by), Some(period)) => Ok(CostQuery {
+            from,
+            to,
+            by,
+            period,
+            filter,
+        }),
+        _ => Err(Status::invalid_argument(
+            "from, to, group_by and period are required",
         )),
     }
 }

@@ -3,7 +3,9 @@
 
 use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
 
+mod costs;
 mod incidents;
+use costs::CreateCosts;
 use incidents::CreateIncidents;
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(aftersales_platform::audit::migration::CreateAuditRecords),
             Box::new(MovePiiReadsToAuditRecords),
             Box::new(CreateIncidents),
+            Box::new(CreateCosts),
         ]
     }
 }

@@ -8,6 +8,7 @@
 //! touches (so consumers of different streams serialise on it); several follow-ups, as
 //! the deadline worker fires them, are locked by id.
 
+mod costs;
 mod customers;
 mod entity;
 mod facts;
@@ -20,6 +21,7 @@ mod timeline;
 
 use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
 
+pub use costs::{add_cost_entries, add_stock_change, cost_entries, stock_changes};
 pub use customers::{
     SealedCustomer, customer_by_phone_hash, customers_after, customers_in_region,
     customers_with_clear_names, get_customer, get_setting, inactive_customers,

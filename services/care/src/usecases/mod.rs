@@ -9,6 +9,7 @@
 //!
 //! May depend on `domain`, `store`, `events` and `ports`; never on `api` or protobuf.
 
+pub mod costs;
 pub mod data_rights;
 pub mod deadlines;
 pub mod follow_ups;
@@ -23,6 +24,7 @@ use aftersales_runtime::command::{Pipeline, Remembered};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
 
+pub use costs::CostReport;
 pub use data_rights::CustomerData;
 pub use deadlines::CareDeadline;
 pub use kpis::QualityReport;

@@ -15,7 +15,7 @@ use crate::{
         listing::JobFilter,
     },
     error::{DispatchError, not_found},
-    store,
+    events, store,
 };
 
 use super::{Changes, ContactRight, DispatchCore, forbid_partner, paged, replayed, save};
@@ -112,7 +112,9 @@ impl DispatchCore {
                 let events =
                     agg.complete(outcome, photos.clone(), &masked(notes), actor, cmd.now())?;
                 let settled = self.settle_parts(&mut cmd, &agg).await?;
+                let cost = events::encode_repair_cost(&agg, &settled.consumed, cmd.now());
                 save(&mut cmd, &agg, events.into()).await?;
+                cmd.publish(vec![cost]).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
                 self.after_settling(settled).await;
@@ -144,7 +146,9 @@ impl DispatchCore {
                 let (mut cmd, mut agg) = self.lock(cmd, id, actor).await?;
                 let events = agg.resolve_remotely(outcome, &masked(notes), actor, cmd.now())?;
                 let settled = self.settle_parts(&mut cmd, &agg).await?;
+                let cost = events::encode_repair_cost(&agg, &settled.consumed, cmd.now());
                 save(&mut cmd, &agg, events.into()).await?;
+                cmd.publish(vec![cost]).await?;
                 cmd.commit(&self.pipeline, &Remembered::id(&agg.job.id))
                     .await?;
                 self.after_settling(settled).await;

@@ -24,6 +24,7 @@ mod quotes;
 mod repairs;
 mod settlement;
 mod stock;
+mod stock_rows;
 mod visits;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};

@@ -19,7 +19,7 @@ use crate::{
 
 use super::{
     DispatchCore, forbid_partner, replayed,
-    stock::{Locked, warned},
+    stock_rows::{Locked, warned},
 };
 
 const PART_SCOPE: &str = "dispatch.RegisterPart";

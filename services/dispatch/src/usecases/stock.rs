@@ -17,15 +17,17 @@ use crate::{
         job::{JobAggregate, JobView},
         new_id,
         parts::{
-            Movement, Receipt, Reservation, ReservationStatus, SiteKind, Stock, Transfer,
-            TransferStatus, whole,
+            Receipt, Reservation, ReservationStatus, SiteKind, Transfer, TransferStatus, whole,
         },
     },
     error::{DispatchError, not_found},
     events, store,
 };
 
-use super::{DispatchCore, InCommand, forbid_partner, replayed, save};
+use super::{
+    DispatchCore, InCommand, forbid_partner, replayed, save,
+    stock_rows::{Locked, warned},
+};
 
 const REQUEST_SCOPE: &str = "dispatch.RequestParts";
 const RECEIVE_SCOPE: &str = "dispatch.ReceiveParts";
@@ -33,127 +35,14 @@ const SHIP_SCOPE: &str = "dispatch.ShipTransfer";
 const ARRIVE_SCOPE: &str = "dispatch.ReceiveTransfer";
 const GIVE_SCOPE: &str = "dispatch.GiveReleasedParts";
 
-/// One stock row locked by a command: as read, as changed, and the changes.
-struct Entry {
-    before: Stock,
-    stock: Stock,
-    movements: Vec<Movement>,
-}
-
-impl Entry {
-    fn apply(&mut self, change: Result<Movement, DomainError>) -> Result<(), DispatchError> {
-        self.movements.push(change?);
-        Ok(())
-    }
-}
-
-/// The stock rows a command locked.
-pub(super) struct Locked(Vec<Entry>);
-
-impl Locked {
-    pub(super) async fn lock(
-        cmd: &impl InCommand,
-        keys: &[(String, String)],
-    ) -> Result<Self, DispatchError> {
-        let rows = store::lock_stock(cmd.txn(), keys, cmd.now()).await?;
-        Ok(Self(
-            rows.into_iter()
-                .map(|stock| Entry {
-                    before: stock.clone(),
-                    stock,
-                    movements: Vec::new(),
-                })
-                .collect(),
-        ))
-    }
-
-    fn find(&mut self, part_id: &str, site_id: &str) -> Option<&mut Entry> {
-        self.0
-            .iter_mut()
-            .find(|e| e.stock.part_id == part_id && e.stock.site_id == site_id)
-    }
-
-    fn row(&mut self, part_id: &str, site_id: &str) -> Result<&mut Entry, DispatchError> {
-        self.find(part_id, site_id)
-            .ok_or_else(|| not_found("stock", &format!("{part_id}@{site_id}")))
-    }
-
-    /// Changes the threshold of a locked row.
-    pub(super) fn set_threshold(
-        &mut self,
-        part_id: &str,
-        site_id: &str,
-        threshold: i64,
-    ) -> Result<(), DispatchError> {
-        self.row(part_id, site_id)?.stock.threshold = threshold;
-        Ok(())
-    }
-
-    /// Counts a locked row: the discrepancy and the figure before.
-    pub(super) fn count(
-        &mut self,
-        part_id: &str,
-        site_id: &str,
-        counted: i64,
-    ) -> Result<(i64, i64), DispatchError> {
-        let entry = self.row(part_id, site_id)?;
-        let expected = entry.stock.on_hand;
-        let (discrepancy, movement) = entry.stock.count(counted)?;
-        entry.movements.push(movement);
-        Ok((expected, discrepancy))
-    }
-
-    /// Writes every changed row (guarded against negative figures), its ledger lines under
-    /// `reference`, and a `PartLowStock` for each row that just fell below its threshold;
-    /// the rows as they are now, and how many warned.
-    pub(super) async fn save(
-        mut self,
-        cmd: &mut impl InCommand,
-        reference: &str,
-    ) -> Result<(Vec<Stock>, u32), DispatchError> {
-        let now = cmd.now();
-        let mut warned = Vec::new();
-        for entry in &mut self.0 {
-            if entry.stock.check_low() {
-                warned.push(entry.stock.clone());
-            }
-            if entry.stock == entry.before {
-                continue;
-            }
-            if !store::save_stock(cmd.txn(), &entry.before, &entry.stock, now).await? {
-                return Err(DomainError::Precondition(format!(
-                    "stock of part {} at site {} would go negative",
-                    entry.stock.part_id, entry.stock.site_id
-                ))
-                .into());
-            }
-            let moved: Vec<Movement> = entry
-                .movements
-                .iter()
-                .filter(|m| (m.on_hand, m.reserved, m.in_transit) != (0, 0, 0))
-                .copied()
-                .collect();
-            store::record_movements(cmd.txn(), &entry.stock, &moved, reference, now).await?;
-        }
-        cmd.publish(events::encode_low_stock(&warned, now)).await?;
-        let rows = self.0.into_iter().map(|e| e.stock).collect();
-        Ok((rows, warned.len() as u32))
-    }
-}
-
-/// Counts low-stock warnings once their command committed.
-pub(super) fn warned(n: u32) {
-    for _ in 0..n {
-        aftersales_platform::metrics::part_low_stock();
-    }
-}
-
 /// What settling a finished job's reservations left for after its commit.
 #[derive(Debug, Default)]
 pub(super) struct Settled {
     warnings: u32,
     /// `(site_id, part_id)` of the units released.
     released: Vec<(String, String)>,
+    /// What a fix consumed, valued for its `RepairCosted`.
+    pub(super) consumed: Vec<events::Consumed>,
 }
 
 /// A job's view with its reservations.
@@ -276,7 +165,16 @@ impl DispatchCore {
             .collect();
         let mut stock = Locked::lock(cmd, &keys).await?;
         let mut released = Vec::new();
+        let mut consumed = Vec::new();
         for line in &mut lines {
+            if consume && line.reserved > 0 {
+                consumed.push(events::Consumed {
+                    part_id: line.part_id.clone(),
+                    site_id: line.site_id.clone(),
+                    quantity: line.reserved,
+                    unit_value: self.part_value(cmd, agg, &line.part_id).await?,
+                });
+            }
             let entry = stock.row(&line.part_id, &line.site_id)?;
             let change = if consume {
                 line.status = ReservationStatus::Consumed;
@@ -292,7 +190,33 @@ impl DispatchCore {
         }
         store::save_reservations(cmd.txn(), &lines).await?;
         let (_, warnings) = stock.save(cmd, &format!("job:{}", agg.job.id)).await?;
-        Ok(Settled { warnings, released })
+        Ok(Settled {
+            warnings,
+            released,
+            consumed,
+        })
+    }
+
+    /// A consumed part's value: the job's partner's fee-schedule price of the part's fee
+    /// code; `None` when the part has no fee code or the schedule no price for it.
+    async fn part_value(
+        &self,
+        cmd: &impl InCommand,
+        agg: &JobAggregate,
+        part_id: &str,
+    ) -> Result<Option<crate::domain::Money>, DispatchError> {
+        let Some(code) = store::get_part(cmd.txn(), part_id)
+            .await?
+            .and_then(|p| p.fee_code)
+        else {
+            return Ok(None);
+        };
+        let Some(partner_id) = &agg.job.partner_id else {
+            return Ok(None);
+        };
+        Ok(store::get_partner(cmd.txn(), partner_id, false)
+            .await?
+            .and_then(|p| p.spec.fees.part(&code).cloned()))
     }
 
     /// After a finishing command committed: counts its low-stock warnings, and gives the

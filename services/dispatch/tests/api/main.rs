@@ -6,6 +6,7 @@
 
 mod capacity;
 mod contacts;
+mod costs;
 mod deadlines;
 mod flow;
 mod helpers;

@@ -100,6 +100,8 @@ pub enum ReturnEvent {
     },
     ExchangeRequested,
     RepairRequested,
+    /// A carrier pickup was booked (its fee is a logistics cost).
+    PickupBooked,
     RefundSucceeded {
         refund_id: String,
         kind: RefundKind,
@@ -308,7 +310,7 @@ impl ReturnAggregate {
         let note = format!("{} {}", shipment.carrier, shipment.tracking_number);
         self.move_to(Status::PickupBooked, actor, &note, now)?;
         self.rma.shipment = Some(shipment);
-        Ok(Vec::new())
+        Ok(vec![ReturnEvent::PickupBooked])
     }
 
     /// A carrier's tracking event moves the return forward; late or repeated events only

@@ -11,6 +11,7 @@ mod flow;
 mod helpers;
 mod permissions;
 mod personal_data;
+mod pickup_cost;
 mod repairs;
 mod replay;
 mod third_party;

@@ -199,6 +199,8 @@ pub enum JobEvent {
     QuoteReviewed {
         quote_id: String,
     },
+    /// A quote approved after the job finished: its cost is published again.
+    Costed,
     Cancelled {
         reason: String,
         /// Who held the offer or the work when the job was cancelled.

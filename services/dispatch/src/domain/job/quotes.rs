@@ -53,9 +53,14 @@ impl JobAggregate {
             .ok_or_else(|| DomainError::invalid("quote_id", "is not a quote of its job"))?;
         quote.review(approve, note, actor, now)?;
         self.job.updated_at = now;
-        Ok(vec![JobEvent::QuoteReviewed {
+        let mut events = vec![JobEvent::QuoteReviewed {
             quote_id: quote_id.to_owned(),
-        }])
+        }];
+        // The job's cost went out at its completion; a quote approved since is added.
+        if approve && self.job.completion.is_some() {
+            events.push(JobEvent::Costed);
+        }
+        Ok(events)
     }
 }
 
