@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use tonic::Code;
 
 use crate::{
+    desk::activity,
     helpers::{Backend, TestApp, create_request},
     team_support::{
         advance_to, agent, group, hours, rule, shift, spawn_at, t0, ts, upsert_rule, week_policies,
@@ -357,6 +358,8 @@ fn resolved_at(i: usize) -> Option<usize> {
 struct ModelTicket {
     group: Option<&'static str>,
     agent: Option<&'static str>,
+    /// Every agent the ticket had, in order ("" for the queue), from its first routing.
+    history: Vec<&'static str>,
     open: bool,
     due: DateTime<Utc>,
 }
@@ -438,9 +441,11 @@ impl Model {
         });
         let group = matched.map(|r| r.group);
         let agent = group.and_then(|g| self.choose(g, a.at));
+        let history = group.map(|_| agent.unwrap_or("")).into_iter().collect();
         self.tickets.push(ModelTicket {
             group,
             agent,
+            history,
             open: true,
             due: a.at + first_response(a.severity),
         });
@@ -474,6 +479,7 @@ impl Model {
         let next = self.queue(group).first().copied();
         if let Some(i) = next {
             self.tickets[i].agent = Some(agent);
+            self.tickets[i].history.push(agent);
         }
         Ok(next)
     }
@@ -501,6 +507,7 @@ impl Model {
                 self.handed.1 += 1;
             }
             self.tickets[i].agent = agent;
+            self.tickets[i].history.push(agent.unwrap_or(""));
         }
     }
 }
@@ -718,6 +725,21 @@ async fn a_scripted_week(backend: Backend) {
             seen(&t),
             expected(&model.tickets[i]),
             "ticket {i} at the end of the week"
+        );
+        // Every assignment of the week, as the activity log recorded it.
+        let log = activity(&mut app, id, 100).await;
+        let history: Vec<String> = log
+            .iter()
+            .filter(|l| ["route", "claim", "handover"].contains(&l.action.as_str()))
+            .map(|l| {
+                let assignee = l.changes.iter().find(|c| c.field == "assignee");
+                // Routed into the queue: only the group changed.
+                assignee.map(|c| c.after.clone()).unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            history, model.tickets[i].history,
+            "ticket {i}'s assignments over the week"
         );
     }
     // The script exercises every path, so a broken one cannot hide.
