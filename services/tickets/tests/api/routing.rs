@@ -619,3 +619,133 @@ async fn admin_rpcs_are_keyed_and_bad_input_is_named_on_sqlite() {
 async fn admin_rpcs_are_keyed_and_bad_input_is_named_on_postgres() {
     admin_and_bad_input(Backend::Postgres).await;
 }
+
+/// Twenty tickets opened at once into a group whose agents can take six: exactly six are
+/// assigned, nobody over capacity, the rest queued.
+async fn capacity_holds_under_concurrent_routing(backend: Backend) {
+    let (mut app, _) = spawn_at(backend).await;
+    app.client
+        .upsert_support_group(group("burst", &[], false))
+        .await
+        .unwrap();
+    for id in ["b1", "b2", "b3"] {
+        app.client
+            .upsert_agent(agent(id, &["burst"], &[], 2))
+            .await
+            .unwrap();
+    }
+    app.client
+        .upsert_shift(shift(
+            "burst-day",
+            "burst",
+            t0(),
+            hours(8),
+            &["b1", "b2", "b3"],
+        ))
+        .await
+        .unwrap();
+    upsert_rule(&mut app, rule("burst", 1, "burst")).await;
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let mut client = app.client.clone();
+            tokio::spawn(async move {
+                client
+                    .create_ticket(create_request(pb::Channel::Store, &format!("burst-{i}")))
+                    .await
+                    .map(|r| r.into_inner().assignee)
+            })
+        })
+        .collect();
+    let mut per_agent = std::collections::BTreeMap::new();
+    for call in calls {
+        let assignee = call.await.unwrap().expect("created");
+        *per_agent.entry(assignee).or_insert(0) += 1;
+    }
+    let expected: std::collections::BTreeMap<String, i32> =
+        [("", 14), ("b1", 2), ("b2", 2), ("b3", 2)]
+            .map(|(a, n)| (a.to_owned(), n))
+            .into();
+    assert_eq!(per_agent, expected);
+    let queue = app
+        .client
+        .list_queue(pb::ListQueueRequest {
+            group_id: "burst".into(),
+            page_size: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((queue.entries.len(), queue.total), (5, 14));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn capacity_holds_under_concurrent_routing_on_postgres() {
+    capacity_holds_under_concurrent_routing(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn capacity_holds_under_concurrent_routing_on_sqlite() {
+    capacity_holds_under_concurrent_routing(Backend::Sqlite).await;
+}
+
+/// The real worker on the system clock fires a shift's end from the deadline queue: the
+/// work moves to the next shift once, never before the end.
+async fn the_worker_hands_work_over_at_a_shifts_end(backend: Backend) {
+    let mut app = crate::helpers::spawn(backend).await;
+    let now = chrono::Utc::now();
+    let end = chrono::DateTime::from_timestamp(now.timestamp() + 3, 0).unwrap();
+    app.client
+        .upsert_support_group(group("night", &[], false))
+        .await
+        .unwrap();
+    for id in ["n1", "n2"] {
+        app.client
+            .upsert_agent(agent(id, &["night"], &[], 5))
+            .await
+            .unwrap();
+    }
+    let hour = Duration::hours(1);
+    app.client
+        .upsert_shift(shift("early", "night", end - hour, end, &["n1"]))
+        .await
+        .unwrap();
+    app.client
+        .upsert_shift(shift("late", "night", end, end + hour, &["n2"]))
+        .await
+        .unwrap();
+    upsert_rule(&mut app, rule("night", 1, "night")).await;
+    let t = open(&mut app, pb::Category::Inquiry, pb::Severity::General).await;
+    assert_eq!(t.assignee, "n1");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.ticket(&t.id).await.assignee != "n2" {
+        assert!(tokio::time::Instant::now() < deadline, "never handed over");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let lines: Vec<_> = activity(&mut app, &t.id, 20)
+        .await
+        .into_iter()
+        .filter(|l| l.action == "handover")
+        .collect();
+    assert_eq!(lines.len(), 1, "once");
+    let at = lines[0].at.as_ref().unwrap();
+    let late_ms = (at.seconds - end.timestamp()) * 1_000 + i64::from(at.nanos) / 1_000_000;
+    println!("shift end handed over {late_ms} ms after its end");
+    assert!(late_ms >= 0, "{late_ms} ms early");
+    assert_eq!(
+        assigned_events(&app, &t.id).await.last().unwrap(),
+        &("night".into(), "n2".into(), "n1".into(), "handover".into())
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_hands_work_over_at_a_shifts_end_on_postgres() {
+    the_worker_hands_work_over_at_a_shifts_end(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_worker_hands_work_over_at_a_shifts_end_on_sqlite() {
+    the_worker_hands_work_over_at_a_shifts_end(Backend::Sqlite).await;
+}
