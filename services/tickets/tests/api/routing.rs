@@ -361,6 +361,26 @@ async fn routes_claims_and_hands_over(backend: Backend) {
         Code::FailedPrecondition,
         "an ended shift no longer changes"
     );
+    // Rebuilt from the database (a Redis that lost its data): the late shift's end is
+    // scheduled again at its instant, the ended one is not.
+    let fresh =
+        aftersales_deadlines::DeadlineQueue::Memory(aftersales_deadlines::MemoryQueue::new());
+    app.core.reconcile(&fresh).await.unwrap();
+    let due: Vec<(String, i64)> = fresh
+        .claim(hours(100).timestamp_millis(), 10_000, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.id.starts_with("shift-end:"))
+        .map(|c| (c.id, c.due_ms))
+        .collect();
+    assert_eq!(
+        due,
+        [(
+            "shift-end:orders-late".to_owned(),
+            hours(16).timestamp_millis()
+        )]
+    );
     let listed = app
         .client
         .list_shifts(pb::ListShiftsRequest {
@@ -748,4 +768,104 @@ async fn the_worker_hands_work_over_at_a_shifts_end_on_postgres() {
 #[tokio::test]
 async fn the_worker_hands_work_over_at_a_shifts_end_on_sqlite() {
     the_worker_hands_work_over_at_a_shifts_end(Backend::Sqlite).await;
+}
+
+/// `message` with `token` as its bearer.
+fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// With real tokens: an agent claims for themself only, an agent may not set up teams, and
+/// an admin may (the permission table, deny by default).
+async fn tokens_decide_who_claims_and_who_sets_up(backend: Backend) {
+    use aftersales_platform::{
+        CancellationToken,
+        auth::{AuthSettings, DevIssuer, roles},
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer_url = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = DevIssuer::generate(&issuer_url, DevIssuer::DEFAULT_AUDIENCE).unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let (issuer, stop) = (issuer.clone(), stop.clone());
+        async move { issuer.serve(listener, stop).await }
+    });
+    let mut app = crate::helpers::spawn_with(
+        backend,
+        crate::helpers::Options {
+            auth: Some(AuthSettings::oidc(issuer.settings())),
+            ..crate::helpers::Options::default()
+        },
+    )
+    .await;
+    let ttl = std::time::Duration::from_secs(600);
+    let admin = issuer.mint("admin-1", &[roles::ADMIN], ttl).unwrap();
+    let a1 = issuer.mint("a1", &[roles::AGENT], ttl).unwrap();
+    let refused = app
+        .client
+        .upsert_support_group(bearer(group("orders", &[], false), &a1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    app.client
+        .upsert_support_group(bearer(group("orders", &[], false), &admin))
+        .await
+        .unwrap();
+    for id in ["a1", "a2"] {
+        app.client
+            .upsert_agent(bearer(agent(id, &["orders"], &[], 3), &admin))
+            .await
+            .unwrap();
+    }
+    let now = chrono::Utc::now();
+    let start = chrono::DateTime::from_timestamp(now.timestamp() - 60, 0).unwrap();
+    let on = shift(
+        "now",
+        "orders",
+        start,
+        start + Duration::hours(2),
+        &["a1", "a2"],
+    );
+    app.client.upsert_shift(bearer(on, &admin)).await.unwrap();
+    let claim = |agent_id: &str| pb::ClaimNextRequest {
+        idempotency_key: String::new(),
+        group_id: "orders".into(),
+        agent_id: agent_id.into(),
+    };
+    let for_another = app
+        .client
+        .claim_next(bearer(claim("a2"), &a1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        for_another.code(),
+        Code::PermissionDenied,
+        "{for_another:?}"
+    );
+    let own = app
+        .client
+        .claim_next(bearer(claim("a1"), &a1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        own.ticket.is_none(),
+        "an empty queue answers without a ticket"
+    );
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_decide_who_claims_and_who_sets_up_on_sqlite() {
+    tokens_decide_who_claims_and_who_sets_up(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn tokens_decide_who_claims_and_who_sets_up_on_postgres() {
+    tokens_decide_who_claims_and_who_sets_up(Backend::Postgres).await;
 }
