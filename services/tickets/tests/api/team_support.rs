@@ -5,12 +5,14 @@
 use std::{sync::Arc, time::Duration};
 
 use aftersales_deadlines::worker::{Deadlines, Due, Member};
+use aftersales_platform::status::field_violations;
 use aftersales_platform::{clock::ManualClock, codes::timestamp};
-use aftersales_protos::tickets::v1 as pb;
+use aftersales_protos::{events::v1::event_envelope::Payload, tickets::v1 as pb};
 use aftersales_tickets::usecases::TicketsDeadline;
 use chrono::{DateTime, Utc};
+use tonic::Code;
 
-use crate::helpers::{Backend, Options, TestApp, spawn_with};
+use crate::helpers::{Backend, Options, TestApp, create_request, spawn_with};
 
 /// Monday 2030-01-07 00:00 UTC: far ahead of the wall clock, so the queue never holds
 /// anything due by the wall clock and only [`advance_to`] fires.
@@ -171,4 +173,97 @@ pub async fn week_policies(app: &mut TestApp) {
 
 pub fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
     Some(timestamp(t))
+}
+
+/// The field a refused request names.
+pub fn field(status: &tonic::Status) -> String {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    field_violations(status)
+        .first()
+        .map(|v| v.field.clone())
+        .unwrap_or_default()
+}
+
+/// The week's SLA policies (first response 1 h urgent, 8 h general); groups `orders` (least loaded, skill `orders`) and `refunds` (round-robin); agents a1
+/// (capacity 2), a2 (capacity 1), a3 (lacks the skill), r1..r3; a shift per group from
+/// t0 to t0 + 8 h; rules: return/exchange → refunds, anything else → orders.
+pub async fn desk(app: &mut TestApp) {
+    week_policies(app).await;
+    app.client
+        .upsert_support_group(group("orders", &["orders"], false))
+        .await
+        .unwrap();
+    app.client
+        .upsert_support_group(group("refunds", &[], true))
+        .await
+        .unwrap();
+    for (id, groups, skills, capacity) in [
+        ("a1", &["orders"][..], &["orders"][..], 2),
+        ("a2", &["orders"], &["orders"], 1),
+        ("a3", &["orders"], &[], 5),
+        ("r1", &["refunds"], &[], 9),
+        ("r2", &["refunds"], &[], 9),
+        ("r3", &["refunds"], &[], 9),
+    ] {
+        app.client
+            .upsert_agent(agent(id, groups, skills, capacity))
+            .await
+            .unwrap();
+    }
+    app.client
+        .upsert_shift(shift(
+            "orders-day",
+            "orders",
+            t0(),
+            hours(8),
+            &["a1", "a2", "a3"],
+        ))
+        .await
+        .unwrap();
+    app.client
+        .upsert_shift(shift(
+            "refunds-day",
+            "refunds",
+            t0(),
+            hours(8),
+            &["r1", "r2", "r3"],
+        ))
+        .await
+        .unwrap();
+    upsert_rule(
+        app,
+        pb::RoutingRule {
+            match_categories: vec![pb::Category::ReturnExchange as i32],
+            ..rule("refunds", 1, "refunds")
+        },
+    )
+    .await;
+    upsert_rule(app, rule("orders", 2, "orders")).await;
+}
+
+pub async fn open(app: &mut TestApp, category: pb::Category, severity: pb::Severity) -> pb::Ticket {
+    let mut request = create_request(pb::Channel::Chat, "");
+    request.category = category as i32;
+    request.severity = severity as i32;
+    app.client
+        .create_ticket(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn assigned_events(
+    app: &TestApp,
+    ticket_id: &str,
+) -> Vec<(String, String, String, String)> {
+    app.envelopes(ticket_id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(Payload::TicketAssigned(a)) => {
+                Some((a.group_id, a.agent_id, a.previous_agent_id, a.reason))
+            }
+            _ => None,
+        })
+        .collect()
 }
