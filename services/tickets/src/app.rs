@@ -18,12 +18,12 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
-    api::TicketsApi,
     api::permissions::{AUDITED, PERMISSIONS},
+    api::{DeskApi, TicketsApi},
     consumer::OtherServices,
     error::TicketsError,
     store::migration::Migrator,
-    usecases::TicketsCore,
+    usecases::{TicketsCore, live::LiveDesk},
 };
 
 /// The gRPC port `aftersales dev` and the manifests use for tickets.
@@ -121,8 +121,17 @@ impl TicketsApp {
             relay: self.relay,
             fires: self.core.clone(),
         };
+        // The live desk's streams end with the server, so they do not hold up its drain.
+        let live = LiveDesk::start(
+            background.db.clone(),
+            chrono::Duration::from_std(self.settings.outbox_retention)
+                .unwrap_or(chrono::Duration::MAX),
+            shutdown.clone(),
+        );
         let services = self.settings.guarded(
-            GrpcServices::new().with(TicketsApi::new(self.core).into_server()),
+            GrpcServices::new()
+                .with(TicketsApi::new(self.core.clone()).into_server())
+                .with(DeskApi::new(self.core, live).into_server()),
             &background.db,
             PERMISSIONS,
             AUDITED,

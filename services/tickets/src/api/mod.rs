@@ -1,6 +1,7 @@
 //! The gRPC face of the tickets service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+mod live;
 pub mod permissions;
 mod request;
 mod status;
@@ -33,6 +34,7 @@ use crate::{
 /// The roles that read internal notes: the desk's.
 const DESK: [&str; 3] = [AGENT, SUPERVISOR, MANAGER];
 
+pub use live::DeskApi;
 pub use pb::ticket_service_server::TicketServiceServer;
 
 pub struct TicketsApi {

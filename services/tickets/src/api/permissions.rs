@@ -13,6 +13,12 @@ macro_rules! rpc {
     };
 }
 
+macro_rules! desk {
+    ($method:literal) => {
+        concat!("/aftersales.tickets.v1.DeskService/", $method)
+    };
+}
+
 /// RPC path → the roles that may call it.
 pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (
@@ -74,6 +80,9 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("ClaimNext"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("ListQueue"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
+    // The live desk: the desk's own streams.
+    (desk!("WatchTicket"), &[AGENT, SUPERVISOR, MANAGER]),
+    (desk!("WatchGroup"), &[AGENT, SUPERVISOR, MANAGER]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];
 
@@ -99,7 +108,11 @@ mod tests {
             super::PERMISSIONS,
             super::AUDITED,
             aftersales_protos::FILE_DESCRIPTOR_SET,
-            &["aftersales.tickets.v1.TicketService", audit::SERVICE],
+            &[
+                "aftersales.tickets.v1.TicketService",
+                "aftersales.tickets.v1.DeskService",
+                audit::SERVICE,
+            ],
         );
         assert_eq!(table, Ok(()));
     }

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod listing;
+pub mod live;
 pub mod policy;
 pub mod product;
 pub mod routing;

@@ -5,6 +5,7 @@ use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_
 use sea_orm_migration::prelude::*;
 
 mod emergencies;
+mod live;
 mod teams;
 
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(emergencies::AddEmergencyHolds),
             Box::new(emergencies::AddIncidentLinks),
             Box::new(teams::AddTeams),
+            Box::new(live::AddOutboxTxid),
         ]
     }
 }

@@ -5,6 +5,7 @@
 mod batch;
 mod emergencies;
 pub mod entity;
+pub mod live;
 pub mod migration;
 mod team;
 mod thread;

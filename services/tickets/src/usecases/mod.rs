@@ -22,6 +22,7 @@ mod emergencies;
 mod erasure;
 mod handling;
 mod incidents;
+pub mod live;
 mod policies;
 mod replies;
 mod routing;

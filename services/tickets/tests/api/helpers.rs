@@ -16,6 +16,9 @@ use tonic::transport::Channel;
 
 pub struct TestApp {
     pub client: TicketServiceClient<Channel>,
+    /// Where the service listens, for clients of its other gRPC services.
+    #[allow(dead_code)]
+    pub addr: std::net::SocketAddr,
     pub core: Arc<TicketsCore>,
     pub queue: DeadlineQueue,
     /// The bus the service's consumers read other services' events from.
@@ -82,6 +85,7 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         .expect("connects");
     TestApp {
         client,
+        addr,
         core,
         queue,
         bus,

@@ -7,6 +7,7 @@ mod desk;
 mod desk_access;
 mod emergencies;
 mod helpers;
+mod live_desk;
 mod other_services;
 mod personal_data;
 mod product_facts;
