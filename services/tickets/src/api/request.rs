@@ -142,6 +142,8 @@ pub fn list_tickets(
         region_code: v
             .check("region_code", product::region_code(&r.region_code))
             .flatten(),
+        group_id: non_empty(&r.group_id)
+            .and_then(|g| v.check("group_id", crate::domain::team::code(&g))),
     };
     let cursor = decode_cursor(&mut v, &r.page_token);
     v.finish()?;

@@ -17,4 +17,6 @@ pub struct TicketFilter {
     pub product_line: Option<String>,
     pub batch: Option<String>,
     pub region_code: Option<String>,
+    /// The support group.
+    pub group_id: Option<String>,
 }

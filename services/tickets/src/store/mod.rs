@@ -251,6 +251,7 @@ pub async fn list_tickets<C: ConnectionTrait>(
         (ticket::Column::ProductLine, &filter.product_line),
         (ticket::Column::Batch, &filter.batch),
         (ticket::Column::RegionCode, &filter.region_code),
+        (ticket::Column::GroupId, &filter.group_id),
     ] {
         if let Some(value) = value {
             query = query.filter(column.eq(value.as_str()));

@@ -43,6 +43,16 @@ async fn routes_claims_and_hands_over(backend: Backend) {
         rr.push(open(&mut app, ReturnExchange, General).await.assignee);
     }
     assert_eq!(rr, ["r1", "r2", "r3", "r1"]);
+    let listed = app
+        .client
+        .list_tickets(pb::ListTicketsRequest {
+            group_id: "refunds".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.tickets.len(), 4, "ListTickets filters by group");
 
     // The log says what routing chose; the event says it too.
     let log = activity(&mut app, &t1.id, 10).await;
