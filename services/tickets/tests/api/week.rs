@@ -119,6 +119,7 @@ async fn a_scripted_week(backend: Backend) {
         shifts: rosters(),
     };
     let mut ids: Vec<String> = Vec::new();
+    let mut create_times = Vec::with_capacity(ARRIVALS);
     let (mut claims_made, mut claims_refused, mut handovers) = (0, 0, 0);
     let mut last_instant = t0();
     for i in 0..ARRIVALS {
@@ -199,12 +200,14 @@ async fn a_scripted_week(backend: Backend) {
             region_code: a.region.into(),
             ..Default::default()
         });
+        let began = std::time::Instant::now();
         let created = app
             .client
             .create_ticket(request)
             .await
             .expect("created")
             .into_inner();
+        create_times.push(began.elapsed());
         model.arrive(i);
         assert_eq!(
             seen(&created),
@@ -261,11 +264,15 @@ async fn a_scripted_week(backend: Backend) {
         .filter(|t| t.open && t.group.is_some() && t.agent.is_none())
         .count();
     let assigned_on_arrival = model.tickets.iter().filter(|t| t.agent.is_some()).count();
+    create_times.sort();
     println!(
         "week: {routed} routed of {ARRIVALS}, {claims_made} claims, {claims_refused} refused, \
          handed over {:?} (to an agent, to the queue), {queued_now} queued at the end, \
-         {assigned_on_arrival} with an agent at the end",
-        model.handed
+         {assigned_on_arrival} with an agent at the end; CreateTicket with routing: median \
+         {:?}, slowest {:?}",
+        model.handed,
+        create_times[create_times.len() / 2],
+        create_times[create_times.len() - 1],
     );
     assert!(routed < ARRIVALS && routed > ARRIVALS / 2);
     assert!(model.handed.0 > 5 && model.handed.1 > 5);
