@@ -269,27 +269,26 @@ pub fn report(q: &CostQuery, entries: &[PlacedEntry], stock: &[StockChange]) -> 
         matches!(q.by, CostDimension::All | CostDimension::Region) && q.filter.allows_turnover();
     let mut turnovers = BTreeMap::new();
     if stock_keyed {
-        let mut keys: BTreeSet<String> = stock
-            .iter()
-            .map(|c| match q.by {
+        // The stock of each key, split once (in time order, as the store reads it).
+        let mut by_key: BTreeMap<String, Vec<&StockChange>> = groups
+            .keys()
+            .map(|(_, k)| (k.clone(), Vec::new()))
+            .collect();
+        for c in stock {
+            let key = match q.by {
                 CostDimension::Region => c.region.clone(),
                 _ => "all".to_owned(),
-            })
-            .collect();
-        keys.extend(groups.keys().map(|(_, k)| k.clone()));
+            };
+            by_key.entry(key).or_default().push(c);
+        }
         for (start, from, to) in periods(q) {
-            for key in &keys {
-                let changes: Vec<&StockChange> = stock
-                    .iter()
-                    .filter(|c| q.by != CostDimension::Region || c.region == *key)
-                    .collect();
-                let figure = turnover(&changes, from, to);
+            for (key, changes) in &by_key {
                 // A region without stock yet has no turnover (rather than a made-up 0);
                 // one with stock but no costs appears for its turnover.
                 let stocked = changes.iter().any(|c| c.at < to);
                 if stocked || q.by == CostDimension::All {
                     groups.entry((start, key.clone())).or_default();
-                    turnovers.insert((start, key.clone()), figure);
+                    turnovers.insert((start, key.clone()), turnover(changes, from, to));
                 }
             }
         }
