@@ -245,8 +245,8 @@ struct Acc {
 }
 
 /// The report's groups, by period then key. `entries` are those in `[from, to)` that
-/// pass the filter; `stock` every stock change before `to` (none when turnover is not
-/// wanted), already narrowed to the region filter.
+/// pass the filter; `stock` the stock changes of the span, each level at its start as
+/// a change before it (none when turnover is not wanted), narrowed to the region filter.
 pub fn report(q: &CostQuery, entries: &[PlacedEntry], stock: &[StockChange]) -> Vec<CostGroup> {
     let mut groups: BTreeMap<(Option<DateTime<Utc>>, String), Acc> = BTreeMap::new();
     for placed in entries {

@@ -2,10 +2,11 @@
 //! repeat changes nothing), read by instant for the cost report.
 
 use aftersales_platform::{db::parse_code, money::Money};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, Func, OnConflict},
 };
 
 use crate::domain::cost::{CostEntry, StockChange};
@@ -92,29 +93,70 @@ pub async fn cost_entries<C: ConnectionTrait>(
         .collect()
 }
 
-/// Every stock change before `to` (the opening levels need all of them), of one region
-/// or all.
+/// The stock changes of `[from, to)`, of one region or all, preceded by each part's
+/// level at each site at `from` as one change just before it (summed by the database, so
+/// a report reads the span's changes, not the whole history).
 pub async fn stock_changes<C: ConnectionTrait>(
     conn: &C,
     region: Option<&str>,
+    from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StockChange>, DbErr> {
-    let mut q = stock_change::Entity::find().filter(stock_change::Column::At.lt(to));
+    let mut opening = stock_change::Entity::find()
+        .select_only()
+        .column(stock_change::Column::PartId)
+        .column(stock_change::Column::SiteId)
+        .column(stock_change::Column::Region)
+        // PostgreSQL sums BIGINT as NUMERIC.
+        .column_as(
+            Expr::from(Func::cast_as(
+                stock_change::Column::Delta.sum(),
+                Alias::new("BIGINT"),
+            )),
+            "delta",
+        )
+        .filter(stock_change::Column::At.lt(from));
+    let mut within = stock_change::Entity::find()
+        .filter(stock_change::Column::At.gte(from))
+        .filter(stock_change::Column::At.lt(to));
     if let Some(region) = region {
-        q = q.filter(stock_change::Column::Region.eq(region));
+        opening = opening.filter(stock_change::Column::Region.eq(region));
+        within = within.filter(stock_change::Column::Region.eq(region));
     }
-    Ok(q.order_by_asc(stock_change::Column::At)
-        .order_by_asc(stock_change::Column::Id)
+    let levels: Vec<(String, String, String, i64)> = opening
+        .group_by(stock_change::Column::PartId)
+        .group_by(stock_change::Column::SiteId)
+        .group_by(stock_change::Column::Region)
+        .into_tuple()
         .all(conn)
-        .await?
+        .await?;
+    let before = from - Duration::milliseconds(1);
+    let mut changes: Vec<StockChange> = levels
         .into_iter()
-        .map(|row| StockChange {
-            part_id: row.part_id,
-            site_id: row.site_id,
-            region: row.region,
-            delta: row.delta,
-            consumed: row.consumed,
-            at: row.at,
+        .map(|(part_id, site_id, region, delta)| StockChange {
+            part_id,
+            site_id,
+            region,
+            delta,
+            consumed: 0,
+            at: before,
         })
-        .collect())
+        .collect();
+    changes.extend(
+        within
+            .order_by_asc(stock_change::Column::At)
+            .order_by_asc(stock_change::Column::Id)
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| StockChange {
+                part_id: row.part_id,
+                site_id: row.site_id,
+                region: row.region,
+                delta: row.delta,
+                consumed: row.consumed,
+                at: row.at,
+            }),
+    );
+    Ok(changes)
 }

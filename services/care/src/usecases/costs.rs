@@ -57,7 +57,7 @@ impl CareCore {
             .filter(|p| p.passes(&q.filter))
             .collect();
         let stock = if q.filter.allows_turnover() {
-            store::stock_changes(db, q.filter.region.as_deref(), q.to).await?
+            store::stock_changes(db, q.filter.region.as_deref(), q.from, q.to).await?
         } else {
             Vec::new()
         };
