@@ -69,7 +69,7 @@ pub async fn save_aggregates<C: ConnectionTrait>(
     }
     let rows = aggs
         .iter()
-        .map(|agg| ticket_to_row(&agg.ticket))
+        .map(|agg| ticket_to_row(agg))
         .collect::<Result<Vec<_>, _>>()?;
     let columns = ticket::Column::iter().filter(|c| !matches!(c, ticket::Column::Id));
     ticket::Entity::insert_many(rows)

@@ -45,6 +45,8 @@ pub mod ticket {
         pub holds: String,
         /// The support group; null when none (and on older tickets).
         pub group_id: Option<String>,
+        /// The SLA risk the queue is ordered by (`domain::routing::risk`); null when none.
+        pub risk_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

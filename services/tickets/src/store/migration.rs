@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(emergencies::AddIncidentLinks),
             Box::new(teams::AddTeams),
             Box::new(live::AddOutboxTxid),
+            Box::new(teams::AddQueueRisk),
         ]
     }
 }

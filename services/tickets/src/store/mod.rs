@@ -72,7 +72,9 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
     })
 }
 
-fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
+/// The ticket's row, with the queue risk its clocks give it.
+fn ticket_to_row(agg: &TicketAggregate) -> Result<ticket::ActiveModel, DbErr> {
+    let t = &agg.ticket;
     Ok(ticket::ActiveModel {
         id: Set(t.id.clone()),
         customer_id: Set(t.customer_id.clone()),
@@ -103,6 +105,7 @@ fn ticket_to_row(t: &Ticket) -> Result<ticket::ActiveModel, DbErr> {
         watchers: Set(to_json(&t.watchers)?),
         holds: Set(to_json(&t.holds)?),
         group_id: Set(t.group_id.clone()),
+        risk_at: Set(crate::domain::routing::risk(&agg.clocks).map(|(at, _)| at)),
     })
 }
 
@@ -182,7 +185,7 @@ pub async fn insert_aggregate<C: ConnectionTrait>(
     conn: &C,
     aggregate: &TicketAggregate,
 ) -> Result<(), DbErr> {
-    ticket::Entity::insert(ticket_to_row(&aggregate.ticket)?)
+    ticket::Entity::insert(ticket_to_row(aggregate)?)
         .exec_without_returning(conn)
         .await?;
     clock::Entity::insert_many(aggregate.clocks.iter().map(clock_to_row))
@@ -196,7 +199,7 @@ pub async fn save_aggregate<C: ConnectionTrait>(
     conn: &C,
     aggregate: &TicketAggregate,
 ) -> Result<(), DbErr> {
-    ticket::Entity::update(ticket_to_row(&aggregate.ticket)?)
+    ticket::Entity::update(ticket_to_row(aggregate)?)
         .exec(conn)
         .await?;
     batch::upsert_clocks(conn, aggregate.clocks.iter()).await

@@ -308,20 +308,40 @@ pub async fn rules<C: ConnectionTrait>(conn: &C) -> Result<Vec<RoutingRule>, DbE
     Ok(rules)
 }
 
-/// The group's open tickets nobody is assigned, by id.
-pub async fn queue_ticket_ids<C: ConnectionTrait>(
+/// A page of the group's queue — its open tickets nobody is assigned — in queue order
+/// (`domain::routing::queue_key`: risk instant, none last, then id), after `offset`.
+pub async fn queue_page<C: ConnectionTrait>(
     conn: &C,
     group_id: &str,
+    offset: u64,
+    limit: u64,
 ) -> Result<Vec<String>, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
     ticket::Entity::find()
         .select_only()
         .column(ticket::Column::Id)
         .filter(ticket::Column::GroupId.eq(group_id))
         .filter(ticket::Column::Assignee.is_null())
         .filter(ticket::Column::Status.is_in(open_statuses()))
+        // Nulls last on both backends (PostgreSQL and SQLite disagree by default).
+        .order_by_asc(Expr::col(ticket::Column::RiskAt).is_null())
+        .order_by_asc(ticket::Column::RiskAt)
         .order_by_asc(ticket::Column::Id)
+        .offset(offset)
+        .limit(limit)
         .into_tuple()
         .all(conn)
+        .await
+}
+
+/// How many tickets the group's queue holds.
+pub async fn queue_len<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    ticket::Entity::find()
+        .filter(ticket::Column::GroupId.eq(group_id))
+        .filter(ticket::Column::Assignee.is_null())
+        .filter(ticket::Column::Status.is_in(open_statuses()))
+        .count(conn)
         .await
 }
 

@@ -10,6 +10,8 @@
 //! tickets only, and never wait for a group or an agent while holding one. So capacity
 //! holds under concurrent routing on PostgreSQL, and no two commands wait in a cycle.
 
+use std::collections::HashSet;
+
 use aftersales_platform::idempotency::Idempotency;
 use aftersales_runtime::command::{Begun, Remembered};
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +29,9 @@ use crate::{
 };
 
 use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, not_found, record};
+
+/// Queued tickets a claim reads at first (more only when it passes some over).
+const CLAIM_PAGE: u64 = 16;
 
 /// What puts a queued ticket at risk: its earliest due running or breached clock.
 pub type Risk = Option<(DateTime<Utc>, ClockKind)>;
@@ -116,13 +121,15 @@ impl TicketsCore {
         }))
     }
 
-    /// The group's queue, most at risk first, with each ticket's risk.
-    async fn queue_in<C: ConnectionTrait>(
+    /// A page of the group's queue, most at risk first, with each ticket's risk.
+    async fn queue_page<C: ConnectionTrait>(
         &self,
         conn: &C,
         group_id: &str,
+        offset: u64,
+        limit: u64,
     ) -> Result<Vec<(TicketAggregate, Risk)>, TicketsError> {
-        let ids = store::queue_ticket_ids(conn, group_id).await?;
+        let ids = store::queue_page(conn, group_id, offset, limit).await?;
         let aggs = store::load_aggregates(conn, &ids, false).await?;
         Ok(by_risk(aggs))
     }
@@ -132,16 +139,16 @@ impl TicketsCore {
         &self,
         group_id: &str,
         size: u64,
-    ) -> Result<(Vec<(Ticket, Risk)>, usize), TicketsError> {
+    ) -> Result<(Vec<(Ticket, Risk)>, u64), TicketsError> {
         self.group(group_id).await?;
-        let queue = self.queue_in(self.db(), group_id).await?;
-        let total = queue.len();
-        let page = queue
-            .into_iter()
-            .take(usize::try_from(size).unwrap_or(usize::MAX))
-            .map(|(agg, risk)| (agg.ticket, risk))
-            .collect();
-        Ok((page, total))
+        let page = self.queue_page(self.db(), group_id, 0, size).await?;
+        let total = store::queue_len(self.db(), group_id).await?;
+        Ok((
+            page.into_iter()
+                .map(|(agg, risk)| (agg.ticket, risk))
+                .collect(),
+            total,
+        ))
     }
 
     /// The agent takes the first ticket of the group's queue; `None` when it is empty. The
@@ -198,7 +205,19 @@ impl TicketsCore {
                         agent.capacity
                     ));
                 }
-                for (queued, _) in self.queue_in(cmd.txn(), group_id).await? {
+                // The first ticket of the queue not tried yet: one changed since it was read
+                // (a status change racing the claim) is passed over for the next.
+                let mut tried = HashSet::new();
+                loop {
+                    let limit = CLAIM_PAGE + tried.len() as u64;
+                    let page = self.queue_page(cmd.txn(), group_id, 0, limit).await?;
+                    let Some((queued, _)) = page
+                        .into_iter()
+                        .find(|(agg, _)| !tried.contains(&agg.ticket.id))
+                    else {
+                        break;
+                    };
+                    tried.insert(queued.ticket.id.clone());
                     let audit = Audit::new(
                         actor,
                         "claim",
