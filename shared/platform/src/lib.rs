@@ -22,6 +22,7 @@ pub mod redis_conn;
 pub mod seal;
 pub mod server;
 pub mod status;
+pub mod stock;
 pub mod telemetry;
 pub mod tls;
 pub mod validate;

@@ -157,13 +157,8 @@ impl CostFigures {
     }
 }
 
-/// Parts turnover over a span.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Turnover {
-    pub consumed: i64,
-    pub average_on_hand: f64,
-    pub turnover: f64,
-}
+pub use aftersales_platform::stock::Turnover;
+use aftersales_platform::stock::{self, OnHandChange};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostGroup {
@@ -321,47 +316,27 @@ pub fn turnover_by_part(
         .collect()
 }
 
-/// Dispatch's turnover of the summed stock of `changes` over `[from, to)`: the opening
-/// level is every change before `from`; within, each level counts for as long as it
-/// lasted. Changes at one instant apply together, so their order does not matter.
+/// The turnover (dispatch's definition, `aftersales_platform::stock`) of the summed stock
+/// of `changes` over `[from, to)`: the opening level is every change before `from`;
+/// within, each level counts for as long as it lasted. Changes at one instant apply
+/// together, so their order does not matter.
 pub fn turnover(changes: &[&StockChange], from: DateTime<Utc>, to: DateTime<Utc>) -> Turnover {
-    let span = (to - from).num_milliseconds();
     let opening: i64 = changes
         .iter()
         .filter(|c| c.at < from)
         .map(|c| c.delta)
         .sum();
-    let mut within: Vec<&&StockChange> = changes
+    let mut within: Vec<OnHandChange> = changes
         .iter()
         .filter(|c| c.at >= from && c.at < to)
+        .map(|c| OnHandChange {
+            at: c.at,
+            delta: c.delta,
+            consumed: c.consumed,
+        })
         .collect();
     within.sort_by_key(|c| c.at);
-    let mut level = opening;
-    let mut since = from;
-    let mut weighted: i128 = 0;
-    let mut consumed = 0;
-    for c in within {
-        weighted += i128::from(level) * i128::from((c.at - since).num_milliseconds());
-        level += c.delta;
-        since = c.at;
-        consumed += c.consumed;
-    }
-    weighted += i128::from(level) * i128::from((to - since).num_milliseconds());
-    let average_on_hand = if span > 0 {
-        weighted as f64 / span as f64
-    } else {
-        0.0
-    };
-    let turnover = if average_on_hand > 0.0 {
-        consumed as f64 / average_on_hand
-    } else {
-        0.0
-    };
-    Turnover {
-        consumed,
-        average_on_hand,
-        turnover,
-    }
+    stock::turnover(opening, &within, from, to)
 }
 
 #[cfg(test)]
