@@ -17,7 +17,7 @@ use aftersales_protos::{
         self as pb, dispatch_service_client::DispatchServiceClient,
         partner_key_service_client::PartnerKeyServiceClient,
     },
-    partner::v1::partner_service_client::PartnerServiceClient,
+    partner::v1::{self as partner, partner_service_client::PartnerServiceClient},
     returns::v1::{self as rpb, return_service_client::ReturnServiceClient},
 };
 use aftersales_returns::{
@@ -569,4 +569,30 @@ pub async fn booked_return(returns: &mut ReturnServiceClient<Channel>) -> (Strin
         .into_inner();
     let tracking = booked.shipment.expect("a shipment").tracking_number;
     (r.id, tracking)
+}
+
+/// Partner A (covering `REGION_A`, holding two jobs it accepted: one to drive over gRPC,
+/// one over HTTP) and partner B (covering `REGION_B`): the set-up of the tests where a
+/// partner works on its jobs and the other partner must not reach them.
+pub async fn two_accepted_jobs(
+    s: &mut Suite,
+    gw: &mut Gateway,
+    ticket_prefix: &str,
+) -> (Seeded, Seeded, pb::Job, pb::Job) {
+    let a = s.partner("A", REGION_A).await;
+    let b = s.partner("B", REGION_B).await;
+    let by_grpc = s.job(REGION_A, &format!("{ticket_prefix}-1")).await;
+    let by_http = s.job(REGION_A, &format!("{ticket_prefix}-2")).await;
+    for job in [&by_grpc, &by_http] {
+        gw.grpc
+            .accept_offer(keyed(
+                partner::AcceptOfferRequest {
+                    job_id: job.id.clone(),
+                },
+                &a.secret,
+            ))
+            .await
+            .expect("A accepts");
+    }
+    (a, b, by_grpc, by_http)
 }

@@ -7,27 +7,13 @@ use aftersales_protos::{dispatch::v1 as pb, partner::v1 as partner};
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::{REGION_A, REGION_B, keyed, suite};
+use crate::helpers::{keyed, suite, two_accepted_jobs};
 
 #[tokio::test]
 async fn a_partner_resolves_its_accepted_jobs_remotely_on_both_faces() {
     let mut s = suite(false).await;
     let mut gw = s.gateway(|_| {}).await;
-    let a = s.partner("A", REGION_A).await;
-    let b = s.partner("B", REGION_B).await;
-    let by_grpc = s.job(REGION_A, "ticket-remote-1").await;
-    let by_http = s.job(REGION_A, "ticket-remote-2").await;
-    for job in [&by_grpc, &by_http] {
-        gw.grpc
-            .accept_offer(keyed(
-                partner::AcceptOfferRequest {
-                    job_id: job.id.clone(),
-                },
-                &a.secret,
-            ))
-            .await
-            .expect("A accepts");
-    }
+    let (a, b, by_grpc, by_http) = two_accepted_jobs(&mut s, &mut gw, "ticket-remote").await;
 
     let resolve = |job_id: &str, key: &str| partner::ResolveJobRemotelyRequest {
         idempotency_key: key.into(),
