@@ -21,6 +21,7 @@ use crate::{
     api::permissions::{AUDITED, PERMISSIONS},
     api::{DeskApi, TicketsApi},
     consumer::OtherServices,
+    domain::commitments::{Commitments, DEFAULT_FORBIDDEN, OnForbidden},
     error::TicketsError,
     store::migration::Migrator,
     usecases::{TicketsCore, live::LiveDesk},
@@ -40,6 +41,22 @@ pub fn settings_from_env(
     ServiceSettings::from_env(env, "TICKETS", DEFAULT_PORT, default_database_url)
 }
 
+/// `TICKETS_FORBIDDEN_COMMITMENTS` (phrases separated by `|`; empty: none; unset: the
+/// handbook's list) and `TICKETS_FORBIDDEN_COMMITMENTS_ACTION` (`refuse`, the default, or
+/// `hold`).
+pub fn commitments_from_env(env: &Env) -> Result<Commitments, ConfigError> {
+    const ACTION: &str = "TICKETS_FORBIDDEN_COMMITMENTS_ACTION";
+    let on_forbidden = match env.raw(ACTION) {
+        None => OnForbidden::Refuse,
+        Some(text) => OnForbidden::parse(&text)
+            .ok_or_else(|| ConfigError::new(ACTION, &text, "must be refuse or hold"))?,
+    };
+    Ok(match env.raw("TICKETS_FORBIDDEN_COMMITMENTS") {
+        None => Commitments::new(DEFAULT_FORBIDDEN.iter().copied(), on_forbidden),
+        Some(list) => Commitments::new(list.split('|'), on_forbidden),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("tickets database: {0}")]
@@ -50,6 +67,8 @@ pub enum StartError {
     Serve(#[from] ServeError),
     #[error("tickets authentication: {0}")]
     Auth(#[from] aftersales_platform::auth::SetupError),
+    #[error("tickets configuration: {0}")]
+    Config(#[from] ConfigError),
 }
 
 /// Runs the migrations of the tickets database.
@@ -86,10 +105,23 @@ impl TicketsApp {
         queue: DeadlineQueue,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
+        let commitments = commitments_from_env(&Env::process())?;
+        Self::build_with(settings, bus, queue, clock, commitments).await
+    }
+
+    /// Builds the service on `clock` with the forbidden commitments given rather than
+    /// configured.
+    pub async fn build_with(
+        settings: ServiceSettings,
+        bus: EventBus,
+        queue: DeadlineQueue,
+        clock: SharedClock,
+        commitments: Commitments,
+    ) -> Result<Self, StartError> {
         let db = migrate(&settings.database).await?;
         let relay = Relay::new("tickets", db.clone(), bus.clone());
         let pipeline = Pipeline::new("tickets", db, queue.clone(), relay.nudge(), clock);
-        let core = Arc::new(TicketsCore::new(pipeline));
+        let core = Arc::new(TicketsCore::new(pipeline).with_commitments(commitments));
         core.ensure_defaults().await?;
         let listener = server::bind(settings.grpc_addr).await?;
         Ok(Self {

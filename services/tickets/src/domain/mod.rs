@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod calendar;
 pub mod clock;
+pub mod commitments;
 pub mod error;
 pub mod listing;
 pub mod live;

@@ -47,6 +47,7 @@ use crate::{
     domain::{
         Actor, DomainError, Severity,
         activity::{self, FieldChange},
+        commitments::Commitments,
         policy::{self, SlaPolicy, TicketFacts},
         ticket::{Schedules, Ticket, TicketAggregate, TicketEvent},
     },
@@ -69,6 +70,8 @@ pub struct TicketsCore {
     policies: PolicyCache,
     /// GetTicket's reads, batched while the database is busy.
     tickets_by_id: Coalescer<String, Ticket>,
+    /// What agents must not promise in a public reply.
+    commitments: Commitments,
     /// ListTickets' pages: the same listing asked while the database is busy is read once.
     ticket_pages: Coalescer<create::PageQuery, Arc<Vec<Ticket>>>,
 }
@@ -89,7 +92,15 @@ impl TicketsCore {
             policies: PolicyCache::default(),
             tickets_by_id,
             ticket_pages,
+            commitments: Commitments::default(),
         }
+    }
+
+    /// The forbidden commitments checked on agents' public replies (the handbook's list
+    /// unless configured).
+    pub fn with_commitments(mut self, commitments: Commitments) -> Self {
+        self.commitments = commitments;
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {

@@ -2,7 +2,9 @@
 //! internal note by an agent (keyed by the caller's idempotency key). A reply may meet the
 //! first-response clock, restart the periodic-update clock, or bring a ticket back from
 //! waiting on the customer; a note answers no one and touches no clock. Also reading the
-//! thread and the activity log back, a page at a time, oldest first.
+//! thread and the activity log back, a page at a time, oldest first. An agent's public
+//! reply that makes a forbidden commitment (`domain::commitments`) is refused, or held
+//! back as an internal note for a supervisor, as configured.
 
 use aftersales_platform::{db::corrupt, idempotency::Idempotency};
 use aftersales_runtime::command::{Begun, Remembered};
@@ -11,6 +13,7 @@ use crate::{
     domain::{
         Actor, Author, Visibility,
         activity::{self, ActivityEntry},
+        commitments::{Commitments, OnForbidden},
         thread::{self, Attachment, Reply},
         ticket::{Ticket, new_id},
     },
@@ -68,9 +71,22 @@ impl TicketsCore {
         for attachment in &mut entry.attachments {
             attachment.url = masked(&attachment.url);
         }
+        let mut held = false;
+        if entry.author == Author::Agent
+            && entry.visibility == Visibility::Public
+            && let Some(rule) = self.commitments.broken_by(&entry.body)
+        {
+            match self.commitments.on_forbidden {
+                OnForbidden::Refuse => return Err(Commitments::refusal(rule).into()),
+                OnForbidden::Hold => {
+                    entry.visibility = Visibility::Internal;
+                    held = true;
+                }
+            }
+        }
         self.pipeline
             .keyed(idem, || {
-                self.try_add_reply(ticket_id, &entry, recorder, idem)
+                self.try_add_reply(ticket_id, &entry, held, recorder, idem)
             })
             .await
     }
@@ -79,6 +95,7 @@ impl TicketsCore {
         &self,
         ticket_id: &str,
         entry: &NewEntry,
+        held: bool,
         recorder: &Actor,
         idem: Option<&Idempotency>,
     ) -> Result<(Reply, Ticket), TicketsError> {
@@ -100,7 +117,9 @@ impl TicketsCore {
                 agg.add_reply(entry.author, &judged.policy, &judged.schedules, now)?,
                 "reply",
             ),
-            // A note answers no one: no clock, no status, nothing of the ticket changes.
+            // A note answers no one: no clock, no status, nothing of the ticket changes;
+            // neither does a reply held back for a supervisor.
+            Visibility::Internal if held => (Vec::new(), "reply_held"),
             Visibility::Internal => (Vec::new(), "note"),
         };
         let reply = Reply {

@@ -10,7 +10,9 @@ use aftersales_protos::events::v1::EventEnvelope;
 use aftersales_protos::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
 use aftersales_runtime::ServiceSettings;
 pub use aftersales_testkit::Backend;
-use aftersales_tickets::{app::TicketsApp, usecases::TicketsCore};
+use aftersales_tickets::{
+    app::TicketsApp, domain::commitments::Commitments, usecases::TicketsCore,
+};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
 use tonic::transport::Channel;
 
@@ -35,6 +37,8 @@ pub struct Options {
     pub clock: Option<SharedClock>,
     /// How callers authenticate; disabled (every caller holds every role) when `None`.
     pub auth: Option<AuthSettings>,
+    /// The forbidden commitments; the handbook's list, refused, when `None`.
+    pub commitments: Option<Commitments>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             lease: Duration::from_secs(2),
             clock: None,
             auth: None,
+            commitments: None,
         }
     }
 }
@@ -70,7 +75,8 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     let clock = options
         .clock
         .unwrap_or_else(aftersales_platform::clock::system);
-    let app = TicketsApp::build_with_clock(settings, bus.clone(), queue.clone(), clock)
+    let commitments = options.commitments.unwrap_or_default();
+    let app = TicketsApp::build_with(settings, bus.clone(), queue.clone(), clock, commitments)
         .await
         .expect("the service builds");
     let addr = app.local_addr();

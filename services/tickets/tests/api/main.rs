@@ -3,6 +3,7 @@
 //! gRPC to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
+mod commitments;
 mod desk;
 mod desk_access;
 mod emergencies;
