@@ -109,6 +109,20 @@ pub fn settings_from_env(
                 48 * 3_600,
             )?)),
         },
+        spot_check_rate_percent: {
+            let rate = at_least_one(
+                "CARE_SPOT_CHECK_RATE_PERCENT",
+                crate::domain::spot_check::DEFAULT_RATE_PERCENT,
+            )?;
+            if rate > 100 {
+                return Err(ConfigError::new(
+                    "CARE_SPOT_CHECK_RATE_PERCENT",
+                    &rate.to_string(),
+                    "must be 1 to 100",
+                ));
+            }
+            rate
+        },
     };
     let tickets_url = env
         .raw("CARE_TICKETS_URL")

@@ -27,7 +27,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use crate::{
     domain::{
         Category, Channel, TaskKind, TicketState, TimelineKind,
-        facts::{JobRecord, NamedProduct, TicketFact, TicketObservation},
+        facts::{Assignment, JobRecord, NamedProduct, TicketFact, TicketObservation},
         followup::FollowUp,
         proactive::CareTask,
         records::TimelineEntry,
@@ -256,6 +256,21 @@ impl Projection {
                         clock_id: breached.clock_id.clone(),
                         resolution,
                     },
+                )
+                .await?;
+            }
+            Payload::TicketAssigned(assigned) => {
+                // Ids only: who had the ticket when, for per-agent figures and the
+                // spot-check sample.
+                observe_ticket(
+                    cmd.txn(),
+                    &assigned.ticket_id,
+                    TicketObservation::Assigned(Assignment {
+                        at,
+                        event_id: e.id.clone(),
+                        agent_id: assigned.agent_id.clone(),
+                        group_id: assigned.group_id.clone(),
+                    }),
                 )
                 .await?;
             }

@@ -108,6 +108,8 @@ pub fn dimension(d: KpiDimension) -> i32 {
         KpiDimension::ProductLine => pb::KpiDimension::ProductLine,
         KpiDimension::Sku => pb::KpiDimension::Sku,
         KpiDimension::Batch => pb::KpiDimension::Batch,
+        KpiDimension::Agent => pb::KpiDimension::Agent,
+        KpiDimension::Group => pb::KpiDimension::Group,
     };
     p as i32
 }
@@ -123,6 +125,8 @@ pub fn dimension_of(value: i32) -> Option<KpiDimension> {
         pb::KpiDimension::ProductLine => KpiDimension::ProductLine,
         pb::KpiDimension::Sku => KpiDimension::Sku,
         pb::KpiDimension::Batch => KpiDimension::Batch,
+        pb::KpiDimension::Agent => KpiDimension::Agent,
+        pb::KpiDimension::Group => KpiDimension::Group,
     })
 }
 
@@ -273,6 +277,10 @@ pub fn kpi_group(g: &KpiGroup) -> pb::KpiGroup {
         return_rate: rate(&g.return_rate),
         first_time_fix: rate(&g.first_time_fix),
         remote_resolution: rate(&g.remote_resolution),
+        spot_check_score: Some(pb::Scores {
+            count: g.spot_check_score.count,
+            mean: g.spot_check_score.mean(),
+        }),
     }
 }
 

@@ -4,6 +4,7 @@
 mod incidents;
 pub mod permissions;
 mod request;
+mod spot_checks;
 mod status;
 
 use std::sync::Arc;
@@ -351,6 +352,20 @@ impl CareService for CareApi {
         request: Request<pb::UpdateIncidentTicketsRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
         self.update_tickets(request).await
+    }
+
+    async fn list_spot_checks(
+        &self,
+        request: Request<pb::ListSpotChecksRequest>,
+    ) -> Result<Response<pb::ListSpotChecksResponse>, Status> {
+        self.spot_checks(request).await
+    }
+
+    async fn record_spot_check_score(
+        &self,
+        request: Request<pb::RecordSpotCheckScoreRequest>,
+    ) -> Result<Response<pb::SpotCheck>, Status> {
+        self.score_spot_check(request).await
     }
 
     async fn close_incident(

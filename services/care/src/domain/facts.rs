@@ -20,6 +20,10 @@ pub struct Dims {
     pub product_line: Option<String>,
     pub sku: Option<String>,
     pub batch: Option<String>,
+    /// Who had the ticket when it was first resolved, else who has it now; derived from
+    /// [`TicketFact::assignments`] after every fold.
+    pub agent: Option<String>,
+    pub group: Option<String>,
 }
 
 impl Dims {
@@ -33,9 +37,27 @@ impl Dims {
             KpiDimension::ProductLine => self.product_line.clone(),
             KpiDimension::Sku => self.sku.clone(),
             KpiDimension::Batch => self.batch.clone(),
+            KpiDimension::Agent => return self.agent.clone().unwrap_or_else(unassigned),
+            KpiDimension::Group => return self.group.clone().unwrap_or_else(unassigned),
         };
         known.unwrap_or_else(|| "unknown".into())
     }
+}
+
+/// The key of tickets nobody (or no group) had.
+pub fn unassigned() -> String {
+    "unassigned".into()
+}
+
+/// One change of a ticket's group or agent (an empty agent: back in the group's queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Assignment {
+    pub at: DateTime<Utc>,
+    /// The event's id: breaks ties between changes of the same instant (tickets' ids are
+    /// time-ordered) and makes a redelivery a no-op.
+    pub event_id: String,
+    pub agent_id: String,
+    pub group_id: String,
 }
 
 /// What care knows about one ticket.
@@ -63,6 +85,8 @@ pub struct TicketFact {
     /// no longer counts for it.
     pub line_from_ticket: bool,
     pub region_from_ticket: bool,
+    /// Every assignment, in (instant, event id) order.
+    pub assignments: Vec<Assignment>,
 }
 
 /// The product facts a ticket names at creation (each optional).
@@ -110,6 +134,7 @@ pub enum TicketObservation {
         region: Option<String>,
     },
     ReturnRequested,
+    Assigned(Assignment),
 }
 
 fn earliest(slot: &mut Option<DateTime<Utc>>, at: DateTime<Utc>) {
@@ -208,7 +233,38 @@ impl TicketFact {
                 }
             }
             TicketObservation::ReturnRequested => self.has_return = true,
+            TicketObservation::Assigned(a) => {
+                if !self.assignments.iter().any(|k| k.event_id == a.event_id) {
+                    self.assignments.push(a.clone());
+                    self.assignments.sort();
+                }
+            }
         }
+        self.attribute();
+    }
+
+    /// The assignment in force at the first resolution (the latest at or before it),
+    /// else the latest; `None` when the ticket was never assigned (or its resolution
+    /// came before any assignment).
+    pub fn responsible(&self) -> Option<&Assignment> {
+        match self.first_resolved_at {
+            Some(resolved) => self.assignments.iter().rev().find(|a| a.at <= resolved),
+            None => self.assignments.last(),
+        }
+    }
+
+    /// Derives the agent and group dimensions from the assignments and the resolution,
+    /// both order-independent, so the result is too.
+    fn attribute(&mut self) {
+        let (agent, group) = match self.responsible() {
+            Some(a) => (
+                Some(a.agent_id.clone()).filter(|v| !v.is_empty()),
+                Some(a.group_id.clone()).filter(|v| !v.is_empty()),
+            ),
+            None => (None, None),
+        };
+        self.dims.agent = agent;
+        self.dims.group = group;
     }
 
     /// What a repeat complaint is compared on: the product line, else the order.
@@ -321,7 +377,19 @@ mod tests {
                 product_line: Some("tv".into()),
                 region: Some("310104".into()),
             },
+            assigned("e1", "a1", 10),
+            assigned("e2", "a2", 120),
+            assigned("e3", "a3", 250),
         ]
+    }
+
+    fn assigned(event: &str, agent: &str, m: i64) -> TicketObservation {
+        TicketObservation::Assigned(Assignment {
+            at: t(m),
+            event_id: event.into(),
+            agent_id: agent.into(),
+            group_id: "g".into(),
+        })
     }
 
     #[test]
@@ -351,5 +419,11 @@ mod tests {
             Some("tv"),
             "the job's line fills the gap"
         );
+        assert_eq!(
+            forward.dims.agent.as_deref(),
+            Some("a2"),
+            "the agent assigned at the first resolution (same instant counts)"
+        );
+        assert_eq!(forward.assignments.len(), 3);
     }
 }

@@ -23,6 +23,12 @@
 //!   and were not repeated within 30 days, over completed jobs.
 //! - remote resolution: completed repair jobs closed by remote diagnosis (no visit), over
 //!   completed jobs.
+//! - spot-check score: the mean of the spot-check scores (0–100) recorded in the period.
+//!
+//! By agent and by group, a ticket (and its surveys, follow-ups, jobs and spot checks)
+//! counts for the agent and group it was assigned to when first resolved, else the ones
+//! it is assigned to now: the reopen rate of an agent is that of the resolutions the
+//! agent gave. Milestone lateness is not reported: care receives no milestone events.
 
 use std::collections::BTreeMap;
 
@@ -60,6 +66,30 @@ pub struct KpiInput {
     pub follow_ups: Vec<(Dims, bool)>,
     /// Completed repair jobs created in the period.
     pub jobs: Vec<JobFact>,
+    /// Spot-check scores recorded in the period.
+    pub spot_checks: Vec<(Dims, u32)>,
+}
+
+/// Scores and their mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreStats {
+    pub count: u64,
+    pub sum: u64,
+}
+
+impl ScoreStats {
+    fn add(&mut self, score: u32) {
+        self.count += 1;
+        self.sum += u64::from(score);
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -133,6 +163,7 @@ pub struct KpiGroup {
     pub return_rate: Rate,
     pub first_time_fix: Rate,
     pub remote_resolution: Rate,
+    pub spot_check_score: ScoreStats,
 }
 
 #[derive(Default)]
@@ -185,6 +216,12 @@ pub fn compute(input: &KpiInput, by: KpiDimension) -> Vec<KpiGroup> {
         let g = &mut group_of(&mut groups, job.dims.key(by)).group;
         g.first_time_fix.add(job.fixed && !job.repeated);
         g.remote_resolution.add(job.remote);
+    }
+    for (dims, score) in &input.spot_checks {
+        group_of(&mut groups, dims.key(by))
+            .group
+            .spot_check_score
+            .add(*score);
     }
     groups
         .into_values()

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod proactive;
 pub mod quality;
 pub mod records;
+pub mod spot_check;
 
 use aftersales_platform::text_enum;
 
@@ -122,6 +123,8 @@ text_enum!(
         ProductLine = "product_line",
         Sku = "sku",
         Batch = "batch",
+        Agent = "agent",
+        Group = "group",
     }
 );
 

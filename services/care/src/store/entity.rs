@@ -75,6 +75,34 @@ pub mod ticket_fact {
         pub created_at: Option<ChronoDateTimeUtc>,
         #[sea_orm(column_type = "Text")]
         pub body: String,
+        /// The first resolution, for the spot-check sample.
+        pub resolved_at: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod spot_check_score {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "spot_check_scores")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub ticket_id: String,
+        pub week_start: ChronoDateTimeUtc,
+        pub agent_id: String,
+        pub group_id: String,
+        pub resolved_at: ChronoDateTimeUtc,
+        pub score: i32,
+        #[sea_orm(column_type = "Text")]
+        pub note: String,
+        pub scored_by: String,
+        pub scored_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

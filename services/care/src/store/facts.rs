@@ -36,6 +36,7 @@ pub async fn lock_ticket_fact<C: ConnectionTrait>(
         open: Set(false),
         created_at: Set(None),
         body: Set(to_json(&blank)?),
+        resolved_at: Set(None),
     })
     .on_conflict(
         OnConflict::column(ticket_fact::Column::TicketId)
@@ -65,6 +66,7 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
         open: Set(open),
         created_at: Set(f.created_at),
         body: Set(to_json(f)?),
+        resolved_at: Set(f.first_resolved_at),
     })
     .on_conflict(
         OnConflict::column(ticket_fact::Column::TicketId)
@@ -76,6 +78,7 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
                 ticket_fact::Column::Open,
                 ticket_fact::Column::CreatedAt,
                 ticket_fact::Column::Body,
+                ticket_fact::Column::ResolvedAt,
             ])
             .to_owned(),
     )
@@ -100,6 +103,22 @@ pub async fn tickets_created<C: ConnectionTrait>(
         ticket_fact::Entity::find()
             .filter(ticket_fact::Column::CreatedAt.gte(from))
             .filter(ticket_fact::Column::CreatedAt.lt(to))
+            .order_by_asc(ticket_fact::Column::TicketId)
+            .all(conn)
+            .await?,
+    )
+}
+
+/// Tickets first resolved in `[from, to)`.
+pub async fn tickets_resolved<C: ConnectionTrait>(
+    conn: &C,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TicketFact>, DbErr> {
+    ticket_facts(
+        ticket_fact::Entity::find()
+            .filter(ticket_fact::Column::ResolvedAt.gte(from))
+            .filter(ticket_fact::Column::ResolvedAt.lt(to))
             .order_by_asc(ticket_fact::Column::TicketId)
             .all(conn)
             .await?,

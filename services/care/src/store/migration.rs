@@ -5,9 +5,11 @@ use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_
 
 mod costs;
 mod incidents;
+mod spot_checks;
 use costs::CreateCosts;
 use incidents::CreateIncidents;
 use sea_orm_migration::prelude::*;
+use spot_checks::AddSpotChecks;
 
 pub struct Migrator;
 
@@ -24,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(MovePiiReadsToAuditRecords),
             Box::new(CreateIncidents),
             Box::new(CreateCosts),
+            Box::new(AddSpotChecks),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod follow_ups;
 mod incidents;
 pub mod migration;
 mod proactive;
+mod spot_checks;
 mod surveys;
 mod timeline;
 
@@ -30,7 +31,7 @@ pub use customers::{
 pub use facts::{
     customers_with_open_work, jobs_created, lock_job_fact, lock_ticket_fact, open_tickets_within,
     save_job_fact, save_ticket_fact, tickets_by_id, tickets_created, tickets_of_batch,
-    tickets_of_customers,
+    tickets_of_customers, tickets_resolved,
 };
 pub use follow_ups::{
     follow_ups_of, follow_ups_of_ticket, follow_ups_resolved, list_follow_ups, load_follow_up,
@@ -44,6 +45,7 @@ pub use proactive::{
     add_tasks, drop_future_tasks, get_warranty, list_tasks, notice_recipients, save_warranty,
     warranties_of,
 };
+pub use spot_checks::{get_spot_check, insert_spot_check_score, scored_between, scored_in_week};
 pub use surveys::{clear_comments, get_survey, insert_survey, surveys_of, surveys_recorded};
 pub use timeline::{add_timeline, timeline_page};
 

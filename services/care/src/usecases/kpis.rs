@@ -56,10 +56,12 @@ impl CareCore {
         let follow_ups = store::follow_ups_resolved(db, from, to).await?;
         let surveys = store::surveys_recorded(db, from, to).await?;
         let jobs = store::jobs_created(db, from, to).await?;
+        let spot_checks = store::scored_between(db, from, to).await?;
 
         // Dimensions of the tickets that follow-ups, surveys and jobs belong to.
         let mut linked: Vec<String> = follow_ups.iter().map(|f| f.ticket_id.clone()).collect();
         linked.extend(jobs.iter().map(|j| j.ticket_id.clone()));
+        linked.extend(spot_checks.iter().map(|c| c.candidate.ticket_id.clone()));
         linked.extend(
             surveys
                 .iter()
@@ -122,6 +124,13 @@ impl CareCore {
                         repeated: j.repeated,
                         remote: j.remote,
                     }
+                })
+                .collect(),
+            spot_checks: spot_checks
+                .iter()
+                .filter_map(|c| {
+                    let score = c.score.as_ref()?.score;
+                    Some((dims_of(&c.candidate.ticket_id), score))
                 })
                 .collect(),
         };

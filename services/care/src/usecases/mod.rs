@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod kpis;
 pub mod proactive;
 pub mod profiles;
+pub mod spot_checks;
 pub mod surveys;
 
 use aftersales_platform::{db::corrupt, seal::Vault};
@@ -51,6 +52,9 @@ pub struct CareRules {
     pub retention: Duration,
     /// When the suite proposes a major incident by itself.
     pub incidents: IncidentRules,
+    /// The share of each agent's resolved tickets of a week sampled for spot checks, in
+    /// percent (1–100; at least one ticket per agent).
+    pub spot_check_rate_percent: u32,
 }
 
 impl CareRules {
@@ -61,6 +65,7 @@ impl CareRules {
             manager_after_reopens: 2,
             retention: Duration::days(730),
             incidents: IncidentRules::default(),
+            spot_check_rate_percent: crate::domain::spot_check::DEFAULT_RATE_PERCENT,
         }
     }
 }

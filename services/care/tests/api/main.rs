@@ -11,3 +11,4 @@ mod incidents;
 mod kpis;
 mod proactive;
 mod profiles;
+mod spot_checks;
