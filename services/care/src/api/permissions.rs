@@ -56,7 +56,7 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("RecordIncidentAction"), &[SUPERVISOR, MANAGER]),
     (rpc!("UpdateIncidentTickets"), &[SUPERVISOR, MANAGER]),
     (rpc!("CloseIncident"), &[MANAGER]),
-    (rpc!("ListSpotChecks"), &[SUPERVISOR, MANAGER, ANALYST]),
+    (rpc!("ListSpotChecks"), &[SUPERVISOR, MANAGER]),
     (rpc!("RecordSpotCheckScore"), &[SUPERVISOR, MANAGER]),
     (audit::LIST_AUDIT_RECORDS, &[ADMIN]),
 ];

@@ -417,3 +417,69 @@ async fn spot_checks_and_per_agent_kpis_on_postgres() {
 async fn spot_checks_and_per_agent_kpis_on_sqlite() {
     spot_checks_and_agent_kpis(Backend::Sqlite).await;
 }
+
+/// Facts folded before the spot-check migration get their resolution instant from their
+/// stored body, so the week they were resolved in still samples them.
+async fn facts_from_before_the_upgrade_are_sampled(backend: Backend) {
+    let mut app = spawn_at_rate(backend).await;
+    let at = week() + Duration::days(1);
+    let script = [
+        created("OLD-1", at),
+        assigned("OLD-1", "g1", "a1", "route", at),
+        resolved("OLD-1", at + Duration::hours(1)),
+    ];
+    app.publish(&script).await;
+    app.wait_for_events(script.len() as i64).await;
+    assert_eq!(app.sample().await.len(), 1);
+    // As an older version left it: no column value, and the migration not yet run.
+    app.rows("UPDATE ticket_facts SET resolved_at = NULL").await;
+    app.rows("DELETE FROM seaql_migrations WHERE version = 'm20261202_000070_add_spot_checks'")
+        .await;
+    assert!(app.sample().await.is_empty());
+    let url = app.url.clone();
+    app.stop().await;
+
+    let mut setup = Setup::new(backend);
+    setup.url = Some(url);
+    setup.config.rules.spot_check_rate_percent = RATE;
+    let mut app = spawn_with(setup).await;
+    assert_eq!(
+        app.sample().await,
+        [("OLD-1".to_owned(), "a1".to_owned(), "g1".to_owned())]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn facts_from_before_the_upgrade_are_sampled_on_postgres() {
+    facts_from_before_the_upgrade_are_sampled(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn facts_from_before_the_upgrade_are_sampled_on_sqlite() {
+    facts_from_before_the_upgrade_are_sampled(Backend::Sqlite).await;
+}
+
+#[test]
+fn the_sampling_rate_is_a_percentage_named_when_wrong() {
+    use aftersales_care::app::settings_from_env;
+    use aftersales_platform::config::Env;
+    let env = |rate: Option<&str>| {
+        let mut pairs = vec![
+            ("DATABASE_URL", "sqlite://care.db?mode=rwc"),
+            ("AUTH_MODE", "disabled"),
+        ];
+        if let Some(rate) = rate {
+            pairs.push(("CARE_SPOT_CHECK_RATE_PERCENT", rate));
+        }
+        Env::from_pairs(pairs)
+    };
+    let (_, config) = settings_from_env(&env(None), None).expect("defaults");
+    assert_eq!(config.rules.spot_check_rate_percent, 10);
+    let (_, config) = settings_from_env(&env(Some("100")), None).expect("all");
+    assert_eq!(config.rules.spot_check_rate_percent, 100);
+    for bad in ["0", "101", "ten"] {
+        let err = settings_from_env(&env(Some(bad)), None).unwrap_err();
+        assert_eq!(err.name, "CARE_SPOT_CHECK_RATE_PERCENT", "{bad}");
+    }
+}

@@ -1,7 +1,6 @@
 //! Spot checks: the instant each ticket was first resolved, as a column the week's sample
 //! is read by, and one row per scored spot check (the sample itself is computed, never
-//! stored). Facts folded before this migration have no such instant until their next
-//! event, so tickets resolved before the upgrade are not sampled.
+//! stored). Facts folded before this migration get the column from their stored body.
 
 use aftersales_platform::db::schema::{index, long_text, text, ts, ts_null};
 use sea_orm_migration::prelude::*;
@@ -26,6 +25,7 @@ impl MigrationTrait for AddSpotChecks {
             )
             .await?;
         }
+        backfill_resolved_at(m).await?;
         m.create_index(index(
             "ticket_facts_resolved_at",
             "ticket_facts",
@@ -61,5 +61,51 @@ impl MigrationTrait for AddSpotChecks {
             &["scored_at"],
         ))
         .await
+    }
+}
+
+/// Facts in one backfill read.
+const BACKFILL_PAGE: u64 = 500;
+
+/// Copies `first_resolved_at` of every stored fact body into the new column, a page of
+/// facts at a time (in ticket id order) so a large table is never read whole.
+async fn backfill_resolved_at(m: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = m.get_connection();
+    let backend = db.get_database_backend();
+    let mut after = String::new();
+    loop {
+        let page = Query::select()
+            .columns([Alias::new("ticket_id"), Alias::new("body")])
+            .from(Alias::new("ticket_facts"))
+            .and_where(Expr::col(Alias::new("ticket_id")).gt(after.clone()))
+            .order_by(Alias::new("ticket_id"), Order::Asc)
+            .limit(BACKFILL_PAGE)
+            .to_owned();
+        let rows = db.query_all_raw(backend.build(&page)).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.try_get("", "ticket_id")?;
+        for row in &rows {
+            let id: String = row.try_get("", "ticket_id")?;
+            let body: String = row.try_get("", "body")?;
+            // A body that does not parse is left for the next event about the ticket.
+            let resolved = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("first_resolved_at")?.as_str().map(str::to_owned))
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.to_utc());
+            if let Some(resolved) = resolved {
+                let update = Query::update()
+                    .table(Alias::new("ticket_facts"))
+                    .value(Alias::new("resolved_at"), resolved)
+                    .and_where(Expr::col(Alias::new("ticket_id")).eq(id))
+                    .to_owned();
+                db.execute_raw(backend.build(&update)).await?;
+            }
+        }
+        if (rows.len() as u64) < BACKFILL_PAGE {
+            return Ok(());
+        }
     }
 }
