@@ -196,23 +196,7 @@ async fn the_suite_survives_redis_loss_redis_restart_a_killed_worker_and_a_postg
     suite.time_to_answer().await;
     let mut client = suite.client();
     client
-        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
-            policy: Some(pb::SlaPolicy {
-                id: "fast".into(),
-                priority: 1,
-                match_channels: vec![pb::Channel::Social as i32],
-                first_response: Some(pb::SlaTarget {
-                    seconds: 2,
-                    calendar_id: String::new(),
-                }),
-                resolution: Some(pb::SlaTarget {
-                    seconds: 4,
-                    calendar_id: String::new(),
-                }),
-                escalate_on_breach: true,
-                ..Default::default()
-            }),
-        })
+        .upsert_sla_policy(support::fast_social_policy(2, 4))
         .await
         .unwrap();
 

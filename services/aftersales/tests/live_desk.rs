@@ -83,27 +83,11 @@ async fn a_desk_stream_follows_another_replica_and_resumes_on_any() {
         .spawn();
     let mut tickets = TicketServiceClient::new(second.channel("tickets").await);
     // Clocks of SOCIAL tickets run in seconds: first response 2 s, warned at 50 %.
-    tickets
-        .upsert_sla_policy(tpb::UpsertSlaPolicyRequest {
-            policy: Some(tpb::SlaPolicy {
-                id: "fast".into(),
-                priority: 1,
-                match_channels: vec![tpb::Channel::Social as i32],
-                first_response: Some(tpb::SlaTarget {
-                    seconds: 2,
-                    calendar_id: String::new(),
-                }),
-                resolution: Some(tpb::SlaTarget {
-                    seconds: 3600,
-                    calendar_id: String::new(),
-                }),
-                warning_percent: 50,
-                escalate_on_breach: true,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let mut fast = support::fast_social_policy(2, 3600);
+    if let Some(policy) = fast.policy.as_mut() {
+        policy.warning_percent = 50;
+    }
+    tickets.upsert_sla_policy(fast).await.unwrap();
     let ticket = tickets
         .create_ticket(tpb::CreateTicketRequest {
             customer_id: "cust-live".into(),

@@ -78,23 +78,7 @@ async fn sla_clocks_fire_once_through_the_binary_on_a_redis_cluster_across_a_fai
     );
     let mut client = client(port).await;
     client
-        .upsert_sla_policy(pb::UpsertSlaPolicyRequest {
-            policy: Some(pb::SlaPolicy {
-                id: "fast".into(),
-                priority: 1,
-                match_channels: vec![pb::Channel::Social as i32],
-                first_response: Some(pb::SlaTarget {
-                    seconds: 2,
-                    calendar_id: String::new(),
-                }),
-                resolution: Some(pb::SlaTarget {
-                    seconds: 4,
-                    calendar_id: String::new(),
-                }),
-                escalate_on_breach: true,
-                ..Default::default()
-            }),
-        })
+        .upsert_sla_policy(support::fast_social_policy(2, 4))
         .await
         .unwrap();
     for n in 0..TICKETS {

@@ -892,23 +892,7 @@ async fn survivors_take_over_a_killed_replicas_work_and_every_effect_happens_onc
 
     tickets[1]
         .clone()
-        .upsert_sla_policy(tpb::UpsertSlaPolicyRequest {
-            policy: Some(tpb::SlaPolicy {
-                id: "fast".into(),
-                priority: 1,
-                match_channels: vec![tpb::Channel::Social as i32],
-                first_response: Some(tpb::SlaTarget {
-                    seconds: 2,
-                    calendar_id: String::new(),
-                }),
-                resolution: Some(tpb::SlaTarget {
-                    seconds: 3,
-                    calendar_id: String::new(),
-                }),
-                escalate_on_breach: true,
-                ..Default::default()
-            }),
-        })
+        .upsert_sla_policy(support::fast_social_policy(2, 3))
         .await
         .unwrap();
     // Two partners that never answer: each job's offer lapses twice, then it is

@@ -90,3 +90,30 @@ pub async fn scrape(port: u16) -> String {
     );
     response
 }
+
+/// The SLA policy tests use to see clocks fire in seconds: SOCIAL tickets get a first
+/// response within `first_response_s` and a resolution within `resolution_s`, around the
+/// clock, escalated on breach.
+pub fn fast_social_policy(
+    first_response_s: u64,
+    resolution_s: u64,
+) -> aftersales_protos::tickets::v1::UpsertSlaPolicyRequest {
+    use aftersales_protos::tickets::v1 as tpb;
+    let target = |seconds| {
+        Some(tpb::SlaTarget {
+            seconds,
+            calendar_id: String::new(),
+        })
+    };
+    tpb::UpsertSlaPolicyRequest {
+        policy: Some(tpb::SlaPolicy {
+            id: "fast".into(),
+            priority: 1,
+            match_channels: vec![tpb::Channel::Social as i32],
+            first_response: target(first_response_s),
+            resolution: target(resolution_s),
+            escalate_on_breach: true,
+            ..Default::default()
+        }),
+    }
+}
