@@ -1,5 +1,6 @@
 //! Scored spot checks, one row each by spot-check id (the week and the ticket); the
-//! sample they belong to is computed from the ticket facts, not stored.
+//! sample they belong to is computed from the ticket facts, not stored. A reviewer's note
+//! may quote the customer, so anonymising the customer blanks the notes on their tickets.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -8,7 +9,7 @@ use sea_orm::{
 
 use crate::domain::spot_check::{Candidate, Score, SpotCheck};
 
-use super::entity::spot_check_score;
+use super::entity::{spot_check_score, ticket_fact};
 
 fn spot_check(row: spot_check_score::Model) -> SpotCheck {
     SpotCheck {
@@ -98,4 +99,29 @@ pub async fn scored_between<C: ConnectionTrait>(
         .into_iter()
         .map(spot_check)
         .collect())
+}
+
+/// Blanks the reviewers' notes of spot checks of the customer's tickets.
+pub async fn clear_spot_check_notes<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<(), DbErr> {
+    let tickets: Vec<String> = ticket_fact::Entity::find()
+        .filter(ticket_fact::Column::CustomerId.eq(customer_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|t| t.ticket_id)
+        .collect();
+    for chunk in tickets.chunks(500) {
+        spot_check_score::Entity::update_many()
+            .col_expr(
+                spot_check_score::Column::Note,
+                sea_orm::sea_query::Expr::value(""),
+            )
+            .filter(spot_check_score::Column::TicketId.is_in(chunk.iter().cloned()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! CSAT surveys, and clearing a customer's free-text comments (surveys and follow-ups)
-//! when the customer is anonymised.
+//! CSAT surveys, and clearing a customer's free-text comments (surveys, follow-ups and
+//! spot-check notes) when the customer is anonymised.
 
 use aftersales_platform::db::parse_code;
 use chrono::{DateTime, Utc};
@@ -81,7 +81,8 @@ pub async fn surveys_of<C: ConnectionTrait>(
     )
 }
 
-/// Blanks the free-text comments of a customer's surveys and follow-ups.
+/// Blanks the free-text comments of a customer's surveys and follow-ups, and the
+/// spot-check notes of their tickets.
 pub async fn clear_comments<C: ConnectionTrait>(conn: &C, customer_id: &str) -> Result<(), DbErr> {
     survey::Entity::update_many()
         .col_expr(survey::Column::Comment, sea_orm::sea_query::Expr::value(""))
@@ -94,5 +95,5 @@ pub async fn clear_comments<C: ConnectionTrait>(conn: &C, customer_id: &str) -> 
         }
         save_follow_up(conn, &f).await?;
     }
-    Ok(())
+    super::spot_checks::clear_spot_check_notes(conn, customer_id).await
 }

@@ -405,6 +405,31 @@ async fn spot_checks_and_agent_kpis(backend: Backend) {
         (3, (3, 1_100.0), (2, 12_600.0), (1, 2), (1, 2), (2, 70.0)),
         "g1: T1, T2, T4"
     );
+
+    // Erasing T1's customer blanks the reviewer's note (it may quote them); the score
+    // stays.
+    app.upsert(customer("c-T1")).await;
+    app.client
+        .erase_customer(pb::EraseCustomerRequest {
+            customer_id: "c-T1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("erased");
+    let after: Vec<(String, u32, String)> = app
+        .spot_checks(pb::ListSpotChecksRequest {
+            state: pb::SpotCheckState::Scored as i32,
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|c| (c.ticket_id, c.score, c.note))
+        .collect();
+    let note = "greeting fine; promised a callback it did not make".to_owned();
+    assert_eq!(
+        after,
+        [("T1".into(), 80, String::new()), ("T2".into(), 60, note)]
+    );
     app.stop().await;
 }
 
