@@ -11,8 +11,8 @@ pub use aftersales_platform::codes::ProtoEnum;
 pub mod teams;
 
 use crate::domain::{
-    Author, Category, Channel, ClockKind, ClockState, Level, Severity, Status, Tier, Visibility,
-    WatcherKind,
+    Author, Category, Channel, ClockKind, ClockState, Complexity, Level, Severity, Status, Tier,
+    Visibility, WatcherKind,
     activity::ActivityEntry,
     calendar::{BusinessCalendar, format_time_of_day},
     clock::SlaClock,
@@ -32,6 +32,7 @@ proto_enum!(Category => pb::Category {
     Repair => Repair, TechnicalSupport => TechnicalSupport,
 });
 proto_enum!(Severity => pb::Severity { Urgent => Urgent, Important => Important, General => General });
+proto_enum!(Complexity => pb::Complexity { Simple => Simple, Complex => Complex });
 proto_enum!(Tier => pb::CustomerTier { Vip => Vip, Potential => Potential, Regular => Regular });
 proto_enum!(Status => pb::TicketStatus {
     New => New, Open => Open, PendingCustomer => PendingCustomer,
@@ -60,6 +61,7 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         channel: t.channel.to_proto(),
         category: t.category.to_proto(),
         severity: t.severity.to_proto(),
+        complexity: t.complexity.to_proto(),
         subject: t.subject.clone(),
         description: t.description.clone(),
         evidence: t.evidence.clone(),
@@ -183,6 +185,7 @@ pub fn policy(p: &SlaPolicy) -> pb::SlaPolicy {
         match_categories: codes(&p.match_categories),
         match_tiers: codes(&p.match_tiers),
         match_channels: codes(&p.match_channels),
+        match_complexities: codes(&p.match_complexities),
         first_response: Some(target(&p.first_response)),
         resolution: Some(target(&p.resolution)),
         periodic_update: p.periodic_update.as_ref().map(target),

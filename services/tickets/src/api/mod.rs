@@ -161,6 +161,21 @@ impl TicketService for TicketsApi {
         Ok(Response::new(proto::ticket(&ticket)))
     }
 
+    async fn set_complexity(
+        &self,
+        request: Request<pb::SetComplexityRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let (complexity, idem) = request::set_complexity(&r)?;
+        let actor = actor_of(&caller, r.actor.as_ref())?;
+        let ticket = self
+            .core
+            .set_complexity(&r.ticket_id, complexity, &r.reason, &actor, idem.as_ref())
+            .await?;
+        Ok(Response::new(proto::ticket(&ticket)))
+    }
+
     async fn escalate(
         &self,
         request: Request<pb::EscalateRequest>,

@@ -37,6 +37,8 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (rpc!("ChangeStatus"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("Assign"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("SetSeverity"), &[SUPERVISOR, MANAGER]),
+    // The agent working the ticket judges how hard it is to solve.
+    (rpc!("SetComplexity"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("Escalate"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("ReopenTicket"), &[AGENT, SUPERVISOR, MANAGER, CARE]),
     (

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate};
 use tonic::Status;
 
 use crate::domain::{
-    Level, Severity, Status as TicketStatus, Tier, Visibility, WatcherKind,
+    Complexity, Level, Severity, Status as TicketStatus, Tier, Visibility, WatcherKind,
     calendar::{BusinessCalendar, Slot, WorkingDay, parse_time_of_day},
     listing::TicketFilter,
     policy::{SlaPolicy, SlaTarget},
@@ -49,6 +49,9 @@ pub fn create_ticket(
     let tier = v
         .optional_enum("customer_tier", r.customer_tier)
         .unwrap_or(Tier::Regular);
+    let complexity = v
+        .optional_enum("complexity", r.complexity)
+        .unwrap_or(Complexity::Simple);
     v.require("subject", &r.subject);
     v.max_len("subject", &r.subject, MAX_SUBJECT);
     v.max_len("description", &r.description, MAX_TEXT);
@@ -73,6 +76,7 @@ pub fn create_ticket(
             channel,
             category,
             severity,
+            complexity,
             subject: r.subject.trim().to_owned(),
             description: r.description.clone(),
             evidence: r.evidence.clone(),
@@ -279,6 +283,21 @@ pub fn set_severity(r: &pb::SetSeverityRequest) -> Result<Severity, Status> {
     severity.ok_or_else(|| Status::internal("validated severity missing"))
 }
 
+/// The new complexity of SetComplexity, and the command's key.
+pub fn set_complexity(
+    r: &pb::SetComplexityRequest,
+) -> Result<(Complexity, Option<Idempotency>), Status> {
+    let mut v = Violations::new();
+    v.id("ticket_id", &r.ticket_id);
+    let complexity = v.required_enum("complexity", r.complexity);
+    v.max_len("reason", &r.reason, MAX_TEXT);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.finish()?;
+    complexity
+        .map(|c| (c, idem))
+        .ok_or_else(|| Status::internal("validated complexity missing"))
+}
+
 pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
     let mut v = Violations::new();
     v.id("ticket_id", &r.ticket_id);
@@ -366,6 +385,7 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
         match_categories: v.enum_list("policy.match_categories", &p.match_categories),
         match_tiers: v.enum_list("policy.match_tiers", &p.match_tiers),
         match_channels: v.enum_list("policy.match_channels", &p.match_channels),
+        match_complexities: v.enum_list("policy.match_complexities", &p.match_complexities),
         first_response: first_response.unwrap_or_else(|| SlaTarget::always_on(0)),
         resolution: resolution.unwrap_or_else(|| SlaTarget::always_on(0)),
         periodic_update,

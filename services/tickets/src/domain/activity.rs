@@ -28,10 +28,11 @@ pub struct ActivityEntry {
 }
 
 /// The fields of the ticket the log follows, each as the text it is shown as.
-fn followed(t: &Ticket) -> [(&'static str, String); 9] {
+fn followed(t: &Ticket) -> [(&'static str, String); 10] {
     [
         ("status", t.status.to_string()),
         ("severity", t.severity.to_string()),
+        ("complexity", t.complexity.to_string()),
         ("group", t.group_id.clone().unwrap_or_default()),
         ("assignee", t.assignee.clone().unwrap_or_default()),
         ("escalation_level", t.level.to_string()),

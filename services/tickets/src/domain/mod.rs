@@ -55,6 +55,15 @@ text_enum!(
 );
 
 text_enum!(
+    /// The platform manual's general ("simple") and complex problems: complexity decides
+    /// the resolution target, severity decides hand-off and escalation.
+    Complexity {
+        Simple = "simple",
+        Complex = "complex",
+    }
+);
+
+text_enum!(
     Tier {
         Vip = "vip",
         Potential = "potential",

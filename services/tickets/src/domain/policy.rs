@@ -1,13 +1,16 @@
 //! SLA policies: which targets apply to a ticket, matched in priority order on severity,
-//! category, customer tier and channel (first match wins; a catch-all must exist).
-//! Policies are versioned: a ticket keeps the version it was matched against.
+//! complexity, category, customer tier and channel (first match wins; a catch-all must
+//! exist). Policies are versioned: a ticket keeps the version it was matched against.
+//! The handbook's defaults, edition by edition, are in `defaults`.
+
+mod defaults;
+
+pub use defaults::{default_policies, upgrades};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Category, Channel, DomainError, Level, Severity, Status, Tier, calendar::DEFAULT_CALENDAR_ID,
-};
+use super::{Category, Channel, Complexity, DomainError, Level, Severity, Status, Tier};
 
 /// One target: how long, measured on which calendar (`None` = 24x7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +47,9 @@ pub struct SlaPolicy {
     pub match_categories: Vec<Category>,
     pub match_tiers: Vec<Tier>,
     pub match_channels: Vec<Channel>,
+    /// Stored policies written before complexity existed have none: they match anything.
+    #[serde(default)]
+    pub match_complexities: Vec<Complexity>,
     pub first_response: SlaTarget,
     pub resolution: SlaTarget,
     pub periodic_update: Option<SlaTarget>,
@@ -61,6 +67,7 @@ pub struct SlaPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TicketFacts {
     pub severity: Severity,
+    pub complexity: Complexity,
     pub category: Category,
     pub tier: Tier,
     pub channel: Channel,
@@ -76,6 +83,17 @@ impl SlaPolicy {
             && admits(&self.match_categories, &facts.category)
             && admits(&self.match_tiers, &facts.tier)
             && admits(&self.match_channels, &facts.channel)
+            && admits(&self.match_complexities, &facts.complexity)
+    }
+
+    /// Whether `other` says the same as this policy, whatever its version and age.
+    pub fn same_rules(&self, other: &SlaPolicy) -> bool {
+        let aligned = SlaPolicy {
+            version: self.version,
+            created_at: self.created_at,
+            ..other.clone()
+        };
+        &aligned == self
     }
 
     pub fn is_catch_all(&self) -> bool {
@@ -83,6 +101,7 @@ impl SlaPolicy {
             && self.match_categories.is_empty()
             && self.match_tiers.is_empty()
             && self.match_channels.is_empty()
+            && self.match_complexities.is_empty()
     }
 
     pub fn pauses_in(&self, status: Status) -> bool {
@@ -175,56 +194,18 @@ pub fn check_catch_all_remains(
     }
 }
 
-const HOUR: u64 = 3600;
-/// A working day of the default calendar (09:00–12:00, 13:00–18:00).
-const WORKING_DAY: u64 = 8 * HOUR;
-
-/// The handbook's defaults: first response within 1 hour around the clock; general
-/// problems resolved within 24 hours; urgent and important ("complex") problems within
-/// 3 working days; urgent tickets go to a supervisor at once.
-pub fn default_policies(now: DateTime<Utc>) -> Vec<SlaPolicy> {
-    let base = |id: &str, name: &str, priority: i32| SlaPolicy {
-        id: id.into(),
-        version: 1,
-        name: name.into(),
-        priority,
-        match_severities: Vec::new(),
-        match_categories: Vec::new(),
-        match_tiers: Vec::new(),
-        match_channels: Vec::new(),
-        first_response: SlaTarget::always_on(HOUR),
-        resolution: SlaTarget::always_on(24 * HOUR),
-        periodic_update: None,
-        pause_statuses: vec![Status::PendingCustomer],
-        warning_percent: 75,
-        escalate_on_breach: true,
-        initial_level: Level::Agent,
-        created_at: now,
-    };
-    let complex = SlaTarget::business(3 * WORKING_DAY, DEFAULT_CALENDAR_ID);
-    vec![
-        SlaPolicy {
-            match_severities: vec![Severity::Urgent],
-            resolution: complex.clone(),
-            initial_level: Level::Supervisor,
-            ..base("urgent", "Urgent: supervisor at once, 3 working days", 10)
-        },
-        SlaPolicy {
-            match_severities: vec![Severity::Important],
-            resolution: complex,
-            ..base("important", "Important: 3 working days", 20)
-        },
-        base("default", "General: respond in 1 h, resolve in 24 h", 1000),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn catch_all(policies: &[SlaPolicy]) -> SlaPolicy {
+        policies.iter().find(|p| p.is_catch_all()).unwrap().clone()
+    }
+
     fn facts(severity: Severity) -> TicketFacts {
         TicketFacts {
             severity,
+            complexity: Complexity::Simple,
             category: Category::Complaint,
             tier: Tier::Regular,
             channel: Channel::Hotline,
@@ -240,8 +221,14 @@ mod tests {
         );
         assert_eq!(
             select(&policies, &facts(Severity::Important)).unwrap().id,
-            "important"
+            "default",
+            "a simple important problem has the general targets"
         );
+        let complex = TicketFacts {
+            complexity: Complexity::Complex,
+            ..facts(Severity::Important)
+        };
+        assert_eq!(select(&policies, &complex).unwrap().id, "important");
         assert_eq!(
             select(&policies, &facts(Severity::General)).unwrap().id,
             "default"
@@ -259,7 +246,7 @@ mod tests {
             priority: 5,
             match_tiers: vec![Tier::Vip],
             first_response: SlaTarget::always_on(900),
-            ..policies[2].clone()
+            ..catch_all(&policies)
         });
         let vip = TicketFacts {
             tier: Tier::Vip,
@@ -277,7 +264,7 @@ mod tests {
         let policies = default_policies(Utc::now());
         let narrowed = SlaPolicy {
             match_channels: vec![Channel::Email],
-            ..policies[2].clone()
+            ..catch_all(&policies)
         };
         assert!(check_catch_all_remains(&policies, &narrowed).is_err());
         let other = SlaPolicy {
@@ -292,5 +279,23 @@ mod tests {
         for p in default_policies(Utc::now()) {
             p.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn complexity_narrows_a_match_and_old_bodies_match_any() {
+        let mut p = catch_all(&default_policies(Utc::now()));
+        p.match_complexities = vec![Complexity::Complex];
+        assert!(!p.is_catch_all());
+        assert!(!p.matches(&facts(Severity::General)));
+        let stored = serde_json::to_value(&p).unwrap();
+        let mut old = stored.clone();
+        old.as_object_mut().unwrap().remove("match_complexities");
+        let read: SlaPolicy = serde_json::from_value(old).unwrap();
+        assert!(read.match_complexities.is_empty() && read.is_catch_all());
+        assert!(p.same_rules(&SlaPolicy {
+            version: 9,
+            ..p.clone()
+        }));
+        assert!(!p.same_rules(&read));
     }
 }

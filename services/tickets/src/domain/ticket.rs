@@ -11,7 +11,7 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 
 use super::{
-    Category, Channel, ClockKind, DomainError, Level, Severity, Status, Tier,
+    Category, Channel, ClockKind, Complexity, DomainError, Level, Severity, Status, Tier,
     calendar::{BusinessCalendar, Schedule},
     clock::{Fired, SlaClock},
     policy::{SlaPolicy, SlaTarget, TicketFacts},
@@ -27,6 +27,7 @@ pub struct Ticket {
     pub channel: Channel,
     pub category: Category,
     pub severity: Severity,
+    pub complexity: Complexity,
     pub subject: String,
     pub description: String,
     pub evidence: Vec<String>,
@@ -61,6 +62,7 @@ pub struct NewTicket {
     pub channel: Channel,
     pub category: Category,
     pub severity: Severity,
+    pub complexity: Complexity,
     pub subject: String,
     pub description: String,
     pub evidence: Vec<String>,
@@ -72,6 +74,20 @@ impl NewTicket {
     pub fn facts(&self) -> TicketFacts {
         TicketFacts {
             severity: self.severity,
+            complexity: self.complexity,
+            category: self.category,
+            tier: self.tier,
+            channel: self.channel,
+        }
+    }
+}
+
+impl Ticket {
+    /// What a policy is matched against, as the ticket is now.
+    pub fn facts(&self) -> TicketFacts {
+        TicketFacts {
+            severity: self.severity,
+            complexity: self.complexity,
             category: self.category,
             tier: self.tier,
             channel: self.channel,
@@ -184,6 +200,7 @@ impl TicketAggregate {
             channel: new.channel,
             category: new.category,
             severity: new.severity,
+            complexity: new.complexity,
             subject: new.subject,
             description: new.description,
             evidence: new.evidence,
@@ -305,8 +322,7 @@ impl TicketAggregate {
         Ok(vec![event])
     }
 
-    /// A new severity matches `policy` (possibly another one): live clocks take its targets,
-    /// keeping the time already elapsed, and the level rises to the policy's start level.
+    /// A new severity matches `policy` (possibly another one): see [`Self::rematch`].
     pub fn set_severity(
         &mut self,
         severity: Severity,
@@ -319,6 +335,42 @@ impl TicketAggregate {
             return Err(DomainError::Precondition("the ticket is closed".into()));
         }
         self.ticket.severity = severity;
+        let reason = format!("severity {severity}: {reason}");
+        Ok(self.rematch(policy, schedules, reason, now))
+    }
+
+    /// A new complexity matches `policy` (possibly another one): see [`Self::rematch`].
+    /// The same complexity again changes nothing, and keeps the policy version the ticket
+    /// has (it is not moved onto newer defaults by a no-op).
+    pub fn set_complexity(
+        &mut self,
+        complexity: Complexity,
+        reason: &str,
+        policy: &SlaPolicy,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, DomainError> {
+        if self.ticket.status == Status::Closed {
+            return Err(DomainError::Precondition("the ticket is closed".into()));
+        }
+        if self.ticket.complexity == complexity {
+            return Ok(Vec::new());
+        }
+        self.ticket.complexity = complexity;
+        let reason = format!("complexity {complexity}: {reason}");
+        Ok(self.rematch(policy, schedules, reason, now))
+    }
+
+    /// The ticket's facts changed and matched `policy`: live clocks take its targets,
+    /// keeping the time already elapsed (measured from their start on the new target's
+    /// calendar), and the level rises to the policy's start level.
+    fn rematch(
+        &mut self,
+        policy: &SlaPolicy,
+        schedules: &Schedules,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Vec<TicketEvent> {
         self.ticket.policy_id = policy.id.clone();
         self.ticket.policy_version = policy.version;
         self.touch(now);
@@ -343,11 +395,9 @@ impl TicketAggregate {
                 }
             }
         }
-        let reason = format!("severity {severity}: {reason}");
-        Ok(self
-            .raise_to(policy.initial_level, reason, None)
+        self.raise_to(policy.initial_level, reason, None)
             .into_iter()
-            .collect())
+            .collect()
     }
 
     /// Fires one clock at `now`: a warning, or a breach that escalates one level (once:

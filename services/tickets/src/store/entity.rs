@@ -14,6 +14,8 @@ pub mod ticket {
         pub channel: String,
         pub category: String,
         pub severity: String,
+        /// `simple` or `complex`; `simple` on tickets created before it was kept.
+        pub complexity: String,
         pub subject: String,
         #[sea_orm(column_type = "Text")]
         pub description: String,

@@ -4,6 +4,7 @@
 use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
 use sea_orm_migration::prelude::*;
 
+mod complexity;
 mod emergencies;
 mod live;
 mod teams;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(teams::AddTeams),
             Box::new(live::AddOutboxTxid),
             Box::new(teams::AddQueueRisk),
+            Box::new(complexity::AddTicketComplexity),
         ]
     }
 }

@@ -41,6 +41,7 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
         channel: parse_code("ticket", &row.channel)?,
         category: parse_code("ticket", &row.category)?,
         severity: parse_code("ticket", &row.severity)?,
+        complexity: parse_code("ticket", &row.complexity)?,
         evidence: from_json("ticket", &row.evidence)?,
         watchers: from_json("ticket", &row.watchers)?,
         holds: from_json("ticket", &row.holds)?,
@@ -82,6 +83,7 @@ fn ticket_to_row(agg: &TicketAggregate) -> Result<ticket::ActiveModel, DbErr> {
         channel: Set(t.channel.as_str().into()),
         category: Set(t.category.as_str().into()),
         severity: Set(t.severity.as_str().into()),
+        complexity: Set(t.complexity.as_str().into()),
         subject: Set(t.subject.clone()),
         description: Set(t.description.clone()),
         evidence: Set(to_json(&t.evidence)?),
@@ -445,12 +447,14 @@ pub async fn insert_calendar_if_missing<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Inserts a policy version unless that (id, version) exists.
+/// Stores `p` as the current version of its policy unless that (id, version) exists
+/// already (another replica seeding at the same time): earlier versions stay, no longer
+/// current, for the tickets that use them.
 pub async fn insert_policy_if_missing<C: ConnectionTrait>(
     conn: &C,
     p: &SlaPolicy,
 ) -> Result<(), DbErr> {
-    policy::Entity::insert(policy_row(p)?)
+    let inserted = policy::Entity::insert(policy_row(p)?)
         .on_conflict(
             OnConflict::columns([policy::Column::Id, policy::Column::Version])
                 .do_nothing()
@@ -458,12 +462,18 @@ pub async fn insert_policy_if_missing<C: ConnectionTrait>(
         )
         .exec_without_returning(conn)
         .await?;
+    if inserted > 0 {
+        policy::Entity::update_many()
+            .col_expr(
+                policy::Column::IsCurrent,
+                sea_orm::sea_query::Expr::value(false),
+            )
+            .filter(policy::Column::Id.eq(p.id.as_str()))
+            .filter(policy::Column::Version.ne(p.version as i32))
+            .exec(conn)
+            .await?;
+    }
     Ok(())
-}
-
-/// Whether any policy exists at all (a database that was never seeded).
-pub async fn has_policies<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
-    Ok(policy::Entity::find().one(conn).await?.is_some())
 }
 
 /// The tier care last published for a customer, if any.

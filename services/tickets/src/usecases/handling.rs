@@ -1,16 +1,40 @@
 //! Handling a ticket: status changes and reopening, escalation (also when
 //! another service's event asks for it, inside the consumer's transaction), and severity
-//! changes, which match the ticket to the current policy again. Every reason is masked
+//! and complexity changes, which match the ticket to the current policy again (one path
+//! for both: [`Refact`], then the domain's re-match of the clocks). Every reason is masked
 //! before the ticket's history keeps it.
 
-use aftersales_runtime::command::Nested;
+use aftersales_platform::idempotency::Idempotency;
+use aftersales_runtime::command::{Begun, Nested, Remembered};
 
 use crate::{
-    domain::{Actor, Level, Severity, Status, ticket::Ticket},
+    domain::{Actor, Complexity, Level, Severity, Status, policy::TicketFacts, ticket::Ticket},
     error::TicketsError,
 };
 
-use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, masked};
+use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, masked, replayed};
+
+const SET_COMPLEXITY_SCOPE: &str = "tickets.SetComplexity";
+
+/// A change of the facts a ticket's policy is matched on.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refact {
+    Severity(Severity),
+    Complexity(Complexity),
+}
+
+impl Refact {
+    /// `facts` with this change made.
+    pub(super) fn applied_to(self, facts: TicketFacts) -> TicketFacts {
+        match self {
+            Refact::Severity(severity) => TicketFacts { severity, ..facts },
+            Refact::Complexity(complexity) => TicketFacts {
+                complexity,
+                ..facts
+            },
+        }
+    }
+}
 
 impl TicketsCore {
     pub async fn change_status(
@@ -108,11 +132,59 @@ impl TicketsCore {
         self.command(
             "tickets.SetSeverity",
             ticket_id,
-            PolicyChoice::Rematch(severity),
+            PolicyChoice::Rematch(Refact::Severity(severity)),
             audit,
             |agg, j, now| agg.set_severity(severity, reason, &j.policy, &j.schedules, now),
         )
         .await
+    }
+}
+
+impl TicketsCore {
+    /// A new complexity (keyed by the caller's idempotency key): the ticket is matched to
+    /// the current policies again, as for a new severity. A retry answers with the ticket
+    /// as it is now and changes nothing.
+    pub async fn set_complexity(
+        &self,
+        ticket_id: &str,
+        complexity: Complexity,
+        reason: &str,
+        actor: &Actor,
+        idem: Option<&Idempotency>,
+    ) -> Result<Ticket, TicketsError> {
+        let reason = &masked(reason);
+        self.pipeline
+            .keyed(idem, || {
+                self.try_set_complexity(ticket_id, complexity, reason, actor, idem)
+            })
+            .await
+    }
+
+    async fn try_set_complexity(
+        &self,
+        ticket_id: &str,
+        complexity: Complexity,
+        reason: &str,
+        actor: &Actor,
+        idem: Option<&Idempotency>,
+    ) -> Result<Ticket, TicketsError> {
+        let mut cmd = match self.pipeline.begin(SET_COMPLEXITY_SCOPE, idem).await? {
+            Begun::Replay(remembered) => return self.get_ticket(replayed(&remembered)?).await,
+            Begun::Fresh(cmd) => cmd,
+        };
+        let audit = Audit::new(actor, "set_complexity", format!("{complexity}: {reason}"));
+        let agg = self
+            .change(
+                &mut cmd,
+                ticket_id,
+                PolicyChoice::Rematch(Refact::Complexity(complexity)),
+                audit,
+                |agg, j, now| agg.set_complexity(complexity, reason, &j.policy, &j.schedules, now),
+            )
+            .await?;
+        cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
+            .await?;
+        Ok(agg.ticket)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::{
     store,
 };
 
-use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline};
+use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, handling::Refact};
 
 /// What care asks of every ticket linked to an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl TicketsCore {
                     .change(
                         cmd,
                         &ticket_id,
-                        PolicyChoice::Rematch(severity),
+                        PolicyChoice::Rematch(Refact::Severity(severity)),
                         Audit::new(&actor, "set_severity", format!("{severity}: {reason}")),
                         |agg, j, now| {
                             agg.set_severity(severity, &reason, &j.policy, &j.schedules, now)

@@ -45,10 +45,10 @@ pub use teams::Coverage;
 
 use crate::{
     domain::{
-        Actor, DomainError, Severity,
+        Actor, DomainError,
         activity::{self, FieldChange},
         commitments::Commitments,
-        policy::{self, SlaPolicy, TicketFacts},
+        policy::{self, SlaPolicy},
         ticket::{Schedules, Ticket, TicketAggregate, TicketEvent},
     },
     error::TicketsError,
@@ -179,14 +179,8 @@ impl TicketsCore {
             .ok_or_else(|| not_found("ticket", ticket_id))?;
         let policy = match choice {
             PolicyChoice::Kept => self.policy_of(txn, &agg.ticket).await?,
-            PolicyChoice::Rematch(severity) => {
-                let t = &agg.ticket;
-                let facts = TicketFacts {
-                    severity,
-                    category: t.category,
-                    tier: t.tier,
-                    channel: t.channel,
-                };
+            PolicyChoice::Rematch(change) => {
+                let facts = change.applied_to(agg.ticket.facts());
                 let current = self.current_policies(txn).await?;
                 policy::select(&current, &facts)
                     .cloned()
@@ -202,8 +196,8 @@ impl TicketsCore {
 enum PolicyChoice {
     /// The version the ticket already has.
     Kept,
-    /// The current policy matching the ticket with this new severity.
-    Rematch(Severity),
+    /// The current policy matching the ticket with this change of its facts.
+    Rematch(handling::Refact),
 }
 
 /// What a rule judges a ticket by: its policy and the calendars its clocks run on.

@@ -1,4 +1,6 @@
-//! SLA policies and business calendars: the handbook's defaults seeded on start, staff's
+//! SLA policies and business calendars: the handbook's defaults seeded on start (and a
+//! database seeded with an older edition moved to the newest, version by version, so
+//! tickets keep the versions they were matched to), staff's
 //! changes (a policy changes by new versions, and a catch-all policy always remains), and
 //! what a rule judges a ticket by: the current policies (cached briefly), the version a
 //! ticket was matched to (cached for good: versions never change) and the calendars its
@@ -18,7 +20,7 @@ use crate::{
         DomainError,
         calendar::{BusinessCalendar, default_calendar},
         clock::SlaClock,
-        policy::{SlaPolicy, check_catch_all_remains, default_policies},
+        policy::{SlaPolicy, check_catch_all_remains, upgrades},
         ticket::{Schedules, Ticket},
     },
     error::TicketsError,
@@ -41,17 +43,25 @@ pub(super) struct PolicyCache {
 }
 
 impl TicketsCore {
-    /// Seeds the handbook's default policies and calendar into an empty database.
+    /// Seeds the handbook's default policies and calendar: every default policy a
+    /// database lacks, and each newer version of a default staff left as shipped (see
+    /// [`upgrades`]). Replicas starting together store each version once. Stored versions
+    /// and tickets are never rewritten.
     pub async fn ensure_defaults(&self) -> Result<(), TicketsError> {
         let now = self.now();
         let txn = self.db().begin().await?;
         store::insert_calendar_if_missing(&txn, &default_calendar(), now).await?;
-        if !store::has_policies(&txn).await? {
-            for p in default_policies(now) {
-                store::insert_policy_if_missing(&txn, &p).await?;
-            }
+        let current = store::current_policies(&txn).await?;
+        let added = upgrades(&current, now);
+        for p in &added {
+            store::insert_policy_if_missing(&txn, p).await?;
         }
         txn.commit().await?;
+        if !added.is_empty()
+            && let Ok(mut current) = self.policies.current.write()
+        {
+            *current = None;
+        }
         Ok(())
     }
 

@@ -258,6 +258,7 @@ pub fn create_request(channel: pb::Channel, key: &str) -> pb::CreateTicketReques
         customer_tier: pb::CustomerTier::Regular as i32,
         actor: None,
         product: None,
+        complexity: pb::Complexity::Unspecified as i32,
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod commitments;
+mod complexity;
 mod desk;
 mod desk_access;
 mod emergencies;
@@ -11,6 +12,7 @@ mod helpers;
 mod live_desk;
 mod other_services;
 mod personal_data;
+mod policy_editions;
 mod product_facts;
 mod replays;
 mod routing;

@@ -16,6 +16,7 @@ fn new_ticket(severity: Severity) -> NewTicket {
         channel: Channel::Hotline,
         category: Category::Complaint,
         severity,
+        complexity: Complexity::Simple,
         subject: "Broken".into(),
         description: "It broke".into(),
         evidence: vec![],
@@ -24,8 +25,15 @@ fn new_ticket(severity: Severity) -> NewTicket {
     }
 }
 
+fn policy(id: &str) -> SlaPolicy {
+    default_policies(t(0))
+        .into_iter()
+        .find(|p| p.id == id)
+        .unwrap()
+}
+
 fn general_policy() -> SlaPolicy {
-    default_policies(t(0)).pop().unwrap()
+    policy("default")
 }
 
 fn open(severity: Severity, policy: &SlaPolicy) -> (TicketAggregate, Vec<TicketEvent>) {
@@ -38,7 +46,7 @@ fn clock(a: &TicketAggregate, kind: ClockKind) -> &SlaClock {
 
 #[test]
 fn urgent_tickets_start_with_a_supervisor() {
-    let urgent = default_policies(t(0)).remove(0);
+    let urgent = policy("urgent");
     let (a, events) = open(Severity::Urgent, &urgent);
     assert_eq!(a.ticket.level, Level::Supervisor);
     assert!(matches!(
@@ -174,8 +182,7 @@ fn escalation_only_goes_up() {
 
 #[test]
 fn raising_severity_retargets_live_clocks() {
-    let policies = default_policies(t(0));
-    let general = policies[2].clone();
+    let general = general_policy();
     let (mut a, _) = open(Severity::General, &general);
     let tighter = SlaPolicy {
         id: "tight".into(),
@@ -326,4 +333,51 @@ fn an_emergency_hold_and_a_status_pause_each_keep_the_clocks_paused() {
     assert_eq!(c.state, ClockState::Running);
     assert!(c.due_at > due_before, "moved on by the time held");
     assert!(a.ticket.holds.is_empty());
+}
+
+#[test]
+fn a_new_complexity_retargets_live_clocks_on_the_new_calendar_and_the_same_one_is_a_no_op() {
+    use crate::domain::calendar::default_calendar;
+    let general = general_policy();
+    let complex = policy("complex");
+    let schedules = Schedules::new([default_calendar()]);
+    let (mut a, _) = open(Severity::General, &general);
+    let before = a.clone();
+    let same = a
+        .set_complexity(Complexity::Simple, "as it was", &complex, &schedules, t(50))
+        .unwrap();
+    assert!(same.is_empty());
+    assert_eq!(a, before, "nothing changed, not even the policy version");
+
+    let events = a
+        .set_complexity(
+            Complexity::Complex,
+            "needs a lab test",
+            &complex,
+            &schedules,
+            t(100),
+        )
+        .unwrap();
+    assert!(events.is_empty(), "a general ticket stays with its agent");
+    assert_eq!(a.ticket.complexity, Complexity::Complex);
+    assert_eq!(
+        (a.ticket.policy_id.as_str(), a.ticket.policy_version),
+        ("complex", 1)
+    );
+    let resolution = clock(&a, ClockKind::Resolution);
+    let on_calendar = schedules
+        .get(Some("cn-workdays"))
+        .add(t(0), Duration::hours(24));
+    assert_eq!(resolution.due_at, on_calendar, "counted from the start");
+    assert_eq!(resolution.calendar_id.as_deref(), Some("cn-workdays"));
+    assert_eq!(clock(&a, ClockKind::FirstResponse).due_at, t(3600));
+
+    a.change_status(Status::Resolved, "done", &complex, &schedules, t(200))
+        .unwrap();
+    a.change_status(Status::Closed, "done", &complex, &schedules, t(300))
+        .unwrap();
+    assert!(matches!(
+        a.set_complexity(Complexity::Simple, "late", &general, &schedules, t(400)),
+        Err(DomainError::Precondition(_))
+    ));
 }
