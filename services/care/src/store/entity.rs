@@ -75,8 +75,10 @@ pub mod ticket_fact {
         pub created_at: Option<ChronoDateTimeUtc>,
         #[sea_orm(column_type = "Text")]
         pub body: String,
-        /// The first resolution, for the spot-check sample.
+        /// The first resolution and who it is charged to, for the spot-check sample.
         pub resolved_at: Option<ChronoDateTimeUtc>,
+        pub agent_id: Option<String>,
+        pub group_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

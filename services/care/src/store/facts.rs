@@ -5,12 +5,13 @@ use aftersales_platform::db::{from_json, to_json};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::OnConflict,
+    QuerySelect, sea_query::OnConflict,
 };
 
 use crate::domain::{
     facts::{JobRecord, TicketFact},
     incident::Scope,
+    spot_check::Candidate,
 };
 
 use super::{
@@ -37,6 +38,8 @@ pub async fn lock_ticket_fact<C: ConnectionTrait>(
         created_at: Set(None),
         body: Set(to_json(&blank)?),
         resolved_at: Set(None),
+        agent_id: Set(None),
+        group_id: Set(None),
     })
     .on_conflict(
         OnConflict::column(ticket_fact::Column::TicketId)
@@ -67,6 +70,8 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
         created_at: Set(f.created_at),
         body: Set(to_json(f)?),
         resolved_at: Set(f.first_resolved_at),
+        agent_id: Set(f.dims.agent.clone()),
+        group_id: Set(f.dims.group.clone()),
     })
     .on_conflict(
         OnConflict::column(ticket_fact::Column::TicketId)
@@ -79,6 +84,8 @@ pub async fn save_ticket_fact<C: ConnectionTrait>(conn: &C, f: &TicketFact) -> R
                 ticket_fact::Column::CreatedAt,
                 ticket_fact::Column::Body,
                 ticket_fact::Column::ResolvedAt,
+                ticket_fact::Column::AgentId,
+                ticket_fact::Column::GroupId,
             ])
             .to_owned(),
     )
@@ -109,20 +116,63 @@ pub async fn tickets_created<C: ConnectionTrait>(
     )
 }
 
-/// Tickets first resolved in `[from, to)`.
+/// Tickets first resolved in `[from, to)` (of one agent, `""` for nobody's, when given),
+/// read from the columns alone: a busy week holds many tickets and their bodies are not
+/// needed.
 pub async fn tickets_resolved<C: ConnectionTrait>(
     conn: &C,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<TicketFact>, DbErr> {
-    ticket_facts(
-        ticket_fact::Entity::find()
-            .filter(ticket_fact::Column::ResolvedAt.gte(from))
-            .filter(ticket_fact::Column::ResolvedAt.lt(to))
-            .order_by_asc(ticket_fact::Column::TicketId)
-            .all(conn)
-            .await?,
-    )
+    agent: Option<&str>,
+) -> Result<Vec<Candidate>, DbErr> {
+    let mut q = ticket_fact::Entity::find()
+        .select_only()
+        .columns([
+            ticket_fact::Column::TicketId,
+            ticket_fact::Column::AgentId,
+            ticket_fact::Column::GroupId,
+            ticket_fact::Column::ResolvedAt,
+        ])
+        .filter(ticket_fact::Column::ResolvedAt.gte(from))
+        .filter(ticket_fact::Column::ResolvedAt.lt(to));
+    q = match agent {
+        Some("") => q.filter(ticket_fact::Column::AgentId.is_null()),
+        Some(agent) => q.filter(ticket_fact::Column::AgentId.eq(agent)),
+        None => q,
+    };
+    let rows: Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    )> = q
+        .order_by_asc(ticket_fact::Column::TicketId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(ticket_id, agent, group, resolved_at)| {
+            Some(Candidate {
+                ticket_id,
+                agent_id: agent.unwrap_or_default(),
+                group_id: group.unwrap_or_default(),
+                resolved_at: resolved_at?,
+            })
+        })
+        .collect())
+}
+
+/// Who a resolved ticket is charged to (`""` for nobody), if it was resolved.
+pub async fn resolved_agent<C: ConnectionTrait>(
+    conn: &C,
+    ticket_id: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(ticket_fact::Entity::find_by_id(ticket_id.to_owned())
+        .one(conn)
+        .await?
+        .filter(|row| row.resolved_at.is_some())
+        .map(|row| row.agent_id.unwrap_or_default()))
 }
 
 /// Tickets naming `batch` created in `[from, to)`.

@@ -30,8 +30,8 @@ pub use customers::{
 };
 pub use facts::{
     customers_with_open_work, jobs_created, lock_job_fact, lock_ticket_fact, open_tickets_within,
-    save_job_fact, save_ticket_fact, tickets_by_id, tickets_created, tickets_of_batch,
-    tickets_of_customers, tickets_resolved,
+    resolved_agent, save_job_fact, save_ticket_fact, tickets_by_id, tickets_created,
+    tickets_of_batch, tickets_of_customers, tickets_resolved,
 };
 pub use follow_ups::{
     follow_ups_of, follow_ups_of_ticket, follow_ups_resolved, list_follow_ups, load_follow_up,

@@ -12,7 +12,7 @@ use sea_orm::ConnectionTrait;
 use crate::{
     domain::{
         DomainError,
-        spot_check::{self, Candidate, Score, SpotCheck},
+        spot_check::{self, Score, SpotCheck},
     },
     error::{CareError, not_found},
     store,
@@ -47,27 +47,17 @@ impl CareCore {
         self.rules.spot_check_rate_percent
     }
 
-    /// The week's spot checks: the sample, each with its score if given, plus any scored
-    /// one a later resolution pushed out of the sample; in ticket id order.
+    /// The week's spot checks (of one agent, `""` for nobody's, when given): the sample,
+    /// each with its score if given, plus any scored one a later resolution pushed out
+    /// of the sample; in ticket id order.
     async fn week_spot_checks<C: ConnectionTrait>(
         &self,
         conn: &C,
         week_start: DateTime<Utc>,
+        agent: Option<&str>,
     ) -> Result<Vec<SpotCheck>, CareError> {
         let end = week_start + chrono::Duration::days(7);
-        let resolved: Vec<Candidate> = store::tickets_resolved(conn, week_start, end)
-            .await?
-            .into_iter()
-            .filter_map(|t| {
-                let resolved_at = t.first_resolved_at?;
-                Some(Candidate {
-                    resolved_at,
-                    agent_id: t.dims.agent.clone().unwrap_or_default(),
-                    group_id: t.dims.group.clone().unwrap_or_default(),
-                    ticket_id: t.ticket_id,
-                })
-            })
-            .collect();
+        let resolved = store::tickets_resolved(conn, week_start, end, agent).await?;
         let mut checks: Vec<SpotCheck> =
             spot_check::draw(&resolved, week_start, self.spot_check_rate())
                 .into_iter()
@@ -77,7 +67,11 @@ impl CareCore {
                     score: None,
                 })
                 .collect();
-        for scored in store::scored_in_week(conn, week_start).await? {
+        let scored = store::scored_in_week(conn, week_start).await?;
+        for scored in scored
+            .into_iter()
+            .filter(|c| agent.is_none_or(|a| a == c.candidate.agent_id))
+        {
             match checks
                 .iter_mut()
                 .find(|c| c.candidate.ticket_id == scored.candidate.ticket_id)
@@ -99,16 +93,10 @@ impl CareCore {
     ) -> Result<(Vec<SpotCheck>, Option<String>), CareError> {
         let (start, _) = spot_check::week_of(filter.week_of);
         let page: Vec<SpotCheck> = self
-            .week_spot_checks(self.db(), start)
+            .week_spot_checks(self.db(), start, filter.agent_id.as_deref())
             .await?
             .into_iter()
             .filter(|c| cursor.is_none_or(|after| c.candidate.ticket_id.as_str() > after))
-            .filter(|c| {
-                filter
-                    .agent_id
-                    .as_ref()
-                    .is_none_or(|a| *a == c.candidate.agent_id)
-            })
             .filter(|c| {
                 filter
                     .group_id
@@ -152,8 +140,12 @@ impl CareCore {
             Begun::Fresh(cmd) => cmd,
         };
         let now = cmd.now();
+        // Only the agent's own tickets of the week decide whether this one is drawn.
+        let Some(agent) = store::resolved_agent(cmd.txn(), &ticket_id).await? else {
+            return Err(not_found("spot check", &input.spot_check_id));
+        };
         let Some(mut check) = self
-            .week_spot_checks(cmd.txn(), week_start)
+            .week_spot_checks(cmd.txn(), week_start, Some(&agent))
             .await?
             .into_iter()
             .find(|c| c.candidate.ticket_id == ticket_id)

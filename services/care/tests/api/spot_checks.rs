@@ -457,8 +457,9 @@ async fn facts_from_before_the_upgrade_are_sampled(backend: Backend) {
     app.wait_for_events(script.len() as i64).await;
     assert_eq!(app.sample().await.len(), 1);
     // As an older version left it: no column value, and the migration not yet run.
-    app.rows("UPDATE ticket_facts SET resolved_at = NULL").await;
-    app.rows("DELETE FROM seaql_migrations WHERE version = 'm20261202_000070_add_spot_checks'")
+    app.rows("UPDATE ticket_facts SET resolved_at = NULL, agent_id = NULL, group_id = NULL")
+        .await;
+    app.rows("DELETE FROM seaql_migrations WHERE version = 'm20261202_000071_add_spot_checks'")
         .await;
     assert!(app.sample().await.is_empty());
     let url = app.url.clone();
@@ -507,4 +508,63 @@ fn the_sampling_rate_is_a_percentage_named_when_wrong() {
         let err = settings_from_env(&env(Some(bad)), None).unwrap_err();
         assert_eq!(err.name, "CARE_SPOT_CHECK_RATE_PERCENT", "{bad}");
     }
+}
+
+/// Not a check: how long the sample of a busy week takes to list and to score on, with
+/// 20,000 tickets resolved by 50 agents. Run with `--ignored --nocapture`.
+async fn measure_a_busy_week(backend: Backend) {
+    use aftersales_care::domain::facts::{Assignment, TicketFact, TicketObservation};
+    use sea_orm::TransactionTrait;
+    let mut app = spawn_at_rate(backend).await;
+    let txn = app.core.db().begin().await.unwrap();
+    for i in 0..20_000 {
+        let at = week() + Duration::seconds(i * 25);
+        let mut fact = TicketFact::new(&format!("busy-{i:05}"));
+        fact.observe(&TicketObservation::Assigned(Assignment {
+            at,
+            event_id: format!("e-{i}"),
+            agent_id: format!("agent-{}", i % 50),
+            group_id: "g1".into(),
+        }));
+        fact.observe(&TicketObservation::Resolved {
+            customer_id: "c".into(),
+            at: at + Duration::minutes(5),
+        });
+        aftersales_care::store::save_ticket_fact(&txn, &fact)
+            .await
+            .unwrap();
+    }
+    txn.commit().await.unwrap();
+    let started = std::time::Instant::now();
+    let page = app
+        .client
+        .list_spot_checks(pb::ListSpotChecksRequest {
+            week_of: Some(timestamp(week())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = started.elapsed();
+    let started = std::time::Instant::now();
+    let first = page.spot_checks[0].id.clone();
+    app.score(&first, 90, "busy").await.unwrap();
+    let scored = started.elapsed();
+    println!(
+        "{backend:?}: 20000 resolved, first page of {} listed in {listed:?}, scored in {scored:?}",
+        page.spot_checks.len()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_a_busy_week_on_postgres() {
+    measure_a_busy_week(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_a_busy_week_on_sqlite() {
+    measure_a_busy_week(Backend::Sqlite).await;
 }

@@ -1,35 +1,46 @@
-//! Spot checks: the instant each ticket was first resolved, as a column the week's sample
-//! is read by, and one row per scored spot check (the sample itself is computed, never
-//! stored). Facts folded before this migration get the column from their stored body.
+//! Spot checks: the instant each ticket was first resolved and the agent and group it is
+//! charged to, as columns the week's sample is read by without decoding fact bodies, and
+//! one row per scored spot check (the sample itself is computed, never stored). Facts
+//! folded before this migration get the columns from their stored body. Every step is
+//! guarded (column checks, `if not exists`, an idempotent backfill), so it can run again.
 
-use aftersales_platform::db::schema::{index, long_text, text, ts, ts_null};
+use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_null};
 use sea_orm_migration::prelude::*;
 
 pub struct AddSpotChecks;
 
 impl MigrationName for AddSpotChecks {
     fn name(&self) -> &str {
-        "m20261202_000070_add_spot_checks"
+        "m20261202_000071_add_spot_checks"
     }
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for AddSpotChecks {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if !m.has_column("ticket_facts", "resolved_at").await? {
-            m.alter_table(
-                Table::alter()
-                    .table("ticket_facts")
-                    .add_column(ts_null("resolved_at"))
-                    .to_owned(),
-            )
-            .await?;
+        for column in [
+            ts_null("resolved_at"),
+            text_null("agent_id"),
+            text_null("group_id"),
+        ] {
+            if !m
+                .has_column("ticket_facts", &column.get_column_name())
+                .await?
+            {
+                m.alter_table(
+                    Table::alter()
+                        .table("ticket_facts")
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+            }
         }
-        backfill_resolved_at(m).await?;
+        backfill_columns(m).await?;
         m.create_index(index(
             "ticket_facts_resolved_at",
             "ticket_facts",
-            &["resolved_at"],
+            &["resolved_at", "agent_id"],
         ))
         .await?;
         m.create_table(
@@ -67,9 +78,10 @@ impl MigrationTrait for AddSpotChecks {
 /// Facts in one backfill read.
 const BACKFILL_PAGE: u64 = 500;
 
-/// Copies `first_resolved_at` of every stored fact body into the new column, a page of
-/// facts at a time (in ticket id order) so a large table is never read whole.
-async fn backfill_resolved_at(m: &SchemaManager<'_>) -> Result<(), DbErr> {
+/// Copies `first_resolved_at` and the agent and group of every stored fact body into the
+/// new columns, a page of facts at a time (in ticket id order) so a large table is never
+/// read whole.
+async fn backfill_columns(m: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = m.get_connection();
     let backend = db.get_database_backend();
     let mut after = String::new();
@@ -90,19 +102,28 @@ async fn backfill_resolved_at(m: &SchemaManager<'_>) -> Result<(), DbErr> {
             let id: String = row.try_get("", "ticket_id")?;
             let body: String = row.try_get("", "body")?;
             // A body that does not parse is left for the next event about the ticket.
-            let resolved = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("first_resolved_at")?.as_str().map(str::to_owned))
+            let Ok(fact) = serde_json::from_str::<serde_json::Value>(&body) else {
+                continue;
+            };
+            let text =
+                |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+            let resolved = text(fact.get("first_resolved_at"))
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.to_utc());
-            if let Some(resolved) = resolved {
-                let update = Query::update()
-                    .table(Alias::new("ticket_facts"))
-                    .value(Alias::new("resolved_at"), resolved)
-                    .and_where(Expr::col(Alias::new("ticket_id")).eq(id))
-                    .to_owned();
-                db.execute_raw(backend.build(&update)).await?;
+            let dims = fact.get("dims");
+            let agent = text(dims.and_then(|d| d.get("agent")));
+            let group = text(dims.and_then(|d| d.get("group")));
+            if resolved.is_none() && agent.is_none() && group.is_none() {
+                continue;
             }
+            let update = Query::update()
+                .table(Alias::new("ticket_facts"))
+                .value(Alias::new("resolved_at"), resolved)
+                .value(Alias::new("agent_id"), agent)
+                .value(Alias::new("group_id"), group)
+                .and_where(Expr::col(Alias::new("ticket_id")).eq(id))
+                .to_owned();
+            db.execute_raw(backend.build(&update)).await?;
         }
         if (rows.len() as u64) < BACKFILL_PAGE {
             return Ok(());
