@@ -116,6 +116,14 @@ pub async fn tickets_created<C: ConnectionTrait>(
     )
 }
 
+/// Ticket id, agent, group and first resolution, as read for the sample.
+type ResolvedRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
 /// Tickets first resolved in `[from, to)` (of one agent, `""` for nobody's, when given),
 /// read from the columns alone: a busy week holds many tickets and their bodies are not
 /// needed.
@@ -140,12 +148,7 @@ pub async fn tickets_resolved<C: ConnectionTrait>(
         Some(agent) => q.filter(ticket_fact::Column::AgentId.eq(agent)),
         None => q,
     };
-    let rows: Vec<(
-        String,
-        Option<String>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-    )> = q
+    let rows: Vec<ResolvedRow> = q
         .order_by_asc(ticket_fact::Column::TicketId)
         .into_tuple()
         .all(conn)
