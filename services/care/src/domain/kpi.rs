@@ -353,4 +353,26 @@ mod tests {
         );
         assert_eq!(groups[0].first_time_fix.numerator, 2);
     }
+
+    #[test]
+    fn spot_check_scores_average_per_agent_and_the_unassigned_group_apart() {
+        let of = |agent: Option<&str>| Dims {
+            agent: agent.map(str::to_owned),
+            ..Default::default()
+        };
+        let input = KpiInput {
+            spot_checks: vec![(of(Some("a1")), 80), (of(Some("a1")), 55), (of(None), 100)],
+            ..Default::default()
+        };
+        let groups = compute(&input, KpiDimension::Agent);
+        let scores: Vec<(&str, u64, f64)> = groups
+            .iter()
+            .map(|g| {
+                let s = g.spot_check_score;
+                (g.key.as_str(), s.count, s.mean())
+            })
+            .collect();
+        assert_eq!(scores, [("a1", 2, 67.5), ("unassigned", 1, 100.0)]);
+        assert_eq!(ScoreStats::default().mean(), 0.0);
+    }
 }
