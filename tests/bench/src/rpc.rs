@@ -101,6 +101,7 @@ pub fn create_request(key: String) -> pb::CreateTicketRequest {
         customer_tier: pb::CustomerTier::Regular as i32,
         actor: None,
         product: None,
+        complexity: pb::Complexity::Simple as i32,
     }
 }
 
