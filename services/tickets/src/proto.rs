@@ -143,6 +143,7 @@ pub fn reply(r: &Reply) -> pb::Reply {
         visibility: r.visibility.to_proto(),
         attachments: r.attachments.iter().map(attachment).collect(),
         recorded_by: r.recorded_by.clone(),
+        held: r.held,
     }
 }
 

@@ -124,6 +124,24 @@ impl TicketService for TicketsApi {
         }))
     }
 
+    async fn release_held_reply(
+        &self,
+        request: Request<pb::ReleaseHeldReplyRequest>,
+    ) -> Result<Response<pb::AddReplyResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let idem = request::release_held_reply(&r)?;
+        let actor = actor_of(&caller, None)?;
+        let (reply, ticket) = self
+            .core
+            .release_held_reply(&r.ticket_id, &r.reply_id, r.release, &actor, idem.as_ref())
+            .await?;
+        Ok(Response::new(pb::AddReplyResponse {
+            reply: Some(proto::reply(&reply)),
+            ticket: Some(proto::ticket(&ticket)),
+        }))
+    }
+
     async fn change_status(
         &self,
         request: Request<pb::ChangeStatusRequest>,

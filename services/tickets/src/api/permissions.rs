@@ -34,6 +34,7 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
         &[AGENT, SUPERVISOR, MANAGER, ANALYST, CARE, STOREFRONT],
     ),
     (rpc!("AddReply"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ReleaseHeldReply"), &[SUPERVISOR, MANAGER]),
     (rpc!("ChangeStatus"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("Assign"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("SetSeverity"), &[SUPERVISOR, MANAGER]),

@@ -298,6 +298,15 @@ pub fn set_complexity(
         .ok_or_else(|| Status::internal("validated complexity missing"))
 }
 
+pub fn release_held_reply(r: &pb::ReleaseHeldReplyRequest) -> Result<Option<Idempotency>, Status> {
+    let mut v = Violations::new();
+    v.id("ticket_id", &r.ticket_id);
+    v.id("reply_id", &r.reply_id);
+    let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
+    v.finish()?;
+    Ok(idem)
+}
+
 pub fn escalate(r: &pb::EscalateRequest) -> Result<Option<Level>, Status> {
     let mut v = Violations::new();
     v.id("ticket_id", &r.ticket_id);

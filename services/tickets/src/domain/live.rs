@@ -11,7 +11,7 @@ use super::DomainError;
 
 /// A position in the order events become final: the inserting transaction's id (always 0
 /// on SQLite, whose single writer commits in `seq` order) and the row's `seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor {
     pub txid: u64,
     pub seq: i64,

@@ -20,6 +20,9 @@ pub struct Reply {
     /// Who entered it (the verified caller); empty on entries written before it was kept.
     pub recorded_by: String,
     pub created_at: DateTime<Utc>,
+    /// An agent's public reply that made a forbidden commitment, kept as an internal note
+    /// until a supervisor releases it to the customer or discards it.
+    pub held: bool,
 }
 
 /// A file kept elsewhere, named by its URL and proven by its SHA-256.

@@ -111,6 +111,8 @@ pub mod reply {
         pub attachments: String,
         /// Who entered it; null on entries written before it was kept.
         pub recorded_by: Option<String>,
+        /// An agent's public reply held back as an internal note for a supervisor.
+        pub held: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

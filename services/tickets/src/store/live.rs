@@ -73,6 +73,28 @@ pub async fn after<C: ConnectionTrait>(
     after: Cursor,
     limit: u64,
 ) -> Result<Vec<FeedRow>, DbErr> {
+    read(conn, watched, after, limit, true).await
+}
+
+/// Up to `limit` events after `after` that concern `watched` and have committed, final or
+/// not: on PostgreSQL, what a stream opened "from now" at `after` (the oldest running
+/// transaction) would otherwise show although it committed before the stream opened.
+pub async fn committed_after<C: ConnectionTrait>(
+    conn: &C,
+    watched: &Watched,
+    after: Cursor,
+    limit: u64,
+) -> Result<Vec<FeedRow>, DbErr> {
+    read(conn, watched, after, limit, false).await
+}
+
+async fn read<C: ConnectionTrait>(
+    conn: &C,
+    watched: &Watched,
+    after: Cursor,
+    limit: u64,
+    only_final: bool,
+) -> Result<Vec<FeedRow>, DbErr> {
     let backend = conn.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
     let (join, filter, key) = match watched {
@@ -84,13 +106,18 @@ pub async fn after<C: ConnectionTrait>(
         ),
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let finality = if only_final {
+        "o.txid < pg_snapshot_xmin(pg_current_snapshot())"
+    } else {
+        "TRUE"
+    };
     let (sql, values): (String, Vec<Value>) = if postgres {
         (
             format!(
                 "SELECT CAST(CAST(o.txid AS TEXT) AS BIGINT) AS txid, o.seq, o.payload \
                  FROM outbox o {join} \
                  WHERE (o.txid, o.seq) > (CAST(CAST($1 AS TEXT) AS xid8), $2) \
-                 AND o.txid < pg_snapshot_xmin(pg_current_snapshot()) AND {filter} \
+                 AND {finality} AND {filter} \
                  ORDER BY o.txid, o.seq LIMIT $4"
             ),
             vec![

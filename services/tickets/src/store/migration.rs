@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod complexity;
 mod emergencies;
+mod held_replies;
 mod live;
 mod teams;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(live::AddOutboxTxid),
             Box::new(teams::AddQueueRisk),
             Box::new(complexity::AddTicketComplexity),
+            Box::new(held_replies::AddHeldReplies),
         ]
     }
 }

@@ -34,7 +34,7 @@ pub use emergencies::{
 };
 use entity::{activity, calendar, clock, policy, reply, ticket};
 pub use team::*;
-pub use thread::{insert_reply, list_activity, list_replies, reply};
+pub use thread::{insert_reply, list_activity, list_replies, reply, settle_held_reply};
 
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
     Ok(Ticket {

@@ -21,6 +21,7 @@ fn reply_from_row(row: reply::Model) -> Result<Reply, DbErr> {
         author_id: row.author_id,
         body: row.body,
         created_at: row.created_at,
+        held: row.held,
     })
 }
 
@@ -44,6 +45,7 @@ pub async fn insert_reply<C: ConnectionTrait>(conn: &C, r: &Reply) -> Result<(),
         visibility: Set(r.visibility.as_str().into()),
         attachments: Set(to_json(&r.attachments)?),
         recorded_by: Set(Some(r.recorded_by.clone())),
+        held: Set(r.held),
     })
     .exec_without_returning(conn)
     .await?;
@@ -109,4 +111,22 @@ pub async fn list_activity<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// Marks a held entry released (public, no longer held) or discarded (kept as a note).
+pub async fn settle_held_reply<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    visibility: Visibility,
+) -> Result<(), DbErr> {
+    reply::Entity::update_many()
+        .col_expr(
+            reply::Column::Visibility,
+            sea_orm::sea_query::Expr::value(visibility.as_str()),
+        )
+        .col_expr(reply::Column::Held, sea_orm::sea_query::Expr::value(false))
+        .filter(reply::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! short channel: a client that reads slowly makes its stream wait, never grow.
 
 use std::{
+    collections::HashSet,
     sync::Arc,
     time::{Duration as StdDuration, Instant},
 };
@@ -37,6 +38,9 @@ const BUFFER: usize = 16;
 const CHECKPOINT_EVERY: StdDuration = StdDuration::from_secs(15);
 /// Streams one process serves at once.
 const MAX_STREAMS: usize = 1024;
+/// Most events a stream opened "from now" remembers as already committed when it opened
+/// (see [`LiveDesk::open`]).
+const MAX_SEEN: u64 = 10_000;
 
 /// What a stream sends: an event (its encoded envelope) or, without one, a checkpoint.
 #[derive(Debug, Clone)]
@@ -111,7 +115,7 @@ impl LiveDesk {
         after: Option<Token>,
     ) -> Result<Option<mpsc::Receiver<StreamItem>>, TicketsError> {
         let now = Utc::now();
-        let start = match after {
+        let (start, seen) = match after {
             Some(token) if token.expired(self.retention, now) => {
                 return Err(DomainError::Precondition(
                     "the cursor is older than the outbox keeps events: read the ticket or \
@@ -120,8 +124,21 @@ impl LiveDesk {
                 )
                 .into());
             }
-            Some(token) => token.at,
-            None => feed::now(&self.db).await?,
+            Some(token) => (token.at, HashSet::new()),
+            // "Now" on PostgreSQL is the oldest running transaction, and events committed
+            // since by younger ones come after it in the stream's order: the stream
+            // passes over those it finds already committed as it opens, so it shows only
+            // what commits from now on, while a transaction still running that commits
+            // later is not missed.
+            None => {
+                let start = feed::now(&self.db).await?;
+                let seen = feed::committed_after(&self.db, &watched, start, MAX_SEEN)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.cursor)
+                    .collect();
+                (start, seen)
+            }
         };
         let Ok(permit) = self.streams.clone().try_acquire_owned() else {
             return Ok(None);
@@ -132,6 +149,7 @@ impl LiveDesk {
             head: self.head.subscribe(),
             watched,
             cursor: start,
+            seen,
             tx,
             shutdown: self.shutdown.clone(),
         };
@@ -148,6 +166,8 @@ struct Stream {
     head: watch::Receiver<Head>,
     watched: Watched,
     cursor: Cursor,
+    /// Events that had committed when a stream "from now" opened: passed over.
+    seen: HashSet<Cursor>,
     tx: mpsc::Sender<StreamItem>,
     shutdown: CancellationToken,
 }
@@ -165,6 +185,9 @@ impl Stream {
             let full = rows.len() as u64 == PAGE;
             for FeedRow { cursor, payload } in rows {
                 self.cursor = cursor;
+                if self.seen.remove(&cursor) {
+                    continue;
+                }
                 if !self.send(Some(payload)).await {
                     return;
                 }

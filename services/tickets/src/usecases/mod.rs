@@ -21,6 +21,7 @@ mod deadlines;
 mod emergencies;
 mod erasure;
 mod handling;
+mod held_replies;
 mod incidents;
 pub mod live;
 mod policies;

@@ -132,6 +132,7 @@ impl TicketsCore {
             attachments: entry.attachments.clone(),
             recorded_by: recorder.id.clone(),
             created_at: now,
+            held,
         };
         store::insert_reply(cmd.txn(), &reply).await?;
         if agg.ticket != before {
@@ -151,7 +152,7 @@ impl TicketsCore {
     /// the request's (a replay is the same request); the reply is the other remembered
     /// id, whichever order it was stored in: `[ticket, reply]` now, `[reply, ticket]` by
     /// versions that stored snapshots.
-    async fn replay_reply(
+    pub(super) async fn replay_reply(
         &self,
         ticket_id: &str,
         remembered: &Remembered,

@@ -3,7 +3,8 @@
 //! rule, leaves nothing in the thread and meets no clock; the same words in a customer's
 //! reply or an agent's internal note pass. Configured to hold instead, the reply becomes
 //! an internal note for a supervisor (logged as `reply_held`) that the customer never
-//! sees and that meets no clock.
+//! sees and that meets no clock, until a supervisor releases it (then it is the agent's
+//! public reply, meeting the first-response clock) or discards it.
 
 use aftersales_protos::tickets::v1 as pb;
 use aftersales_tickets::domain::commitments::{Commitments, OnForbidden};
@@ -149,6 +150,7 @@ async fn promises_are_held(backend: Backend) {
         .reply
         .expect("the entry");
     assert_eq!(held.visibility, pb::Visibility::Internal as i32);
+    assert!(held.held);
     assert!(
         thread(&mut app, &ticket.id, pb::Visibility::Public)
             .await
@@ -170,6 +172,100 @@ async fn promises_are_held(backend: Backend) {
         (line.action.as_str(), line.detail.as_str()),
         ("reply_held", held.id.as_str())
     );
+    // A second held entry is discarded: it stays a note, the clock still runs.
+    let second = app
+        .client
+        .add_reply(reply(
+            &ticket.id,
+            pb::ReplyAuthor::Agent,
+            pb::Visibility::Public,
+            "保证退款哦",
+        ))
+        .await
+        .expect("held")
+        .into_inner()
+        .reply
+        .expect("the entry");
+    let decide = |reply_id: &str, release: bool, key: &str| pb::ReleaseHeldReplyRequest {
+        idempotency_key: key.into(),
+        ticket_id: ticket.id.clone(),
+        reply_id: reply_id.into(),
+        release,
+    };
+    let discarded = app
+        .client
+        .release_held_reply(decide(&second.id, false, "d-1"))
+        .await
+        .expect("discarded")
+        .into_inner()
+        .reply
+        .expect("the entry");
+    assert_eq!(
+        (discarded.visibility, discarded.held),
+        (pb::Visibility::Internal as i32, false)
+    );
+    assert!(!first_response_met(&mut app, &ticket.id).await);
+
+    // The first is released: now it is the agent's public reply and meets the clock.
+    let entry = app
+        .client
+        .release_held_reply(decide(&held.id, true, "r-1"))
+        .await
+        .expect("released")
+        .into_inner()
+        .reply
+        .expect("the entry");
+    assert_eq!(
+        (entry.visibility, entry.held),
+        (pb::Visibility::Public as i32, false)
+    );
+    let public = thread(&mut app, &ticket.id, pb::Visibility::Public).await;
+    let ids: Vec<&str> = public.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [held.id.as_str()]);
+    assert!(first_response_met(&mut app, &ticket.id).await);
+    let again = app
+        .client
+        .release_held_reply(decide(&held.id, true, "r-1"))
+        .await
+        .expect("a keyed retry answers")
+        .into_inner()
+        .reply
+        .expect("the entry");
+    assert_eq!(again.id, held.id);
+    let twice = app
+        .client
+        .release_held_reply(decide(&held.id, true, "r-2"))
+        .await
+        .expect_err("held no more");
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    let bad = app
+        .client
+        .release_held_reply(decide("", true, "r-3"))
+        .await
+        .expect_err("no reply id");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("reply_id"), "{bad:?}");
+    let log = app
+        .client
+        .list_activity(pb::ListActivityRequest {
+            ticket_id: ticket.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the log")
+        .into_inner()
+        .entries;
+    let actions: Vec<&str> = log.iter().map(|l| l.action.as_str()).collect();
+    assert!(
+        actions.ends_with(&[
+            "reply_held",
+            "reply_held",
+            "reply_discarded",
+            "reply_released"
+        ]),
+        "{actions:?}"
+    );
+
     // The handbook's list is replaced by the configured one.
     app.client
         .add_reply(reply(
