@@ -21,6 +21,7 @@ use tonic_reflection::pb::v1::{
 /// The tickets port README.md documents for `make run`.
 const TICKETS: &str = "http://127.0.0.1:50051";
 const SERVICE: &str = "aftersales.tickets.v1.TicketService";
+const DESK_SERVICE: &str = "aftersales.tickets.v1.DeskService";
 const AUDIT_SERVICE: &str = "aftersales.audit.v1.AuditService";
 /// The other services' ports README.md documents, with their health names.
 const OTHERS: &[(&str, &str)] = &[
@@ -107,16 +108,18 @@ async fn the_dev_suite_serves_tickets_with_health_and_reflection() {
         names.iter().any(|n| n == "grpc.health.v1.Health"),
         "reflection lists {names:?}"
     );
-    // A port lists only what it serves: its own contract and the audit trail's listing,
-    // no other service's contract, no bench harness.
+    // A port lists only what it serves: its own contracts (tickets serves the live desk
+    // beside its API) and the audit trail's listing, no other service's contract, no
+    // bench harness.
+    for served in [AUDIT_SERVICE, DESK_SERVICE] {
+        assert!(
+            names.iter().any(|n| n == served),
+            "reflection lists {names:?}"
+        );
+    }
     assert!(
-        names.iter().any(|n| n == AUDIT_SERVICE),
-        "reflection lists {names:?}"
-    );
-    assert!(
-        names
-            .iter()
-            .all(|n| !n.starts_with("aftersales.") || n == SERVICE || n == AUDIT_SERVICE),
+        names.iter().all(|n| !n.starts_with("aftersales.")
+            || [SERVICE, DESK_SERVICE, AUDIT_SERVICE].contains(&n.as_str())),
         "reflection lists {names:?}"
     );
 
