@@ -27,6 +27,20 @@ fn reply(
     }
 }
 
+/// Sends one entry: the entry as stored, or the refusal.
+async fn add(
+    app: &mut TestApp,
+    ticket_id: &str,
+    author: pb::ReplyAuthor,
+    visibility: pb::Visibility,
+    body: &str,
+) -> Result<pb::Reply, tonic::Status> {
+    app.client
+        .add_reply(reply(ticket_id, author, visibility, body))
+        .await
+        .map(|answer| answer.into_inner().reply.expect("the entry"))
+}
+
 async fn thread(app: &mut TestApp, ticket_id: &str, visibility: pb::Visibility) -> Vec<pb::Reply> {
     app.client
         .list_thread(pb::ListThreadRequest {
@@ -36,6 +50,18 @@ async fn thread(app: &mut TestApp, ticket_id: &str, visibility: pb::Visibility) 
         })
         .await
         .expect("the thread")
+        .into_inner()
+        .entries
+}
+
+async fn activity(app: &mut TestApp, ticket_id: &str) -> Vec<pb::ActivityEntry> {
+    app.client
+        .list_activity(pb::ListActivityRequest {
+            ticket_id: ticket_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the log")
         .into_inner()
         .entries
 }
@@ -55,16 +81,15 @@ async fn promises_are_refused(backend: Backend) {
             "lifetime free repair",
         ),
     ] {
-        let refused = app
-            .client
-            .add_reply(reply(
-                &ticket.id,
-                pb::ReplyAuthor::Agent,
-                pb::Visibility::Public,
-                body,
-            ))
-            .await
-            .expect_err("a forbidden commitment is refused");
+        let refused = add(
+            &mut app,
+            &ticket.id,
+            pb::ReplyAuthor::Agent,
+            pb::Visibility::Public,
+            body,
+        )
+        .await
+        .expect_err("a forbidden commitment is refused");
         assert_eq!(refused.code(), Code::InvalidArgument);
         assert!(refused.message().contains("body"), "{refused:?}");
         assert!(refused.message().contains(rule), "{refused:?}");
@@ -78,34 +103,34 @@ async fn promises_are_refused(backend: Backend) {
 
     // The customer may say anything; an internal note quoting the customer is the desk's.
     let words = "你们说过终身免费维修";
-    app.client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Customer,
-            pb::Visibility::Public,
-            words,
-        ))
-        .await
-        .expect("a customer's words pass");
-    app.client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Agent,
-            pb::Visibility::Internal,
-            words,
-        ))
-        .await
-        .expect("a note passes");
+    add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Customer,
+        pb::Visibility::Public,
+        words,
+    )
+    .await
+    .expect("a customer's words pass");
+    add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Agent,
+        pb::Visibility::Internal,
+        words,
+    )
+    .await
+    .expect("a note passes");
     let fine = "我们会在24小时内安排上门维修";
-    app.client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Agent,
-            pb::Visibility::Public,
-            fine,
-        ))
-        .await
-        .expect("a plain answer passes");
+    add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Agent,
+        pb::Visibility::Public,
+        fine,
+    )
+    .await
+    .expect("a plain answer passes");
     assert_eq!(
         thread(&mut app, &ticket.id, pb::Visibility::Unspecified)
             .await
@@ -136,19 +161,15 @@ async fn promises_are_held(backend: Backend) {
     )
     .await;
     let ticket = app.create(pb::Channel::Hotline, "promise-2").await;
-    let held = app
-        .client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Agent,
-            pb::Visibility::Public,
-            "我们保证退款",
-        ))
-        .await
-        .expect("held, not refused")
-        .into_inner()
-        .reply
-        .expect("the entry");
+    let held = add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Agent,
+        pb::Visibility::Public,
+        "我们保证退款",
+    )
+    .await
+    .expect("held, not refused");
     assert_eq!(held.visibility, pb::Visibility::Internal as i32);
     assert!(held.held);
     assert!(
@@ -157,35 +178,22 @@ async fn promises_are_held(backend: Backend) {
             .is_empty()
     );
     assert!(!first_response_met(&mut app, &ticket.id).await);
-    let log = app
-        .client
-        .list_activity(pb::ListActivityRequest {
-            ticket_id: ticket.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("the log")
-        .into_inner()
-        .entries;
+    let log = activity(&mut app, &ticket.id).await;
     let line = log.last().expect("a line");
     assert_eq!(
         (line.action.as_str(), line.detail.as_str()),
         ("reply_held", held.id.as_str())
     );
     // A second held entry is discarded: it stays a note, the clock still runs.
-    let second = app
-        .client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Agent,
-            pb::Visibility::Public,
-            "保证退款哦",
-        ))
-        .await
-        .expect("held")
-        .into_inner()
-        .reply
-        .expect("the entry");
+    let second = add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Agent,
+        pb::Visibility::Public,
+        "保证退款哦",
+    )
+    .await
+    .expect("held");
     let decide = |reply_id: &str, release: bool, key: &str| pb::ReleaseHeldReplyRequest {
         idempotency_key: key.into(),
         ticket_id: ticket.id.clone(),
@@ -245,16 +253,7 @@ async fn promises_are_held(backend: Backend) {
         .expect_err("no reply id");
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("reply_id"), "{bad:?}");
-    let log = app
-        .client
-        .list_activity(pb::ListActivityRequest {
-            ticket_id: ticket.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("the log")
-        .into_inner()
-        .entries;
+    let log = activity(&mut app, &ticket.id).await;
     let actions: Vec<&str> = log.iter().map(|l| l.action.as_str()).collect();
     assert!(
         actions.ends_with(&[
@@ -267,15 +266,15 @@ async fn promises_are_held(backend: Backend) {
     );
 
     // The handbook's list is replaced by the configured one.
-    app.client
-        .add_reply(reply(
-            &ticket.id,
-            pb::ReplyAuthor::Agent,
-            pb::Visibility::Public,
-            "绝对没问题",
-        ))
-        .await
-        .expect("not on this list");
+    add(
+        &mut app,
+        &ticket.id,
+        pb::ReplyAuthor::Agent,
+        pb::Visibility::Public,
+        "绝对没问题",
+    )
+    .await
+    .expect("not on this list");
     app.stop().await;
 }
 
