@@ -60,12 +60,35 @@ fn payload(ticket: &Ticket, event: &TicketEvent) -> Payload {
             clock_id: clock_id.clone().unwrap_or_default(),
             watchers,
         }),
-        TicketEvent::SlaWarning { clock } => Payload::SlaWarning(ev::SlaWarning {
+        TicketEvent::SlaWarning {
+            clock,
+            percent,
+            action,
+        } => Payload::SlaWarning(ev::SlaWarning {
             ticket_id,
             clock_id: clock.id.clone(),
             kind: clock.kind.to_proto(),
             due_at: Some(timestamp(clock.due_at)),
             watchers,
+            threshold_percent: u32::from(*percent),
+            action: action.to_proto(),
+            group_id: ticket.group_id.clone().unwrap_or_default(),
+            agent_id: ticket.assignee.clone().unwrap_or_default(),
+        }),
+        TicketEvent::ClockMet {
+            clock,
+            actual_minus_standard_ms,
+        } => Payload::SlaClockMet(ev::SlaClockMet {
+            ticket_id,
+            clock_id: clock.id.clone(),
+            kind: clock.kind.to_proto(),
+            due_at: Some(timestamp(clock.due_at)),
+            met_at: clock.met_at.map(timestamp),
+            actual_minus_standard_ms: *actual_minus_standard_ms,
+            group_id: ticket.group_id.clone().unwrap_or_default(),
+            agent_id: ticket.assignee.clone().unwrap_or_default(),
+            watchers,
+            cycle: clock.cycle,
         }),
         TicketEvent::SlaBreached { clock } => Payload::SlaBreached(ev::SlaBreached {
             ticket_id,

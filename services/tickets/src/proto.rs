@@ -8,7 +8,10 @@ use prost_types::Timestamp;
 
 pub use aftersales_platform::codes::ProtoEnum;
 
+mod flow;
 pub mod teams;
+
+pub use flow::{flow_fields, hand_off, warnings};
 
 use crate::domain::{
     Author, Category, Channel, ClockKind, ClockState, Complexity, Level, Severity, Status, Tier,
@@ -44,6 +47,8 @@ proto_enum!(Visibility => pb::Visibility { Public => Public, Internal => Interna
 proto_enum!(WatcherKind => pb::WatcherKind { User => User, Team => Team });
 proto_enum!(ClockKind => pb::ClockKind {
     FirstResponse => FirstResponse, Resolution => Resolution, PeriodicUpdate => PeriodicUpdate,
+    Record => Record, HandOff => HandOff, Agreement => Agreement, Remedy => Remedy,
+    Feedback => Feedback, NextReply => NextReply,
 });
 proto_enum!(ClockState => pb::ClockState {
     Running => Running, Paused => Paused, Met => Met, Breached => Breached, Cancelled => Cancelled,
@@ -80,6 +85,8 @@ pub fn ticket(t: &Ticket) -> pb::Ticket {
         watchers: watchers(&t.watchers),
         held_by: t.holds.clone(),
         group_id: t.group_id.clone().unwrap_or_default(),
+        reported_at: Some(timestamp(t.reported_at)),
+        ..flow_fields(&t.flow)
     }
 }
 
@@ -157,7 +164,9 @@ pub fn clock(c: &SlaClock, now: DateTime<Utc>) -> pb::SlaClock {
         started_at: Some(timestamp(c.started_at)),
         due_at: Some(timestamp(c.due_at)),
         warning_at: Some(timestamp(c.warning_at)),
-        warned: c.warned,
+        warned: c.warned(),
+        warning_percents: c.warning_percents.iter().copied().map(u32::from).collect(),
+        warnings_fired: u32::from(c.warnings_fired),
         met_at: opt_timestamp(c.met_at),
         breached_at: opt_timestamp(c.breached_at),
         paused_at: opt_timestamp(c.paused_at),
@@ -165,7 +174,7 @@ pub fn clock(c: &SlaClock, now: DateTime<Utc>) -> pb::SlaClock {
     }
 }
 
-fn target(t: &SlaTarget) -> pb::SlaTarget {
+pub(crate) fn target(t: &SlaTarget) -> pb::SlaTarget {
     pb::SlaTarget {
         seconds: t.seconds,
         calendar_id: t.calendar_id.clone().unwrap_or_default(),
@@ -195,6 +204,13 @@ pub fn policy(p: &SlaPolicy) -> pb::SlaPolicy {
         escalate_on_breach: p.escalate_on_breach,
         initial_escalation_level: p.initial_level.to_proto(),
         created_at: Some(timestamp(p.created_at)),
+        record: p.milestones.record.as_ref().map(target),
+        hand_off: p.milestones.hand_off.as_ref().map(hand_off),
+        agreement: p.milestones.agreement.as_ref().map(target),
+        remedy: p.milestones.remedy.as_ref().map(target),
+        feedback: p.milestones.feedback.as_ref().map(target),
+        next_reply: p.milestones.next_reply.as_ref().map(target),
+        warnings: warnings(&p.warnings),
     }
 }
 

@@ -102,6 +102,7 @@ pub fn create_request(key: String) -> pb::CreateTicketRequest {
         actor: None,
         product: None,
         complexity: pb::Complexity::Simple as i32,
+        reported_at: None,
     }
 }
 

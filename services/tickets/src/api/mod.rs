@@ -1,6 +1,7 @@
 //! The gRPC face of the tickets service: decode and validate (`request`), call the use
 //! case, encode (`crate::proto`); errors become statuses in `status`.
 
+mod flow;
 mod live;
 pub mod permissions;
 mod request;
@@ -431,5 +432,32 @@ impl TicketService for TicketsApi {
         request: Request<pb::ClaimNextRequest>,
     ) -> Result<Response<pb::ClaimNextResponse>, Status> {
         TicketsApi::claim_next(self, request).await
+    }
+    async fn record_complaint(
+        &self,
+        request: Request<pb::RecordComplaintRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        self.record_complaint_step(request).await
+    }
+
+    async fn propose_solution(
+        &self,
+        request: Request<pb::ProposeSolutionRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        self.propose_solution_step(request).await
+    }
+
+    async fn decide_solution(
+        &self,
+        request: Request<pb::DecideSolutionRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        self.decide_solution_step(request).await
+    }
+
+    async fn schedule_remedy(
+        &self,
+        request: Request<pb::ScheduleRemedyRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        self.schedule_remedy_step(request).await
     }
 }

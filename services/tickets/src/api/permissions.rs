@@ -83,6 +83,12 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     ),
     (rpc!("ClaimNext"), &[AGENT, SUPERVISOR, MANAGER]),
     (rpc!("ListQueue"), &[AGENT, SUPERVISOR, MANAGER, ANALYST]),
+    // The complaint flow: the desk records, proposes, notes the customer's decision (given
+    // by phone or chat) and schedules the remedy.
+    (rpc!("RecordComplaint"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ProposeSolution"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("DecideSolution"), &[AGENT, SUPERVISOR, MANAGER]),
+    (rpc!("ScheduleRemedy"), &[AGENT, SUPERVISOR, MANAGER]),
     // The live desk: the desk's own streams.
     (desk!("WatchTicket"), &[AGENT, SUPERVISOR, MANAGER]),
     (desk!("WatchGroup"), &[AGENT, SUPERVISOR, MANAGER]),

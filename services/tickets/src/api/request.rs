@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use aftersales_platform::{
+    codes::instant,
     idempotency::Idempotency,
     paging::{decode_cursor, page_size},
     status::Violations,
@@ -64,6 +65,10 @@ pub fn create_ticket(
         v.max_len(&field, e, 2048);
     }
     let product = product_facts(&mut v, r.product.as_ref(), &r.order_id);
+    let reported_at = r
+        .reported_at
+        .as_ref()
+        .and_then(|t| v.check("reported_at", instant(t).ok_or("is out of range")));
     let idem = v.idempotency(&r.idempotency_key, r, |m| m.idempotency_key.clear());
     v.finish()?;
     let (Some(channel), Some(category)) = (channel, category) else {
@@ -82,6 +87,7 @@ pub fn create_ticket(
             evidence: r.evidence.clone(),
             tier,
             product,
+            reported_at,
         },
         idem,
     ))
@@ -323,7 +329,7 @@ pub fn reopen(r: &pb::ReopenTicketRequest) -> Result<(), Status> {
     v.finish()
 }
 
-fn target(
+pub(super) fn target(
     v: &mut Violations,
     field: &str,
     t: Option<&pb::SlaTarget>,
@@ -409,6 +415,8 @@ pub fn policy(r: &pb::UpsertSlaPolicyRequest) -> Result<SlaPolicy, Status> {
             .unwrap_or(Level::Agent),
         // Stamped by the use case when the version is stored.
         created_at: DateTime::UNIX_EPOCH,
+        milestones: super::flow::milestones(&mut v, p),
+        warnings: super::flow::warnings(&mut v, &p.warnings),
     };
     v.finish()?;
     Ok(policy)

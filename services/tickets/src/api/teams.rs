@@ -58,7 +58,7 @@ fn optional_code(v: &mut Violations, field: &str, value: &str) -> Option<String>
 }
 
 /// A timestamp field: required or not, and within range.
-fn at(
+pub(super) fn at(
     v: &mut Violations,
     field: &str,
     t: Option<&prost_types::Timestamp>,

@@ -6,6 +6,9 @@
 //! The arithmetic is exact (chrono durations, nanoseconds): a warning at 50 % of 3 s is
 //! at +1.5 s and a pause of 3.04 s moves the instants by 3.04 s. Rounding to whole
 //! seconds anywhere would make a clock come due early by the fraction dropped.
+//!
+//! A clock has several warning thresholds (percents of its target, ascending); each fires
+//! once per cycle, in order, and `warning_at` is always the next one's instant.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,7 +23,8 @@ pub struct SlaClock {
     pub state: ClockState,
     pub target_seconds: u64,
     pub calendar_id: Option<String>,
-    pub warning_percent: u8,
+    /// Ascending, distinct, each 1–99; may be empty (no warnings).
+    pub warning_percents: Vec<u8>,
     pub started_at: DateTime<Utc>,
     /// Whole business seconds spent in finished pauses. The rest under a second is not
     /// lost: `due_at` is computed from the exact sum and carries it (see `paused`), so
@@ -29,8 +33,10 @@ pub struct SlaClock {
     /// Set while paused.
     pub paused_at: Option<DateTime<Utc>>,
     pub due_at: DateTime<Utc>,
+    /// The next threshold's instant; `due_at` once every threshold has fired.
     pub warning_at: DateTime<Utc>,
-    pub warned: bool,
+    /// How many thresholds have fired this cycle.
+    pub warnings_fired: u8,
     pub met_at: Option<DateTime<Utc>>,
     pub breached_at: Option<DateTime<Utc>>,
     /// Bumped each time the clock is armed again (a reopened ticket, a new update period).
@@ -40,9 +46,8 @@ pub struct SlaClock {
 /// What firing a clock found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fired {
-    /// Not due yet (the schedule woke us early) or not running.
-    Nothing,
-    Warning,
+    /// A warning threshold, by its percent.
+    Warning(u8),
     Breached,
 }
 
@@ -52,7 +57,7 @@ impl SlaClock {
         ticket_id: String,
         kind: ClockKind,
         target: &SlaTarget,
-        warning_percent: u8,
+        warning_percents: &[u8],
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) -> Self {
@@ -63,13 +68,13 @@ impl SlaClock {
             state: ClockState::Running,
             target_seconds: target.seconds,
             calendar_id: target.calendar_id.clone(),
-            warning_percent,
+            warning_percents: warning_percents.to_vec(),
             started_at: now,
             paused_seconds: 0,
             paused_at: None,
             due_at: now,
             warning_at: now,
-            warned: false,
+            warnings_fired: 0,
             met_at: None,
             breached_at: None,
             cycle: 1,
@@ -82,12 +87,22 @@ impl SlaClock {
         saturating_seconds(u128::from(self.target_seconds))
     }
 
-    /// `warning_percent` of the target. Exact, so never early: whole seconds times a
-    /// whole percent is a whole number of 10 ms.
-    fn warn_after(&self) -> Duration {
-        saturating_millis(
-            u128::from(self.target_seconds) * u128::from(self.warning_percent) * 1000 / 100,
-        )
+    /// `percent` of the target. Exact, so never early: whole seconds times a whole
+    /// percent is a whole number of 10 ms.
+    fn warn_after(&self, percent: u8) -> Duration {
+        saturating_millis(u128::from(self.target_seconds) * u128::from(percent) * 1000 / 100)
+    }
+
+    /// Whether every threshold has fired this cycle.
+    pub fn warned(&self) -> bool {
+        usize::from(self.warnings_fired) >= self.warning_percents.len()
+    }
+
+    /// The threshold that fires next, if one is left.
+    fn next_threshold(&self) -> Option<u8> {
+        self.warning_percents
+            .get(usize::from(self.warnings_fired))
+            .copied()
     }
 
     /// Business time spent in finished pauses, exactly, measured on `schedule` (the one
@@ -107,7 +122,13 @@ impl SlaClock {
     fn recompute(&mut self, schedule: &Schedule, paused: Duration) {
         self.paused_seconds = u64::try_from(paused.num_seconds()).unwrap_or(0);
         self.due_at = schedule.add(self.started_at, saturating_sum(self.target(), paused));
-        self.warning_at = schedule.add(self.started_at, saturating_sum(self.warn_after(), paused));
+        self.warning_at = match self.next_threshold() {
+            Some(percent) => schedule.add(
+                self.started_at,
+                saturating_sum(self.warn_after(percent), paused),
+            ),
+            None => self.due_at,
+        };
     }
 
     pub fn is_live(&self) -> bool {
@@ -117,7 +138,7 @@ impl SlaClock {
     /// When the worker must look at this clock next; `None` when nothing can fire.
     pub fn next_fire_at(&self) -> Option<DateTime<Utc>> {
         match self.state {
-            ClockState::Running if !self.warned && self.warning_at < self.due_at => {
+            ClockState::Running if !self.warned() && self.warning_at < self.due_at => {
                 Some(self.warning_at)
             }
             ClockState::Running => Some(self.due_at),
@@ -146,8 +167,9 @@ impl SlaClock {
         true
     }
 
-    /// The target was reached in time. A breached clock keeps its state but records when
-    /// it was finally met, for the "actual − standard" figure.
+    /// The target was reached. A breached clock keeps its state but records when it was
+    /// finally met, for the "actual − standard" figure. True when `met_at` was set now
+    /// (so the caller publishes it once).
     pub fn meet(&mut self, now: DateTime<Utc>) -> bool {
         match self.state {
             ClockState::Running | ClockState::Paused => {
@@ -158,10 +180,21 @@ impl SlaClock {
             }
             ClockState::Breached if self.met_at.is_none() => {
                 self.met_at = Some(now);
-                false
+                true
             }
             _ => false,
         }
+    }
+
+    /// The handbook's "actual − standard" of a met clock: the business time on `schedule`
+    /// (the clock's own) from the due instant to the met instant, negative when early.
+    pub fn actual_minus_standard(&self, schedule: &Schedule) -> Option<Duration> {
+        let met_at = self.met_at?;
+        Some(if met_at >= self.due_at {
+            schedule.between(self.due_at, met_at)
+        } else {
+            -schedule.between(met_at, self.due_at)
+        })
     }
 
     pub fn cancel(&mut self) -> bool {
@@ -179,7 +212,7 @@ impl SlaClock {
     pub fn retarget(
         &mut self,
         target: &SlaTarget,
-        warning_percent: u8,
+        warning_percents: &[u8],
         current: &Schedule,
         next: &Schedule,
     ) -> bool {
@@ -189,7 +222,7 @@ impl SlaClock {
         let paused = self.paused(current);
         self.target_seconds = target.seconds;
         self.calendar_id = target.calendar_id.clone();
-        self.warning_percent = warning_percent;
+        self.set_thresholds(warning_percents);
         self.recompute(next, paused);
         true
     }
@@ -198,7 +231,7 @@ impl SlaClock {
     pub fn rearm(
         &mut self,
         target: &SlaTarget,
-        warning_percent: u8,
+        warning_percents: &[u8],
         schedule: &Schedule,
         now: DateTime<Utc>,
     ) {
@@ -206,33 +239,57 @@ impl SlaClock {
         self.state = ClockState::Running;
         self.target_seconds = target.seconds;
         self.calendar_id = target.calendar_id.clone();
-        self.warning_percent = warning_percent;
+        self.warning_percents = warning_percents.to_vec();
         self.started_at = now;
         self.paused_seconds = 0;
         self.paused_at = None;
-        self.warned = false;
+        self.warnings_fired = 0;
         self.met_at = None;
         self.breached_at = None;
         self.recompute(schedule, Duration::zero());
     }
 
-    /// Decides what is due at `now`. Never fires before the instant: the schedule may
-    /// wake the worker early, the clock itself decides.
-    pub fn fire(&mut self, now: DateTime<Utc>) -> Fired {
+    /// New thresholds for a live clock: those already fired stay fired (counted among the
+    /// new ones below the next unfired instant's percent).
+    fn set_thresholds(&mut self, warning_percents: &[u8]) {
+        let fired_up_to = self
+            .warnings_fired
+            .checked_sub(1)
+            .and_then(|last| self.warning_percents.get(usize::from(last)))
+            .copied();
+        self.warning_percents = warning_percents.to_vec();
+        let fired = fired_up_to.map_or(0, |last| {
+            warning_percents.iter().filter(|p| **p <= last).count()
+        });
+        self.warnings_fired = u8::try_from(fired).unwrap_or(u8::MAX);
+    }
+
+    /// Decides what is due at `now`: the thresholds passed and not fired yet, in order, or
+    /// the breach (which leaves thresholds still unfired behind: the breach is what
+    /// counts then). Never fires before an instant: the schedule may wake the worker
+    /// early, the clock itself decides. `schedule` is the clock's own.
+    pub fn fire(&mut self, schedule: &Schedule, now: DateTime<Utc>) -> Vec<Fired> {
         if self.state != ClockState::Running {
-            return Fired::Nothing;
+            return Vec::new();
         }
         if now >= self.due_at {
             self.state = ClockState::Breached;
             self.breached_at = Some(now);
-            self.warned = true;
-            return Fired::Breached;
+            self.warnings_fired = u8::try_from(self.warning_percents.len()).unwrap_or(u8::MAX);
+            self.warning_at = self.due_at;
+            return vec![Fired::Breached];
         }
-        if !self.warned && now >= self.warning_at {
-            self.warned = true;
-            return Fired::Warning;
+        let mut fired = Vec::new();
+        while let Some(percent) = self.next_threshold() {
+            if now < self.warning_at {
+                break;
+            }
+            fired.push(Fired::Warning(percent));
+            self.warnings_fired += 1;
+            let paused = self.paused(schedule);
+            self.recompute(schedule, paused);
         }
-        Fired::Nothing
+        fired
     }
 
     /// Seconds past due (negative while time is left); for a met clock, met − due.

@@ -118,6 +118,12 @@ text_enum!(
         FirstResponse = "first_response",
         Resolution = "resolution",
         PeriodicUpdate = "periodic_update",
+        Record = "record",
+        HandOff = "hand_off",
+        Agreement = "agreement",
+        Remedy = "remedy",
+        Feedback = "feedback",
+        NextReply = "next_reply",
     }
 );
 

@@ -4,8 +4,10 @@
 //! The handbook's defaults, edition by edition, are in `defaults`.
 
 mod defaults;
+mod milestones;
 
 pub use defaults::{default_policies, upgrades};
+pub use milestones::{HandOff, Milestones, WarningAction, WarningThreshold};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,12 @@ pub struct SlaPolicy {
     /// The level a new ticket starts at.
     pub initial_level: Level,
     pub created_at: DateTime<Utc>,
+    /// The handbook's milestones; stored policies written before them have none.
+    #[serde(default)]
+    pub milestones: Milestones,
+    /// Warning thresholds with actions; empty: one notice at `warning_percent`.
+    #[serde(default)]
+    pub warnings: Vec<WarningThreshold>,
 }
 
 /// What a policy is matched against.
@@ -108,6 +116,33 @@ impl SlaPolicy {
         self.pause_statuses.contains(&status)
     }
 
+    /// The thresholds every clock of the policy warns at, ascending.
+    pub fn thresholds(&self) -> Vec<WarningThreshold> {
+        let mut thresholds = if self.warnings.is_empty() {
+            vec![WarningThreshold {
+                percent: self.warning_percent,
+                action: WarningAction::Notify,
+            }]
+        } else {
+            self.warnings.clone()
+        };
+        thresholds.sort_by_key(|t| t.percent);
+        thresholds
+    }
+
+    /// The percents of [`Self::thresholds`], as a clock keeps them.
+    pub fn warning_percents(&self) -> Vec<u8> {
+        self.thresholds().iter().map(|t| t.percent).collect()
+    }
+
+    /// What the policy does at `percent`; a threshold it no longer has only notifies.
+    pub fn action_at(&self, percent: u8) -> WarningAction {
+        self.thresholds()
+            .iter()
+            .find(|t| t.percent == percent)
+            .map_or(WarningAction::Notify, |t| t.action)
+    }
+
     /// Checks the rules a policy must keep on its own.
     pub fn validate(&self) -> Result<(), DomainError> {
         if self.id.trim().is_empty() {
@@ -141,6 +176,8 @@ impl SlaPolicy {
                 "must be between 1 and 99",
             ));
         }
+        self.milestones.validate()?;
+        milestones::validate_thresholds(&self.warnings)?;
         if self
             .pause_statuses
             .iter()
@@ -163,6 +200,7 @@ impl SlaPolicy {
         ]
         .into_iter()
         .flatten()
+        .chain(self.milestones.targets().map(|(_, target)| target))
         .filter_map(|t| t.calendar_id.as_deref())
     }
 }

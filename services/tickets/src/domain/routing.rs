@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Category, Channel, ClockKind, ClockState, Severity,
     clock::SlaClock,
-    team::{Agent, SupportGroup},
+    team::{Agent, AgentRole, SupportGroup},
     ticket::Ticket,
 };
 
@@ -56,6 +56,34 @@ pub fn select_rule<'a>(rules: &'a [RoutingRule], ticket: &Ticket) -> Option<&'a 
 pub struct Candidate<'a> {
     pub agent: &'a Agent,
     pub load: u32,
+}
+
+/// [`choose_agent`] for one ticket: never `exclude` (the agent it is taken from), and an
+/// agent of the role `needs` or above when one is available (a hand-off still owed, so an
+/// urgent ticket goes to a supervisor on duty first), else anyone available.
+pub fn choose_for<'a>(
+    group: &SupportGroup,
+    candidates: &[Candidate<'a>],
+    last: Option<&str>,
+    needs: Option<AgentRole>,
+    exclude: Option<&str>,
+) -> Option<&'a Agent> {
+    let eligible: Vec<Candidate<'a>> = candidates
+        .iter()
+        .filter(|c| Some(c.agent.id.as_str()) != exclude)
+        .cloned()
+        .collect();
+    if let Some(role) = needs {
+        let senior: Vec<Candidate<'a>> = eligible
+            .iter()
+            .filter(|c| c.agent.role >= role)
+            .cloned()
+            .collect();
+        if let Some(agent) = choose_agent(group, &senior, last) {
+            return Some(agent);
+        }
+    }
+    choose_agent(group, &eligible, last)
 }
 
 /// Who gets the group's next ticket among `candidates` (the group's agents on duty at the

@@ -3,8 +3,11 @@
 //! `lifecycle`. Each operation returns the events it caused; the caller stores the result
 //! and publishes the events together.
 
+mod flow;
 mod holds;
 mod lifecycle;
+
+pub use flow::{ComplaintFlow, QualityJudgement, Remedy, Solution, SolutionKind, SolutionState};
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -14,8 +17,9 @@ use super::{
     Category, Channel, ClockKind, Complexity, DomainError, Level, Severity, Status, Tier,
     calendar::{BusinessCalendar, Schedule},
     clock::{Fired, SlaClock},
-    policy::{SlaPolicy, SlaTarget, TicketFacts},
+    policy::{SlaPolicy, SlaTarget, TicketFacts, WarningAction},
     product::ProductFacts,
+    team::Agent,
     watchers::Watcher,
 };
 
@@ -52,6 +56,9 @@ pub struct Ticket {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// When the customer reported the problem (at or before `created_at`).
+    pub reported_at: DateTime<Utc>,
+    pub flow: ComplaintFlow,
 }
 
 /// What intake knows about a new ticket.
@@ -68,9 +75,29 @@ pub struct NewTicket {
     pub evidence: Vec<String>,
     pub tier: Tier,
     pub product: ProductFacts,
+    /// When the customer reported the problem; `None`: as the ticket opens.
+    pub reported_at: Option<DateTime<Utc>>,
 }
 
+/// How long before its ticket a report may have been made.
+pub const MAX_REPORT_AGE: chrono::Duration = chrono::Duration::days(30);
+
 impl NewTicket {
+    /// A report is not in the future and at most [`MAX_REPORT_AGE`] old at `now`.
+    pub fn check_reported_at(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
+        match self.reported_at {
+            Some(at) if at > now => Err(DomainError::invalid(
+                "reported_at",
+                "must not be in the future",
+            )),
+            Some(at) if now - at > MAX_REPORT_AGE => Err(DomainError::invalid(
+                "reported_at",
+                "must be at most 30 days ago",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn facts(&self) -> TicketFacts {
         TicketFacts {
             severity: self.severity,
@@ -112,6 +139,14 @@ pub enum TicketEvent {
     },
     SlaWarning {
         clock: SlaClock,
+        percent: u8,
+        action: WarningAction,
+    },
+    /// A clock reached its target (in time or late), with the handbook's "actual −
+    /// standard" in business milliseconds.
+    ClockMet {
+        clock: SlaClock,
+        actual_minus_standard_ms: i64,
     },
     SlaBreached {
         clock: SlaClock,
@@ -220,14 +255,17 @@ impl TicketAggregate {
             created_at: now,
             updated_at: now,
             resolved_at: None,
+            reported_at: new.reported_at.map_or(now, |at| at.min(now)),
+            flow: ComplaintFlow::default(),
         };
+        let percents = policy.warning_percents();
         let clock = |kind, target: &SlaTarget| {
             SlaClock::start(
                 new_id(),
                 id.clone(),
                 kind,
                 target,
-                policy.warning_percent,
+                &percents,
                 &schedules.of_target(target),
                 now,
             )
@@ -237,6 +275,7 @@ impl TicketAggregate {
             clock(ClockKind::Resolution, &policy.resolution),
         ];
         let mut aggregate = Self { ticket, clocks };
+        aggregate.start_report_milestones(policy, schedules, now);
         let mut events = vec![TicketEvent::Created];
         events.extend(aggregate.raise_to(
             policy.initial_level,
@@ -273,9 +312,26 @@ impl TicketAggregate {
         })
     }
 
-    /// Puts the ticket in `group_id` with `agent_id` (or in the group's queue when `None`)
-    /// for `reason`; the event when anything changed.
+    /// Puts the ticket in `group_id` with `agent` (or in the group's queue when `None`)
+    /// for `reason`; the events when anything changed (the hand-off met, when the agent's
+    /// role is the one the policy asks for or above).
     pub fn route(
+        &mut self,
+        group_id: Option<String>,
+        agent: Option<&Agent>,
+        reason: &'static str,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, DomainError> {
+        let agent_id = agent.map(|a| a.id.clone());
+        let mut events = self.route_to(group_id, agent_id, reason, now)?;
+        if let Some(agent) = agent {
+            events.extend(self.handed_to(agent.role, schedules, now));
+        }
+        Ok(events)
+    }
+
+    fn route_to(
         &mut self,
         group_id: Option<String>,
         agent_id: Option<String>,
@@ -374,64 +430,94 @@ impl TicketAggregate {
         self.ticket.policy_id = policy.id.clone();
         self.ticket.policy_version = policy.version;
         self.touch(now);
+        let percents = policy.warning_percents();
         for clock in &mut self.clocks {
             let target = match clock.kind {
                 ClockKind::FirstResponse => Some(&policy.first_response),
                 ClockKind::Resolution => Some(&policy.resolution),
                 ClockKind::PeriodicUpdate => policy.periodic_update.as_ref(),
+                milestone => policy.milestones.target(milestone),
             };
             match target {
                 Some(target) => {
                     let current = schedules.of(clock);
-                    clock.retarget(
-                        target,
-                        policy.warning_percent,
-                        &current,
-                        &schedules.of_target(target),
-                    );
+                    clock.retarget(target, &percents, &current, &schedules.of_target(target));
                 }
                 None => {
                     clock.cancel();
                 }
             }
         }
+        self.rematch_milestones(policy, schedules, now);
         self.raise_to(policy.initial_level, reason, None)
             .into_iter()
             .collect()
     }
 
-    /// Fires one clock at `now`: a warning, or a breach that escalates one level (once:
-    /// a breached clock cannot breach again in the same cycle).
+    /// Fires one clock at `now`: the warning thresholds it passed, in order, each with
+    /// the policy's action (an escalation one level up here; a reassignment is the
+    /// caller's, which routes, when a warning says so), or a breach that escalates one
+    /// level (once: a breached clock cannot breach again in the same cycle).
     pub fn fire_clock(
         &mut self,
         clock_id: &str,
         policy: &SlaPolicy,
+        schedules: &Schedules,
         now: DateTime<Utc>,
     ) -> Vec<TicketEvent> {
         let Some(clock) = self.clocks.iter_mut().find(|c| c.id == clock_id) else {
             return Vec::new();
         };
-        match clock.fire(now) {
-            Fired::Nothing => Vec::new(),
-            Fired::Warning => vec![TicketEvent::SlaWarning {
-                clock: clock.clone(),
-            }],
-            Fired::Breached => {
-                let clock = clock.clone();
-                self.ticket.breached = true;
-                self.touch(now);
-                let mut events = vec![TicketEvent::SlaBreached {
-                    clock: clock.clone(),
-                }];
-                if policy.escalate_on_breach
-                    && let Some(next) = self.ticket.level.above()
-                {
-                    let reason = format!("{} SLA breached", clock.kind);
-                    events.extend(self.raise_to(next, reason, Some(clock.id.clone())));
+        let schedule = schedules.of(clock);
+        let fired = clock.fire(&schedule, now);
+        let clock = clock.clone();
+        let mut events = Vec::new();
+        for fired in fired {
+            match fired {
+                Fired::Warning(percent) => {
+                    let action = policy.action_at(percent);
+                    events.push(TicketEvent::SlaWarning {
+                        clock: clock.clone(),
+                        percent,
+                        action,
+                    });
+                    if action == WarningAction::Escalate
+                        && let Some(next) = self.ticket.level.above()
+                    {
+                        let reason = format!("{} SLA at {percent} %", clock.kind);
+                        events.extend(self.raise_to(next, reason, Some(clock.id.clone())));
+                        self.touch(now);
+                    }
                 }
-                events
+                Fired::Breached => {
+                    self.ticket.breached = true;
+                    self.touch(now);
+                    events.push(TicketEvent::SlaBreached {
+                        clock: clock.clone(),
+                    });
+                    if policy.escalate_on_breach
+                        && let Some(next) = self.ticket.level.above()
+                    {
+                        let reason = format!("{} SLA breached", clock.kind);
+                        events.extend(self.raise_to(next, reason, Some(clock.id.clone())));
+                    }
+                }
             }
         }
+        events
+    }
+
+    /// Whether firing asked for the ticket to go to someone else.
+    pub fn asks_reassignment(events: &[TicketEvent]) -> bool {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                TicketEvent::SlaWarning {
+                    action: WarningAction::Reassign,
+                    ..
+                }
+            )
+        })
     }
 }
 

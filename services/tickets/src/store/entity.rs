@@ -49,6 +49,11 @@ pub mod ticket {
         pub group_id: Option<String>,
         /// The SLA risk the queue is ordered by (`domain::routing::risk`); null when none.
         pub risk_at: Option<ChronoDateTimeUtc>,
+        /// When the customer reported the problem; null on older tickets (created_at).
+        pub reported_at: Option<ChronoDateTimeUtc>,
+        /// JSON of the complaint flow so far; null when nothing of it happened.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub flow: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -76,12 +81,17 @@ pub mod clock {
         pub paused_at: Option<ChronoDateTimeUtc>,
         pub due_at: ChronoDateTimeUtc,
         pub warning_at: ChronoDateTimeUtc,
+        /// Every threshold fired (kept for the rows and readers that know only one).
         pub warned: bool,
         pub met_at: Option<ChronoDateTimeUtc>,
         pub breached_at: Option<ChronoDateTimeUtc>,
         pub cycle: i32,
         /// When the worker must look next; null when nothing can fire. Drives reconciling.
         pub next_fire_at: Option<ChronoDateTimeUtc>,
+        /// The thresholds, e.g. "50,75,90"; null on older rows (`warning_percent` alone).
+        pub warning_percents: Option<String>,
+        /// Thresholds fired this cycle; older rows have 0 and say `warned` instead.
+        pub warnings_fired: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod complexity;
 mod emergencies;
 mod held_replies;
 mod live;
+mod milestones;
 mod teams;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(teams::AddQueueRisk),
             Box::new(complexity::AddTicketComplexity),
             Box::new(held_replies::AddHeldReplies),
+            Box::new(milestones::AddMilestones),
         ]
     }
 }

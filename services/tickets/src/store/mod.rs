@@ -25,7 +25,7 @@ use crate::domain::{
     listing::TicketFilter,
     policy::SlaPolicy,
     product::ProductFacts,
-    ticket::{Ticket, TicketAggregate},
+    ticket::{ComplaintFlow, Ticket, TicketAggregate},
 };
 pub use batch::{load_aggregates, record_activities, save_aggregates};
 pub use emergencies::{
@@ -37,7 +37,13 @@ pub use team::*;
 pub use thread::{insert_reply, list_activity, list_replies, reply, settle_held_reply};
 
 fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
+    let flow = match &row.flow {
+        Some(text) => from_json("ticket", text)?,
+        None => ComplaintFlow::default(),
+    };
     Ok(Ticket {
+        reported_at: row.reported_at.unwrap_or(row.created_at),
+        flow,
         channel: parse_code("ticket", &row.channel)?,
         category: parse_code("ticket", &row.category)?,
         severity: parse_code("ticket", &row.severity)?,
@@ -108,15 +114,42 @@ fn ticket_to_row(agg: &TicketAggregate) -> Result<ticket::ActiveModel, DbErr> {
         holds: Set(to_json(&t.holds)?),
         group_id: Set(t.group_id.clone()),
         risk_at: Set(crate::domain::routing::risk(&agg.clocks).map(|(at, _)| at)),
+        reported_at: Set(Some(t.reported_at)),
+        flow: Set(if t.flow == ComplaintFlow::default() {
+            None
+        } else {
+            Some(to_json(&t.flow)?)
+        }),
     })
 }
 
+/// The thresholds as a row keeps them: "50,75,90".
+fn percents_text(percents: &[u8]) -> String {
+    let texts: Vec<String> = percents.iter().map(u8::to_string).collect();
+    texts.join(",")
+}
+
 fn clock_from_row(row: clock::Model) -> Result<SlaClock, DbErr> {
+    let warning_percents: Vec<u8> = match &row.warning_percents {
+        Some(text) if text.is_empty() => Vec::new(),
+        Some(text) => text
+            .split(',')
+            .map(|p| parse_code("sla_clock", p))
+            .collect::<Result<_, _>>()?,
+        None => vec![row.warning_percent as u8],
+    };
+    // Rows written before several thresholds say only whether their one has fired.
+    let warnings_fired = if row.warned {
+        warning_percents.len()
+    } else {
+        usize::try_from(row.warnings_fired).unwrap_or(0)
+    };
     Ok(SlaClock {
+        warnings_fired: u8::try_from(warnings_fired).unwrap_or(u8::MAX),
+        warning_percents,
         kind: parse_code("sla_clock", &row.kind)?,
         state: parse_code("sla_clock", &row.state)?,
         target_seconds: row.target_seconds as u64,
-        warning_percent: row.warning_percent as u8,
         paused_seconds: row.paused_seconds as u64,
         cycle: row.cycle as u32,
         id: row.id,
@@ -126,7 +159,6 @@ fn clock_from_row(row: clock::Model) -> Result<SlaClock, DbErr> {
         paused_at: row.paused_at,
         due_at: row.due_at,
         warning_at: row.warning_at,
-        warned: row.warned,
         met_at: row.met_at,
         breached_at: row.breached_at,
     })
@@ -140,17 +172,19 @@ fn clock_to_row(c: &SlaClock) -> clock::ActiveModel {
         state: Set(c.state.as_str().into()),
         target_seconds: Set(c.target_seconds as i64),
         calendar_id: Set(c.calendar_id.clone()),
-        warning_percent: Set(i32::from(c.warning_percent)),
+        warning_percent: Set(c.warning_percents.first().copied().map_or(0, i32::from)),
         started_at: Set(c.started_at),
         paused_seconds: Set(c.paused_seconds as i64),
         paused_at: Set(c.paused_at),
         due_at: Set(c.due_at),
         warning_at: Set(c.warning_at),
-        warned: Set(c.warned),
+        warned: Set(c.warned()),
         met_at: Set(c.met_at),
         breached_at: Set(c.breached_at),
         cycle: Set(c.cycle as i32),
         next_fire_at: Set(c.next_fire_at()),
+        warning_percents: Set(Some(percents_text(&c.warning_percents))),
+        warnings_fired: Set(i32::from(c.warnings_fired)),
     }
 }
 

@@ -110,6 +110,7 @@ impl TicketsCore {
             Begun::Replay(remembered) => return self.get_ticket(replayed(&remembered)?).await,
             Begun::Fresh(cmd) => cmd,
         };
+        new.check_reported_at(cmd.now())?;
         let policies = self.current_policies(cmd.txn()).await?;
         let policy = policy::select(&policies, &new.facts()).ok_or(TicketsError::NoPolicy)?;
         let schedules = self.schedules(cmd.txn(), policy, &[]).await?;
@@ -120,7 +121,9 @@ impl TicketsCore {
                 agg.hold(&incident_id, policy, &schedules, cmd.now())?;
             }
         }
-        let routed = self.route_new(cmd.txn(), &mut agg, cmd.now()).await?;
+        let routed = self
+            .route_new(cmd.txn(), &mut agg, &schedules, cmd.now())
+            .await?;
         store::insert_aggregate(cmd.txn(), &agg).await?;
         let audit = Audit::new(actor, "create", String::new());
         record(&mut cmd, &agg, &events, audit).await?;

@@ -126,18 +126,28 @@ impl TicketsCore {
         // One locked read and a few bulk writes per batch, whatever its size: at catch-up,
         // per-ticket round trips were the cost.
         let mut aggs = store::load_aggregates(cmd.txn(), &ticket_ids, true).await?;
+        let mut policies = Vec::with_capacity(aggs.len());
+        for agg in &aggs {
+            policies.push(self.policy_of(cmd.txn(), &agg.ticket).await?);
+        }
+        // The calendars of every clock and policy of the batch, read once.
+        let schedules = self
+            .batch_schedules(cmd.txn(), &policies, aggs.iter().flat_map(|a| &a.clocks))
+            .await?;
         let mut fired = Vec::new();
-        for agg in &mut aggs {
+        for (agg, policy) in aggs.iter_mut().zip(&policies) {
             let due = due_of.remove(agg.ticket.id.as_str()).unwrap_or_default();
-            let policy = self.policy_of(cmd.txn(), &agg.ticket).await?;
             let before = agg.ticket.clone();
-            let events: Vec<TicketEvent> = due
+            let mut events: Vec<TicketEvent> = due
                 .iter()
-                .flat_map(|clock_id| agg.fire_clock(clock_id, &policy, now))
+                .flat_map(|clock_id| agg.fire_clock(clock_id, policy, &schedules, now))
                 .collect();
             if events.is_empty() {
                 reschedule(&mut cmd, agg);
                 continue;
+            }
+            if TicketAggregate::asks_reassignment(&events) {
+                events.extend(self.reassign_in(cmd.txn(), agg, &schedules, now).await?);
             }
             for event in &events {
                 if let TicketEvent::SlaBreached { clock } = event {

@@ -5,14 +5,14 @@
 //! before the ticket's history keeps it.
 
 use aftersales_platform::idempotency::Idempotency;
-use aftersales_runtime::command::{Begun, Nested, Remembered};
+use aftersales_runtime::command::Nested;
 
 use crate::{
     domain::{Actor, Complexity, Level, Severity, Status, policy::TicketFacts, ticket::Ticket},
     error::TicketsError,
 };
 
-use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, masked, replayed};
+use super::{Audit, PolicyChoice, TicketsCore, TicketsDeadline, masked};
 
 const SET_COMPLEXITY_SCOPE: &str = "tickets.SetComplexity";
 
@@ -153,38 +153,15 @@ impl TicketsCore {
         idem: Option<&Idempotency>,
     ) -> Result<Ticket, TicketsError> {
         let reason = &masked(reason);
-        self.pipeline
-            .keyed(idem, || {
-                self.try_set_complexity(ticket_id, complexity, reason, actor, idem)
-            })
-            .await
-    }
-
-    async fn try_set_complexity(
-        &self,
-        ticket_id: &str,
-        complexity: Complexity,
-        reason: &str,
-        actor: &Actor,
-        idem: Option<&Idempotency>,
-    ) -> Result<Ticket, TicketsError> {
-        let mut cmd = match self.pipeline.begin(SET_COMPLEXITY_SCOPE, idem).await? {
-            Begun::Replay(remembered) => return self.get_ticket(replayed(&remembered)?).await,
-            Begun::Fresh(cmd) => cmd,
-        };
-        let audit = Audit::new(actor, "set_complexity", format!("{complexity}: {reason}"));
-        let agg = self
-            .change(
-                &mut cmd,
-                ticket_id,
-                PolicyChoice::Rematch(Refact::Complexity(complexity)),
-                audit,
-                |agg, j, now| agg.set_complexity(complexity, reason, &j.policy, &j.schedules, now),
-            )
-            .await?;
-        cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
-            .await?;
-        Ok(agg.ticket)
+        self.keyed_command(
+            SET_COMPLEXITY_SCOPE,
+            ticket_id,
+            PolicyChoice::Rematch(Refact::Complexity(complexity)),
+            idem,
+            || Audit::new(actor, "set_complexity", format!("{complexity}: {reason}")),
+            |agg, j, now| agg.set_complexity(complexity, reason, &j.policy, &j.schedules, now),
+        )
+        .await
     }
 }
 

@@ -20,6 +20,7 @@ mod create;
 mod deadlines;
 mod emergencies;
 mod erasure;
+mod flow;
 mod handling;
 mod held_replies;
 mod incidents;
@@ -32,8 +33,10 @@ mod watchers;
 
 use std::sync::Arc;
 
-use aftersales_platform::{coalesce::Coalescer, db::corrupt, pii::masked};
-use aftersales_runtime::command::{Pipeline, Remembered};
+use aftersales_platform::{
+    coalesce::Coalescer, db::corrupt, idempotency::Idempotency, pii::masked,
+};
+use aftersales_runtime::command::{Begun, Pipeline, Remembered};
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
@@ -142,6 +145,39 @@ impl TicketsCore {
         Ok(agg.ticket)
     }
 
+    /// [`Self::command`] keyed by the caller's idempotency key: a retry answers with the
+    /// ticket as it is now and changes nothing.
+    async fn keyed_command<'a>(
+        &self,
+        scope: &'static str,
+        ticket_id: &str,
+        choice: PolicyChoice,
+        idem: Option<&Idempotency>,
+        audit: impl Fn() -> Audit<'a>,
+        rule: impl Fn(
+            &mut TicketAggregate,
+            &Judged,
+            DateTime<Utc>,
+        ) -> Result<Vec<TicketEvent>, DomainError>,
+    ) -> Result<Ticket, TicketsError> {
+        self.pipeline
+            .keyed(idem, || async {
+                let mut cmd = match self.pipeline.begin(scope, idem).await? {
+                    Begun::Replay(remembered) => {
+                        return self.get_ticket(replayed(&remembered)?).await;
+                    }
+                    Begun::Fresh(cmd) => cmd,
+                };
+                let agg = self
+                    .change(&mut cmd, ticket_id, choice, audit(), &rule)
+                    .await?;
+                cmd.commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
+                    .await?;
+                Ok(agg.ticket)
+            })
+            .await
+    }
+
     /// Locks the ticket in the command's transaction, applies `rule` and writes what it
     /// changed; the command (owned or nested) commits.
     async fn change<C: InCommand>(
@@ -194,6 +230,7 @@ impl TicketsCore {
 }
 
 /// Which policy a change is judged by.
+#[derive(Debug, Clone, Copy)]
 enum PolicyChoice {
     /// The version the ticket already has.
     Kept,

@@ -174,10 +174,22 @@ impl TicketsCore {
         policy: &SlaPolicy,
         clocks: &[SlaClock],
     ) -> Result<Schedules, TicketsError> {
-        let mut ids: Vec<String> = policy
-            .calendar_ids()
+        self.batch_schedules(conn, std::slice::from_ref(policy), clocks)
+            .await
+    }
+
+    /// [`Self::schedules`] for several tickets at once: one read for all calendars.
+    pub(super) async fn batch_schedules<'c, C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        policies: &[SlaPolicy],
+        clocks: impl IntoIterator<Item = &'c SlaClock>,
+    ) -> Result<Schedules, TicketsError> {
+        let mut ids: Vec<String> = policies
+            .iter()
+            .flat_map(SlaPolicy::calendar_ids)
             .map(str::to_owned)
-            .chain(clocks.iter().filter_map(|c| c.calendar_id.clone()))
+            .chain(clocks.into_iter().filter_map(|c| c.calendar_id.clone()))
             .collect();
         ids.sort();
         ids.dedup();

@@ -21,8 +21,8 @@ use crate::{
     domain::{
         Actor, ClockKind, DomainError, activity,
         routing::{self, Candidate, queue_key, risk},
-        team::{self, SupportGroup, is_open},
-        ticket::{Ticket, TicketAggregate, TicketEvent},
+        team::{self, Agent, SupportGroup, is_open},
+        ticket::{Schedules, Ticket, TicketAggregate, TicketEvent},
     },
     error::TicketsError,
     store,
@@ -51,15 +51,19 @@ fn described(agent: Option<&str>) -> String {
 }
 
 impl TicketsCore {
-    /// The agent of `group` who gets a ticket at `at`, locking the group's agents on duty
+    /// The agent of `group` who gets `agg` at `at`, locking the group's agents on duty
     /// then (in id order); `None` when nobody is available. The group is locked already.
+    /// An owed hand-off prefers agents of its role; the ticket's own agent is passed over
+    /// when it is being taken from them (`exclude_assignee`).
     async fn choose<C: ConnectionTrait>(
         &self,
         conn: &C,
         group: &SupportGroup,
         last: Option<&str>,
         at: DateTime<Utc>,
-    ) -> Result<Option<String>, TicketsError> {
+        agg: &TicketAggregate,
+        exclude_assignee: bool,
+    ) -> Result<Option<Agent>, TicketsError> {
         let on_duty = self.on_duty(conn, &group.id, at).await?;
         let agents = store::agents(conn, Some(&on_duty), true).await?;
         let loads = store::loads(conn, &on_duty).await?;
@@ -70,9 +74,11 @@ impl TicketsCore {
                 load: loads.get(&agent.id).copied().unwrap_or(0),
             })
             .collect();
-        let chosen = routing::choose_agent(group, &candidates, last).map(|a| a.id.clone());
+        let exclude = agg.ticket.assignee.as_deref().filter(|_| exclude_assignee);
+        let needs = agg.awaits_hand_off();
+        let chosen = routing::choose_for(group, &candidates, last, needs, exclude).cloned();
         if let Some(agent) = &chosen {
-            store::set_last_assigned(conn, &group.id, agent).await?;
+            store::set_last_assigned(conn, &group.id, &agent.id).await?;
         }
         Ok(chosen)
     }
@@ -96,6 +102,7 @@ impl TicketsCore {
         &self,
         conn: &C,
         agg: &mut TicketAggregate,
+        schedules: &Schedules,
         now: DateTime<Utc>,
     ) -> Result<Option<Routed>, TicketsError> {
         let rules = store::rules(conn).await?;
@@ -105,14 +112,22 @@ impl TicketsCore {
         let (group, last) = store::group(conn, &rule.group_id, true)
             .await?
             .ok_or_else(|| not_found("group", &rule.group_id))?;
-        let agent = self.choose(conn, &group, last.as_deref(), now).await?;
+        let agent = self
+            .choose(conn, &group, last.as_deref(), now, agg, false)
+            .await?;
         let before = agg.ticket.clone();
-        let events = agg.route(Some(group.id.clone()), agent.clone(), "route", now)?;
+        let events = agg.route(
+            Some(group.id.clone()),
+            agent.as_ref(),
+            "route",
+            schedules,
+            now,
+        )?;
         let detail = format!(
             "rule {}: group {}, {}",
             rule.id,
             group.id,
-            described(agent.as_deref())
+            described(agent.as_ref().map(|a| a.id.as_str()))
         );
         Ok(Some(Routed {
             before,
@@ -229,7 +244,7 @@ impl TicketsCore {
                             &queued.ticket.id,
                             PolicyChoice::Kept,
                             audit,
-                            |agg, _, now| {
+                            |agg, j, now| {
                                 let t = &agg.ticket;
                                 if t.assignee.is_some()
                                     || t.group_id.as_deref() != Some(group_id)
@@ -241,8 +256,9 @@ impl TicketsCore {
                                 }
                                 agg.route(
                                     Some(group_id.to_owned()),
-                                    Some(agent_id.to_owned()),
+                                    Some(&agent),
                                     "claim",
+                                    &j.schedules,
                                     now,
                                 )
                             },
@@ -301,7 +317,7 @@ impl TicketsCore {
                     );
                 }
                 let ids = [agent_id.to_owned()];
-                match store::agents(cmd.txn(), Some(&ids), true).await?.pop() {
+                let agent = match store::agents(cmd.txn(), Some(&ids), true).await?.pop() {
                     None => {
                         return Err(DomainError::invalid(
                             "assignee",
@@ -316,8 +332,8 @@ impl TicketsCore {
                         )
                         .into());
                     }
-                    Some(_) => {}
-                }
+                    Some(a) => a,
+                };
                 let audit = Audit::new(
                     actor,
                     "assign",
@@ -329,11 +345,12 @@ impl TicketsCore {
                         ticket_id,
                         PolicyChoice::Kept,
                         audit,
-                        |agg, _, now| {
+                        |agg, j, now| {
                             agg.route(
                                 Some(group_id.clone()),
-                                Some(agent_id.to_owned()),
+                                Some(&agent),
                                 "manual",
+                                &j.schedules,
                                 now,
                             )
                         },
@@ -385,14 +402,25 @@ impl TicketsCore {
         let aggs = store::load_aggregates(cmd.txn(), &ids, true).await?;
         let system = Actor::system("tickets");
         for (mut agg, _) in by_risk(aggs) {
-            let agent = self.choose(cmd.txn(), &group, last.as_deref(), at).await?;
-            if agent.is_some() {
-                last.clone_from(&agent);
+            let agent = self
+                .choose(cmd.txn(), &group, last.as_deref(), at, &agg, false)
+                .await?;
+            if let Some(agent) = &agent {
+                last = Some(agent.id.clone());
             }
+            let policy = self.policy_of(cmd.txn(), &agg.ticket).await?;
+            let schedules = self.schedules(cmd.txn(), &policy, &agg.clocks).await?;
             let before = agg.ticket.clone();
-            let events = agg.route(Some(group.id.clone()), agent.clone(), "handover", now)?;
+            let events = agg.route(
+                Some(group.id.clone()),
+                agent.as_ref(),
+                "handover",
+                &schedules,
+                now,
+            )?;
             store::save_aggregate(cmd.txn(), &agg).await?;
-            let detail = format!("shift {} ended: {}", shift.id, described(agent.as_deref()));
+            let agent_id = agent.as_ref().map(|a| a.id.as_str());
+            let detail = format!("shift {} ended: {}", shift.id, described(agent_id));
             let audit = Audit {
                 changes: activity::changes(&before, &agg.ticket),
                 ..Audit::new(&system, "handover", detail)
@@ -404,6 +432,40 @@ impl TicketsCore {
         Ok(cmd
             .commit(&self.pipeline, &Remembered::id(shift_id))
             .await?)
+    }
+}
+
+impl TicketsCore {
+    /// A warning threshold's reassignment, inside the SLA worker's command: the ticket goes
+    /// to another agent of its group on duty now (an owed hand-off's role first), else to
+    /// the group's queue; a ticket without a group stays where it is. The worker holds
+    /// the ticket's lock already, so here the group and agents are locked after it, against
+    /// the routing commands' order: on PostgreSQL a routing command racing for the same
+    /// group can deadlock with it, and the database aborts one of the two; the worker's
+    /// batch then fails whole and its deadlines come back (nothing happens twice).
+    pub(super) async fn reassign_in<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        agg: &mut TicketAggregate,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, TicketsError> {
+        let Some(group_id) = agg.ticket.group_id.clone() else {
+            return Ok(Vec::new());
+        };
+        let Some((group, last)) = store::group(conn, &group_id, true).await? else {
+            return Ok(Vec::new());
+        };
+        let agent = self
+            .choose(conn, &group, last.as_deref(), now, agg, true)
+            .await?;
+        Ok(agg.route(
+            Some(group.id),
+            agent.as_ref(),
+            "sla_reassign",
+            schedules,
+            now,
+        )?)
     }
 }
 

@@ -259,6 +259,7 @@ pub fn create_request(channel: pb::Channel, key: &str) -> pb::CreateTicketReques
         actor: None,
         product: None,
         complexity: pb::Complexity::Unspecified as i32,
+        reported_at: None,
     }
 }
 

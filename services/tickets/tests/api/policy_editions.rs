@@ -38,6 +38,8 @@ fn first_edition(at: DateTime<Utc>) -> Vec<SlaPolicy> {
         escalate_on_breach: true,
         initial_level: Level::Agent,
         created_at: at,
+        milestones: Default::default(),
+        warnings: Vec::new(),
     };
     let complex = SlaTarget::business(86_400, "cn-workdays");
     vec![

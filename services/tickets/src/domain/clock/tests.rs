@@ -18,7 +18,7 @@ fn clock(target: u64) -> SlaClock {
         "t".into(),
         ClockKind::Resolution,
         &SlaTarget::always_on(target),
-        75,
+        &[75],
         &Schedule::AlwaysOn,
         t(0),
     )
@@ -28,12 +28,13 @@ fn clock(target: u64) -> SlaClock {
 fn warns_at_75_percent_then_breaches_once_and_never_early() {
     let mut c = clock(100);
     assert_eq!(c.next_fire_at(), Some(t(75)));
-    assert_eq!(c.fire(t(74)), Fired::Nothing);
-    assert_eq!(c.fire(t(75)), Fired::Warning);
+    let on = Schedule::AlwaysOn;
+    assert_eq!(c.fire(&on, t(74)), []);
+    assert_eq!(c.fire(&on, t(75)), [Fired::Warning(75)]);
     assert_eq!(c.next_fire_at(), Some(t(100)));
-    assert_eq!(c.fire(t(99)), Fired::Nothing);
-    assert_eq!(c.fire(t(100)), Fired::Breached);
-    assert_eq!(c.fire(t(101)), Fired::Nothing, "a breach fires once");
+    assert_eq!(c.fire(&on, t(99)), []);
+    assert_eq!(c.fire(&on, t(100)), [Fired::Breached]);
+    assert_eq!(c.fire(&on, t(101)), [], "a breach fires once");
     assert_eq!(c.next_fire_at(), None);
 }
 
@@ -43,8 +44,8 @@ fn a_pause_moves_the_due_instant_by_the_paused_time() {
     assert!(c.pause(t(10)));
     assert_eq!(c.next_fire_at(), None);
     assert_eq!(
-        c.fire(t(500)),
-        Fired::Nothing,
+        c.fire(&Schedule::AlwaysOn, t(500)),
+        [],
         "a paused clock does not breach"
     );
     assert!(c.resume(&Schedule::AlwaysOn, t(40)));
@@ -59,8 +60,9 @@ fn a_pause_moves_the_due_instant_by_the_paused_time() {
 #[test]
 fn a_late_first_response_is_still_recorded() {
     let mut c = clock(100);
-    c.fire(t(100));
-    assert!(!c.meet(t(130)));
+    c.fire(&Schedule::AlwaysOn, t(100));
+    assert!(c.meet(t(130)), "met late: published once");
+    assert!(!c.meet(t(140)), "and only once");
     assert_eq!(c.state, ClockState::Breached);
     assert_eq!(c.lateness_seconds(t(999)), 30);
 }
@@ -71,7 +73,7 @@ fn retarget_keeps_elapsed_and_paused_time() {
     c.pause(t(10));
     c.resume(&Schedule::AlwaysOn, t(20));
     let on = Schedule::AlwaysOn;
-    c.retarget(&SlaTarget::always_on(50), 75, &on, &on);
+    c.retarget(&SlaTarget::always_on(50), &[75], &on, &on);
     assert_eq!(c.due_at, t(60));
 }
 
@@ -82,7 +84,7 @@ fn retarget_keeps_the_fraction_of_a_second_paused() {
     c.pause(t(1));
     c.resume(&on, t(1) + ms(3040));
     assert_eq!(c.paused_seconds, 3, "the stored whole seconds");
-    c.retarget(&SlaTarget::always_on(10), 50, &on, &on);
+    c.retarget(&SlaTarget::always_on(10), &[50], &on, &on);
     assert_eq!(c.due_at, t(10) + ms(3040));
     assert_eq!(c.warning_at, t(5) + ms(3040));
     // Onto a business calendar: 3.04 s of pause counted from Monday 09:00 China time.
@@ -97,7 +99,7 @@ fn retarget_keeps_the_fraction_of_a_second_paused() {
     c.resume(&on, at("2026-11-23T01:00:04.040Z"));
     c.retarget(
         &SlaTarget::business(3600, DEFAULT_CALENDAR_ID),
-        50,
+        &[50],
         &on,
         &china,
     );
@@ -129,7 +131,7 @@ fn a_clock_stored_with_whole_paused_seconds_keeps_its_instants() {
     c.paused_seconds = 30;
     c.due_at = t(130);
     c.warning_at = t(105);
-    c.retarget(&SlaTarget::always_on(200), 50, &on, &on);
+    c.retarget(&SlaTarget::always_on(200), &[50], &on, &on);
     assert_eq!((c.due_at, c.warning_at), (t(230), t(130)));
 }
 
@@ -143,7 +145,7 @@ fn start_on(target: &SlaTarget, percent: u8, schedule: &Schedule, at: DateTime<U
         "t".into(),
         ClockKind::FirstResponse,
         target,
-        percent,
+        &[percent],
         schedule,
         at,
     )
@@ -154,8 +156,9 @@ fn a_half_way_warning_on_a_3_second_target_fires_at_1_5_seconds() {
     let mut c = start_on(&SlaTarget::always_on(3), 50, &Schedule::AlwaysOn, t(0));
     assert_eq!(c.warning_at, t(0) + ms(1500));
     assert_eq!(c.due_at, t(3));
-    assert_eq!(c.fire(t(0) + ms(1499)), Fired::Nothing);
-    assert_eq!(c.fire(t(0) + ms(1500)), Fired::Warning);
+    let on = Schedule::AlwaysOn;
+    assert_eq!(c.fire(&on, t(0) + ms(1499)), []);
+    assert_eq!(c.fire(&on, t(0) + ms(1500)), [Fired::Warning(50)]);
 }
 
 #[test]
@@ -307,7 +310,7 @@ proptest! {
         // A severity change: a new target, percentage and schedule; pauses keep counting.
         if let Some((china, target, percent)) = retarget {
             let next = if china { Model::China } else { Model::AlwaysOn };
-            c.retarget(&next.target(target), percent, &schedule, &next.schedule());
+            c.retarget(&next.target(target), &[percent], &schedule, &next.schedule());
             let full = Duration::seconds(target as i64);
             let warn = ms(target as i64 * i64::from(percent) * 10);
             on_time("retargeted due", c.due_at, next.add(start, full + paused))?;
@@ -319,10 +322,88 @@ proptest! {
 #[test]
 fn rearm_starts_a_new_cycle() {
     let mut c = clock(100);
-    c.fire(t(100));
-    c.rearm(&SlaTarget::always_on(100), 75, &Schedule::AlwaysOn, t(200));
+    c.fire(&Schedule::AlwaysOn, t(100));
+    c.rearm(
+        &SlaTarget::always_on(100),
+        &[75],
+        &Schedule::AlwaysOn,
+        t(200),
+    );
     assert_eq!(
         (c.state, c.cycle, c.due_at, c.breached_at),
         (ClockState::Running, 2, t(300), None)
     );
+}
+
+#[test]
+fn thresholds_fire_in_order_each_once_at_their_exact_instants() {
+    let on = Schedule::AlwaysOn;
+    let mut c = SlaClock::start(
+        "c".into(),
+        "t".into(),
+        ClockKind::Agreement,
+        &SlaTarget::always_on(3),
+        &[50, 75, 90],
+        &on,
+        t(0),
+    );
+    assert_eq!(c.next_fire_at(), Some(t(0) + ms(1500)));
+    assert_eq!(c.fire(&on, t(0) + ms(1499)), []);
+    assert_eq!(c.fire(&on, t(0) + ms(1500)), [Fired::Warning(50)]);
+    assert_eq!(c.fire(&on, t(0) + ms(1500)), [], "once");
+    // A pause of 0.5 s moves the next two thresholds by exactly that.
+    c.pause(t(2));
+    c.resume(&on, t(2) + ms(500));
+    assert_eq!(c.next_fire_at(), Some(t(0) + ms(2250 + 500)));
+    // A worker that wakes late fires both passed thresholds, in order.
+    assert_eq!(
+        c.fire(&on, t(0) + ms(3200)),
+        [Fired::Warning(75), Fired::Warning(90)]
+    );
+    assert!(c.warned());
+    assert_eq!(c.next_fire_at(), Some(t(3) + ms(500)));
+    assert_eq!(c.fire(&on, t(3) + ms(499)), []);
+    assert_eq!(c.fire(&on, t(3) + ms(500)), [Fired::Breached]);
+    // Met late: actual minus standard is the time past due.
+    assert!(c.meet(t(4)));
+    assert_eq!(c.actual_minus_standard(&on), Some(ms(500)));
+}
+
+#[test]
+fn a_breach_passes_over_thresholds_not_fired_yet() {
+    let on = Schedule::AlwaysOn;
+    let mut c = start_on(&SlaTarget::always_on(10), 50, &on, t(0));
+    assert_eq!(c.fire(&on, t(11)), [Fired::Breached]);
+    assert!(c.warned());
+    assert_eq!(c.next_fire_at(), None);
+}
+
+#[test]
+fn new_thresholds_keep_those_already_fired() {
+    let on = Schedule::AlwaysOn;
+    let mut c = clock(100);
+    c.retarget(&SlaTarget::always_on(100), &[50, 75, 90], &on, &on);
+    assert_eq!(c.fire(&on, t(80)), [Fired::Warning(50), Fired::Warning(75)]);
+    c.retarget(&SlaTarget::always_on(200), &[25, 60, 95], &on, &on);
+    assert_eq!(
+        c.warnings_fired, 2,
+        "25 and 60 are below the 75 already fired"
+    );
+    assert_eq!(c.warning_at, t(190));
+}
+
+#[test]
+fn met_early_counts_negative_business_time() {
+    let china = Schedule::Calendar(Arc::new(default_calendar()));
+    // Due Monday 10:00 China time; met the Friday before at 17:00: 2 working hours early
+    // (17:00–18:00 on Friday, 09:00–10:00 on Monday).
+    let mut c = start_on(
+        &SlaTarget::business(3600, DEFAULT_CALENDAR_ID),
+        50,
+        &china,
+        at("2026-11-23T01:00:00Z"),
+    );
+    assert_eq!(c.due_at, at("2026-11-23T02:00:00Z"));
+    assert!(c.meet(at("2026-11-20T09:00:00Z")));
+    assert_eq!(c.actual_minus_standard(&china), Some(-Duration::hours(2)));
 }

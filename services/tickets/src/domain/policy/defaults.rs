@@ -45,6 +45,8 @@ fn base(id: &str, version: u32, name: &str, priority: i32, now: DateTime<Utc>) -
         escalate_on_breach: true,
         initial_level: Level::Agent,
         created_at: now,
+        milestones: Default::default(),
+        warnings: Vec::new(),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Schedules, TicketAggregate, TicketEvent, can_move, new_id};
-use crate::domain::{Author, ClockKind, DomainError, Status, clock::SlaClock, policy::SlaPolicy};
+use super::{Schedules, TicketAggregate, TicketEvent, can_move};
+use crate::domain::{Author, ClockKind, DomainError, Status, policy::SlaPolicy};
 
 impl TicketAggregate {
     /// A status change requested by an agent or a system.
@@ -34,17 +34,11 @@ impl TicketAggregate {
         match to {
             Status::Resolved => {
                 // Resolving answers the customer too: both targets are reached.
-                for clock in &mut self.clocks {
-                    match clock.kind {
-                        ClockKind::FirstResponse | ClockKind::Resolution => {
-                            clock.resume(&schedules.of(clock), now);
-                            clock.meet(now);
-                        }
-                        ClockKind::PeriodicUpdate => {
-                            clock.cancel();
-                        }
-                    }
+                for kind in [ClockKind::FirstResponse, ClockKind::Resolution] {
+                    events.extend(self.meet_clock(kind, schedules, now));
                 }
+                self.cancel_clock(ClockKind::PeriodicUpdate);
+                events.extend(self.resolve_milestones(policy, schedules, now));
                 self.ticket.first_response_at.get_or_insert(now);
                 self.ticket.resolved_at = Some(now);
                 events.push(TicketEvent::Resolved);
@@ -97,30 +91,11 @@ impl TicketAggregate {
         self.ticket.reopen_count += 1;
         self.ticket.resolved_at = None;
         self.touch(now);
+        // A new cycle under a regional emergency waits for it like the others.
         let target = policy.resolution.clone();
-        let schedule = schedules.of_target(&target);
-        let held = !self.ticket.holds.is_empty();
-        match self.clock_mut(ClockKind::Resolution) {
-            Some(clock) => clock.rearm(&target, policy.warning_percent, &schedule, now),
-            None => {
-                let clock = SlaClock::start(
-                    new_id(),
-                    self.ticket.id.clone(),
-                    ClockKind::Resolution,
-                    &target,
-                    policy.warning_percent,
-                    &schedule,
-                    now,
-                );
-                self.clocks.push(clock);
-            }
-        }
-        if held {
-            // A new cycle under a regional emergency waits for it like the others.
-            if let Some(clock) = self.clock_mut(ClockKind::Resolution) {
-                clock.pause(now);
-            }
-        }
+        self.start_clock(ClockKind::Resolution, &target, policy, schedules, now, now);
+        // Feedback after a resolution the customer turned down is no longer owed.
+        self.cancel_clock(ClockKind::Feedback);
         Ok(vec![
             TicketEvent::StatusChanged {
                 from,
@@ -152,9 +127,8 @@ impl TicketAggregate {
         let mut events = Vec::new();
         match author {
             Author::Agent => {
-                if let Some(clock) = self.clock_mut(ClockKind::FirstResponse) {
-                    clock.meet(now);
-                }
+                events.extend(self.meet_clock(ClockKind::FirstResponse, schedules, now));
+                events.extend(self.agent_replied(schedules, now));
                 self.ticket.first_response_at.get_or_insert(now);
                 if matches!(self.ticket.status, Status::New | Status::Reopened) {
                     events.extend(self.change_status(
@@ -166,30 +140,17 @@ impl TicketAggregate {
                     )?);
                 }
                 if let (Some(target), false) = (
-                    &policy.periodic_update,
+                    policy.periodic_update.clone(),
                     self.ticket.status == Status::Resolved,
                 ) {
-                    let schedule = schedules.of_target(target);
-                    match self.clock_mut(ClockKind::PeriodicUpdate) {
-                        Some(clock) => clock.rearm(target, policy.warning_percent, &schedule, now),
-                        None => {
-                            let clock = SlaClock::start(
-                                new_id(),
-                                self.ticket.id.clone(),
-                                ClockKind::PeriodicUpdate,
-                                target,
-                                policy.warning_percent,
-                                &schedule,
-                                now,
-                            );
-                            self.clocks.push(clock);
-                        }
-                    }
-                    if self.pauses(policy)
-                        && let Some(clock) = self.clock_mut(ClockKind::PeriodicUpdate)
-                    {
-                        clock.pause(now);
-                    }
+                    self.start_clock(
+                        ClockKind::PeriodicUpdate,
+                        &target,
+                        policy,
+                        schedules,
+                        now,
+                        now,
+                    );
                 }
             }
             Author::Customer => {
@@ -202,6 +163,7 @@ impl TicketAggregate {
                         now,
                     )?);
                 }
+                self.customer_wrote(policy, schedules, now);
             }
         }
         Ok(events)

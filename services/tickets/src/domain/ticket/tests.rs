@@ -22,6 +22,7 @@ fn new_ticket(severity: Severity) -> NewTicket {
         evidence: vec![],
         tier: Tier::Regular,
         product: Default::default(),
+        reported_at: None,
     }
 }
 
@@ -76,7 +77,12 @@ fn the_first_agent_reply_meets_first_response_and_opens_the_ticket() {
     let events = a.add_reply(Author::Agent, &p, &s, t(20)).unwrap();
     assert_eq!(a.ticket.status, Status::Open);
     assert!(matches!(
-        events[0],
+        &events[0],
+        TicketEvent::ClockMet { clock, actual_minus_standard_ms: -3_580_000 }
+            if clock.kind == ClockKind::FirstResponse
+    ));
+    assert!(matches!(
+        events[1],
         TicketEvent::StatusChanged {
             from: Status::New,
             to: Status::Open,
@@ -133,13 +139,19 @@ fn a_breach_escalates_one_level_once() {
     let p = general_policy();
     let (mut a, _) = open(Severity::General, &p);
     let id = clock(&a, ClockKind::FirstResponse).id.clone();
-    assert!(a.fire_clock(&id, &p, t(3599)).len() == 1, "the warning");
-    let events = a.fire_clock(&id, &p, t(3600));
+    assert!(
+        a.fire_clock(&id, &p, &Schedules::default(), t(3599)).len() == 1,
+        "the warning"
+    );
+    let events = a.fire_clock(&id, &p, &Schedules::default(), t(3600));
     assert!(matches!(events[0], TicketEvent::SlaBreached { .. }));
     assert!(
         matches!(&events[1], TicketEvent::Escalated { to: Level::Supervisor, clock_id: Some(c), .. } if *c == id)
     );
-    assert!(a.fire_clock(&id, &p, t(3700)).is_empty());
+    assert!(
+        a.fire_clock(&id, &p, &Schedules::default(), t(3700))
+            .is_empty()
+    );
     assert_eq!(a.ticket.level, Level::Supervisor);
     assert!(a.ticket.breached);
 }
@@ -251,24 +263,22 @@ fn activity_changes_name_each_field_before_and_after() {
     let (mut a, _) = open(Severity::General, &p);
     let before = a.ticket.clone();
     assert!(changes(&before, &a.ticket).is_empty());
+    let agent = crate::domain::team::Agent {
+        id: "agent-7".into(),
+        group_ids: vec!["orders".into()],
+        skills: vec![],
+        capacity: 5,
+        role: crate::domain::team::AgentRole::Agent,
+    };
+    let none = Schedules::default();
     let events = a
-        .route(
-            Some("orders".into()),
-            Some("agent-7".into()),
-            "manual",
-            t(5),
-        )
+        .route(Some("orders".into()), Some(&agent), "manual", &none, t(5))
         .unwrap();
     assert_eq!(events.len(), 1);
     assert!(
-        a.route(
-            Some("orders".into()),
-            Some("agent-7".into()),
-            "manual",
-            t(6)
-        )
-        .unwrap()
-        .is_empty(),
+        a.route(Some("orders".into()), Some(&agent), "manual", &none, t(6))
+            .unwrap()
+            .is_empty(),
         "the same assignment again changes nothing"
     );
     a.add_watcher(team("legal")).unwrap();

@@ -1,0 +1,48 @@
+//! The handbook's milestones (issue 16): when the customer reported the problem and how
+//! far the complaint flow is (tickets), and the several warning thresholds of a clock
+//! with how many have fired (clocks). Older tickets have no report instant (their creation
+//! counts) and no flow; older clocks keep their one threshold in `warning_percent`.
+
+use aftersales_platform::db::schema::{text_null, ts_null};
+use sea_orm_migration::prelude::*;
+
+pub struct AddMilestones;
+
+impl MigrationName for AddMilestones {
+    fn name(&self) -> &str {
+        "m20261203_000021_add_milestones"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddMilestones {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            ("tickets", ts_null("reported_at")),
+            ("tickets", text_null("flow")),
+            ("sla_clocks", text_null("warning_percents")),
+            (
+                "sla_clocks",
+                ColumnDef::new("warnings_fired")
+                    .integer()
+                    .not_null()
+                    .default(0)
+                    .to_owned(),
+            ),
+        ];
+        // One column per statement: SQLite alters a table one column at a time.
+        for (table, mut column) in columns {
+            let name = column.get_column_name();
+            if !m.has_column(table, &name).await? {
+                m.alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
