@@ -10,6 +10,7 @@ mod desk_access;
 mod emergencies;
 mod helpers;
 mod live_desk;
+mod milestones;
 mod other_services;
 mod personal_data;
 mod policy_editions;
