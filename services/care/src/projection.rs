@@ -9,6 +9,7 @@
 //! a command nested in the consumer's transaction, and scheduled by the pipeline once
 //! that transaction has committed (the `committed` hook), never before.
 
+mod clocks;
 mod costs;
 
 use std::sync::Arc;
@@ -274,6 +275,7 @@ impl Projection {
                 )
                 .await?;
             }
+            Payload::SlaClockMet(met) => clocks::apply(cmd.txn(), met, at).await?,
             work => apply_work(cmd.txn(), e, work, at).await?,
         }
         Ok(())

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     Category, Channel, FollowUpStatus, KpiDimension, Severity, SurveySubject, TaskKind,
     TicketState, Tier, TimelineKind,
+    clock_lateness::ClockLateness,
     cost::{CostDimension, CostFigures, CostGroup, CostPeriod, Turnover},
     customer::{Contact, Customer},
     followup::FollowUp,
@@ -281,6 +282,17 @@ pub fn kpi_group(g: &KpiGroup) -> pb::KpiGroup {
             count: g.spot_check_score.count,
             mean: g.spot_check_score.mean(),
         }),
+        milestones: g.milestones.iter().map(clock_lateness).collect(),
+    }
+}
+
+fn clock_lateness(l: &ClockLateness) -> pb::ClockLateness {
+    pb::ClockLateness {
+        kind: l.kind,
+        met: l.met,
+        met_late: l.met_late,
+        mean_actual_minus_standard_seconds: l.mean_seconds(),
+        max_actual_minus_standard_seconds: l.max_seconds(),
     }
 }
 

@@ -24,11 +24,15 @@
 //! - remote resolution: completed repair jobs closed by remote diagnosis (no visit), over
 //!   completed jobs.
 //! - spot-check score: the mean of the spot-check scores (0–100) recorded in the period.
+//! - milestones: per clock kind, the clocks met in the period (by their met instant, of
+//!   tickets created at any time), those met late, and the mean and largest actual minus
+//!   standard (see `clock_lateness`).
 //!
-//! By agent and by group, a ticket (and its surveys, follow-ups, jobs and spot checks)
-//! counts for the agent and group it was assigned to when first resolved, else the ones
-//! it is assigned to now: the reopen rate of an agent is that of the resolutions the
-//! agent gave. Milestone lateness is not reported: care receives no milestone events.
+//! By agent and by group, a ticket (and its surveys, follow-ups, jobs, spot checks and
+//! met clocks) counts for the agent and group it was assigned to when first resolved,
+//! else the ones it is assigned to now: the reopen rate of an agent is that of the
+//! resolutions the agent gave. A met clock names the agent who had the ticket then, but
+//! is charged by the same rule, so every figure of an agent covers the same tickets.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +40,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{
     KpiDimension, TicketState,
+    clock_lateness::{ClockLateness, LatenessByKind, MetClock},
     facts::{Dims, TicketFact},
 };
 
@@ -68,6 +73,8 @@ pub struct KpiInput {
     pub jobs: Vec<JobFact>,
     /// Spot-check scores recorded in the period.
     pub spot_checks: Vec<(Dims, u32)>,
+    /// Clocks met in the period, with their tickets' dimensions.
+    pub met_clocks: Vec<(Dims, MetClock)>,
 }
 
 /// Scores and their mean.
@@ -164,6 +171,8 @@ pub struct KpiGroup {
     pub first_time_fix: Rate,
     pub remote_resolution: Rate,
     pub spot_check_score: ScoreStats,
+    /// One entry per clock kind with a met clock, in kind number order.
+    pub milestones: Vec<ClockLateness>,
 }
 
 #[derive(Default)]
@@ -171,6 +180,7 @@ struct Acc {
     group: KpiGroup,
     first_response: Vec<i64>,
     resolution: Vec<i64>,
+    milestones: LatenessByKind,
 }
 
 /// The figures of `input`, one group per value of `by`, ordered by key.
@@ -223,11 +233,15 @@ pub fn compute(input: &KpiInput, by: KpiDimension) -> Vec<KpiGroup> {
             .spot_check_score
             .add(*score);
     }
+    for (dims, clock) in &input.met_clocks {
+        group_of(&mut groups, dims.key(by)).milestones.add(clock);
+    }
     groups
         .into_values()
         .map(|mut a| {
             a.group.first_response = DurationStats::of(a.first_response);
             a.group.resolution = DurationStats::of(a.resolution);
+            a.group.milestones = a.milestones.into_kinds();
             a.group
         })
         .collect()

@@ -2,6 +2,7 @@
 //! warranty reminders, KPI and quality figures computed from facts. Everything here is a
 //! pure function of its inputs and the instant `now`.
 
+pub mod clock_lateness;
 pub mod cost;
 pub mod customer;
 pub mod facts;

@@ -337,3 +337,26 @@ pub mod stock_change {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod met_clock {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "met_clocks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub clock_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub cycle: i64,
+        pub ticket_id: String,
+        pub kind: i32,
+        pub due_at: Option<ChronoDateTimeUtc>,
+        pub met_at: ChronoDateTimeUtc,
+        pub actual_minus_standard_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -5,9 +5,11 @@ use aftersales_platform::db::schema::{index, long_text, text, text_null, ts, ts_
 
 mod costs;
 mod incidents;
+mod met_clocks;
 mod spot_checks;
 use costs::CreateCosts;
 use incidents::CreateIncidents;
+use met_clocks::CreateMetClocks;
 use sea_orm_migration::prelude::*;
 use spot_checks::AddSpotChecks;
 
@@ -27,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateIncidents),
             Box::new(CreateCosts),
             Box::new(AddSpotChecks),
+            Box::new(CreateMetClocks),
         ]
     }
 }

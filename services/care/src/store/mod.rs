@@ -14,6 +14,7 @@ mod entity;
 mod facts;
 mod follow_ups;
 mod incidents;
+mod met_clocks;
 pub mod migration;
 mod proactive;
 mod spot_checks;
@@ -41,6 +42,7 @@ pub use incidents::{
     incident_tickets, incidents_due, insert_incident, link_tickets, list_incidents, load_incident,
     open_incident_of_scope, open_incidents, save_incident,
 };
+pub use met_clocks::{clocks_met, insert_met_clock};
 pub use proactive::{
     add_tasks, drop_future_tasks, get_warranty, list_tasks, notice_recipients, save_warranty,
     warranties_of,

@@ -57,11 +57,14 @@ impl CareCore {
         let surveys = store::surveys_recorded(db, from, to).await?;
         let jobs = store::jobs_created(db, from, to).await?;
         let spot_checks = store::scored_between(db, from, to).await?;
+        let met_clocks = store::clocks_met(db, from, to).await?;
 
-        // Dimensions of the tickets that follow-ups, surveys and jobs belong to.
+        // Dimensions of the tickets that follow-ups, surveys, jobs, spot checks and met
+        // clocks belong to.
         let mut linked: Vec<String> = follow_ups.iter().map(|f| f.ticket_id.clone()).collect();
         linked.extend(jobs.iter().map(|j| j.ticket_id.clone()));
         linked.extend(spot_checks.iter().map(|c| c.candidate.ticket_id.clone()));
+        linked.extend(met_clocks.iter().map(|c| c.ticket_id.clone()));
         linked.extend(
             surveys
                 .iter()
@@ -70,11 +73,20 @@ impl CareCore {
         );
         linked.sort();
         linked.dedup();
-        let dims: HashMap<String, Dims> = store::tickets_by_id(db, &linked)
-            .await?
-            .into_iter()
-            .map(|t| (t.ticket_id, t.dims))
+        // Tickets created in the period are read already; a busy period's met clocks
+        // are mostly theirs, and reading those facts again would double the report's
+        // time.
+        let mut dims: HashMap<String, Dims> = tickets
+            .iter()
+            .map(|t| (t.ticket_id.clone(), t.dims.clone()))
             .collect();
+        linked.retain(|id| !dims.contains_key(id));
+        dims.extend(
+            store::tickets_by_id(db, &linked)
+                .await?
+                .into_iter()
+                .map(|t| (t.ticket_id, t.dims)),
+        );
         let job_ticket: HashMap<&str, &str> = jobs
             .iter()
             .map(|j| (j.job_id.as_str(), j.ticket_id.as_str()))
@@ -132,6 +144,10 @@ impl CareCore {
                     let score = c.score.as_ref()?.score;
                     Some((dims_of(&c.candidate.ticket_id), score))
                 })
+                .collect(),
+            met_clocks: met_clocks
+                .into_iter()
+                .map(|c| (dims_of(&c.ticket_id), c))
                 .collect(),
         };
         Ok(kpi::compute(&input, by))

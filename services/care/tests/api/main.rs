@@ -3,6 +3,7 @@
 //! gRPC to it; follow-up tests run a real tickets service on the same bus.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
+mod clock_lateness;
 mod costs;
 mod data_rights;
 mod follow_ups;
