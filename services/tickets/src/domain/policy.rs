@@ -257,10 +257,11 @@ mod tests {
             select(&policies, &facts(Severity::Urgent)).unwrap().id,
             "urgent"
         );
+        let important = select(&policies, &facts(Severity::Important)).unwrap();
         assert_eq!(
-            select(&policies, &facts(Severity::Important)).unwrap().id,
-            "default",
-            "a simple important problem has the general targets"
+            (important.id.as_str(), important.resolution.seconds),
+            ("important-simple", 86_400),
+            "a simple important problem has the general targets, and a hand-off"
         );
         let complex = TicketFacts {
             complexity: Complexity::Complex,

@@ -351,7 +351,7 @@ async fn activity_log_and_watchers(backend: Backend) {
                 vec![
                     change("severity", "general", "urgent"),
                     change("escalation_level", "agent", "supervisor"),
-                    change("sla_policy", "default@1", "urgent@2"),
+                    change("sla_policy", "default@1", "urgent@3"),
                 ]
             ),
         ]

@@ -115,11 +115,13 @@ async fn old_tickets_keep_their_targets(backend: Backend) {
     assert_eq!(
         versions,
         [
-            ("online-urgent", 1),
+            ("online-important", 1),
+            ("online-urgent", 2),
             ("online", 1),
-            ("urgent-complex", 1),
-            ("urgent", 2),
-            ("important", 2),
+            ("urgent-complex", 2),
+            ("urgent", 3),
+            ("important", 3),
+            ("important-simple", 1),
             ("complex", 1),
             ("default", 1),
         ]
@@ -136,8 +138,11 @@ async fn old_tickets_keep_their_targets(backend: Backend) {
     .await;
     assert_eq!(
         (t.sla_policy_id.as_str(), t.sla_policy_version),
-        ("urgent", 2)
+        ("urgent", 3)
     );
+    // With the hand-off of edition 3: in a supervisor's hands within the hour.
+    let hand_off = clock(&app.sla(&t.id).await, pb::ClockKind::HandOff);
+    assert_eq!(millis(&hand_off.due_at), now + HOUR_MS);
     let resolution = clock(&app.sla(&t.id).await, pb::ClockKind::Resolution);
     assert_eq!(
         (resolution.calendar_id.as_str(), millis(&resolution.due_at)),

@@ -293,11 +293,13 @@ async fn policies_are_versioned_and_the_catch_all_stays() {
     assert_eq!(
         ids,
         [
+            "online-important",
             "online-urgent",
             "online",
             "urgent-complex",
             "urgent",
             "important",
+            "important-simple",
             "complex",
             "default"
         ]

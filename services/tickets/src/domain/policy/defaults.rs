@@ -11,13 +11,19 @@
 //! default gives a more severe ticket a looser target than a less severe one with the
 //! same other facts (see the tests).
 //!
+//! Edition 3 gives the hand-off a clock of its own: urgent tickets in a supervisor's hands
+//! within 1 hour, important ones in a specialist's within 2 hours (see `default_policies`).
+//!
 //! Edition 1 made urgent and important tickets "complex" (3 working days) and general ones
-//! 24 hours, so it gave urgent tickets looser targets. Tickets matched to it keep it.
+//! 24 hours, so it gave urgent tickets looser targets. Tickets matched to either earlier
+//! edition keep it.
 
 use chrono::{DateTime, Utc};
 
-use super::{SlaPolicy, SlaTarget};
-use crate::domain::{Channel, Complexity, Level, Severity, Status, calendar::DEFAULT_CALENDAR_ID};
+use super::{HandOff, Milestones, SlaPolicy, SlaTarget};
+use crate::domain::{
+    Channel, Complexity, Level, Severity, Status, calendar::DEFAULT_CALENDAR_ID, team::AgentRole,
+};
 
 const HOUR: u64 = 3600;
 /// A working day of the default calendar (09:00–12:00, 13:00–18:00).
@@ -73,10 +79,74 @@ fn edition_one(now: DateTime<Utc>) -> Vec<SlaPolicy> {
     ]
 }
 
-/// The current edition, each policy at the version it has in a database that has seen
-/// every edition (so `urgent@2` means the same everywhere). Priorities stay at 10 and
-/// above, leaving 1–9 for staff's own policies in front of every default.
+/// The current edition (3), each policy at the version it has in a database that has
+/// seen every edition (so `urgent@3` means the same everywhere): edition 2 with the
+/// handbook's hand-off as a milestone of its own — urgent tickets in a supervisor's hands
+/// within 1 hour, important ones in a specialist's within 2 hours — and the policies
+/// important tickets need for it (simple ones, and online ones, matched the general
+/// policies before). Priorities stay at 10 and above, leaving 1–9 for staff's own
+/// policies in front of every default.
 pub fn default_policies(now: DateTime<Utc>) -> Vec<SlaPolicy> {
+    let hand_off = |severity: &[Severity]| match severity {
+        [Severity::Urgent] => Some(HandOff {
+            within: SlaTarget::always_on(HOUR),
+            role: AgentRole::Supervisor,
+        }),
+        [Severity::Important] => Some(HandOff {
+            within: SlaTarget::always_on(2 * HOUR),
+            role: AgentRole::Specialist,
+        }),
+        _ => None,
+    };
+    let with_hand_off = |p: SlaPolicy| match hand_off(&p.match_severities) {
+        Some(h) => SlaPolicy {
+            version: p.version + 1,
+            name: format!(
+                "{}; in a {}'s hands within {} h",
+                p.name,
+                h.role,
+                h.within.seconds / HOUR
+            ),
+            milestones: Milestones {
+                hand_off: Some(h),
+                ..Milestones::default()
+            },
+            ..p
+        },
+        None => p,
+    };
+    let important = |id: &str, name: &str, priority: i32| SlaPolicy {
+        match_severities: vec![Severity::Important],
+        ..base(id, 0, name, priority, now)
+    };
+    let mut policies = Vec::new();
+    for p in edition_two(now) {
+        let id = p.id.clone();
+        policies.push(with_hand_off(p));
+        if id == "online-urgent" {
+            policies.push(with_hand_off(SlaPolicy {
+                match_channels: ONLINE.to_vec(),
+                ..important(
+                    "online-important",
+                    "Important online sentiment: answer in 1 h, solve in 24 h",
+                    10,
+                )
+            }));
+        }
+        if id == "important" {
+            policies.push(with_hand_off(important(
+                "important-simple",
+                "Important: respond in 1 h, resolve in 24 h",
+                31,
+            )));
+        }
+    }
+    policies
+}
+
+/// The second edition (issue 16: severity against complexity), before the hand-off had a
+/// clock of its own.
+fn edition_two(now: DateTime<Utc>) -> Vec<SlaPolicy> {
     vec![
         SlaPolicy {
             match_severities: vec![Severity::Urgent],
@@ -156,7 +226,10 @@ pub fn default_policies(now: DateTime<Utc>) -> Vec<SlaPolicy> {
 /// staff have left as shipped. A policy staff changed (or a newer one) stays as it is.
 /// Versions already stored are never rewritten, so tickets keep the ones they have.
 pub fn upgrades(current: &[SlaPolicy], now: DateTime<Utc>) -> Vec<SlaPolicy> {
-    let shipped = edition_one(now);
+    let shipped: Vec<SlaPolicy> = edition_one(now)
+        .into_iter()
+        .chain(edition_two(now))
+        .collect();
     let as_shipped = |p: &SlaPolicy| {
         shipped
             .iter()
@@ -244,6 +317,12 @@ mod tests {
             prop_assert!(due(&severe.resolution) <= due(&mild.resolution));
             prop_assert!(severe.initial_level >= mild.initial_level);
             prop_assert!(severe.escalate_on_breach || !mild.escalate_on_breach);
+            // A hand-off the milder ticket owes, the more severe one owes sooner, to a role
+            // at least as senior.
+            if let Some(mild) = &mild.milestones.hand_off {
+                let severe = severe.milestones.hand_off.as_ref();
+                prop_assert!(severe.is_some_and(|s| due(&s.within) <= due(&mild.within) && s.role >= mild.role));
+            }
         }
     }
 
@@ -275,11 +354,13 @@ mod tests {
             .map(|p| (p.id.clone(), p.version))
             .collect();
         let expected = [
-            ("online-urgent", 1),
+            ("online-urgent", 2),
+            ("online-important", 1),
             ("online", 1),
-            ("urgent-complex", 1),
-            ("urgent", 2),
-            ("important", 2),
+            ("urgent-complex", 2),
+            ("urgent", 3),
+            ("important", 3),
+            ("important-simple", 1),
             ("complex", 1),
         ];
         assert_eq!(
@@ -288,6 +369,38 @@ mod tests {
             "the unchanged catch-all keeps its version"
         );
         assert!(upgrades(&default_policies(now), now).is_empty());
+    }
+
+    #[test]
+    fn edition_two_moves_to_edition_three_with_the_hand_offs() {
+        let now = Utc::now();
+        let upgraded = upgrades(&edition_two(now - Duration::days(30)), now);
+        type HandOffOf = (String, u32, Option<(u64, AgentRole)>);
+        let hand_offs: Vec<HandOffOf> = upgraded
+            .iter()
+            .map(|p| {
+                let h = p.milestones.hand_off.as_ref();
+                (
+                    p.id.clone(),
+                    p.version,
+                    h.map(|h| (h.within.seconds, h.role)),
+                )
+            })
+            .collect();
+        let supervisor = Some((3_600, AgentRole::Supervisor));
+        let specialist = Some((7_200, AgentRole::Specialist));
+        assert_eq!(
+            hand_offs,
+            [
+                ("online-urgent", 2, supervisor),
+                ("online-important", 1, specialist),
+                ("urgent-complex", 2, supervisor),
+                ("urgent", 3, supervisor),
+                ("important", 3, specialist),
+                ("important-simple", 1, specialist),
+            ]
+            .map(|(id, v, h)| (id.to_owned(), v, h))
+        );
     }
 
     #[test]
