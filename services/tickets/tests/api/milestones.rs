@@ -424,3 +424,172 @@ async fn a_ticket_goes_through_every_milestone_on_sqlite() {
 async fn a_ticket_goes_through_every_milestone_on_postgres() {
     a_ticket_through_every_milestone(Backend::Postgres).await;
 }
+
+/// The field a refused request names, or the code when it is not INVALID_ARGUMENT.
+fn refusal(status: tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::InvalidArgument => crate::team_support::field(&status),
+        code => format!("{code:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_flow_input_is_named_and_steps_out_of_order_are_refused() {
+    let (mut app, manual) = spawn_at(Backend::Sqlite).await;
+    set_up(&mut app).await;
+    advance_to(&app, &manual, at(0)).await;
+    let mut request = create_request(pb::Channel::Hotline, "");
+    for (reported, why) in [
+        (at(1), "in the future"),
+        (at(0) - Duration::days(31), "too old"),
+    ] {
+        request.reported_at = ts(reported);
+        let refused = app.client.create_ticket(request.clone()).await.unwrap_err();
+        assert_eq!(refusal(refused), "reported_at", "{why}");
+    }
+    request.reported_at = None;
+    let t = app
+        .client
+        .create_ticket(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let c = &mut app.client;
+
+    let record = |ticket_id: &str, quality: pb::QualityJudgement| pb::RecordComplaintRequest {
+        idempotency_key: String::new(),
+        ticket_id: ticket_id.into(),
+        quality: quality as i32,
+        actor: None,
+    };
+    let bad = c
+        .record_complaint(record(&t.id, pb::QualityJudgement::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(bad), "quality");
+    let bad = c
+        .record_complaint(record("", pb::QualityJudgement::QualityProblem))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(bad), "ticket_id");
+    let missing = c
+        .record_complaint(record(
+            "no-such-ticket",
+            pb::QualityJudgement::QualityProblem,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(missing), "NotFound");
+
+    let propose = |key: &str, kind: pb::SolutionKind| pb::ProposeSolutionRequest {
+        idempotency_key: key.into(),
+        ticket_id: t.id.clone(),
+        kind: kind as i32,
+        actor: None,
+    };
+    let bad = c
+        .propose_solution(propose("", pb::SolutionKind::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(bad), "kind");
+    let decide = |key: &str, accepted: bool| pb::DecideSolutionRequest {
+        idempotency_key: key.into(),
+        ticket_id: t.id.clone(),
+        accepted,
+        actor: None,
+    };
+    let early = c.decide_solution(decide("", true)).await.unwrap_err();
+    assert_eq!(refusal(early), "FailedPrecondition", "nothing proposed yet");
+    let remedy = |reference: &str| pb::ScheduleRemedyRequest {
+        idempotency_key: String::new(),
+        ticket_id: t.id.clone(),
+        reference: reference.into(),
+        planned_for: None,
+        actor: None,
+    };
+    let bad = c.schedule_remedy(remedy("JOB 1; drop")).await.unwrap_err();
+    assert_eq!(refusal(bad), "reference");
+    let early = c.schedule_remedy(remedy("JOB-1")).await.unwrap_err();
+    assert_eq!(refusal(early), "FailedPrecondition", "nothing agreed yet");
+
+    // A keyed proposal retried proposes once.
+    for _ in 0..2 {
+        let t = c
+            .propose_solution(propose("p-1", pb::SolutionKind::Repair))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(t.solution.map(|s| s.proposals), Some(1));
+    }
+    c.decide_solution(decide("d-1", true)).await.unwrap();
+    let late = c
+        .propose_solution(propose("p-2", pb::SolutionKind::Return))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(late), "FailedPrecondition", "a solution is agreed");
+
+    // A policy's milestones and thresholds, each problem by its field.
+    let policy = |edit: fn(&mut pb::SlaPolicy)| {
+        let mut p = pb::SlaPolicy {
+            id: "bad".into(),
+            first_response: target(60_000),
+            resolution: target(600_000),
+            ..Default::default()
+        };
+        edit(&mut p);
+        pb::UpsertSlaPolicyRequest { policy: Some(p) }
+    };
+    let cases: [(fn(&mut pb::SlaPolicy), &str); 5] = [
+        (
+            |p| {
+                p.warnings = vec![pb::WarningThreshold {
+                    percent: 0,
+                    action: 0,
+                }]
+            },
+            "policy.warnings[0].percent",
+        ),
+        (
+            |p| {
+                let w = pb::WarningThreshold {
+                    percent: 50,
+                    action: 0,
+                };
+                p.warnings = vec![w, w];
+            },
+            "policy.warnings.percent",
+        ),
+        (
+            |p| {
+                p.hand_off = Some(pb::HandOffTarget {
+                    within: target(60_000),
+                    role: pb::AgentRole::Agent as i32,
+                })
+            },
+            "policy.hand_off.role",
+        ),
+        (
+            |p| {
+                p.hand_off = Some(pb::HandOffTarget {
+                    within: None,
+                    role: pb::AgentRole::Specialist as i32,
+                })
+            },
+            "policy.hand_off.within",
+        ),
+        (
+            |p| {
+                p.next_reply = Some(pb::SlaTarget {
+                    seconds: 0,
+                    calendar_id: String::new(),
+                })
+            },
+            "policy.next_reply.seconds",
+        ),
+    ];
+    for (edit, field) in cases {
+        let refused = c.upsert_sla_policy(policy(edit)).await.unwrap_err();
+        assert_eq!(refusal(refused), field);
+    }
+    app.stop().await;
+}
