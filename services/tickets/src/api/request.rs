@@ -154,6 +154,7 @@ pub fn list_tickets(
             .flatten(),
         group_id: non_empty(&r.group_id)
             .and_then(|g| v.check("group_id", crate::domain::team::code(&g))),
+        complexity: v.optional_enum("complexity", r.complexity),
     };
     let cursor = decode_cursor(&mut v, &r.page_token);
     v.finish()?;

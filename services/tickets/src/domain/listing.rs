@@ -1,7 +1,7 @@
 //! What the read side asks for: the filter of a listing of tickets. Plain data: the api
 //! decodes it, the store turns it into a query, so neither needs the other's types.
 
-use super::{Category, Severity, Status};
+use super::{Category, Complexity, Severity, Status};
 
 /// Which tickets a listing shows; `None` fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -19,4 +19,5 @@ pub struct TicketFilter {
     pub region_code: Option<String>,
     /// The support group.
     pub group_id: Option<String>,
+    pub complexity: Option<Complexity>,
 }

@@ -270,6 +270,9 @@ pub async fn list_tickets<C: ConnectionTrait>(
     if let Some(s) = filter.severity {
         query = query.filter(ticket::Column::Severity.eq(s.as_str()));
     }
+    if let Some(c) = filter.complexity {
+        query = query.filter(ticket::Column::Complexity.eq(c.as_str()));
+    }
     if let Some(c) = filter.category {
         query = query.filter(ticket::Column::Category.eq(c.as_str()));
     }

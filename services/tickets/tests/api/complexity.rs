@@ -270,6 +270,19 @@ async fn set_complexity(backend: Backend) {
         pb::EscalationLevel::Agent as i32,
         "complexity does not decide hand-off"
     );
+    // The desk can list by complexity.
+    for (complexity, listed) in [(pb::Complexity::Complex, 1), (pb::Complexity::Simple, 0)] {
+        let page = app
+            .client
+            .list_tickets(pb::ListTicketsRequest {
+                complexity: complexity as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.tickets.len(), listed, "{complexity:?}");
+    }
     let status = fixed(app.sla(&t.id).await);
     let resolution = clock(&status, pb::ClockKind::Resolution);
     assert_eq!(resolution.state, pb::ClockState::Running as i32);
