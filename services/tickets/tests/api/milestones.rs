@@ -539,7 +539,8 @@ async fn bad_flow_input_is_named_and_steps_out_of_order_are_refused() {
         edit(&mut p);
         pb::UpsertSlaPolicyRequest { policy: Some(p) }
     };
-    let cases: [(fn(&mut pb::SlaPolicy), &str); 5] = [
+    type Edit = fn(&mut pb::SlaPolicy);
+    let cases: [(Edit, &str); 5] = [
         (
             |p| {
                 p.warnings = vec![pb::WarningThreshold {
