@@ -8,64 +8,14 @@ use aftersales_platform::codes::timestamp;
 use aftersales_protos::{
     care::v1::{self as pb, KpiDimension},
     events::v1::{self as ev, EventEnvelope, event_envelope::Payload},
-    tickets::v1::{self as tickets, ClockKind},
+    tickets::v1::ClockKind,
 };
 use chrono::{DateTime, Duration, Utc};
 
-use crate::helpers::*;
-
-fn week() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-16T00:00:00Z")
-        .unwrap()
-        .to_utc()
-}
-
-fn created(id: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketCreated(ev::TicketCreated {
-            ticket: Some(tickets::Ticket {
-                id: id.into(),
-                customer_id: format!("c-{id}"),
-                order_id: format!("o-{id}"),
-                channel: tickets::Channel::Hotline as i32,
-                category: tickets::Category::Complaint as i32,
-                severity: tickets::Severity::General as i32,
-                created_at: Some(timestamp(at)),
-                status: tickets::TicketStatus::New as i32,
-                ..Default::default()
-            }),
-        }),
-    )
-}
-
-fn assigned(id: &str, group: &str, agent: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketAssigned(ev::TicketAssigned {
-            ticket_id: id.into(),
-            group_id: group.into(),
-            agent_id: agent.into(),
-            reason: "route".into(),
-            ..Default::default()
-        }),
-    )
-}
-
-fn resolved(id: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketResolved(ev::TicketResolved {
-            ticket_id: id.into(),
-            customer_id: format!("c-{id}"),
-            resolved_at: Some(timestamp(at)),
-            ..Default::default()
-        }),
-    )
-}
+use crate::{
+    helpers::*,
+    ticket_events::{assigned, created, resolved, week},
+};
 
 /// One met clock: `late_ms` is actual minus standard (negative: early); the event names
 /// `agent`, who had the ticket when it was met.
@@ -146,7 +96,7 @@ async fn clock_lateness_per_agent_and_kind(backend: Backend) {
 
     let t1 = [
         created("T1", m(0)),
-        assigned("T1", "g1", "a1", m(1)),
+        assigned("T1", "g1", "a1", "route", m(1)),
         clock("T1", "k1-fr", 0, FirstResponse, -600_000, m(20), "a1"),
         clock("T1", "k1-rec", 0, Record, 1_800_000, m(40), "a1"),
         // Exactly on time: met, not late.
@@ -167,9 +117,9 @@ async fn clock_lateness_per_agent_and_kind(backend: Backend) {
     let t2_first_response = clock("T2", "k2-fr", 0, FirstResponse, 120_000, m(70), "a1");
     let t2 = [
         created("T2", m(60)),
-        assigned("T2", "g1", "a1", m(60)),
+        assigned("T2", "g1", "a1", "route", m(60)),
         t2_first_response.clone(),
-        assigned("T2", "g2", "a2", m(100)),
+        assigned("T2", "g2", "a2", "route", m(100)),
         clock("T2", "k2-rec", 0, Record, 600_000, m(110), "a2"),
         // One next-reply clock, two cycles: each is a met clock of its own.
         clock("T2", "k2-nr", 1, NextReply, 300_000, m(200), "a2"),
@@ -179,7 +129,7 @@ async fn clock_lateness_per_agent_and_kind(backend: Backend) {
     let before = week() - Duration::days(2);
     let t3 = [
         created("T3", before),
-        assigned("T3", "g2", "a2", before),
+        assigned("T3", "g2", "a2", "route", before),
         clock(
             "T3",
             "k3-fr",

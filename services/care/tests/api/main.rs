@@ -13,3 +13,4 @@ mod kpis;
 mod proactive;
 mod profiles;
 mod spot_checks;
+mod ticket_events;

@@ -16,49 +16,12 @@ use aftersales_protos::{
 use chrono::{DateTime, Duration, Utc};
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::{
+    helpers::*,
+    ticket_events::{assigned, created, resolved, week},
+};
 
 const RATE: u32 = 25;
-
-fn week() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-16T00:00:00Z")
-        .unwrap()
-        .to_utc()
-}
-
-fn created(id: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketCreated(ev::TicketCreated {
-            ticket: Some(tickets::Ticket {
-                id: id.into(),
-                customer_id: format!("c-{id}"),
-                order_id: format!("o-{id}"),
-                channel: tickets::Channel::Hotline as i32,
-                category: tickets::Category::Complaint as i32,
-                severity: tickets::Severity::General as i32,
-                created_at: Some(timestamp(at)),
-                status: tickets::TicketStatus::New as i32,
-                ..Default::default()
-            }),
-        }),
-    )
-}
-
-fn assigned(id: &str, group: &str, agent: &str, reason: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketAssigned(ev::TicketAssigned {
-            ticket_id: id.into(),
-            group_id: group.into(),
-            agent_id: agent.into(),
-            reason: reason.into(),
-            ..Default::default()
-        }),
-    )
-}
 
 fn responded(id: &str, at: DateTime<Utc>) -> EventEnvelope {
     envelope(
@@ -68,19 +31,6 @@ fn responded(id: &str, at: DateTime<Utc>) -> EventEnvelope {
             ticket_id: id.into(),
             from: tickets::TicketStatus::New as i32,
             to: tickets::TicketStatus::Open as i32,
-            ..Default::default()
-        }),
-    )
-}
-
-fn resolved(id: &str, at: DateTime<Utc>) -> EventEnvelope {
-    envelope(
-        id,
-        at,
-        Payload::TicketResolved(ev::TicketResolved {
-            ticket_id: id.into(),
-            customer_id: format!("c-{id}"),
-            resolved_at: Some(timestamp(at)),
             ..Default::default()
         }),
     )
