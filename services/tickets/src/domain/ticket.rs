@@ -325,9 +325,7 @@ impl TicketAggregate {
     ) -> Result<Vec<TicketEvent>, DomainError> {
         let agent_id = agent.map(|a| a.id.clone());
         let mut events = self.route_to(group_id, agent_id, reason, now)?;
-        if let Some(agent) = agent {
-            events.extend(self.handed_to(agent.role, schedules, now));
-        }
+        events.extend(self.handed_to(agent.map(|a| a.role), schedules, now));
         Ok(events)
     }
 
@@ -448,10 +446,9 @@ impl TicketAggregate {
                 }
             }
         }
-        self.rematch_milestones(policy, schedules, now);
-        self.raise_to(policy.initial_level, reason, None)
-            .into_iter()
-            .collect()
+        let mut events = self.rematch_milestones(policy, schedules, now);
+        events.extend(self.raise_to(policy.initial_level, reason, None));
+        events
     }
 
     /// Fires one clock at `now`: the warning thresholds it passed, in order, each with

@@ -79,6 +79,10 @@ pub struct ComplaintFlow {
     pub hand_off_role: Option<AgentRole>,
     #[serde(default)]
     pub handed_off_at: Option<DateTime<Utc>>,
+    /// The role of the agent the ticket was last routed to (none in the queue), so a
+    /// hand-off a new policy asks for knows whether it is done already.
+    #[serde(default)]
+    pub assignee_role: Option<AgentRole>,
 }
 
 impl ComplaintFlow {
@@ -217,11 +221,12 @@ impl TicketAggregate {
     /// the one the policy asks for or above.
     pub fn handed_to(
         &mut self,
-        role: AgentRole,
+        role: Option<AgentRole>,
         schedules: &Schedules,
         now: DateTime<Utc>,
     ) -> Vec<TicketEvent> {
-        let Some(required) = self.ticket.flow.hand_off_role else {
+        self.ticket.flow.assignee_role = role;
+        let (Some(required), Some(role)) = (self.ticket.flow.hand_off_role, role) else {
             return Vec::new();
         };
         if role < required || self.ticket.flow.handed_off_at.is_some() {
@@ -409,32 +414,48 @@ impl TicketAggregate {
         }
     }
 
-    /// The ticket's facts matched another policy: milestones it newly has start now (the
-    /// steps not taken yet), those it no longer has stop, and the hand-off asks for the
-    /// new policy's role.
+    /// The ticket's facts matched another policy (whose targets the live clocks already
+    /// took): the hand-off it asks for is done when the ticket's agent has the role (met
+    /// now if it was running) and owed from now otherwise; record and agreement it has and
+    /// the ticket has not reached yet start now.
     pub(super) fn rematch_milestones(
         &mut self,
         policy: &SlaPolicy,
         schedules: &Schedules,
         now: DateTime<Utc>,
-    ) {
+    ) -> Vec<TicketEvent> {
+        let mut events = Vec::new();
+        let resolved = self.ticket.status == Status::Resolved;
+        let required = policy.milestones.hand_off.as_ref().map(|h| h.role);
+        let assignee_role = self.ticket.flow.assignee_role;
+        match required {
+            Some(role) if assignee_role.is_some_and(|r| r >= role) => {
+                self.ticket.flow.handed_off_at.get_or_insert(now);
+                events.extend(self.meet_clock(ClockKind::HandOff, schedules, now));
+            }
+            Some(_) => {
+                self.ticket.flow.handed_off_at = None;
+                let live = self
+                    .clock_of(ClockKind::HandOff)
+                    .is_some_and(SlaClock::is_live);
+                if !live && !resolved {
+                    self.start_milestone(ClockKind::HandOff, policy, schedules, now, now);
+                }
+            }
+            // The policy has none: the clock, if any, was cancelled with the others.
+            None => {}
+        }
+        self.ticket.flow.hand_off_role = required;
         let flow = &self.ticket.flow;
         let open_steps = [
             (ClockKind::Record, flow.recorded_at.is_none()),
-            (ClockKind::HandOff, flow.handed_off_at.is_none()),
-            (
-                ClockKind::Agreement,
-                flow.solution.is_none() || !flow.agreed(),
-            ),
+            (ClockKind::Agreement, !flow.agreed()),
         ];
         for (kind, open) in open_steps {
-            let has_clock = self.clock_of(kind).is_some();
-            if open && !has_clock && self.ticket.status != Status::Resolved {
+            if open && self.clock_of(kind).is_none() && !resolved {
                 self.start_milestone(kind, policy, schedules, now, now);
             }
         }
-        if self.ticket.flow.handed_off_at.is_none() {
-            self.ticket.flow.hand_off_role = policy.milestones.hand_off.as_ref().map(|h| h.role);
-        }
+        events
     }
 }

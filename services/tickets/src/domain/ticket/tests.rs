@@ -391,3 +391,85 @@ fn a_new_complexity_retargets_live_clocks_on_the_new_calendar_and_the_same_one_i
         Err(DomainError::Precondition(_))
     ));
 }
+
+fn desk_agent(id: &str, role: crate::domain::team::AgentRole) -> crate::domain::team::Agent {
+    crate::domain::team::Agent {
+        id: id.into(),
+        group_ids: vec!["desk".into()],
+        skills: vec![],
+        capacity: 5,
+        role,
+    }
+}
+
+#[test]
+fn a_severity_raised_to_urgent_owes_a_hand_off_unless_a_supervisor_has_the_ticket() {
+    use crate::domain::team::AgentRole;
+    let none = Schedules::default();
+    for (role, owed) in [
+        (AgentRole::Specialist, true),
+        (AgentRole::Supervisor, false),
+    ] {
+        let (mut a, _) = open(Severity::General, &general_policy());
+        assert!(
+            a.clock_of(ClockKind::HandOff).is_none(),
+            "general: no hand-off"
+        );
+        a.route(
+            Some("desk".into()),
+            Some(&desk_agent("x", role)),
+            "manual",
+            &none,
+            t(10),
+        )
+        .unwrap();
+        a.set_severity(Severity::Urgent, "smoke", &policy("urgent"), &none, t(100))
+            .unwrap();
+        let hand_off = a.clock_of(ClockKind::HandOff);
+        if owed {
+            let c = hand_off.expect("a hand-off clock");
+            assert_eq!((c.state, c.due_at), (ClockState::Running, t(100 + 3_600)));
+            assert_eq!(a.awaits_hand_off(), Some(AgentRole::Supervisor));
+            // A supervisor taking it over meets it, once.
+            let events = a
+                .route(
+                    Some("desk".into()),
+                    Some(&desk_agent("s", AgentRole::Supervisor)),
+                    "manual",
+                    &none,
+                    t(400),
+                )
+                .unwrap();
+            assert!(events.iter().any(|e| matches!(e, TicketEvent::ClockMet { clock, actual_minus_standard_ms: -3_300_000 } if clock.kind == ClockKind::HandOff)));
+            assert_eq!(a.awaits_hand_off(), None);
+        } else {
+            assert!(hand_off.is_none(), "in a supervisor's hands already");
+            assert_eq!(a.awaits_hand_off(), None);
+        }
+    }
+}
+
+#[test]
+fn the_next_reply_runs_from_the_oldest_unanswered_message() {
+    let mut p = general_policy();
+    p.milestones.next_reply = Some(SlaTarget::always_on(600));
+    let none = Schedules::default();
+    let (mut a, _) = open(Severity::General, &p);
+    a.add_reply(Author::Customer, &p, &none, t(5)).unwrap();
+    assert!(
+        a.clock_of(ClockKind::NextReply).is_none(),
+        "the first response covers it"
+    );
+    a.add_reply(Author::Agent, &p, &none, t(10)).unwrap();
+    a.add_reply(Author::Customer, &p, &none, t(20)).unwrap();
+    a.add_reply(Author::Customer, &p, &none, t(50)).unwrap();
+    assert_eq!(a.clock_of(ClockKind::NextReply).unwrap().due_at, t(620));
+    let events = a.add_reply(Author::Agent, &p, &none, t(70)).unwrap();
+    assert!(events.iter().any(|e| matches!(e, TicketEvent::ClockMet { clock, actual_minus_standard_ms: -550_000 } if clock.kind == ClockKind::NextReply)));
+    a.add_reply(Author::Customer, &p, &none, t(80)).unwrap();
+    let c = a.clock_of(ClockKind::NextReply).unwrap();
+    assert_eq!(
+        (c.cycle, c.due_at, c.state),
+        (2, t(680), ClockState::Running)
+    );
+}
