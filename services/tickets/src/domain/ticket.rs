@@ -59,6 +59,10 @@ pub struct Ticket {
     /// When the customer reported the problem (at or before `created_at`).
     pub reported_at: DateTime<Utc>,
     pub flow: ComplaintFlow,
+    /// Set when a warning threshold asked for the ticket to go to another agent and
+    /// routing has not done it yet (it runs as a deadline of its own, in routing's lock
+    /// order).
+    pub reassign_at: Option<DateTime<Utc>>,
 }
 
 /// What intake knows about a new ticket.
@@ -257,6 +261,7 @@ impl TicketAggregate {
             resolved_at: None,
             reported_at: new.reported_at.map_or(now, |at| at.min(now)),
             flow: ComplaintFlow::default(),
+            reassign_at: None,
         };
         let percents = policy.warning_percents();
         let clock = |kind, target: &SlaTarget| {
@@ -452,9 +457,9 @@ impl TicketAggregate {
     }
 
     /// Fires one clock at `now`: the warning thresholds it passed, in order, each with
-    /// the policy's action (an escalation one level up here; a reassignment is the
-    /// caller's, which routes, when a warning says so), or a breach that escalates one
-    /// level (once: a breached clock cannot breach again in the same cycle).
+    /// the policy's action (an escalation one level up; a reassignment asked for, which
+    /// routing carries out), or a breach that escalates one level (once: a breached clock
+    /// cannot breach again in the same cycle).
     pub fn fire_clock(
         &mut self,
         clock_id: &str,
@@ -485,6 +490,9 @@ impl TicketAggregate {
                         events.extend(self.raise_to(next, reason, Some(clock.id.clone())));
                         self.touch(now);
                     }
+                    if action == WarningAction::Reassign && self.ticket.group_id.is_some() {
+                        self.ticket.reassign_at.get_or_insert(now);
+                    }
                 }
                 Fired::Breached => {
                     self.ticket.breached = true;
@@ -504,17 +512,24 @@ impl TicketAggregate {
         events
     }
 
-    /// Whether firing asked for the ticket to go to someone else.
-    pub fn asks_reassignment(events: &[TicketEvent]) -> bool {
-        events.iter().any(|e| {
-            matches!(
-                e,
-                TicketEvent::SlaWarning {
-                    action: WarningAction::Reassign,
-                    ..
-                }
-            )
-        })
+    /// The reassignment a warning asked for: to `agent` (another agent of the group on
+    /// duty) or the group's queue. A ticket that changed hands since, or was closed, needs
+    /// none any more.
+    pub fn reassign(
+        &mut self,
+        asked_of: Option<&str>,
+        agent: Option<&Agent>,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TicketEvent>, DomainError> {
+        if self.ticket.reassign_at.take().is_none()
+            || self.ticket.assignee.as_deref() != asked_of
+            || self.ticket.status == Status::Closed
+        {
+            return Ok(Vec::new());
+        }
+        let group_id = self.ticket.group_id.clone();
+        self.route(group_id, agent, "sla_reassign", schedules, now)
     }
 }
 

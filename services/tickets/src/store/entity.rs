@@ -54,6 +54,8 @@ pub mod ticket {
         /// JSON of the complaint flow so far; null when nothing of it happened.
         #[sea_orm(column_type = "Text", nullable)]
         pub flow: Option<String>,
+        /// A threshold's reassignment not carried out yet; null when none.
+        pub reassign_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,7 @@ fn ticket_from_row(row: ticket::Model) -> Result<Ticket, DbErr> {
     };
     Ok(Ticket {
         reported_at: row.reported_at.unwrap_or(row.created_at),
+        reassign_at: row.reassign_at,
         flow,
         channel: parse_code("ticket", &row.channel)?,
         category: parse_code("ticket", &row.category)?,
@@ -115,6 +116,7 @@ fn ticket_to_row(agg: &TicketAggregate) -> Result<ticket::ActiveModel, DbErr> {
         group_id: Set(t.group_id.clone()),
         risk_at: Set(crate::domain::routing::risk(&agg.clocks).map(|(at, _)| at)),
         reported_at: Set(Some(t.reported_at)),
+        reassign_at: Set(t.reassign_at),
         flow: Set(if t.flow == ComplaintFlow::default() {
             None
         } else {
@@ -358,6 +360,26 @@ pub async fn pending_fire_times<C: ConnectionTrait>(
         .order_by_asc(clock::Column::Id)
         .limit(limit)
         .into_tuple::<(String, DateTime<Utc>)>()
+        .all(conn)
+        .await
+}
+
+/// The tickets whose threshold-asked reassignment waits for routing, by id, from
+/// `after_id`: what a rebuild puts back on the schedule.
+pub async fn pending_reassignments<C: ConnectionTrait>(
+    conn: &C,
+    after_id: &str,
+    limit: u64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
+    ticket::Entity::find()
+        .select_only()
+        .column(ticket::Column::Id)
+        .column(ticket::Column::ReassignAt)
+        .filter(ticket::Column::ReassignAt.is_not_null())
+        .filter(ticket::Column::Id.gt(after_id))
+        .order_by_asc(ticket::Column::Id)
+        .limit(limit)
+        .into_tuple()
         .all(conn)
         .await
 }

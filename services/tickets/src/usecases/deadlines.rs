@@ -1,6 +1,7 @@
 //! What the tickets service keeps on its deadline queue and what firing it means: an SLA
 //! clock's next instant (a warning, or a breach that may escalate the ticket, once per
-//! cycle), and a shift's end (its open work handed over, see `routing`). The deadline worker claims due members and hands them here in batches; the
+//! cycle), a shift's end (its open work handed over, see `routing`), and a reassignment a
+//! warning threshold asked for (routed in routing's lock order, see `routing`). The deadline worker claims due members and hands them here in batches; the
 //! database is the truth, and [`Deadlines::reconcile`] rebuilds the schedule from it.
 //! Also the SLA status read, the ticket and its clocks as one snapshot.
 
@@ -34,10 +35,14 @@ pub enum TicketsDeadline {
     Clock(String),
     /// A shift's end, when its open work is handed over, by the shift id.
     ShiftEnd(String),
+    /// A reassignment a warning threshold asked for, by the ticket id.
+    Reassign(String),
 }
 
 /// The text form of a shift's end: `shift-end:<shift id>`.
 const SHIFT_END: &str = "shift-end:";
+/// The text form of a reassignment: `reassign:<ticket id>`.
+const REASSIGN: &str = "reassign:";
 
 /// A clock's text form is its bare id: released versions scheduled that, so it never
 /// changes. Clock ids are UUIDs; text with a `:` is a prefixed member (another service's
@@ -47,12 +52,16 @@ impl Member for TicketsDeadline {
         match self {
             Self::Clock(id) => id.clone(),
             Self::ShiftEnd(id) => format!("{SHIFT_END}{id}"),
+            Self::Reassign(id) => format!("{REASSIGN}{id}"),
         }
     }
 
     fn from_text(text: &str) -> Option<Self> {
         if let Some(id) = text.strip_prefix(SHIFT_END) {
             return (!id.is_empty()).then(|| Self::ShiftEnd(id.to_owned()));
+        }
+        if let Some(id) = text.strip_prefix(REASSIGN) {
+            return (!id.is_empty()).then(|| Self::Reassign(id.to_owned()));
         }
         (!text.is_empty() && !text.contains(':')).then(|| Self::Clock(text.to_owned()))
     }
@@ -62,19 +71,25 @@ impl Deadlines for TicketsCore {
     type Member = TicketsDeadline;
     type Error = TicketsError;
 
-    /// Clocks fire together in one command; each shift's end in one of its own.
+    /// Clocks fire together in one command; each shift's end and each reassignment in
+    /// one of its own.
     async fn fire(&self, batch: &[Due<TicketsDeadline>]) -> Result<(), TicketsError> {
         let mut clocks = Vec::with_capacity(batch.len());
         let mut shift_ends = Vec::new();
+        let mut reassignments = Vec::new();
         for due in batch {
             match &due.member {
                 TicketsDeadline::Clock(id) => clocks.push(id.clone()),
                 TicketsDeadline::ShiftEnd(id) => shift_ends.push(id.as_str()),
+                TicketsDeadline::Reassign(id) => reassignments.push(id.as_str()),
             }
         }
         self.fire_clocks(&clocks).await?;
         for shift_id in shift_ends {
             self.end_shift(shift_id).await?;
+        }
+        for ticket_id in reassignments {
+            self.reassign(ticket_id).await?;
         }
         Ok(())
     }
@@ -95,7 +110,15 @@ impl Deadlines for TicketsCore {
             },
         )
         .await?;
-        Ok(clocks + shift_ends)
+        let reassignments = schedule_all(
+            queue,
+            TicketsDeadline::Reassign,
+            |after, limit| async move {
+                Ok::<_, TicketsError>(store::pending_reassignments(db, &after, limit).await?)
+            },
+        )
+        .await?;
+        Ok(clocks + shift_ends + reassignments)
     }
 }
 
@@ -138,16 +161,13 @@ impl TicketsCore {
         for (agg, policy) in aggs.iter_mut().zip(&policies) {
             let due = due_of.remove(agg.ticket.id.as_str()).unwrap_or_default();
             let before = agg.ticket.clone();
-            let mut events: Vec<TicketEvent> = due
+            let events: Vec<TicketEvent> = due
                 .iter()
                 .flat_map(|clock_id| agg.fire_clock(clock_id, policy, &schedules, now))
                 .collect();
             if events.is_empty() {
                 reschedule(&mut cmd, agg);
                 continue;
-            }
-            if TicketAggregate::asks_reassignment(&events) {
-                events.extend(self.reassign_in(cmd.txn(), agg, &schedules, now).await?);
             }
             for event in &events {
                 if let TicketEvent::SlaBreached { clock } = event {
@@ -221,6 +241,14 @@ mod tests {
         assert_eq!(member.to_text(), "shift-end:night:2030-01-07");
         assert_eq!(TicketsDeadline::from_text(&member.to_text()), Some(member));
         assert_eq!(TicketsDeadline::from_text("shift-end:"), None);
+    }
+
+    #[test]
+    fn a_reassignment_has_a_prefixed_form_of_its_own() {
+        let member = TicketsDeadline::Reassign("t-1".into());
+        assert_eq!(member.to_text(), "reassign:t-1");
+        assert_eq!(TicketsDeadline::from_text(&member.to_text()), Some(member));
+        assert_eq!(TicketsDeadline::from_text("reassign:"), None);
     }
 
     #[test]

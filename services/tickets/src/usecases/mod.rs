@@ -313,13 +313,17 @@ async fn record_all<C: InCommand>(
     Ok(())
 }
 
-/// Schedules the clocks of `agg` that can still fire and drops the others.
+/// Schedules the clocks of `agg` that can still fire and drops the others, and a
+/// reassignment a threshold asked for.
 fn reschedule<C: InCommand>(cmd: &mut C, agg: &TicketAggregate) {
     for clock in &agg.clocks {
         cmd.reschedule(
             TicketsDeadline::Clock(clock.id.clone()),
             clock.next_fire_at(),
         );
+    }
+    if let Some(at) = agg.ticket.reassign_at {
+        cmd.reschedule(TicketsDeadline::Reassign(agg.ticket.id.clone()), Some(at));
     }
 }
 

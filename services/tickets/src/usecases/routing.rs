@@ -436,36 +436,52 @@ impl TicketsCore {
 }
 
 impl TicketsCore {
-    /// A warning threshold's reassignment, inside the SLA worker's command: the ticket goes
-    /// to another agent of its group on duty now (an owed hand-off's role first), else to
-    /// the group's queue; a ticket without a group stays where it is. The worker holds
-    /// the ticket's lock already, so here the group and agents are locked after it, against
-    /// the routing commands' order: on PostgreSQL a routing command racing for the same
-    /// group can deadlock with it, and the database aborts one of the two; the worker's
-    /// batch then fails whole and its deadlines come back (nothing happens twice).
-    pub(super) async fn reassign_in<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        agg: &mut TicketAggregate,
-        schedules: &Schedules,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<TicketEvent>, TicketsError> {
-        let Some(group_id) = agg.ticket.group_id.clone() else {
-            return Ok(Vec::new());
+    /// A reassignment a warning threshold asked for, fired as a deadline of its own so it
+    /// takes routing's locks in routing's order: the ticket's group, the group's agents
+    /// on duty (another than the one the ticket is taken from, an owed hand-off's role
+    /// first), then the ticket. Once: the request is cleared in the same transaction; a
+    /// ticket that changed hands since needs none; one whose group changed in between is
+    /// tried again at once.
+    pub(super) async fn reassign(&self, ticket_id: &str) -> Result<(), TicketsError> {
+        let mut cmd = self.pipeline.begin_unkeyed("tickets.Reassign").await?;
+        let now = cmd.now();
+        let peek = store::load_aggregate(cmd.txn(), ticket_id, false).await?;
+        let Some(peek) = peek.filter(|agg| agg.ticket.reassign_at.is_some()) else {
+            return Ok(cmd.abandon().await?);
         };
-        let Some((group, last)) = store::group(conn, &group_id, true).await? else {
-            return Ok(Vec::new());
+        let group_id = peek.ticket.group_id.clone();
+        let group = match &group_id {
+            Some(id) => store::group(cmd.txn(), id, true).await?,
+            None => None,
         };
-        let agent = self
-            .choose(conn, &group, last.as_deref(), now, agg, true)
+        let agent = match &group {
+            Some((group, last)) => {
+                self.choose(cmd.txn(), group, last.as_deref(), now, &peek, true)
+                    .await?
+            }
+            None => None,
+        };
+        let asked_of = peek.ticket.assignee.clone();
+        let system = Actor::system("tickets");
+        let audit = Audit::new(&system, "sla_reassign", "a warning threshold asked for it");
+        let agg = self
+            .change(
+                &mut cmd,
+                ticket_id,
+                PolicyChoice::Kept,
+                audit,
+                |agg, j, now| {
+                    if agg.ticket.group_id != group_id {
+                        // Moved to another group meanwhile: still asked, tried again.
+                        return Ok(Vec::new());
+                    }
+                    agg.reassign(asked_of.as_deref(), agent.as_ref(), &j.schedules, now)
+                },
+            )
             .await?;
-        Ok(agg.route(
-            Some(group.id),
-            agent.as_ref(),
-            "sla_reassign",
-            schedules,
-            now,
-        )?)
+        Ok(cmd
+            .commit(&self.pipeline, &Remembered::id(&agg.ticket.id))
+            .await?)
     }
 }
 

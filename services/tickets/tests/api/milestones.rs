@@ -6,7 +6,7 @@
 //! as `SlaClockMet` publishes it. At every expected instant the test first looks 1 ms
 //! before it (nothing) and then at it (exactly what is expected).
 
-use aftersales_deadlines::worker::{Deadlines, Due};
+use aftersales_deadlines::worker::{Deadlines, Due, Member};
 use aftersales_platform::clock::ManualClock;
 use aftersales_protos::{events::v1::event_envelope::Payload, tickets::v1 as pb};
 use aftersales_tickets::usecases::TicketsDeadline;
@@ -593,4 +593,92 @@ async fn bad_flow_input_is_named_and_steps_out_of_order_are_refused() {
         assert_eq!(refusal(refused), field);
     }
     app.stop().await;
+}
+
+/// A reassignment a threshold asked for is kept on the ticket until routing carries it
+/// out: lost from the schedule (Redis flushed between the warning and its firing), the
+/// rebuild from the database puts it back, and it happens once.
+async fn a_reassignment_survives_a_lost_schedule(backend: Backend) {
+    let (mut app, manual) = spawn_at(backend).await;
+    set_up(&mut app).await;
+    advance_to(&app, &manual, at(0)).await;
+    let mut request = create_request(pb::Channel::Hotline, "");
+    request.reported_at = ts(at(-1_500));
+    let t = app
+        .client
+        .create_ticket(request)
+        .await
+        .unwrap()
+        .into_inner();
+    // As in the script: recorded at +1 s, the hand-off's first two thresholds fired.
+    advance_to(&app, &manual, at(1_000)).await;
+    app.client
+        .record_complaint(pb::RecordComplaintRequest {
+            idempotency_key: String::new(),
+            ticket_id: t.id.clone(),
+            quality: pb::QualityJudgement::QualityProblem as i32,
+            actor: None,
+        })
+        .await
+        .unwrap();
+    advance_to(&app, &manual, at(3_899)).await;
+    // The worker fires the hand-off's 90 % threshold and acknowledges it; the
+    // reassignment it asked for is scheduled after the commit, then the schedule is lost.
+    manual.set(at(3_900));
+    let claims = app
+        .queue
+        .claim(at(3_900).timestamp_millis(), 1_000, 60_000)
+        .await
+        .unwrap();
+    let ids: Vec<String> = claims.iter().map(|c| c.id.clone()).collect();
+    let due: Vec<Due<TicketsDeadline>> = claims
+        .iter()
+        .map(|c| Due {
+            member: TicketsDeadline::from_text(&c.id).expect("a member of tickets"),
+            due_ms: c.due_ms,
+        })
+        .collect();
+    assert_eq!(due.len(), 1, "the hand-off clock alone");
+    app.core.fire(&due).await.unwrap();
+    app.queue.ack(&ids).await.unwrap();
+    assert_eq!(app.ticket(&t.id).await.assignee, "a1", "not routed yet");
+    let member = TicketsDeadline::Reassign(t.id.clone()).to_text();
+    app.queue.cancel(&[member]).await.unwrap();
+    advance_to(&app, &manual, at(3_950)).await;
+    assert_eq!(
+        app.ticket(&t.id).await.assignee,
+        "a1",
+        "nothing scheduled any more"
+    );
+    // The rebuild finds the request on the ticket.
+    app.core.reconcile(&app.queue).await.unwrap();
+    advance_to(&app, &manual, at(4_000)).await;
+    assert_eq!(app.ticket(&t.id).await.assignee, "s1");
+    let reassigned = app
+        .envelopes(&t.id)
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(&e.payload, Some(Payload::TicketAssigned(a)) if a.reason == "sla_reassign")
+        })
+        .count();
+    assert_eq!(reassigned, 1);
+    // Fired again (a redelivery), it does nothing more.
+    let again = Due {
+        member: TicketsDeadline::Reassign(t.id.clone()),
+        due_ms: at(3_900).timestamp_millis(),
+    };
+    app.core.fire(&[again]).await.unwrap();
+    assert_eq!(app.ticket(&t.id).await.assignee, "s1");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reassignment_survives_a_lost_schedule_on_sqlite() {
+    a_reassignment_survives_a_lost_schedule(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_reassignment_survives_a_lost_schedule_on_postgres() {
+    a_reassignment_survives_a_lost_schedule(Backend::Postgres).await;
 }

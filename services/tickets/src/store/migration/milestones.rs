@@ -1,9 +1,10 @@
 //! The handbook's milestones (issue 16): when the customer reported the problem and how
 //! far the complaint flow is (tickets), and the several warning thresholds of a clock
-//! with how many have fired (clocks). Older tickets have no report instant (their creation
-//! counts) and no flow; older clocks keep their one threshold in `warning_percent`.
+//! with how many have fired (clocks), and a reassignment a threshold asked for and routing
+//! has not carried out yet. Older tickets have no report instant (their creation counts)
+//! and no flow; older clocks keep their one threshold in `warning_percent`.
 
-use aftersales_platform::db::schema::{text_null, ts_null};
+use aftersales_platform::db::schema::{index, text_null, ts_null};
 use sea_orm_migration::prelude::*;
 
 pub struct AddMilestones;
@@ -20,6 +21,7 @@ impl MigrationTrait for AddMilestones {
         let columns = [
             ("tickets", ts_null("reported_at")),
             ("tickets", text_null("flow")),
+            ("tickets", ts_null("reassign_at")),
             ("sla_clocks", text_null("warning_percents")),
             (
                 "sla_clocks",
@@ -43,6 +45,8 @@ impl MigrationTrait for AddMilestones {
                 .await?;
             }
         }
+        m.create_index(index("tickets_reassign_at", "tickets", &["reassign_at"]))
+            .await?;
         Ok(())
     }
 }
