@@ -292,6 +292,11 @@ impl CareService for CareApi {
             tasks: data.tasks.iter().map(proto::task).collect(),
             access_log: data.access_log.iter().map(proto::audit_entry).collect(),
             exported_at: Some(timestamp(data.exported_at)),
+            spot_checks: data
+                .spot_checks
+                .iter()
+                .map(spot_checks::spot_check)
+                .collect(),
         }))
     }
 

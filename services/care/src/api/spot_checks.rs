@@ -44,7 +44,7 @@ fn decode_cursor(v: &mut Violations, token: &str) -> Option<String> {
     decoded
 }
 
-fn spot_check(c: &SpotCheck) -> pb::SpotCheck {
+pub(super) fn spot_check(c: &SpotCheck) -> pb::SpotCheck {
     let score = c.score.as_ref();
     pb::SpotCheck {
         id: c.id(),

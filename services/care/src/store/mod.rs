@@ -47,7 +47,10 @@ pub use proactive::{
     add_tasks, drop_future_tasks, get_warranty, list_tasks, notice_recipients, save_warranty,
     warranties_of,
 };
-pub use spot_checks::{get_spot_check, insert_spot_check_score, scored_between, scored_in_week};
+pub use spot_checks::{
+    get_spot_check, insert_spot_check_score, scored_between, scored_in_week,
+    spot_checks_of_customer,
+};
 pub use surveys::{clear_comments, get_survey, insert_survey, surveys_of, surveys_recorded};
 pub use timeline::{add_timeline, timeline_page};
 

@@ -101,18 +101,46 @@ pub async fn scored_between<C: ConnectionTrait>(
         .collect())
 }
 
-/// Blanks the reviewers' notes of spot checks of the customer's tickets.
-pub async fn clear_spot_check_notes<C: ConnectionTrait>(
-    conn: &C,
-    customer_id: &str,
-) -> Result<(), DbErr> {
-    let tickets: Vec<String> = ticket_fact::Entity::find()
+/// The ids of the customer's tickets care knows.
+async fn tickets_of<C: ConnectionTrait>(conn: &C, customer_id: &str) -> Result<Vec<String>, DbErr> {
+    Ok(ticket_fact::Entity::find()
         .filter(ticket_fact::Column::CustomerId.eq(customer_id))
         .all(conn)
         .await?
         .into_iter()
         .map(|t| t.ticket_id)
-        .collect();
+        .collect())
+}
+
+/// The scored spot checks of the customer's tickets, by ticket then week: what an export
+/// of the customer's data holds.
+pub async fn spot_checks_of_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<Vec<SpotCheck>, DbErr> {
+    let mut checks = Vec::new();
+    for chunk in tickets_of(conn, customer_id).await?.chunks(500) {
+        checks.extend(
+            spot_check_score::Entity::find()
+                .filter(spot_check_score::Column::TicketId.is_in(chunk.iter().cloned()))
+                .all(conn)
+                .await?
+                .into_iter()
+                .map(spot_check),
+        );
+    }
+    checks.sort_by(|a, b| {
+        (&a.candidate.ticket_id, a.week_start).cmp(&(&b.candidate.ticket_id, b.week_start))
+    });
+    Ok(checks)
+}
+
+/// Blanks the reviewers' notes of spot checks of the customer's tickets.
+pub async fn clear_spot_check_notes<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: &str,
+) -> Result<(), DbErr> {
+    let tickets = tickets_of(conn, customer_id).await?;
     for chunk in tickets.chunks(500) {
         spot_check_score::Entity::update_many()
             .col_expr(

@@ -20,6 +20,7 @@ use crate::{
         listing::TaskFilter,
         proactive::{CareTask, Warranty},
         records::{PiiRead, Survey, TimelineEntry},
+        spot_check::SpotCheck,
     },
     error::{CareError, not_found},
     events, store,
@@ -41,6 +42,7 @@ pub struct CustomerData {
     pub tasks: Vec<CareTask>,
     pub access_log: Vec<PiiRead>,
     pub exported_at: DateTime<Utc>,
+    pub spot_checks: Vec<SpotCheck>,
 }
 
 /// The clear-text reads of a customer's personal data, oldest first: the audit records
@@ -128,6 +130,7 @@ impl CareCore {
             warranties: store::warranties_of(db, customer_id).await?,
             tasks: store::list_tasks(db, &filter, None, u64::MAX >> 1).await?,
             access_log: access_log(db, customer_id, this_read).await?,
+            spot_checks: store::spot_checks_of_customer(db, customer_id).await?,
             exported_at: self.now(),
             customer,
         })

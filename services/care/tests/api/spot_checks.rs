@@ -356,9 +356,29 @@ async fn spot_checks_and_agent_kpis(backend: Backend) {
         "g1: T1, T2, T4"
     );
 
+    // The customer's export holds the spot check of their ticket, with the note.
+    app.upsert(customer("c-T1")).await;
+    let export = |app: &mut TestApp| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .export_customer_data(pb::ExportCustomerDataRequest {
+                    customer_id: "c-T1".into(),
+                    reader: Some(reader(true)),
+                })
+                .await
+                .expect("exported")
+                .into_inner()
+                .spot_checks
+                .into_iter()
+                .map(|c| (c.ticket_id, c.score, c.note))
+                .collect::<Vec<_>>()
+        }
+    };
+    let note = "greeting fine; promised a callback it did not make".to_owned();
+    assert_eq!(export(&mut app).await, [("T1".into(), 80, note.clone())]);
     // Erasing T1's customer blanks the reviewer's note (it may quote them); the score
     // stays.
-    app.upsert(customer("c-T1")).await;
     app.client
         .erase_customer(pb::EraseCustomerRequest {
             customer_id: "c-T1".into(),
@@ -375,7 +395,6 @@ async fn spot_checks_and_agent_kpis(backend: Backend) {
         .into_iter()
         .map(|c| (c.ticket_id, c.score, c.note))
         .collect();
-    let note = "greeting fine; promised a callback it did not make".to_owned();
     assert_eq!(
         after,
         [("T1".into(), 80, String::new()), ("T2".into(), 60, note)]
