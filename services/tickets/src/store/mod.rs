@@ -7,10 +7,11 @@ mod emergencies;
 pub mod entity;
 pub mod live;
 pub mod migration;
+mod policies;
 mod team;
 mod thread;
 
-use aftersales_platform::db::{corrupt, from_json, parse_code, to_json};
+use aftersales_platform::db::{from_json, parse_code, to_json};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -20,10 +21,8 @@ use sea_orm::{
 use crate::domain::{
     Tier,
     activity::FieldChange,
-    calendar::BusinessCalendar,
     clock::SlaClock,
     listing::TicketFilter,
-    policy::SlaPolicy,
     product::ProductFacts,
     ticket::{ComplaintFlow, Ticket, TicketAggregate},
 };
@@ -32,7 +31,8 @@ pub use emergencies::{
     active_emergencies_in, end_emergency, incident_tickets, link_incident, start_emergency,
     tickets_held_by, tickets_to_hold,
 };
-use entity::{activity, calendar, clock, policy, reply, ticket};
+use entity::{activity, clock, reply, ticket};
+pub use policies::*;
 pub use team::*;
 pub use thread::{insert_reply, list_activity, list_replies, reply, settle_held_reply};
 
@@ -384,162 +384,10 @@ pub async fn pending_reassignments<C: ConnectionTrait>(
         .await
 }
 
-fn policy_from_row(row: policy::Model) -> Result<SlaPolicy, DbErr> {
-    from_json("sla_policy", &row.body)
-}
-
-/// A policy version as the current one.
-fn policy_row(p: &SlaPolicy) -> Result<policy::ActiveModel, DbErr> {
-    Ok(policy::ActiveModel {
-        id: Set(p.id.clone()),
-        version: Set(p.version as i32),
-        is_current: Set(true),
-        priority: Set(p.priority),
-        body: Set(to_json(p)?),
-        created_at: Set(p.created_at),
-    })
-}
-
-/// The current version of every policy.
-pub async fn current_policies<C: ConnectionTrait>(conn: &C) -> Result<Vec<SlaPolicy>, DbErr> {
-    let mut policies: Vec<SlaPolicy> = policy::Entity::find()
-        .filter(policy::Column::IsCurrent.eq(true))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(policy_from_row)
-        .collect::<Result<_, _>>()?;
-    policies.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
-    Ok(policies)
-}
-
-pub async fn policy_version<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-    version: u32,
-) -> Result<Option<SlaPolicy>, DbErr> {
-    policy::Entity::find_by_id((id.to_owned(), version as i32))
-        .one(conn)
-        .await?
-        .map(policy_from_row)
-        .transpose()
-}
-
-/// Stores `p` as the current version of its policy; earlier versions stay for the
-/// tickets that use them.
-pub async fn insert_policy_version<C: ConnectionTrait>(
-    conn: &C,
-    p: &SlaPolicy,
-) -> Result<(), DbErr> {
-    policy::Entity::update_many()
-        .col_expr(
-            policy::Column::IsCurrent,
-            sea_orm::sea_query::Expr::value(false),
-        )
-        .filter(policy::Column::Id.eq(p.id.as_str()))
-        .exec(conn)
-        .await?;
-    policy::Entity::insert(policy_row(p)?)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn calendars<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[String],
-) -> Result<Vec<BusinessCalendar>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    calendar::Entity::find()
-        .filter(calendar::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| {
-            from_json::<BusinessCalendar>("business_calendar", &row.body)?
-                .revalidated()
-                .map_err(|e| corrupt("business_calendar", e))
-        })
-        .collect()
-}
-
-fn calendar_row(c: &BusinessCalendar, now: DateTime<Utc>) -> Result<calendar::ActiveModel, DbErr> {
-    Ok(calendar::ActiveModel {
-        id: Set(c.id.clone()),
-        body: Set(to_json(c)?),
-        updated_at: Set(now),
-    })
-}
-
-pub async fn upsert_calendar<C: ConnectionTrait>(
-    conn: &C,
-    c: &BusinessCalendar,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    calendar::Entity::insert(calendar_row(c, now)?)
-        .on_conflict(
-            OnConflict::column(calendar::Column::Id)
-                .update_columns([calendar::Column::Body, calendar::Column::UpdatedAt])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
-/// Inserts the calendar only if no calendar has its id (first start, concurrent replicas).
-pub async fn insert_calendar_if_missing<C: ConnectionTrait>(
-    conn: &C,
-    c: &BusinessCalendar,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    calendar::Entity::insert(calendar_row(c, now)?)
-        .on_conflict(
-            OnConflict::column(calendar::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
-/// Stores `p` as the current version of its policy unless that (id, version) exists
-/// already (another replica seeding at the same time): earlier versions stay, no longer
-/// current, for the tickets that use them.
-pub async fn insert_policy_if_missing<C: ConnectionTrait>(
-    conn: &C,
-    p: &SlaPolicy,
-) -> Result<(), DbErr> {
-    let inserted = policy::Entity::insert(policy_row(p)?)
-        .on_conflict(
-            OnConflict::columns([policy::Column::Id, policy::Column::Version])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    if inserted > 0 {
-        policy::Entity::update_many()
-            .col_expr(
-                policy::Column::IsCurrent,
-                sea_orm::sea_query::Expr::value(false),
-            )
-            .filter(policy::Column::Id.eq(p.id.as_str()))
-            .filter(policy::Column::Version.ne(p.version as i32))
-            .exec(conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The tier care last published for a customer, if any.
 /// Replaces every piece of free text of the customer's tickets with `marker`: subjects,
-/// descriptions and reply bodies; evidence and attachment references are dropped; and the details of the history lines whose action
-/// is one of `free_text_actions`. Returns how many tickets the customer has; doing it again
-/// changes nothing.
+/// descriptions and reply bodies; evidence and attachment references are dropped; and
+/// the details of the history lines whose action is one of `free_text_actions`. Returns
+/// how many tickets the customer has; doing it again changes nothing.
 pub async fn erase_customer_text<C: ConnectionTrait>(
     conn: &C,
     customer_id: &str,
@@ -579,6 +427,7 @@ pub async fn erase_customer_text<C: ConnectionTrait>(
     Ok(ids.len())
 }
 
+/// The tier care last published for a customer, if any.
 pub async fn known_tier<C: ConnectionTrait>(
     conn: &C,
     customer_id: &str,

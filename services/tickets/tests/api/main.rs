@@ -10,6 +10,7 @@ mod desk_access;
 mod emergencies;
 mod helpers;
 mod live_desk;
+mod milestone_edges;
 mod milestones;
 mod other_services;
 mod personal_data;
