@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(MoveContactReadsToAuditRecords),
             Box::new(CreateOfferLoad),
             Box::new(super::parts_migration::CreatePartsTables),
+            Box::new(super::load_migration::CountOfferLoadPerStatement),
         ]
     }
 }

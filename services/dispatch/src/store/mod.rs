@@ -16,6 +16,7 @@ mod facts;
 mod jobs;
 mod keys;
 mod load;
+mod load_migration;
 pub mod migration;
 mod partners;
 mod parts;

@@ -37,6 +37,14 @@ fn lapses(jobs: &[pb::Job]) -> Vec<Due<DispatchDeadline>> {
         .collect()
 }
 
+/// Partners whose counters of offers taken (the sum over their quarters and slots) differ
+/// from their open and accepted offers.
+const COUNTERS_OFF: &str = "SELECT COUNT(*) AS n FROM \
+     (SELECT partner_id, SUM(taken) AS taken FROM offer_load GROUP BY partner_id) AS l \
+     FULL JOIN (SELECT partner_id, COUNT(*) AS taken FROM offers \
+       WHERE status IN ('open', 'accepted') GROUP BY partner_id) AS o USING (partner_id) \
+     WHERE COALESCE(l.taken, 0) <> COALESCE(o.taken, 0)";
+
 /// Jobs by the partner now holding each (`""` for none) and how many are unassigned.
 async fn holders(app: &mut TestApp, jobs: &[pb::Job]) -> (Vec<String>, usize) {
     let mut holders = Vec::new();
@@ -78,6 +86,11 @@ async fn a_batch_of_lapsed_offers_is_reoffered_within_every_partners_capacity() 
         .count("SELECT COUNT(*) AS n FROM outbox WHERE event_type = 'dispatch.JobDeclined'")
         .await;
     assert_eq!(declined, 6);
+    assert_eq!(
+        app.count(COUNTERS_OFF).await,
+        0,
+        "counters match the offers taken"
+    );
 
     app.core.fire(&batch).await.expect("fires again");
     assert_eq!(
@@ -89,6 +102,7 @@ async fn a_batch_of_lapsed_offers_is_reoffered_within_every_partners_capacity() 
         .count("SELECT COUNT(*) AS n FROM outbox WHERE event_type = 'dispatch.JobDeclined'")
         .await;
     assert_eq!(declined_again, 6);
+    assert_eq!(app.count(COUNTERS_OFF).await, 0, "counters still match");
     app.stop().await;
 }
 
