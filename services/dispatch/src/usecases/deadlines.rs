@@ -31,6 +31,8 @@ use super::{
 };
 
 const FIRE_SCOPE: &str = "dispatch.FireDeadlines";
+/// An outbox row's bytes besides its payload, roughly: ids, type, stream, trace headers.
+const EVENT_COLUMNS: usize = 512;
 
 aftersales_deadlines::deadline_members! {
     /// A deadline of the dispatch service, as the queue keeps it.
@@ -125,7 +127,10 @@ impl DispatchCore {
             changed.push(&job.agg);
         }
         store::save_jobs(cmd.txn(), &changed).await?;
-        cmd.publish(outbox).await?;
+        // In statements of a bounded size, as `save_jobs` writes (see `STATEMENT_BYTES`).
+        for run in store::by_size(outbox, |event| event.payload.len() + EVENT_COLUMNS) {
+            cmd.publish(run).await?;
+        }
         let members = batch.iter().map(|due| due.member.to_text());
         cmd.commit(&self.pipeline, &Remembered::ids(members))
             .await?;
