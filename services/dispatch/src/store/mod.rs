@@ -26,7 +26,7 @@ mod settlements;
 
 use sea_orm::{ConnectionTrait, DbBackend, QuerySelect};
 
-pub use batch::{by_size, load_jobs, lock_and_load_partners, save_jobs};
+pub use batch::{load_jobs, lock_and_load_partners, save_jobs};
 pub use facts::{active_jobs, job_facts, offer_facts, offers_taken_since, settled_work};
 pub use jobs::{
     jobs_to_seal, jobs_with_contact_of, list_jobs, load_job, offer_jobs, open_offer_deadlines,

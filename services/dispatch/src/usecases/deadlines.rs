@@ -31,8 +31,6 @@ use super::{
 };
 
 const FIRE_SCOPE: &str = "dispatch.FireDeadlines";
-/// An outbox row's bytes besides its payload, roughly: ids, type, stream, trace headers.
-const EVENT_COLUMNS: usize = 512;
 
 aftersales_deadlines::deadline_members! {
     /// A deadline of the dispatch service, as the queue keeps it.
@@ -127,10 +125,7 @@ impl DispatchCore {
             changed.push(&job.agg);
         }
         store::save_jobs(cmd.txn(), &changed).await?;
-        // In statements of a bounded size, as `save_jobs` writes (see `STATEMENT_BYTES`).
-        for run in store::by_size(outbox, |event| event.payload.len() + EVENT_COLUMNS) {
-            cmd.publish(run).await?;
-        }
+        cmd.publish(outbox).await?;
         let members = batch.iter().map(|due| due.member.to_text());
         cmd.commit(&self.pipeline, &Remembered::ids(members))
             .await?;
