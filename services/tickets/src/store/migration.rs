@@ -13,6 +13,27 @@ mod teams;
 
 pub struct Migrator;
 
+/// Adds each `(table, column)` a table does not have yet, one statement per column:
+/// SQLite alters a table one column at a time.
+async fn add_missing_columns(
+    m: &SchemaManager<'_>,
+    columns: impl IntoIterator<Item = (&'static str, ColumnDef)>,
+) -> Result<(), DbErr> {
+    for (table, mut column) in columns {
+        let name = column.get_column_name();
+        if !m.has_column(table, &name).await? {
+            m.alter_table(
+                Table::alter()
+                    .table(table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
@@ -109,19 +130,7 @@ impl MigrationTrait for AddDeskColumns {
                 long_text("changes").default("[]").to_owned(),
             ),
         ];
-        for (table, mut column) in columns {
-            let name = column.get_column_name();
-            // One column per statement: SQLite alters one at a time.
-            if !m.has_column(table, &name).await? {
-                m.alter_table(
-                    Table::alter()
-                        .table(table)
-                        .add_column(&mut column)
-                        .to_owned(),
-                )
-                .await?;
-            }
-        }
+        add_missing_columns(m, columns).await?;
         // The thread is read in id order, page after page.
         m.create_index(index(
             "ticket_replies_thread",

@@ -32,19 +32,7 @@ impl MigrationTrait for AddMilestones {
                     .to_owned(),
             ),
         ];
-        // One column per statement: SQLite alters a table one column at a time.
-        for (table, mut column) in columns {
-            let name = column.get_column_name();
-            if !m.has_column(table, &name).await? {
-                m.alter_table(
-                    Table::alter()
-                        .table(table)
-                        .add_column(&mut column)
-                        .to_owned(),
-                )
-                .await?;
-            }
-        }
+        super::add_missing_columns(m, columns).await?;
         m.create_index(index("tickets_reassign_at", "tickets", &["reassign_at"]))
             .await?;
         Ok(())
