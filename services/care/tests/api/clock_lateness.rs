@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     helpers::*,
-    ticket_events::{assigned, created, resolved, week},
+    ticket_events::{assigned, created, resolved, seed_busy_week, week},
 };
 
 /// One met clock: `late_ms` is actual minus standard (negative: early); the event names
@@ -245,41 +245,11 @@ async fn clock_lateness_per_agent_and_kind_on_sqlite() {
 /// agents, first without met clocks and then with three met clocks each (60,000). Run
 /// with `--ignored --nocapture`.
 async fn measure_a_busy_week(backend: Backend) {
-    use aftersales_care::domain::{
-        clock_lateness::MetClock,
-        facts::{Assignment, TicketFact, TicketObservation},
-    };
+    use aftersales_care::domain::clock_lateness::MetClock;
     use sea_orm::TransactionTrait;
     let mut app = spawn(backend).await;
     let (from, to) = (week(), week() + Duration::days(7));
-    let txn = app.core.db().begin().await.unwrap();
-    for i in 0..20_000 {
-        let at = week() + Duration::seconds(i * 25);
-        let mut fact = TicketFact::new(&format!("busy-{i:05}"));
-        fact.observe(&TicketObservation::Created {
-            customer_id: format!("c-{i}"),
-            order_id: format!("o-{i}"),
-            channel: None,
-            severity: None,
-            category: None,
-            product: Default::default(),
-            at,
-        });
-        fact.observe(&TicketObservation::Assigned(Assignment {
-            at,
-            event_id: format!("e-{i}"),
-            agent_id: format!("agent-{}", i % 50),
-            group_id: "g1".into(),
-        }));
-        fact.observe(&TicketObservation::Resolved {
-            customer_id: "c".into(),
-            at: at + Duration::minutes(5),
-        });
-        aftersales_care::store::save_ticket_fact(&txn, &fact)
-            .await
-            .unwrap();
-    }
-    txn.commit().await.unwrap();
+    seed_busy_week(app.core.db(), true).await;
     let started = std::time::Instant::now();
     app.kpis(from, to, KpiDimension::Agent).await;
     let without = started.elapsed();

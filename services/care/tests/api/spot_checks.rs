@@ -18,7 +18,7 @@ use tonic::Code;
 
 use crate::{
     helpers::*,
-    ticket_events::{assigned, created, resolved, week},
+    ticket_events::{assigned, created, resolved, seed_busy_week, week},
 };
 
 const RATE: u32 = 25;
@@ -482,28 +482,8 @@ fn the_sampling_rate_is_a_percentage_named_when_wrong() {
 /// Not a check: how long the sample of a busy week takes to list and to score on, with
 /// 20,000 tickets resolved by 50 agents. Run with `--ignored --nocapture`.
 async fn measure_a_busy_week(backend: Backend) {
-    use aftersales_care::domain::facts::{Assignment, TicketFact, TicketObservation};
-    use sea_orm::TransactionTrait;
     let mut app = spawn_at_rate(backend).await;
-    let txn = app.core.db().begin().await.unwrap();
-    for i in 0..20_000 {
-        let at = week() + Duration::seconds(i * 25);
-        let mut fact = TicketFact::new(&format!("busy-{i:05}"));
-        fact.observe(&TicketObservation::Assigned(Assignment {
-            at,
-            event_id: format!("e-{i}"),
-            agent_id: format!("agent-{}", i % 50),
-            group_id: "g1".into(),
-        }));
-        fact.observe(&TicketObservation::Resolved {
-            customer_id: "c".into(),
-            at: at + Duration::minutes(5),
-        });
-        aftersales_care::store::save_ticket_fact(&txn, &fact)
-            .await
-            .unwrap();
-    }
-    txn.commit().await.unwrap();
+    seed_busy_week(app.core.db(), false).await;
     let started = std::time::Instant::now();
     let page = app
         .client

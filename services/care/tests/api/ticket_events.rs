@@ -69,3 +69,42 @@ pub fn resolved(id: &str, at: DateTime<Utc>) -> EventEnvelope {
         }),
     )
 }
+
+/// A busy week for the measurements: 20,000 tickets, one every 25 s from [`week`], each
+/// assigned to one of 50 agents of group `g1` and resolved 5 minutes later, written
+/// straight into care's ticket facts (`with_creation`: their creation observed too).
+pub async fn seed_busy_week(db: &sea_orm::DatabaseConnection, with_creation: bool) {
+    use aftersales_care::domain::facts::{Assignment, TicketFact, TicketObservation};
+    use chrono::Duration;
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await.unwrap();
+    for i in 0..20_000 {
+        let at = week() + Duration::seconds(i * 25);
+        let mut fact = TicketFact::new(&format!("busy-{i:05}"));
+        if with_creation {
+            fact.observe(&TicketObservation::Created {
+                customer_id: format!("c-{i}"),
+                order_id: format!("o-{i}"),
+                channel: None,
+                severity: None,
+                category: None,
+                product: Default::default(),
+                at,
+            });
+        }
+        fact.observe(&TicketObservation::Assigned(Assignment {
+            at,
+            event_id: format!("e-{i}"),
+            agent_id: format!("agent-{}", i % 50),
+            group_id: "g1".into(),
+        }));
+        fact.observe(&TicketObservation::Resolved {
+            customer_id: "c".into(),
+            at: at + Duration::minutes(5),
+        });
+        aftersales_care::store::save_ticket_fact(&txn, &fact)
+            .await
+            .unwrap();
+    }
+    txn.commit().await.unwrap();
+}
